@@ -1,0 +1,36 @@
+# `make demo` and `make test` work on a fresh machine: they create .venv and install what they need.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Parallel test processes (pytest-xdist); CI machines have 2 cores.
+TEST_WORKERS ?= 2
+
+.PHONY: demo test lint clean bench
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.demo-installed: $(BIN)/python pyproject.toml requirements/demo.txt
+	$(BIN)/python -m pip install -q -r requirements/demo.txt
+	touch $@
+
+$(VENV)/.test-installed: $(BIN)/python pyproject.toml requirements/dev.txt
+	$(BIN)/python -m pip install -q -r requirements/dev.txt
+	touch $@
+
+demo: $(VENV)/.demo-installed
+	$(BIN)/tunebook demo --storage sqlite:///tunebook.db
+	$(BIN)/tunebook ls --storage sqlite:///tunebook.db
+
+test: $(VENV)/.test-installed
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -q -rs tests
+
+lint: $(VENV)/.test-installed
+	$(BIN)/ruff check tunebook tests benchmarks
+
+bench: $(VENV)/.test-installed
+	$(BIN)/python benchmarks/bench_logging.py
+
+clean:
+	rm -rf $(VENV) tunebook.db tunebook.db-* tunebook_checkpoints

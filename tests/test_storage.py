@@ -1,0 +1,178 @@
+"""One storage suite, run against SQLite and PostgreSQL (a real throwaway server)."""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import threading
+import time
+
+import pytest
+import sqlalchemy as sa
+
+import tunebook as tb
+from tunebook.storage import open_storage
+from tunebook.storage.base import CheckpointRecord, ClaimLost
+
+CROSSED = tb.SearchSpace(scientific={"wd": tb.Choice([0.0, 0.1])}, nuisance={"lr": tb.Float(1e-3, 1, "log")})
+SPACE = tb.SearchSpace(nuisance={"lr": tb.Float(1e-3, 1, "log")})
+
+
+def make_study(url: str, name: str = "s", trials: int = 8, space: tb.SearchSpace = SPACE) -> tb.Study:
+    return tb.create_study(name, space=space, objective=("val/error", "min"), trials=trials, max_train_steps=10, storage=url)
+
+
+def test_study_and_trials_round_trip(storage_url):
+    study = make_study(storage_url, trials=6, space=CROSSED)
+    again = tb.load_study("s", storage=storage_url)
+    assert again.record.spec == study.record.spec
+    assert [t.params for t in again.trials()] == [t.params for t in study.trials()]
+    assert [t.number for t in again.trials()] == list(range(6))
+    assert all(t.state == "pending" for t in again.trials())
+    assert again.record.generator_version.startswith("tunebook-design/1")
+
+
+def test_schema_version_is_recorded_and_newer_stores_are_refused(storage_url):
+    storage = open_storage(storage_url)
+    engine = sa.create_engine(storage.url)
+    with engine.begin() as conn:
+        assert conn.execute(sa.text("SELECT version FROM tb_schema")).scalar() == 1
+        conn.execute(sa.text("UPDATE tb_schema SET version = 99"))
+    engine.dispose()
+    from tunebook.storage.sql import SQLStorage
+
+    with pytest.raises(tb.SpecError, match="newer tunebook"):
+        SQLStorage(storage.url)
+
+
+def test_claims_are_exclusive_across_threads(storage_url):
+    study = make_study(storage_url, trials=40)
+    storage = study.storage
+    claimed: list[int] = []
+    lock = threading.Lock()
+
+    def worker(i: int) -> None:
+        while (t := storage.claim_trial(f"w{i}", study.id)) is not None:
+            with lock:
+                claimed.append(t.number)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(claimed) == list(range(40))
+
+
+def _claim_all(url: str, worker: str, out) -> None:
+    storage = open_storage(url)
+    study = storage.get_study("s")
+    while (t := storage.claim_trial(worker, study.id)) is not None:
+        out.put(t.number)
+    out.put(None)
+
+
+def test_claims_are_exclusive_across_processes(storage_url):
+    make_study(storage_url, trials=60)
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_claim_all, args=(storage_url, f"p{i}", out)) for i in range(4)]
+    for p in procs:
+        p.start()
+    numbers, done = [], 0
+    while done < len(procs):
+        item = out.get(timeout=120)
+        if item is None:
+            done += 1
+        else:
+            numbers.append(item)
+    for p in procs:
+        p.join()
+    assert sorted(numbers) == list(range(60))
+
+
+def test_metrics_batch_nan_and_best(storage_url):
+    study = make_study(storage_url)
+    storage = study.storage
+    t = storage.claim_trial("w", study.id)
+    storage.write_metrics(t.id, "w", [(1, "val/error", 0.5), (2, "val/error", 0.2), (3, "val/error", 0.2), (3, "train/loss", math.nan)])
+    storage.write_metrics(t.id, "w", [(4, "val/error", math.inf), (5, "val/error", 0.3)])
+    rows = storage.get_metrics(t.id)
+    assert len(rows) == 6
+    assert math.isnan([r for r in rows if r.name == "train/loss"][0].value)
+    assert storage.best_metric(t.id, "val/error", "min") == (0.2, 2)
+    assert storage.best_metric(t.id, "val/error", "max") == (0.5, 1)
+    # a resumed attempt drops the steps it will log again
+    storage.write_metrics(t.id, "w", [(3, "val/error", 0.1)], drop_from_step=3)
+    assert [(r.step, r.value) for r in storage.get_metrics(t.id, ["val/error"])] == [(1, 0.5), (2, 0.2), (3, 0.1)]
+
+
+def test_writes_of_a_worker_that_lost_its_trial_change_nothing(storage_url):
+    study = make_study(storage_url, trials=1)
+    storage = study.storage
+    t = storage.claim_trial("old", study.id)
+    storage.release_worker_trials(["old"])  # presumed dead
+    t2 = storage.claim_trial("new", study.id)
+    assert t2.id == t.id and t2.attempts == 2
+    with pytest.raises(ClaimLost):
+        storage.write_metrics(t.id, "old", [(1, "val/error", 0.0)])
+    with pytest.raises(ClaimLost):
+        storage.finish_trial(t.id, "old", "completed", value=0.0, best_step=1)
+    assert storage.get_metrics(t.id) == []
+    storage.finish_trial(t.id, "new", "completed", value=0.5, best_step=3)
+    done = storage.get_trial(t.id)
+    assert (done.state, done.value, done.best_step) == ("completed", 0.5, 3)
+    with pytest.raises(ClaimLost):  # a finished trial never changes
+        storage.finish_trial(t.id, "new", "failed", error="late")
+
+
+def test_stale_trials_are_reclaimed_then_failed_after_too_many_lost_workers(storage_url):
+    study = make_study(storage_url, trials=1)
+    storage = study.storage
+    first = storage.claim_trial("a", study.id)
+    assert storage.claim_trial("b", study.id, stale_after=30) is None  # heartbeat is fresh
+    time.sleep(0.3)
+    second = storage.claim_trial("b", study.id, stale_after=0.1, max_lost_workers=3)
+    assert second.id == first.id and second.worker_id == "b" and second.lost_workers == 1
+    time.sleep(0.3)
+    third = storage.claim_trial("c", study.id, stale_after=0.1, max_lost_workers=3)
+    assert third.lost_workers == 2
+    time.sleep(0.3)
+    assert storage.claim_trial("d", study.id, stale_after=0.1, max_lost_workers=3) is None
+    failed = storage.get_trial(first.id)
+    assert failed.state == "failed" and "worker died 3 times" in failed.error
+
+
+def test_checkpoint_manifest(storage_url):
+    study = make_study(storage_url, trials=1)
+    storage = study.storage
+    t = storage.claim_trial("w", study.id)
+    kept = [CheckpointRecord(t.id, 10, "/x/10", 0.3), CheckpointRecord(t.id, 20, "/x/20", None)]
+    storage.set_checkpoints(t.id, "w", kept)
+    assert storage.get_checkpoints(t.id) == kept
+    storage.set_checkpoints(t.id, "w", kept[1:])
+    assert storage.get_checkpoints(t.id) == kept[1:]
+
+
+def test_summaries_aggregate_counts_and_best(storage_url):
+    study = make_study(storage_url, trials=4)
+    storage = study.storage
+    for value, state in ((0.4, "completed"), (0.2, "completed"), (None, "infeasible")):
+        t = storage.claim_trial("w", study.id)
+        storage.finish_trial(t.id, "w", state, value=value, best_step=7, infeasible_reason="x" if value is None else None)
+    (summary,) = storage.study_summaries()
+    assert summary["counts"] == {"completed": 2, "infeasible": 1, "pending": 1}
+    assert summary["best"] == {"number": 1, "value": 0.2, "step": 7}
+
+
+def test_bad_urls_are_one_clear_error(tmp_path):
+    for url, words in (
+        ("mysql://x/y", "unknown storage scheme"),
+        ("sqlite:///:memory:", "in-memory"),
+        (f"sqlite:///{tmp_path}/missing/dir/t.db", "does not exist"),
+        ("tunebook", "not a storage URL"),
+        ("postgresql://127.0.0.1:1/nothing", "cannot open"),
+    ):
+        with pytest.raises(tb.SpecError) as info:
+            open_storage(url)
+        assert info.value.field == "storage" and words in str(info.value), (url, str(info.value))

@@ -1,0 +1,7 @@
+"""`python -m tunebook` runs the CLI."""
+
+import sys
+
+from tunebook.cli import main
+
+sys.exit(main())

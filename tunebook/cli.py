@@ -1,0 +1,359 @@
+"""The ``tunebook`` command: a thin shell over the library.
+
+Every bad input prints one line naming the field and the fix, and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from tunebook._errors import MissingExtraError, SpecError
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and still exit code 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_BAD_INPUT, f"tunebook: error: {message}; see `{self.prog} --help`\n")
+
+
+def _fmt_value(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _ago(t: float | None, now: float) -> str:
+    if t is None:
+        return "-"
+    s = max(0.0, now - t)
+    return f"{s:.0f}s ago" if s < 120 else f"{s / 60:.0f}m ago" if s < 7200 else f"{s / 3600:.1f}h ago"
+
+
+# run -------------------------------------------------------------------------
+def cmd_run(args: argparse.Namespace) -> int:
+    from tunebook.execution import run
+    from tunebook.study import study_from_spec_file
+
+    devices = None
+    if args.devices:
+        devices = [d.strip() for d in args.devices.split(",") if d.strip()]
+        if not args.workers_given:
+            args.workers = len(devices)
+    repro = "tunebook " + shlex.join(args.argv)
+    study, train = study_from_spec_file(args.spec, storage=args.storage, repro_command=repro)
+    result = run(
+        study, train, workers=args.workers, devices=devices, checkpoint_dir=args.checkpoint_dir,
+        progress=not args.quiet,
+    )
+    _print_outcome(study)
+    if result.interrupted:
+        print(f"interrupted: running trials went back to pending; run the same command again to resume {study.name!r}")
+        return EXIT_INTERRUPTED
+    return 0
+
+
+def _print_outcome(study: Any) -> None:
+    counts = study.counts()
+    best = study.best_trial()
+    metric, mode = study.objective
+    print(
+        f"{study.name}: {counts['completed']} completed, {counts['infeasible']} infeasible, "
+        f"{counts['failed']} failed, {counts['pending'] + counts['running']} left of {sum(counts.values())}"
+    )
+    if best is not None:
+        print(f"best {metric} ({mode}) = {best.value:.6g} at step {best.best_step}, trial #{best.number}: {best.params}")
+    from tunebook.storage import redact
+
+    print(f"stored in {redact(study.storage.url)}")
+
+
+# demo ------------------------------------------------------------------------
+def cmd_demo(args: argparse.Namespace) -> int:
+    from tunebook.execution import run
+    from tunebook.study import create_study
+    from tunebook.workloads.digits import demo_spec, train
+
+    spec = demo_spec()
+    spec.pop("study")
+    name = "digits-weight-decay"
+    study = create_study(
+        name,
+        space=spec.pop("search_space"),
+        storage=args.storage,
+        repro_command="tunebook " + shlex.join(args.argv),
+        **spec,
+    )
+    started = time.monotonic()
+    result = run(study, train, workers=args.workers, progress=not args.quiet)
+    _print_outcome(study)
+    print(f"demo took {time.monotonic() - started:.0f}s; see the notebook with `tunebook ls`")
+    return EXIT_INTERRUPTED if result.interrupted else 0
+
+
+# ls --------------------------------------------------------------------------
+def _summary_rows(storage: Any) -> list[dict[str, Any]]:
+    rows = []
+    for item in storage.study_summaries():
+        s, c, best = item["study"], item["counts"], item["best"]
+        total = sum(c.values())
+        repro = s.repro_command or ""
+        if s.git_commit:
+            repro += f"  @ {s.git_commit[:10]}{' (dirty tree)' if s.git_dirty else ''}"
+        rows.append(
+            {
+                "experiment": s.experiment,
+                "study": s.name,
+                "round": s.round,
+                "goal": s.goal,
+                "config": f"{s.config_path}@{s.config_hash}" if s.config_path else "(python)",
+                "objective": f"{s.objective_metric} ({s.objective_mode})",
+                "completed": c.get("completed", 0),
+                "infeasible": c.get("infeasible", 0),
+                "failed": c.get("failed", 0),
+                "pending": c.get("pending", 0),
+                "running": c.get("running", 0),
+                "total": total,
+                "best_value": None if best is None else best["value"],
+                "best_step": None if best is None else best["step"],
+                "best_trial": None if best is None else best["number"],
+                "reproduce": repro,
+                "git_commit": s.git_commit,
+                "git_dirty": s.git_dirty,
+                "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(s.created_at)),
+            }
+        )
+    return rows
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    from tunebook.storage import open_storage
+
+    rows = _summary_rows(open_storage(args.storage))
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no studies yet: `tunebook init` writes an example, `tunebook demo` runs one")
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="tunebook experiment notebook", show_lines=True)
+    for column in ("experiment / study", "goal", "config", "trials c/i/f/total", "best", "reproduce", "created"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        best = "-" if r["best_value"] is None else f"{r['objective']} = {r['best_value']:.4g}\n@ step {r['best_step']} (#{r['best_trial']})"
+        table.add_row(
+            f"{r['experiment']}\n{r['study']} (round {r['round']})",
+            r["goal"],
+            r["config"],
+            f"{r['completed']}/{r['infeasible']}/{r['failed']}/{r['total']}",
+            best,
+            r["reproduce"],
+            r["created"],
+        )
+    # Wide enough not to fold the reproduction command when piped to a file.
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+    return 0
+
+
+# status ----------------------------------------------------------------------
+def cmd_status(args: argparse.Namespace) -> int:
+    from tunebook.execution._runner import DEFAULT_STALE_AFTER
+    from tunebook.storage import open_storage
+    from tunebook.study import load_study
+
+    storage = open_storage(args.storage)
+    if not args.study:
+        rows = _summary_rows(storage)
+        if not rows:
+            print("no studies yet")
+        for r in rows:
+            print(
+                f"{r['study']}: {r['completed']} completed, {r['infeasible']} infeasible, {r['failed']} failed, "
+                f"{r['running']} running, {r['pending']} pending of {r['total']}; best {_fmt_value(r['best_value'])}"
+            )
+        return 0
+    study = load_study(args.study, storage)
+    now = time.time()
+    trials = study.trials()
+    counts = study.counts()
+    print(f"study {study.name} ({study.experiment}): {study.goal}")
+    print("  " + ", ".join(f"{k} {v}" for k, v in counts.items()) + f" of {len(trials)}")
+    for t in trials:
+        if t.state == "running":
+            stale = t.heartbeat_at is not None and now - t.heartbeat_at > DEFAULT_STALE_AFTER
+            print(
+                f"  running #{t.number} on {t.worker_id}, heartbeat {_ago(t.heartbeat_at, now)}"
+                + ("  STALE: its worker looks dead; it is re-queued on the next claim" if stale else "")
+            )
+        elif t.state == "pending" and t.attempts:
+            print(f"  re-queued #{t.number} (attempts {t.attempts}, lost workers {t.lost_workers})")
+    best = study.best_trial()
+    if best is not None:
+        print(f"  best {study.objective[0]} = {best.value:.6g} at step {best.best_step}, trial #{best.number}: {best.params}")
+    for t in trials:
+        if t.state == "infeasible":
+            print(f"  infeasible #{t.number}: {t.infeasible_reason}")
+        elif t.state == "failed":
+            last = (t.error or "").strip().splitlines()[-1:] or [""]
+            print(f"  failed #{t.number}: {last[0]}")
+    return 0
+
+
+# init ------------------------------------------------------------------------
+EXAMPLE_SPEC = """\
+# A tunebook study: one round of the playbook's incremental tuning.
+# Run it with `tunebook run study.yaml --workers 2`; see it with `tunebook ls`.
+study: example-weight-decay          # a new round gets a new name
+goal: Does weight decay help?        # the question this round answers
+train: train.py:train                # module:function, or file.py:function beside this file
+objective: {metric: val/loss, mode: min}
+trials: 12                           # raise it later to sample more (same sequence)
+max_train_steps: 200                 # never tuned inside a study
+search_space:
+  scientific:                        # what the study measures
+    weight_decay: {choice: [0.0, 1.0e-2]}
+  nuisance:                          # optimized away for a fair comparison
+    learning_rate: {min: 1.0e-3, max: 1.0, scale: log}
+  fixed:                             # held constant
+    batch_size: 32
+infeasible_if:                       # NaN/Inf always counts as infeasible
+  train/loss: {above: 1.0e+3}
+"""
+
+EXAMPLE_TRAIN = '''\
+"""An example training function for tunebook: linear regression in PyTorch.
+
+tunebook calls train(trial) once per trial. trial.params holds every
+hyperparameter (scientific, nuisance and fixed); trial.seed is the trial's seed.
+"""
+
+import torch
+
+
+def train(trial):
+    hp = trial.params
+    torch.manual_seed(trial.seed)
+    x = torch.randn(512, 8)
+    y = x @ torch.linspace(-1, 1, 8) + 0.1 * torch.randn(512)
+    x_val, y_val = x[448:], y[448:]
+    model = torch.nn.Linear(8, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=hp["learning_rate"], weight_decay=hp["weight_decay"])
+
+    start = 1
+    resumed = trial.restore()                      # after an interruption: continue
+    if resumed is not None:
+        model.load_state_dict(resumed.state["model"])
+        opt.load_state_dict(resumed.state["optimizer"])
+        start = resumed.step + 1
+
+    for step in range(start, trial.max_train_steps + 1):
+        idx = torch.randint(0, 448, (hp["batch_size"],))
+        loss = torch.nn.functional.mse_loss(model(x[idx]).squeeze(-1), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        trial.log(step, **{"train/loss": loss.detach()})   # a tensor: no device sync
+        if step % 20 == 0:
+            with torch.no_grad():
+                val = torch.nn.functional.mse_loss(model(x_val).squeeze(-1), y_val)
+            trial.log(step, **{"val/loss": val})
+            trial.checkpoint(step, {"model": model.state_dict(), "optimizer": opt.state_dict()})
+'''
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    folder = Path(args.dir)
+    if not folder.is_dir():
+        raise SpecError("--dir", f"folder {str(folder)!r} does not exist", "create it first")
+    files = {folder / "study.yaml": EXAMPLE_SPEC, folder / "train.py": EXAMPLE_TRAIN}
+    existing = [str(p) for p in files if p.exists()]
+    if existing and not args.force:
+        raise SpecError("--dir", f"{existing[0]} exists already", "pass --force to overwrite, or --dir another folder")
+    for path, text in files.items():
+        path.write_text(text)
+        print(f"wrote {path}")
+    print(f"next: tunebook run {folder / 'study.yaml'} --workers 2")
+    return 0
+
+
+# parser ----------------------------------------------------------------------
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="tunebook",
+        description="The Deep Learning Tuning Playbook as software.",
+        epilog="example: tunebook demo && tunebook ls",
+    )
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+
+    def verb(name: str, handler: Callable[[argparse.Namespace], int], help: str, example: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help, epilog=f"example: {example}",
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.set_defaults(handler=handler)
+        if name != "init":
+            p.add_argument("--storage", help="sqlite:///file.db (default ./tunebook.db, or $TUNEBOOK_STORAGE) or postgresql://...")
+        return p
+
+    p = verb("run", cmd_run, "run (or resume) the study described by a YAML spec", "tunebook run study.yaml --workers 2")
+    p.add_argument("spec", help="the study's YAML file")
+    p.add_argument("--workers", type=_positive, default=1, help="worker processes (0: in this process)")
+    p.add_argument("--devices", help="comma-separated device ids, one per worker (CUDA_VISIBLE_DEVICES)")
+    p.add_argument("--checkpoint-dir", help="where checkpoints go (default: beside the SQLite file)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+    p = verb("demo", cmd_demo, "run the bundled digits study end to end", "tunebook demo --workers 2")
+    p.add_argument("--workers", type=_positive, default=2)
+    p.add_argument("--quiet", action="store_true")
+
+    p = verb("ls", cmd_ls, "the experiment notebook: every study, its goal, config, trials, best value, reproduction", "tunebook ls --format json")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+
+    p = verb("status", cmd_status, "trial states of the stored studies, or of one study (running, stale, re-queued)", "tunebook status digits-weight-decay")
+    p.add_argument("study", nargs="?")
+
+    p = verb("init", cmd_init, "write a commented example study.yaml and train.py", "tunebook init --dir my-study")
+    p.add_argument("--dir", default=".")
+    p.add_argument("--force", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    args.argv = argv
+    args.workers_given = "--workers" in argv or any(a.startswith("--workers=") for a in argv)
+    try:
+        return args.handler(args)
+    except (SpecError, MissingExtraError) as exc:
+        print(f"tunebook: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""Trial designs: which hyperparameter points a study runs.
+
+The playbook prefers quasi-random search in the exploration phase ("Why use
+quasi-random search instead of more sophisticated black box optimization
+algorithms"): scrambled Halton points (Owen's randomization, arXiv 1706.03200),
+here from :class:`scipy.stats.qmc.Halton` with ``scramble=True`` and a stored
+seed. Numeric dimensions take Halton coordinates. Categorical dimensions take a
+*balanced* assignment instead (each block of ``n`` consecutive trials is a
+seeded permutation of the ``n`` values), so that every value is run equally
+often, within one, at any prefix of the study; a Halton coordinate cut into
+``n`` bins is only balanced when ``n`` matches its base.
+
+Designs extend: asking for more trials of the same study appends the next
+points of the same sequences and leaves earlier trials untouched.
+
+The **crossed** design (default) gives every combination of scientific values
+the same quasi-random nuisance points and the same seeds: a paired comparison.
+The **joint** design puts the scientific dimensions into the sequence.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tunebook._errors import SpecError
+from tunebook.space import Choice, Param, SearchSpace
+
+#: Stored with every study. Trials are materialized at creation, so a stored
+#: study re-opens identically whatever this says; it tells which code extended it.
+GENERATOR_VERSION = "tunebook-design/1 (scipy.stats.qmc.Halton scramble=True; balanced choices)"
+
+DESIGNS = ("quasi_random", "random", "grid")
+SCIENTIFIC_DESIGNS = ("crossed", "joint")
+MAX_GRID_DIMS = 2
+
+
+@dataclass(frozen=True)
+class DesignPoint:
+    """One trial of a design: values of the varied hyperparameters and a seed."""
+
+    params: dict[str, Any]
+    seed: int
+    point: int  # index of the nuisance point (equal across a crossed group)
+
+
+def halton(n: int, d: int, seed: int, start: int = 0) -> np.ndarray:
+    """Points ``start .. start+n-1`` of a scrambled Halton sequence in ``[0, 1)^d``."""
+    from scipy.stats import qmc
+
+    if n <= 0 or d == 0:
+        return np.zeros((max(n, 0), d))
+    sampler = qmc.Halton(d=d, scramble=True, rng=np.random.default_rng(seed))
+    if start:
+        sampler.fast_forward(start)
+    return sampler.random(n)
+
+
+def pseudo_random(n: int, d: int, seed: int, start: int = 0) -> np.ndarray:
+    """Uniform pseudo-random points; prefix-stable, so designs extend like Halton."""
+    rng = np.random.default_rng(seed)
+    return rng.random((start + max(n, 0), d))[start:]
+
+
+def balanced_choice(index: int, n_values: int, seed: int, dim: int) -> int:
+    """Which of ``n_values`` values trial ``index`` takes: a seeded permutation per block."""
+    block, offset = divmod(index, n_values)
+    order = np.random.default_rng([seed, dim, block]).permutation(n_values)
+    return int(order[offset])
+
+
+def trial_seed(study_seed: int, point: int) -> int:
+    """The training seed of nuisance point ``point`` (shared by a crossed group)."""
+    return int(np.random.SeedSequence([study_seed, point]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def _sequence(
+    params: dict[str, Param], n: int, seed: int, start: int, design: str
+) -> list[dict[str, Any]]:
+    """``n`` points of the sequence design over ``params``, from index ``start``."""
+    names = list(params)
+    numeric = [k for k in names if not isinstance(params[k], Choice)]
+    sample = halton if design == "quasi_random" else pseudo_random
+    unit = sample(n, len(numeric), seed, start)
+    points = []
+    for row in range(n):
+        index = start + row
+        values: dict[str, Any] = {}
+        for dim, name in enumerate(names):
+            param = params[name]
+            if isinstance(param, Choice):
+                values[name] = param.values[balanced_choice(index, len(param.values), seed, dim)]
+            else:
+                values[name] = param.from_unit(float(unit[row, numeric.index(name)]))
+        points.append(values)
+    return points
+
+
+def grid_points(params: dict[str, Param], trials: int, force: bool = False) -> list[dict[str, Any]]:
+    """A full grid: every choice value, numeric axes evenly spaced (ends included)."""
+    if len(params) > MAX_GRID_DIMS and not force:
+        raise SpecError(
+            "design",
+            f"a grid over {len(params)} hyperparameters wastes trials (the playbook keeps grids to 1-2 dims)",
+            "use design: quasi_random, or set grid_force: true",
+        )
+    fixed_count = int(np.prod([len(p.values) for p in params.values() if isinstance(p, Choice)]))
+    numeric = [k for k, p in params.items() if not isinstance(p, Choice)]
+    per_axis = round((trials / fixed_count) ** (1 / len(numeric))) if numeric else 1
+    total = fixed_count * per_axis ** len(numeric)
+    if total != trials or per_axis < 1:
+        raise SpecError(
+            "trials",
+            f"{trials} trials do not fill a grid over {list(params)}",
+            f"use trials: {max(total, fixed_count)}",
+        )
+    axes = []
+    for name, param in params.items():
+        if isinstance(param, Choice):
+            axes.append(list(param.values))
+        else:
+            ticks = [0.5] if per_axis == 1 else np.linspace(0.0, 1.0, per_axis)
+            axes.append([param.from_unit(float(u)) for u in ticks])
+    return [dict(zip(params, combo)) for combo in itertools.product(*axes)]
+
+
+def scientific_combinations(space: SearchSpace) -> list[dict[str, Any]]:
+    """Every combination of scientific values (the crossed design's groups)."""
+    for name, param in space.scientific.items():
+        if not isinstance(param, Choice):
+            raise SpecError(
+                f"search_space.scientific.{name}",
+                "the crossed design needs listed scientific values",
+                "write {choice: [...]}, or set scientific_design: joint",
+            )
+    names = list(space.scientific)
+    return [dict(zip(names, combo)) for combo in itertools.product(*(space.scientific[k].values for k in names))]
+
+
+def materialize(
+    space: SearchSpace,
+    trials: int,
+    seed: int,
+    *,
+    design: str = "quasi_random",
+    scientific_design: str = "crossed",
+    start: int = 0,
+    grid_force: bool = False,
+) -> list[DesignPoint]:
+    """Trials ``start .. trials-1`` of a study's design.
+
+    >>> from tunebook.space import Float
+    >>> space = SearchSpace(scientific={"wd": Choice([0, 1])}, nuisance={"lr": Float(0.1, 1)})
+    >>> pts = materialize(space, 4, seed=0)
+    >>> [p.params["wd"] for p in pts], pts[0].params["lr"] == pts[1].params["lr"]
+    ([0, 1, 0, 1], True)
+    """
+    if design not in DESIGNS:
+        raise SpecError("design", f"unknown design {design!r}", f"use one of {', '.join(DESIGNS)}")
+    if scientific_design not in SCIENTIFIC_DESIGNS:
+        raise SpecError(
+            "scientific_design", f"unknown value {scientific_design!r}", "use 'crossed' or 'joint'"
+        )
+    if design == "grid":
+        points = grid_points(space.params, trials, grid_force)
+        return [DesignPoint(p, trial_seed(seed, i), i) for i, p in enumerate(points)][start:]
+    if scientific_design == "joint" or not space.scientific:
+        points = _sequence(space.params, trials - start, seed, start, design)
+        return [DesignPoint(p, trial_seed(seed, start + i), start + i) for i, p in enumerate(points)]
+
+    groups = scientific_combinations(space)
+    k = len(groups)
+    if trials % k:
+        lower, upper = trials - trials % k, trials - trials % k + k
+        raise SpecError(
+            "trials",
+            f"{trials} is not a multiple of the {k} scientific combinations (crossed design)",
+            f"use trials: {upper}" + (f" or {lower}" if lower else ""),
+        )
+    first, last = start // k, trials // k
+    nuisance = _sequence(space.nuisance, last - first, seed, first, design) if space.nuisance else [
+        {} for _ in range(last - first)
+    ]
+    out = []
+    for offset, values in enumerate(nuisance):
+        point = first + offset
+        for group in groups:
+            out.append(DesignPoint({**group, **values}, trial_seed(seed, point), point))
+    # start may fall inside a group only when a study is resumed mid-group; keep exact indices.
+    return out[start - first * k:]

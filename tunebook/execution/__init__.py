@@ -1,0 +1,41 @@
+"""Executors: the local process pool (``run``); claim/heartbeat/resume logic in ``_runner``."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Sequence
+
+from tunebook.execution.local import RunResult, run_local
+from tunebook.study import Study
+
+
+def run(
+    study: Study,
+    train: Callable[..., Any] | None = None,
+    *,
+    workers: int = 1,
+    devices: Sequence[str | int] | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+    **options: Any,
+) -> RunResult:
+    """Run a study's pending trials on this machine; resumes an unfinished study.
+
+    ``train`` defaults to the study's stored ``module:function``. ``workers=0``
+    runs in this process (for debugging); ``devices`` gives one accelerator per
+    worker (``CUDA_VISIBLE_DEVICES``).
+    """
+    if train is None:
+        if not study.train_ref:
+            from tunebook._errors import SpecError
+
+            raise SpecError("train", "the study stores no training function", "pass train=your_function")
+        from tunebook.study import resolve_train
+
+        train = resolve_train(study.train_ref)
+    return run_local(
+        study, train, workers=workers, devices=devices, checkpoint_dir=checkpoint_dir, progress=progress, **options
+    )
+
+
+__all__ = ["RunResult", "run"]

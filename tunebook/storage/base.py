@@ -1,0 +1,198 @@
+"""The storage contract.
+
+A :class:`Storage` holds experiments, studies, trials, metric curves and the
+checkpoint manifest. Every implementation keeps these promises:
+
+- Instances are safe to use from several threads of one process; each process
+  opens its own (see :func:`tunebook.storage.open_storage`).
+- ``create_study`` stores a study and its materialized trials in one
+  transaction: a study is either there whole or not at all.
+- ``claim_trial`` is atomic across processes and machines: a pending trial is
+  handed to exactly one worker.
+- Writes that belong to a running trial (metrics, heartbeats, the final state)
+  name the worker; once another worker has taken the trial over, they raise
+  :class:`ClaimLost` and change nothing, so a worker presumed dead cannot
+  overwrite the trial.
+- A finished trial (completed, infeasible, failed) never changes afterwards.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+PENDING, RUNNING, COMPLETED, INFEASIBLE, FAILED = "pending", "running", "completed", "infeasible", "failed"
+STATES = (PENDING, RUNNING, COMPLETED, INFEASIBLE, FAILED)
+FINISHED = (COMPLETED, INFEASIBLE, FAILED)
+
+
+class ClaimLost(RuntimeError):
+    """The trial is no longer this worker's (it was re-queued and claimed elsewhere)."""
+
+
+class StudyExists(RuntimeError):
+    """A study of that name is already stored."""
+
+
+@dataclass
+class StudyRecord:
+    name: str
+    spec: dict[str, Any]
+    spec_hash: str
+    objective_metric: str
+    objective_mode: str
+    max_train_steps: int
+    trials_budget: int
+    seed: int
+    generator_version: str
+    experiment: str
+    goal: str = ""
+    config_path: str | None = None
+    config_hash: str | None = None
+    repro_command: str | None = None
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+    parent: str | None = None
+    round: int = 1
+    created_at: float = 0.0
+    id: int | None = None
+
+
+@dataclass
+class TrialRecord:
+    id: int
+    study_id: int
+    number: int
+    params: dict[str, Any]
+    seed: int
+    state: str
+    value: float | None = None
+    best_step: int | None = None
+    infeasible_reason: str | None = None
+    error: str | None = None
+    worker_id: str | None = None
+    heartbeat_at: float | None = None
+    attempts: int = 0
+    lost_workers: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CheckpointRecord:
+    trial_id: int
+    step: int
+    path: str
+    value: float | None
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    step: int
+    name: str
+    value: float
+
+
+def is_better(a: float, b: float | None, mode: str) -> bool:
+    """Is objective value ``a`` better than ``b`` (None or NaN loses to anything finite)?"""
+    if b is None or math.isnan(b):
+        return not math.isnan(a)
+    return a < b if mode == "min" else a > b
+
+
+class Storage(ABC):
+    """Where studies live. See the module docstring for the promises."""
+
+    url: str
+
+    # studies ---------------------------------------------------------------
+    @abstractmethod
+    def create_study(self, study: StudyRecord, trials: Sequence[dict[str, Any]]) -> int:
+        """Store the study and its trials (``{"number", "params", "seed"}``) atomically."""
+
+    @abstractmethod
+    def extend_study(self, study_id: int, trials: Sequence[dict[str, Any]], budget: int) -> None:
+        """Append trials and raise the budget, atomically."""
+
+    @abstractmethod
+    def get_study(self, name: str) -> StudyRecord | None: ...
+
+    @abstractmethod
+    def list_studies(self) -> list[StudyRecord]: ...
+
+    @abstractmethod
+    def study_summaries(self) -> list[dict[str, Any]]:
+        """Per study: counts by state and the best trial, aggregated in the database."""
+
+    # trials ----------------------------------------------------------------
+    @abstractmethod
+    def get_trials(self, study_id: int, states: Iterable[str] | None = None) -> list[TrialRecord]: ...
+
+    @abstractmethod
+    def get_trial(self, trial_id: int) -> TrialRecord | None: ...
+
+    @abstractmethod
+    def claim_trial(
+        self,
+        worker_id: str,
+        study_id: int | None = None,
+        stale_after: float | None = None,
+        max_lost_workers: int = 3,
+    ) -> TrialRecord | None:
+        """Hand one pending trial (or one whose worker stopped heartbeating) to ``worker_id``."""
+
+    @abstractmethod
+    def heartbeat(self, trial_id: int, worker_id: str) -> None: ...
+
+    @abstractmethod
+    def finish_trial(
+        self,
+        trial_id: int,
+        worker_id: str,
+        state: str,
+        *,
+        value: float | None = None,
+        best_step: int | None = None,
+        infeasible_reason: str | None = None,
+        error: str | None = None,
+    ) -> None: ...
+
+    @abstractmethod
+    def release_trial(self, trial_id: int, worker_id: str) -> None:
+        """Running → pending (the worker is stopping); checkpoints are kept for the resume."""
+
+    @abstractmethod
+    def release_worker_trials(self, worker_ids: Iterable[str]) -> int:
+        """Put every trial still running under these (dead) workers back to pending."""
+
+    # metrics ---------------------------------------------------------------
+    @abstractmethod
+    def write_metrics(
+        self,
+        trial_id: int,
+        worker_id: str,
+        rows: Sequence[tuple[int, str, float]],
+        drop_from_step: int | None = None,
+    ) -> None:
+        """One transaction: heartbeat, drop rows at or after ``drop_from_step``, insert ``rows``."""
+
+    @abstractmethod
+    def get_metrics(self, trial_id: int, names: Iterable[str] | None = None) -> list[MetricRow]: ...
+
+    @abstractmethod
+    def best_metric(self, trial_id: int, name: str, mode: str) -> tuple[float, int] | None:
+        """Best finite value of ``name`` and its (first) step, computed in the database."""
+
+    # checkpoints -----------------------------------------------------------
+    @abstractmethod
+    def set_checkpoints(self, trial_id: int, worker_id: str, kept: Sequence[CheckpointRecord]) -> None:
+        """Replace the trial's checkpoint manifest with ``kept``."""
+
+    @abstractmethod
+    def get_checkpoints(self, trial_id: int) -> list[CheckpointRecord]: ...
+
+    def close(self) -> None:  # pragma: no cover - default no-op
+        """Release connections."""

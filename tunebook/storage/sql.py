@@ -1,0 +1,544 @@
+"""The SQL storage: SQLAlchemy Core over SQLite (default) or PostgreSQL.
+
+SQLite runs in WAL mode with a long busy timeout, and every write transaction
+starts with ``BEGIN IMMEDIATE`` so that concurrent writers queue for the lock
+instead of failing half-way with "database is locked". PostgreSQL claims with
+``SELECT ... FOR UPDATE SKIP LOCKED``. Timestamps are seconds since the epoch.
+NaN metric values are stored as NULL (SQLite cannot store NaN) and read back
+as NaN.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Any, Iterable, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from tunebook.storage.base import (
+    FINISHED,
+    PENDING,
+    RUNNING,
+    FAILED,
+    CheckpointRecord,
+    ClaimLost,
+    MetricRow,
+    Storage,
+    StudyExists,
+    StudyRecord,
+    TrialRecord,
+)
+
+SCHEMA_VERSION = 1
+
+metadata = sa.MetaData()
+
+schema_table = sa.Table("tb_schema", metadata, sa.Column("version", sa.Integer, nullable=False))
+
+experiments = sa.Table(
+    "tb_experiments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("notes", sa.Text, nullable=False, default=""),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+studies = sa.Table(
+    "tb_studies",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("experiment_id", sa.Integer, sa.ForeignKey("tb_experiments.id"), nullable=False),
+    sa.Column("goal", sa.Text, nullable=False, default=""),
+    sa.Column("spec", sa.Text, nullable=False),
+    sa.Column("spec_hash", sa.String(64), nullable=False),
+    sa.Column("objective_metric", sa.String(200), nullable=False),
+    sa.Column("objective_mode", sa.String(3), nullable=False),
+    sa.Column("max_train_steps", sa.Integer, nullable=False),
+    sa.Column("trials_budget", sa.Integer, nullable=False),
+    sa.Column("seed", sa.BigInteger, nullable=False),
+    sa.Column("generator_version", sa.String(200), nullable=False),
+    sa.Column("config_path", sa.Text),
+    sa.Column("config_hash", sa.String(64)),
+    sa.Column("repro_command", sa.Text),
+    sa.Column("git_commit", sa.String(64)),
+    sa.Column("git_dirty", sa.Boolean),
+    sa.Column("parent", sa.String(200)),
+    sa.Column("round", sa.Integer, nullable=False, default=1),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+trials = sa.Table(
+    "tb_trials",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("study_id", sa.Integer, sa.ForeignKey("tb_studies.id"), nullable=False),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("params", sa.Text, nullable=False),
+    sa.Column("seed", sa.BigInteger, nullable=False),
+    sa.Column("state", sa.String(12), nullable=False),
+    sa.Column("value", sa.Float),
+    sa.Column("best_step", sa.Integer),
+    sa.Column("infeasible_reason", sa.Text),
+    sa.Column("error", sa.Text),
+    sa.Column("worker_id", sa.String(200)),
+    sa.Column("heartbeat_at", sa.Float),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("lost_workers", sa.Integer, nullable=False, default=0),
+    sa.Column("started_at", sa.Float),
+    sa.Column("finished_at", sa.Float),
+    sa.UniqueConstraint("study_id", "number", name="tb_trials_study_number"),
+    sa.Index("tb_trials_study_state", "study_id", "state", "number"),
+)
+
+metrics = sa.Table(
+    "tb_metrics",
+    metadata,
+    sa.Column("trial_id", sa.Integer, sa.ForeignKey("tb_trials.id"), nullable=False),
+    sa.Column("step", sa.Integer, nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("value", sa.Float),  # NULL is NaN
+    sa.Index("tb_metrics_trial_name_step", "trial_id", "name", "step"),
+)
+
+checkpoints = sa.Table(
+    "tb_checkpoints",
+    metadata,
+    sa.Column("trial_id", sa.Integer, sa.ForeignKey("tb_trials.id"), nullable=False),
+    sa.Column("step", sa.Integer, nullable=False),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("value", sa.Float),
+    sa.Index("tb_checkpoints_trial", "trial_id"),
+)
+
+
+def _sqlite_engines(url: str) -> tuple[sa.Engine, sa.Engine]:
+    """A reader engine (deferred transactions) and a writer engine (BEGIN IMMEDIATE)."""
+
+    def make(immediate: bool) -> sa.Engine:
+        engine = sa.create_engine(url, connect_args={"timeout": 60.0})
+
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi_connection: Any, _record: Any) -> None:
+            # Let SQLAlchemy's BEGIN below, not the driver, open transactions.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=60000")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: sa.Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+
+    return make(False), make(True)
+
+
+def _nan_to_none(value: float | None) -> float | None:
+    return None if value is None or math.isnan(value) else float(value)
+
+
+def _none_to_nan(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+class SQLStorage(Storage):
+    """See :mod:`tunebook.storage.base` for the contract."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.dialect = sa.engine.make_url(url).get_backend_name()
+        if self.dialect == "sqlite":
+            self._reader, self._writer = _sqlite_engines(url)
+        else:
+            self._reader = self._writer = sa.create_engine(url, pool_pre_ping=True)
+        self._ensure_schema()
+
+    # schema ----------------------------------------------------------------
+    def _ensure_schema(self) -> None:
+        with self._writer.begin() as conn:
+            if self.dialect == "postgresql":
+                # Two workers starting at once must not both create the tables.
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(7301452)"))
+            metadata.create_all(conn, checkfirst=True)
+            found = conn.execute(sa.select(schema_table.c.version)).scalar()
+            if found is None:
+                conn.execute(schema_table.insert().values(version=SCHEMA_VERSION))
+            elif found > SCHEMA_VERSION:
+                from tunebook._errors import SpecError
+
+                raise SpecError(
+                    "storage",
+                    f"the store was written by a newer tunebook (schema {found}, this one reads {SCHEMA_VERSION})",
+                    "upgrade tunebook",
+                )
+
+    def close(self) -> None:
+        self._reader.dispose()
+        self._writer.dispose()
+
+    # studies ---------------------------------------------------------------
+    @staticmethod
+    def _study(row: Any, experiment: str) -> StudyRecord:
+        return StudyRecord(
+            id=row.id,
+            name=row.name,
+            spec=json.loads(row.spec),
+            spec_hash=row.spec_hash,
+            objective_metric=row.objective_metric,
+            objective_mode=row.objective_mode,
+            max_train_steps=row.max_train_steps,
+            trials_budget=row.trials_budget,
+            seed=row.seed,
+            generator_version=row.generator_version,
+            experiment=experiment,
+            goal=row.goal,
+            config_path=row.config_path,
+            config_hash=row.config_hash,
+            repro_command=row.repro_command,
+            git_commit=row.git_commit,
+            git_dirty=row.git_dirty,
+            parent=row.parent,
+            round=row.round,
+            created_at=row.created_at,
+        )
+
+    def _study_query(self) -> sa.Select:
+        return sa.select(studies, experiments.c.name.label("experiment")).join(
+            experiments, experiments.c.id == studies.c.experiment_id
+        )
+
+    def create_study(self, study: StudyRecord, trial_specs: Sequence[dict[str, Any]]) -> int:
+        now = time.time()
+        with self._writer.begin() as conn:
+            if conn.execute(sa.select(studies.c.id).where(studies.c.name == study.name)).first():
+                raise StudyExists(study.name)
+            experiment_id = conn.execute(
+                sa.select(experiments.c.id).where(experiments.c.name == study.experiment)
+            ).scalar()
+            if experiment_id is None:
+                experiment_id = conn.execute(
+                    experiments.insert().values(name=study.experiment, notes="", created_at=now)
+                ).inserted_primary_key[0]
+            study_id = conn.execute(
+                studies.insert().values(
+                    name=study.name,
+                    experiment_id=experiment_id,
+                    goal=study.goal,
+                    spec=json.dumps(study.spec, sort_keys=True),
+                    spec_hash=study.spec_hash,
+                    objective_metric=study.objective_metric,
+                    objective_mode=study.objective_mode,
+                    max_train_steps=study.max_train_steps,
+                    trials_budget=study.trials_budget,
+                    seed=study.seed,
+                    generator_version=study.generator_version,
+                    config_path=study.config_path,
+                    config_hash=study.config_hash,
+                    repro_command=study.repro_command,
+                    git_commit=study.git_commit,
+                    git_dirty=study.git_dirty,
+                    parent=study.parent,
+                    round=study.round,
+                    created_at=now,
+                )
+            ).inserted_primary_key[0]
+            self._insert_trials(conn, study_id, trial_specs)
+        study.id, study.created_at = study_id, now
+        return study_id
+
+    @staticmethod
+    def _insert_trials(conn: sa.Connection, study_id: int, trial_specs: Sequence[dict[str, Any]]) -> None:
+        if trial_specs:
+            conn.execute(
+                trials.insert(),
+                [
+                    {
+                        "study_id": study_id,
+                        "number": t["number"],
+                        "params": json.dumps(t["params"]),
+                        "seed": t["seed"],
+                        "state": PENDING,
+                        "attempts": 0,
+                        "lost_workers": 0,
+                    }
+                    for t in trial_specs
+                ],
+            )
+
+    def extend_study(self, study_id: int, trial_specs: Sequence[dict[str, Any]], budget: int) -> None:
+        with self._writer.begin() as conn:
+            self._insert_trials(conn, study_id, trial_specs)
+            conn.execute(studies.update().where(studies.c.id == study_id).values(trials_budget=budget))
+
+    def get_study(self, name: str) -> StudyRecord | None:
+        with self._reader.connect() as conn:
+            row = conn.execute(self._study_query().where(studies.c.name == name)).first()
+        return None if row is None else self._study(row, row.experiment)
+
+    def list_studies(self) -> list[StudyRecord]:
+        with self._reader.connect() as conn:
+            rows = conn.execute(self._study_query().order_by(studies.c.created_at, studies.c.id)).all()
+        return [self._study(r, r.experiment) for r in rows]
+
+    def study_summaries(self) -> list[dict[str, Any]]:
+        counts = (
+            sa.select(trials.c.study_id, trials.c.state, sa.func.count().label("n"))
+            .group_by(trials.c.study_id, trials.c.state)
+        )
+        with self._reader.connect() as conn:
+            by_study: dict[int, dict[str, int]] = {}
+            for row in conn.execute(counts):
+                by_study.setdefault(row.study_id, {})[row.state] = row.n
+            out = []
+            for study in conn.execute(self._study_query().order_by(studies.c.created_at, studies.c.id)):
+                order = trials.c.value.asc() if study.objective_mode == "min" else trials.c.value.desc()
+                best = conn.execute(
+                    sa.select(trials.c.number, trials.c.value, trials.c.best_step)
+                    .where(
+                        trials.c.study_id == study.id,
+                        trials.c.state == "completed",
+                        trials.c.value.is_not(None),
+                    )
+                    .order_by(order, trials.c.number)
+                    .limit(1)
+                ).first()
+                out.append(
+                    {
+                        "study": self._study(study, study.experiment),
+                        "counts": by_study.get(study.id, {}),
+                        "best": None if best is None else {"number": best.number, "value": best.value, "step": best.best_step},
+                    }
+                )
+        return out
+
+    # trials ----------------------------------------------------------------
+    @staticmethod
+    def _trial(row: Any) -> TrialRecord:
+        return TrialRecord(
+            id=row.id,
+            study_id=row.study_id,
+            number=row.number,
+            params=json.loads(row.params),
+            seed=row.seed,
+            state=row.state,
+            value=row.value,
+            best_step=row.best_step,
+            infeasible_reason=row.infeasible_reason,
+            error=row.error,
+            worker_id=row.worker_id,
+            heartbeat_at=row.heartbeat_at,
+            attempts=row.attempts,
+            lost_workers=row.lost_workers,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+        )
+
+    def get_trials(self, study_id: int, states: Iterable[str] | None = None) -> list[TrialRecord]:
+        query = sa.select(trials).where(trials.c.study_id == study_id).order_by(trials.c.number)
+        if states is not None:
+            query = query.where(trials.c.state.in_(list(states)))
+        with self._reader.connect() as conn:
+            return [self._trial(r) for r in conn.execute(query)]
+
+    def get_trial(self, trial_id: int) -> TrialRecord | None:
+        with self._reader.connect() as conn:
+            row = conn.execute(sa.select(trials).where(trials.c.id == trial_id)).first()
+        return None if row is None else self._trial(row)
+
+    def _lock(self, query: sa.Select) -> sa.Select:
+        # SQLite's BEGIN IMMEDIATE already serializes writers; PostgreSQL locks rows.
+        return query.with_for_update(skip_locked=True) if self.dialect == "postgresql" else query
+
+    def claim_trial(
+        self,
+        worker_id: str,
+        study_id: int | None = None,
+        stale_after: float | None = None,
+        max_lost_workers: int = 3,
+    ) -> TrialRecord | None:
+        now = time.time()
+        scope = [] if study_id is None else [trials.c.study_id == study_id]
+        with self._writer.begin() as conn:
+            row = conn.execute(
+                self._lock(
+                    sa.select(trials.c.id, trials.c.lost_workers)
+                    .where(trials.c.state == PENDING, *scope)
+                    .order_by(trials.c.study_id, trials.c.number)
+                    .limit(1)
+                )
+            ).first()
+            lost = 0
+            while row is None and stale_after is not None:
+                # A worker that stopped heartbeating is presumed dead: take its trial over.
+                stale = conn.execute(
+                    self._lock(
+                        sa.select(trials.c.id, trials.c.lost_workers, trials.c.worker_id)
+                        .where(trials.c.state == RUNNING, trials.c.heartbeat_at < now - stale_after, *scope)
+                        .order_by(trials.c.heartbeat_at)
+                        .limit(1)
+                    )
+                ).first()
+                if stale is None:
+                    break
+                if stale.lost_workers + 1 >= max_lost_workers:
+                    conn.execute(
+                        trials.update()
+                        .where(trials.c.id == stale.id)
+                        .values(
+                            state=FAILED,
+                            lost_workers=stale.lost_workers + 1,
+                            finished_at=now,
+                            error=f"its worker died {stale.lost_workers + 1} times "
+                            f"(last: {stale.worker_id}); failed after max_lost_workers={max_lost_workers}",
+                        )
+                    )
+                    continue
+                row, lost = stale, 1
+            if row is None:
+                return None
+            conn.execute(
+                trials.update()
+                .where(trials.c.id == row.id)
+                .values(
+                    state=RUNNING,
+                    worker_id=worker_id,
+                    heartbeat_at=now,
+                    attempts=trials.c.attempts + 1,
+                    lost_workers=trials.c.lost_workers + lost,
+                    started_at=sa.func.coalesce(trials.c.started_at, now),
+                )
+            )
+            claimed = conn.execute(sa.select(trials).where(trials.c.id == row.id)).first()
+        return self._trial(claimed)
+
+    def _owned(self, trial_id: int, worker_id: str) -> Any:
+        return sa.and_(trials.c.id == trial_id, trials.c.worker_id == worker_id, trials.c.state == RUNNING)
+
+    def _touch(self, conn: sa.Connection, trial_id: int, worker_id: str, **values: Any) -> None:
+        result = conn.execute(
+            trials.update().where(self._owned(trial_id, worker_id)).values(heartbeat_at=time.time(), **values)
+        )
+        if result.rowcount != 1:
+            raise ClaimLost(f"trial {trial_id} is no longer running under worker {worker_id}")
+
+    def heartbeat(self, trial_id: int, worker_id: str) -> None:
+        with self._writer.begin() as conn:
+            self._touch(conn, trial_id, worker_id)
+
+    def finish_trial(
+        self,
+        trial_id: int,
+        worker_id: str,
+        state: str,
+        *,
+        value: float | None = None,
+        best_step: int | None = None,
+        infeasible_reason: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        if state not in FINISHED:
+            raise ValueError(f"not a finished state: {state!r}")
+        with self._writer.begin() as conn:
+            self._touch(
+                conn,
+                trial_id,
+                worker_id,
+                state=state,
+                value=_nan_to_none(value),
+                best_step=best_step,
+                infeasible_reason=infeasible_reason,
+                error=error,
+                finished_at=time.time(),
+            )
+
+    def release_trial(self, trial_id: int, worker_id: str) -> None:
+        with self._writer.begin() as conn:
+            self._touch(conn, trial_id, worker_id, state=PENDING, worker_id=None)
+
+    def release_worker_trials(self, worker_ids: Iterable[str]) -> int:
+        ids = list(worker_ids)
+        if not ids:
+            return 0
+        with self._writer.begin() as conn:
+            result = conn.execute(
+                trials.update()
+                .where(trials.c.state == RUNNING, trials.c.worker_id.in_(ids))
+                .values(state=PENDING, worker_id=None)
+            )
+        return result.rowcount
+
+    # metrics ---------------------------------------------------------------
+    def write_metrics(
+        self,
+        trial_id: int,
+        worker_id: str,
+        rows: Sequence[tuple[int, str, float]],
+        drop_from_step: int | None = None,
+    ) -> None:
+        with self._writer.begin() as conn:
+            self._touch(conn, trial_id, worker_id)
+            if drop_from_step is not None:
+                # A resumed attempt re-logs these steps: keep one copy of each curve point.
+                conn.execute(
+                    metrics.delete().where(metrics.c.trial_id == trial_id, metrics.c.step >= drop_from_step)
+                )
+            if rows:
+                conn.execute(
+                    metrics.insert(),
+                    [
+                        {"trial_id": trial_id, "step": int(s), "name": n, "value": _nan_to_none(v)}
+                        for s, n, v in rows
+                    ],
+                )
+
+    def get_metrics(self, trial_id: int, names: Iterable[str] | None = None) -> list[MetricRow]:
+        query = sa.select(metrics.c.step, metrics.c.name, metrics.c.value).where(metrics.c.trial_id == trial_id)
+        if names is not None:
+            query = query.where(metrics.c.name.in_(list(names)))
+        with self._reader.connect() as conn:
+            rows = conn.execute(query.order_by(metrics.c.name, metrics.c.step)).all()
+        return [MetricRow(r.step, r.name, _none_to_nan(r.value)) for r in rows]
+
+    def best_metric(self, trial_id: int, name: str, mode: str) -> tuple[float, int] | None:
+        order = metrics.c.value.asc() if mode == "min" else metrics.c.value.desc()
+        query = (
+            sa.select(metrics.c.value, metrics.c.step)
+            .where(metrics.c.trial_id == trial_id, metrics.c.name == name, metrics.c.value.is_not(None))
+            # +/-inf are stored as such; they never count as a best value.
+            .where(metrics.c.value < float("inf"), metrics.c.value > float("-inf"))
+            .order_by(order, metrics.c.step)
+            .limit(1)
+        )
+        with self._reader.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else (float(row.value), int(row.step))
+
+    # checkpoints -----------------------------------------------------------
+    def set_checkpoints(self, trial_id: int, worker_id: str, kept: Sequence[CheckpointRecord]) -> None:
+        with self._writer.begin() as conn:
+            self._touch(conn, trial_id, worker_id)
+            conn.execute(checkpoints.delete().where(checkpoints.c.trial_id == trial_id))
+            if kept:
+                conn.execute(
+                    checkpoints.insert(),
+                    [
+                        {"trial_id": trial_id, "step": c.step, "path": c.path, "value": _nan_to_none(c.value)}
+                        for c in kept
+                    ],
+                )
+
+    def get_checkpoints(self, trial_id: int) -> list[CheckpointRecord]:
+        with self._reader.connect() as conn:
+            rows = conn.execute(
+                sa.select(checkpoints).where(checkpoints.c.trial_id == trial_id).order_by(checkpoints.c.step)
+            ).all()
+        return [CheckpointRecord(r.trial_id, r.step, r.path, r.value) for r in rows]

@@ -1,0 +1,482 @@
+"""Studies: create, load, resume and extend.
+
+A study is one round of experiments (playbook: "Designing the next round of
+experiments"): a goal, an objective, a role-aware search space, a trial budget
+and a ``max_train_steps`` that is never tuned inside it. Its trials are
+materialized when it is created and stored with the seed and the generator's
+version, so it re-opens identically whatever the library version.
+
+Creating a study whose name is stored already resumes it when the spec is the
+same. Raising ``trials`` appends the next points of the same design (the
+playbook's "sample more"); any other change is refused, with a new name
+suggested.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from tunebook._errors import SpecError
+from tunebook.design import DESIGNS, GENERATOR_VERSION, SCIENTIFIC_DESIGNS, materialize
+from tunebook.space import SearchSpace, _number
+from tunebook.storage import open_storage, redact
+from tunebook.storage.base import FINISHED, Storage, StudyExists, StudyRecord, TrialRecord
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+SPEC_KEYS = (
+    "study",
+    "goal",
+    "experiment",
+    "train",
+    "objective",
+    "trials",
+    "max_train_steps",
+    "search_space",
+    "design",
+    "scientific_design",
+    "seed",
+    "infeasible_if",
+    "keep_checkpoints",
+    "grid_force",
+    "storage",
+)
+#: Fields that may change between two runs of the same study.
+_MUTABLE = ("trials", "storage")
+
+
+def _check_name(name: Any, field: str) -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise SpecError(
+            field,
+            f"invalid name {name!r}",
+            "use letters, digits, '.', '_' and '-' (at most 200, starting with a letter or digit)",
+        )
+    return name
+
+
+def _positive_int(value: Any, field: str, example: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SpecError(field, f"expected a positive integer, got {value!r}", f"e.g. {field}: {example}")
+    return value
+
+
+def _objective(value: Any) -> tuple[str, str]:
+    if isinstance(value, Mapping):
+        unknown = set(value) - {"metric", "mode"}
+        if unknown:
+            raise SpecError(f"objective.{sorted(unknown)[0]}", "unknown key", "the objective takes metric and mode")
+        metric, mode = value.get("metric"), value.get("mode", "min")
+    elif isinstance(value, (tuple, list)) and len(value) == 2:
+        metric, mode = value
+    else:
+        raise SpecError("objective", f"expected {{metric, mode}}, got {value!r}", "e.g. objective: {metric: val/error, mode: min}")
+    if not isinstance(metric, str) or not metric:
+        raise SpecError("objective.metric", f"expected a metric name, got {metric!r}", "e.g. metric: val/error")
+    if mode not in ("min", "max"):
+        raise SpecError("objective.mode", f"unknown mode {mode!r}", "use 'min' or 'max'")
+    return metric, mode
+
+
+def _rules(value: Any) -> dict[str, dict[str, float]]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise SpecError("infeasible_if", f"expected a mapping, got {value!r}", "e.g. infeasible_if: {train/loss: {above: 10}}")
+    rules: dict[str, dict[str, float]] = {}
+    for metric, rule in value.items():
+        field = f"infeasible_if.{metric}"
+        if not isinstance(metric, str) or not metric:
+            raise SpecError("infeasible_if", f"invalid metric name {metric!r}", "name a logged metric")
+        if not isinstance(rule, Mapping) or not rule or set(rule) - {"above", "below"}:
+            raise SpecError(field, f"expected {{above: x}} and/or {{below: y}}, got {rule!r}", "e.g. {above: 10}")
+        rules[metric] = {k: _number(v, f"{field}.{k}") for k, v in rule.items()}
+    return rules
+
+
+def _default_seed(name: str) -> int:
+    return int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) & 0x7FFFFFFF
+
+
+def resolve_train(ref: str, base_dir: str | Path | None = None) -> Callable[..., Any]:
+    """Import ``module:function`` or ``path/to/file.py:function``."""
+    import importlib
+    import importlib.util
+    import sys
+
+    if not isinstance(ref, str) or ref.count(":") != 1:
+        raise SpecError("train", f"expected 'module:function', got {ref!r}", "e.g. train: tunebook.workloads.digits:train")
+    module_name, func_name = ref.split(":")
+    base = Path(base_dir) if base_dir else Path.cwd()
+    try:
+        if module_name.endswith(".py"):
+            path = (base / module_name).resolve()
+            if not path.exists():
+                raise SpecError("train", f"file {str(path)!r} does not exist", "fix the path before ':'")
+            # Importable by name too, so that worker processes can unpickle the function.
+            if str(path.parent) not in sys.path:
+                sys.path.insert(0, str(path.parent))
+            spec = importlib.util.spec_from_file_location(path.stem, path)
+            module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+            sys.modules.setdefault(path.stem, module)
+            spec.loader.exec_module(module)  # type: ignore[union-attr]
+        else:
+            if str(base) not in sys.path:
+                sys.path.insert(0, str(base))
+            module = importlib.import_module(module_name)
+    except SpecError:
+        raise
+    except ImportError as exc:
+        raise SpecError("train", f"cannot import {module_name!r}: {exc}", "check the module path and the installed extras") from None
+    func = getattr(module, func_name, None)
+    if not callable(func):
+        raise SpecError("train", f"{module_name!r} has no function {func_name!r}", "name a function defined there")
+    return func
+
+
+class Study:
+    """A stored study. Make one with :func:`create_study`; open one with :func:`load_study`."""
+
+    def __init__(self, record: StudyRecord, storage: Storage) -> None:
+        self.record = record
+        self.storage = storage
+        spec = record.spec
+        self.name: str = record.name
+        self.goal: str = record.goal
+        self.experiment: str = record.experiment
+        self.space = SearchSpace.from_spec(spec["search_space"])
+        self.objective: tuple[str, str] = (record.objective_metric, record.objective_mode)
+        self.max_train_steps: int = record.max_train_steps
+        self.seed: int = record.seed
+        self.design: str = spec["design"]
+        self.scientific_design: str = spec["scientific_design"]
+        self.infeasible_if: dict[str, dict[str, float]] = spec.get("infeasible_if") or {}
+        self.keep_checkpoints: int = spec.get("keep_checkpoints", 3)
+        self.train_ref: str | None = spec.get("train")
+
+    @property
+    def id(self) -> int:
+        assert self.record.id is not None
+        return self.record.id
+
+    @property
+    def trials_budget(self) -> int:
+        return self.record.trials_budget
+
+    def trials(self, states: list[str] | None = None) -> list[TrialRecord]:
+        """The stored trials, by number."""
+        return self.storage.get_trials(self.id, states)
+
+    def counts(self) -> dict[str, int]:
+        out = {s: 0 for s in ("pending", "running", "completed", "infeasible", "failed")}
+        for t in self.trials():
+            out[t.state] += 1
+        return out
+
+    def best_trial(self) -> TrialRecord | None:
+        """The completed trial with the best value (ties: the lower number)."""
+        done = [t for t in self.trials(["completed"]) if t.value is not None]
+        if not done:
+            return None
+        sign = 1 if self.objective[1] == "min" else -1
+        return min(done, key=lambda t: (sign * t.value, t.number))  # type: ignore[operator]
+
+    def is_finished(self) -> bool:
+        return all(t.state in FINISHED for t in self.trials())
+
+    def metrics(self, trial: TrialRecord | int, names: list[str] | None = None) -> dict[str, list[tuple[int, float]]]:
+        """Curves of one trial: ``{metric: [(step, value), ...]}``."""
+        trial_id = trial if isinstance(trial, int) else trial.id
+        out: dict[str, list[tuple[int, float]]] = {}
+        for row in self.storage.get_metrics(trial_id, names):
+            out.setdefault(row.name, []).append((row.step, row.value))
+        return out
+
+    def __repr__(self) -> str:
+        return f"Study({self.name!r}, trials={self.trials_budget}, storage={redact(self.storage.url)!r})"
+
+
+def build_spec(
+    name: str,
+    *,
+    space: SearchSpace | Mapping[str, Any],
+    objective: Any,
+    trials: Any,
+    max_train_steps: Any,
+    goal: str = "",
+    experiment: str | None = None,
+    train: str | None = None,
+    design: str = "quasi_random",
+    scientific_design: str = "crossed",
+    seed: Any = None,
+    infeasible_if: Any = None,
+    keep_checkpoints: Any = 3,
+    grid_force: bool = False,
+) -> dict[str, Any]:
+    """Validate everything and return the canonical spec (what is stored)."""
+    name = _check_name(name, "study")
+    if not isinstance(goal, str):
+        raise SpecError("goal", f"expected text, got {goal!r}", "write the question this study answers")
+    experiment = _check_name(experiment, "experiment") if experiment is not None else name
+    if not isinstance(space, SearchSpace):
+        space = SearchSpace.from_spec(space)
+    metric, mode = _objective(objective)
+    trials = _positive_int(trials, "trials", 24)
+    max_train_steps = _positive_int(max_train_steps, "max_train_steps", 2000)
+    if design not in DESIGNS:
+        raise SpecError("design", f"unknown design {design!r}", f"use one of {', '.join(DESIGNS)}")
+    if scientific_design not in SCIENTIFIC_DESIGNS:
+        raise SpecError("scientific_design", f"unknown value {scientific_design!r}", "use 'crossed' or 'joint'")
+    if seed is None:
+        seed = _default_seed(name)
+    elif isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise SpecError("seed", f"expected a non-negative integer, got {seed!r}", "e.g. seed: 0")
+    keep = _positive_int(keep_checkpoints, "keep_checkpoints", 3)
+    if not isinstance(grid_force, bool):
+        raise SpecError("grid_force", f"expected true or false, got {grid_force!r}", "write grid_force: true")
+    if train is not None and (not isinstance(train, str) or train.count(":") != 1):
+        raise SpecError("train", f"expected 'module:function', got {train!r}", "e.g. train: tunebook.workloads.digits:train")
+    return {
+        "study": name,
+        "goal": goal,
+        "experiment": experiment,
+        "train": train,
+        "objective": {"metric": metric, "mode": mode},
+        "trials": trials,
+        "max_train_steps": max_train_steps,
+        "search_space": space.to_spec(),
+        "design": design,
+        "scientific_design": scientific_design,
+        "seed": seed,
+        "infeasible_if": _rules(infeasible_if),
+        "keep_checkpoints": keep,
+        "grid_force": grid_force,
+    }
+
+
+def spec_hash(spec: Mapping[str, Any]) -> str:
+    """Hash of everything that defines the study except the budget."""
+    fixed_part = {k: v for k, v in spec.items() if k not in _MUTABLE}
+    return hashlib.sha256(json.dumps(fixed_part, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _first_difference(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> tuple[str, Any, Any]:
+    for key in sorted(set(old) | set(new), key=str):
+        if key in _MUTABLE and not prefix:
+            continue
+        a, b = old.get(key), new.get(key)
+        if a != b:
+            if isinstance(a, Mapping) and isinstance(b, Mapping):
+                return _first_difference(a, b, f"{prefix}{key}.")
+            return f"{prefix}{key}", a, b
+    return "", None, None
+
+
+def _suggest_name(storage: Storage, name: str) -> str:
+    base = re.sub(r"-\d+$", "", name)
+    i = 2
+    while storage.get_study(f"{base}-{i}") is not None:
+        i += 1
+    return f"{base}-{i}"
+
+
+def _git_state(path: Path) -> tuple[str | None, bool | None]:
+    """The commit of the repository holding ``path`` and whether its tree is dirty."""
+    cwd = path if path.is_dir() else path.parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10
+        )
+        if commit.returncode != 0:
+            return None, None
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True, timeout=10
+        )
+        return commit.stdout.strip(), bool(status.stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+
+
+def create_study(
+    name: str,
+    *,
+    space: SearchSpace | Mapping[str, Any],
+    objective: Any,
+    trials: int,
+    max_train_steps: int,
+    goal: str = "",
+    storage: str | Storage | None = None,
+    experiment: str | None = None,
+    train: str | None = None,
+    design: str = "quasi_random",
+    scientific_design: str = "crossed",
+    seed: int | None = None,
+    infeasible_if: Mapping[str, Mapping[str, float]] | None = None,
+    keep_checkpoints: int = 3,
+    grid_force: bool = False,
+    config_path: str | None = None,
+    config_hash: str | None = None,
+    repro_command: str | None = None,
+    parent: str | None = None,
+    round: int = 1,
+) -> Study:
+    """Create a study, or resume the stored one of the same name and spec.
+
+    Raising ``trials`` of a stored study appends the next design points; any
+    other difference raises :class:`SpecError` suggesting a new name. Nothing
+    is written unless the whole spec is valid.
+    """
+    spec = build_spec(
+        name,
+        space=space,
+        objective=objective,
+        trials=trials,
+        max_train_steps=max_train_steps,
+        goal=goal,
+        experiment=experiment,
+        train=train,
+        design=design,
+        scientific_design=scientific_design,
+        seed=seed,
+        infeasible_if=infeasible_if,
+        keep_checkpoints=keep_checkpoints,
+        grid_force=grid_force,
+    )
+    design_space = SearchSpace.from_spec(spec["search_space"])
+    store = storage if isinstance(storage, Storage) else open_storage(storage)
+    # Validate the design (trial counts, grids) before touching the store.
+    points = materialize(
+        design_space, spec["trials"], spec["seed"], design=spec["design"],
+        scientific_design=spec["scientific_design"], grid_force=spec["grid_force"],
+    )
+    existing = store.get_study(name)
+    if existing is not None:
+        return _resume(store, existing, spec, points)
+    git_commit, git_dirty = _git_state(Path(config_path).resolve() if config_path else Path.cwd())
+    record = StudyRecord(
+        name=name,
+        spec=spec,
+        spec_hash=spec_hash(spec),
+        objective_metric=spec["objective"]["metric"],
+        objective_mode=spec["objective"]["mode"],
+        max_train_steps=spec["max_train_steps"],
+        trials_budget=spec["trials"],
+        seed=spec["seed"],
+        generator_version=GENERATOR_VERSION,
+        experiment=spec["experiment"],
+        goal=spec["goal"],
+        config_path=config_path,
+        config_hash=config_hash,
+        repro_command=repro_command,
+        git_commit=git_commit,
+        git_dirty=git_dirty,
+        parent=parent,
+        round=round,
+    )
+    trial_specs = [{"number": i, "params": p.params, "seed": p.seed} for i, p in enumerate(points)]
+    try:
+        store.create_study(record, trial_specs)
+    except StudyExists:  # another process created it a moment ago
+        existing = store.get_study(name)
+        assert existing is not None
+        return _resume(store, existing, spec, points)
+    return Study(record, store)
+
+
+def _resume(store: Storage, existing: StudyRecord, spec: dict[str, Any], points: list[Any]) -> Study:
+    name = spec["study"]
+    if existing.spec_hash != spec_hash(spec):
+        field, old, new = _first_difference(existing.spec, spec)
+        why = " (max_train_steps is never tuned inside a study)" if field == "max_train_steps" else ""
+        raise SpecError(
+            field or "study",
+            f"study {name!r} is stored with {field} = {json.dumps(old)}, this spec says {json.dumps(new)}{why}",
+            f"give the new round a new name, e.g. study: {_suggest_name(store, name)}",
+        )
+    have = existing.trials_budget
+    want = spec["trials"]
+    if want < have:
+        raise SpecError(
+            "trials",
+            f"study {name!r} already has {have} trials; a study never shrinks",
+            f"use trials: {have} (or more to sample more)",
+        )
+    if want > have:
+        if spec["design"] == "grid":
+            raise SpecError("trials", "a grid study cannot be extended", f"use trials: {have}, or a new study name")
+        new = [{"number": i, "params": p.params, "seed": p.seed} for i, p in enumerate(points)][have:]
+        store.extend_study(existing.id, new, want)  # type: ignore[arg-type]
+        existing = store.get_study(name)  # type: ignore[assignment]
+    return Study(existing, store)
+
+
+def load_study(name: str, storage: str | Storage | None = None) -> Study:
+    """Open a stored study by name."""
+    store = storage if isinstance(storage, Storage) else open_storage(storage)
+    record = store.get_study(name)
+    if record is None:
+        known = [s.name for s in store.list_studies()]
+        hint = f"known studies: {', '.join(known[:8])}" if known else "the store holds no study yet"
+        raise SpecError("study", f"no study named {name!r} in {redact(store.url)}", hint)
+    return Study(record, store)
+
+
+def read_spec_file(path: str | Path) -> tuple[dict[str, Any], str]:
+    """Parse a YAML study spec; returns the mapping and the file's content hash."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError("spec", f"no such file: {str(path)!r}", "give the path of a study YAML (see `tunebook init`)")
+    raw = path.read_bytes()
+    try:
+        data = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError("spec", f"{path.name} is not valid YAML{where}: {problem}", "fix the YAML syntax") from None
+    if not isinstance(data, Mapping):
+        raise SpecError("spec", f"{path.name} must be a mapping of fields", "see `tunebook init` for an example")
+    unknown = [k for k in data if k not in SPEC_KEYS]
+    if unknown:
+        raise SpecError(str(unknown[0]), "unknown field", f"the fields are: {', '.join(SPEC_KEYS)}")
+    for key in ("study", "objective", "trials", "max_train_steps", "search_space", "train"):
+        if key not in data:
+            raise SpecError(key, "is missing", "see `tunebook init` for a complete example")
+    return dict(data), hashlib.sha256(raw).hexdigest()[:12]
+
+
+def study_from_spec_file(
+    path: str | Path, storage: str | Storage | None = None, repro_command: str | None = None
+) -> tuple[Study, Callable[..., Any]]:
+    """Validate a YAML spec (the ``train`` function included), then create or resume its study."""
+    data, digest = read_spec_file(path)
+    base_dir = Path(path).resolve().parent
+    train = resolve_train(data.get("train"), base_dir)
+    storage = storage if storage is not None else data.get("storage")
+    study = create_study(
+        data["study"],
+        space=data["search_space"],
+        objective=data["objective"],
+        trials=data["trials"],
+        max_train_steps=data["max_train_steps"],
+        goal=data.get("goal") or "",
+        storage=storage,
+        experiment=data.get("experiment"),
+        train=data["train"],
+        design=data.get("design", "quasi_random"),
+        scientific_design=data.get("scientific_design", "crossed"),
+        seed=data.get("seed"),
+        infeasible_if=data.get("infeasible_if"),
+        keep_checkpoints=data.get("keep_checkpoints", 3),
+        grid_force=data.get("grid_force", False),
+        config_path=str(path),
+        config_hash=digest,
+        repro_command=repro_command,
+    )
+    return study, train

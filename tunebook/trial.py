@@ -1,0 +1,321 @@
+"""The :class:`Trial` handle that a training function receives.
+
+``trial.log(step, **metrics)`` only appends to an in-memory buffer: a Python
+number, a NumPy scalar or a 0-d PyTorch tensor is kept as it is (a tensor is
+detached, which does not wait for the device). A background thread turns the
+buffer into numbers and writes it in one transaction at most every
+``flush_interval`` seconds, so a killed worker loses at most that much, and the
+training loop never waits for the device at each step: converting a batch of
+device tensors costs one transfer per flush, not one per step.
+
+Non-finite values and the user's ``infeasible_if`` rules are checked when the
+buffer is converted; the next ``log`` call (or the end of the trial) then
+raises :class:`TrialInfeasible`, which tunebook catches and records: infeasible
+is data, not an error.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import os
+import pickle
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+from tunebook.storage.base import CheckpointRecord, ClaimLost, Storage, TrialRecord, is_better
+
+if TYPE_CHECKING:
+    from tunebook.study import Study
+
+
+class TrialInfeasible(Exception):
+    """The trial diverged or broke a user rule; raised from ``log`` to stop training."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A saved training state, as returned by :meth:`Trial.restore`."""
+
+    step: int
+    state: Any
+    value: float | None
+    path: str
+
+
+def _is_tensor(value: Any) -> bool:
+    return type(value).__module__.startswith("torch") and hasattr(value, "detach")
+
+
+def _to_floats(values: list[Any]) -> list[float]:
+    """Host floats for a batch of logged values, with one device transfer per device."""
+    out: list[float | None] = [None] * len(values)
+    by_device: dict[Any, list[int]] = {}
+    for i, value in enumerate(values):
+        if _is_tensor(value):
+            by_device.setdefault(value.device, []).append(i)
+        else:
+            out[i] = float(value)
+    if by_device:
+        import torch
+
+        for indices in by_device.values():
+            stacked = torch.stack([values[i].reshape(()).to(torch.float64) for i in indices])
+            for i, x in zip(indices, stacked.cpu().tolist()):
+                out[i] = x
+    return out  # type: ignore[return-value]
+
+
+def check_rules(rules: Mapping[str, Mapping[str, float]], name: str, value: float) -> str | None:
+    """The reason ``value`` of metric ``name`` makes a trial infeasible, or None."""
+    if not math.isfinite(value):
+        return f"{name} was {value}"
+    rule = rules.get(name)
+    if rule:
+        if "above" in rule and value > rule["above"]:
+            return f"{name} = {value:.6g} above {rule['above']:g} (infeasible_if)"
+        if "below" in rule and value < rule["below"]:
+            return f"{name} = {value:.6g} below {rule['below']:g} (infeasible_if)"
+    return None
+
+
+class _MetricBuffer:
+    """Buffered, batched metric writes for one trial (the training side of storage)."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        trial_id: int,
+        worker_id: str,
+        rules: Mapping[str, Mapping[str, float]],
+        objective: str,
+        flush_interval: float,
+        drop_on_first_write: bool,
+    ) -> None:
+        self.storage, self.trial_id, self.worker_id = storage, trial_id, worker_id
+        self.rules, self.objective = rules, objective
+        self.flush_interval = flush_interval
+        self.queue: collections.deque[tuple[int, str, Any]] = collections.deque()
+        self.infeasible: str | None = None
+        self.error: BaseException | None = None
+        self.objective_by_step: dict[int, float] = {}
+        self._drop_first = drop_on_first_write
+        self._first_step: int | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"tunebook-flush-{trial_id}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.flush_interval):
+            try:
+                self.flush()
+            except BaseException as exc:  # surfaced to the training thread by log()
+                self.error = exc
+                return
+
+    def flush(self) -> None:
+        with self._lock:
+            n = len(self.queue)
+            if n == 0:
+                # Nothing new: still tell the store that this worker is alive.
+                self.storage.heartbeat(self.trial_id, self.worker_id)
+                return
+            batch = [self.queue.popleft() for _ in range(n)]
+            floats = _to_floats([v for _, _, v in batch])
+            rows = []
+            for (step, name, _), value in zip(batch, floats):
+                rows.append((step, name, value))
+                if name == self.objective:
+                    self.objective_by_step[step] = value
+                if self.infeasible is None:
+                    self.infeasible = check_rules(self.rules, name, value)
+                    if self.infeasible:
+                        self.infeasible += f" at step {step}"
+            drop = None
+            if self._first_step is None:
+                self._first_step = batch[0][0]
+                drop = self._first_step if self._drop_first else None
+            self.storage.write_metrics(self.trial_id, self.worker_id, rows, drop_from_step=drop)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.flush()
+
+
+class Trial:
+    """One training run: its hyperparameters, seed and the way to report back.
+
+    Args (made by tunebook, not by users): the study, the claimed trial
+    record, the storage, this worker's id and the checkpoint folder.
+    """
+
+    def __init__(
+        self,
+        study: Study,
+        record: TrialRecord,
+        storage: Storage,
+        worker_id: str,
+        checkpoint_root: str | os.PathLike[str],
+        flush_interval: float = 1.0,
+    ) -> None:
+        self.study = study
+        self.id = record.id
+        self.number = record.number
+        self.seed = int(record.seed)
+        self.attempt = record.attempts
+        self.params: dict[str, Any] = {**study.space.fixed, **record.params}
+        self.max_train_steps = study.max_train_steps
+        self._storage = storage
+        self._worker_id = worker_id
+        self._dir = Path(checkpoint_root) / study.name / f"trial-{record.number:05d}"
+        self._keep = study.keep_checkpoints
+        self._kept: list[CheckpointRecord] = storage.get_checkpoints(record.id)
+        self._buffer = _MetricBuffer(
+            storage,
+            record.id,
+            worker_id,
+            study.infeasible_if,
+            study.objective[0],
+            flush_interval,
+            drop_on_first_write=record.attempts > 1,
+        )
+
+    # reporting -------------------------------------------------------------
+    def log(self, step: int, **metrics: Any) -> None:
+        """Record metric values at ``step``; cheap, never waits for the device.
+
+        Raises:
+            TrialInfeasible: a value logged earlier was NaN/Inf or broke a rule.
+        """
+        buffer = self._buffer
+        if buffer.infeasible is not None:
+            raise TrialInfeasible(buffer.infeasible)
+        if buffer.error is not None:
+            raise buffer.error
+        append = buffer.queue.append
+        for name, value in metrics.items():
+            if _is_tensor(value):
+                if value.numel() != 1:
+                    raise ValueError(
+                        f"metric {name!r}: log a scalar, got a tensor of shape {tuple(value.shape)}; "
+                        "reduce it first (e.g. loss.mean())"
+                    )
+                value = value.detach()
+            append((step, name, value))
+
+    def flush(self) -> None:
+        """Write what is buffered now (waits for the device once); rarely needed."""
+        self._buffer.flush()
+        if self._buffer.infeasible is not None:
+            raise TrialInfeasible(self._buffer.infeasible)
+
+    @property
+    def should_stop(self) -> bool:
+        """True once the trial is known to be infeasible (for loops that poll)."""
+        return self._buffer.infeasible is not None
+
+    # checkpoints -----------------------------------------------------------
+    def checkpoint(self, step: int, state: Any) -> str:
+        """Save ``state`` at ``step``; keep the N best by the objective plus the latest.
+
+        The objective logged at the same ``step`` ranks the checkpoint, so log
+        the evaluation before checkpointing. Files are written atomically.
+        Returns the path written.
+        """
+        self.flush()  # the objective at this step must be known to rank the checkpoint
+        value = self._buffer.objective_by_step.get(step)
+        self._dir.mkdir(parents=True, exist_ok=True)
+        path = self._dir / f"step-{step:09d}.ckpt"
+        _atomic_save(state, path)
+        records = [c for c in self._kept if c.step != step] + [
+            CheckpointRecord(self.id, step, str(path), value)
+        ]
+        keep = _select_kept(records, self._keep, self.study.objective[1])
+        self._storage.set_checkpoints(self.id, self._worker_id, keep)
+        for old in records:
+            if old not in keep:
+                Path(old.path).unlink(missing_ok=True)
+        self._kept = keep
+        return str(path)
+
+    def restore(self) -> Checkpoint | None:
+        """The latest checkpoint of this trial (from an interrupted attempt), or None."""
+        if not self._kept:
+            return None
+        latest = max(self._kept, key=lambda c: c.step)
+        if not Path(latest.path).exists():
+            return None
+        return Checkpoint(latest.step, _load(latest.path), latest.value, latest.path)
+
+    def best_checkpoint(self) -> Checkpoint | None:
+        """The kept checkpoint with the best objective (retrospective selection)."""
+        ranked = _select_kept(self._kept, 1, self.study.objective[1])
+        scored = [c for c in ranked if c.value is not None and not math.isnan(c.value)]
+        if not scored:
+            return None
+        return Checkpoint(scored[0].step, _load(scored[0].path), scored[0].value, scored[0].path)
+
+    # lifecycle (used by the executor) --------------------------------------
+    def _close(self) -> None:
+        self._buffer.close()
+
+    @property
+    def _infeasible_reason(self) -> str | None:
+        return self._buffer.infeasible
+
+    def __repr__(self) -> str:
+        return f"Trial(study={self.study.name!r}, number={self.number}, params={self.params!r})"
+
+
+def _select_kept(records: list[CheckpointRecord], n_best: int, mode: str) -> list[CheckpointRecord]:
+    """The ``n_best`` checkpoints by objective, plus the latest, in step order."""
+    scored = [c for c in records if c.value is not None and not math.isnan(c.value)]
+    best: list[CheckpointRecord] = []
+    for c in sorted(scored, key=lambda c: c.step):
+        best.append(c)
+        best.sort(key=lambda c: (c.value if mode == "min" else -c.value, c.step))  # type: ignore[operator]
+        del best[n_best:]
+    latest = max(records, key=lambda c: c.step) if records else None
+    kept = {c.step: c for c in best}
+    if latest is not None:
+        kept[latest.step] = latest
+    return [kept[s] for s in sorted(kept)]
+
+
+def _atomic_save(state: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        if "torch" in sys.modules:
+            import torch
+
+            torch.save(state, f)
+        else:
+            pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _load(path: str) -> Any:
+    with open(path, "rb") as f:
+        head = f.read(2)
+    # torch.save writes a zip archive ("PK"); everything else is a plain pickle.
+    if head == b"PK":
+        import torch
+
+        return torch.load(path, map_location="cpu", weights_only=False)
+    with open(path, "rb") as f:
+        return pickle.load(f)
+
+
+__all__ = ["Checkpoint", "ClaimLost", "Trial", "TrialInfeasible", "check_rules", "is_better"]
