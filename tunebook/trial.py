@@ -46,27 +46,32 @@ class Checkpoint:
     path: str
 
 
-def _is_tensor(value: Any) -> bool:
-    return type(value).__module__.startswith("torch") and hasattr(value, "detach")
+def _tensor_type() -> type | None:
+    torch = sys.modules.get("torch")  # no tensor can exist before torch is imported
+    return None if torch is None else torch.Tensor
 
 
 def _to_floats(values: list[Any]) -> list[float]:
-    """Host floats for a batch of logged values, with one device transfer per device."""
-    out: list[float | None] = [None] * len(values)
-    by_device: dict[Any, list[int]] = {}
+    """Host floats for a batch of logged values, with one transfer per accelerator and dtype."""
+    tensor = _tensor_type()
+    out: list[Any] = list(values)
+    on_device: dict[Any, list[int]] = {}
     for i, value in enumerate(values):
-        if _is_tensor(value):
-            by_device.setdefault(value.device, []).append(i)
+        if tensor is not None and isinstance(value, tensor):
+            if value.device.type == "cpu":
+                out[i] = value.item()  # no device to wait for
+            else:
+                on_device.setdefault((value.device, value.dtype), []).append(i)
         else:
             out[i] = float(value)
-    if by_device:
+    if on_device:
         import torch
 
-        for indices in by_device.values():
-            stacked = torch.stack([values[i].reshape(()).to(torch.float64) for i in indices])
+        for indices in on_device.values():
+            stacked = torch.stack([values[i].reshape(()) for i in indices]).to(torch.float64)
             for i, x in zip(indices, stacked.cpu().tolist()):
                 out[i] = x
-    return out  # type: ignore[return-value]
+    return out
 
 
 def check_rules(rules: Mapping[str, Mapping[str, float]], name: str, value: float) -> str | None:
@@ -98,7 +103,7 @@ class _MetricBuffer:
         self.storage, self.trial_id, self.worker_id = storage, trial_id, worker_id
         self.rules, self.objective = rules, objective
         self.flush_interval = flush_interval
-        self.queue: collections.deque[tuple[int, str, Any]] = collections.deque()
+        self.queue: collections.deque[tuple[int, dict[str, Any]]] = collections.deque()
         self.infeasible: str | None = None
         self.error: BaseException | None = None
         self.objective_by_step: dict[int, float] = {}
@@ -125,9 +130,10 @@ class _MetricBuffer:
                 self.storage.heartbeat(self.trial_id, self.worker_id)
                 return
             batch = [self.queue.popleft() for _ in range(n)]
-            floats = _to_floats([v for _, _, v in batch])
+            keys = [(step, name) for step, metrics in batch for name in metrics]
+            floats = _to_floats([v for _, metrics in batch for v in metrics.values()])
             rows = []
-            for (step, name, _), value in zip(batch, floats):
+            for (step, name), value in zip(keys, floats):
                 rows.append((step, name, value))
                 if name == self.objective:
                     self.objective_by_step[step] = value
@@ -197,16 +203,18 @@ class Trial:
             raise TrialInfeasible(buffer.infeasible)
         if buffer.error is not None:
             raise buffer.error
-        append = buffer.queue.append
-        for name, value in metrics.items():
-            if _is_tensor(value):
-                if value.numel() != 1:
-                    raise ValueError(
-                        f"metric {name!r}: log a scalar, got a tensor of shape {tuple(value.shape)}; "
-                        "reduce it first (e.g. loss.mean())"
-                    )
-                value = value.detach()
-            append((step, name, value))
+        tensor = _tensor_type()
+        if tensor is not None:
+            for name, value in metrics.items():
+                if isinstance(value, tensor):
+                    if value.numel() != 1:
+                        raise ValueError(
+                            f"metric {name!r}: log a scalar, got a tensor of shape {tuple(value.shape)}; "
+                            "reduce it first (e.g. loss.mean())"
+                        )
+                    if value.requires_grad:  # do not keep the autograd graph alive in the buffer
+                        metrics[name] = value.detach()
+        buffer.queue.append((step, metrics))
 
     def flush(self) -> None:
         """Write what is buffered now (waits for the device once); rarely needed."""

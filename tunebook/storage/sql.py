@@ -161,6 +161,8 @@ class SQLStorage(Storage):
         else:
             self._reader = self._writer = sa.create_engine(url, pool_pre_ping=True)
         self._ensure_schema()
+        mark = "?" if self.dialect == "sqlite" else "%s"
+        self._insert_metric_sql = f"INSERT INTO tb_metrics (trial_id, step, name, value) VALUES ({', '.join([mark] * 4)})"
 
     # schema ----------------------------------------------------------------
     def _ensure_schema(self) -> None:
@@ -420,15 +422,13 @@ class SQLStorage(Storage):
             claimed = conn.execute(sa.select(trials).where(trials.c.id == row.id)).first()
         return self._trial(claimed)
 
-    def _owned(self, trial_id: int, worker_id: str) -> Any:
-        return sa.and_(trials.c.id == trial_id, trials.c.worker_id == worker_id, trials.c.state == RUNNING)
-
-    def _touch(self, conn: sa.Connection, trial_id: int, worker_id: str, **values: Any) -> None:
-        result = conn.execute(
-            trials.update().where(self._owned(trial_id, worker_id)).values(heartbeat_at=time.time(), **values)
-        )
+    @staticmethod
+    def _touch(conn: sa.Connection, trial_id: int, owner: str, **values: Any) -> None:
+        """Heartbeat (and set ``values``) only while ``owner`` still runs the trial."""
+        owned = sa.and_(trials.c.id == trial_id, trials.c.worker_id == owner, trials.c.state == RUNNING)
+        result = conn.execute(trials.update().where(owned).values(heartbeat_at=time.time(), **values))
         if result.rowcount != 1:
-            raise ClaimLost(f"trial {trial_id} is no longer running under worker {worker_id}")
+            raise ClaimLost(f"trial {trial_id} is no longer running under worker {owner}")
 
     def heartbeat(self, trial_id: int, worker_id: str) -> None:
         with self._writer.begin() as conn:
@@ -492,12 +492,10 @@ class SQLStorage(Storage):
                     metrics.delete().where(metrics.c.trial_id == trial_id, metrics.c.step >= drop_from_step)
                 )
             if rows:
-                conn.execute(
-                    metrics.insert(),
-                    [
-                        {"trial_id": trial_id, "step": int(s), "name": n, "value": _nan_to_none(v)}
-                        for s, n, v in rows
-                    ],
+                # The hot path of every run: plain tuples through the driver's executemany.
+                conn.exec_driver_sql(
+                    self._insert_metric_sql,
+                    [(trial_id, int(s), n, None if v != v else v) for s, n, v in rows],
                 )
 
     def get_metrics(self, trial_id: int, names: Iterable[str] | None = None) -> list[MetricRow]:

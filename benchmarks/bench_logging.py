@@ -1,0 +1,76 @@
+"""Cost per call of `trial.log` (3 metrics) against Optuna's `trial.report`, both on SQLite.
+
+tunebook: 100,000 calls of ``trial.log(step, a=..., b=..., c=...)`` with 0-d
+PyTorch tensors (as a training loop logs them), then the final flush, so every
+value is in the database when the clock stops. Writes happen in the
+background every second (durable within 1 s).
+
+Optuna: ``trial.report(value, step)`` on an ``RDBStorage`` over SQLite: one
+value per call (a third of what tunebook stores per call) and one transaction
+per call, so it is measured on fewer calls (--optuna-calls) and compared per call.
+
+Run: python benchmarks/bench_logging.py [--calls 100000] [--optuna-calls 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+
+def bench_tunebook(folder: Path, calls: int) -> float:
+    import torch
+
+    import tunebook as tb
+    from tunebook.trial import Trial
+
+    study = tb.create_study(
+        "bench", space=tb.SearchSpace(nuisance={"lr": tb.Float(1e-3, 1.0, "log")}),
+        objective=("val/error", "min"), trials=1, max_train_steps=calls, storage=f"sqlite:///{folder}/tb.db",
+    )
+    record = study.storage.claim_trial("bench", study.id)
+    trial = Trial(study, record, study.storage, "bench", folder / "ckpt", flush_interval=1.0)
+    values = [torch.tensor(float(i % 97)) for i in range(97)]
+    start = time.perf_counter()
+    for step in range(calls):
+        v = values[step % 97]
+        trial.log(step, **{"train/loss": v, "train/accuracy": v, "grad_norm": v})
+    trial._close()  # final flush: everything is stored when the clock stops
+    elapsed = time.perf_counter() - start
+    stored = len(study.storage.get_metrics(record.id))
+    assert stored == 3 * calls, f"expected {3 * calls} rows, found {stored}"
+    return elapsed / calls
+
+
+def bench_optuna(folder: Path, calls: int) -> float:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = optuna.storages.RDBStorage(f"sqlite:///{folder}/optuna.db")
+    study = optuna.create_study(storage=storage, study_name="bench")
+    trial = study.ask()
+    start = time.perf_counter()
+    for step in range(calls):
+        trial.report(float(step % 97), step)
+    elapsed = time.perf_counter() - start
+    return elapsed / calls
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=100_000)
+    parser.add_argument("--optuna-calls", type=int, default=2_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        ours = bench_tunebook(folder, args.calls)
+        theirs = bench_optuna(folder, args.optuna_calls)
+    print(f"tunebook trial.log (3 metrics, {args.calls} calls, final flush included): {ours * 1e6:.2f} us/call")
+    print(f"optuna trial.report (1 value, {args.optuna_calls} calls, SQLite RDBStorage): {theirs * 1e6:.2f} us/call")
+    print(f"ratio optuna/tunebook per call: {theirs / ours:.0f}x (target >= 100x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Small deterministic training functions for the tests (importable by worker processes)."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+
+import numpy as np
+
+
+def quadratic(trial) -> None:
+    """val/error falls towards (log10 lr + 2)^2: best near lr = 1e-2."""
+    lr = trial.params["lr"]
+    floor = (math.log10(lr) + 2) ** 2
+    for step in range(1, trial.max_train_steps + 1):
+        trial.log(step, **{"train/loss": floor + 1.0 / step})
+        if step % 5 == 0 or step == trial.max_train_steps:
+            trial.log(step, **{"val/error": floor + 2.0 / step})
+
+
+def numpy_metrics(trial) -> None:
+    for step in range(1, trial.max_train_steps + 1):
+        trial.log(step, **{"val/error": np.float32(1.0 / step), "count": np.int64(step)})
+
+
+def diverges(trial) -> None:
+    """NaN from step 3 when lr > 0.1 (the training keeps going: tunebook must stop it)."""
+    for step in range(1, trial.max_train_steps + 1):
+        loss = float("nan") if trial.params["lr"] > 0.1 and step >= 3 else 1.0 / step
+        trial.log(step, **{"train/loss": loss, "val/error": loss})
+        time.sleep(0.01)
+
+
+def user_bug(trial) -> None:
+    trial.log(1, **{"val/error": 1.0})
+    raise ValueError("a bug in user code")
+
+
+def never_logs_objective(trial) -> None:
+    trial.log(1, **{"train/loss": 1.0})
+
+
+def large_loss(trial) -> None:
+    for step in range(1, trial.max_train_steps + 1):
+        trial.log(step, **{"train/loss": 50.0 * step, "val/error": 1.0})
+
+
+def out_of_memory(trial) -> None:
+    raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+
+def resumable(trial) -> None:
+    """Deterministic, checkpoints every step, sleeps so a test can interrupt it.
+
+    Appends "start <number> <first step>" and "end <number>" to $TB_TEST_LOG.
+    """
+    log = os.environ.get("TB_TEST_LOG")
+    state = {"x": 1.0}
+    start = 1
+    resumed = trial.restore()
+    if resumed is not None:
+        state, start = resumed.state, resumed.step + 1
+    if log:
+        with open(log, "a") as f:
+            f.write(f"start {trial.number} {start}\n")
+    delay = float(os.environ.get("TB_TEST_DELAY", "0.02"))
+    for step in range(start, trial.max_train_steps + 1):
+        state = {"x": state["x"] * (1 - trial.params["lr"] / 10)}
+        trial.log(step, **{"val/error": state["x"]})
+        trial.checkpoint(step, state)
+        time.sleep(delay)
+    if log:
+        with open(log, "a") as f:
+            f.write(f"end {trial.number}\n")

@@ -1,0 +1,104 @@
+"""Real processes: Ctrl-C a `tunebook run`, run it again, and no trial runs twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+import tunebook as tb
+from conftest import ROOT
+
+WORKLOADS = ROOT / "tests" / "_workloads.py"
+STEPS = 30
+
+SPEC = f"""\
+study: resumable
+train: {WORKLOADS}:resumable
+objective: {{metric: val/error, mode: min}}
+trials: 6
+max_train_steps: {STEPS}
+search_space:
+  nuisance: {{lr: {{min: 0.1, max: 0.9}}}}
+"""
+
+pytestmark = pytest.mark.slow
+
+
+def start_run(tmp_path: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "TB_TEST_LOG": str(tmp_path / "events.log"), "TB_TEST_DELAY": "0.05"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "tunebook", "run", "study.yaml", "--quiet", *extra],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def wait_for(predicate, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.1)
+
+
+def events(tmp_path: Path) -> list[list[str]]:
+    path = tmp_path / "events.log"
+    return [line.split() for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def assert_each_trial_ran_once(tmp_path: Path, study: tb.Study) -> None:
+    ends = Counter(int(e[1]) for e in events(tmp_path) if e[0] == "end")
+    assert ends == Counter(range(6)), ends  # every trial finished exactly once
+    for t in study.trials():
+        assert t.state == "completed"
+        steps = [s for s, _ in study.metrics(t)["val/error"]]
+        assert steps == list(range(1, STEPS + 1)), (t.number, steps)
+
+
+def test_sigint_then_rerun_completes_without_running_a_trial_twice(tmp_path):
+    (tmp_path / "study.yaml").write_text(SPEC)
+    url = f"sqlite:///{tmp_path}/tunebook.db"
+    proc = start_run(tmp_path, "--workers", "2")
+    # interrupt once a trial is under way and has checkpointed
+    wait_for(lambda: any(e[0] == "start" for e in events(tmp_path)) and (tmp_path / "tunebook_checkpoints").exists())
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (out, err)
+    assert "run the same command again to resume" in out
+    study = tb.load_study("resumable", storage=url)
+    counts = study.counts()
+    assert counts["running"] == 0, counts  # nothing left claimed by a dead worker
+    assert counts["pending"] > 0, counts
+    interrupted = [t for t in study.trials() if t.state == "pending" and t.attempts > 0]
+    assert interrupted, "a trial was running when Ctrl-C came"
+
+    again = start_run(tmp_path, "--workers", "2")
+    out, err = again.communicate(timeout=300)
+    assert again.returncode == 0, (out, err)
+    study = tb.load_study("resumable", storage=url)
+    assert_each_trial_ran_once(tmp_path, study)
+    # the interrupted trials resumed from their checkpoints, not from step 1
+    starts = [e for e in events(tmp_path) if e[0] == "start"]
+    for t in interrupted:
+        resumed = [int(e[2]) for e in starts if int(e[1]) == t.number]
+        assert len(resumed) == 2 and resumed[0] == 1 and resumed[1] > 1, resumed
+
+
+def test_two_runs_on_one_store_share_the_trials(tmp_path):
+    (tmp_path / "study.yaml").write_text(SPEC)
+    first = start_run(tmp_path, "--workers", "1")
+    second = start_run(tmp_path, "--workers", "1")
+    for proc in (first, second):
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, (out, err)
+    study = tb.load_study("resumable", storage=f"sqlite:///{tmp_path}/tunebook.db")
+    assert_each_trial_ran_once(tmp_path, study)
+    starts = Counter(int(e[1]) for e in events(tmp_path) if e[0] == "start")
+    assert starts == Counter(range(6)), starts  # nobody started a trial the other had

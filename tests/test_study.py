@@ -1,0 +1,115 @@
+"""Studies: materialized at creation, resumed by name, extended, and refused when changed."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+import tunebook as tb
+
+SPACE = tb.SearchSpace(
+    scientific={"wd": tb.Choice([0.0, 1e-3])},
+    nuisance={"lr": tb.Float(1e-4, 1.0, "log"), "opt": tb.Choice(["adam", "sgd"])},
+    fixed={"batch_size": 64},
+)
+
+
+def create(url, name="wd", **overrides):
+    kwargs = dict(space=SPACE, objective=("val/error", "min"), trials=8, max_train_steps=100, goal="wd?", storage=url)
+    kwargs.update(overrides)
+    return tb.create_study(name, **kwargs)
+
+
+def snapshot(url: str) -> dict:
+    """Everything stored, table by table (to prove that a refused change wrote nothing)."""
+    engine = sa.create_engine(tb.open_storage(url).url)
+    with engine.connect() as conn:
+        out = {t: conn.execute(sa.text(f"SELECT * FROM {t} ORDER BY 1")).all() for t in ("tb_experiments", "tb_studies", "tb_trials")}
+    engine.dispose()
+    return out
+
+
+def test_same_name_and_spec_resumes_identically(storage_url):
+    first = create(storage_url)
+    again = create(storage_url)
+    assert again.id == first.id
+    assert [t.params for t in again.trials()] == [t.params for t in first.trials()]
+
+
+def test_default_seed_comes_from_the_name(sqlite_url):
+    a = create(sqlite_url, name="a")
+    b = create(sqlite_url, name="b")
+    assert a.seed != b.seed
+    assert [t.params for t in a.trials()] != [t.params for t in b.trials()]
+
+
+def test_raising_trials_appends_the_next_points_and_keeps_earlier_ones(storage_url):
+    small = create(storage_url, trials=6)
+    before = [(t.number, t.params, t.seed) for t in small.trials()]
+    big = create(storage_url, trials=10)
+    after = [(t.number, t.params, t.seed) for t in big.trials()]
+    assert after[:6] == before
+    assert len(after) == 10 and big.trials_budget == 10
+    # the same as a study created at 10 trials from the start
+    fresh = create(storage_url, name="fresh", trials=10, seed=small.seed)
+    assert [t.params for t in fresh.trials()] == [p for _, p, _ in after]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"max_train_steps": 200}, "max_train_steps"),
+        ({"objective": ("val/error", "max")}, "objective.mode"),
+        ({"goal": "another question"}, "goal"),
+        (
+            {
+                "space": tb.SearchSpace(
+                    scientific={"wd": tb.Choice([0.0, 1e-3])},
+                    nuisance={"lr": tb.Float(1e-4, 1.0, "log")},
+                    fixed={"batch_size": 64},
+                )
+            },
+            "search_space.nuisance.opt",
+        ),
+    ],
+)
+def test_other_changes_are_refused_with_a_new_name_and_nothing_stored(storage_url, change, field):
+    create(storage_url)
+    before = snapshot(storage_url)
+    with pytest.raises(tb.SpecError) as info:
+        create(storage_url, **change)
+    assert info.value.field == field
+    assert "new name, e.g. study: wd-2" in str(info.value)
+    assert snapshot(storage_url) == before
+
+
+def test_shrinking_is_refused(sqlite_url):
+    create(sqlite_url, trials=8)
+    with pytest.raises(tb.SpecError, match="never shrinks"):
+        create(sqlite_url, trials=4)
+
+
+def test_load_unknown_study_lists_known_ones(sqlite_url):
+    create(sqlite_url)
+    with pytest.raises(tb.SpecError, match="known studies: wd"):
+        tb.load_study("nope", storage=sqlite_url)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"name": "bad name!"}, "study"),
+        ({"trials": 0}, "trials"),
+        ({"max_train_steps": 2.5}, "max_train_steps"),
+        ({"objective": ("val/error", "lowest")}, "objective.mode"),
+        ({"design": "bayes"}, "design"),
+        ({"seed": -1}, "seed"),
+        ({"infeasible_if": {"train/loss": {"over": 3}}}, "infeasible_if.train/loss"),
+        ({"trials": 7}, "trials"),
+    ],
+)
+def test_bad_arguments_store_nothing(sqlite_url, overrides, field):
+    with pytest.raises(tb.SpecError) as info:
+        create(sqlite_url, **overrides)
+    assert info.value.field == field
+    assert tb.open_storage(sqlite_url).list_studies() == []
