@@ -12,7 +12,6 @@ import torch
 
 import _workloads as w
 import tunebook as tb
-from tunebook.execution._runner import run_trial
 from tunebook.trial import Trial
 
 NUISANCE = tb.SearchSpace(nuisance={"lr": tb.Float(1e-4, 1.0, "log")})

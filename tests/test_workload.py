@@ -47,3 +47,7 @@ def test_demo_runs_end_to_end(tmp_path):
     assert row["completed"] + row["infeasible"] == 21 and row["completed"] >= 12
     assert row["best_value"] < 0.05
     assert row["reproduce"].startswith("tunebook demo")
+    # the demo ends with the report: its path and the top findings
+    report = tmp_path / "tunebook-report-digits-weight-decay.html"
+    assert f"report: {report}" in proc.stdout and report.stat().st_size > 1_000_000
+    assert "sampled_enough" in proc.stdout

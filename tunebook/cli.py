@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import sys
 import time
@@ -95,8 +94,43 @@ def cmd_demo(args: argparse.Namespace) -> int:
     started = time.monotonic()
     result = run(study, train, workers=args.workers, progress=not args.quiet)
     _print_outcome(study)
-    print(f"demo took {time.monotonic() - started:.0f}s; see the notebook with `tunebook ls`")
-    return EXIT_INTERRUPTED if result.interrupted else 0
+    if result.interrupted:
+        return EXIT_INTERRUPTED
+    print(f"demo took {time.monotonic() - started:.0f}s; the playbook's checklist says:")
+    write_report(study, args.output)
+    print("see the notebook with `tunebook ls`")
+    return 0
+
+
+# report ----------------------------------------------------------------------
+def write_report(study: Any, output: str | None, top_findings: int = 5) -> Path:
+    """Analyze a study, write the HTML report, print the findings summary."""
+    from rich.console import Console
+
+    from tunebook.analysis import analyze
+
+    report = analyze(study)
+    path = report.save(output or f"tunebook-report-{study.name}.html")
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    for f in report.findings[:top_findings]:
+        console.print(f"[{f.severity}] {f.check}: {f.message}\n    -> {f.action}", markup=False, highlight=False)
+    if len(report.findings) > top_findings:
+        console.print(f"... and {len(report.findings) - top_findings} more findings in the report", markup=False)
+    print(f"report: {path.resolve()}")
+    return path
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from tunebook.study import load_study
+
+    study = load_study(args.study, args.storage)
+    if args.format == "terminal":
+        from tunebook.analysis import analyze
+
+        analyze(study).print()
+        return 0
+    write_report(study, args.output, top_findings=len(study.trials()) + 20)
+    return 0
 
 
 # ls --------------------------------------------------------------------------
@@ -321,9 +355,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-dir", help="where checkpoints go (default: beside the SQLite file)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
-    p = verb("demo", cmd_demo, "run the bundled digits study end to end", "tunebook demo --workers 2")
+    p = verb("demo", cmd_demo, "run the bundled digits study end to end and write its report", "tunebook demo --workers 2")
     p.add_argument("--workers", type=_positive, default=2)
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("-o", "--output", help="report file (default tunebook-report-digits-weight-decay.html)")
+
+    p = verb("report", cmd_report, "the playbook's plots and checklist for a study: one offline HTML file", "tunebook report wd-ablation -o report.html")
+    p.add_argument("study")
+    p.add_argument("-o", "--output", help="HTML file (default tunebook-report-STUDY.html)")
+    p.add_argument("--format", choices=("html", "terminal"), default="html", help="terminal: findings and top trials only")
 
     p = verb("ls", cmd_ls, "the experiment notebook: every study, its goal, config, trials, best value, reproduction", "tunebook ls --format json")
     p.add_argument("--format", choices=("table", "json"), default="table")

@@ -118,7 +118,7 @@ def grid_points(params: dict[str, Param], trials: int, force: bool = False) -> l
             f"use trials: {max(total, fixed_count)}",
         )
     axes = []
-    for name, param in params.items():
+    for param in params.values():
         if isinstance(param, Choice):
             axes.append(list(param.values))
         else:

@@ -1,0 +1,83 @@
+"""The HTML report in a real browser (Debian's Chromium driven by Playwright), offline."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tunebook.analysis import analyze
+from tunebook.analysis.synthetic import exp_decay, write_study
+
+CHROMIUM = os.environ.get("TUNEBOOK_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+def browser_or_skip():
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail("Chromium is missing in CI: .ci/run should have installed it")
+        pytest.skip("Chromium not found (apt-get install chromium)")
+    playwright = pytest.importorskip("playwright.sync_api")
+    return playwright
+
+
+def open_offline(page_url: str, tmp_path: Path, screenshot: str):
+    """Load a page with every network request refused; return console errors and the page's figure count."""
+    sync_api = browser_or_skip()
+    errors: list[str] = []
+    blocked: list[str] = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+
+        def refuse(route):
+            blocked.append(route.request.url)
+            route.abort()
+
+        page.route("http*://**/*", refuse)
+        page.goto(page_url)
+        drawn = "Array.from(document.querySelectorAll('div.figure')).map(d => d.querySelectorAll('.main-svg g.trace').length > 0)"
+        try:
+            page.wait_for_function(f"{drawn}.every(x => x)", timeout=30000)
+        except sync_api.TimeoutError:
+            pass  # the assertion below says which figure did not draw
+        rendered = page.evaluate(drawn)
+        kinds = page.evaluate("Array.from(document.querySelectorAll('div.figure')).map(d => d.dataset.kind)")
+        findings = page.evaluate("Array.from(document.querySelectorAll('.finding')).map(d => d.dataset.check)")
+        page.screenshot(path=str(tmp_path / screenshot), full_page=True)
+        browser.close()
+    return errors, blocked, rendered, kinds, findings
+
+
+def test_report_renders_offline_with_no_console_errors(tmp_path):
+    def curve(params, steps, rng):
+        if params["learning_rate"] > 0.3:
+            return "train/loss was nan at step 3"
+        floor = 0.05 + 0.1 * (abs(params["learning_rate"] - 0.01))
+        val = exp_decay(steps, floor, 1.0, 60) + 0.001 * rng.standard_normal(len(steps))
+        return {"val/error": val, "train/loss": 2 * val, "grad/norm": 1 + rng.random(len(steps))}
+
+    study = write_study(
+        f"sqlite:///{tmp_path / 'tunebook.db'}", "browser-report",
+        curve, space={"scientific": {"wd": {"choice": [0.0, 0.1]}}, "nuisance": {"learning_rate": {"min": 1e-4, "max": 1.0, "scale": "log"}}},
+        trials=20, goal="Does <b>wd</b> help? <script>window.__pwned = 1</script>",
+    )
+    report = analyze(study)
+    path = report.save(tmp_path / "report.html")
+    errors, blocked, rendered, kinds, findings = open_offline(path.as_uri(), tmp_path, "report.png")
+    assert errors == [], errors
+    assert blocked == [], f"the report asked the network for {blocked}"
+    assert kinds == [f.kind for f in report.figures]
+    assert all(rendered), dict(zip(kinds, rendered))
+    assert findings == [f.check for f in report.findings]
+    assert (tmp_path / "report.png").stat().st_size > 10_000
+    html = path.read_text()
+    assert "<script>window.__pwned" not in html and "&lt;script&gt;window.__pwned" in html

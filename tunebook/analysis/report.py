@@ -1,0 +1,136 @@
+"""The report: findings first, then figures; one self-contained HTML file, or the terminal.
+
+The HTML embeds Plotly's JavaScript once (no CDN), so it opens offline.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tunebook.analysis.data import StudyData, TrialRow, load
+from tunebook.analysis.diagnostics import WARNING, Finding, Thresholds, run_diagnostics
+from tunebook.analysis.figures import Figure, compute_figures, render
+from tunebook.study import Study
+
+
+@dataclass
+class Report:
+    """What :func:`analyze` returns: ``findings`` (warnings first), ``figures``, the top trials."""
+
+    study: Study
+    data: StudyData
+    findings: list[Finding]
+    figures: list[Figure]
+    top_trials: list[TrialRow]
+    created_at: float = field(default_factory=time.time)
+
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == WARNING]
+
+    def checks(self) -> set[str]:
+        return {f.check for f in self.findings}
+
+    # HTML ------------------------------------------------------------------
+    def to_html(self) -> str:
+        from plotly.offline import get_plotlyjs
+
+        s = self.study
+        esc = html.escape
+        counts: dict[str, int] = {}
+        for t in self.data.trials:
+            counts[t.state] = counts.get(t.state, 0) + 1
+        parts = [
+            "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+            f"<title>tunebook report: {esc(s.name)}</title>",
+            f"<style>{_CSS}</style>",
+            f"<script type='text/javascript'>{get_plotlyjs()}</script>",
+            "</head><body>",
+            f"<h1>Study {esc(s.name)}</h1>",
+            f"<p class='goal'>{esc(s.goal) or '<i>no goal recorded</i>'}</p>",
+            "<table class='meta'>",
+            f"<tr><th>experiment</th><td>{esc(s.experiment)} (round {s.record.round})</td></tr>",
+            f"<tr><th>objective</th><td>{esc(s.objective[0])} ({s.objective[1]})</td></tr>",
+            f"<tr><th>max_train_steps</th><td>{s.max_train_steps}</td></tr>",
+            f"<tr><th>trials</th><td>{esc(', '.join(f'{k} {v}' for k, v in sorted(counts.items())))}</td></tr>",
+            f"<tr><th>search space</th><td><code>{esc(json.dumps(s.space.to_spec()))}</code></td></tr>",
+            f"<tr><th>reproduce</th><td><code>{esc(s.record.repro_command or '-')}</code>"
+            f"{esc(' @ ' + s.record.git_commit[:10]) if s.record.git_commit else ''}"
+            f"{' (dirty tree)' if s.record.git_dirty else ''}</td></tr>",
+            "</table>",
+            f"<h2>Findings ({len(self.warnings())} warnings)</h2>",
+        ]
+        if not self.findings:
+            parts.append("<p>No findings.</p>")
+        for f in self.findings:
+            parts.append(
+                f"<div class='finding {f.severity}' data-check='{esc(f.check)}'>"
+                f"<b>{esc(f.severity)}</b> <code>{esc(f.check)}</code>: {esc(f.message)}"
+                f"<div class='action'>&rarr; {esc(f.action)}</div></div>"
+            )
+        parts.append("<h2>Best trials</h2><table class='trials'><tr><th>#</th><th>value</th><th>step</th><th>params</th></tr>")
+        for t in self.top_trials:
+            parts.append(
+                f"<tr><td>{t.number}</td><td>{t.value:.6g}</td><td>{t.best_step}</td>"
+                f"<td><code>{esc(json.dumps(t.params, default=str))}</code></td></tr>"
+            )
+        parts.append("</table><h2>Figures</h2>")
+        for i, figure in enumerate(self.figures):
+            div = render(figure).to_html(full_html=False, include_plotlyjs=False, div_id=f"figure-{i}")
+            parts.append(f"<div class='figure' data-kind='{figure.kind}'>{div}</div>")
+        parts.append(f"<p class='footer'>tunebook report, {time.strftime('%Y-%m-%d %H:%M', time.localtime(self.created_at))}</p>")
+        parts.append("</body></html>")
+        return "\n".join(parts)
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(self.to_html(), encoding="utf-8")
+        return path
+
+    # terminal --------------------------------------------------------------
+    def print(self, console: Any = None, top: int = 5) -> None:
+        from rich.console import Console
+        from rich.table import Table
+
+        console = console or Console()
+        s = self.study
+        console.print(f"[bold]Study {s.name}[/bold]: {s.goal}", markup=True, highlight=False)
+        findings = Table(title=f"Findings ({len(self.warnings())} warnings)", show_lines=True)
+        for column in ("severity", "check", "finding", "action"):
+            findings.add_column(column, overflow="fold")
+        for f in self.findings:
+            style = "yellow" if f.severity == WARNING else "cyan"
+            findings.add_row(f"[{style}]{f.severity}[/{style}]", f.check, f.message, f.action)
+        console.print(findings)
+        trials = Table(title="Best trials")
+        for column in ("#", s.objective[0], "step", "params"):
+            trials.add_column(column, overflow="fold")
+        for t in self.top_trials[:top]:
+            trials.add_row(str(t.number), f"{t.value:.6g}", str(t.best_step), json.dumps(t.params, default=str))
+        console.print(trials)
+
+
+def analyze(
+    study: Study, *, thresholds: Thresholds | None = None, baseline: float | None = None, top: int = 10
+) -> Report:
+    """The playbook's checklist and plots for a study (see :mod:`tunebook.analysis.diagnostics`)."""
+    data = load(study)
+    th = thresholds or Thresholds()
+    findings = run_diagnostics(data, th)
+    figures = compute_figures(data, th, baseline)
+    return Report(study, data, findings, figures, data.ranked()[:top])
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+h1 { margin-bottom: 0.2em; } .goal { font-size: 1.1em; color: #444; }
+table { border-collapse: collapse; margin: 1em 0; } th, td { text-align: left; padding: 4px 10px; border-bottom: 1px solid #eee; vertical-align: top; }
+.finding { padding: 8px 12px; margin: 8px 0; border-left: 5px solid; border-radius: 3px; }
+.finding.warning { border-color: #e6a100; background: #fff8e1; } .finding.info { border-color: #2b8cbe; background: #eef6fb; }
+.action { margin-top: 4px; color: #333; } .figure { margin: 1.5em 0; } .footer { color: #888; font-size: 0.9em; }
+code { font-size: 0.9em; }
+"""
