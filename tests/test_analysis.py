@@ -288,7 +288,8 @@ def test_isolation_buckets_a_continuous_scientific_value(sqlite_url):
 
 def test_trials_dataframe(sqlite_url):
     study = study_with(sqlite_url, clean_curve, trials=4)
-    df = trials_dataframe(study)
+    df = study.trials_dataframe()
+    assert df.equals(trials_dataframe(study))
     assert list(df["number"]) == [0, 1, 2, 3]
     assert {"scientific.wd", "nuisance.learning_rate", "fixed.optimizer", "value", "best_step"} <= set(df.columns)
     assert df["value"].notna().all()

@@ -5,6 +5,7 @@
 """
 
 from tunebook._errors import MissingExtraError, SpecError
+from tunebook.analysis import Finding, Report, Thresholds, analyze
 from tunebook.execution import RunResult, run
 from tunebook.space import Choice, Float, Int, SearchSpace
 from tunebook.storage import open_storage
@@ -15,6 +16,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Checkpoint",
+    "Finding",
+    "Report",
+    "Thresholds",
+    "analyze",
     "Choice",
     "Float",
     "Int",

@@ -196,6 +196,12 @@ class Study:
             out.setdefault(row.name, []).append((row.step, row.value))
         return out
 
+    def trials_dataframe(self) -> Any:
+        """The trials as a pandas DataFrame (columns ``role.name`` per hyperparameter)."""
+        from tunebook.analysis.data import trials_dataframe
+
+        return trials_dataframe(self)
+
     def __repr__(self) -> str:
         return f"Study({self.name!r}, trials={self.trials_budget}, storage={redact(self.storage.url)!r})"
 

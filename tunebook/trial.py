@@ -19,14 +19,13 @@ from __future__ import annotations
 import collections
 import math
 import os
-import pickle
 import sys
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from tunebook.storage.base import CheckpointRecord, ClaimLost, Storage, TrialRecord, is_better
+from tunebook.storage.base import ClaimLost, Storage, TrialRecord
+from tunebook.training.checkpoints import Checkpoint, CheckpointManager
 
 if TYPE_CHECKING:
     from tunebook.study import Study
@@ -34,16 +33,6 @@ if TYPE_CHECKING:
 
 class TrialInfeasible(Exception):
     """The trial diverged or broke a user rule; raised from ``log`` to stop training."""
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """A saved training state, as returned by :meth:`Trial.restore`."""
-
-    step: int
-    state: Any
-    value: float | None
-    path: str
 
 
 def _tensor_type() -> type | None:
@@ -178,9 +167,14 @@ class Trial:
         self.max_train_steps = study.max_train_steps
         self._storage = storage
         self._worker_id = worker_id
-        self._dir = Path(checkpoint_root) / study.name / f"trial-{record.number:05d}"
-        self._keep = study.keep_checkpoints
-        self._kept: list[CheckpointRecord] = storage.get_checkpoints(record.id)
+        self._checkpoints = CheckpointManager(
+            Path(checkpoint_root) / study.name / f"trial-{record.number:05d}",
+            keep_best=study.keep_checkpoints,
+            mode=study.objective[1],
+            records=storage.get_checkpoints(record.id),
+            on_change=lambda kept: storage.set_checkpoints(record.id, worker_id, kept),
+            owner=record.id,
+        )
         self._buffer = _MetricBuffer(
             storage,
             record.id,
@@ -236,37 +230,15 @@ class Trial:
         Returns the path written.
         """
         self.flush()  # the objective at this step must be known to rank the checkpoint
-        value = self._buffer.objective_by_step.get(step)
-        self._dir.mkdir(parents=True, exist_ok=True)
-        path = self._dir / f"step-{step:09d}.ckpt"
-        _atomic_save(state, path)
-        records = [c for c in self._kept if c.step != step] + [
-            CheckpointRecord(self.id, step, str(path), value)
-        ]
-        keep = _select_kept(records, self._keep, self.study.objective[1])
-        self._storage.set_checkpoints(self.id, self._worker_id, keep)
-        for old in records:
-            if old not in keep:
-                Path(old.path).unlink(missing_ok=True)
-        self._kept = keep
-        return str(path)
+        return self._checkpoints.save(step, state, self._buffer.objective_by_step.get(step))
 
     def restore(self) -> Checkpoint | None:
         """The latest checkpoint of this trial (from an interrupted attempt), or None."""
-        if not self._kept:
-            return None
-        latest = max(self._kept, key=lambda c: c.step)
-        if not Path(latest.path).exists():
-            return None
-        return Checkpoint(latest.step, _load(latest.path), latest.value, latest.path)
+        return self._checkpoints.latest()
 
     def best_checkpoint(self) -> Checkpoint | None:
         """The kept checkpoint with the best objective (retrospective selection)."""
-        ranked = _select_kept(self._kept, 1, self.study.objective[1])
-        scored = [c for c in ranked if c.value is not None and not math.isnan(c.value)]
-        if not scored:
-            return None
-        return Checkpoint(scored[0].step, _load(scored[0].path), scored[0].value, scored[0].path)
+        return self._checkpoints.best()
 
     # lifecycle (used by the executor) --------------------------------------
     def _close(self) -> None:
@@ -280,50 +252,4 @@ class Trial:
         return f"Trial(study={self.study.name!r}, number={self.number}, params={self.params!r})"
 
 
-def _select_kept(records: list[CheckpointRecord], n_best: int, mode: str) -> list[CheckpointRecord]:
-    """The ``n_best`` checkpoints by objective, plus the latest, in step order."""
-    scored = [c for c in records if c.value is not None and not math.isnan(c.value)]
-    best: list[CheckpointRecord] = []
-    for c in sorted(scored, key=lambda c: c.step):
-        best.append(c)
-        best.sort(key=lambda c: (c.value if mode == "min" else -c.value, c.step))  # type: ignore[operator]
-        del best[n_best:]
-    latest = max(records, key=lambda c: c.step) if records else None
-    kept = {c.step: c for c in best}
-    if latest is not None:
-        kept[latest.step] = latest
-    return [kept[s] for s in sorted(kept)]
-
-
-def _atomic_save(state: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        if "torch" in sys.modules:
-            import torch
-
-            torch.save(state, f)
-        else:
-            pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def _load(path: str) -> Any:
-    with open(path, "rb") as f:
-        head = f.read(2)
-    # torch.save writes a zip archive ("PK"); everything else is a plain pickle.
-    if head == b"PK":
-        import torch
-
-        return torch.load(path, map_location="cpu", weights_only=False)
-    with open(path, "rb") as f:
-        return pickle.load(f)
-
-
-__all__ = ["Checkpoint", "ClaimLost", "Trial", "TrialInfeasible", "check_rules", "is_better"]
+__all__ = ["Checkpoint", "ClaimLost", "Trial", "TrialInfeasible", "check_rules"]

@@ -1,0 +1,184 @@
+"""Checkpoints: keep the N best by the objective plus the latest, written atomically.
+
+The playbook ("Saving checkpoints and retrospectively selecting the best
+checkpoint"): train for a fixed number of steps and pick the best checkpoint
+afterwards. :class:`CheckpointManager` keeps the ``keep_best`` checkpoints with
+the best objective and the latest one (for resuming), deleting the others.
+``Trial.checkpoint``/``Trial.restore`` use it, recording the manifest in the
+store; it also works on its own.
+
+:func:`training_state` and :func:`restore_training_state` capture and restore
+everything a resumed run needs to continue exactly: model, optimizer,
+scheduler, the step, and the random states of Python, NumPy and PyTorch (CPU
+and every CUDA device).
+
+This module imports torch only when a checkpoint holds tensors.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pickle
+import random
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from tunebook.storage.base import CheckpointRecord
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A saved state: its step, the state itself, the objective at that step, the file."""
+
+    step: int
+    state: Any
+    value: float | None
+    path: str
+
+
+def select_kept(records: Sequence[CheckpointRecord], keep_best: int, mode: str) -> list[CheckpointRecord]:
+    """The ``keep_best`` records with the best value (ties: earlier step), plus the latest, in step order."""
+    scored = [c for c in records if c.value is not None and not math.isnan(c.value)]
+    sign = 1.0 if mode == "min" else -1.0
+    best = sorted(scored, key=lambda c: (sign * c.value, c.step))[:keep_best]  # type: ignore[operator]
+    kept = {c.step: c for c in best}
+    if records:
+        latest = max(records, key=lambda c: c.step)
+        kept[latest.step] = latest
+    return [kept[s] for s in sorted(kept)]
+
+
+def atomic_save(state: Any, path: Path) -> None:
+    """Write to a temporary file, fsync, rename over ``path``, fsync the folder."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        if "torch" in sys.modules:
+            import torch
+
+            torch.save(state, f)
+        else:
+            pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def load(path: str | Path, map_location: Any = "cpu") -> Any:
+    """Read a checkpoint written by :func:`atomic_save`."""
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if head == b"PK":  # torch.save writes a zip archive
+        import torch
+
+        return torch.load(path, map_location=map_location, weights_only=False)
+    with open(path, "rb") as f:
+        return pickle.load(f)
+
+
+class CheckpointManager:
+    """Keep-N-best-plus-latest checkpoints in one folder.
+
+    Args:
+        directory: where the files go (created on the first save).
+        keep_best: how many of the best checkpoints (by ``value``) to keep.
+        mode: ``"min"`` or ``"max"``: which values are better.
+        records: the manifest to start from (e.g. from the store, when resuming).
+        on_change: called with the new manifest after every save (e.g. to store it).
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        keep_best: int = 3,
+        mode: str = "min",
+        records: Sequence[CheckpointRecord] = (),
+        on_change: Callable[[list[CheckpointRecord]], None] | None = None,
+        owner: int = 0,
+    ) -> None:
+        if mode not in ("min", "max"):
+            raise ValueError("mode: use 'min' or 'max'")
+        self.directory = Path(directory)
+        self.keep_best = keep_best
+        self.mode = mode
+        self.kept: list[CheckpointRecord] = list(records)
+        self.on_change = on_change
+        self.owner = owner
+
+    def save(self, step: int, state: Any, value: float | None = None) -> str:
+        """Write ``state`` at ``step`` (ranked by ``value``), then drop what is no longer kept."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"step-{step:09d}.ckpt"
+        atomic_save(state, path)
+        records = [c for c in self.kept if c.step != step] + [CheckpointRecord(self.owner, step, str(path), value)]
+        keep = select_kept(records, self.keep_best, self.mode)
+        if self.on_change is not None:
+            self.on_change(keep)  # record the manifest before deleting files it no longer names
+        for old in records:
+            if old not in keep:
+                Path(old.path).unlink(missing_ok=True)
+        self.kept = keep
+        return str(path)
+
+    def _open(self, record: CheckpointRecord | None) -> Checkpoint | None:
+        if record is None or not Path(record.path).exists():
+            return None
+        return Checkpoint(record.step, load(record.path), record.value, record.path)
+
+    def latest(self) -> Checkpoint | None:
+        """The checkpoint with the highest step (what a resumed run continues from)."""
+        return self._open(max(self.kept, key=lambda c: c.step) if self.kept else None)
+
+    def best(self) -> Checkpoint | None:
+        """The kept checkpoint with the best value (retrospective selection)."""
+        scored = [c for c in select_kept(self.kept, 1, self.mode) if c.value is not None and not math.isnan(c.value)]
+        return self._open(scored[0] if scored else None)
+
+
+def _rng_states() -> dict[str, Any]:
+    import numpy as np
+    import torch
+
+    states: dict[str, Any] = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def training_state(step: int, model: Any, optimizer: Any = None, scheduler: Any = None, **extra: Any) -> dict[str, Any]:
+    """Everything needed to resume exactly: weights, optimizer, scheduler, step, RNG states."""
+    state = {"step": step, "model": model.state_dict(), "rng": _rng_states(), "extra": extra}
+    if optimizer is not None:
+        state["optimizer"] = optimizer.state_dict()
+    if scheduler is not None:
+        state["scheduler"] = scheduler.state_dict()
+    return state
+
+
+def restore_training_state(state: dict[str, Any], model: Any, optimizer: Any = None, scheduler: Any = None) -> int:
+    """Load a :func:`training_state` back; returns the step it was taken at."""
+    import numpy as np
+    import torch
+
+    model.load_state_dict(state["model"])
+    if optimizer is not None and "optimizer" in state:
+        optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None and "scheduler" in state:
+        scheduler.load_state_dict(state["scheduler"])
+    rng = state.get("rng", {})
+    if "python" in rng:
+        random.setstate(rng["python"])
+    if "numpy" in rng:
+        np.random.set_state(rng["numpy"])
+    if "torch" in rng:
+        torch.set_rng_state(rng["torch"])
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    return int(state["step"])
