@@ -33,7 +33,6 @@ SPACE = {
 
 
 def curve(params, steps, rng):
-    import numpy as np
 
     from tunebook.analysis.synthetic import exp_decay
 

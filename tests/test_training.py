@@ -380,7 +380,7 @@ def test_sync_batchnorm_stats_across_two_gloo_processes():
     results = sorted(queue.get(timeout=120) for _ in procs)
     for p in procs:
         p.join(timeout=60)
-    for rank, synced, mean, var, ghost_mean in results:
+    for _rank, synced, mean, var, ghost_mean in results:
         assert synced == 2
         assert mean == [0.5] * 3 and var == [3.0] * 3 and ghost_mean == [5.0] * 2
     assert sync_batchnorm_stats(nn.BatchNorm1d(2)) == 0  # no process group: nothing to do
