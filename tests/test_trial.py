@@ -166,14 +166,24 @@ def test_checkpoints_keep_the_n_best_plus_the_latest(sqlite_url, tmp_path):
     for step, value in enumerate(values, start=1):
         trial.log(step, **{"val/error": value})
         trial.checkpoint(step, {"step": step, "weights": np.full(3, value)})
+    latest = trial.restore()  # waits for the background write
+    assert latest.step == 6 and latest.state["step"] == 6
     kept = s.storage.get_checkpoints(trial.id)
     assert [c.step for c in kept] == [4, 5, 6]  # best two (1.0, 2.0) and the latest
     folder = Path(kept[0].path).parent
     assert sorted(p.name for p in folder.iterdir()) == [Path(c.path).name for c in kept]
     best = trial.best_checkpoint()
     assert best.step == 4 and best.value == 1.0 and best.state["weights"].tolist() == [1.0] * 3
-    latest = trial.restore()
-    assert latest.step == 6 and latest.state["step"] == 6
+    trial._close()
+
+
+def test_checkpoint_state_is_copied_before_training_changes_it(sqlite_url, tmp_path):
+    trial = claimed_trial(study(sqlite_url, trials=1), tmp_path)
+    weights = torch.zeros(1000)
+    trial.log(1, **{"val/error": 0.5})
+    trial.checkpoint(1, {"w": weights})
+    weights += 1.0  # the next training step, while the file may still be being written
+    assert torch.equal(trial.restore().state["w"], torch.zeros(1000))
     trial._close()
 
 

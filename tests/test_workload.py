@@ -35,6 +35,63 @@ def test_a_digits_trial_learns_and_checkpoints(sqlite_url, tmp_path):
     assert curves["train/loss"][-1][1] < curves["train/loss"][0][1] / 5
     kept = study.storage.get_checkpoints(t.id)
     assert t.best_step in [c.step for c in kept] and max(c.step for c in kept) == 300
+    # the toolkit's logs: gradient norms and the scheduled rate every step, balanced error, input timing
+    assert len(curves["grad/norm"]) == 300 and len(curves["lr"]) == 300
+    assert [s for s, _ in curves["val/balanced_error"]] == list(range(50, 301, 50))
+    assert [s for s, _ in curves["input/wait_fraction"]] == [100, 200, 300]
+
+
+def test_digits_schedule_clipping_and_ghost_batch_norm(sqlite_url, tmp_path):
+    space = tb.SearchSpace(
+        nuisance={"learning_rate": tb.Float(3e-3, 4e-3)},
+        fixed={"schedule": "cosine", "warmup_steps": 20, "grad_clip": 0.5, "ghost_batch_size": 16, "batch_size": 64,
+               "optimizer": "nadam", "eval_every": 50},
+    )
+    study = tb.create_study("digits-tools", space=space, objective=("val/error", "min"), trials=1,
+                            max_train_steps=100, storage=sqlite_url)
+    tb.run(study, digits.train, workers=0, progress=False, checkpoint_dir=tmp_path)
+    (t,) = study.trials()
+    assert t.state == "completed", t.error
+    curves = study.metrics(t)
+    lr = dict(curves["lr"])
+    assert lr[1] == 0.0 and lr[21] == pytest.approx(t.params["learning_rate"]) and lr[100] < lr[21] / 100
+    clipped = dict(curves["grad/clipped"])
+    norms = dict(curves["grad/norm"])
+    assert all(clipped[s] == float(norms[s] > 0.5) for s in clipped)
+    model = digits.build_model({**study.space.fixed, **t.params})
+    assert sum(type(m).__name__ == "GhostBatchNorm" for m in model.modules()) == 2
+
+
+def test_an_interrupted_digits_trial_resumes_to_the_same_curve(sqlite_url, tmp_path):
+    space = tb.SearchSpace(nuisance={"learning_rate": tb.Float(3e-3, 4e-3)},
+                           fixed={"schedule": "cosine", "eval_every": 20, "optimizer": "adam"})
+
+    def make(name, url):
+        return tb.create_study(name, space=space, objective=("val/error", "min"), trials=1, max_train_steps=100,
+                               storage=url, seed=7)
+
+    def interrupted(trial):
+        if trial.attempt == 1:
+            log = trial.log
+
+            def stop_after_step_70(step, **metrics):
+                log(step, **metrics)
+                if step == 70 and "val/error" not in metrics:
+                    raise KeyboardInterrupt
+
+            trial.log = stop_after_step_70
+        digits.train(trial)
+
+    study = make("resumed", sqlite_url)
+    assert tb.run(study, interrupted, workers=0, progress=False, checkpoint_dir=tmp_path).interrupted
+    assert tb.run(study, interrupted, workers=0, progress=False, checkpoint_dir=tmp_path).finished
+    reference = make("reference", sqlite_url)
+    tb.run(reference, digits.train, workers=0, progress=False, checkpoint_dir=tmp_path)
+    (a,), (b,) = study.trials(), reference.trials()
+    assert a.attempts == 2 and (a.value, a.best_step) == (b.value, b.best_step)
+    ca, cb = study.metrics(a), reference.metrics(b)
+    for name in ("train/loss", "val/error", "val/loss", "grad/norm", "lr"):
+        assert ca[name] == cb[name], name  # the same curve, point for point
 
 
 @pytest.mark.slow
@@ -51,3 +108,18 @@ def test_demo_runs_end_to_end(tmp_path):
     report = tmp_path / "tunebook-report-digits-weight-decay.html"
     assert f"report: {report}" in proc.stdout and report.stat().st_size > 1_000_000
     assert "sampled_enough" in proc.stdout
+
+
+@pytest.mark.slow
+def test_the_example_script_runs(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "train_digits.py")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    study = tb.load_study("digits-optimizers", storage=f"sqlite:///{tmp_path}/tunebook.db")
+    assert study.is_finished() and study.best_trial().value < 0.1
+    assert (tmp_path / "digits-optimizers.html").exists()

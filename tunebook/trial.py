@@ -174,6 +174,7 @@ class Trial:
             records=storage.get_checkpoints(record.id),
             on_change=lambda kept: storage.set_checkpoints(record.id, worker_id, kept),
             owner=record.id,
+            background=True,
         )
         self._buffer = _MetricBuffer(
             storage,
@@ -226,8 +227,9 @@ class Trial:
         """Save ``state`` at ``step``; keep the N best by the objective plus the latest.
 
         The objective logged at the same ``step`` ranks the checkpoint, so log
-        the evaluation before checkpointing. Files are written atomically.
-        Returns the path written.
+        the evaluation before checkpointing. ``state`` is copied (to the CPU)
+        at once and written atomically in the background, so training goes on
+        while the file is written. Returns the path being written.
         """
         self.flush()  # the objective at this step must be known to rank the checkpoint
         return self._checkpoints.save(step, state, self._buffer.objective_by_step.get(step))
@@ -242,7 +244,10 @@ class Trial:
 
     # lifecycle (used by the executor) --------------------------------------
     def _close(self) -> None:
-        self._buffer.close()
+        try:
+            self._checkpoints.close()  # the last checkpoint is on disk before the trial ends
+        finally:
+            self._buffer.close()
 
     @property
     def _infeasible_reason(self) -> str | None:

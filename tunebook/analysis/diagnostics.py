@@ -87,10 +87,12 @@ class Thresholds:
     train_rise: float = 0.25
     #: the training metric the curve checks read.
     train_metric: str = "train/loss"
-    #: periodic validation: one frequency holds this share of the residual power...
-    periodic_power: float = 0.5
-    #: ...and the residual is at least this large relative to the curve's range.
+    #: periodic validation: Fisher's g-test on the detrended curve rejects white noise at this p-value,
+    periodic_pvalue: float = 0.01
+    #: the residual is at least this large relative to the curve's range,
     periodic_amplitude: float = 0.02
+    #: and the period repeats at least this many times.
+    periodic_cycles: float = 3.0
     #: max_train_steps: this share of the top-half trials has its best step in the first 10%
     #: (too long) or the last 25% (train longer).
     best_step_share: float = 0.8
@@ -420,20 +422,21 @@ def check_periodic_validation(data: StudyData, th: Thresholds) -> list[Finding]:
     def test(steps: np.ndarray, y: np.ndarray) -> dict[str, Any] | None:
         if len(y) < 16:
             return None
-        part = y[len(y) // 4:]
+        part = y[len(y) // 4:]  # past the initial drop
         x = np.linspace(-1, 1, len(part))
         resid = part - np.polyval(np.polyfit(x, part, 2), x)
         span = float(np.max(y) - np.min(y))
         power = np.abs(np.fft.rfft(resid - resid.mean()))[1:] ** 2
-        if span <= 0 or power.sum() <= 0 or len(power) < 4:
+        m = len(power)
+        if span <= 0 or power.sum() <= 0 or m < 4:
             return None
-        # frequencies with a period of at least 3 evaluations
-        k = int(np.argmax(power[: len(power)])) + 1
-        share = float(power[k - 1] / power.sum())
+        k = int(np.argmax(power)) + 1  # cycles over the analysed part
+        g = float(power[k - 1] / power.sum())
+        # Fisher's g-test: chance that white noise puts this share of its power in one frequency
+        pvalue = min(1.0, m * (1 - g) ** (m - 1))
         amplitude = float(np.std(resid) / span)
-        period = len(part) / k
-        if share >= th.periodic_power and amplitude >= th.periodic_amplitude and period >= 3:
-            return {"period_evals": period, "power_share": share}
+        if pvalue <= th.periodic_pvalue and amplitude >= th.periodic_amplitude and k >= th.periodic_cycles:
+            return {"period_evals": len(part) / k, "power_share": g, "pvalue": pvalue}
         return None
 
     hits = _for_curves(data, th, data.metric, test, data.sign())
@@ -443,7 +446,7 @@ def check_periodic_validation(data: StudyData, th: Thresholds) -> list[Finding]:
     return [Finding(
         "periodic_validation", WARNING,
         f"The validation {data.metric} of trial #{t.number} oscillates with a period of about "
-        f"{ev['period_evals']:.1f} evaluations.",
+        f"{ev['period_evals']:.1f} evaluations (Fisher's test p = {ev['pvalue']:.1g}).",
         "Periodic validation curves point at overlap between training and validation data, or at data "
         "that is not shuffled well (e.g. epoch boundaries): check the splits and the shuffling.",
         {"trials": _numbers(hits), **ev},

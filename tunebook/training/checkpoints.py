@@ -22,6 +22,7 @@ import os
 import pickle
 import random
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -71,6 +72,28 @@ def atomic_save(state: Any, path: Path) -> None:
         os.close(dir_fd)
 
 
+def snapshot(state: Any) -> Any:
+    """A copy of ``state`` whose tensors are on the CPU and no longer shared with training."""
+    if "torch" not in sys.modules:
+        import copy
+
+        return copy.deepcopy(state)
+    import torch
+
+    def copy_tree(obj: Any) -> Any:
+        if isinstance(obj, torch.Tensor):
+            return obj.detach().to("cpu", copy=True)
+        if isinstance(obj, dict):
+            return type(obj)((k, copy_tree(v)) for k, v in obj.items())
+        if isinstance(obj, (list, tuple)) and not hasattr(obj, "_fields"):
+            return type(obj)(copy_tree(v) for v in obj)
+        import copy
+
+        return copy.deepcopy(obj)
+
+    return copy_tree(state)
+
+
 def load(path: str | Path, map_location: Any = "cpu") -> Any:
     """Read a checkpoint written by :func:`atomic_save`."""
     with open(path, "rb") as f:
@@ -92,6 +115,9 @@ class CheckpointManager:
         mode: ``"min"`` or ``"max"``: which values are better.
         records: the manifest to start from (e.g. from the store, when resuming).
         on_change: called with the new manifest after every save (e.g. to store it).
+        background: write files in a background thread. ``save`` then only copies
+            the state (to the CPU) and returns; at most one write is in flight, and
+            :meth:`wait` (called by ``latest``, ``best`` and ``close``) waits for it.
     """
 
     def __init__(
@@ -102,6 +128,7 @@ class CheckpointManager:
         records: Sequence[CheckpointRecord] = (),
         on_change: Callable[[list[CheckpointRecord]], None] | None = None,
         owner: int = 0,
+        background: bool = False,
     ) -> None:
         if mode not in ("min", "max"):
             raise ValueError("mode: use 'min' or 'max'")
@@ -111,11 +138,43 @@ class CheckpointManager:
         self.kept: list[CheckpointRecord] = list(records)
         self.on_change = on_change
         self.owner = owner
+        self.background = background
+        self._writer: threading.Thread | None = None
+        self._error: BaseException | None = None
 
     def save(self, step: int, state: Any, value: float | None = None) -> str:
         """Write ``state`` at ``step`` (ranked by ``value``), then drop what is no longer kept."""
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / f"step-{step:09d}.ckpt"
+        if not self.background:
+            self._write(step, state, value, path)
+            return str(path)
+        self.wait()
+        copied = snapshot(state)  # training may change the live tensors from the next step on
+
+        def write() -> None:
+            try:
+                self._write(step, copied, value, path)
+            except BaseException as exc:  # surfaced by the next wait()
+                self._error = exc
+
+        self._writer = threading.Thread(target=write, name=f"tunebook-checkpoint-{step}", daemon=True)
+        self._writer.start()
+        return str(path)
+
+    def wait(self) -> None:
+        """Block until the write in flight (if any) is on disk; re-raise its error."""
+        if self._writer is not None:
+            self._writer.join()
+            self._writer = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def close(self) -> None:
+        self.wait()
+
+    def _write(self, step: int, state: Any, value: float | None, path: Path) -> None:
         atomic_save(state, path)
         records = [c for c in self.kept if c.step != step] + [CheckpointRecord(self.owner, step, str(path), value)]
         keep = select_kept(records, self.keep_best, self.mode)
@@ -125,7 +184,6 @@ class CheckpointManager:
             if old not in keep:
                 Path(old.path).unlink(missing_ok=True)
         self.kept = keep
-        return str(path)
 
     def _open(self, record: CheckpointRecord | None) -> Checkpoint | None:
         if record is None or not Path(record.path).exists():
@@ -134,10 +192,12 @@ class CheckpointManager:
 
     def latest(self) -> Checkpoint | None:
         """The checkpoint with the highest step (what a resumed run continues from)."""
+        self.wait()
         return self._open(max(self.kept, key=lambda c: c.step) if self.kept else None)
 
     def best(self) -> Checkpoint | None:
         """The kept checkpoint with the best value (retrospective selection)."""
+        self.wait()
         scored = [c for c in select_kept(self.kept, 1, self.mode) if c.value is not None and not math.isnan(c.value)]
         return self._open(scored[0] if scored else None)
 

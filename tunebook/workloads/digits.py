@@ -2,18 +2,29 @@
 
 The data ships with tunebook (``data/digits.csv.gz``), so nothing is
 downloaded. The train/validation split is fixed (seed 0, 20% validation),
-whatever the trial. Batches are drawn from a generator seeded by the trial
-seed and the step, so a run resumed from a checkpoint follows exactly the
-path of an uninterrupted one.
+whatever the trial. It uses the whole training toolkit (:mod:`tunebook.training`):
 
-Hyperparameters (``trial.params``), with defaults:
-``learning_rate`` (1e-3), ``optimizer`` ("adam" | "sgd" | "momentum"),
-``momentum``/``beta1`` (0.9), ``weight_decay`` (0), ``hidden_units`` (128),
-``batch_size`` (64), ``eval_every`` (25 steps).
+- per-host seeds: the trial seed gives the initialization seed and the data
+  seed; batches are drawn from (data seed, step), so a run resumed from a
+  checkpoint follows exactly the path of an uninterrupted one;
+- the playbook's optimizers and a learning-rate schedule (with warmup);
+- the total gradient norm logged every step as a tensor (no host sync), and
+  clipping at ``grad_clip`` when given;
+- checkpoints with the full training state (model, optimizer, scheduler, RNG);
+- evaluation every ``eval_every`` steps (by step, never by time), with padded,
+  zero-weighted partial batches and per-class counts;
+- input-pipeline timing; optional ghost batch norm.
 
-Logged: ``train/loss`` every step (a tensor: no host sync), ``val/error``,
-``val/loss`` and ``train/error`` every ``eval_every`` steps; a checkpoint at
-every evaluation.
+Hyperparameters (``trial.params``), with defaults: ``learning_rate`` (1e-3),
+``optimizer`` ("adam"; sgd, momentum, nesterov, rmsprop, nadam), ``beta1``
+(0.9), ``beta2`` (0.999), ``epsilon`` (1e-8), ``momentum`` (0.9),
+``weight_decay`` (0, decoupled), ``schedule`` ("constant"; linear, cosine,
+rsqrt), ``warmup_steps`` (0), ``grad_clip`` (none), ``hidden_units`` (128),
+``ghost_batch_size`` (none), ``batch_size`` (64), ``eval_every`` (25).
+
+Logged: ``train/loss``, ``grad/norm`` (and ``grad/clipped``) and ``lr`` every
+step; ``val/error``, ``val/loss``, ``val/balanced_error``, ``train/error``
+every ``eval_every`` steps; ``input/wait_fraction`` every 100 steps.
 """
 
 from __future__ import annotations
@@ -21,11 +32,12 @@ from __future__ import annotations
 import gzip
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
 VALIDATION_SHARE = 0.2
+NUM_CLASSES = 10
 
 
 @lru_cache(maxsize=1)
@@ -40,30 +52,36 @@ def split(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
     """The fixed train/validation split."""
     x, y = load_digits()
     order = np.random.default_rng(seed).permutation(len(x))
-    n_val = int(round(len(x) * VALIDATION_SHARE))
+    n_val = round(len(x) * VALIDATION_SHARE)
     val, tr = order[:n_val], order[n_val:]
     return x[tr], y[tr], x[val], y[val]
 
 
-def build(params: dict[str, Any]) -> tuple[Any, Any]:
-    """The model and its optimizer for these hyperparameters."""
-    import torch
+def build_model(params: dict[str, Any]) -> Any:
+    """A 2-hidden-layer MLP; with ``ghost_batch_size``, ghost batch norm after each hidden layer."""
     from torch import nn
 
+    from tunebook.training.batchnorm import GhostBatchNorm
+
     hidden = int(params.get("hidden_units", 128))
-    model = nn.Sequential(nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 10))
-    lr = float(params.get("learning_rate", 1e-3))
-    wd = float(params.get("weight_decay", 0.0))
-    name = params.get("optimizer", "adam")
-    if name == "adam":
-        beta1 = float(params.get("beta1", params.get("momentum", 0.9)))
-        opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(beta1, 0.999), weight_decay=wd)
-    elif name in ("sgd", "momentum"):
-        momentum = float(params.get("momentum", 0.9)) if name == "momentum" else 0.0
-        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=wd)
-    else:
-        raise ValueError(f"optimizer: unknown {name!r}; use adam, sgd or momentum")
-    return model, opt
+    ghost = params.get("ghost_batch_size")
+    layers: list[Any] = []
+    width = 64
+    for _ in range(2):
+        layers.append(nn.Linear(width, hidden))
+        if ghost:
+            layers.append(GhostBatchNorm(hidden, virtual_batch_size=int(ghost)))
+        layers.append(nn.ReLU())
+        width = hidden
+    layers.append(nn.Linear(width, NUM_CLASSES))
+    return nn.Sequential(*layers)
+
+
+def batches(x: Any, y: Any, batch_size: int, data_seed: int, start: int, stop: int) -> Iterator[tuple[int, Any, Any]]:
+    """``(step, inputs, labels)`` for steps ``start..stop``, each drawn from (data_seed, step)."""
+    for step in range(start, stop + 1):
+        idx = np.random.default_rng([data_seed, step]).integers(0, len(x), batch_size)
+        yield step, x[idx], y[idx]
 
 
 def train(trial: Any) -> None:
@@ -71,39 +89,53 @@ def train(trial: Any) -> None:
     import torch
     import torch.nn.functional as F
 
+    from tunebook.training import optimizers, schedules
+    from tunebook.training.checkpoints import restore_training_state, training_state
+    from tunebook.training.clipping import clip_and_log
+    from tunebook.training.evaluation import PeriodicAction, eval_batch_size, evaluate_classifier, padded_batches
+    from tunebook.training.pipeline import TimedIterator
+    from tunebook.training.seeds import host_seeds
+
     hp = trial.params
-    torch.manual_seed(trial.seed)
+    seeds = host_seeds(trial.seed)
+    torch.manual_seed(seeds.init)
     x_tr, y_tr, x_val, y_val = (torch.from_numpy(a) for a in split())
-    model, opt = build(hp)
+    model = build_model(hp)
+    schedule = schedules.from_params(hp, trial.max_train_steps)
+    peak = max(float(hp.get("learning_rate", 1e-3)), 1e-12)
+    opt = optimizers.from_params(model.parameters(), {"learning_rate": peak, **hp}, lr=peak)
+    scheduler = schedules.lambda_lr(opt, schedule)
     batch_size = int(hp.get("batch_size", 64))
-    eval_every = int(hp.get("eval_every", 25))
+    weight_decay = float(hp.get("weight_decay", 0.0))
+    grad_clip = hp.get("grad_clip")
+    evaluate = PeriodicAction(int(hp.get("eval_every", 25)), last_step=trial.max_train_steps)
+    val_batch = eval_batch_size(batch_size, 512)
+    params = [p for p in model.parameters()]
 
     start = 1
     resumed = trial.restore()
     if resumed is not None:
-        model.load_state_dict(resumed.state["model"])
-        opt.load_state_dict(resumed.state["optimizer"])
-        start = resumed.step + 1
+        start = restore_training_state(resumed.state, model, opt, scheduler) + 1
 
-    for step in range(start, trial.max_train_steps + 1):
-        # Batch indices from (seed, step): identical whether or not the run was resumed.
-        idx = np.random.default_rng([trial.seed, step]).integers(0, len(x_tr), batch_size)
-        xb, yb = x_tr[idx], y_tr[idx]
+    data = TimedIterator(batches(x_tr, y_tr, batch_size, seeds.data, start, trial.max_train_steps), trial, start_step=start)
+    for step, xb, yb in data:
+        lr = schedule(step - 1)  # what LambdaLR gives this update (a host float: no sync)
         loss = F.cross_entropy(model(xb), yb)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        clip_and_log(trial, step, params, float(grad_clip) if grad_clip else None)
         opt.step()
-        trial.log(step, **{"train/loss": loss.detach()})
-        if step % eval_every == 0 or step == trial.max_train_steps:
-            model.eval()
+        if weight_decay:
+            # decoupled weight decay, scaled by the scheduled rate (the update rule stays the playbook's)
             with torch.no_grad():
-                logits = model(x_val)
-                val_loss = F.cross_entropy(logits, y_val)
-                val_error = (logits.argmax(1) != y_val).float().mean()
-                train_error = (model(x_tr).argmax(1) != y_tr).float().mean()
-            model.train()
-            trial.log(step, **{"val/error": val_error, "val/loss": val_loss, "train/error": train_error})
-            trial.checkpoint(step, {"model": model.state_dict(), "optimizer": opt.state_dict()})
+                torch._foreach_mul_(params, 1.0 - lr * weight_decay)
+        scheduler.step()
+        trial.log(step, **{"train/loss": loss.detach(), "lr": lr})
+        if evaluate(step):
+            val = evaluate_classifier(model, padded_batches(x_val, y_val, val_batch), num_classes=NUM_CLASSES)
+            on_train = evaluate_classifier(model, padded_batches(x_tr, y_tr, val_batch))
+            trial.log(step, **val.metrics("val"), **{"train/error": on_train.metrics("train")["train/error"]})
+            trial.checkpoint(step, training_state(step, model, opt, scheduler))
 
 
 def demo_spec() -> dict[str, Any]:
@@ -119,7 +151,7 @@ def demo_spec() -> dict[str, Any]:
         "search_space": {
             "scientific": {"weight_decay": {"choice": [0.0, 1.0e-3, 1.0e-1]}},
             "nuisance": {"learning_rate": {"min": 1.0e-4, "max": 1.0, "scale": "log"}},
-            "fixed": {"optimizer": "adam", "batch_size": 64, "hidden_units": 128, "eval_every": 50},
+            "fixed": {"optimizer": "adam", "schedule": "cosine", "batch_size": 64, "hidden_units": 128, "eval_every": 50},
         },
         "infeasible_if": {"train/loss": {"above": 100.0}},
     }
