@@ -48,10 +48,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not args.workers_given:
             args.workers = len(devices)
     repro = "tunebook " + shlex.join(args.argv)
+    options: dict[str, Any] = {}
+    if args.executor == "ray":
+        options = {"address": args.address, "cpus_per_trial": args.cpus_per_trial, "gpus_per_trial": args.gpus_per_trial}
+    elif args.address or args.gpus_per_trial or args.cpus_per_trial != 1.0:
+        raise SpecError("--executor", "--address, --cpus-per-trial and --gpus-per-trial need the Ray executor", "add --executor ray")
     study, train = study_from_spec_file(args.spec, storage=args.storage, repro_command=repro)
+    if args.executor == "ray":
+        from tunebook.execution.ray_executor import _import_ray
+
+        _import_ray()  # a missing extra is a clear error before anything runs
     result = run(
         study, train, workers=args.workers, devices=devices, checkpoint_dir=args.checkpoint_dir,
-        progress=not args.quiet,
+        progress=not args.quiet, executor=args.executor, **options,
     )
     _print_outcome(study)
     if result.interrupted:
@@ -73,6 +82,17 @@ def _print_outcome(study: Any) -> None:
     from tunebook.storage import redact
 
     print(f"stored in {redact(study.storage.url)}")
+
+
+# worker ----------------------------------------------------------------------
+def cmd_worker(args: argparse.Namespace) -> int:
+    from tunebook.execution.worker import main_worker
+
+    return main_worker(
+        storage=args.storage, study=args.study, wait=args.wait, poll_interval=args.poll_interval,
+        idle_timeout=args.idle_timeout, max_trials=args.max_trials, stale_after=args.stale_after,
+        max_lost_workers=args.max_lost_workers, checkpoint_dir=args.checkpoint_dir,
+    )
 
 
 # demo ------------------------------------------------------------------------
@@ -354,6 +374,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--devices", help="comma-separated device ids, one per worker (CUDA_VISIBLE_DEVICES)")
     p.add_argument("--checkpoint-dir", help="where checkpoints go (default: beside the SQLite file)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--executor", choices=("local", "ray"), default="local", help="local processes or one Ray task per trial")
+    p.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0, help="Ray: CPUs per trial")
+    p.add_argument("--gpus-per-trial", type=float, default=0.0, help="Ray: GPUs per trial")
+
+    p = verb("worker", cmd_worker, "claim and run pending trials from a shared store (one per machine or GPU)",
+             "tunebook worker --storage postgresql://tb@db-host/tunebook --wait")
+    p.add_argument("--study", help="only this study (default: any study in the store)")
+    p.add_argument("--wait", action="store_true", help="keep polling for new trials instead of exiting when none is left")
+    p.add_argument("--poll-interval", type=float, default=2.0)
+    p.add_argument("--idle-timeout", type=float, help="with --wait: exit after this many idle seconds")
+    p.add_argument("--max-trials", type=int, help="exit after this many trials")
+    p.add_argument("--stale-after", type=float, default=60.0, help="seconds without heartbeat before a running trial is re-queued")
+    p.add_argument("--max-lost-workers", type=int, default=3, help="a trial whose workers died this many times is failed")
+    p.add_argument("--checkpoint-dir", help="where checkpoints go (a shared filesystem for several machines)")
 
     p = verb("demo", cmd_demo, "run the bundled digits study end to end and write its report", "tunebook demo --workers 2")
     p.add_argument("--workers", type=_positive, default=2)

@@ -122,6 +122,7 @@ def resolve_train(ref: str, base_dir: str | Path | None = None) -> Callable[...,
                 sys.path.insert(0, str(path.parent))
             spec = importlib.util.spec_from_file_location(path.stem, path)
             module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+            module.__tunebook_file__ = True  # type: ignore[attr-defined]  # executors ship it by value
             sys.modules.setdefault(path.stem, module)
             spec.loader.exec_module(module)  # type: ignore[union-attr]
         else:

@@ -17,13 +17,17 @@ def run(
     devices: Sequence[str | int] | None = None,
     checkpoint_dir: str | os.PathLike[str] | None = None,
     progress: bool = True,
+    executor: str = "local",
     **options: Any,
 ) -> RunResult:
-    """Run a study's pending trials on this machine; resumes an unfinished study.
+    """Run a study's pending trials; resumes an unfinished study.
 
-    ``train`` defaults to the study's stored ``module:function``. ``workers=0``
-    runs in this process (for debugging); ``devices`` gives one accelerator per
+    ``train`` defaults to the study's stored ``module:function``.
+    ``executor="local"``: ``workers`` processes on this machine (``workers=0``
+    runs in this process, for debugging); ``devices`` gives one accelerator per
     worker (``CUDA_VISIBLE_DEVICES``).
+    ``executor="ray"``: one Ray task per trial; options ``address``,
+    ``cpus_per_trial``, ``gpus_per_trial`` (see :mod:`.ray_executor`).
     """
     if train is None:
         if not study.train_ref:
@@ -33,6 +37,14 @@ def run(
         from tunebook.study import resolve_train
 
         train = resolve_train(study.train_ref)
+    if executor == "ray":
+        from tunebook.execution.ray_executor import run_ray
+
+        return run_ray(study, train, checkpoint_dir=checkpoint_dir, progress=progress, **options)
+    if executor != "local":
+        from tunebook._errors import SpecError
+
+        raise SpecError("executor", f"unknown executor {executor!r}", "use 'local' or 'ray'")
     return run_local(
         study, train, workers=workers, devices=devices, checkpoint_dir=checkpoint_dir, progress=progress, **options
     )

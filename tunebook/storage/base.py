@@ -142,7 +142,16 @@ class Storage(ABC):
         stale_after: float | None = None,
         max_lost_workers: int = 3,
     ) -> TrialRecord | None:
-        """Hand one pending trial (or one whose worker stopped heartbeating) to ``worker_id``."""
+        """Hand one pending trial to ``worker_id``.
+
+        With ``stale_after``, running trials whose heartbeat is older than that
+        many seconds first go back to pending (their worker is presumed dead), or
+        to failed once their workers died ``max_lost_workers`` times.
+        """
+
+    @abstractmethod
+    def requeue_stale(self, stale_after: float, study_id: int | None = None, max_lost_workers: int = 3) -> dict[str, int]:
+        """Running trials without a heartbeat for ``stale_after`` seconds: back to pending (or failed)."""
 
     @abstractmethod
     def heartbeat(self, trial_id: int, worker_id: str) -> None: ...

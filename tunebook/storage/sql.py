@@ -360,6 +360,38 @@ class SQLStorage(Storage):
         # SQLite's BEGIN IMMEDIATE already serializes writers; PostgreSQL locks rows.
         return query.with_for_update(skip_locked=True) if self.dialect == "postgresql" else query
 
+    def _requeue_stale(
+        self, conn: sa.Connection, now: float, stale_after: float, scope: list[Any], max_lost_workers: int
+    ) -> dict[str, int]:
+        stale = conn.execute(
+            self._lock(
+                sa.select(trials.c.id, trials.c.lost_workers, trials.c.worker_id)
+                .where(trials.c.state == RUNNING, trials.c.heartbeat_at < now - stale_after, *scope)
+            )
+        ).all()
+        out = {"requeued": 0, "failed": 0}
+        for row in stale:
+            lost = row.lost_workers + 1
+            if lost >= max_lost_workers:
+                values: dict[str, Any] = {
+                    "state": FAILED, "finished_at": now,
+                    "error": f"its worker died {lost} times (last: {row.worker_id}); "
+                    f"failed after max_lost_workers={max_lost_workers}",
+                }
+                out["failed"] += 1
+            else:
+                values = {"state": PENDING, "worker_id": None}
+                out["requeued"] += 1
+            conn.execute(trials.update().where(trials.c.id == row.id).values(lost_workers=lost, **values))
+        return out
+
+    def requeue_stale(
+        self, stale_after: float, study_id: int | None = None, max_lost_workers: int = 3
+    ) -> dict[str, int]:
+        scope = [] if study_id is None else [trials.c.study_id == study_id]
+        with self._writer.begin() as conn:
+            return self._requeue_stale(conn, time.time(), stale_after, scope, max_lost_workers)
+
     def claim_trial(
         self,
         worker_id: str,
@@ -370,41 +402,17 @@ class SQLStorage(Storage):
         now = time.time()
         scope = [] if study_id is None else [trials.c.study_id == study_id]
         with self._writer.begin() as conn:
+            if stale_after is not None:
+                # A worker that stopped heartbeating is presumed dead: its trial goes back to pending.
+                self._requeue_stale(conn, now, stale_after, scope, max_lost_workers)
             row = conn.execute(
                 self._lock(
-                    sa.select(trials.c.id, trials.c.lost_workers)
+                    sa.select(trials.c.id)
                     .where(trials.c.state == PENDING, *scope)
                     .order_by(trials.c.study_id, trials.c.number)
                     .limit(1)
                 )
             ).first()
-            lost = 0
-            while row is None and stale_after is not None:
-                # A worker that stopped heartbeating is presumed dead: take its trial over.
-                stale = conn.execute(
-                    self._lock(
-                        sa.select(trials.c.id, trials.c.lost_workers, trials.c.worker_id)
-                        .where(trials.c.state == RUNNING, trials.c.heartbeat_at < now - stale_after, *scope)
-                        .order_by(trials.c.heartbeat_at)
-                        .limit(1)
-                    )
-                ).first()
-                if stale is None:
-                    break
-                if stale.lost_workers + 1 >= max_lost_workers:
-                    conn.execute(
-                        trials.update()
-                        .where(trials.c.id == stale.id)
-                        .values(
-                            state=FAILED,
-                            lost_workers=stale.lost_workers + 1,
-                            finished_at=now,
-                            error=f"its worker died {stale.lost_workers + 1} times "
-                            f"(last: {stale.worker_id}); failed after max_lost_workers={max_lost_workers}",
-                        )
-                    )
-                    continue
-                row, lost = stale, 1
             if row is None:
                 return None
             conn.execute(
@@ -415,7 +423,6 @@ class SQLStorage(Storage):
                     worker_id=worker_id,
                     heartbeat_at=now,
                     attempts=trials.c.attempts + 1,
-                    lost_workers=trials.c.lost_workers + lost,
                     started_at=sa.func.coalesce(trials.c.started_at, now),
                 )
             )

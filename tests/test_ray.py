@@ -1,0 +1,91 @@
+"""The Ray executor against real local Ray clusters."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import _workloads as w
+import tunebook as tb
+from conftest import ROOT, run_cli
+
+ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.slow
+
+SPEC = f"""\
+study: on-ray
+train: {ROOT / 'tests' / '_workloads.py'}:quadratic
+objective: {{metric: val/error, mode: min}}
+trials: 6
+max_train_steps: 20
+search_space:
+  nuisance: {{lr: {{min: 1.0e-4, max: 1.0, scale: log}}}}
+"""
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="warning",
+             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT / "tests")}})
+    yield
+    ray.shutdown()
+
+
+def test_one_ray_task_per_trial(local_ray, storage_url, tmp_path):
+    study = tb.create_study("ray", space=tb.SearchSpace(nuisance={"lr": tb.Float(1e-4, 1.0, "log")}),
+                            objective=("val/error", "min"), trials=6, max_train_steps=20, storage=storage_url)
+    result = tb.run(study, w.quadratic, executor="ray", cpus_per_trial=1, progress=False, checkpoint_dir=tmp_path)
+    assert result.finished and result.counts["completed"] == 6
+    trials = study.trials()
+    assert all(t.attempts == 1 and t.worker_id.startswith("ray:") for t in trials)
+    assert len({t.worker_id for t in trials}) >= 1
+    assert study.best_trial().value == min(t.value for t in trials)
+
+
+def test_cli_ray_executor_with_a_file_training_function(tmp_path):
+    (tmp_path / "study.yaml").write_text(SPEC)
+    proc = run_cli("run", "study.yaml", "--executor", "ray", "--cpus-per-trial", "1", "--quiet", cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "on-ray: 6 completed" in proc.stdout
+    study = tb.load_study("on-ray", storage=f"sqlite:///{tmp_path}/tunebook.db")
+    assert all(t.worker_id.startswith("ray:") for t in study.trials())
+
+
+def test_ray_options_without_the_ray_executor_are_refused(tmp_path):
+    (tmp_path / "study.yaml").write_text(SPEC)
+    proc = run_cli("run", "study.yaml", "--gpus-per-trial", "1", cwd=tmp_path)
+    assert proc.returncode == 2 and "add --executor ray" in proc.stderr
+
+
+def test_sqlite_is_refused_on_a_multi_node_cluster(tmp_path):
+    (tmp_path / "study.yaml").write_text(SPEC)
+    script = """
+import subprocess, sys
+from ray.cluster_utils import Cluster
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+cluster.add_node(num_cpus=1)
+cluster.wait_for_nodes()
+proc = subprocess.run([sys.executable, "-m", "tunebook", "run", "study.yaml", "--executor", "ray",
+                       "--address", cluster.address], capture_output=True, text=True)
+cluster.shutdown()
+print(proc.returncode)
+print(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "")
+"""
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**os.environ})
+    lines = proc.stdout.strip().splitlines()
+    assert lines[-2] == "2", proc.stdout + proc.stderr[-3000:]
+    assert lines[-1].startswith("tunebook: error: storage: a SQLite file cannot be shared by the 2 nodes")
+    assert tb.load_study("on-ray", storage=f"sqlite:///{tmp_path}/tunebook.db").counts()["completed"] == 0
+
+
+def test_storage_check_by_node_list():
+    from tunebook.execution.ray_executor import check_storage_for_cluster
+
+    check_storage_for_cluster("sqlite:////x.db", [{"Alive": True, "NodeManagerAddress": "127.0.0.1"}])
+    check_storage_for_cluster("postgresql+psycopg://h/db", [{"NodeManagerAddress": "10.0.0.1"}] * 3)
+    with pytest.raises(tb.SpecError, match="storage: a SQLite file cannot be shared"):
+        check_storage_for_cluster("sqlite:////x.db", [{"Alive": True, "NodeManagerAddress": "203.0.113.7"}])
