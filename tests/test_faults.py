@@ -73,6 +73,23 @@ def test_sigkill_a_worker_mid_trial_and_the_resumed_trial_matches_an_uninterrupt
     assert study.metrics(resumed)["val/error"] == reference.metrics(expected)["val/error"]
 
 
+def test_create_only_then_workers_run_the_study(tmp_path):
+    (tmp_path / "study.yaml").write_text(
+        f"study: shared\ntrain: {ROOT / 'tests' / '_workloads.py'}:quadratic\nobjective: {{metric: val/error, mode: min}}\n"
+        "trials: 6\nmax_train_steps: 10\nsearch_space:\n  nuisance: {lr: {min: 1.0e-4, max: 1.0, scale: log}}\n"
+    )
+    url = f"sqlite:///{tmp_path / 'tunebook.db'}"
+    proc = subprocess.run([sys.executable, "-m", "tunebook", "run", "study.yaml", "--storage", url, "--create-only"],
+                          cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0 and "6 trials stored" in proc.stdout
+    assert tb.load_study("shared", storage=url).counts()["pending"] == 6
+    workers = [worker(url, cwd=tmp_path) for _ in range(2)]  # no --study: any study in the store
+    for p in workers:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    assert tb.load_study("shared", storage=url).counts()["completed"] == 6
+
+
 def test_a_trial_that_kills_its_workers_is_failed_after_three(sqlite_url, tmp_path):
     space = tb.SearchSpace(nuisance={"lr": tb.Float(0.1, 0.2)})
     study = tb.create_study("deadly", space=space, objective=("val/error", "min"), trials=1, max_train_steps=10,

@@ -54,6 +54,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     elif args.address or args.gpus_per_trial or args.cpus_per_trial != 1.0:
         raise SpecError("--executor", "--address, --cpus-per-trial and --gpus-per-trial need the Ray executor", "add --executor ray")
     study, train = study_from_spec_file(args.spec, storage=args.storage, repro_command=repro)
+    if args.create_only:
+        from tunebook.storage import redact
+
+        print(f"study {study.name}: {study.trials_budget} trials stored in {redact(study.storage.url)}; "
+              "run them with `tunebook worker` or `tunebook run`")
+        return 0
     if args.executor == "ray":
         from tunebook.execution.ray_executor import _import_ray
 
@@ -375,6 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-dir", help="where checkpoints go (default: beside the SQLite file)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--executor", choices=("local", "ray"), default="local", help="local processes or one Ray task per trial")
+    p.add_argument("--create-only", action="store_true", help="create (or extend) the study and stop: workers run it")
     p.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
     p.add_argument("--cpus-per-trial", type=float, default=1.0, help="Ray: CPUs per trial")
     p.add_argument("--gpus-per-trial", type=float, default=0.0, help="Ray: GPUs per trial")
