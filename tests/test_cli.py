@@ -173,7 +173,7 @@ def test_sampling_more_extends_the_same_study(tmp_path):
 
 
 def test_help_shows_an_example():
-    for verb in ("run", "status", "ls", "init", "demo", "report", "worker"):
+    for verb in ("run", "status", "ls", "init", "demo", "report", "worker", "dashboard"):
         proc = run_cli(verb, "--help")
         assert proc.returncode == 0 and "example: tunebook" in proc.stdout, verb
 

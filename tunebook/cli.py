@@ -101,6 +101,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
     )
 
 
+# dashboard -------------------------------------------------------------------
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from tunebook.dashboard import check_bind, serve
+    from tunebook.storage import open_storage
+
+    check_bind(args.host, args.token)
+    open_storage(args.storage)  # a bad store is a clear error before the server starts
+    serve(args.storage, host=args.host, port=args.port, token=args.token)
+    return 0
+
+
 # demo ------------------------------------------------------------------------
 def cmd_demo(args: argparse.Namespace) -> int:
     from tunebook.execution import run
@@ -160,44 +171,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 # ls --------------------------------------------------------------------------
-def _summary_rows(storage: Any) -> list[dict[str, Any]]:
-    rows = []
-    for item in storage.study_summaries():
-        s, c, best = item["study"], item["counts"], item["best"]
-        total = sum(c.values())
-        repro = s.repro_command or ""
-        if s.git_commit:
-            repro += f"  @ {s.git_commit[:10]}{' (dirty tree)' if s.git_dirty else ''}"
-        rows.append(
-            {
-                "experiment": s.experiment,
-                "study": s.name,
-                "round": s.round,
-                "goal": s.goal,
-                "config": f"{s.config_path}@{s.config_hash}" if s.config_path else "(python)",
-                "objective": f"{s.objective_metric} ({s.objective_mode})",
-                "completed": c.get("completed", 0),
-                "infeasible": c.get("infeasible", 0),
-                "failed": c.get("failed", 0),
-                "pending": c.get("pending", 0),
-                "running": c.get("running", 0),
-                "total": total,
-                "best_value": None if best is None else best["value"],
-                "best_step": None if best is None else best["step"],
-                "best_trial": None if best is None else best["number"],
-                "reproduce": repro,
-                "git_commit": s.git_commit,
-                "git_dirty": s.git_dirty,
-                "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(s.created_at)),
-            }
-        )
-    return rows
-
-
 def cmd_ls(args: argparse.Namespace) -> int:
+    from tunebook.analysis.notebook import notebook_rows
     from tunebook.storage import open_storage
 
-    rows = _summary_rows(open_storage(args.storage))
+    rows = notebook_rows(open_storage(args.storage))
     if args.format == "json":
         print(json.dumps(rows, indent=2))
         return 0
@@ -228,13 +206,14 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 # status ----------------------------------------------------------------------
 def cmd_status(args: argparse.Namespace) -> int:
+    from tunebook.analysis.notebook import notebook_rows
     from tunebook.execution._runner import DEFAULT_STALE_AFTER
     from tunebook.storage import open_storage
     from tunebook.study import load_study
 
     storage = open_storage(args.storage)
     if not args.study:
-        rows = _summary_rows(storage)
+        rows = notebook_rows(storage)
         if not rows:
             print("no studies yet")
         for r in rows:
@@ -396,6 +375,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stale-after", type=float, default=60.0, help="seconds without heartbeat before a running trial is re-queued")
     p.add_argument("--max-lost-workers", type=int, default=3, help="a trial whose workers died this many times is failed")
     p.add_argument("--checkpoint-dir", help="where checkpoints go (a shared filesystem for several machines)")
+
+    p = verb("dashboard", cmd_dashboard, "the notebook, findings and figures in the browser (read-only)",
+             "tunebook dashboard --port 8080")
+    p.add_argument("--port", type=_positive, default=8080)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on; anything but localhost needs --token")
+    p.add_argument("--token", help="secret every request must carry (?token=, cookie, or Authorization: Bearer)")
 
     p = verb("demo", cmd_demo, "run the bundled digits study end to end and write its report", "tunebook demo --workers 2")
     p.add_argument("--workers", type=_positive, default=2)

@@ -291,6 +291,17 @@ def _suggest_name(storage: Storage, name: str) -> str:
     return f"{base}-{i}"
 
 
+def _script_command() -> str | None:
+    """How the creating script was started (``python train.py --flag``), when it was a script."""
+    import shlex
+    import sys
+
+    argv = list(sys.argv)
+    if not argv or argv[0] in ("", "-c", "-m") or not Path(argv[0]).exists():
+        return None
+    return shlex.join(["python", *argv])
+
+
 def _git_state(path: Path) -> tuple[str | None, bool | None]:
     """The commit of the repository holding ``path`` and whether its tree is dirty."""
     cwd = path if path.is_dir() else path.parent
@@ -364,6 +375,8 @@ def create_study(
     if existing is not None:
         return _resume(store, existing, spec, points)
     git_commit, git_dirty = _git_state(Path(config_path).resolve() if config_path else Path.cwd())
+    if repro_command is None:
+        repro_command = _script_command()
     record = StudyRecord(
         name=name,
         spec=spec,

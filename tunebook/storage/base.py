@@ -135,6 +135,26 @@ class Storage(ABC):
     def get_trial(self, trial_id: int) -> TrialRecord | None: ...
 
     @abstractmethod
+    def get_trial_by_number(self, study_id: int, number: int) -> TrialRecord | None: ...
+
+    @abstractmethod
+    def trials_page(
+        self,
+        study_id: int,
+        *,
+        states: Iterable[str] | None = None,
+        order: str = "number",
+        descending: bool = False,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> tuple[list[TrialRecord], int]:
+        """One page of a study's trials, filtered and sorted by the store, and the filtered total."""
+
+    @abstractmethod
+    def study_signature(self, study_id: int) -> dict[str, Any]:
+        """Counts by state and the latest finish and heartbeat: changes whenever the study moves."""
+
+    @abstractmethod
     def claim_trial(
         self,
         worker_id: str,

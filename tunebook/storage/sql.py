@@ -351,6 +351,51 @@ class SQLStorage(Storage):
         with self._reader.connect() as conn:
             return [self._trial(r) for r in conn.execute(query)]
 
+    TRIAL_ORDERS = ("number", "value", "best_step", "state", "attempts")
+
+    def trials_page(
+        self,
+        study_id: int,
+        *,
+        states: Iterable[str] | None = None,
+        order: str = "number",
+        descending: bool = False,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> tuple[list[TrialRecord], int]:
+        """One page of a study's trials, filtered and sorted in SQL, and the filtered total."""
+        if order not in self.TRIAL_ORDERS:
+            raise ValueError(f"order: one of {self.TRIAL_ORDERS}")
+        where = [trials.c.study_id == study_id]
+        if states:
+            where.append(trials.c.state.in_(list(states)))
+        column = trials.c[order]
+        # NULL values (no value yet) always last, whatever the direction
+        keys = [column.is_(None), column.desc() if descending else column.asc(), trials.c.number]
+        with self._reader.connect() as conn:
+            total = conn.execute(sa.select(sa.func.count()).select_from(trials).where(*where)).scalar() or 0
+            rows = conn.execute(sa.select(trials).where(*where).order_by(*keys).offset(offset).limit(limit)).all()
+        return [self._trial(r) for r in rows], int(total)
+
+    def study_signature(self, study_id: int) -> dict[str, Any]:
+        """What changes while a study runs: counts by state and the latest finish/heartbeat."""
+        with self._reader.connect() as conn:
+            counts = {
+                r.state: r.n
+                for r in conn.execute(
+                    sa.select(trials.c.state, sa.func.count().label("n")).where(trials.c.study_id == study_id).group_by(trials.c.state)
+                )
+            }
+            latest = conn.execute(
+                sa.select(sa.func.max(trials.c.finished_at), sa.func.max(trials.c.heartbeat_at)).where(trials.c.study_id == study_id)
+            ).first()
+        return {"counts": counts, "finished_at": latest[0], "heartbeat_at": latest[1]}
+
+    def get_trial_by_number(self, study_id: int, number: int) -> TrialRecord | None:
+        with self._reader.connect() as conn:
+            row = conn.execute(sa.select(trials).where(trials.c.study_id == study_id, trials.c.number == number)).first()
+        return None if row is None else self._trial(row)
+
     def get_trial(self, trial_id: int) -> TrialRecord | None:
         with self._reader.connect() as conn:
             row = conn.execute(sa.select(trials).where(trials.c.id == trial_id)).first()

@@ -1,0 +1,49 @@
+"""The experiment notebook: one row per study, as the playbook's tracking spreadsheet.
+
+The playbook ("Setting up experiment tracking") keeps, for every study: its
+name, a link to its config, notes (the goal), the number of trials, the best
+validation result, and what is needed to reproduce it. ``tunebook ls`` prints
+these rows; the dashboard's first page shows them.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tunebook.storage.base import Storage
+
+
+def notebook_rows(storage: Storage) -> list[dict[str, Any]]:
+    """One row per study: the playbook's experiment-tracking columns (aggregated by the store)."""
+    rows = []
+    for item in storage.study_summaries():
+        s, c, best = item["study"], item["counts"], item["best"]
+        total = sum(c.values())
+        repro = s.repro_command or ""
+        if s.git_commit:
+            repro += f"  @ {s.git_commit[:10]}{' (dirty tree)' if s.git_dirty else ''}"
+        rows.append(
+            {
+                "experiment": s.experiment,
+                "study": s.name,
+                "round": s.round,
+                "goal": s.goal,
+                "config": f"{s.config_path}@{s.config_hash}" if s.config_path else "(python)",
+                "objective": f"{s.objective_metric} ({s.objective_mode})",
+                "completed": c.get("completed", 0),
+                "infeasible": c.get("infeasible", 0),
+                "failed": c.get("failed", 0),
+                "pending": c.get("pending", 0),
+                "running": c.get("running", 0),
+                "total": total,
+                "best_value": None if best is None else best["value"],
+                "best_step": None if best is None else best["step"],
+                "best_trial": None if best is None else best["number"],
+                "reproduce": repro,
+                "git_commit": s.git_commit,
+                "git_dirty": s.git_dirty,
+                "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(s.created_at)),
+            }
+        )
+    return rows
