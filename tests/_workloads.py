@@ -82,3 +82,25 @@ def tiny(trial) -> None:
     """A no-op trial that logs TINY_STEPS points of two metrics (10 rows)."""
     for step in range(1, TINY_STEPS + 1):
         trial.log(step, **{"val/error": trial.params["lr"] / step, "train/loss": 1.0 / step})
+
+
+def noisy(trial) -> None:
+    """quadratic plus seed noise: retrains of one configuration differ (trial variance)."""
+    rng = np.random.default_rng(trial.seed)
+    shift = float(trial.params.get("shift", 0.0))
+    floor = (math.log10(trial.params["lr"]) + 2) ** 2 + shift + 0.01 * rng.standard_normal()
+    for step in range(1, trial.max_train_steps + 1):
+        trial.log(step, **{"train/loss": floor + 1.0 / step, "val/error": floor + 2.0 / step})
+
+
+def unstable_above(trial) -> None:
+    """A loss that falls for lr <= 0.01 (best at 0.01), spikes and climbs for larger rates."""
+    lr = trial.params["lr"]
+    floor = 0.1 + abs(math.log10(lr) + 2)
+    for step in range(1, trial.max_train_steps + 1):
+        loss = floor + 2.0 * math.exp(-step / 30)
+        if lr > 0.02:
+            loss += 0.02 * max(0, step - 100)  # climbs back: unstable
+        trial.log(step, **{"train/loss": loss})
+        if step % trial.params.get("eval_every", 5) == 0:
+            trial.log(step, **{"val/error": loss})

@@ -173,7 +173,8 @@ def test_sampling_more_extends_the_same_study(tmp_path):
 
 
 def test_help_shows_an_example():
-    for verb in ("run", "status", "ls", "init", "demo", "report", "worker", "dashboard"):
+    for verb in ("run", "status", "ls", "init", "demo", "report", "worker", "dashboard", "batch-size", "lr-sweep",
+                 "stability", "warmup", "retrain", "compare", "adopt", "next-round"):
         proc = run_cli(verb, "--help")
         assert proc.returncode == 0 and "example: tunebook" in proc.stdout, verb
 
@@ -183,3 +184,13 @@ def test_yaml_one_e_minus_four_without_a_dot_is_a_number(tmp_path):
     spec.write_text(textwrap.dedent(GOOD).replace("min: 1.0e-4", "min: 1e-4"))
     proc = run_cli("run", "study.yaml", "--workers", "0", "--quiet", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_markup_in_a_goal_is_printed_as_text(tmp_path):
+    spec = tmp_path / "study.yaml"
+    spec.write_text(GOOD.replace("goal: does wd help?", "goal: '[bold]wd[/] [/nope] help?'"))
+    assert run_cli("run", "study.yaml", "--workers", "0", "--quiet", cwd=tmp_path).returncode == 0
+    table = run_cli("ls", cwd=tmp_path)
+    assert table.returncode == 0 and "[bold]wd[/] [/nope] help?" in table.stdout
+    terminal = run_cli("report", "wd", "--format", "terminal", cwd=tmp_path)
+    assert terminal.returncode == 0 and "[bold]wd[/]" in terminal.stdout

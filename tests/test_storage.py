@@ -36,7 +36,7 @@ def test_schema_version_is_recorded_and_newer_stores_are_refused(storage_url):
     storage = open_storage(storage_url)
     engine = sa.create_engine(storage.url)
     with engine.begin() as conn:
-        assert conn.execute(sa.text("SELECT version FROM tb_schema")).scalar() == 1
+        assert conn.execute(sa.text("SELECT version FROM tb_schema")).scalar() == 2
         conn.execute(sa.text("UPDATE tb_schema SET version = 99"))
     engine.dispose()
     from tunebook.storage.sql import SQLStorage
@@ -176,3 +176,38 @@ def test_bad_urls_are_one_clear_error(tmp_path):
         with pytest.raises(tb.SpecError) as info:
             open_storage(url)
         assert info.value.field == "storage" and words in str(info.value), (url, str(info.value))
+
+
+def test_a_schema_1_store_is_upgraded_in_place(tmp_path):
+    import shutil
+
+    from conftest import ROOT
+
+    db = tmp_path / "old.db"
+    shutil.copy(ROOT / "tests" / "assets" / "store-v1.db", db)  # written by tunebook's first schema
+    url = f"sqlite:///{db}"
+    study = tb.load_study("old-study", storage=url)
+    assert study.goal == "made by schema 1" and study.counts()["completed"] == 3
+    assert study.best_trial().value == min(t.value for t in study.trials())
+    storage = study.storage
+    engine = sa.create_engine(storage.url)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT version FROM tb_schema")).scalar() == 2
+    engine.dispose()
+    storage.add_note("test", "works", {"x": 1}, experiment="old-study")
+    storage.set_baseline("old-study", "old-study")
+    assert storage.get_baselines() == {"old-study": "old-study"}
+    assert storage.get_notes(experiment="old-study")[0]["evidence"] == {"x": 1}
+
+
+def test_notes_and_baselines(storage_url):
+    study = make_study(storage_url, trials=2)
+    storage = study.storage
+    storage.add_note("compare", "adopt b", {"p": 0.01}, experiment="s", study="s")
+    storage.add_note("lr-sweep", "max_train_steps = 300", {"steps": 300}, experiment="s")
+    assert [n["kind"] for n in storage.get_notes(experiment="s")] == ["compare", "lr-sweep"]
+    assert storage.get_notes(kind="lr-sweep")[0]["conclusion"] == "max_train_steps = 300"
+    storage.set_baseline("s", "s")
+    assert storage.get_baselines()["s"] == "s"
+    with pytest.raises(KeyError):
+        storage.set_baseline("missing", "s")

@@ -101,6 +101,147 @@ def cmd_worker(args: argparse.Namespace) -> int:
     )
 
 
+# procedures ------------------------------------------------------------------
+def _print_conclusion(result: Any) -> int:
+    print(result.conclusion)
+    for name in result.studies:
+        print(f"  study: {name}")
+    return 0
+
+
+def _fixed_pairs(pairs: list[str] | None) -> dict[str, Any]:
+    import yaml
+
+    fixed: dict[str, Any] = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise SpecError("--fixed", f"expected name=value, got {pair!r}", "e.g. --fixed batch_size=64")
+        key, value = pair.split("=", 1)
+        fixed[key] = yaml.safe_load(value)
+    return fixed
+
+
+def cmd_batch_size(args: argparse.Namespace) -> int:
+    from tunebook.procedures import batch_size as bs
+    from tunebook.storage import open_storage
+    from tunebook.study import resolve_train
+
+    make_step = resolve_train(args.step)
+    if args.min < 1 or args.max < args.min:
+        raise SpecError("--min", f"need 1 <= --min <= --max, got {args.min} and {args.max}", "e.g. --min 8 --max 4096")
+    measurements = bs.measure(make_step, bs.powers_of_two(args.min, args.max), warmup=args.warmup, steps=args.steps)
+    result = bs.decide(measurements, args.max_train_steps)
+    for row in result.evidence["measurements"]:
+        ratio = row["throughput_ratio_vs_half"]
+        extra = f"  time x steps {row['training_time_seconds']:.1f}s" if "training_time_seconds" in row else ""
+        print(f"batch {row['batch_size']:>6}: {row['seconds_per_step'] * 1e3:8.2f} ms/step  {row['examples_per_second']:10.0f} examples/s"
+              + (f"  x{ratio:.2f} vs half" if ratio else "") + extra)
+    if result.evidence["out_of_memory_at"]:
+        print(f"batch {result.evidence['out_of_memory_at']:>6}: out of memory")
+    open_storage(args.storage).add_note("batch-size", result.conclusion, {**result.evidence, "step": args.step},
+                                        experiment=args.experiment)
+    return _print_conclusion(result)
+
+
+def cmd_lr_sweep(args: argparse.Namespace) -> int:
+    from tunebook.procedures.lr_sweep import run_sweep
+    from tunebook.study import resolve_train
+
+    resolve_train(args.train)  # a bad module is a clear error before anything is stored
+    if not 0 < args.low < args.high:
+        raise SpecError("--low", f"need 0 < --low < --high, got {args.low} and {args.high}", "e.g. --low 1e-4 --high 1")
+    result = run_sweep(args.name, train=args.train, storage=args.storage, low=args.low, high=args.high, points=args.points,
+                       steps=args.steps, metric=args.metric, threshold=args.threshold, fixed=_fixed_pairs(args.fixed),
+                       workers=args.workers, progress=not args.quiet)
+    _print_conclusion(result)
+    return 0 if result.concluded else 1
+
+
+def cmd_stability(args: argparse.Namespace) -> int:
+    from tunebook.execution import run
+    from tunebook.procedures import stability
+    from tunebook.study import load_study
+
+    study = load_study(args.study, args.storage)
+    result = stability.check(study, param=args.param)
+    _print_conclusion(result)
+    early = stability.early_instability_study(study, param=args.param, steps=args.steps)
+    print(f"early-instability check: study {early.name} ({args.steps} steps at 2 x lr*, evaluated every step)")
+    if args.run:
+        run(early, workers=args.workers, progress=not args.quiet)
+        from tunebook.analysis import analyze
+
+        for f in analyze(early).warnings():
+            print(f"  [{f.check}] {f.message}")
+    return 0
+
+
+def cmd_warmup(args: argparse.Namespace) -> int:
+    from tunebook.execution import run
+    from tunebook.procedures import stability
+    from tunebook.study import load_study
+
+    study = load_study(args.study, args.storage)
+    unstable = args.unstable_lr
+    if unstable is None:
+        notes = study.storage.get_notes(study=study.name, kind="stability")
+        unstable = next((n["evidence"]["unstable_learning_rate"] for n in reversed(notes) if n["evidence"].get("unstable_learning_rate")), None)
+        if unstable is None:
+            raise SpecError("--unstable-lr", f"no unstable rate is recorded for {study.name!r}",
+                            f"run `tunebook stability {study.name}` first, or give --unstable-lr")
+    warm = stability.warmup_study(study, unstable, param=args.param, factor=args.factor)
+    print(f"warmup study {warm.name}: warmup_steps {warm.space.params['warmup_steps'].values} at base rate "
+          f"{warm.space.fixed[args.param]:.3g}, {warm.max_train_steps} steps each")
+    run(warm, workers=args.workers, progress=not args.quiet)
+    return _print_conclusion(stability.analyze_warmup(study, warm, param=args.param))
+
+
+def cmd_retrain(args: argparse.Namespace) -> int:
+    from tunebook.execution import run
+    from tunebook.procedures.variance import retrain
+    from tunebook.study import load_study
+
+    study = load_study(args.study, args.storage)
+    replicas = retrain(study, args.trial, args.n)
+    run(replicas, workers=args.workers, progress=not args.quiet)
+    values = [t.value for t in replicas.trials(["completed"])]
+    import numpy as np
+
+    if len(values) >= 2:
+        print(f"{replicas.name}: {len(values)} retrains, {study.objective[0]} mean {np.mean(values):.6g}, "
+              f"std {np.std(values, ddof=1):.3g} (trial variance)")
+    _print_outcome(replicas)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from tunebook.procedures.variance import compare
+    from tunebook.study import load_study
+
+    result = compare(load_study(args.baseline, args.storage), load_study(args.candidate, args.storage), alpha=args.alpha)
+    e = result.evidence
+    for side in ("baseline", "candidate"):
+        print(f"{side:>9} {e[side + '_study']}: n={e[side]['n']} mean={e[side]['mean']:.6g} std={e[side]['std']:.3g}")
+    print(f"difference {e['difference']:+.6g}, Welch p = {e['p_value']:.3g}, Hedges' g = {e['hedges_g']:.2f}")
+    return _print_conclusion(result)
+
+
+def cmd_adopt(args: argparse.Namespace) -> int:
+    from tunebook.procedures.variance import adopt
+    from tunebook.study import load_study
+
+    return _print_conclusion(adopt(load_study(args.candidate, args.storage), experiment=args.experiment, force=args.force))
+
+
+def cmd_next_round(args: argparse.Namespace) -> int:
+    from tunebook.procedures.rounds import next_round
+    from tunebook.study import load_study
+
+    retune = tuple(r for r in (args.retune or "learning_rate").split(",") if r) if args.retune != "" else ()
+    result = next_round(load_study(args.study, args.storage), args.steps, name=args.name, trials=args.trials, retune=retune)
+    return _print_conclusion(result)
+
+
 # dashboard -------------------------------------------------------------------
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from tunebook.dashboard import check_bind, serve
@@ -184,21 +325,25 @@ def cmd_ls(args: argparse.Namespace) -> int:
         return 0
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title="tunebook experiment notebook", show_lines=True)
     for column in ("experiment / study", "goal", "config", "trials c/i/f/total", "best", "reproduce", "created"):
         table.add_column(column, overflow="fold")
     for r in rows:
         best = "-" if r["best_value"] is None else f"{r['objective']} = {r['best_value']:.4g}\n@ step {r['best_step']} (#{r['best_trial']})"
-        table.add_row(
-            f"{r['experiment']}\n{r['study']} (round {r['round']})",
-            r["goal"],
+        marker = "  * baseline" if r["baseline"] else ""
+        goal = r["goal"] + "".join(f"\n- {n}" for n in r["notes"][-2:])
+        cells = (
+            f"{r['experiment']}\n{r['study']} (round {r['round']}){marker}",
+            goal,
             r["config"],
             f"{r['completed']}/{r['infeasible']}/{r['failed']}/{r['total']}",
             best,
             r["reproduce"],
             r["created"],
         )
+        table.add_row(*(Text(c) for c in cells))  # user text is never read as rich markup
     # Wide enough not to fold the reproduction command when piped to a file.
     Console(width=None if sys.stdout.isatty() else 200).print(table)
     return 0
@@ -381,6 +526,75 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=_positive, default=8080)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on; anything but localhost needs --token")
     p.add_argument("--token", help="secret every request must carry (?token=, cookie, or Authorization: Bearer)")
+
+    p = verb("batch-size", cmd_batch_size, "measure throughput over powers of two and recommend a batch size",
+             "tunebook batch-size tunebook.workloads.digits:make_step --max 2048")
+    p.add_argument("step", help="module:function taking a batch size and returning a zero-argument training step")
+    p.add_argument("--min", type=int, default=8)
+    p.add_argument("--max", type=int, default=4096)
+    p.add_argument("--warmup", type=int, default=5, help="untimed steps first")
+    p.add_argument("--steps", type=int, default=20, help="timed steps per window (best of 3 windows)")
+    p.add_argument("--max-train-steps", type=int, help="show the resource view: time per step x steps")
+    p.add_argument("--experiment", default="batch-size", help="notebook experiment for the conclusion")
+
+    p = verb("lr-sweep", cmd_lr_sweep, "pick an initial max_train_steps with a constant learning-rate sweep",
+             "tunebook lr-sweep --train tunebook.workloads.digits:train --metric train/error --threshold 0 --steps 1000")
+    p.add_argument("--train", required=True, help="module:function")
+    p.add_argument("--name", default="lr-sweep")
+    p.add_argument("--low", type=float, default=1e-4)
+    p.add_argument("--high", type=float, default=1.0)
+    p.add_argument("--points", type=int, default=7)
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--metric", default="train/error", help="the training metric that shows 'perfect' performance")
+    p.add_argument("--threshold", type=float, default=0.0)
+    p.add_argument("--fixed", action="append", help="name=value held constant (repeatable)")
+    p.add_argument("--workers", type=_positive, default=1)
+    p.add_argument("--quiet", action="store_true")
+
+    p = verb("stability", cmd_stability, "is instability limiting the learning rate? (lr*, the rates above it, the early check)",
+             "tunebook stability lr-sweep --run")
+    p.add_argument("study")
+    p.add_argument("--param", default="learning_rate")
+    p.add_argument("--steps", type=int, default=500, help="early-instability check length")
+    p.add_argument("--run", action="store_true", help="run the early-instability check now")
+    p.add_argument("--workers", type=_positive, default=1)
+    p.add_argument("--quiet", action="store_true")
+
+    p = verb("warmup", cmd_warmup, "the warmup study: shortest warmup that trains stably at 10x the unstable rate",
+             "tunebook warmup lr-sweep")
+    p.add_argument("study")
+    p.add_argument("--unstable-lr", type=float, help="default: what `tunebook stability` recorded")
+    p.add_argument("--factor", type=float, default=10.0, help="base rate = factor x unstable rate")
+    p.add_argument("--param", default="learning_rate")
+    p.add_argument("--workers", type=_positive, default=1)
+    p.add_argument("--quiet", action="store_true")
+
+    p = verb("retrain", cmd_retrain, "retrain one trial with new seeds to measure trial variance",
+             "tunebook retrain wd-ablation --trial best --n 5")
+    p.add_argument("study")
+    p.add_argument("--trial", default="best", help="'best' or a trial number")
+    p.add_argument("--n", type=int, default=5)
+    p.add_argument("--workers", type=_positive, default=1)
+    p.add_argument("--quiet", action="store_true")
+
+    p = verb("compare", cmd_compare, "baseline against candidate by their retrains: Welch's test and effect size",
+             "tunebook compare baseline-study candidate-study")
+    p.add_argument("baseline")
+    p.add_argument("candidate")
+    p.add_argument("--alpha", type=float, default=0.05)
+
+    p = verb("adopt", cmd_adopt, "record a compared candidate as its experiment's new baseline", "tunebook adopt candidate-study")
+    p.add_argument("candidate")
+    p.add_argument("--experiment")
+    p.add_argument("--force", action="store_true", help="adopt without a favorable comparison")
+
+    p = verb("next-round", cmd_next_round, "the next round: best configuration, more steps, schedule extended",
+             "tunebook next-round wd-ablation --steps 4000")
+    p.add_argument("study")
+    p.add_argument("--steps", type=int, required=True)
+    p.add_argument("--name")
+    p.add_argument("--trials", type=int)
+    p.add_argument("--retune", default="learning_rate", help="comma-separated hyperparameters to keep tuning ('' for none)")
 
     p = verb("demo", cmd_demo, "run the bundled digits study end to end and write its report", "tunebook demo --workers 2")
     p.add_argument("--workers", type=_positive, default=2)

@@ -33,7 +33,7 @@ from tunebook.space import Choice, Param, SearchSpace
 #: study re-opens identically whatever this says; it tells which code extended it.
 GENERATOR_VERSION = "tunebook-design/1 (scipy.stats.qmc.Halton scramble=True; balanced choices)"
 
-DESIGNS = ("quasi_random", "random", "grid")
+DESIGNS = ("quasi_random", "random", "grid", "replicates")
 SCIENTIFIC_DESIGNS = ("crossed", "joint")
 MAX_GRID_DIMS = 2
 
@@ -164,6 +164,8 @@ def materialize(
         raise SpecError(
             "scientific_design", f"unknown value {scientific_design!r}", "use 'crossed' or 'joint'"
         )
+    if design == "replicates":  # one configuration, a different seed per trial (trial variance)
+        return [DesignPoint({}, trial_seed(seed, i), i) for i in range(start, trials)]
     if design == "grid":
         points = grid_points(space.params, trials, grid_force)
         return [DesignPoint(p, trial_seed(seed, i), i) for i, p in enumerate(points)][start:]

@@ -243,6 +243,7 @@ class SearchSpace:
         fixed: Mapping[str, Any] | None = None,
         *,
         field: str = "search_space",
+        allow_fixed_only: bool = False,
     ) -> None:
         self.scientific: dict[str, Param] = {}
         self.nuisance: dict[str, Param] = {}
@@ -279,7 +280,7 @@ class SearchSpace:
                     value.validate(where)
                     getattr(self, role)[name] = value
                 self.roles[name] = role
-        if not self.scientific and not self.nuisance:
+        if not self.scientific and not self.nuisance and not allow_fixed_only:
             raise SpecError(
                 field, "nothing varies", "give at least one scientific or nuisance hyperparameter"
             )
@@ -302,7 +303,7 @@ class SearchSpace:
         }
 
     @classmethod
-    def from_spec(cls, spec: Any, field: str = "search_space") -> "SearchSpace":
+    def from_spec(cls, spec: Any, field: str = "search_space", allow_fixed_only: bool = False) -> "SearchSpace":
         if not isinstance(spec, Mapping):
             raise SpecError(field, "expected a mapping with scientific, nuisance and fixed", "see `tunebook init`")
         unknown = set(spec) - set(ROLES)
@@ -312,7 +313,8 @@ class SearchSpace:
                 "unknown role",
                 "the roles are scientific, nuisance and fixed",
             )
-        return cls(spec.get("scientific"), spec.get("nuisance"), spec.get("fixed"), field=field)
+        return cls(spec.get("scientific"), spec.get("nuisance"), spec.get("fixed"), field=field,
+                   allow_fixed_only=allow_fixed_only)
 
     def __repr__(self) -> str:
         return f"SearchSpace({self.to_spec()!r})"

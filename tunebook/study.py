@@ -149,7 +149,7 @@ class Study:
         self.name: str = record.name
         self.goal: str = record.goal
         self.experiment: str = record.experiment
-        self.space = SearchSpace.from_spec(spec["search_space"])
+        self.space = SearchSpace.from_spec(spec["search_space"], allow_fixed_only=spec["design"] == "replicates")
         self.objective: tuple[str, str] = (record.objective_metric, record.objective_mode)
         self.max_train_steps: int = record.max_train_steps
         self.seed: int = record.seed
@@ -230,7 +230,9 @@ def build_spec(
         raise SpecError("goal", f"expected text, got {goal!r}", "write the question this study answers")
     experiment = _check_name(experiment, "experiment") if experiment is not None else name
     if not isinstance(space, SearchSpace):
-        space = SearchSpace.from_spec(space)
+        space = SearchSpace.from_spec(space, allow_fixed_only=design == "replicates")
+    elif design != "replicates" and not space.params:
+        raise SpecError("search_space", "nothing varies", "give at least one scientific or nuisance hyperparameter")
     metric, mode = _objective(objective)
     trials = _positive_int(trials, "trials", 24)
     max_train_steps = _positive_int(max_train_steps, "max_train_steps", 2000)
@@ -364,7 +366,7 @@ def create_study(
         keep_checkpoints=keep_checkpoints,
         grid_force=grid_force,
     )
-    design_space = SearchSpace.from_spec(spec["search_space"])
+    design_space = SearchSpace.from_spec(spec["search_space"], allow_fixed_only=spec["design"] == "replicates")
     store = storage if isinstance(storage, Storage) else open_storage(storage)
     # Validate the design (trial counts, grids) before touching the store.
     points = materialize(

@@ -393,18 +393,20 @@ def check_saturated_early(data: StudyData, th: Thresholds) -> list[Finding]:
     )]
 
 
-def check_train_loss_rising(data: StudyData, th: Thresholds) -> list[Finding]:
-    def test(steps: np.ndarray, y: np.ndarray) -> dict[str, Any] | None:
-        ys = moving_average(y, max(5, len(y) // 20))
-        m = int(np.argmin(ys))
-        gain = initial_level(y) - ys[m]
-        tail = ys[int(0.8 * len(ys)):]
-        if gain <= 0 or m >= 0.8 * len(ys):
-            return None
-        rise = float(np.mean(tail) - ys[m])
-        return {"min_step": int(steps[m]), "rise_share": rise / float(gain)} if rise > th.train_rise * gain else None
+def loss_rising(steps: np.ndarray, y: np.ndarray, th: Thresholds) -> dict[str, Any] | None:
+    """A loss that climbs back after its minimum (lower is better): the evidence, or None."""
+    ys = moving_average(y, max(5, len(y) // 20))
+    m = int(np.argmin(ys))
+    gain = initial_level(y) - ys[m]
+    tail = ys[int(0.8 * len(ys)):]
+    if gain <= 0 or m >= 0.8 * len(ys):
+        return None
+    rise = float(np.mean(tail) - ys[m])
+    return {"min_step": int(steps[m]), "rise_share": rise / float(gain)} if rise > th.train_rise * gain else None
 
-    hits = _for_curves(data, th, th.train_metric, test, 1.0)
+
+def check_train_loss_rising(data: StudyData, th: Thresholds) -> list[Finding]:
+    hits = _for_curves(data, th, th.train_metric, lambda s, y: loss_rising(s, y, th), 1.0)
     if not hits:
         return []
     t, ev = hits[0]
@@ -622,24 +624,26 @@ def check_gradient_clipping(data: StudyData, th: Thresholds) -> list[Finding]:
     )]
 
 
-def check_instability(data: StudyData, th: Thresholds) -> list[Finding]:
-    def test(steps: np.ndarray, y: np.ndarray) -> dict[str, Any] | None:
-        if len(y) < 20:
-            return None
-        ys = moving_average(y, max(5, len(y) // 20))
-        gain = initial_level(y) - np.min(ys)
-        if gain <= 0:
-            return None
-        window = max(5, len(y) // 20) | 1
-        pad = np.pad(y, window // 2, mode="edge")
-        median = np.median(np.lib.stride_tricks.sliding_window_view(pad, window), axis=1)
-        start = max(1, len(y) // 10)
-        spikes = np.where((y[start:] > 3 * median[start:]) & (y[start:] - median[start:] > th.spike_fraction * gain))[0]
-        if len(spikes) == 0:
-            return None
-        return {"spikes": int(len(spikes)), "first_spike_step": int(steps[start + spikes[0]])}
+def loss_spikes(steps: np.ndarray, y: np.ndarray, th: Thresholds) -> dict[str, Any] | None:
+    """Spikes of a loss curve (lower is better) after its first 10%: the evidence, or None."""
+    if len(y) < 20:
+        return None
+    ys = moving_average(y, max(5, len(y) // 20))
+    gain = initial_level(y) - np.min(ys)
+    if gain <= 0:
+        return None
+    window = max(5, len(y) // 20) | 1
+    pad = np.pad(y, window // 2, mode="edge")
+    median = np.median(np.lib.stride_tricks.sliding_window_view(pad, window), axis=1)
+    start = max(1, len(y) // 10)
+    spikes = np.where((y[start:] > 3 * median[start:]) & (y[start:] - median[start:] > th.spike_fraction * gain))[0]
+    if len(spikes) == 0:
+        return None
+    return {"spikes": int(len(spikes)), "first_spike_step": int(steps[start + spikes[0]])}
 
-    hits = _for_curves(data, th, th.train_metric, test, 1.0)
+
+def check_instability(data: StudyData, th: Thresholds) -> list[Finding]:
+    hits = _for_curves(data, th, th.train_metric, lambda s, y: loss_spikes(s, y, th), 1.0)
     if not hits:
         return []
     t, ev = hits[0]

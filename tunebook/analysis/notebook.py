@@ -17,6 +17,10 @@ from tunebook.storage.base import Storage
 def notebook_rows(storage: Storage) -> list[dict[str, Any]]:
     """One row per study: the playbook's experiment-tracking columns (aggregated by the store)."""
     rows = []
+    baselines = storage.get_baselines()
+    notes_by_study: dict[str, list[dict[str, Any]]] = {}
+    for note in storage.get_notes():
+        notes_by_study.setdefault(note["study"] or "", []).append(note)
     for item in storage.study_summaries():
         s, c, best = item["study"], item["counts"], item["best"]
         total = sum(c.values())
@@ -44,6 +48,9 @@ def notebook_rows(storage: Storage) -> list[dict[str, Any]]:
                 "git_commit": s.git_commit,
                 "git_dirty": s.git_dirty,
                 "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(s.created_at)),
+                "parent": s.parent,
+                "baseline": baselines.get(s.experiment) == s.name,
+                "notes": [f"{n['kind']}: {n['conclusion']}" for n in notes_by_study.get(s.name, [])],
             }
         )
     return rows

@@ -72,6 +72,13 @@ class Report:
                 f"<b>{esc(f.severity)}</b> <code>{esc(f.check)}</code>: {esc(f.message)}"
                 f"<div class='action'>&rarr; {esc(f.action)}</div></div>"
             )
+        notes = s.storage.get_notes(study=s.name)
+        if notes:
+            parts.append("<h2>Notebook</h2><ul class='notes'>")
+            for n in notes:
+                when = time.strftime("%Y-%m-%d %H:%M", time.localtime(n["created_at"]))
+                parts.append(f"<li data-kind='{esc(n['kind'])}'><b>{esc(n['kind'])}</b> ({when}): {esc(n['conclusion'])}</li>")
+            parts.append("</ul>")
         parts.append("<h2>Best trials</h2><table class='trials'><tr><th>#</th><th>value</th><th>step</th><th>params</th></tr>")
         for t in self.top_trials:
             parts.append(
@@ -98,19 +105,23 @@ class Report:
 
         console = console or Console()
         s = self.study
-        console.print(f"[bold]Study {s.name}[/bold]: {s.goal}", markup=True, highlight=False)
+        from rich.markup import escape
+
+        console.print(f"[bold]Study {escape(s.name)}[/bold]: {escape(s.goal)}", markup=True, highlight=False)
         findings = Table(title=f"Findings ({len(self.warnings())} warnings)", show_lines=True)
         for column in ("severity", "check", "finding", "action"):
             findings.add_column(column, overflow="fold")
+        from rich.text import Text
+
         for f in self.findings:
             style = "yellow" if f.severity == WARNING else "cyan"
-            findings.add_row(f"[{style}]{f.severity}[/{style}]", f.check, f.message, f.action)
+            findings.add_row(Text(f.severity, style=style), f.check, Text(f.message), Text(f.action))
         console.print(findings)
         trials = Table(title="Best trials")
         for column in ("#", s.objective[0], "step", "params"):
             trials.add_column(column, overflow="fold")
         for t in self.top_trials[:top]:
-            trials.add_row(str(t.number), f"{t.value:.6g}", str(t.best_step), json.dumps(t.params, default=str))
+            trials.add_row(str(t.number), f"{t.value:.6g}", str(t.best_step), Text(json.dumps(t.params, default=str)))
         console.print(trials)
 
 

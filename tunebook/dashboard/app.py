@@ -90,18 +90,20 @@ def _ago(t: float | None) -> str:
 
 
 class _AnalysisCache:
-    """The report of each study, recomputed only when the study has moved."""
+    """Each study's report and rendered figures, recomputed only when the study has moved."""
 
     def __init__(self) -> None:
-        self._cache: dict[int, tuple[str, Any]] = {}
+        self._cache: dict[int, tuple[str, Any, list[tuple[str, str, str]]]] = {}
 
-    def get(self, study: Study, signature: dict[str, Any]) -> Any:
+    def get(self, study: Study, signature: dict[str, Any]) -> tuple[Any, list[tuple[str, str, str]]]:
+        """``(report, [(title, kind, figure JSON), ...])``."""
         key = json.dumps(signature, sort_keys=True, default=str)
         hit = self._cache.get(study.id)
         if hit is None or hit[0] != key:
-            hit = (key, analyze(study))
+            report = analyze(study)
+            hit = (key, report, [(f.title, f.kind, figure_json(f)) for f in report.figures])
             self._cache[study.id] = hit
-        return hit[1]
+        return hit[1], hit[2]
 
 
 def create_app(storage: str | Storage | None = None, *, token: str | None = None, refresh_seconds: float = 3.0) -> Any:
@@ -177,8 +179,7 @@ def create_app(storage: str | Storage | None = None, *, token: str | None = None
         trials, total = store.trials_page(study.id, states=states, order=order, descending=bool(desc),
                                           offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE)
         signature = store.study_signature(study.id)
-        report = cache.get(study, signature)
-        figures = [(f.title, f.kind, figure_json(f)) for f in report.figures]
+        report, figures = cache.get(study, signature)
         return templates.TemplateResponse(request, "study.html", {
             "study": study, "report": report, "figures": figures, "trials": trials, "total": total,
             "page": page, "pages": max(1, math.ceil(total / PAGE_SIZE)), "state": state, "order": order, "desc": desc,
@@ -209,10 +210,10 @@ def create_app(storage: str | Storage | None = None, *, token: str | None = None
             if len(names) != 2:
                 raise HTTPException(404, "compare two studies: /compare?studies=a,b")
             pair = [study_or_404(n) for n in names]
-            reports = [cache.get(s, store.study_signature(s.id)) for s in pair]
             columns = []
-            for s, r in zip(pair, reports):
-                figures = [(f.title, f.kind, figure_json(f)) for f in r.figures if f.kind in ("isolation", "curves", "axis")][:4]
+            for s in pair:
+                r, rendered = cache.get(s, store.study_signature(s.id))
+                figures = [f for f in rendered if f[1] in ("isolation", "curves", "axis")][:4]
                 best = s.best_trial()
                 columns.append({"study": s, "report": r, "figures": figures, "best": best, "counts": s.counts()})
             return templates.TemplateResponse(request, "compare.html", {"mode": "studies", "columns": columns})

@@ -215,6 +215,23 @@ class Storage(ABC):
     def best_metric(self, trial_id: int, name: str, mode: str) -> tuple[float, int] | None:
         """Best finite value of ``name`` and its (first) step, computed in the database."""
 
+    # notebook --------------------------------------------------------------
+    @abstractmethod
+    def add_note(self, kind: str, conclusion: str, evidence: dict[str, Any], *, experiment: str | None = None,
+                 study: str | None = None) -> int:
+        """Record a procedure's conclusion and its evidence (e.g. ``kind="lr-sweep"``)."""
+
+    @abstractmethod
+    def get_notes(self, *, experiment: str | None = None, study: str | None = None, kind: str | None = None) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    def set_baseline(self, experiment: str, study: str) -> None:
+        """Make ``study`` the adopted baseline of ``experiment``."""
+
+    @abstractmethod
+    def get_baselines(self) -> dict[str, str | None]:
+        """Experiment name → its adopted baseline study (or None)."""
+
     # checkpoints -----------------------------------------------------------
     @abstractmethod
     def set_checkpoints(self, trial_id: int, worker_id: str, kept: Sequence[CheckpointRecord]) -> None:

@@ -32,7 +32,7 @@ from tunebook.storage.base import (
     TrialRecord,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = sa.MetaData()
 
@@ -45,6 +45,7 @@ experiments = sa.Table(
     sa.Column("name", sa.String(200), nullable=False, unique=True),
     sa.Column("notes", sa.Text, nullable=False, default=""),
     sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("baseline", sa.String(200)),  # schema 2: the adopted baseline study
 )
 
 studies = sa.Table(
@@ -104,6 +105,24 @@ metrics = sa.Table(
     sa.Column("value", sa.Float),  # NULL is NaN
     sa.Index("tb_metrics_trial_name_step", "trial_id", "name", "step"),
 )
+
+notes = sa.Table(  # schema 2: conclusions of the playbook's procedures, with their evidence
+    "tb_notes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("experiment", sa.String(200)),
+    sa.Column("study", sa.String(200)),
+    sa.Column("kind", sa.String(50), nullable=False),
+    sa.Column("conclusion", sa.Text, nullable=False),
+    sa.Column("evidence", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index("tb_notes_experiment", "experiment"),
+)
+
+#: Upgrades from each older schema version, applied in order inside one transaction.
+MIGRATIONS: dict[int, list[str]] = {
+    1: ["ALTER TABLE tb_experiments ADD COLUMN baseline VARCHAR(200)"],  # tb_notes comes from create_all
+}
 
 checkpoints = sa.Table(
     "tb_checkpoints",
@@ -174,6 +193,11 @@ class SQLStorage(Storage):
             found = conn.execute(sa.select(schema_table.c.version)).scalar()
             if found is None:
                 conn.execute(schema_table.insert().values(version=SCHEMA_VERSION))
+            elif found < SCHEMA_VERSION:
+                for version in range(found, SCHEMA_VERSION):
+                    for statement in MIGRATIONS.get(version, []):
+                        conn.exec_driver_sql(statement)
+                conn.execute(schema_table.update().values(version=SCHEMA_VERSION))
             elif found > SCHEMA_VERSION:
                 from tunebook._errors import SpecError
 
@@ -571,6 +595,37 @@ class SQLStorage(Storage):
         with self._reader.connect() as conn:
             row = conn.execute(query).first()
         return None if row is None else (float(row.value), int(row.step))
+
+    # notebook --------------------------------------------------------------
+    def add_note(self, kind: str, conclusion: str, evidence: dict[str, Any], *, experiment: str | None = None,
+                 study: str | None = None) -> int:
+        with self._writer.begin() as conn:
+            return conn.execute(notes.insert().values(
+                kind=kind, conclusion=conclusion, evidence=json.dumps(evidence, default=str, sort_keys=True),
+                experiment=experiment, study=study, created_at=time.time(),
+            )).inserted_primary_key[0]
+
+    def get_notes(self, *, experiment: str | None = None, study: str | None = None, kind: str | None = None) -> list[dict[str, Any]]:
+        query = sa.select(notes).order_by(notes.c.created_at, notes.c.id)
+        if experiment is not None:
+            query = query.where(notes.c.experiment == experiment)
+        if study is not None:
+            query = query.where(notes.c.study == study)
+        if kind is not None:
+            query = query.where(notes.c.kind == kind)
+        with self._reader.connect() as conn:
+            return [{"id": r.id, "kind": r.kind, "conclusion": r.conclusion, "evidence": json.loads(r.evidence),
+                     "experiment": r.experiment, "study": r.study, "created_at": r.created_at} for r in conn.execute(query)]
+
+    def set_baseline(self, experiment: str, study: str) -> None:
+        with self._writer.begin() as conn:
+            result = conn.execute(experiments.update().where(experiments.c.name == experiment).values(baseline=study))
+            if result.rowcount != 1:
+                raise KeyError(experiment)
+
+    def get_baselines(self) -> dict[str, str | None]:
+        with self._reader.connect() as conn:
+            return {r.name: r.baseline for r in conn.execute(sa.select(experiments.c.name, experiments.c.baseline))}
 
     # checkpoints -----------------------------------------------------------
     def set_checkpoints(self, trial_id: int, worker_id: str, kept: Sequence[CheckpointRecord]) -> None:

@@ -183,16 +183,18 @@ def lambda_lr(optimizer: Any, schedule: Schedule) -> Any:
 
 
 def from_params(params: dict[str, Any], max_train_steps: int, lr_key: str = "learning_rate") -> Schedule:
-    """A schedule from trial hyperparameters: ``schedule`` (constant|linear|cosine|rsqrt), ``warmup_steps``, ``end_lr``."""
+    """A schedule from trial hyperparameters: ``schedule`` (constant|linear|cosine|rsqrt), ``warmup_steps``,
+    ``end_lr`` and, for a linear decay extended by a later round, ``constant_steps``."""
     lr = float(params[lr_key])
     kind = params.get("schedule", "constant")
     warm = int(params.get("warmup_steps", 0))
     end_lr = float(params.get("end_lr", 0.0))
+    constant_steps = int(params.get("constant_steps", 0))
     decay = max(max_train_steps - warm, 1)
     if kind == "constant":
         base: Any = Constant(lr)
     elif kind == "linear":
-        base = LinearDecay(lr, decay, end_lr)
+        base = LinearDecay(lr, max(decay - constant_steps, 1), end_lr, constant_steps)
     elif kind == "cosine":
         base = CosineDecay(lr, decay, end_lr)
     elif kind == "rsqrt":

@@ -138,6 +138,31 @@ def train(trial: Any) -> None:
             trial.checkpoint(step, training_state(step, model, opt, scheduler))
 
 
+def make_step(batch_size: int, params: dict[str, Any] | None = None) -> Any:
+    """One training step of the digits MLP at ``batch_size`` (for ``tunebook batch-size``)."""
+    import torch
+    import torch.nn.functional as F
+
+    from tunebook.training import optimizers
+
+    params = {"learning_rate": 1e-3, "optimizer": "adam", **(params or {})}
+    torch.manual_seed(0)
+    x_tr, y_tr, _, _ = (torch.from_numpy(a) for a in split())
+    model = build_model(params)
+    opt = optimizers.from_params(model.parameters(), params)
+    generator = torch.Generator().manual_seed(0)
+
+    def step() -> Any:
+        idx = torch.randint(0, len(x_tr), (batch_size,), generator=generator)
+        loss = F.cross_entropy(model(x_tr[idx]), y_tr[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.detach()
+
+    return step
+
+
 def demo_spec() -> dict[str, Any]:
     """The demo study: does weight decay help an MLP on digits, learning rate tuned away."""
     return {

@@ -1,0 +1,130 @@
+"""Server time of the dashboard on a 10,000-trial study, against optuna-dashboard.
+
+The synthetic study of ``bench_analysis.py`` (10,000 trials x 200 evaluations
+x 2 metrics) is written to SQLite. tunebook's dashboard answers in-process
+(FastAPI's test client); the server time is its ``Server-Timing`` header:
+
+- the studies table (``/``);
+- the study page, first load (computes findings and figures) and again (cached);
+- the trial table sorted by value, and its 100th page;
+- one trial's page; the live-refresh state call.
+
+optuna-dashboard (if installed) serves the same trials (params, values and the
+objective's 200 intermediate values) from an Optuna RDB on SQLite; its study
+page loads ``/api/studies/{id}``, timed over loopback HTTP.
+
+Run: python benchmarks/bench_dashboard.py [--trials 10000] [--evals 200] [--skip-optuna]
+Target: every page under 2 s of server time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_analysis import build  # noqa: E402
+
+
+def server_ms(response) -> float:
+    timing = response.headers["Server-Timing"]
+    return float(timing.split("dur=")[1])
+
+
+def bench_tunebook(db: Path) -> dict[str, float]:
+    from fastapi.testclient import TestClient
+
+    from tunebook.dashboard import create_app
+
+    client = TestClient(create_app(f"sqlite:///{db}"))
+    out = {}
+    for label, path in (
+        ("studies table /", "/"),
+        ("study page, first load", "/study/bench"),
+        ("study page, cached", "/study/bench"),
+        ("trials sorted by value", "/study/bench?order=value"),
+        ("trials page 100", "/study/bench?order=value&page=100"),
+        ("trial page", "/study/bench/trial/123"),
+        ("live-refresh state", "/api/study/bench/state"),
+    ):
+        response = client.get(path)
+        assert response.status_code == 200, (path, response.status_code)
+        out[label] = server_ms(response)
+    return out
+
+
+def bench_optuna_dashboard(db: Path, folder: Path) -> float | None:
+    try:
+        import optuna
+        import optuna_dashboard
+        from optuna.distributions import CategoricalDistribution, FloatDistribution
+    except ImportError:
+        return None
+    import tunebook as tb
+    from tunebook.testing import free_port
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = tb.load_study("bench", storage=f"sqlite:///{db}")
+    dists = {"weight_decay": CategoricalDistribution([0.0, 1.0e-4, 1.0e-3, 1.0e-2]),
+             "learning_rate": FloatDistribution(1e-4, 1.0, log=True), "beta1": FloatDistribution(0.8, 0.99)}
+    frozen = []
+    for t in study.trials():
+        params = {k: t.params[k] for k in dists}
+        if t.state == "completed":
+            points = dict(study.metrics(t, ["val/error"]).get("val/error", []))
+            frozen.append(optuna.trial.create_trial(params=params, distributions=dists, value=t.value, intermediate_values=points))
+        else:
+            frozen.append(optuna.trial.create_trial(params=params, distributions=dists, state=optuna.trial.TrialState.FAIL))
+    storage = optuna.storages.RDBStorage(f"sqlite:///{folder}/optuna.db")
+    ostudy = optuna.create_study(storage=storage, study_name="bench")
+    ostudy.add_trials(frozen)
+    port = free_port()
+    thread = threading.Thread(target=optuna_dashboard.run_server, args=(storage,),
+                              kwargs={"host": "127.0.0.1", "port": port}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5).read()
+            break
+        except OSError:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    start = time.perf_counter()
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{ostudy._study_id}", timeout=600).read()
+    elapsed = time.perf_counter() - start
+    assert len(body) > 1000
+    return elapsed * 1e3
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=10_000)
+    parser.add_argument("--evals", type=int, default=200)
+    parser.add_argument("--skip-optuna", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        db = folder / "bench.db"
+        built = build(db, args.trials, args.evals)
+        print(f"synthetic study: {args.trials} trials x {args.evals} evals x 2 metrics, written in {built:.1f}s")
+        ours = bench_tunebook(db)
+        theirs = None if args.skip_optuna else bench_optuna_dashboard(db, folder)
+    for label, ms in ours.items():
+        print(f"tunebook dashboard {label}: {ms:.0f} ms server time (target < 2000 ms)")
+    if theirs is not None:
+        page = ours["study page, first load"]
+        print(f"optuna-dashboard /api/studies/<id> (its study page's data): {theirs:.0f} ms")
+        print(f"ratio optuna-dashboard / tunebook study page (first load): {theirs / page:.2f}x; "
+              f"(cached): {theirs / ours['study page, cached']:.1f}x")
+    elif not args.skip_optuna:
+        print("optuna-dashboard is not installed: pip install optuna-dashboard to compare")
+
+
+if __name__ == "__main__":
+    main()

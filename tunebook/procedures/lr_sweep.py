@@ -1,0 +1,109 @@
+"""Picking an initial max_train_steps with a learning-rate sweep.
+
+The playbook ("Algorithm for picking an initial candidate for max_train_steps
+using a learning rate sweep"): with a constant learning rate and no
+regularization, sweep the rate on a grid, each trial for N steps; the step at
+which the *fastest* trial first reaches "perfect" training performance (a
+threshold on a training metric) is the initial ``max_train_steps``. The sweep
+must bracket the best rate: when the fastest rate sits at an edge of the grid,
+the answer may lie outside it, and the procedure refuses to conclude.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tunebook.procedures._common import Conclusion
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    learning_rate: float
+    state: str
+    perfect_at: int | None  # first step where the metric reached the threshold
+
+
+def first_step_at(steps: list[int], values: list[float], threshold: float, mode: str = "min") -> int | None:
+    """The first step where ``values`` reach ``threshold`` (``<=`` for min, ``>=`` for max)."""
+    for step, value in zip(steps, values):
+        if value == value and (value <= threshold if mode == "min" else value >= threshold):
+            return int(step)
+    return None
+
+
+def decide(points: list[SweepPoint], steps: int, metric: str, threshold: float) -> Conclusion:
+    """The sweep's conclusion from its points (pure: tested on known answers)."""
+    grid = sorted({p.learning_rate for p in points})
+    reached = [p for p in points if p.state == "completed" and p.perfect_at is not None]
+    evidence: dict[str, Any] = {
+        "grid": grid, "steps": steps, "metric": metric, "threshold": threshold,
+        "points": [{"learning_rate": p.learning_rate, "state": p.state, "perfect_at": p.perfect_at} for p in points],
+    }
+    if not reached:
+        return Conclusion("lr-sweep", f"No rate reached {metric} <= {threshold:g} within {steps} steps: "
+                          "run the sweep longer (more steps) or check the threshold.", evidence, concluded=False)
+    fastest = min(reached, key=lambda p: (p.perfect_at, p.learning_rate))
+    evidence.update({"fastest_learning_rate": fastest.learning_rate, "max_train_steps": fastest.perfect_at})
+    if fastest.learning_rate in (grid[0], grid[-1]):
+        side = "lowest" if fastest.learning_rate == grid[0] else "highest"
+        return Conclusion(
+            "lr-sweep",
+            f"Not concluding: the fastest rate ({fastest.learning_rate:.3g}) is the {side} of the grid, so a rate "
+            f"beyond it may be faster still. Widen the grid past {fastest.learning_rate:.3g} and sweep again.",
+            evidence, concluded=False,
+        )
+    return Conclusion(
+        "lr-sweep",
+        f"Initial max_train_steps = {fastest.perfect_at}: the fastest rate ({fastest.learning_rate:.3g}) reaches "
+        f"{metric} <= {threshold:g} at step {fastest.perfect_at}.",
+        evidence,
+    )
+
+
+def sweep_space(low: float, high: float, points: int, fixed: dict[str, Any]) -> dict[str, Any]:
+    """A log grid of constant learning rates, regularization off."""
+    rates = np.geomspace(low, high, points).tolist()
+    fixed = {"schedule": "constant", "weight_decay": 0.0, "warmup_steps": 0, **fixed}
+    return {"nuisance": {"learning_rate": {"choice": rates}}, "fixed": fixed}
+
+
+def run_sweep(
+    name: str,
+    *,
+    train: str,
+    storage: Any = None,
+    low: float = 1e-4,
+    high: float = 1.0,
+    points: int = 7,
+    steps: int = 1000,
+    metric: str = "train/error",
+    threshold: float = 0.0,
+    fixed: dict[str, Any] | None = None,
+    workers: int = 1,
+    progress: bool = True,
+) -> Conclusion:
+    """Create and run the sweep study, then decide and record the conclusion."""
+    from tunebook.execution import run
+    from tunebook.procedures._common import record
+    from tunebook.study import create_study
+
+    study = create_study(
+        name, space=sweep_space(low, high, points, fixed or {}), objective=(metric, "min"), trials=points,
+        max_train_steps=steps, storage=storage, train=train, design="grid",
+        goal=f"Learning-rate sweep: the step at which the fastest constant rate reaches {metric} <= {threshold:g}",
+        infeasible_if={"train/loss": {"above": 1e6}},
+    )
+    run(study, workers=workers, progress=progress)
+    result_points = []
+    for t in study.trials():
+        perfect = None
+        if t.state == "completed":
+            curve = study.metrics(t, [metric]).get(metric, [])
+            perfect = first_step_at([s for s, _ in curve], [v for _, v in curve], threshold)
+        result_points.append(SweepPoint(float(t.params["learning_rate"]), t.state, perfect))
+    result = decide(result_points, steps, metric, threshold)
+    result.studies = [study.name]
+    return record(study, result)

@@ -1,0 +1,189 @@
+"""Finding and fixing training instability: the stability check, warmup and clipping.
+
+The playbook ("How can optimization failures be debugged and mitigated?"):
+
+1. From a learning-rate sweep, take the best rate lr* and look at the training
+   loss of the rates just above it. Loss going up instead of down (or diverging)
+   there means instability limits the usable rate: fixing it should help.
+2. Early instability can hide between evaluations: train ~500 steps at 2 x lr*
+   and evaluate every step.
+3. Warmup: ramp from 0 to a ``base_learning_rate`` 10x the unstable rate over
+   ``warmup_steps``, then hold it for at least ``2 x warmup_steps``. Sweep
+   ``warmup_steps`` over orders of magnitude, at most 10% of max_train_steps;
+   keep the shortest warmup that trains stably. The new run is
+   ``max_train_steps + warmup_steps`` long; above 5% of max_train_steps, raise
+   max_train_steps.
+4. Clipping: threshold at the 90th percentile of logged unclipped gradient
+   norms; clipping over half of the updates is too aggressive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tunebook._errors import SpecError
+from tunebook.analysis.diagnostics import Thresholds, loss_rising, loss_spikes, recommend_clipping
+from tunebook.procedures._common import Conclusion, best_params, derived_study, record
+from tunebook.space import SearchSpace
+from tunebook.study import Study
+
+EARLY_STEPS = 500
+WARMUP_FACTOR = 10.0
+MAX_WARMUP_SHARE = 0.10
+LONG_WARMUP_SHARE = 0.05
+
+
+@dataclass(frozen=True)
+class RateCheck:
+    learning_rate: float
+    state: str
+    unstable: bool
+    reason: str
+
+
+def curve_instability(steps: np.ndarray, loss: np.ndarray, th: Thresholds | None = None) -> str | None:
+    """Why a training-loss curve looks unstable (loss going up, spikes), or None."""
+    th = th or Thresholds()
+    finite = np.isfinite(loss)
+    if not finite.all():
+        return "the loss became NaN/Inf"
+    rising = loss_rising(steps, loss, th)
+    if rising is not None:
+        return f"the loss climbs back after step {rising['min_step']}"
+    spikes = loss_spikes(steps, loss, th)
+    if spikes is not None:
+        return f"{spikes['spikes']} loss spike(s), the first at step {spikes['first_spike_step']}"
+    return None
+
+
+def _rate(study: Study, params: dict[str, Any], param: str) -> float:
+    if param not in params:
+        raise SpecError("--param", f"study {study.name!r} has no hyperparameter {param!r}", "name its learning-rate hyperparameter")
+    return float(params[param])
+
+
+def check(study: Study, *, param: str = "learning_rate", above: int = 3, train_metric: str = "train/loss") -> Conclusion:
+    """lr*, the rates just above it, and whether they are unstable (recorded in the notebook)."""
+    best, best_trial = best_params(study)
+    lr_star = _rate(study, best, param)
+    candidates = []
+    for t in study.trials(["completed", "infeasible"]):
+        rate = float({**study.space.fixed, **t.params}.get(param, lr_star))
+        if rate > lr_star:
+            candidates.append((rate, t))
+    candidates.sort(key=lambda c: c[0])
+    checks = []
+    for rate, t in candidates[:above]:
+        if t.state == "infeasible":
+            checks.append(RateCheck(rate, t.state, True, f"diverged: {t.infeasible_reason}"))
+            continue
+        curve = study.metrics(t, [train_metric]).get(train_metric, [])
+        why = curve_instability(np.array([s for s, _ in curve]), np.array([v for _, v in curve], dtype=float)) if len(curve) >= 4 else None
+        checks.append(RateCheck(rate, t.state, why is not None, why or "stable"))
+    unstable = [c for c in checks if c.unstable]
+    evidence: dict[str, Any] = {
+        "lr_star": lr_star, "best_trial": best_trial.number, "param": param,
+        "rates_above": [c.__dict__ for c in checks],
+        "unstable_learning_rate": unstable[0].learning_rate if unstable else None,
+    }
+    if not checks:
+        text = (f"lr* = {lr_star:.3g} is the largest rate tried: no rate above it to inspect. "
+                "Sweep higher rates to see where training becomes unstable.")
+        return record(study, Conclusion("stability", text, evidence, concluded=False))
+    if unstable:
+        first = unstable[0]
+        text = (f"Instability limits the learning rate: lr* = {lr_star:.3g}, and {first.learning_rate:.3g} just above it is "
+                f"unstable ({first.reason}). Fixing it (warmup, clipping) should allow higher rates and better results: "
+                f"run `tunebook warmup {study.name}`.")
+    else:
+        text = (f"No instability just above lr* = {lr_star:.3g}: the rates above it train stably "
+                "but worse. Instability is not what limits this workload.")
+    return record(study, Conclusion("stability", text, evidence))
+
+
+def early_instability_study(study: Study, *, param: str = "learning_rate", steps: int = EARLY_STEPS,
+                            seeds: int = 1) -> Study:
+    """~500 steps at 2 x lr*, evaluated every step (the playbook's early-instability check)."""
+    best, _ = best_params(study)
+    lr = 2 * _rate(study, best, param)
+    fixed = {**best, param: lr, "eval_every": 1}
+    return derived_study(
+        study, f"{study.name}-early-instability", space=SearchSpace(fixed=fixed, allow_fixed_only=True), trials=seeds,
+        design="replicates", max_train_steps=steps,
+        goal=f"Early instability check: {steps} steps at 2 x lr* = {lr:.3g}, evaluated every step",
+    )
+
+
+def warmup_steps_grid(max_train_steps: int) -> list[int]:
+    """Orders of magnitude from 10, the largest at most 10% of max_train_steps."""
+    cap = max(1, int(MAX_WARMUP_SHARE * max_train_steps))
+    grid = [v for v in (10, 100, 1000, 10_000, 100_000, 1_000_000) if v <= cap]
+    return grid or [cap]
+
+
+def warmup_study(study: Study, unstable_learning_rate: float, *, param: str = "learning_rate",
+                 factor: float = WARMUP_FACTOR, grid: list[int] | None = None) -> Study:
+    """The warmup study: base rate ``factor`` x the unstable one, warmup_steps over orders of magnitude."""
+    if not unstable_learning_rate > 0:
+        raise SpecError("--unstable-lr", f"must be positive, got {unstable_learning_rate!r}", "run `tunebook stability` first")
+    best, _ = best_params(study)
+    grid = grid or warmup_steps_grid(study.max_train_steps)
+    base_lr = factor * unstable_learning_rate
+    # Every trial runs warmup plus at least 2 x warmup at the base rate (constant after the ramp).
+    steps = 3 * max(grid)
+    fixed = {k: v for k, v in best.items() if k != "warmup_steps"}
+    fixed.update({param: base_lr, "schedule": "constant"})
+    return derived_study(
+        study, f"{study.name}-warmup", space={"nuisance": {"warmup_steps": {"choice": grid}}, "fixed": fixed},
+        trials=len(grid), design="grid", max_train_steps=steps,
+        goal=f"Warmup: shortest warmup_steps that trains stably at {base_lr:.3g} ({factor:g} x the unstable rate)",
+    )
+
+
+def warmup_decision(points: list[tuple[int, str, str | None]], *, max_train_steps: int, base_lr: float) -> Conclusion:
+    """From ``(warmup_steps, state, instability or None)``: the shortest stable warmup (pure)."""
+    stable = sorted(w for w, state, why in points if state == "completed" and why is None)
+    evidence: dict[str, Any] = {"points": [{"warmup_steps": w, "state": s, "instability": why} for w, s, why in points],
+                                "base_learning_rate": base_lr, "max_train_steps": max_train_steps}
+    if not stable:
+        return Conclusion("warmup", f"No warmup in {sorted(w for w, _, _ in points)} trains stably at {base_lr:.3g}: "
+                          "try longer warmups, gradient clipping, or a lower base rate (e.g. 3x instead of 10x).",
+                          evidence, concluded=False)
+    shortest = stable[0]
+    total = max_train_steps + shortest
+    evidence.update({"warmup_steps": shortest, "new_max_train_steps": total})
+    text = (f"Shortest stable warmup: {shortest} steps at base rate {base_lr:.3g}. Prepend it to the baseline's schedule "
+            f"and train {max_train_steps} + {shortest} = {total} steps.")
+    if shortest > LONG_WARMUP_SHARE * max_train_steps:
+        text += (f" The warmup is over {LONG_WARMUP_SHARE:.0%} of max_train_steps: raise max_train_steps "
+                 "to keep the post-warmup budget.")
+        evidence["raise_max_train_steps"] = True
+    return Conclusion("warmup", text, evidence)
+
+
+def analyze_warmup(source: Study, warm: Study, *, param: str = "learning_rate", train_metric: str = "train/loss") -> Conclusion:
+    """Decide from a finished warmup study; recorded in the notebook with the clipping advice."""
+    points = []
+    norms: list[float] = []
+    for t in warm.trials():
+        why = None
+        if t.state == "completed":
+            curves = warm.metrics(t)
+            curve = curves.get(train_metric, [])
+            why = curve_instability(np.array([s for s, _ in curve]), np.array([v for _, v in curve], dtype=float)) if len(curve) >= 4 else None
+            norms += [v for _, v in curves.get("grad/norm", [])]
+        elif t.state == "infeasible":
+            why = t.infeasible_reason
+        points.append((int(t.params["warmup_steps"]), t.state, why))
+    base_lr = float(warm.space.fixed[param])
+    result = warmup_decision(points, max_train_steps=source.max_train_steps, base_lr=base_lr)
+    if norms:
+        clip = recommend_clipping(np.array(norms))
+        result.evidence["clipping"] = clip
+        result.conclusion += (f" If instability remains, clip gradients at about {clip['recommended_threshold']:.3g} "
+                              "(90th percentile of the unclipped norms).")
+    result.studies = [warm.name]
+    return record(source, result)
