@@ -104,3 +104,11 @@ def unstable_above(trial) -> None:
         trial.log(step, **{"train/loss": loss})
         if step % trial.params.get("eval_every", 5) == 0:
             trial.log(step, **{"val/error": loss})
+
+
+def cliff(trial) -> None:
+    """Best near lr = 0.03, diverging (NaN) above lr = 0.05: an infeasible region next to the optimum."""
+    lr = trial.params["lr"]
+    floor = (math.log10(lr) - math.log10(0.03)) ** 2
+    for step in range(1, trial.max_train_steps + 1):
+        trial.log(step, **{"val/error": float("nan") if lr > 0.05 else floor + 1.0 / step})

@@ -150,7 +150,7 @@ def test_init_writes_an_example_that_runs(tmp_path):
     assert (tmp_path / "study.yaml").exists() and (tmp_path / "train.py").exists()
     again = run_cli("init", "--dir", str(tmp_path))
     assert again.returncode == 2 and "--force" in again.stderr
-    spec = (tmp_path / "study.yaml").read_text().replace("trials: 12", "trials: 4").replace("max_train_steps: 200", "max_train_steps: 40")
+    spec = (tmp_path / "study.yaml").read_text().replace("trials: 12 ", "trials: 4 ").replace("max_train_steps: 200", "max_train_steps: 40")
     (tmp_path / "study.yaml").write_text(spec)
     proc = run_cli("run", "study.yaml", "--workers", "2", "--quiet", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -194,3 +194,20 @@ def test_markup_in_a_goal_is_printed_as_text(tmp_path):
     assert table.returncode == 0 and "[bold]wd[/] [/nope] help?" in table.stdout
     terminal = run_cli("report", "wd", "--format", "terminal", cwd=tmp_path)
     assert terminal.returncode == 0 and "[bold]wd[/]" in terminal.stdout
+
+
+@pytest.mark.parametrize(("trials", "tuned", "fixed"), [
+    (8, ["learning_rate"], ["beta1", "beta2", "epsilon"]),
+    (30, ["learning_rate", "beta1"], ["beta2", "epsilon"]),
+    (60, ["learning_rate", "beta1", "epsilon"], ["beta2"]),
+    (300, ["learning_rate", "beta1", "epsilon", "beta2"], []),
+])
+def test_init_suggests_adam_hyperparameters_by_budget(tmp_path, trials, tuned, fixed):
+    import yaml
+
+    assert run_cli("init", "--dir", str(tmp_path), "--trials", str(trials)).returncode == 0
+    spec = yaml.safe_load((tmp_path / "study.yaml").read_text())
+    assert spec["trials"] == trials
+    assert list(spec["search_space"]["nuisance"]) == tuned
+    assert all(name in spec["search_space"]["fixed"] for name in fixed)
+    tb.SearchSpace.from_spec(spec["search_space"])  # a valid space

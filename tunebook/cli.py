@@ -54,6 +54,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     elif args.address or args.gpus_per_trial or args.cpus_per_trial != 1.0:
         raise SpecError("--executor", "--address, --cpus-per-trial and --gpus-per-trial need the Ray executor", "add --executor ray")
     study, train = study_from_spec_file(args.spec, storage=args.storage, repro_command=repro)
+    if study.design == "bayesian" and study.record.spec.get("parent"):
+        from tunebook.bayesian import refined_space
+        from tunebook.study import load_study
+
+        refined = refined_space(load_study(study.record.spec["parent"], study.storage))
+        if refined:
+            print(f"exploration {study.record.spec['parent']} suggests narrower bounds (span of its best trials): "
+                  + "; ".join(f"{k} {v['min']:.3g}..{v['max']:.3g}" for k, v in refined.items()))
     if args.create_only:
         from tunebook.storage import redact
 
@@ -395,24 +403,41 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 # init ------------------------------------------------------------------------
-EXAMPLE_SPEC = """\
+ADAM_RANGES = {
+    "learning_rate": "{min: 1.0e-4, max: 1.0e-1, scale: log}",
+    "beta1": "{min: 0.5, max: 0.99}",
+    "epsilon": "{min: 1.0e-10, max: 1.0e-3, scale: log}",
+    "beta2": "{min: 0.9, max: 0.9999}",
+}
+
+
+def example_spec(trials: int = 12) -> str:
+    """The commented example study; Adam's nuisance hyperparameters follow the playbook's budget rule."""
+    from tunebook.analysis.diagnostics import adam_recommendation
+
+    per_value = max(1, trials // 2)  # two scientific values share the budget
+    tuned = adam_recommendation(per_value)
+    fixed = {"beta1": "0.9", "beta2": "0.999", "epsilon": "1.0e-8"}
+    nuisance_lines = "".join(f"    {name}: {ADAM_RANGES[name]}\n" for name in tuned)
+    fixed_lines = "".join(f"    {name}: {value}\n" for name, value in fixed.items() if name not in tuned)
+    return f"""\
 # A tunebook study: one round of the playbook's incremental tuning.
 # Run it with `tunebook run study.yaml --workers 2`; see it with `tunebook ls`.
 study: example-weight-decay          # a new round gets a new name
 goal: Does weight decay help?        # the question this round answers
 train: train.py:train                # module:function, or file.py:function beside this file
-objective: {metric: val/loss, mode: min}
-trials: 12                           # raise it later to sample more (same sequence)
+objective: {{metric: val/loss, mode: min}}
+trials: {trials}                           # raise it later to sample more (same sequence)
 max_train_steps: 200                 # never tuned inside a study
 search_space:
   scientific:                        # what the study measures
-    weight_decay: {choice: [0.0, 1.0e-2]}
+    weight_decay: {{choice: [0.0, 1.0e-2]}}
   nuisance:                          # optimized away for a fair comparison
-    learning_rate: {min: 1.0e-3, max: 1.0, scale: log}
-  fixed:                             # held constant
+    # Adam, as the playbook says for {per_value} trials per scientific value: {', '.join(tuned)}
+{nuisance_lines}  fixed:                             # held constant
     batch_size: 32
-infeasible_if:                       # NaN/Inf always counts as infeasible
-  train/loss: {above: 1.0e+3}
+{fixed_lines}infeasible_if:                       # NaN/Inf always counts as infeasible
+  train/loss: {{above: 1.0e+3}}
 """
 
 EXAMPLE_TRAIN = '''\
@@ -432,7 +457,8 @@ def train(trial):
     y = x @ torch.linspace(-1, 1, 8) + 0.1 * torch.randn(512)
     x_val, y_val = x[448:], y[448:]
     model = torch.nn.Linear(8, 1)
-    opt = torch.optim.SGD(model.parameters(), lr=hp["learning_rate"], weight_decay=hp["weight_decay"])
+    opt = torch.optim.AdamW(model.parameters(), lr=hp["learning_rate"], betas=(hp["beta1"], hp["beta2"]),
+                            eps=hp["epsilon"], weight_decay=hp["weight_decay"])
 
     start = 1
     resumed = trial.restore()                      # after an interruption: continue
@@ -460,7 +486,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     folder = Path(args.dir)
     if not folder.is_dir():
         raise SpecError("--dir", f"folder {str(folder)!r} does not exist", "create it first")
-    files = {folder / "study.yaml": EXAMPLE_SPEC, folder / "train.py": EXAMPLE_TRAIN}
+    if args.trials < 1:
+        raise SpecError("--trials", f"expected a positive number, got {args.trials}", "e.g. --trials 24")
+    files = {folder / "study.yaml": example_spec(args.trials), folder / "train.py": EXAMPLE_TRAIN}
     existing = [str(p) for p in files if p.exists()]
     if existing and not args.force:
         raise SpecError("--dir", f"{existing[0]} exists already", "pass --force to overwrite, or --dir another folder")
@@ -615,6 +643,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb("init", cmd_init, "write a commented example study.yaml and train.py", "tunebook init --dir my-study")
     p.add_argument("--dir", default=".")
     p.add_argument("--force", action="store_true")
+    p.add_argument("--trials", type=int, default=12, help="the trial budget: decides which Adam hyperparameters to tune")
     return parser
 
 

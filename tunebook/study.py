@@ -44,7 +44,11 @@ SPEC_KEYS = (
     "keep_checkpoints",
     "grid_force",
     "storage",
+    "parent",
+    "sampler",
 )
+#: Designs a study can have: the materialized ones, and Bayesian optimization (proposed as it runs).
+STUDY_DESIGNS = (*DESIGNS, "bayesian")
 #: Fields that may change between two runs of the same study.
 _MUTABLE = ("trials", "storage")
 
@@ -223,6 +227,8 @@ def build_spec(
     infeasible_if: Any = None,
     keep_checkpoints: Any = 3,
     grid_force: bool = False,
+    parent: str | None = None,
+    sampler: str | None = None,
 ) -> dict[str, Any]:
     """Validate everything and return the canonical spec (what is stored)."""
     name = _check_name(name, "study")
@@ -236,10 +242,18 @@ def build_spec(
     metric, mode = _objective(objective)
     trials = _positive_int(trials, "trials", 24)
     max_train_steps = _positive_int(max_train_steps, "max_train_steps", 2000)
-    if design not in DESIGNS:
-        raise SpecError("design", f"unknown design {design!r}", f"use one of {', '.join(DESIGNS)}")
+    if design not in STUDY_DESIGNS:
+        raise SpecError("design", f"unknown design {design!r}", f"use one of {', '.join(STUDY_DESIGNS)}")
     if scientific_design not in SCIENTIFIC_DESIGNS:
         raise SpecError("scientific_design", f"unknown value {scientific_design!r}", "use 'crossed' or 'joint'")
+    if sampler is not None and design != "bayesian":
+        raise SpecError("sampler", "only a bayesian study has a sampler", "add design: bayesian, or remove sampler")
+    if design == "bayesian":
+        sampler = sampler or "gp"
+        if sampler not in ("gp", "tpe"):
+            raise SpecError("sampler", f"unknown sampler {sampler!r}", "use 'gp' (Optuna's GPSampler) or 'tpe'")
+    if parent is not None:
+        _check_name(parent, "parent")
     if seed is None:
         seed = _default_seed(name)
     elif isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -264,6 +278,8 @@ def build_spec(
         "infeasible_if": _rules(infeasible_if),
         "keep_checkpoints": keep,
         "grid_force": grid_force,
+        **({"parent": parent} if parent is not None else {}),
+        **({"sampler": sampler} if sampler is not None else {}),
     }
 
 
@@ -343,6 +359,7 @@ def create_study(
     repro_command: str | None = None,
     parent: str | None = None,
     round: int = 1,
+    sampler: str | None = None,
 ) -> Study:
     """Create a study, or resume the stored one of the same name and spec.
 
@@ -365,14 +382,21 @@ def create_study(
         infeasible_if=infeasible_if,
         keep_checkpoints=keep_checkpoints,
         grid_force=grid_force,
+        parent=parent if design == "bayesian" else None,
+        sampler=sampler,
     )
     design_space = SearchSpace.from_spec(spec["search_space"], allow_fixed_only=spec["design"] == "replicates")
     store = storage if isinstance(storage, Storage) else open_storage(storage)
     # Validate the design (trial counts, grids) before touching the store.
-    points = materialize(
-        design_space, spec["trials"], spec["seed"], design=spec["design"],
-        scientific_design=spec["scientific_design"], grid_force=spec["grid_force"],
-    )
+    if spec["design"] == "bayesian":
+        points = []  # proposed one at a time as the study runs (tunebook.bayesian)
+        if parent is not None and store.get_study(parent) is None:
+            raise SpecError("parent", f"no study named {parent!r} to warm-start from", "name the exploration study")
+    else:
+        points = materialize(
+            design_space, spec["trials"], spec["seed"], design=spec["design"],
+            scientific_design=spec["scientific_design"], grid_force=spec["grid_force"],
+        )
     existing = store.get_study(name)
     if existing is not None:
         return _resume(store, existing, spec, points)
@@ -428,6 +452,9 @@ def _resume(store: Storage, existing: StudyRecord, spec: dict[str, Any], points:
             f"use trials: {have} (or more to sample more)",
         )
     if want > have:
+        if spec["design"] == "bayesian":
+            store.extend_study(existing.id, [], want)  # type: ignore[arg-type]
+            return Study(store.get_study(name), store)  # type: ignore[arg-type]
         if spec["design"] == "grid":
             raise SpecError("trials", "a grid study cannot be extended", f"use trials: {have}, or a new study name")
         new = [{"number": i, "params": p.params, "seed": p.seed} for i, p in enumerate(points)][have:]
@@ -497,6 +524,8 @@ def study_from_spec_file(
         infeasible_if=data.get("infeasible_if"),
         keep_checkpoints=data.get("keep_checkpoints", 3),
         grid_force=data.get("grid_force", False),
+        parent=data.get("parent"),
+        sampler=data.get("sampler"),
         config_path=str(path),
         config_hash=digest,
         repro_command=repro_command,

@@ -120,6 +120,18 @@ def install_worker_signals() -> None:
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
 
 
+def claim_next(study: Study, worker_id: str, stale_after: float | None = DEFAULT_STALE_AFTER,
+               max_lost_workers: int = 3) -> TrialRecord | None:
+    """Claim the study's next pending trial; a bayesian study first proposes one when none is pending."""
+    record = study.storage.claim_trial(worker_id, study.id, stale_after, max_lost_workers)
+    if record is None and study.design == "bayesian":
+        from tunebook.bayesian import propose_and_add
+
+        if propose_and_add(study) is not None:
+            record = study.storage.claim_trial(worker_id, study.id, stale_after, max_lost_workers)
+    return record
+
+
 def worker_loop(
     study: Study,
     train: Callable[[Trial], Any],
@@ -134,7 +146,7 @@ def worker_loop(
     worker_id = worker_id or worker_id_for()
     done: dict[str, int] = {}
     while max_trials is None or sum(done.values()) < max_trials:
-        record = study.storage.claim_trial(worker_id, study.id, stale_after=stale_after)
+        record = claim_next(study, worker_id, stale_after)
         if record is None:
             break
         state = run_trial(study, record, train, worker_id, checkpoint_root, flush_interval)

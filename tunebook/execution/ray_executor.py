@@ -22,7 +22,7 @@ import time
 from typing import Any, Callable
 
 from tunebook._errors import MissingExtraError, SpecError
-from tunebook.execution._runner import DEFAULT_STALE_AFTER, default_checkpoint_root, run_trial, worker_id_for
+from tunebook.execution._runner import DEFAULT_STALE_AFTER, claim_next, default_checkpoint_root, run_trial, worker_id_for
 from tunebook.execution.local import RunResult, _Reporter
 from tunebook.study import Study
 
@@ -44,7 +44,7 @@ def _one_trial(storage_url: str, study_name: str, train: Callable[..., Any], che
     store = open_storage(storage_url)
     study = load_study(study_name, store)
     worker_id = f"ray:{worker_id_for()}"
-    record = store.claim_trial(worker_id, study.id, stale_after, max_lost_workers)
+    record = claim_next(study, worker_id, stale_after, max_lost_workers)
     if record is None:
         return None
     return run_trial(study, record, train, worker_id, checkpoint_root)
@@ -120,7 +120,10 @@ def run_ray(
         try:
             for _ in range(max_rounds):
                 study.storage.requeue_stale(stale_after, study.id, max_lost_workers)
-                pending = study.counts()["pending"]
+                counts = study.counts()
+                pending = counts["pending"]
+                if study.design == "bayesian":  # proposed as it runs: one task per trial still in the budget
+                    pending += max(0, study.trials_budget - sum(counts.values()))
                 if pending == 0:
                     if study.counts()["running"] == 0:
                         break

@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 from tunebook.execution._runner import (
     DEFAULT_STALE_AFTER,
+    claim_next,
     WorkerStop,
     default_checkpoint_root,
     install_worker_signals,
@@ -41,6 +42,19 @@ def _train_for(study: Study) -> Callable[..., Any]:
     config = study.record.config_path
     base = Path(config).resolve().parent if config and Path(config).exists() else Path.cwd()
     return resolve_train(study.train_ref, base)
+
+
+def _propose(store: Any, scope: Study | None, worker_id: str, stale_after: float, max_lost_workers: int) -> Any:
+    """Nothing pending: a bayesian study with budget left proposes its next trial."""
+    candidates = [scope] if scope is not None else [
+        load_study(s.name, store) for s in store.list_studies() if s.spec.get("design") == "bayesian"
+    ]
+    for study in candidates:
+        if study.design == "bayesian":
+            record = claim_next(study, worker_id, stale_after, max_lost_workers)
+            if record is not None:
+                return record
+    return None
 
 
 def _running(store: Any, scope: Study | None) -> bool:
@@ -72,6 +86,8 @@ def run_worker(
     idle_since = time.monotonic()
     while max_trials is None or sum(done.values()) < max_trials:
         record = store.claim_trial(worker_id, scope.id if scope else None, stale_after, max_lost_workers)
+        if record is None:
+            record = _propose(store, scope, worker_id, stale_after, max_lost_workers)
         if record is None:
             if wait:
                 if idle_timeout is not None and time.monotonic() - idle_since > idle_timeout:

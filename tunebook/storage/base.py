@@ -118,6 +118,10 @@ class Storage(ABC):
         """Append trials and raise the budget, atomically."""
 
     @abstractmethod
+    def add_trial_within_budget(self, study_id: int, params: dict[str, Any], seed: int) -> int | None:
+        """Append one pending trial (designs that propose as they go) unless the budget is reached."""
+
+    @abstractmethod
     def get_study(self, name: str) -> StudyRecord | None: ...
 
     @abstractmethod

@@ -305,6 +305,19 @@ class SQLStorage(Storage):
             self._insert_trials(conn, study_id, trial_specs)
             conn.execute(studies.update().where(studies.c.id == study_id).values(trials_budget=budget))
 
+    def add_trial_within_budget(self, study_id: int, params: dict[str, Any], seed: int) -> int | None:
+        """Append one pending trial unless the study's budget is reached; returns its number."""
+        with self._writer.begin() as conn:
+            budget = conn.execute(sa.select(studies.c.trials_budget).where(studies.c.id == study_id)).scalar()
+            count, last = conn.execute(
+                sa.select(sa.func.count(), sa.func.max(trials.c.number)).where(trials.c.study_id == study_id)
+            ).first()
+            if budget is None or count >= budget:
+                return None
+            number = 0 if last is None else last + 1
+            self._insert_trials(conn, study_id, [{"number": number, "params": params, "seed": seed}])
+        return number
+
     def get_study(self, name: str) -> StudyRecord | None:
         with self._reader.connect() as conn:
             row = conn.execute(self._study_query().where(studies.c.name == name)).first()

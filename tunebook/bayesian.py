@@ -1,0 +1,175 @@
+"""The exploitation phase: Bayesian optimization once exploration is done.
+
+The playbook ("After exploration concludes"): once the search space is
+understood, quasi-random search has done its job, and Bayesian optimization
+can find the best configuration within it. A study with ``design:
+bayesian`` proposes its trials one at a time through Optuna's samplers in
+ask/tell mode, over tunebook's own store:
+
+- warm start: the completed and infeasible trials of the ``parent`` study
+  (the quasi-random exploration) are told to the sampler first;
+- infeasible trials are *constraints*, never a made-up bad value: they enter
+  as pruned trials with a violated constraint (TPE models them as the
+  infeasible group); Optuna's GP sampler models only trials with an
+  objective, so for it a proposal whose nearest evaluated neighbours are
+  infeasible is set aside (as a running trial, which its acquisition
+  avoids) and the sampler asked again;
+- trials still running are passed as running trials, so parallel workers
+  do not all get the same point.
+
+:func:`refined_space` proposes narrower bounds from the exploration study.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from tunebook._errors import MissingExtraError, SpecError
+from tunebook.design import trial_seed
+from tunebook.space import Choice, Float, Int, Param, SearchSpace
+from tunebook.storage.base import TrialRecord
+
+SAMPLERS = ("gp", "tpe")
+CONSTRAINT = "constraints:infeasible"
+#: GP proposals: how far (scaled units) to look for infeasible neighbours, and how many.
+NEIGHBOUR_RADIUS = 0.1
+MAX_REJECTIONS = 10
+
+
+def _optuna() -> Any:
+    try:
+        import optuna
+    except ImportError:
+        raise MissingExtraError("optuna", "bo", "design: bayesian") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+def distribution(param: Param) -> Any:
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    if isinstance(param, Float):
+        return FloatDistribution(param.low, param.high, log=param.scale == "log")
+    if isinstance(param, Int):
+        return IntDistribution(param.low, param.high, log=param.scale == "log")
+    return CategoricalDistribution(list(param.values))
+
+
+def _in_space(space: SearchSpace, params: dict[str, Any]) -> bool:
+    for name, p in space.params.items():
+        if name not in params:
+            return False
+        v = params[name]
+        if isinstance(p, Choice):
+            if v not in p.values:
+                return False
+        elif not (p.low <= v <= p.high):
+            return False
+    return True
+
+
+def _frozen(optuna: Any, space: SearchSpace, dists: dict[str, Any], t: TrialRecord, fixed: dict[str, Any]) -> Any | None:
+    params = {**fixed, **t.params}
+    if not _in_space(space, params):
+        return None  # an exploration point outside this study's space
+    values = {k: params[k] for k in dists}
+    if t.state == "completed" and t.value is not None and math.isfinite(t.value):
+        return optuna.trial.create_trial(params=values, distributions=dists, value=float(t.value),
+                                         system_attrs={CONSTRAINT: 0.0})
+    if t.state == "infeasible":
+        # no objective was observed: a pruned trial whose constraint is violated, with no value
+        return optuna.trial.create_trial(params=values, distributions=dists, state=optuna.trial.TrialState.PRUNED,
+                                         system_attrs={CONSTRAINT: 1.0})
+    if t.state == "running":
+        return optuna.trial.create_trial(params=values, distributions=dists, state=optuna.trial.TrialState.RUNNING)
+    return None
+
+
+def _unit(space: SearchSpace, params: dict[str, Any]) -> np.ndarray:
+    return np.array([space.params[k].to_unit(params[k]) for k in space.params], dtype=float)
+
+
+def infeasible_neighbourhood(space: SearchSpace, point: dict[str, Any], known: list[tuple[dict[str, Any], bool]],
+                             radius: float = NEIGHBOUR_RADIUS) -> bool:
+    """Is ``point`` in a region known to be infeasible: are most evaluated trials within ``radius`` infeasible?"""
+    if not known:
+        return False
+    x = _unit(space, point)
+    near = [(float(np.linalg.norm(_unit(space, p) - x)), bad) for p, bad in known]
+    near = [bad for d, bad in near if d <= radius * math.sqrt(len(x))]
+    return bool(near) and sum(near) / len(near) > 0.5
+
+
+def propose(study: Any, *, parent: Any | None = None, sampler: str = "gp", seed: int | None = None) -> dict[str, Any]:
+    """The sampler's next point for ``study``, given its trials and the parent's."""
+    if sampler not in SAMPLERS:
+        raise SpecError("sampler", f"unknown sampler {sampler!r}", "use 'gp' or 'tpe'")
+    optuna = _optuna()
+    space: SearchSpace = study.space
+    dists = {k: distribution(p) for k, p in space.params.items()}
+    history = []
+    for source in ([parent] if parent is not None else []) + [study]:
+        history += [(source, t) for t in source.trials(["completed", "infeasible", "running"])]
+    seed = study.seed if seed is None else seed
+    n_done = sum(1 for _, t in history if t.state != "running")
+    if sampler == "tpe":
+        chosen = optuna.samplers.TPESampler(seed=seed + n_done, constant_liar=True, n_startup_trials=5,
+                                            multivariate=True)
+    else:
+        chosen = optuna.samplers.GPSampler(seed=seed + n_done, n_startup_trials=5)
+    direction = "minimize" if study.objective[1] == "min" else "maximize"
+    ostudy = optuna.create_study(direction=direction, sampler=chosen)
+    frozen = [f for s, t in history if (f := _frozen(optuna, space, dists, t, s.space.fixed)) is not None]
+    ostudy.add_trials(frozen)
+    known = [({k: f.params[k] for k in dists}, f.state == optuna.trial.TrialState.PRUNED)
+             for f in frozen if f.state != optuna.trial.TrialState.RUNNING]
+    for _ in range(MAX_REJECTIONS):
+        trial = ostudy.ask(dists)
+        point = dict(trial.params)
+        if sampler == "tpe" or not infeasible_neighbourhood(space, point, known):
+            return point
+        # GP cannot see infeasible trials: this proposal stays running (never told), so the
+        # acquisition of the next ask moves away from it
+    return point
+
+
+def propose_and_add(study: Any) -> int | None:
+    """Add the next proposed trial to a bayesian study (None once its budget is reached)."""
+    if len(study.trials()) >= study.trials_budget:
+        return None
+    from tunebook.study import load_study
+
+    parent_name = study.record.spec.get("parent")
+    parent = load_study(parent_name, study.storage) if parent_name else None
+    point = propose(study, parent=parent, sampler=study.record.spec.get("sampler", "gp"))
+    number = len(study.trials())
+    return study.storage.add_trial_within_budget(study.id, point, trial_seed(study.seed, number))
+
+
+def refined_space(parent: Any, *, top_share: float = 0.2, margin: float = 0.25) -> dict[str, dict[str, Any]]:
+    """Narrower bounds for each numeric hyperparameter: the span of the best trials, widened by ``margin``.
+
+    A side where the best trials touch the original boundary keeps that boundary.
+    """
+    ranked = sorted((t for t in parent.trials(["completed"]) if t.value is not None),
+                    key=lambda t: t.value if parent.objective[1] == "min" else -t.value)
+    top = ranked[: max(3, int(math.ceil(top_share * len(ranked))))]
+    out: dict[str, dict[str, Any]] = {}
+    for name, p in parent.space.params.items():
+        if isinstance(p, Choice) or not top:
+            continue
+        units = [p.to_unit(t.params[name]) for t in top]
+        lo, hi = min(units), max(units)
+        pad = margin * max(hi - lo, 0.05)
+        lo, hi = max(0.0, lo - pad), min(1.0, hi + pad)
+        low, high = p.from_unit(lo), p.from_unit(hi)
+        spec = {"min": low, "max": high}
+        if p.scale == "log":
+            spec["scale"] = "log"
+        if isinstance(p, Int):
+            spec["type"] = "int"
+        out[name] = spec
+    return out
