@@ -211,7 +211,7 @@ def test_procedures_on_digits_through_the_cli(tmp_path):
     assert "3 retrains" in retrain.stdout
     nxt = cli("next-round", "lr-sweep", "--steps", "600")
     assert "Created lr-sweep-r2 (round 2)" in nxt.stdout
-    report = cli("report", "lr-sweep", "-o", "r.html")
+    cli("report", "lr-sweep", "-o", "r.html")
     html = (tmp_path / "r.html").read_text()
     assert "data-kind='lr-sweep'" in html and "data-kind='stability'" in html and "data-kind='next-round'" in html
     bsz = cli("batch-size", "tunebook.workloads.digits:make_step", "--min", "16", "--max", "128", "--steps", "5")
