@@ -81,26 +81,31 @@ def bench_ray_tune(folder: Path, trials: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=1000)
+    parser.add_argument("--ray-trials", type=int, default=200,
+                        help="Ray Tune runs fewer trials (its per-trial cost is what is compared)")
     parser.add_argument("--skip-ray", action="store_true")
     args = parser.parse_args()
     from tunebook.testing import PostgresServer, pg_bindir
 
     results: dict[str, float] = {}
+
+    def done(name: str, seconds: float, trials: int) -> None:
+        results[name] = seconds
+        print(f"{name}: {seconds * 1e3:.2f} ms/trial ({trials} trials)", flush=True)
+
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        results["tunebook (SQLite)"] = bench_tunebook(f"sqlite:///{folder}/tb.db", args.trials)
+        done("tunebook (SQLite)", bench_tunebook(f"sqlite:///{folder}/tb.db", args.trials), args.trials)
         bindir = pg_bindir()
         if bindir is not None:
             server = PostgresServer(bindir)
             try:
-                results["tunebook (PostgreSQL)"] = bench_tunebook(server.new_database(), args.trials)
+                done("tunebook (PostgreSQL)", bench_tunebook(server.new_database(), args.trials), args.trials)
             finally:
                 server.stop()
-        results["optuna optimize(n_jobs=2), SQLite RDB"] = bench_optuna(folder, args.trials)
+        done("optuna optimize(n_jobs=2), SQLite RDB", bench_optuna(folder, args.trials), args.trials)
         if not args.skip_ray:
-            results["ray tune Tuner (2 concurrent)"] = bench_ray_tune(folder, args.trials)
-    for name, seconds in results.items():
-        print(f"{name}: {seconds * 1e3:.2f} ms/trial")
+            done("ray tune Tuner (2 concurrent)", bench_ray_tune(folder, args.ray_trials), args.ray_trials)
     ours = results["tunebook (SQLite)"]
     for name, seconds in results.items():
         if not name.startswith("tunebook"):
