@@ -13,7 +13,8 @@ learning rate (1e-4..3, log) and beta1 (0.5..0.99) as nuisance hyperparameters,
 Printed: the best validation error at the full budget (mean and spread over
 seeds, and how often each method beats quasi-random), and how often each
 method's second-half trials landed in a region already known to be infeasible
-(most evaluated trials within 0.1 scaled units infeasible) or diverged.
+(its three nearest evaluated trials, weighted by closeness, mostly infeasible)
+or diverged.
 
 Run: python benchmarks/bench_bayesian.py [--seeds 5] [--budget 20] [--steps 150]
 """

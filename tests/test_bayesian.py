@@ -75,3 +75,13 @@ def test_bayesian_spec_errors(sqlite_url):
     study = exploit(sqlite_url, "tpe", trials=4, parent=None, name="grow")
     grown = exploit(sqlite_url, "tpe", trials=9, parent=None, name="grow")
     assert grown.trials_budget == 9 and grown.trials() == [] and grown.id == study.id
+
+
+def test_known_infeasible_region_by_nearest_neighbours():
+    space = tb.SearchSpace(nuisance={"x": tb.Float(0.0, 1.0)})
+    known = [({"x": 0.1}, False), ({"x": 0.2}, False), ({"x": 0.8}, True), ({"x": 0.9}, True), ({"x": 0.95}, True)]
+    assert bayesian.infeasible_neighbourhood(space, {"x": 0.85}, known)
+    assert not bayesian.infeasible_neighbourhood(space, {"x": 0.15}, known)
+    assert not bayesian.infeasible_neighbourhood(space, {"x": 0.5}, [])
+    # beside one infeasible point, two close feasible ones outvote it
+    assert not bayesian.infeasible_neighbourhood(space, {"x": 0.5}, [({"x": 0.45}, False), ({"x": 0.55}, False), ({"x": 0.5}, True)][:2] + [({"x": 0.9}, True)])

@@ -12,8 +12,8 @@ ask/tell mode, over tunebook's own store:
   as pruned trials with a violated constraint (TPE models them as the
   infeasible group); Optuna's GP sampler models only trials with an
   objective, so for it a proposal whose nearest evaluated neighbours are
-  infeasible is set aside (as a running trial, which its acquisition
-  avoids) and the sampler asked again;
+  mostly infeasible (a closeness-weighted vote of three) is set aside (as a
+  running trial, which its acquisition avoids) and the sampler asked again;
 - trials still running are passed as running trials, so parallel workers
   do not all get the same point.
 
@@ -34,8 +34,8 @@ from tunebook.storage.base import TrialRecord
 
 SAMPLERS = ("gp", "tpe")
 CONSTRAINT = "constraints:infeasible"
-#: GP proposals: how far (scaled units) to look for infeasible neighbours, and how many.
-NEIGHBOUR_RADIUS = 0.1
+#: GP proposals: how many evaluated neighbours vote on feasibility, and how many proposals may be set aside.
+NEIGHBOURS = 3
 MAX_REJECTIONS = 10
 
 
@@ -93,14 +93,18 @@ def _unit(space: SearchSpace, params: dict[str, Any]) -> np.ndarray:
 
 
 def infeasible_neighbourhood(space: SearchSpace, point: dict[str, Any], known: list[tuple[dict[str, Any], bool]],
-                             radius: float = NEIGHBOUR_RADIUS) -> bool:
-    """Is ``point`` in a region known to be infeasible: are most evaluated trials within ``radius`` infeasible?"""
+                             k: int = NEIGHBOURS) -> bool:
+    """Is ``point`` in a region known to be infeasible?
+
+    The ``k`` evaluated trials nearest to it (in scaled coordinates) vote,
+    weighted by closeness; most of the weight infeasible means yes.
+    """
     if not known:
         return False
     x = _unit(space, point)
-    near = [(float(np.linalg.norm(_unit(space, p) - x)), bad) for p, bad in known]
-    near = [bad for d, bad in near if d <= radius * math.sqrt(len(x))]
-    return bool(near) and sum(near) / len(near) > 0.5
+    ranked = sorted((float(np.linalg.norm(_unit(space, p) - x)), bad) for p, bad in known)[:k]
+    weights = [1.0 / (d + 0.02) for d, _ in ranked]
+    return sum(w for w, (_, bad) in zip(weights, ranked) if bad) > 0.5 * sum(weights)
 
 
 def propose(study: Any, *, parent: Any | None = None, sampler: str = "gp", seed: int | None = None) -> dict[str, Any]:
