@@ -292,6 +292,19 @@ def _numbers(hits: list[tuple[TrialRow, dict[str, Any]]]) -> list[int]:
     return [t.number for t, _ in hits]
 
 
+def _curve_finding(
+    check: str,
+    hits: list[tuple[TrialRow, dict[str, Any]]],
+    message: Callable[[TrialRow, dict[str, Any]], str],
+    action: str,
+) -> list[Finding]:
+    """One warning for a curve check, worded from its first hit, listing every trial that hit."""
+    if not hits:
+        return []
+    t, ev = hits[0]
+    return [Finding(check, WARNING, message(t, ev), action, {"trials": _numbers(hits), **ev})]
+
+
 def check_overfitting(data: StudyData, th: Thresholds) -> list[Finding]:
     def test(steps: np.ndarray, y: np.ndarray) -> dict[str, Any] | None:
         ys = moving_average(y, 3)
@@ -304,18 +317,16 @@ def check_overfitting(data: StudyData, th: Thresholds) -> list[Finding]:
 
     best_each = list(data.best_by_scientific().values())
     hits = _for_curves(data, th, data.metric, test, data.sign(), best_each)
-    if not hits:
-        return []
-    t, ev = hits[0]
-    return [Finding(
-        "overfitting", WARNING,
-        f"Problematic overfitting: the validation {data.metric} of trial #{t.number} gets worse after step "
-        f"{ev['best_step']} (it gives back {ev['rise_share']:.0%} of its improvement); "
-        f"{len(hits)} of {len(best_each)} best-per-scientific-value trials do this.",
+    return _curve_finding(
+        "overfitting", hits,
+        lambda t, ev: (
+            f"Problematic overfitting: the validation {data.metric} of trial #{t.number} gets worse after step "
+            f"{ev['best_step']} (it gives back {ev['rise_share']:.0%} of its improvement); "
+            f"{len(hits)} of {len(best_each)} best-per-scientific-value trials do this."
+        ),
         "Add regularization (weight decay, dropout, label smoothing, augmentation) or compare the scientific "
         "values with regularization tuned as a nuisance; the trial value already uses the best checkpoint.",
-        {"trials": _numbers(hits), **{k: v for k, v in ev.items()}},
-    )]
+    )
 
 
 def check_step_variance(data: StudyData, th: Thresholds) -> list[Finding]:
@@ -330,18 +341,16 @@ def check_step_variance(data: StudyData, th: Thresholds) -> list[Finding]:
         return {"relative_noise": noise} if noise > th.step_noise else None
 
     hits = _for_curves(data, th, data.metric, test, data.sign())
-    if not hits:
-        return []
-    t, ev = hits[0]
-    return [Finding(
-        "step_variance", WARNING,
-        f"High step-to-step variance in the validation {data.metric} of the best trials "
-        f"(trial #{t.number}: noise {ev['relative_noise']:.1%} of the curve's range): "
-        "it makes trials hard to compare and hurts reproducibility.",
+    return _curve_finding(
+        "step_variance", hits,
+        lambda t, ev: (
+            f"High step-to-step variance in the validation {data.metric} of the best trials "
+            f"(trial #{t.number}: noise {ev['relative_noise']:.1%} of the curve's range): "
+            "it makes trials hard to compare and hurts reproducibility."
+        ),
         "Evaluate on a larger validation sample, decay the learning rate, increase the batch size, "
         "or use Polyak averaging.",
-        {"trials": _numbers(hits), **ev},
-    )]
+    )
 
 
 def check_still_improving(data: StudyData, th: Thresholds) -> list[Finding]:
@@ -355,17 +364,15 @@ def check_still_improving(data: StudyData, th: Thresholds) -> list[Finding]:
         return {"late_improvement_share": float(late / gain)} if late > th.still_improving * gain else None
 
     hits = _for_curves(data, th, data.metric, test, data.sign(), data.ranked()[: th.curve_top_k])
-    if not hits:
-        return []
-    t, ev = hits[0]
-    return [Finding(
-        "still_improving", WARNING,
-        f"The best trials are still improving at the end of training (trial #{t.number} gained "
-        f"{ev['late_improvement_share']:.1%} of its improvement in the last 20% of steps): training is compute-bound.",
+    return _curve_finding(
+        "still_improving", hits,
+        lambda t, ev: (
+            f"The best trials are still improving at the end of training (trial #{t.number} gained "
+            f"{ev['late_improvement_share']:.1%} of its improvement in the last 20% of steps): training is compute-bound."
+        ),
         "Train longer: raise max_train_steps in the next round (a new study), or retune the schedule "
         "(`tunebook next-round`).",
-        {"trials": _numbers(hits), **ev},
-    )]
+    )
 
 
 def check_saturated_early(data: StudyData, th: Thresholds) -> list[Finding]:
@@ -380,17 +387,15 @@ def check_saturated_early(data: StudyData, th: Thresholds) -> list[Finding]:
         return {"saturation_step": int(steps[first]), "share": share} if share <= th.saturated_share and not worse_after else None
 
     hits = _for_curves(data, th, data.metric, test, data.sign(), data.ranked()[: th.curve_top_k])
-    if not hits:
-        return []
-    t, ev = hits[0]
-    return [Finding(
-        "saturated_early", WARNING,
-        f"The best trials saturate early: trial #{t.number} is within {th.saturation_tol:.0%} of its best by step "
-        f"{ev['saturation_step']} ({ev['share']:.0%} of max_train_steps) and gains nothing after.",
+    return _curve_finding(
+        "saturated_early", hits,
+        lambda t, ev: (
+            f"The best trials saturate early: trial #{t.number} is within {th.saturation_tol:.0%} of its best by step "
+            f"{ev['saturation_step']} ({ev['share']:.0%} of max_train_steps) and gains nothing after."
+        ),
         "Most of the compute is spent after the curve went flat: lower max_train_steps in the next round, "
         "or use the budget for more trials.",
-        {"trials": _numbers(hits), **ev},
-    )]
+    )
 
 
 def loss_rising(steps: np.ndarray, y: np.ndarray, th: Thresholds) -> dict[str, Any] | None:
@@ -407,17 +412,15 @@ def loss_rising(steps: np.ndarray, y: np.ndarray, th: Thresholds) -> dict[str, A
 
 def check_train_loss_rising(data: StudyData, th: Thresholds) -> list[Finding]:
     hits = _for_curves(data, th, th.train_metric, lambda s, y: loss_rising(s, y, th), 1.0)
-    if not hits:
-        return []
-    t, ev = hits[0]
-    return [Finding(
-        "train_loss_rising", WARNING,
-        f"The training loss ({th.train_metric}) rises during training in trial #{t.number} "
-        f"(after step {ev['min_step']} it climbs back {ev['rise_share']:.0%} of its improvement).",
+    return _curve_finding(
+        "train_loss_rising", hits,
+        lambda t, ev: (
+            f"The training loss ({th.train_metric}) rises during training in trial #{t.number} "
+            f"(after step {ev['min_step']} it climbs back {ev['rise_share']:.0%} of its improvement)."
+        ),
         "A training loss that increases usually means a bug in the pipeline (data, augmentation, schedule) "
         "or instability: check the input pipeline and the learning-rate schedule.",
-        {"trials": _numbers(hits), **ev},
-    )]
+    )
 
 
 def check_periodic_validation(data: StudyData, th: Thresholds) -> list[Finding]:
@@ -442,17 +445,15 @@ def check_periodic_validation(data: StudyData, th: Thresholds) -> list[Finding]:
         return None
 
     hits = _for_curves(data, th, data.metric, test, data.sign())
-    if not hits:
-        return []
-    t, ev = hits[0]
-    return [Finding(
-        "periodic_validation", WARNING,
-        f"The validation {data.metric} of trial #{t.number} oscillates with a period of about "
-        f"{ev['period_evals']:.1f} evaluations (Fisher's test p = {ev['pvalue']:.1g}).",
+    return _curve_finding(
+        "periodic_validation", hits,
+        lambda t, ev: (
+            f"The validation {data.metric} of trial #{t.number} oscillates with a period of about "
+            f"{ev['period_evals']:.1f} evaluations (Fisher's test p = {ev['pvalue']:.1g})."
+        ),
         "Periodic validation curves point at overlap between training and validation data, or at data "
         "that is not shuffled well (e.g. epoch boundaries): check the splits and the shuffling.",
-        {"trials": _numbers(hits), **ev},
-    )]
+    )
 
 
 def check_max_train_steps(data: StudyData, th: Thresholds) -> list[Finding]:
@@ -644,17 +645,15 @@ def loss_spikes(steps: np.ndarray, y: np.ndarray, th: Thresholds) -> dict[str, A
 
 def check_instability(data: StudyData, th: Thresholds) -> list[Finding]:
     hits = _for_curves(data, th, th.train_metric, lambda s, y: loss_spikes(s, y, th), 1.0)
-    if not hits:
-        return []
-    t, ev = hits[0]
-    return [Finding(
-        "instability", WARNING,
-        f"The training loss of trial #{t.number} spikes {ev['spikes']} time(s) (first at step "
-        f"{ev['first_spike_step']}): a sign of training instability.",
+    return _curve_finding(
+        "instability", hits,
+        lambda t, ev: (
+            f"The training loss of trial #{t.number} spikes {ev['spikes']} time(s) (first at step "
+            f"{ev['first_spike_step']}): a sign of training instability."
+        ),
         "Try learning-rate warmup or gradient clipping (`tunebook stability` / `tunebook warmup`), "
         "or a lower learning rate.",
-        {"trials": _numbers(hits), **ev},
-    )]
+    )
 
 
 ALL_CHECKS: dict[str, Callable[[StudyData, Thresholds], list[Finding]]] = {
