@@ -526,6 +526,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--storage", help="sqlite:///file.db (default ./tunebook.db, or $TUNEBOOK_STORAGE) or postgresql://...")
         return p
 
+    def running_options(p: argparse.ArgumentParser, workers: int = 1) -> None:
+        p.add_argument("--workers", type=_positive, default=workers, help="worker processes (0: in this process)")
+        p.add_argument("--quiet", action="store_true", help="no progress output")
+
     p = verb("run", cmd_run, "run (or resume) the study described by a YAML spec", "tunebook run study.yaml --workers 2")
     p.add_argument("spec", help="the study's YAML file")
     p.add_argument("--workers", type=_positive, default=1, help="worker processes (0: in this process)")
@@ -576,8 +580,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", default="train/error", help="the training metric that shows 'perfect' performance")
     p.add_argument("--threshold", type=float, default=0.0)
     p.add_argument("--fixed", action="append", help="name=value held constant (repeatable)")
-    p.add_argument("--workers", type=_positive, default=1)
-    p.add_argument("--quiet", action="store_true")
+    running_options(p)
 
     p = verb("stability", cmd_stability, "is instability limiting the learning rate? (lr*, the rates above it, the early check)",
              "tunebook stability lr-sweep --run")
@@ -585,8 +588,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", default="learning_rate")
     p.add_argument("--steps", type=int, default=500, help="early-instability check length")
     p.add_argument("--run", action="store_true", help="run the early-instability check now")
-    p.add_argument("--workers", type=_positive, default=1)
-    p.add_argument("--quiet", action="store_true")
+    running_options(p)
 
     p = verb("warmup", cmd_warmup, "the warmup study: shortest warmup that trains stably at 10x the unstable rate",
              "tunebook warmup lr-sweep")
@@ -594,16 +596,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unstable-lr", type=float, help="default: what `tunebook stability` recorded")
     p.add_argument("--factor", type=float, default=10.0, help="base rate = factor x unstable rate")
     p.add_argument("--param", default="learning_rate")
-    p.add_argument("--workers", type=_positive, default=1)
-    p.add_argument("--quiet", action="store_true")
+    running_options(p)
 
     p = verb("retrain", cmd_retrain, "retrain one trial with new seeds to measure trial variance",
              "tunebook retrain wd-ablation --trial best --n 5")
     p.add_argument("study")
     p.add_argument("--trial", default="best", help="'best' or a trial number")
     p.add_argument("--n", type=int, default=5)
-    p.add_argument("--workers", type=_positive, default=1)
-    p.add_argument("--quiet", action="store_true")
+    running_options(p)
 
     p = verb("compare", cmd_compare, "baseline against candidate by their retrains: Welch's test and effect size",
              "tunebook compare baseline-study candidate-study")
@@ -625,8 +625,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retune", default="learning_rate", help="comma-separated hyperparameters to keep tuning ('' for none)")
 
     p = verb("demo", cmd_demo, "run the bundled digits study end to end and write its report", "tunebook demo --workers 2")
-    p.add_argument("--workers", type=_positive, default=2)
-    p.add_argument("--quiet", action="store_true")
+    running_options(p, workers=2)
     p.add_argument("-o", "--output", help="report file (default tunebook-report-digits-weight-decay.html)")
 
     p = verb("report", cmd_report, "the playbook's plots and checklist for a study: one offline HTML file", "tunebook report wd-ablation -o report.html")
