@@ -29,8 +29,14 @@ test: $(VENV)/.test-installed
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check tunebook tests benchmarks
 
+# Each prints a ratio against a named peer measured in the same run (minutes each; see benchmarks/).
 bench: $(VENV)/.test-installed
 	$(BIN)/python benchmarks/bench_logging.py
+	$(BIN)/python benchmarks/bench_analysis.py
+	$(BIN)/python benchmarks/bench_training_overhead.py
+	cd benchmarks && ../$(BIN)/python bench_executor.py
+	$(BIN)/python benchmarks/bench_dashboard.py --skip-optuna
+	$(BIN)/python benchmarks/bench_bayesian.py
 
 clean:
-	rm -rf $(VENV) tunebook.db tunebook.db-* tunebook_checkpoints
+	rm -rf $(VENV) tunebook.db tunebook.db-* tunebook_checkpoints tunebook-report-*.html
