@@ -24,7 +24,7 @@ demo: $(VENV)/.demo-installed
 	$(BIN)/tunebook ls --storage sqlite:///tunebook.db
 
 test: $(VENV)/.test-installed
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) -q -rs tests
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -q -rs tests
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check tunebook tests benchmarks

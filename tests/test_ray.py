@@ -13,7 +13,7 @@ import tunebook as tb
 from conftest import ROOT, run_cli
 
 ray = pytest.importorskip("ray")
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]  # one local Ray at a time
 
 SPEC = f"""\
 study: on-ray
