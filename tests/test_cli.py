@@ -101,13 +101,17 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path, args, words):
     assert len(proc.stderr.strip().splitlines()) == 1 and words in proc.stderr, proc.stderr
 
 
+def commit_spec(folder: Path, text: str) -> str:
+    """A git repository in ``folder`` with study.yaml committed; returns the commit."""
+    subprocess.run(["git", "init", "-q"], cwd=folder, check=True)
+    (folder / "study.yaml").write_text(text)
+    subprocess.run(["git", "add", "study.yaml"], cwd=folder, check=True)
+    subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "spec"], cwd=folder, check=True)
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True).stdout.strip()
+
+
 def test_run_then_ls_and_status_show_the_notebook_row(tmp_path):
-    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
-    spec = tmp_path / "study.yaml"
-    spec.write_text(GOOD)
-    subprocess.run(["git", "add", "study.yaml"], cwd=tmp_path, check=True)
-    subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "spec"], cwd=tmp_path, check=True)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    commit = commit_spec(tmp_path, GOOD)
 
     proc = run_cli("run", "study.yaml", "--workers", "2", "--quiet", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -133,11 +137,8 @@ def test_run_then_ls_and_status_show_the_notebook_row(tmp_path):
 
 
 def test_dirty_tree_is_recorded(tmp_path):
-    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    commit_spec(tmp_path, GOOD)
     spec = tmp_path / "study.yaml"
-    spec.write_text(GOOD)
-    subprocess.run(["git", "add", "study.yaml"], cwd=tmp_path, check=True)
-    subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "spec"], cwd=tmp_path, check=True)
     spec.write_text(GOOD.replace("goal: does wd help?", "goal: edited"))
     assert run_cli("run", "study.yaml", "--workers", "0", "--quiet", cwd=tmp_path).returncode == 0
     (row,) = json.loads(run_cli("ls", "--format", "json", cwd=tmp_path).stdout)

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import _workloads as w
+from _spy import SYNCING, SpyTensor
 import tunebook as tb
 from tunebook.trial import Trial
 
@@ -48,19 +49,6 @@ def test_numpy_scalars_are_stored_as_numbers(sqlite_url, tmp_path):
     curves = s.metrics(s.trials()[0])
     assert curves["count"] == [(1, 1.0), (2, 2.0), (3, 3.0), (4, 4.0)]
     assert curves["val/error"][1] == (2, pytest.approx(0.5))
-
-
-# Names of tensor methods that make the host wait for the device.
-SYNCING = {"item", "cpu", "tolist", "numpy", "__float__", "__bool__", "__int__", "__index__", "__format__", "to"}
-
-
-class SpyTensor(torch.Tensor):
-    calls: list[str] = []
-
-    @classmethod
-    def __torch_function__(cls, func, types, args=(), kwargs=None):
-        cls.calls.append(getattr(func, "__name__", str(func)))
-        return super().__torch_function__(func, types, args, kwargs or {})
 
 
 def test_log_never_syncs_and_the_flush_converts_in_one_batch(sqlite_url, tmp_path):

@@ -177,18 +177,16 @@ class Study:
         return self.storage.get_trials(self.id, states)
 
     def counts(self) -> dict[str, int]:
+        """Trials by state (counted by the store)."""
         out = {s: 0 for s in ("pending", "running", "completed", "infeasible", "failed")}
-        for t in self.trials():
-            out[t.state] += 1
+        out.update(self.storage.study_signature(self.id)["counts"])
         return out
 
     def best_trial(self) -> TrialRecord | None:
-        """The completed trial with the best value (ties: the lower number)."""
-        done = [t for t in self.trials(["completed"]) if t.value is not None]
-        if not done:
-            return None
-        sign = 1 if self.objective[1] == "min" else -1
-        return min(done, key=lambda t: (sign * t.value, t.number))  # type: ignore[operator]
+        """The completed trial with the best value (ties: the lower number), found by the store."""
+        page, _ = self.storage.trials_page(self.id, states=["completed"], order="value",
+                                           descending=self.objective[1] == "max", limit=1)
+        return page[0] if page and page[0].value is not None else None
 
     def is_finished(self) -> bool:
         return all(t.state in FINISHED for t in self.trials())
