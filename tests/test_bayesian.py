@@ -37,16 +37,23 @@ def test_infeasible_trials_are_constraints_never_values(sqlite_url, tmp_path):
 
 
 @pytest.mark.parametrize("sampler", ["gp", "tpe"])
-def test_a_bayesian_study_warm_starts_and_stops_at_its_budget(sqlite_url, tmp_path, sampler):
-    parent = explore(sqlite_url, tmp_path)
+def test_two_workers_stop_at_the_budget(sqlite_url, tmp_path, sampler):
+    explore(sqlite_url, tmp_path)
     study = exploit(sqlite_url, sampler)
     assert study.trials() == []  # nothing materialized: proposed as it runs
     result = tb.run(study, w.quadratic, workers=2, progress=False, checkpoint_dir=tmp_path)
-    assert result.finished and len(study.trials()) == 6 and result.counts["completed"] == 6
-    assert study.best_trial().value <= parent.best_trial().value + 1e-9 or sampler == "tpe"
-    if sampler == "gp":  # warm-started: the model already knows the optimum is near lr = 0.01
-        lrs = sorted(t.params["lr"] for t in study.trials())
-        assert 0.003 < lrs[len(lrs) // 2] < 0.03, lrs
+    assert result.finished and result.counts["completed"] == 6
+    assert [t.number for t in study.trials()] == list(range(6))  # never past the budget, no gap
+
+
+def test_gp_warm_start_goes_straight_to_the_optimum(sqlite_url, tmp_path):
+    parent = explore(sqlite_url, tmp_path)
+    study = exploit(sqlite_url, "gp")
+    tb.run(study, w.quadratic, workers=0, progress=False, checkpoint_dir=tmp_path)
+    # the model already knows from the exploration that the optimum is near lr = 0.01
+    lrs = sorted(t.params["lr"] for t in study.trials())
+    assert 0.003 < lrs[len(lrs) // 2] < 0.03, lrs
+    assert study.best_trial().value <= parent.best_trial().value
 
 
 def test_gp_proposals_stay_out_of_the_known_infeasible_region(sqlite_url, tmp_path):
