@@ -89,3 +89,15 @@ def test_storage_check_by_node_list():
     check_storage_for_cluster("postgresql+psycopg://h/db", [{"NodeManagerAddress": "10.0.0.1"}] * 3)
     with pytest.raises(tb.SpecError, match="storage: a SQLite file cannot be shared"):
         check_storage_for_cluster("sqlite:////x.db", [{"Alive": True, "NodeManagerAddress": "203.0.113.7"}])
+
+
+def test_ctrl_c_before_any_task_is_submitted_is_a_clean_interrupt(local_ray, sqlite_url, tmp_path):
+    study = tb.create_study("early-stop", space=tb.SearchSpace(nuisance={"lr": tb.Float(1e-4, 1.0, "log")}),
+                            objective=("val/error", "min"), trials=2, max_train_steps=5, storage=sqlite_url)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    study.storage.requeue_stale = interrupted  # Ctrl-C lands in the first round, before a task exists
+    result = tb.run(study, w.quadratic, executor="ray", progress=False, checkpoint_dir=tmp_path)
+    assert result.interrupted and result.counts["pending"] == 2

@@ -117,6 +117,7 @@ def run_ray(
         task = ray.remote(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial, max_retries=0)(_one_trial)
         reporter = _Reporter(study, progress)
         interrupted = False
+        refs: list[Any] = []
         try:
             for _ in range(max_rounds):
                 study.storage.requeue_stale(stale_after, study.id, max_lost_workers)
