@@ -46,16 +46,11 @@ def finding(report, check):
 # clean studies: no warnings ---------------------------------------------------
 @pytest.mark.parametrize("mode", ["min", "max"])
 def test_clean_study_gives_no_warnings(sqlite_url, mode):
-    sign = 1 if mode == "min" else -1
-
-    def curve(params, steps, rng):
-        return {k: sign * v for k, v in clean_curve(params, steps, rng).items()} if mode == "max" else clean_curve(params, steps, rng)
-
     def curve_max(params, steps, rng):
         c = clean_curve(params, steps, rng)
         return {"val/error": 1 - c["val/error"], "train/loss": c["train/loss"]}
 
-    study = study_with(sqlite_url, curve if mode == "min" else curve_max, objective=("val/error", mode))
+    study = study_with(sqlite_url, clean_curve if mode == "min" else curve_max, objective=("val/error", mode))
     report = analyze(study)
     assert report.warnings() == [], [f.message for f in report.warnings()]
     assert "sampled_enough" in checks(report, "info")

@@ -26,17 +26,6 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"tunebook: error: {message}; see `{self.prog} --help`\n")
 
 
-def _fmt_value(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4g}"
-
-
-def _ago(t: float | None, now: float) -> str:
-    if t is None:
-        return "-"
-    s = max(0.0, now - t)
-    return f"{s:.0f}s ago" if s < 120 else f"{s / 60:.0f}m ago" if s < 7200 else f"{s / 3600:.1f}h ago"
-
-
 # run -------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
     from tunebook.execution import run
@@ -268,8 +257,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from tunebook.workloads.digits import demo_spec, train
 
     spec = demo_spec()
-    spec.pop("study")
-    name = "digits-weight-decay"
+    name = spec.pop("study")
     study = create_study(
         name,
         space=spec.pop("search_space"),
@@ -359,7 +347,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 # status ----------------------------------------------------------------------
 def cmd_status(args: argparse.Namespace) -> int:
-    from tunebook.analysis.notebook import notebook_rows
+    from tunebook.analysis.notebook import ago, fmt, notebook_rows
     from tunebook.execution._runner import DEFAULT_STALE_AFTER
     from tunebook.storage import open_storage
     from tunebook.study import load_study
@@ -372,7 +360,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         for r in rows:
             print(
                 f"{r['study']}: {r['completed']} completed, {r['infeasible']} infeasible, {r['failed']} failed, "
-                f"{r['running']} running, {r['pending']} pending of {r['total']}; best {_fmt_value(r['best_value'])}"
+                f"{r['running']} running, {r['pending']} pending of {r['total']}; best {fmt(r['best_value'])}"
             )
         return 0
     study = load_study(args.study, storage)
@@ -385,7 +373,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         if t.state == "running":
             stale = t.heartbeat_at is not None and now - t.heartbeat_at > DEFAULT_STALE_AFTER
             print(
-                f"  running #{t.number} on {t.worker_id}, heartbeat {_ago(t.heartbeat_at, now)}"
+                f"  running #{t.number} on {t.worker_id}, heartbeat {ago(t.heartbeat_at, now)}"
                 + ("  STALE: its worker looks dead; it is re-queued on the next claim" if stale else "")
             )
         elif t.state == "pending" and t.attempts:

@@ -81,6 +81,11 @@ class StudyData:
         ranked = self.ranked()
         return ranked[0] if ranked else None
 
+    def loss_like_values(self) -> np.ndarray:
+        """Values of the finished trials, lower is better; +inf for an infeasible one (bootstraps)."""
+        s = self.sign()
+        return np.array([s * t.value if t.state == "completed" else np.inf for t in self.finished], dtype=float)  # type: ignore[operator]
+
     def numeric_params(self) -> dict[str, Float | Int]:
         return {k: p for k, p in self.space.items() if isinstance(p, (Float, Int))}
 

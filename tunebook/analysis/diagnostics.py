@@ -486,12 +486,10 @@ def check_max_train_steps(data: StudyData, th: Thresholds) -> list[Finding]:
 
 
 def check_sampled_enough(data: StudyData, th: Thresholds) -> list[Finding]:
-    finished = data.finished
-    completed = data.completed
-    if len(completed) < 2:
+    if len(data.completed) < 2:
         return []
     s = data.sign()
-    values = np.array([s * t.value if t.state == "completed" else np.inf for t in finished], dtype=float)  # type: ignore[operator]
+    values = data.loss_like_values()
     n = len(values)
     rng = np.random.default_rng(0)
     half = max(1, n // 2)

@@ -186,11 +186,10 @@ def best_steps(data: StudyData) -> BestStepData:
 
 
 def sampled_enough(data: StudyData, th: Thresholds) -> SampledEnoughData | None:
-    finished = data.finished
     if len(data.completed) < 2:
         return None
     s = data.sign()
-    values = np.array([s * t.value if t.state == "completed" else np.inf for t in finished], dtype=float)  # type: ignore[operator]
+    values = data.loss_like_values()
     ks = bootstrap_ks(len(values))
     boot = bootstrap_best_of_k(values, ks, th.bootstrap_samples, np.random.default_rng(0))
     out = SampledEnoughData([], [], [], [], [], [], data.metric)

@@ -14,6 +14,23 @@ from typing import Any
 from tunebook.storage.base import Storage
 
 
+def fmt(value: Any, digits: int = 4) -> str:
+    """A stored value for people: '-' when missing, short floats."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return "nan" if value != value else f"{value:.{digits}g}"
+    return str(value)
+
+
+def ago(t: float | None, now: float | None = None) -> str:
+    """How long ago epoch time ``t`` was ('-' when missing)."""
+    if t is None:
+        return "-"
+    s = max(0.0, (time.time() if now is None else now) - t)
+    return f"{s:.0f}s ago" if s < 120 else f"{s / 60:.0f}m ago" if s < 7200 else f"{s / 3600:.1f}h ago"
+
+
 def notebook_rows(storage: Storage) -> list[dict[str, Any]]:
     """One row per study: the playbook's experiment-tracking columns (aggregated by the store)."""
     rows = []

@@ -33,7 +33,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tunebook.analysis import analyze
-from tunebook.analysis.notebook import notebook_rows
+from tunebook.analysis.notebook import ago, fmt, notebook_rows
 from tunebook.analysis.figures import render
 from tunebook.storage import open_storage, redact
 from tunebook.storage.base import Storage
@@ -74,21 +74,6 @@ def lines_json(title: str, series: list[tuple[str, list[tuple[int, float]]]], ma
     return script_safe(json.dumps({"data": data, "layout": layout}))
 
 
-def _fmt(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.{digits}g}"
-    return str(value)
-
-
-def _ago(t: float | None) -> str:
-    if t is None:
-        return "-"
-    s = max(0.0, time.time() - t)
-    return f"{s:.0f}s ago" if s < 120 else f"{s / 60:.0f}m ago" if s < 7200 else f"{s / 3600:.1f}h ago"
-
-
 class _AnalysisCache:
     """Each study's report and rendered figures, recomputed only when the study has moved."""
 
@@ -110,8 +95,8 @@ def create_app(storage: str | Storage | None = None, *, token: str | None = None
     """The dashboard's ASGI app over ``storage``."""
     store = storage if isinstance(storage, Storage) else open_storage(storage)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
-    templates.env.filters["fmt"] = _fmt
-    templates.env.filters["ago"] = _ago
+    templates.env.filters["fmt"] = fmt
+    templates.env.filters["ago"] = ago
     templates.env.globals["store_url"] = redact(store.url)
     cache = _AnalysisCache()
     app = FastAPI(title="tunebook dashboard", docs_url=None, redoc_url=None, openapi_url=None)

@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from tunebook.execution._runner import (
     DEFAULT_STALE_AFTER,
+    WorkerStop,
     default_checkpoint_root,
     install_worker_signals,
     worker_id_for,
@@ -62,10 +63,8 @@ def _worker_main(
         worker_loop(study, train, checkpoint_root, stale_after=stale_after, flush_interval=flush_interval)
     except KeyboardInterrupt:
         sys.exit(130)
-    except BaseException as exc:  # WorkerStop (SIGTERM) and anything unexpected
-        if type(exc).__name__ == "WorkerStop":
-            sys.exit(143)
-        raise
+    except WorkerStop:  # SIGTERM
+        sys.exit(143)
 
 
 @contextmanager

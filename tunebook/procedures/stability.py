@@ -59,6 +59,14 @@ def curve_instability(steps: np.ndarray, loss: np.ndarray, th: Thresholds | None
     return None
 
 
+def trial_instability(study: Study, trial: Any, metric: str) -> str | None:
+    """:func:`curve_instability` of one finished trial's ``metric`` curve (None when too short to tell)."""
+    curve = study.metrics(trial, [metric]).get(metric, [])
+    if len(curve) < 4:
+        return None
+    return curve_instability(np.array([s for s, _ in curve]), np.array([v for _, v in curve], dtype=float))
+
+
 def _rate(study: Study, params: dict[str, Any], param: str) -> float:
     if param not in params:
         raise SpecError("--param", f"study {study.name!r} has no hyperparameter {param!r}", "name its learning-rate hyperparameter")
@@ -80,8 +88,7 @@ def check(study: Study, *, param: str = "learning_rate", above: int = 3, train_m
         if t.state == "infeasible":
             checks.append(RateCheck(rate, t.state, True, f"diverged: {t.infeasible_reason}"))
             continue
-        curve = study.metrics(t, [train_metric]).get(train_metric, [])
-        why = curve_instability(np.array([s for s, _ in curve]), np.array([v for _, v in curve], dtype=float)) if len(curve) >= 4 else None
+        why = trial_instability(study, t, train_metric)
         checks.append(RateCheck(rate, t.state, why is not None, why or "stable"))
     unstable = [c for c in checks if c.unstable]
     evidence: dict[str, Any] = {
@@ -171,10 +178,8 @@ def analyze_warmup(source: Study, warm: Study, *, param: str = "learning_rate", 
     for t in warm.trials():
         why = None
         if t.state == "completed":
-            curves = warm.metrics(t)
-            curve = curves.get(train_metric, [])
-            why = curve_instability(np.array([s for s, _ in curve]), np.array([v for _, v in curve], dtype=float)) if len(curve) >= 4 else None
-            norms += [v for _, v in curves.get("grad/norm", [])]
+            why = trial_instability(warm, t, train_metric)
+            norms += [v for _, v in warm.metrics(t, ["grad/norm"]).get("grad/norm", [])]
         elif t.state == "infeasible":
             why = t.infeasible_reason
         points.append((int(t.params["warmup_steps"]), t.state, why))

@@ -22,7 +22,7 @@ from tunebook._errors import SpecError
 from tunebook.procedures._common import Conclusion, best_params, derived_study, record
 from tunebook.space import SearchSpace
 from tunebook.storage.base import Storage
-from tunebook.study import Study, load_study
+from tunebook.study import Study
 
 
 def retrain(study: Study, trial: str | int = "best", n: int = 5) -> Study:
@@ -131,4 +131,4 @@ def adopt(candidate: Study, *, experiment: str | None = None, force: bool = Fals
     return Conclusion("adopt", text, evidence)
 
 
-__all__ = ["adopt", "compare", "decide", "load_study", "retrain", "welch"]
+__all__ = ["adopt", "compare", "decide", "retrain", "welch"]
