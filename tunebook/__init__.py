@@ -4,7 +4,7 @@
 >>> space = tb.SearchSpace(nuisance={"learning_rate": tb.Float(1e-4, 1.0, scale="log")})
 """
 
-from tunebook._errors import MissingExtraError, SpecError
+from tunebook.errors import ClaimLost, MissingExtraError, SpecError, StorageError, TunebookError
 from tunebook.analysis import Finding, Report, Thresholds, analyze
 from tunebook.execution import RunResult, run
 from tunebook.space import Choice, Float, Int, SearchSpace
@@ -21,15 +21,18 @@ __all__ = [
     "Thresholds",
     "analyze",
     "Choice",
+    "ClaimLost",
     "Float",
     "Int",
     "MissingExtraError",
     "RunResult",
     "SearchSpace",
     "SpecError",
+    "StorageError",
     "Study",
     "Trial",
     "TrialInfeasible",
+    "TunebookError",
     "create_study",
     "load_study",
     "open_storage",

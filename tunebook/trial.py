@@ -31,8 +31,7 @@ if TYPE_CHECKING:
     from tunebook.study import Study
 
 
-class TrialInfeasible(Exception):
-    """The trial diverged or broke a user rule; raised from ``log`` to stop training."""
+from tunebook.errors import TrialInfeasible  # noqa: E402
 
 
 def _tensor_type() -> type | None:
@@ -242,16 +241,27 @@ class Trial:
         """The kept checkpoint with the best objective (retrospective selection)."""
         return self._checkpoints.best()
 
-    # lifecycle (used by the executor) --------------------------------------
-    def _close(self) -> None:
+    # lifecycle -------------------------------------------------------------
+    def close(self) -> None:
+        """Write the last checkpoint and the last buffered metrics; the executor calls it when ``train`` returns."""
         try:
             self._checkpoints.close()  # the last checkpoint is on disk before the trial ends
         finally:
             self._buffer.close()
 
+    def __enter__(self) -> "Trial":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
     @property
-    def _infeasible_reason(self) -> str | None:
+    def infeasible_reason(self) -> str | None:
+        """Why the trial is infeasible (e.g. "train/loss was nan at step 3"), or None."""
         return self._buffer.infeasible
+
+    _close = close  # old private names, kept until every caller uses the public ones
+    _infeasible_reason = infeasible_reason
 
     def __repr__(self) -> str:
         return f"Trial(study={self.study.name!r}, number={self.number}, params={self.params!r})"

@@ -28,12 +28,7 @@ STATES = (PENDING, RUNNING, COMPLETED, INFEASIBLE, FAILED)
 FINISHED = (COMPLETED, INFEASIBLE, FAILED)
 
 
-class ClaimLost(RuntimeError):
-    """The trial is no longer this worker's (it was re-queued and claimed elsewhere)."""
-
-
-class StudyExists(RuntimeError):
-    """A study of that name is already stored."""
+from tunebook.errors import ClaimLost, StudyExists  # noqa: E402,F401  (re-exported: the storage contract raises them)
 
 
 @dataclass

@@ -1,0 +1,97 @@
+"""One error hierarchy: everything tunebook raises on purpose is a :class:`TunebookError`.
+
+The CLI maps the families to exit codes (see ``EXIT_CODES``): a bad input
+exits 2 with one line naming the field and the fix; nothing stored changes,
+because validation always happens before the first write.
+
+- :class:`SpecError` — a bad input (spec field, CLI argument, storage URL,
+  metric name): ``field``, ``problem``, ``fix``.
+- :class:`ConfigurationError` — the environment cannot run the study (the
+  training function does not import, the checkpoint folder is a file): a
+  ``SpecError`` too, so it exits 2 before any trial is claimed.
+- :class:`StorageError` — the store failed or refused (translated from the
+  driver at the storage boundary): :class:`StudyNotFound`,
+  :class:`StudyExists`, :class:`StorageUnavailable` (an infrastructure fault:
+  retried, never blamed on the training function).
+- :class:`ClaimLost` — the running trial was taken over by another worker.
+- :class:`TrialInfeasible` — the trial diverged or broke a rule; infeasible is
+  data, not a failure.
+- :class:`MissingExtraError` — an optional dependency is not installed.
+"""
+
+from __future__ import annotations
+
+
+class TunebookError(Exception):
+    """Root of every error tunebook raises on purpose."""
+
+
+class SpecError(TunebookError, ValueError):
+    """A bad input: ``field`` is where it is, ``fix`` what to do instead."""
+
+    def __init__(self, field: str, problem: str, fix: str = "") -> None:
+        self.field = field
+        self.problem = problem
+        self.fix = fix
+        message = f"{field}: {problem}"
+        if fix:
+            message += f"; {fix}"
+        super().__init__(message)
+
+
+class ConfigurationError(SpecError):
+    """The environment cannot run the study (import, folder, storage); checked before any claim."""
+
+
+class StorageError(TunebookError, RuntimeError):
+    """The store failed or refused an operation."""
+
+
+class StudyNotFound(StorageError, KeyError):
+    """No study (or experiment, or trial) of that name or number is stored."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class StudyExists(StorageError):
+    """A study of that name is already stored."""
+
+
+class StorageUnavailable(StorageError):
+    """An infrastructure fault (database away, disk full, locked too long): retried, never the user's fault."""
+
+
+class ClaimLost(TunebookError, RuntimeError):
+    """The trial is no longer this worker's (it was re-queued and claimed elsewhere)."""
+
+
+class TrialInfeasible(TunebookError):
+    """The trial diverged or broke a user rule; raised from ``log`` to stop training."""
+
+
+class MissingExtraError(TunebookError, ImportError):
+    """An optional dependency is not installed: names the extra that brings it."""
+
+    def __init__(self, package: str, extra: str, purpose: str) -> None:
+        super().__init__(f"{purpose} needs the '{package}' package: pip install 'tunebook[{extra}]'")
+
+
+#: CLI exit codes by error family (the most specific class listed first wins).
+EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
+    (SpecError, 2),
+    (MissingExtraError, 2),
+    (StudyNotFound, 2),
+    (StudyExists, 2),
+    (StorageUnavailable, 3),
+    (StorageError, 1),
+    (TunebookError, 1),
+)
+
+
+def exit_code_for(exc: BaseException) -> int | None:
+    """The CLI's exit code for ``exc``, or None when it is not one of ours (a bug: show the traceback)."""
+    for cls, code in EXIT_CODES:
+        if isinstance(exc, cls):
+            return code
+    return None
