@@ -22,13 +22,14 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from tunebook.storage.base import ClaimLost, Storage, TrialRecord
 from tunebook.training.checkpoints import Checkpoint, CheckpointManager
 
 if TYPE_CHECKING:
     from tunebook.study import Study
+    from tunebook.writers import MetricWriter
 
 
 from tunebook.errors import TrialInfeasible  # noqa: E402
@@ -156,6 +157,7 @@ class Trial:
         worker_id: str,
         checkpoint_root: str | os.PathLike[str],
         flush_interval: float = 1.0,
+        writers: "Sequence[MetricWriter]" = (),
     ) -> None:
         self.study = study
         self.id = record.id
@@ -175,6 +177,9 @@ class Trial:
             owner=record.id,
             background=True,
         )
+        self._writers = list(writers)  # extra writers (exporters): fed host floats, see tunebook.writers
+        for writer in self._writers:
+            writer.write_hparams(self.params)
         self._buffer = _MetricBuffer(
             storage,
             record.id,
@@ -248,6 +253,14 @@ class Trial:
             self._checkpoints.close()  # the last checkpoint is on disk before the trial ends
         finally:
             self._buffer.close()
+
+    def end(self, summary: Mapping[str, Any]) -> None:
+        """How the trial ended (``state``, ``value``, ``best_step``, ``infeasible_reason``, ``error``):
+        written to the extra writers, which are then closed. The executor calls it once the outcome is stored."""
+        for writer in self._writers:
+            writer.write_summary(summary)
+            writer.close()
+        self._writers = []
 
     def __enter__(self) -> "Trial":
         return self
