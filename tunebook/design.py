@@ -181,11 +181,10 @@ def materialize(
             "scientific_design", f"unknown value {scientific_design!r}", "use 'crossed' or 'joint'"
         )
     if space.conditional and design not in ("quasi_random", "random"):
-        raise SpecError("design", f"design: {design} does not support conditional spaces",
-                        "use design: quasi_random")
+        raise SpecError("design", f"{design} does not support conditional spaces", "use design: quasi_random")
     if space.conditional and scientific_design != "crossed":
-        raise SpecError("scientific_design", f"scientific_design: {scientific_design} does not support conditional "
-                        "spaces (each scientific value has its own nuisance)", "use scientific_design: crossed")
+        raise SpecError("scientific_design", f"{scientific_design} does not support conditional spaces "
+                        "(each scientific value has its own nuisance)", "use scientific_design: crossed")
     if design == "replicates":  # one configuration, a different seed per trial (trial variance)
         return [DesignPoint({}, trial_seed(seed, i), i) for i in range(start, trials)]
     if design == "grid":

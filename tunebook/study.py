@@ -243,7 +243,7 @@ def build_spec(
     if design not in STUDY_DESIGNS:
         raise SpecError("design", f"unknown design {design!r}", f"use one of {', '.join(STUDY_DESIGNS)}")
     if design == "bayesian" and space.conditional:
-        raise SpecError("design", "design: bayesian does not support conditional spaces yet", "use design: quasi_random")
+        raise SpecError("design", "bayesian does not support conditional spaces yet", "use design: quasi_random")
     if scientific_design not in SCIENTIFIC_DESIGNS:
         raise SpecError("scientific_design", f"unknown value {scientific_design!r}", "use 'crossed' or 'joint'")
     if sampler is not None and design != "bayesian":
