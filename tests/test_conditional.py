@@ -238,8 +238,9 @@ def test_bad_conditional_specs_exit_2_through_the_cli_and_store_nothing(cli_stor
 
 
 # the design ----------------------------------------------------------------------------
-def test_each_group_gets_the_same_number_of_trials_and_only_its_own_hyperparameters():
-    points = materialize(python_space(), 24, seed=3)
+@pytest.mark.parametrize("design", ["quasi_random", "random"])
+def test_each_group_gets_the_same_number_of_trials_and_only_its_own_hyperparameters(design):
+    points = materialize(python_space(), 24, seed=3, design=design)
     by_group: dict[str, list] = {}
     for p in points:
         by_group.setdefault(p.params["optimizer"], []).append(p)
@@ -275,6 +276,31 @@ def test_corresponding_dimensions_share_points_and_seeds_across_groups():
     assert not np.allclose(adam_beta1, momentum_mom)
     # every group's own learning rates spread over its own range (a quasi-random projection)
     assert min(adam_lr) < 1e-3 < max(adam_lr) and min(momentum_lr) < 0.1 < max(momentum_lr)
+
+
+def test_the_order_of_entries_and_names_does_not_change_the_points():
+    """The stored spec's hash ignores key order, so the design must too (resuming extends the same sequence)."""
+    reordered = copy.deepcopy(SPACE)
+    reordered["conditional"] = {
+        "optimizer=momentum": {"momentum": SPACE["conditional"]["optimizer=momentum"]["momentum"],
+                               "learning_rate": SPACE["conditional"]["optimizer=momentum"]["learning_rate"]},
+        "optimizer=adam": dict(reversed(list(SPACE["conditional"]["optimizer=adam"].items()))),
+    }
+    a = materialize(SearchSpace.from_spec(SPACE), 12, seed=2)
+    b = materialize(SearchSpace.from_spec(reordered), 12, seed=2)
+    assert [(p.params, p.seed) for p in a] == [(p.params, p.seed) for p in b]
+
+
+def test_a_plain_space_keeps_its_points():
+    """The crossed design of a space without conditional entries is what it was (stored studies extend alike)."""
+    plain = SearchSpace.from_spec({"scientific": {"wd": {"choice": [0.0, 0.1]}},
+                                   "nuisance": {"lr": {"min": 1e-4, "max": 1.0, "scale": "log"},
+                                                "act": {"choice": ["relu", "gelu", "tanh"]}}})
+    from tunebook.design import _sequence, trial_seed
+
+    rows = _sequence(plain.nuisance, 5, 7, 0, "quasi_random")
+    expected = [({"wd": wd, **row}, trial_seed(7, i)) for i, row in enumerate(rows) for wd in (0.0, 0.1)]
+    assert [(p.params, p.seed) for p in materialize(plain, 10, seed=7)] == expected
 
 
 def test_raising_trials_appends_points_and_leaves_existing_ones(tmp_path):
@@ -356,6 +382,23 @@ def test_data_layer_and_figures_read_each_trial_in_its_own_group(synthetic):
     assert len(lr.x) == 8 and len(lr.infeasible_x) == 0  # sgd's trials (all infeasible) have no learning rate
     report = tb.analyze(tb.load_study("cond-syn", storage=synthetic))
     assert report.findings  # the checklist runs over trials that lack some hyperparameters
+
+
+def test_a_bayesian_study_warm_starts_from_the_matching_group_of_a_conditional_study(synthetic):
+    """Exploit one group with Optuna: only the parent's trials inside the new space seed it."""
+    pytest.importorskip("optuna")
+    from tunebook.bayesian import propose, refined_space
+
+    parent = tb.load_study("cond-syn", storage=synthetic)
+    refined = refined_space(parent)
+    assert set(refined) >= {"beta1", "momentum", "learning_rate", "weight_decay"}
+    assert 0.8 <= refined["beta1"]["min"] < refined["beta1"]["max"] <= 0.99
+    bo = tb.create_study("adam-bo", space={"nuisance": {"beta1": {"min": 0.8, "max": 0.99}},
+                                           "fixed": {"optimizer": "adam"}},
+                         objective=("val/error", "min"), trials=2, max_train_steps=200, storage=synthetic,
+                         design="bayesian", sampler="tpe", parent="cond-syn")
+    point = propose(bo, parent=parent, sampler="tpe")
+    assert set(point) == {"beta1"} and 0.8 <= point["beta1"] <= 0.99
 
 
 def test_the_dashboard_renders_a_conditional_study(synthetic):

@@ -20,7 +20,7 @@ The **joint** design puts the scientific dimensions into the sequence.
 A **conditional** space (each value of a scientific choice with its own
 nuisance subspace) is crossed: every group gets the same number of trials,
 the same seeds, and one scrambled sequence over the shared nuisance plus every
-conditional name once, so two groups' hyperparameters of the same name (Adam's
+conditional name once (sorted by name), so two groups' hyperparameters of the same name (Adam's
 and SGD's ``learning_rate``) take the same quasi-random coordinate, each mapped
 through its own group's range. The joint design, grids and replicates refuse it.
 """
@@ -204,9 +204,11 @@ def materialize(
             f"use trials: {upper}" + (f" or {lower}" if lower else ""),
         )
     first, last = start // k, trials // k
-    # One sequence over the shared nuisance, then every conditional name once (a name in several
-    # groups is one dimension: paired); each group keeps its own names, through its own ranges.
-    dims = {**space.nuisance, **space.conditional_params}
+    # One sequence over the shared nuisance, then every conditional name once, sorted (a name in several
+    # groups is one dimension: paired; the order of the entries does not matter, as for the stored spec's
+    # hash); each group keeps its own names, through its own ranges.
+    conditional = space.conditional_params
+    dims = {**space.nuisance, **{name: conditional[name] for name in sorted(conditional)}}
     shared = None if space.conditional else (
         _sequence(dims, last - first, seed, first, design) if dims else [{} for _ in range(last - first)])
     per_group = [
