@@ -101,7 +101,7 @@ def _with(mutate):
 BAD = {
     "unknown scientific": (
         lambda s: s["conditional"].update({"optimiser=adam": {"x": {"min": 0, "max": 1}}}),
-        "search_space.conditional.optimiser=adam: no scientific hyperparameter 'optimiser'; use one of optimizer"),
+        "search_space.conditional.optimiser=adam: no scientific hyperparameter 'optimiser'; key it by a scientific choice: optimizer"),
     "unknown value": (
         lambda s: s["conditional"].update({"optimizer=adamw": {"x": {"min": 0, "max": 1}}}),
         "search_space.conditional.optimizer=adamw: no such value of scientific 'optimizer'; use one of adam, momentum, sgd"),
@@ -148,7 +148,7 @@ BAD = {
     "two scientific names": (
         lambda s: (s["scientific"].update({"act": {"choice": ["relu", "gelu"]}}),
                    s["conditional"].update({"act=relu": {"x": {"min": 0, "max": 1}}})),
-        "search_space.conditional.act=relu: conditional subspaces hang on one scientific hyperparameter"),
+        "search_space.conditional.act=relu: every entry keys on one scientific hyperparameter, here 'optimizer'"),
     "same value twice": (
         lambda s: (s["scientific"].update({"optimizer": {"choice": [0.001, 0.01]}}),
                    s.update({"conditional": {"optimizer=0.001": {"x": {"min": 0, "max": 1}},

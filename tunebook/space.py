@@ -357,14 +357,15 @@ class SearchSpace:
             if param is None:
                 role = self.roles.get(name)
                 problem = f"'{name}' is {role}, not scientific" if role else f"no scientific hyperparameter '{name}'"
-                fix = f"use one of {', '.join(self.scientific)}" if self.scientific else "add it to scientific as a choice"
+                fix = (f"key it by a scientific choice: {', '.join(self.scientific)}" if self.scientific
+                       else "add it to scientific as a choice")
                 raise SpecError(where, problem, fix)
             if not isinstance(param, Choice):
-                raise SpecError(where, f"scientific '{name}' is a range; only a choice's values can carry their own nuisance",
+                raise SpecError(where, f"scientific '{name}' is a range, and only the values of a choice carry their own nuisance",
                                 f"write scientific: {{{name}: {{choice: [...]}}}}, or move these to nuisance")
             if self.conditional_on is not None and name != self.conditional_on:
-                raise SpecError(where, f"conditional subspaces hang on one scientific hyperparameter, already '{self.conditional_on}'",
-                                f"key every entry by {self.conditional_on}=...")
+                raise SpecError(where, f"every entry keys on one scientific hyperparameter, here '{self.conditional_on}'",
+                                f"key this one by {self.conditional_on}=... too")
             value = next((v for v in param.values if _same_value(text, v)), _MISSING)
             if value is _MISSING:
                 raise SpecError(where, f"no such value of scientific '{name}'",
