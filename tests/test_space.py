@@ -105,3 +105,23 @@ def test_python_api_validates_too():
 def test_param_from_spec_rejects_infinite_bounds():
     with pytest.raises(tb.SpecError, match="finite"):
         param_from_spec({"min": 0.0, "max": math.inf}, "x")
+
+
+def test_conditional_names_are_nuisance_with_an_envelope_over_their_groups():
+    space = SearchSpace(
+        scientific={"model": tb.Choice(["small", "big", "huge"])},
+        conditional={
+            "model=small": {"width": tb.Int(16, 64), "act": tb.Choice(["relu", "gelu"]), "lr": tb.Float(0.1, 1.0, "log")},
+            "model=big": {"width": tb.Int(64, 512), "act": tb.Choice(["gelu", "silu"]), "lr": tb.Float(0.01, 0.5)},
+        },
+    )
+    assert space.roles == {"model": "scientific", "width": "nuisance", "act": "nuisance", "lr": "nuisance"}
+    assert space.nuisance == {}  # the shared nuisance only
+    assert space.params["width"] == tb.Int(16, 512)
+    assert space.params["act"] == tb.Choice(["relu", "gelu", "silu"])
+    assert space.params["lr"] == tb.Float(0.01, 1.0, "linear")  # scales differ: the envelope is linear
+    assert space.conditional_key({"model": "big"}) == "model=big"
+    assert space.conditional_key({"model": "huge"}) is None and space.subspace({"model": "huge"}) == {}
+    assert space.varied == ["model", "width", "act", "lr"]
+    with pytest.raises(tb.SpecError, match="^search_space.conditional.model=small: no scientific hyperparameter 'model'; add it"):
+        SearchSpace(conditional={"model=small": {"width": tb.Int(1, 2)}})

@@ -163,9 +163,9 @@ def refined_space(parent: Any, *, top_share: float = 0.2, margin: float = 0.25) 
     top = ranked[: max(3, int(math.ceil(top_share * len(ranked))))]
     out: dict[str, dict[str, Any]] = {}
     for name, p in parent.space.params.items():
-        if isinstance(p, Choice) or not top:
+        units = [p.to_unit(t.params[name]) for t in top if name in t.params]  # conditional: its groups only
+        if isinstance(p, Choice) or not units:
             continue
-        units = [p.to_unit(t.params[name]) for t in top]
         lo, hi = min(units), max(units)
         pad = margin * max(hi - lo, 0.05)
         lo, hi = max(0.0, lo - pad), min(1.0, hi + pad)

@@ -16,6 +16,13 @@ points of the same sequences and leaves earlier trials untouched.
 The **crossed** design (default) gives every combination of scientific values
 the same quasi-random nuisance points and the same seeds: a paired comparison.
 The **joint** design puts the scientific dimensions into the sequence.
+
+A **conditional** space (each value of a scientific choice with its own
+nuisance subspace) is crossed: every group gets the same number of trials,
+the same seeds, and one scrambled sequence over the shared nuisance plus every
+conditional name once (sorted by name), so two groups' hyperparameters of the same name (Adam's
+and SGD's ``learning_rate``) take the same quasi-random coordinate, each mapped
+through its own group's range. The joint design, grids and replicates refuse it.
 """
 
 from __future__ import annotations
@@ -78,9 +85,16 @@ def trial_seed(study_seed: int, point: int) -> int:
 
 
 def _sequence(
-    params: dict[str, Param], n: int, seed: int, start: int, design: str
+    params: dict[str, Param], n: int, seed: int, start: int, design: str,
+    using: dict[str, Param] | None = None,
 ) -> list[dict[str, Any]]:
-    """``n`` points of the sequence design over ``params``, from index ``start``."""
+    """``n`` points of the sequence design over ``params``, from index ``start``.
+
+    With ``using`` (a conditional group's own nuisance), the sequence still runs
+    over every dimension of ``params`` but each point keeps only the names in
+    ``using``, mapped through its ranges: groups sharing a name share its
+    coordinate (paired), and each group's points are a projection of one sequence.
+    """
     names = list(params)
     numeric = [k for k in names if not isinstance(params[k], Choice)]
     sample = halton if design == "quasi_random" else pseudo_random
@@ -90,7 +104,9 @@ def _sequence(
         index = start + row
         values: dict[str, Any] = {}
         for dim, name in enumerate(names):
-            param = params[name]
+            param = params[name] if using is None else using.get(name)
+            if param is None:
+                continue
             if isinstance(param, Choice):
                 values[name] = param.values[balanced_choice(index, len(param.values), seed, dim)]
             else:
@@ -164,6 +180,11 @@ def materialize(
         raise SpecError(
             "scientific_design", f"unknown value {scientific_design!r}", "use 'crossed' or 'joint'"
         )
+    if space.conditional and design not in ("quasi_random", "random"):
+        raise SpecError("design", f"{design} does not support conditional spaces", "use design: quasi_random")
+    if space.conditional and scientific_design != "crossed":
+        raise SpecError("scientific_design", f"{scientific_design} does not support conditional spaces "
+                        "(each scientific value has its own nuisance)", "use scientific_design: crossed")
     if design == "replicates":  # one configuration, a different seed per trial (trial variance)
         return [DesignPoint({}, trial_seed(seed, i), i) for i in range(start, trials)]
     if design == "grid":
@@ -183,13 +204,21 @@ def materialize(
             f"use trials: {upper}" + (f" or {lower}" if lower else ""),
         )
     first, last = start // k, trials // k
-    nuisance = _sequence(space.nuisance, last - first, seed, first, design) if space.nuisance else [
-        {} for _ in range(last - first)
+    # One sequence over the shared nuisance, then every conditional name once, sorted (a name in several
+    # groups is one dimension: paired; the order of the entries does not matter, as for the stored spec's
+    # hash); each group keeps its own names, through its own ranges.
+    conditional = space.conditional_params
+    dims = {**space.nuisance, **{name: conditional[name] for name in sorted(conditional)}}
+    shared = None if space.conditional else (
+        _sequence(dims, last - first, seed, first, design) if dims else [{} for _ in range(last - first)])
+    per_group = [
+        shared if shared is not None else _sequence(dims, last - first, seed, first, design, using=space.nuisance_for(group))
+        for group in groups
     ]
     out = []
-    for offset, values in enumerate(nuisance):
+    for offset in range(last - first):
         point = first + offset
-        for group in groups:
-            out.append(DesignPoint({**group, **values}, trial_seed(seed, point), point))
+        for group, points in zip(groups, per_group):
+            out.append(DesignPoint({**group, **points[offset]}, trial_seed(seed, point), point))
     # start may fall inside a group only when a study is resumed mid-group; keep exact indices.
     return out[start - first * k:]

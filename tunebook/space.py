@@ -19,6 +19,26 @@ design (quasi-random, random, grid) only ever produces points in ``[0, 1)^d``.
 ['weight_decay', 'learning_rate']
 >>> round(space.params["learning_rate"].from_unit(0.5), 6)
 0.01
+
+A scientific ``Choice`` can give each of its values its own nuisance
+subspace (the playbook's *conditional hyperparameters*: "the learning rate of
+Adam and the learning rate of SGD are different hyperparameters"), keyed
+``name=value``, beside the nuisance hyperparameters shared by every value:
+
+>>> space = SearchSpace(
+...     scientific={"optimizer": Choice(["adam", "momentum"])},
+...     nuisance={"weight_decay": Float(1e-6, 1e-2, scale="log")},
+...     conditional={
+...         "optimizer=adam": {"learning_rate": Float(1e-5, 1e-2, scale="log"), "beta1": Float(0.8, 0.99)},
+...         "optimizer=momentum": {"learning_rate": Float(1e-3, 10.0, scale="log"), "momentum": Float(0.8, 0.99)},
+...     },
+... )
+>>> list(space.nuisance_for({"optimizer": "momentum"}))
+['weight_decay', 'learning_rate', 'momentum']
+>>> space.params["learning_rate"]  # the envelope of both ranges (figures, axes)
+Float(low=1e-05, high=10.0, scale='log')
+
+A value without an entry gets only the shared nuisance hyperparameters.
 """
 
 from __future__ import annotations
@@ -30,6 +50,8 @@ from typing import Any, Mapping, Union
 from tunebook._errors import SpecError
 
 ROLES = ("scientific", "nuisance", "fixed")
+#: The keys of a search space's spec: the roles, and the per-value nuisance subspaces.
+SPACE_KEYS = (*ROLES, "conditional")
 SCALES = ("linear", "log")
 
 
@@ -233,6 +255,31 @@ def param_from_spec(spec: Any, field: str) -> Param:
     return param
 
 
+_MISSING = object()
+_KIND = {Float: "a float range", Int: "an int range", Choice: "a choice"}
+
+
+def _same_value(text: str, value: Any) -> bool:
+    """Whether the ``value`` part of a ``name=value`` key names this choice value."""
+    if isinstance(value, bool):
+        return text.lower() == str(value).lower()
+    if isinstance(value, (int, float)):
+        try:
+            return float(text) == float(value)
+        except ValueError:
+            return False
+    return text == str(value)
+
+
+def _envelope(a: Param, b: Param) -> Param:
+    """One range covering two groups' ranges of the same name (for axes); same kind by validation."""
+    if isinstance(a, Choice) and isinstance(b, Choice):
+        return Choice([*a.values, *(v for v in b.values if v not in a.values)])
+    assert isinstance(a, (Float, Int)) and isinstance(b, (Float, Int))
+    scale = a.scale if a.scale == b.scale else "linear"
+    return type(a)(min(a.low, b.low), max(a.high, b.high), scale)  # type: ignore[arg-type]
+
+
 class SearchSpace:
     """Hyperparameters by role. ``params`` holds the varied ones, ``fixed`` the constants."""
 
@@ -241,6 +288,7 @@ class SearchSpace:
         scientific: Mapping[str, Param] | None = None,
         nuisance: Mapping[str, Param] | None = None,
         fixed: Mapping[str, Any] | None = None,
+        conditional: Mapping[str, Mapping[str, Any]] | None = None,
         *,
         field: str = "search_space",
         allow_fixed_only: bool = False,
@@ -280,41 +328,148 @@ class SearchSpace:
                     value.validate(where)
                     getattr(self, role)[name] = value
                 self.roles[name] = role
+        #: ``"name=value"`` (canonical) -> that value's own nuisance subspace.
+        self.conditional: dict[str, dict[str, Param]] = {}
+        #: The scientific hyperparameter the conditional subspaces hang on (None without any).
+        self.conditional_on: str | None = None
+        self._conditional_values: dict[str, Any] = {}  # canonical key -> the scientific value
+        if conditional is not None:
+            self._parse_conditional(conditional, field)
         if not self.scientific and not self.nuisance and not allow_fixed_only:
             raise SpecError(
                 field, "nothing varies", "give at least one scientific or nuisance hyperparameter"
             )
 
+    def _parse_conditional(self, conditional: Any, field: str) -> None:
+        base = f"{field}.conditional"
+        example = 'e.g. conditional: {"optimizer=adam": {learning_rate: {min: 1.0e-5, max: 1.0e-2, scale: log}}}'
+        if not isinstance(conditional, Mapping):
+            raise SpecError(base, f"expected a mapping of name=value to nuisance subspaces, got {type(conditional).__name__}",
+                            example)
+        kinds: dict[str, tuple[str, type]] = {}  # conditional name -> (first key, its Param type)
+        for key, subspace in conditional.items():
+            where = f"{base}.{key}"
+            name, sep, text = key.partition("=") if isinstance(key, str) else ("", "", "")
+            name, text = name.strip(), text.strip()
+            if not sep or not name or not text:
+                raise SpecError(where, "a conditional key is name=value", "e.g. optimizer=adam (a scientific choice and one of its values)")
+            param = self.scientific.get(name)
+            if param is None:
+                role = self.roles.get(name)
+                problem = f"'{name}' is {role}, not scientific" if role else f"no scientific hyperparameter '{name}'"
+                fix = (f"key it by a scientific choice: {', '.join(self.scientific)}" if self.scientific
+                       else "add it to scientific as a choice")
+                raise SpecError(where, problem, fix)
+            if not isinstance(param, Choice):
+                raise SpecError(where, f"scientific '{name}' is a range, and only the values of a choice carry their own nuisance",
+                                f"write scientific: {{{name}: {{choice: [...]}}}}, or move these to nuisance")
+            if self.conditional_on is not None and name != self.conditional_on:
+                raise SpecError(where, f"every entry keys on one scientific hyperparameter, here '{self.conditional_on}'",
+                                f"key this one by {self.conditional_on}=... too")
+            value = next((v for v in param.values if _same_value(text, v)), _MISSING)
+            if value is _MISSING:
+                raise SpecError(where, f"no such value of scientific '{name}'",
+                                f"use one of {', '.join(str(v) for v in param.values)}")
+            canonical = f"{name}={value}"
+            if canonical in self.conditional:
+                raise SpecError(where, f"names the same value as {canonical}", "give each value one entry")
+            if not isinstance(subspace, Mapping):
+                raise SpecError(where, f"expected a mapping of names to ranges, got {subspace!r}",
+                                "write {learning_rate: {min: ..., max: ...}}")
+            if not subspace:
+                raise SpecError(where, "the subspace is empty",
+                                "give it at least one nuisance hyperparameter, or remove the entry "
+                                "(a value without an entry gets only the shared nuisance)")
+            parsed: dict[str, Param] = {}
+            for sub, spec in subspace.items():
+                at = f"{where}.{sub}"
+                if not isinstance(sub, str) or not sub:
+                    raise SpecError(at, "a hyperparameter name must be a non-empty string", "rename it")
+                if sub in self.roles:
+                    role = self.roles[sub]
+                    what = "a shared nuisance hyperparameter (every value has it)" if role == "nuisance" else role
+                    raise SpecError(at, f"'{sub}' is already {what}",
+                                    f"remove it from {role}, or give it another name")
+                p = spec if isinstance(spec, _PARAM_TYPES) else param_from_spec(spec, at)
+                p.validate(at)
+                first = kinds.setdefault(sub, (canonical, type(p)))
+                if first[1] is not type(p):
+                    raise SpecError(at, f"is {_KIND[type(p)]} here but {_KIND[first[1]]} under {first[0]}",
+                                    "use the same kind in every group, or give them different names")
+                parsed[sub] = p
+            self.conditional_on = name
+            self.conditional[canonical] = parsed
+            self._conditional_values[canonical] = value
+        for sub in kinds:
+            self.roles[sub] = "nuisance"
+
+    # groups ------------------------------------------------------------------
+    def conditional_key(self, values: Mapping[str, Any]) -> str | None:
+        """The conditional key (``optimizer=adam``) of a trial's or group's scientific values, if it has one."""
+        if self.conditional_on is None or self.conditional_on not in values:
+            return None
+        key = f"{self.conditional_on}={values[self.conditional_on]}"
+        return key if key in self.conditional else None
+
+    def subspace(self, values: Mapping[str, Any]) -> dict[str, Param]:
+        """The conditional nuisance of the group with these scientific values (empty when none)."""
+        key = self.conditional_key(values)
+        return dict(self.conditional[key]) if key else {}
+
+    def nuisance_for(self, values: Mapping[str, Any]) -> dict[str, Param]:
+        """The nuisance hyperparameters of one group: shared first, then its own."""
+        return {**self.nuisance, **self.subspace(values)}
+
+    def params_for(self, values: Mapping[str, Any]) -> dict[str, Param]:
+        """The varied hyperparameters of one group (what its trials carry)."""
+        return {**self.scientific, **self.nuisance_for(values)}
+
+    def groups_with(self, name: str) -> list[str]:
+        """The conditional keys whose subspace holds ``name``."""
+        return [key for key, sub in self.conditional.items() if name in sub]
+
+    @property
+    def conditional_params(self) -> dict[str, Param]:
+        """Each conditional name once, by first appearance: the envelope of its ranges in every group."""
+        out: dict[str, Param] = {}
+        for sub in self.conditional.values():
+            for name, p in sub.items():
+                out[name] = _envelope(out[name], p) if name in out else p
+        return out
+
     @property
     def params(self) -> dict[str, Param]:
-        """The varied hyperparameters: scientific first, then nuisance."""
-        return {**self.scientific, **self.nuisance}
+        """The varied hyperparameters: scientific first, then nuisance (shared, then conditional envelopes)."""
+        return {**self.scientific, **self.nuisance, **self.conditional_params}
 
     @property
     def varied(self) -> list[str]:
         return list(self.params)
 
     def to_spec(self) -> dict[str, Any]:
-        """The canonical YAML form (what is stored with the study)."""
-        return {
+        """The canonical YAML form (what is stored with the study); ``conditional`` only when given."""
+        spec: dict[str, Any] = {
             "scientific": {k: p.to_spec() for k, p in self.scientific.items()},
             "nuisance": {k: p.to_spec() for k, p in self.nuisance.items()},
             "fixed": dict(self.fixed),
         }
+        if self.conditional:
+            spec["conditional"] = {key: {k: p.to_spec() for k, p in sub.items()} for key, sub in self.conditional.items()}
+        return spec
 
     @classmethod
     def from_spec(cls, spec: Any, field: str = "search_space", allow_fixed_only: bool = False) -> "SearchSpace":
         if not isinstance(spec, Mapping):
             raise SpecError(field, "expected a mapping with scientific, nuisance and fixed", "see `tunebook init`")
-        unknown = set(spec) - set(ROLES)
+        unknown = set(spec) - set(SPACE_KEYS)
         if unknown:
             raise SpecError(
                 f"{field}.{sorted(map(str, unknown))[0]}",
                 "unknown role",
-                "the roles are scientific, nuisance and fixed",
+                "the roles are scientific, nuisance and fixed (and conditional: per-value nuisance)",
             )
-        return cls(spec.get("scientific"), spec.get("nuisance"), spec.get("fixed"), field=field,
-                   allow_fixed_only=allow_fixed_only)
+        return cls(spec.get("scientific"), spec.get("nuisance"), spec.get("fixed"), spec.get("conditional"),
+                   field=field, allow_fixed_only=allow_fixed_only)
 
     def __repr__(self) -> str:
         return f"SearchSpace({self.to_spec()!r})"

@@ -242,6 +242,8 @@ def build_spec(
     max_train_steps = _positive_int(max_train_steps, "max_train_steps", 2000)
     if design not in STUDY_DESIGNS:
         raise SpecError("design", f"unknown design {design!r}", f"use one of {', '.join(STUDY_DESIGNS)}")
+    if design == "bayesian" and space.conditional:
+        raise SpecError("design", "bayesian does not support conditional spaces yet", "use design: quasi_random")
     if scientific_design not in SCIENTIFIC_DESIGNS:
         raise SpecError("scientific_design", f"unknown value {scientific_design!r}", "use 'crossed' or 'joint'")
     if sampler is not None and design != "bayesian":

@@ -2,6 +2,12 @@
 
 Everything here is a plain object (dataclasses of lists and numbers) so that
 tests can assert on it; figures only render these objects.
+
+In a study with a conditional space a trial carries only its own group's
+hyperparameters: ``TrialRow.params`` then lacks the other groups' names.
+:meth:`StudyData.with_param` selects the trials that have one, and
+:meth:`StudyData.param_for` gives the range it had in a trial's group;
+``trials_dataframe`` fills the gaps with NaN.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from tunebook.space import Choice, Float, Int, Param
+from tunebook.space import Choice, Float, Int, Param, SearchSpace
 from tunebook.study import Study
 
 
@@ -54,6 +60,7 @@ class StudyData:
     mode: str
     max_train_steps: int
     _curves: dict[int, dict[str, Curve]] = field(default_factory=dict, repr=False)
+    search_space: SearchSpace | None = field(default=None, repr=False)
 
     # selections ------------------------------------------------------------
     @property
@@ -113,9 +120,28 @@ class StudyData:
             }
         return self._curves[trial.id]
 
-    def unit(self, name: str, value: Any) -> float:
-        """Position of a value in the scaled range of its hyperparameter (0 = low, 1 = high)."""
-        return float(self.space[name].to_unit(value))
+    def unit(self, name: str, value: Any, trial: TrialRow | None = None) -> float:
+        """Position of a value in the scaled range of its hyperparameter (0 = low, 1 = high).
+
+        With ``trial``, the range of that trial's group (a conditional name's own range);
+        without, the study-wide range (for a conditional name, the envelope of its groups').
+        """
+        param = self.param_for(trial, name) if trial is not None else None
+        return float((param or self.space[name]).to_unit(value))
+
+    def param_for(self, trial: TrialRow, name: str) -> Param | None:
+        """The range ``name`` had in ``trial``'s group; None when the trial does not have it."""
+        if name not in trial.params or name not in self.space:
+            return None
+        if self.search_space is not None:
+            own = self.search_space.subspace(trial.params).get(name)
+            if own is not None:
+                return own
+        return self.space[name]
+
+    def with_param(self, name: str, trials: list[TrialRow] | None = None) -> list[TrialRow]:
+        """The trials (default: all) that have ``name``; a conditional one is in some groups only."""
+        return [t for t in (self.trials if trials is None else trials) if name in t.params]
 
 
 def load(study: Study) -> StudyData:
@@ -142,11 +168,16 @@ def load(study: Study) -> StudyData:
         metric=study.objective[0],
         mode=study.objective[1],
         max_train_steps=study.max_train_steps,
+        search_space=study.space,
     )
 
 
 def trials_dataframe(study: Study) -> Any:
-    """The trials as a pandas DataFrame: one row per trial, a column per hyperparameter."""
+    """The trials as a pandas DataFrame: one row per trial, a column ``role.name`` per hyperparameter.
+
+    Every hyperparameter of the space has its column; a trial without one (a
+    conditional name of another group) has NaN there.
+    """
     try:
         import pandas as pd
     except ImportError:
@@ -167,7 +198,11 @@ def trials_dataframe(study: Study) -> Any:
         for name, value in t.params.items():
             record[f"{data.roles.get(name, 'fixed')}.{name}"] = value
         records.append(record)
-    return pd.DataFrame.from_records(records)
+    base = ["number", "state", "value", "best_step", "infeasible_reason", "seed"]
+    names = [*data.space, *data.fixed]
+    columns = base + [f"{data.roles.get(n, 'fixed')}.{n}" for n in names]
+    extra = sorted({k for r in records for k in r} - set(columns))  # params stored but not in the space
+    return pd.DataFrame.from_records(records, columns=columns + extra)
 
 
 __all__ = ["Choice", "Curve", "StudyData", "TrialRow", "load", "trials_dataframe"]

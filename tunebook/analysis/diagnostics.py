@@ -193,10 +193,13 @@ def check_search_space_boundary(data: StudyData, th: Thresholds) -> list[Finding
     top = top_k(data, th)
     findings = []
     for name, param in data.numeric_params().items():
-        u_best = data.unit(name, best.params[name])
+        if name not in best.params:  # a conditional name of another group
+            continue
+        param = data.param_for(best, name) or param
+        u_best = data.unit(name, best.params[name], best)
         for side, near, far in (("upper", lambda u: u >= 1 - th.boundary_fraction, lambda u: u >= 1 - 2 * th.boundary_fraction),
                                 ("lower", lambda u: u <= th.boundary_fraction, lambda u: u <= 2 * th.boundary_fraction)):
-            share = np.mean([far(data.unit(name, t.params[name])) for t in top])
+            share = np.mean([far(data.unit(name, t.params[name], t)) for t in data.with_param(name, top)])
             if near(u_best) and share >= th.boundary_top_share:
                 bound = param.high if side == "upper" else param.low
                 findings.append(Finding(
@@ -246,13 +249,15 @@ def check_infeasible_region(data: StudyData, th: Thresholds) -> list[Finding]:
         return []
     findings = []
     for name in data.numeric_params():
-        u_best = data.unit(name, best.params[name])
+        if name not in best.params:  # a conditional name of another group
+            continue
+        u_best = data.unit(name, best.params[name], best)
         for side, direction in (("upper", 1), ("lower", -1)):
-            near = [t for t in data.finished
-                    if 0 < direction * (data.unit(name, t.params[name]) - u_best) <= th.infeasible_window]
+            near = [t for t in data.with_param(name, data.finished)
+                    if 0 < direction * (data.unit(name, t.params[name], t) - u_best) <= th.infeasible_window]
             bad = [t for t in near if t.state == "infeasible"]
             if bad and len(bad) / len(near) >= th.infeasible_region_share:
-                nearest = min(bad, key=lambda t: abs(data.unit(name, t.params[name]) - u_best))
+                nearest = min(bad, key=lambda t: abs(data.unit(name, t.params[name], t) - u_best))
                 findings.append(Finding(
                     "infeasible_region", WARNING,
                     f"The best {name} = {best.params[name]:.4g} sits next to an infeasible region on its {side} side "

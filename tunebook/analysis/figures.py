@@ -103,9 +103,10 @@ class Figure:
 # computing -------------------------------------------------------------------
 def axis_plot(data: StudyData, param: str) -> AxisPlotData:
     p = data.space[param]
-    best = data.best()
-    ok = data.completed
-    bad = data.infeasible
+    # a conditional hyperparameter: only the trials of the groups that have it (the best among them)
+    best = next(iter(data.with_param(param, data.ranked())), None)
+    ok = data.with_param(param, data.completed)
+    bad = data.with_param(param, data.infeasible)
     return AxisPlotData(
         param=param,
         role=data.roles[param],
