@@ -23,18 +23,20 @@ from typing import Sequence
 from tunebook.cli._base import EXIT_BAD_INPUT, EXIT_INTERRUPTED, Command, Parser, command, printable
 from tunebook.errors import exit_code_for
 
-#: The modules of ``tunebook.cli`` whose ``COMMANDS`` make the verbs, in the order ``--help`` lists them.
+#: The modules whose ``COMMANDS`` make the verbs, in the order ``--help`` lists them: a name of a module of
+#: ``tunebook.cli``, or a full dotted module path.
 MODULES = ("run", "inspect", "procedures")
 
-#: Exit status after the reader of stdout went away (as a shell reports a process ended by SIGPIPE).
-EXIT_BROKEN_PIPE = 128 + 13
+#: Exit status after the reader of stdout went away: 1, as Python's documentation advises and as rich's
+#: consoles (`ls`, `report --format terminal`) do on their own.
+EXIT_BROKEN_PIPE = 1
 
 
 def commands() -> list[Command]:
     """Every verb, from the modules in :data:`MODULES`."""
     out: list[Command] = []
     for name in MODULES:
-        out.extend(importlib.import_module(f"tunebook.cli.{name}").COMMANDS)
+        out.extend(importlib.import_module(name if "." in name else f"tunebook.cli.{name}").COMMANDS)
     return out
 
 
@@ -45,7 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example: tunebook demo && tunebook ls",
     )
     sub = parser.add_subparsers(dest="command", parser_class=Parser, metavar="COMMAND")
+    seen: set[str] = set()
     for verb in commands():
+        if verb.name in seen:
+            raise ValueError(f"two verbs are named {verb.name!r}: see tunebook.cli.MODULES")
+        seen.add(verb.name)
         verb.install(sub)
     return parser
 
