@@ -94,6 +94,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 __all__ = ["MODULES", "Command", "build_parser", "command", "commands", "main"]
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
