@@ -60,3 +60,11 @@ def test_head_in_a_shell_pipeline_gets_its_lines_and_no_traceback(store):
     proc = subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, timeout=60)
     assert proc.stdout.startswith("study esc (") and len(proc.stdout.splitlines()) == 1
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+
+
+def test_retrain_prints_the_configuration_it_retrained(store):
+    proc = cli("retrain", "esc", "--n", "2", "--workers", "0", "--quiet", "--storage", store)
+    assert proc.returncode == 0, proc.stderr
+    best = tb.load_study("esc", storage=store).best_trial()
+    assert "esc-retrain-" in proc.stdout and "2 retrains, val/error mean" in proc.stdout
+    assert f"{{'lr': {best.params['lr']!r}}}" in proc.stdout and ": {}" not in proc.stdout

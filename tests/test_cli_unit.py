@@ -85,3 +85,20 @@ def test_argument_types(parse, good, bad):
     for text in bad:
         with pytest.raises(argparse.ArgumentTypeError):
             parse(text)
+
+
+def test_warmup_reads_the_last_recorded_unstable_rate(sqlite_url):
+    """The logic `tunebook warmup` moved into tunebook.procedures.stability."""
+    import tunebook as tb
+    from tunebook.procedures.stability import recorded_unstable_rate
+
+    study = tb.create_study("s", space=tb.SearchSpace(nuisance={"learning_rate": tb.Float(1e-3, 1.0, "log")}),
+                            objective=("val/error", "min"), trials=2, max_train_steps=10, storage=sqlite_url)
+    assert recorded_unstable_rate(study) is None
+    note = study.storage.add_note
+    note("stability", "unstable above 0.3", {"unstable_learning_rate": 0.3}, experiment=study.experiment, study="s")
+    note("stability", "stable", {"unstable_learning_rate": None}, experiment=study.experiment, study="s")
+    note("compare", "other kind", {"unstable_learning_rate": 9.0}, experiment=study.experiment, study="s")
+    assert recorded_unstable_rate(study) == 0.3
+    note("stability", "unstable above 0.1", {"unstable_learning_rate": 0.1}, experiment=study.experiment, study="s")
+    assert recorded_unstable_rate(study) == 0.1

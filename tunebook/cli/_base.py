@@ -173,7 +173,8 @@ def print_outcome(study: Any) -> None:
         f"{counts['failed']} failed, {counts['pending'] + counts['running']} left of {sum(counts.values())}"
     ))
     if best is not None:
-        print(printable(f"best {metric} ({mode}) = {best.value:.6g} at step {best.best_step}, trial #{best.number}: {best.params}"))
+        params = best.params or study.space.fixed  # a replicate study varies nothing: show what it holds fixed
+        print(printable(f"best {metric} ({mode}) = {best.value:.6g} at step {best.best_step}, trial #{best.number}: {params}"))
     print(f"stored in {redact(study.storage.url)}")
 
 
