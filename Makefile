@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Parallel test processes (pytest-xdist); CI machines have 2 cores.
 TEST_WORKERS ?= 2
 
-.PHONY: demo test lint clean bench
+.PHONY: demo test test-fast lint lint-imports clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,11 +23,22 @@ demo: $(VENV)/.demo-installed
 	$(BIN)/tunebook demo --storage sqlite:///tunebook.db
 	$(BIN)/tunebook ls --storage sqlite:///tunebook.db
 
-test: $(VENV)/.test-installed
+# The import contracts (.importlinter) run before the tests: a broken layering fails fast.
+test: lint-imports
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -q -rs tests
 
-lint: $(VENV)/.test-installed
+# The fast lane (under 2 minutes on 2 cores): unit tests on SQLite. Leaves out the tests marked slow (real
+# multi-process runs: faults, interrupts, Ray), the PostgreSQL half of the storage suite and the browser test.
+FAST_TESTS := -m "not slow and not postgres" -k "not postgresql" --ignore=tests/test_report_browser.py
+test-fast: lint-imports
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -q -rs $(FAST_TESTS) tests
+
+lint: lint-imports
 	$(BIN)/ruff check tunebook tests benchmarks
+
+# DESIGN.md's one-way dependencies: nothing imports cli or dashboard, storage at the bottom, no cycles.
+lint-imports: $(VENV)/.test-installed
+	$(BIN)/lint-imports
 
 # Each prints a ratio against a named peer measured in the same run (minutes each; see benchmarks/).
 bench: $(VENV)/.test-installed

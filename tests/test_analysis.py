@@ -309,4 +309,5 @@ def test_real_digits_study_report(sqlite_url, tmp_path):
     assert kinds.count("axis") == 2 and kinds.count("isolation") == 1 and "curves" in kinds
     path = report.save(tmp_path / "report.html")
     text = path.read_text()
-    assert "<script src=" not in text and "Plotly" in text  # offline: the JavaScript is inside and text.count("class='figure'") == len(report.figures)
+    assert "<script src=" not in text and "Plotly" in text  # offline: the JavaScript is inside
+    assert text.count("class='figure'") == len(report.figures)

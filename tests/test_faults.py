@@ -96,7 +96,7 @@ def test_a_trial_that_kills_its_workers_is_failed_after_three(sqlite_url, tmp_pa
                             storage=sqlite_url, train=f"{ROOT / 'tests' / '_workloads.py'}:resumable")
     (trial,) = study.trials()
     for attempt in range(1, 4):
-        victim = worker(sqlite_url, "--stale-after", "1")
+        victim = worker(sqlite_url, "--stale-after", "2")
 
         def running(attempt=attempt):
             t = study.storage.get_trial(trial.id)
@@ -105,8 +105,8 @@ def test_a_trial_that_kills_its_workers_is_failed_after_three(sqlite_url, tmp_pa
         wait_for(running)
         victim.send_signal(signal.SIGKILL)
         victim.communicate(timeout=30)
-        time.sleep(1.5)
-    final = worker(sqlite_url, "--stale-after", "1")
+        time.sleep(2.5)  # past --stale-after (2 s, the CLI's minimum)
+    final = worker(sqlite_url, "--stale-after", "2")
     out, err = final.communicate(timeout=60)
     assert final.returncode == 0, err
     t = study.storage.get_trial(trial.id)

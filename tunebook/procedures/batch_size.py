@@ -129,3 +129,9 @@ def powers_of_two(low: int, high: int) -> list[int]:
         out.append(bs)
         bs *= 2
     return out
+
+
+def record_in(storage: Any, result: Conclusion, *, step: str, experiment: str = "batch-size") -> Conclusion:
+    """Write the batch-size conclusion to the notebook of ``storage`` (it belongs to no study), naming the step function."""
+    storage.add_note("batch-size", result.conclusion, {**result.evidence, "step": step}, experiment=experiment)
+    return result

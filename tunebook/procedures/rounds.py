@@ -56,3 +56,14 @@ def next_round(study: Study, steps: int, *, name: str | None = None, trials: int
             f"'{best.get('schedule', 'constant')}' extended as the playbook says"
             + (f", {', '.join(sorted(keep))} re-tuned." if keep else "."))
     return record(study, Conclusion("next-round", text, evidence, studies=[new.name]))
+
+
+def check_retune(study: Study, names: tuple[str, ...]) -> tuple[str, ...]:
+    """``names`` if each is a tuned (nuisance or scientific) hyperparameter of ``study``; else a SpecError naming it."""
+    tuned = sorted(study.space.params)
+    for name in names:
+        if name not in study.space.params:
+            where = "a fixed value" if name in study.space.fixed else "not a hyperparameter"
+            raise SpecError("--retune", f"{name!r} is {where} of study {study.name!r}",
+                            f"choose among its tuned hyperparameters: {', '.join(tuned) or '(none)'}, or --retune '' for none")
+    return names

@@ -192,3 +192,10 @@ def analyze_warmup(source: Study, warm: Study, *, param: str = "learning_rate", 
                               "(90th percentile of the unclipped norms).")
     result.studies = [warm.name]
     return record(source, result)
+
+
+def recorded_unstable_rate(study: Study) -> float | None:
+    """The unstable learning rate the last stability check of ``study`` recorded in the notebook, or None."""
+    notes = study.storage.get_notes(study=study.name, kind="stability")
+    return next((n["evidence"]["unstable_learning_rate"] for n in reversed(notes) if n["evidence"].get("unstable_learning_rate")),
+                None)

@@ -131,4 +131,12 @@ def adopt(candidate: Study, *, experiment: str | None = None, force: bool = Fals
     return Conclusion("adopt", text, evidence)
 
 
-__all__ = ["adopt", "compare", "decide", "retrain", "welch"]
+def trial_variance(replicas: Study) -> dict[str, Any] | None:
+    """The spread of a replicate study's completed values (n, mean, sample std), or None below two."""
+    values = np.array([t.value for t in replicas.trials(["completed"]) if t.value is not None], dtype=float)
+    if len(values) < 2:
+        return None
+    return {"n": len(values), "mean": float(values.mean()), "std": float(values.std(ddof=1))}
+
+
+__all__ = ["adopt", "compare", "decide", "retrain", "trial_variance", "welch"]

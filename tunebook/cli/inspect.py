@@ -1,0 +1,199 @@
+"""Looking at stored studies: `status`, `ls`, `report`, `dashboard`.
+
+Stored text (goals, names, metric names, errors) is printed through
+:func:`printable`: a terminal escape sequence in a goal never reaches the terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tunebook.cli._base import command, output_file, port, printable
+from tunebook.errors import SpecError
+
+
+# status ----------------------------------------------------------------------
+def _status_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("study", nargs="?")
+
+
+@command("status", "trial states of the stored studies, or of one study (running, stale, re-queued)",
+         "tunebook status digits-weight-decay", arguments=_status_arguments)
+def cmd_status(args: argparse.Namespace) -> int:
+    from tunebook.analysis.notebook import ago, fmt, notebook_rows
+    from tunebook.execution._runner import DEFAULT_STALE_AFTER
+    from tunebook.storage import open_storage
+    from tunebook.study import load_study
+
+    def say(line: str) -> None:
+        print(printable(line))
+
+    storage = open_storage(args.storage)
+    if not args.study:
+        rows = notebook_rows(storage)
+        if not rows:
+            say("no studies yet")
+        for r in rows:
+            say(f"{r['study']}: {r['completed']} completed, {r['infeasible']} infeasible, {r['failed']} failed, "
+                f"{r['running']} running, {r['pending']} pending of {r['total']}; best {fmt(r['best_value'])}")
+        return 0
+    study = load_study(args.study, storage)
+    now = time.time()
+    trials = study.trials()
+    counts = study.counts()
+    say(f"study {study.name} ({study.experiment}): {study.goal}")
+    say("  " + ", ".join(f"{k} {v}" for k, v in counts.items()) + f" of {len(trials)}")
+    for t in trials:
+        if t.state == "running":
+            stale = t.heartbeat_at is not None and now - t.heartbeat_at > DEFAULT_STALE_AFTER
+            say(f"  running #{t.number} on {t.worker_id}, heartbeat {ago(t.heartbeat_at, now)}"
+                + ("  STALE: its worker looks dead; it is re-queued on the next claim" if stale else ""))
+        elif t.state == "pending" and t.attempts:
+            say(f"  re-queued #{t.number} (attempts {t.attempts}, lost workers {t.lost_workers})")
+    best = study.best_trial()
+    if best is not None:
+        say(f"  best {study.objective[0]} = {best.value:.6g} at step {best.best_step}, trial #{best.number}: {best.params}")
+    for t in trials:
+        if t.state == "infeasible":
+            say(f"  infeasible #{t.number}: {t.infeasible_reason}")
+        elif t.state == "failed":
+            last = (t.error or "").strip().splitlines()[-1:] or [""]
+            say(f"  failed #{t.number}: {last[0]}")
+    return 0
+
+
+# ls --------------------------------------------------------------------------
+def _ls_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=("table", "json"), default="table")
+
+
+@command("ls", "the experiment notebook: every study, its goal, config, trials, best value, reproduction",
+         "tunebook ls --format json", arguments=_ls_arguments)
+def cmd_ls(args: argparse.Namespace) -> int:
+    from tunebook.analysis.notebook import notebook_rows
+    from tunebook.storage import open_storage
+
+    rows = notebook_rows(open_storage(args.storage))
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))  # JSON escapes control characters itself
+        return 0
+    if not rows:
+        print("no studies yet: `tunebook init` writes an example, `tunebook demo` runs one")
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title="tunebook experiment notebook", show_lines=True)
+    for column in ("experiment / study", "goal", "config", "trials c/i/f/total", "best", "reproduce", "created"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        best = "-" if r["best_value"] is None else f"{r['objective']} = {r['best_value']:.4g}\n@ step {r['best_step']} (#{r['best_trial']})"
+        marker = "  * baseline" if r["baseline"] else ""
+        goal = r["goal"] + "".join(f"\n- {n}" for n in r["notes"][-2:])
+        cells = (
+            f"{r['experiment']}\n{r['study']} (round {r['round']}){marker}",
+            goal,
+            r["config"],
+            f"{r['completed']}/{r['infeasible']}/{r['failed']}/{r['total']}",
+            best,
+            r["reproduce"],
+            r["created"],
+        )
+        table.add_row(*(Text(printable(c)) for c in cells))  # user text is never read as rich markup, nor as escapes
+    # Wide enough not to fold the reproduction command when piped to a file.
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+    return 0
+
+
+# report ----------------------------------------------------------------------
+def write_report(study: Any, output: str | None, top_findings: int = 5) -> Path:
+    """Analyze a study, write the HTML report, print the findings summary."""
+    from rich.console import Console
+
+    from tunebook.analysis import analyze
+
+    report = analyze(study)
+    path = report.save(output or f"tunebook-report-{study.name}.html")
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    for f in report.findings[:top_findings]:
+        console.print(printable(f"[{f.severity}] {f.check}: {f.message}\n    -> {f.action}"), markup=False, highlight=False)
+    if len(report.findings) > top_findings:
+        console.print(f"... and {len(report.findings) - top_findings} more findings in the report", markup=False)
+    print(f"report: {path.resolve()}")
+    return path
+
+
+def _report_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("study")
+    p.add_argument("-o", "--output", help="HTML file (default tunebook-report-STUDY.html); its folder must exist")
+    p.add_argument("--format", choices=("html", "terminal"), default="html", help="terminal: findings and top trials only")
+
+
+@command("report", "the playbook's plots and checklist for a study: one offline HTML file",
+         "tunebook report wd-ablation -o report.html", arguments=_report_arguments)
+def cmd_report(args: argparse.Namespace) -> int:
+    from tunebook.study import load_study
+
+    output_file(args.output)
+    study = load_study(args.study, args.storage)
+    if args.format == "terminal":
+        from tunebook.analysis import analyze
+
+        analyze(study).print()
+        return 0
+    write_report(study, args.output, top_findings=len(study.trials()) + 20)
+    return 0
+
+
+# dashboard -------------------------------------------------------------------
+def check_listen(host: str, port_number: int) -> None:
+    """Refuse a host that does not resolve and a port that cannot be bound, before the URL is printed."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port_number, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise SpecError("--host", f"cannot resolve {host!r} ({getattr(exc, 'strerror', None) or exc})",
+                        "give an address of this machine, e.g. --host 127.0.0.1") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise SpecError("--port", f"port {port_number} on {host} is in use",
+                                "pick another, e.g. --port 8081, or stop what listens there") from None
+            if exc.errno == errno.EACCES:
+                raise SpecError("--port", f"not allowed to listen on port {port_number}", "use a port above 1023") from None
+            raise SpecError("--host", f"cannot listen on {host!r} ({exc.strerror})",
+                            "give an address of this machine, e.g. --host 127.0.0.1") from None
+
+
+def _dashboard_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--port", type=port, default=8080)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on; anything but localhost needs --token")
+    p.add_argument("--token", help="secret every request must carry (?token=, cookie, or Authorization: Bearer)")
+
+
+@command("dashboard", "the notebook, findings and figures in the browser (read-only)", "tunebook dashboard --port 8080",
+         arguments=_dashboard_arguments)
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from tunebook.dashboard import check_bind, serve
+    from tunebook.storage import open_storage
+
+    check_bind(args.host, args.token)
+    check_listen(args.host, args.port)
+    open_storage(args.storage)  # a bad store is a clear error before the server starts
+    serve(args.storage, host=args.host, port=args.port, token=args.token)
+    return 0
+
+
+COMMANDS = [cmd_status, cmd_ls, cmd_report, cmd_dashboard]

@@ -1,0 +1,172 @@
+"""Running studies: `run`, `worker`, `demo`, `init`."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import time
+from pathlib import Path
+from typing import Any
+
+from tunebook.cli._base import (
+    EXIT_INTERRUPTED, at_least, command, non_negative, output_file, positive, positive_float, print_outcome, printable,
+    running_options,
+)
+from tunebook.errors import SpecError
+
+#: The shortest --stale-after a worker accepts: a running trial heartbeats every second (with its metric flush),
+#: so anything shorter re-queues trials whose workers are alive. Keep the default (60 s) on a busy store.
+MIN_STALE_AFTER = 2.0
+
+
+# run -------------------------------------------------------------------------
+def _run_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("spec", help="the study's YAML file")
+    p.add_argument("--workers", type=non_negative, default=1, help="worker processes (0: in this process)")
+    p.add_argument("--devices", help="comma-separated device ids, one per worker (CUDA_VISIBLE_DEVICES)")
+    p.add_argument("--checkpoint-dir", help="where checkpoints go (default: beside the SQLite file)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--executor", choices=("local", "ray"), default="local", help="local processes or one Ray task per trial")
+    p.add_argument("--create-only", action="store_true", help="create (or extend) the study and stop: workers run it")
+    p.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0, help="Ray: CPUs per trial")
+    p.add_argument("--gpus-per-trial", type=float, default=0.0, help="Ray: GPUs per trial")
+
+
+@command("run", "run (or resume) the study described by a YAML spec", "tunebook run study.yaml --workers 2",
+         arguments=_run_arguments)
+def cmd_run(args: argparse.Namespace) -> int:
+    from tunebook.execution import run
+    from tunebook.study import study_from_spec_file
+
+    devices = None
+    if args.devices:
+        devices = [d.strip() for d in args.devices.split(",") if d.strip()]
+        if not args.workers_given:
+            args.workers = len(devices)
+    repro = "tunebook " + shlex.join(args.argv)
+    options: dict[str, Any] = {}
+    if args.executor == "ray":
+        options = {"address": args.address, "cpus_per_trial": args.cpus_per_trial, "gpus_per_trial": args.gpus_per_trial}
+    elif args.address or args.gpus_per_trial or args.cpus_per_trial != 1.0:
+        raise SpecError("--executor", "--address, --cpus-per-trial and --gpus-per-trial need the Ray executor", "add --executor ray")
+    study, train = study_from_spec_file(args.spec, storage=args.storage, repro_command=repro)
+    if study.design == "bayesian" and study.record.spec.get("parent"):
+        from tunebook.bayesian import refined_space
+        from tunebook.study import load_study
+
+        refined = refined_space(load_study(study.record.spec["parent"], study.storage))
+        if refined:
+            print(printable(f"exploration {study.record.spec['parent']} suggests narrower bounds (span of its best trials): "
+                            + "; ".join(f"{k} {v['min']:.3g}..{v['max']:.3g}" for k, v in refined.items())))
+    if args.create_only:
+        from tunebook.storage import redact
+
+        print(f"study {printable(study.name)}: {study.trials_budget} trials stored in {redact(study.storage.url)}; "
+              "run them with `tunebook worker` or `tunebook run`")
+        return 0
+    if args.executor == "ray":
+        from tunebook.execution.ray_executor import _import_ray
+
+        _import_ray()  # a missing extra is a clear error before anything runs
+    result = run(
+        study, train, workers=args.workers, devices=devices, checkpoint_dir=args.checkpoint_dir,
+        progress=not args.quiet, executor=args.executor, **options,
+    )
+    print_outcome(study)
+    if result.interrupted:
+        print(f"interrupted: running trials went back to pending; run the same command again to resume {printable(study.name)!r}")
+        return EXIT_INTERRUPTED
+    return 0
+
+
+# worker ----------------------------------------------------------------------
+def _worker_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--study", help="only this study (default: any study in the store)")
+    p.add_argument("--wait", action="store_true", help="keep polling for new trials instead of exiting when none is left")
+    p.add_argument("--poll-interval", type=positive_float, default=2.0, help="seconds between polls for work (above 0)")
+    p.add_argument("--idle-timeout", type=positive_float, help="with --wait: exit after this many idle seconds")
+    p.add_argument("--max-trials", type=positive, help="exit after this many trials")
+    p.add_argument("--stale-after", type=at_least(MIN_STALE_AFTER, " s"), default=60.0,
+                   help=f"seconds without heartbeat before a running trial is re-queued (at least {MIN_STALE_AFTER:g}: "
+                        "trials heartbeat every second)")
+    p.add_argument("--max-lost-workers", type=positive, default=3, help="a trial whose workers died this many times is failed")
+    p.add_argument("--checkpoint-dir", help="where checkpoints go (a shared filesystem for several machines)")
+
+
+@command("worker", "claim and run pending trials from a shared store (one per machine or GPU)",
+         "tunebook worker --storage postgresql://tb@db-host/tunebook --wait", arguments=_worker_arguments)
+def cmd_worker(args: argparse.Namespace) -> int:
+    from tunebook.execution.worker import main_worker
+
+    return main_worker(
+        storage=args.storage, study=args.study, wait=args.wait, poll_interval=args.poll_interval,
+        idle_timeout=args.idle_timeout, max_trials=args.max_trials, stale_after=args.stale_after,
+        max_lost_workers=args.max_lost_workers, checkpoint_dir=args.checkpoint_dir,
+    )
+
+
+# demo ------------------------------------------------------------------------
+def _demo_arguments(p: argparse.ArgumentParser) -> None:
+    running_options(p, workers=2)
+    p.add_argument("-o", "--output", help="report file (default tunebook-report-digits-weight-decay.html)")
+
+
+@command("demo", "run the bundled digits study end to end and write its report", "tunebook demo --workers 2",
+         arguments=_demo_arguments)
+def cmd_demo(args: argparse.Namespace) -> int:
+    from tunebook.cli.inspect import write_report
+    from tunebook.execution import run
+    from tunebook.study import create_study
+    from tunebook.workloads.digits import demo_spec, train
+
+    output_file(args.output)  # before minutes of training, not after
+    spec = demo_spec()
+    name = spec.pop("study")
+    study = create_study(
+        name,
+        space=spec.pop("search_space"),
+        storage=args.storage,
+        repro_command="tunebook " + shlex.join(args.argv),
+        **spec,
+    )
+    started = time.monotonic()
+    result = run(study, train, workers=args.workers, progress=not args.quiet)
+    print_outcome(study)
+    if result.interrupted:
+        return EXIT_INTERRUPTED
+    print(f"demo took {time.monotonic() - started:.0f}s; the playbook's checklist says:")
+    write_report(study, args.output)
+    print("see the notebook with `tunebook ls`")
+    return 0
+
+
+# init ------------------------------------------------------------------------
+def _init_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dir", default=".")
+    p.add_argument("--force", action="store_true")
+    p.add_argument("--trials", type=int, default=12, help="the trial budget: decides which Adam hyperparameters to tune")
+
+
+@command("init", "write a commented example study.yaml and train.py", "tunebook init --dir my-study",
+         arguments=_init_arguments, storage=False)
+def cmd_init(args: argparse.Namespace) -> int:
+    from tunebook.cli._example import EXAMPLE_TRAIN, example_spec
+
+    folder = Path(args.dir)
+    if not folder.is_dir():
+        raise SpecError("--dir", f"folder {str(folder)!r} does not exist", "create it first")
+    if args.trials < 1:
+        raise SpecError("--trials", f"expected a positive number, got {args.trials}", "e.g. --trials 24")
+    files = {folder / "study.yaml": example_spec(args.trials), folder / "train.py": EXAMPLE_TRAIN}
+    existing = [str(p) for p in files if p.exists()]
+    if existing and not args.force:
+        raise SpecError("--dir", f"{existing[0]} exists already", "pass --force to overwrite, or --dir another folder")
+    for path, text in files.items():
+        path.write_text(text)
+        print(f"wrote {path}")
+    print(f"next: tunebook run {folder / 'study.yaml'} --workers 2")
+    return 0
+
+
+COMMANDS = [cmd_run, cmd_worker, cmd_demo, cmd_init]
