@@ -96,7 +96,7 @@ def storage_id(study: Study) -> str:
     return redact(study.storage.url)
 
 
-def replay(study: Study, factory: Callable[[Any], Any]) -> int:
+def replay(study: Study, factory: Callable[[Any], Any], skip: Callable[[TrialExport], bool] | None = None) -> int:
     """Feed every finished or running trial of ``study`` through a live writer made by ``factory``.
 
     The exporters are their live writers replayed over the stored curves, so
@@ -105,7 +105,7 @@ def replay(study: Study, factory: Callable[[Any], Any]) -> int:
     """
     written = 0
     for trial in study_rows(study):
-        if trial.state == "pending":
+        if trial.state == "pending" or (skip is not None and skip(trial)):
             continue
         writer = factory(trial_info(study, trial))
         try:
