@@ -26,7 +26,7 @@ import time
 from typing import Any, Mapping
 
 from tunebook.errors import SpecError
-from tunebook.integrations.export import replay, require, storage_id, study_rows
+from tunebook.integrations.export import replay, require, study_rows
 from tunebook.study import Study
 from tunebook.writers import MetricWriter, TrialInfo, WriterFactory
 
