@@ -20,11 +20,12 @@ from typing import Any, Iterable, Mapping, Sequence
 from tunebook.analysis.notebook import fmt
 
 _ROLES = ("scientific", "nuisance", "fixed")
+# Doubled class: outranks JupyterLab's right-aligned `:not(.jp-RenderedMarkdown).jp-RenderedHTMLCommon td`.
 _CSS = """
 .tunebook { font-family: system-ui, sans-serif; color: #222; max-width: 1000px; }
 .tunebook h3 { margin: 0.4em 0 0.2em; } .tunebook h4 { margin: 0.8em 0 0.3em; }
 .tunebook table { border-collapse: collapse; margin: 0.4em 0; font-size: 0.92em; }
-div.tunebook table th, div.tunebook table td { text-align: left; padding: 3px 9px; border-bottom: 1px solid #eee;
+.tunebook.tunebook table th, .tunebook.tunebook table td { text-align: left; padding: 3px 9px; border-bottom: 1px solid #eee;
   vertical-align: top; }
 .tunebook .answer { padding: 8px 12px; border-left: 5px solid #2b8c4e; background: #eef8f1; margin: 6px 0; }
 .tunebook .answer.unfair { border-color: #e6a100; background: #fff8e1; }
