@@ -152,9 +152,9 @@ def plan_import(
     metric: str | None = None,
 ) -> ImportPlan:
     """Read and validate the Optuna study ``study`` in ``storage``; write nothing."""
+    source = _load_optuna(storage, study)
     from optuna.trial import TrialState
 
-    source = _load_optuna(storage, study)
     if len(source.directions) != 1:
         raise SpecError("study", f"Optuna study {study!r} has {len(source.directions)} objectives",
                         "tunebook studies have one objective: import a single-objective study")
