@@ -47,3 +47,18 @@ def test_parquet_without_pyarrow_names_its_extra(tmp_path):
     result = _python(code)
     assert result.returncode == 0, result.stderr
     assert "MissingExtraError" in result.stdout and "tunebook[parquet]" in result.stdout
+
+
+def test_writer_factories_pickle_for_worker_processes(tmp_path):
+    import pickle
+
+    pytest.importorskip("mlflow")
+    from tunebook.integrations import mlflow, tensorboard
+    from tunebook.writers import TrialInfo
+
+    factory = mlflow.writer_factory(f"sqlite:///{tmp_path / 'm.db'}")
+    copy = pickle.loads(pickle.dumps(factory))
+    writer = copy(TrialInfo(study="s", number=0, seed=0, params={}))
+    writer.close()
+    pickle.loads(pickle.dumps(factory))  # still picklable once it holds a client
+    assert pickle.loads(pickle.dumps(tensorboard.writer_factory(tmp_path))).directory == tmp_path

@@ -167,21 +167,29 @@ class MLflowWriter(MetricWriter):
             self.client.set_tag(self.run_id, PARENT_RUN_ID, settled)
 
 
+class MLflowFactory:
+    """Makes an :class:`MLflowWriter` per trial attempt; picklable (the client is made again in each process)."""
+
+    def __init__(self, uri: str, experiment: str | None = None) -> None:
+        self.uri, self.experiment = uri, experiment
+        self._client: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"uri": self.uri, "experiment": self.experiment, "_client": None}
+
+    def __call__(self, info: TrialInfo) -> MetricWriter:
+        if self._client is None:
+            self._client = _client(self.uri)
+        return MLflowWriter(self.uri, info, experiment=self.experiment, client=self._client)
+
+
 def writer_factory(uri: str, experiment: str | None = None) -> WriterFactory:
     """A :data:`~tunebook.writers.WriterFactory` for ``tb.run(..., writers=[...])``: a child run per trial attempt.
 
     ``experiment`` names the MLflow experiment (default: ``tunebook``).
     """
     _client(uri)  # fail early on a missing extra or a bad URI
-    clients: dict[int, Any] = {}
-
-    def make(info: TrialInfo) -> MetricWriter:
-        import os
-
-        client = clients.setdefault(os.getpid(), _client(uri))  # one client per worker process
-        return MLflowWriter(uri, info, experiment=experiment, client=client)
-
-    return make
+    return MLflowFactory(uri, experiment)
 
 
 def export_study(study: Study, uri: str, experiment: str | None = None) -> str:

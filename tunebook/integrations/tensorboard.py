@@ -131,16 +131,21 @@ def _text_summary(summary_pb2: Any, tag: str, text: str) -> Any:
     return summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, metadata=meta, tensor=tensor)])
 
 
+class TensorBoardFactory:
+    """Makes a :class:`TensorBoardWriter` per trial; picklable, so it travels to worker processes and Ray tasks."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+
+    def __call__(self, info: TrialInfo) -> MetricWriter:
+        return TensorBoardWriter(self.directory, info)
+
+
 def writer_factory(directory: str | Path) -> WriterFactory:
     """A :data:`~tunebook.writers.WriterFactory` for ``tb.run(..., writers=[...])``: one run directory per trial."""
     _check_directory(directory)
     require("tensorboard", "tensorboard", _PURPOSE)
-    directory = Path(directory)
-
-    def make(info: TrialInfo) -> MetricWriter:
-        return TensorBoardWriter(directory, info)
-
-    return make
+    return TensorBoardFactory(directory)
 
 
 def _check_directory(directory: str | Path) -> Path:

@@ -81,15 +81,21 @@ class WandbWriter(MetricWriter):
             self.run.finish(exit_code=self._exit_code)
 
 
+class WandbFactory:
+    """Makes a :class:`WandbWriter` per trial attempt; picklable, so it travels to worker processes and Ray tasks."""
+
+    def __init__(self, directory: str | Path, project: str = DEFAULT_PROJECT, mode: str = "offline") -> None:
+        self.directory, self.project, self.mode = Path(directory), project, mode
+
+    def __call__(self, info: TrialInfo) -> MetricWriter:
+        return WandbWriter(self.directory, info, project=self.project, mode=self.mode)
+
+
 def writer_factory(directory: str | Path, project: str = DEFAULT_PROJECT, mode: str = "offline") -> WriterFactory:
     """A :data:`~tunebook.writers.WriterFactory` for ``tb.run(..., writers=[...])``: a W&B run per trial attempt."""
     _check(directory, mode)
     require("wandb", "wandb", _PURPOSE)
-
-    def make(info: TrialInfo) -> MetricWriter:
-        return WandbWriter(directory, info, project=project, mode=mode)
-
-    return make
+    return WandbFactory(directory, project, mode)
 
 
 def _check(directory: str | Path, mode: str) -> None:
