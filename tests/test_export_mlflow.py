@@ -17,14 +17,20 @@ from tunebook.integrations.mlflow import DEFAULT_EXPERIMENT, PARENT_RUN_ID, writ
 from tunebook.writers import TrialInfo  # noqa: E402
 
 
+@pytest.fixture(scope="module")
+def mlflow_uri(tmp_path_factory) -> str:
+    """One tracking store for the module (MLflow's schema migrations take seconds); tests use their own experiments."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
 def _runs(client: MlflowClient, experiment: str = DEFAULT_EXPERIMENT, view=ViewType.ACTIVE_ONLY):
     experiment_id = client.get_experiment_by_name(experiment).experiment_id
     return client.search_runs([experiment_id], run_view_type=view, max_results=1000)
 
 
-def test_export_makes_a_parent_run_and_a_child_run_per_trial(sqlite_url, tmp_path):
+def test_export_makes_a_parent_run_and_a_child_run_per_trial(sqlite_url, mlflow_uri):
     study = make_study(sqlite_url)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = mlflow_uri
     parent_id = export.export(study, to="mlflow", target=uri)
     client = MlflowClient(uri)
     runs = _runs(client)
@@ -92,9 +98,9 @@ def test_parallel_workers_share_one_parent_run(tmp_path):
         assert run.info.status == "FINISHED"
 
 
-def test_a_trial_stopped_without_summary_is_killed_and_resumes_as_a_new_attempt(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    factory = writer_factory(uri)
+def test_a_trial_stopped_without_summary_is_killed_and_resumes_as_a_new_attempt(mlflow_uri):
+    uri = mlflow_uri
+    factory = writer_factory(uri, experiment="killed")
     info = TrialInfo(study="s", number=0, seed=1, params={"lr": 0.1}, roles={"lr": "nuisance"})
     first = factory(info)
     first.write_scalars(1, {"loss": 2.0})
@@ -107,3 +113,25 @@ def test_a_trial_stopped_without_summary_is_killed_and_resumes_as_a_new_attempt(
     assert (a.info.status, b.info.status) == ("KILLED", "FAILED")
     assert b.data.tags["tunebook.attempt"] == "2" and b.data.tags["tunebook.error"] == "ValueError: boom"
     assert a.data.tags[PARENT_RUN_ID] == b.data.tags[PARENT_RUN_ID]
+
+
+def test_two_parents_made_at_once_settle_on_the_earliest(mlflow_uri):
+    from tunebook.integrations.mlflow import MLflowWriter, settle_parent
+
+    uri = mlflow_uri
+    client = MlflowClient(uri)
+    experiment_id = client.create_experiment("settle")
+    tags = {"tunebook.kind": "study", "tunebook.study": "race", "tunebook.storage": "-"}
+    # Two workers each found no parent and made one (the race the search cannot prevent).
+    first = client.create_run(experiment_id, tags=tags, start_time=1000).info.run_id
+    second = client.create_run(experiment_id, tags=tags, start_time=1000).info.run_id
+    winner, loser = sorted([first, second])
+    info = TrialInfo(study="race", number=1, seed=1, params={"lr": 0.1}, roles={"lr": "nuisance"})
+    child = MLflowWriter(uri, info, experiment="settle", client=client, parent_id=loser)  # a trial started under the losing parent
+    assert client.get_run(child.run_id).data.tags[PARENT_RUN_ID] == loser
+    child.write_summary({"state": "completed", "value": 1.0, "best_step": 1})
+    child.close()  # closing settles: the child moves to the winner, the losing parent is deleted
+    assert client.get_run(child.run_id).data.tags[PARENT_RUN_ID] == winner
+    assert client.get_run(loser).info.lifecycle_stage == "deleted"
+    assert settle_parent(client, experiment_id, "race", "-", winner) == winner
+    assert [r.info.run_id for r in _runs(client, "settle") if r.data.tags.get("tunebook.kind") == "study"] == [winner]
