@@ -7,16 +7,21 @@ with 0-d PyTorch tensors, then the final flush (as bench_logging.py):
 2. **attached**: ``Trial(..., writers=[TensorBoardWriter])``; where Trial feeds
    its extra writers (the ``writers`` work), this is the real overhead. The
    script counts what reached the writer and says whether it was fed.
-3. **concurrent**: the hot loop while a background thread converts the same
-   values and feeds them to a TensorBoardWriter (what the asynchronous writer
-   wrapper does): the slowdown of the training thread from sharing the
-   interpreter with the writer thread.
+3. **null** and **concurrent**: the hot loop while a background thread converts the same
+   values and feeds them to a writer that drops them (null) or to a
+   TensorBoardWriter (concurrent), as the asynchronous writer wrapper does:
+   the slowdown of the training thread from sharing the interpreter with the
+   writer thread, and TensorBoard's share of it.
 4. **writer alone**: ``write_scalars`` of 3 values per step, then close (the
    event file is on disk): the writer's own cost per scalar, without contention.
 
 Each is the best of ``--repeats`` runs (a busy machine only ever adds time).
 
-Run: python benchmarks/bench_live_writers.py [--calls 20000] [--repeats 3]
+``--step-us`` adds a GIL-free wait per step, standing for the device's share
+of a real training step; 0 (default) logs as fast as Python can, the worst
+case for a writer thread that competes for the interpreter.
+
+Run: python benchmarks/bench_live_writers.py [--calls 20000] [--repeats 3] [--step-us 0]
 """
 
 from __future__ import annotations
@@ -63,13 +68,32 @@ class _Counting:
         self.inner.close()
 
 
+class _Null:
+    """A writer that drops everything: the cost of the background thread and the conversion alone."""
+
+    def write_hparams(self, hparams: Mapping[str, Any]) -> None: ...
+
+    def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None: ...
+
+    def write_summary(self, summary: Mapping[str, Any]) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 def _writer(folder: Path, name: str) -> _Counting:
     from tunebook.integrations.tensorboard import TensorBoardWriter
     from tunebook.writers import TrialInfo
 
+    if name == "null":
+        return _Counting(_Null())
     info = TrialInfo(study=name, number=0, seed=0, params={"lr": 0.1}, roles={"lr": "nuisance"},
                      objective=("val/error", "min"))
     return _Counting(TensorBoardWriter(folder / "tb", info))
+
+
+STEP_SECONDS = 0.0  # --step-us: device time per training step, simulated by a wait that releases the GIL
 
 
 def _loop(trial: Any, calls: int, on_step: Any = None) -> float:
@@ -78,6 +102,8 @@ def _loop(trial: Any, calls: int, on_step: Any = None) -> float:
     values = [torch.tensor(float(i % 97)) for i in range(97)]
     start = time.perf_counter()
     for step in range(calls):
+        if STEP_SECONDS:
+            time.sleep(STEP_SECONDS)
         v = values[step % 97]
         trial.log(step, **{"train/loss": v, "train/accuracy": v, "grad_norm": v})
         if on_step is not None:
@@ -94,7 +120,7 @@ def bench(folder: Path, calls: int, mode: str) -> tuple[float, _Counting | None]
     writer = _writer(folder, mode) if mode != "bare" else None
     writers = [writer] if mode == "attached" else []
     trial = Trial(study, record, study.storage, "bench", folder / "ckpt", flush_interval=1.0, writers=writers)
-    if mode != "concurrent":
+    if mode not in ("concurrent", "null"):
         per_call = _loop(trial, calls)
         if writer is not None:
             writer.close()
@@ -148,20 +174,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--step-us", type=float, default=0.0,
+                        help="simulated device time per step (a GIL-free wait); 0: log as fast as possible (worst case)")
     args = parser.parse_args()
+    global STEP_SECONDS
+    STEP_SECONDS = args.step_us / 1e6
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         best_of(1, folder / "warmup", 500, "bare") if (folder / "warmup").mkdir() is None else None
         bare, _ = best_of(args.repeats, folder, args.calls, "bare")
         attached, fed = best_of(args.repeats, folder, args.calls, "attached")
+        null, _ = best_of(args.repeats, folder, args.calls, "null")
         concurrent, writer = best_of(args.repeats, folder, args.calls, "concurrent")
         alone = min(writer_alone(folder / f"alone-{i}", args.calls) for i in range(args.repeats))
     assert writer is not None and fed is not None
-    print(f"trial.log, 3 metrics, {args.calls} calls (SQLite, flush every 1 s)")
+    print(f"trial.log, 3 metrics, {args.calls} calls (SQLite, flush every 1 s), {args.step_us:g} us of simulated "
+          f"device time per step (included in every line)")
     print(f"  bare (floor)                 {bare * 1e6:8.2f} us/call")
     note = "fed" if fed.scalars else "NOT fed: this Trial does not feed extra writers yet, so this is hparams only"
     print(f"  TensorBoard writer attached  {attached * 1e6:8.2f} us/call  ratio {attached / bare:5.2f}x  ({note}; "
           f"{fed.scalars} scalars)")
+    print(f"  null writer thread running   {null * 1e6:8.2f} us/call  ratio {null / bare:5.2f}x  "
+          f"(the same background thread converting to floats, writing nowhere)")
     print(f"  writer thread running        {concurrent * 1e6:8.2f} us/call  ratio {concurrent / bare:5.2f}x  "
           f"(training thread, while a background thread writes every value to TensorBoard)")
     print(f"  TensorBoard write_scalars    {alone * 1e6:8.2f} us/scalar alone, until the event file is closed "
