@@ -93,3 +93,22 @@ def test_trial_html_has_params_by_role_and_a_curve_per_metric(sqlite_url):
     assert fragment.index("val/error") < fragment.index("train/loss")  # the objective first
     bad = trial_html(infeasible, study)
     assert "infeasible: train/loss is NaN" in bad and "No metric logged yet." in bad
+
+
+def test_the_repr_html_one_liners_for_the_lead_work_with_ipython(sqlite_url, monkeypatch):
+    from IPython.core.formatters import HTMLFormatter
+
+    from tunebook.analysis.report import Report
+    from tunebook.study import Study
+
+    # The exact one-line methods the lead adds to Report and Study (NOTES-exporters.md).
+    def report_repr(self) -> str: return __import__("tunebook.integrations.jupyter", fromlist=["_"]).report_html(self)  # noqa: E704
+
+    def study_repr(self) -> str: return __import__("tunebook.integrations.jupyter", fromlist=["_"]).study_html(self)  # noqa: E704
+
+    monkeypatch.setattr(Report, "_repr_html_", report_repr, raising=False)
+    monkeypatch.setattr(Study, "_repr_html_", study_repr, raising=False)
+    study = make_study(sqlite_url)
+    formatter = HTMLFormatter()
+    assert formatter(study).startswith("<div class='tunebook tunebook-study'>")
+    assert formatter(tb.analyze(study)).startswith("<div class='tunebook tunebook-report'>")
