@@ -91,6 +91,15 @@ def test_live_writer_streams_one_trial(tmp_path):
     assert start.hparams["scientific.opt"].string_value == "adam"
 
 
+def test_exporting_twice_into_one_folder_is_refused(sqlite_url, tmp_path):
+    study = make_study(sqlite_url, trials=2)
+    export.to_tensorboard(study, tmp_path)
+    before = sorted(p for p in tmp_path.rglob("*"))
+    with pytest.raises(SpecError, match="already holds study 'wd'"):
+        export.to_tensorboard(study, tmp_path)
+    assert sorted(p for p in tmp_path.rglob("*")) == before
+
+
 def test_a_file_is_not_a_log_directory(tmp_path):
     target = tmp_path / "file"
     target.write_text("x")

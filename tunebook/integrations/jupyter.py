@@ -130,7 +130,9 @@ def report_html(report: Any, *, figures: bool = True) -> str:
 def _trials_table(trials: Sequence[Any], roles: Mapping[str, str], metric: str) -> str:
     if not trials:
         return "<p class='muted'>No completed trial yet.</p>"
-    varied = [k for k in trials[0].params if roles.get(k) in ("scientific", "nuisance")]
+    varied: list[str] = []  # the union over the rows: a conditional hyperparameter may be missing from the first
+    for t in trials:
+        varied.extend(k for k in t.params if roles.get(k) in ("scientific", "nuisance") and k not in varied)
     head = "".join(f"<th>{_esc(k)}<br><span class='role'>{roles[k]}</span></th>" for k in varied)
     rows = [f"<table class='trials'><tr><th>#</th><th>{_esc(metric)}</th><th>best step</th><th>seed</th>{head}</tr>"]
     for t in trials:

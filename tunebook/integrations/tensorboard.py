@@ -218,8 +218,15 @@ def write_experiment(study: Study, directory: str | Path) -> Path:
 
 
 def export_study(study: Study, directory: str | Path) -> Path:
-    """Write every started trial of ``study`` under ``directory``; returns ``DIR/<study>``."""
+    """Write every started trial of ``study`` under ``directory``; returns ``DIR/<study>``.
+
+    Refuses a folder that already holds an export of the study (TensorBoard would show every curve twice).
+    """
     factory = writer_factory(directory)
+    existing = Path(directory) / study.name
+    if existing.is_dir() and any(existing.iterdir()):
+        raise SpecError("target", f"{str(existing)!r} already holds study {study.name!r}",
+                        "export into another folder, or delete that one first")
     root = write_experiment(study, directory)
     replay(study, factory)
     return root
