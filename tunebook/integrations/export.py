@@ -1,0 +1,167 @@
+"""Export a stored study to the trackers users already have.
+
+>>> from tunebook.integrations import export
+>>> export.export(study, to="csv", target="trials.csv")          # doctest: +SKIP
+>>> export.to_mlflow(study, "sqlite:///mlflow.db")               # doctest: +SKIP
+
+Every exporter reads the study through :func:`study_rows` (one plain row per
+trial, each hyperparameter with its role) and :func:`trial_curves`; the
+targets are TensorBoard (event files, scalars and HParams in one run
+directory per trial), MLflow (a parent run for the study, a child run per
+trial), W&B (offline runs grouped by study), CSV and Parquet (a trials table
+and a long-form curves table). Each target's library is imported lazily; a
+missing one raises :class:`~tunebook.errors.MissingExtraError` naming the extra.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from tunebook.errors import MissingExtraError, SpecError
+from tunebook.study import Study
+
+#: Export target -> (module, function): each function takes (study, target) and returns where it wrote.
+TARGETS: dict[str, tuple[str, str]] = {
+    "tensorboard": ("tunebook.integrations.tensorboard", "export_study"),
+    "mlflow": ("tunebook.integrations.mlflow", "export_study"),
+    "wandb": ("tunebook.integrations.wandb", "export_study"),
+    "csv": ("tunebook.integrations.tabular", "export_csv"),
+    "parquet": ("tunebook.integrations.tabular", "export_parquet"),
+}
+
+
+@dataclass(frozen=True)
+class TrialExport:
+    """One trial as every exporter sees it (plain values, no store handles)."""
+
+    id: int
+    number: int
+    state: str
+    seed: int
+    params: dict[str, Any]  # the trial's own hyperparameters plus the study's fixed ones
+    value: float | None
+    best_step: int | None
+    infeasible_reason: str | None
+    error: str | None
+    attempts: int
+    started_at: float | None
+    finished_at: float | None
+
+
+def roles_of(study: Study) -> dict[str, str]:
+    """Hyperparameter name -> scientific | nuisance | fixed."""
+    return dict(study.space.roles)
+
+
+def study_rows(study: Study) -> list[TrialExport]:
+    """Every stored trial of ``study``, by number (one query)."""
+    fixed = dict(study.space.fixed)
+    return [
+        TrialExport(
+            id=t.id, number=t.number, state=t.state, seed=t.seed, params={**fixed, **t.params},
+            value=t.value, best_step=t.best_step, infeasible_reason=t.infeasible_reason, error=t.error,
+            attempts=t.attempts, started_at=t.started_at, finished_at=t.finished_at,
+        )
+        for t in study.trials()
+    ]
+
+
+def trial_curves(study: Study, trial: TrialExport) -> dict[str, list[tuple[int, float]]]:
+    """``{metric: [(step, value), ...]}`` of one trial, in step order."""
+    return study.metrics(trial.id)
+
+
+def summary_of(trial: TrialExport) -> dict[str, Any]:
+    """What :meth:`tunebook.writers.MetricWriter.write_summary` receives for a finished trial."""
+    return {"state": trial.state, "value": trial.value, "best_step": trial.best_step,
+            "infeasible_reason": trial.infeasible_reason, "error": trial.error}
+
+
+def trial_info(study: Study, trial: TrialExport) -> Any:
+    """The :class:`tunebook.writers.TrialInfo` a live writer would have received for ``trial``."""
+    from tunebook.writers import TrialInfo
+
+    return TrialInfo(study=study.name, number=trial.number, seed=trial.seed, params=trial.params,
+                     roles=roles_of(study), objective=study.objective, goal=study.goal,
+                     attempt=max(1, trial.attempts), storage_id=storage_id(study))
+
+
+def storage_id(study: Study) -> str:
+    """A stable identity of the study's store (its URL without credentials)."""
+    from tunebook.storage import redact
+
+    return redact(study.storage.url)
+
+
+def replay(study: Study, factory: Callable[[Any], Any], skip: Callable[[TrialExport], bool] | None = None) -> int:
+    """Feed every finished or running trial of ``study`` through a live writer made by ``factory``.
+
+    The exporters are their live writers replayed over the stored curves, so
+    a study exported after the fact looks exactly like one streamed live.
+    Returns the number of trials written.
+    """
+    written = 0
+    for trial in study_rows(study):
+        if trial.state == "pending" or (skip is not None and skip(trial)):
+            continue
+        writer = factory(trial_info(study, trial))
+        try:
+            writer.write_hparams(trial.params)
+            by_step: dict[int, dict[str, float]] = {}
+            for name, points in trial_curves(study, trial).items():
+                for step, value in points:
+                    by_step.setdefault(step, {})[name] = value
+            for step in sorted(by_step):
+                writer.write_scalars(step, by_step[step])
+            if trial.state != "running":
+                writer.write_summary(summary_of(trial))
+        finally:
+            writer.close()
+        written += 1
+    return written
+
+
+def require(module: str, extra: str, purpose: str) -> Any:
+    """Import ``module`` or raise :class:`MissingExtraError` naming ``tunebook[extra]``."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingExtraError(module.split(".")[0], extra, purpose) from None
+
+
+def export(study: Study, *, to: str, target: str | Path) -> Any:
+    """Export ``study`` to ``to`` (tensorboard, mlflow, wandb, csv, parquet) at ``target`` (a folder, URI or file)."""
+    if to not in TARGETS:
+        raise SpecError("to", f"unknown export target {to!r}", f"use one of {', '.join(TARGETS)}")
+    if not str(target):
+        raise SpecError("target", "is empty", "give a folder (tensorboard, wandb), a tracking URI (mlflow) or a file")
+    module, function = TARGETS[to]
+    return getattr(importlib.import_module(module), function)(study, target)
+
+
+def to_tensorboard(study: Study, directory: str | Path) -> Path:
+    """One run directory per trial under ``directory``: scalars and HParams together."""
+    return export(study, to="tensorboard", target=directory)
+
+
+def to_mlflow(study: Study, uri: str) -> str:
+    """A parent run for the study and a child run per trial in the tracking store at ``uri``; returns the parent's id."""
+    return export(study, to="mlflow", target=uri)
+
+
+def to_wandb(study: Study, directory: str | Path) -> Path:
+    """Offline W&B runs (one per trial, grouped by study) under ``directory``."""
+    return export(study, to="wandb", target=directory)
+
+
+def to_csv(study: Study, path: str | Path) -> tuple[Path, Path]:
+    """The trials table at ``path`` and the curves in long form beside it (``-curves`` suffix)."""
+    return export(study, to="csv", target=path)
+
+
+def to_parquet(study: Study, path: str | Path) -> tuple[Path, Path]:
+    """As :func:`to_csv`, in Parquet."""
+    return export(study, to="parquet", target=path)
