@@ -1,4 +1,4 @@
-"""The `export` and `import` verbs, through the real CLI's main() with a local wiring (the lead wires them for good)."""
+"""The `export` and `import` verbs, through the real CLI's main()."""
 
 from __future__ import annotations
 
@@ -14,17 +14,8 @@ from tunebook.integrations import cli_export
 
 
 @pytest.fixture
-def tunebook_main(monkeypatch):
-    """``tunebook.cli.main`` with ``export`` and ``import`` registered (what the lead's wiring will do)."""
-    original = cli.build_parser
-
-    def build_parser() -> argparse.ArgumentParser:
-        parser = original()
-        [sub] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-        cli_export.add_parsers(sub)
-        return parser
-
-    monkeypatch.setattr(cli, "build_parser", build_parser)
+def tunebook_main():
+    """The real CLI's ``main``: ``export`` and ``import`` are registered through ``tunebook.cli.MODULES``."""
     return cli.main
 
 

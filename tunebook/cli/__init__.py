@@ -25,7 +25,7 @@ from tunebook.errors import exit_code_for
 
 #: The modules whose ``COMMANDS`` make the verbs, in the order ``--help`` lists them: a name of a module of
 #: ``tunebook.cli``, or a full dotted module path.
-MODULES = ("run", "inspect", "procedures")
+MODULES = ("run", "inspect", "procedures", "tunebook.integrations.cli_export")
 
 #: Exit status after the reader of stdout went away: 1, as Python's documentation advises and as rich's
 #: consoles (`ls`, `report --format terminal`) do on their own.
@@ -35,9 +35,13 @@ EXIT_BROKEN_PIPE = 1
 def commands() -> list[Command]:
     """Every verb, from the modules in :data:`MODULES`."""
     out: list[Command] = []
-    for name in MODULES:
-        out.extend(importlib.import_module(name if "." in name else f"tunebook.cli.{name}").COMMANDS)
+    for module in _modules():
+        out.extend(getattr(module, "COMMANDS", ()))
     return out
+
+
+def _modules() -> list:
+    return [importlib.import_module(name if "." in name else f"tunebook.cli.{name}") for name in MODULES]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
             raise ValueError(f"two verbs are named {verb.name!r}: see tunebook.cli.MODULES")
         seen.add(verb.name)
         verb.install(sub)
+    for module in _modules():  # a group that builds its own subparsers (e.g. `import optuna`)
+        if hasattr(module, "add_parsers"):
+            module.add_parsers(sub)
     return parser
 
 
