@@ -9,7 +9,13 @@ Optuna: ``trial.report(value, step)`` on an ``RDBStorage`` over SQLite: one
 value per call (a third of what tunebook stores per call) and one transaction
 per call, so it is measured on fewer calls (--optuna-calls) and compared per call.
 
-Run: python benchmarks/bench_logging.py [--calls 100000] [--optuna-calls 2000]
+Hot path: CPU time of the training thread only (``time.thread_time``) per
+``trial.log`` call with 3 floats and with 3 0-d tensors, against the floor of a
+bare ``list.append`` of the same call (``def log(step, **m): buf.append((step, m))``).
+The buffer is not flushed during the timed loop when the loop is shorter than
+the flush interval, so a long run also shows what a large buffer costs.
+
+Run: python benchmarks/bench_logging.py [--calls 100000] [--optuna-calls 2000] [--hot-calls 50000]
 """
 
 from __future__ import annotations
@@ -44,6 +50,43 @@ def bench_tunebook(folder: Path, calls: int) -> float:
     return elapsed / calls
 
 
+def bench_hot_path(folder: Path, calls: int, kind: str) -> float:
+    """CPU seconds of the training thread per ``trial.log`` call (3 floats or 3 0-d tensors)."""
+    import torch
+
+    import tunebook as tb
+    from tunebook.trial import Trial
+
+    study = tb.create_study(
+        f"hot-{kind}", space=tb.SearchSpace(nuisance={"lr": tb.Float(1e-3, 1.0, "log")}),
+        objective=("val/error", "min"), trials=1, max_train_steps=calls, storage=f"sqlite:///{folder}/hot.db",
+    )
+    record = study.storage.claim_trial("bench", study.id)
+    trial = Trial(study, record, study.storage, "bench", folder / "ckpt", flush_interval=1.0)
+    values = [float(i % 97) if kind == "floats" else torch.tensor(float(i % 97)) for i in range(97)]
+    start = time.thread_time()
+    for step in range(calls):
+        v = values[step % 97]
+        trial.log(step, **{"train/loss": v, "train/accuracy": v, "grad_norm": v})
+    elapsed = time.thread_time() - start
+    trial.close()
+    return elapsed / calls
+
+
+def bench_floor(calls: int) -> float:
+    """CPU seconds per call of the cheapest possible log: a bare list append of the call's arguments."""
+    buf: list = []
+
+    def log(step: int, **metrics: float) -> None:
+        buf.append((step, metrics))
+
+    v = 1.0
+    start = time.thread_time()
+    for step in range(calls):
+        log(step, **{"train/loss": v, "train/accuracy": v, "grad_norm": v})
+    return (time.thread_time() - start) / calls
+
+
 def bench_optuna(folder: Path, calls: int) -> float:
     import optuna
 
@@ -62,9 +105,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=100_000)
     parser.add_argument("--optuna-calls", type=int, default=2_000)
+    parser.add_argument("--hot-calls", type=int, default=50_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
+        floor = bench_floor(args.hot_calls)
+        for kind in ("floats", "tensors"):
+            cpu = bench_hot_path(folder, args.hot_calls, kind)
+            print(f"hot path trial.log, 3 {kind} ({args.hot_calls} calls): {cpu * 1e6:.2f} us CPU/call "
+                  f"(target <= 0.70), {cpu / floor:.1f}x the bare list.append floor ({floor * 1e6:.2f} us)")
         ours = bench_tunebook(folder, args.calls)
         theirs = bench_optuna(folder, args.optuna_calls)
     print(f"tunebook trial.log (3 metrics, {args.calls} calls, final flush included): {ours * 1e6:.2f} us/call")
