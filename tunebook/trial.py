@@ -151,6 +151,7 @@ class Trial:
         if self._writers:
             self._writer.write_hparams(self.params)  # written by the writer thread
         self._pending = self._writer.pending
+        self._early = 2 * max_pending
         self._heartbeat = Heartbeat(
             lambda: storage.heartbeat(record.id, worker_id),
             heartbeat_interval if heartbeat_interval is not None else min(flush_interval, 10.0),
@@ -188,9 +189,10 @@ class Trial:
             self._raise_halt()
         if type(step) is not int:
             step = as_step(step)
-        pending = self._pending
-        pending.append((step, metrics))
-        if len(pending) >= self._writer.max_pending:
+        pending = self._pending  # the AsyncWriter's buffer, inlined: step then metrics (see AsyncWriter.append)
+        pending.append(step)
+        pending.append(metrics)
+        if len(pending) >= self._early:
             self._writer.wake()  # flush early: a large buffer would put the GC on the hot path
 
     def flush(self) -> None:

@@ -308,8 +308,8 @@ class AsyncWriter(MetricWriter):
 
     ``append(step, metrics)`` (or ``write_scalars``) puts raw values — Python or NumPy numbers,
     0-d PyTorch tensors, JAX arrays — in :attr:`pending` and returns. The writer thread, every
-    ``flush_interval`` seconds of ``clock`` or as soon as :attr:`pending` holds ``max_pending``
-    entries, converts them (:func:`to_floats`: one transfer per device and dtype), rejects the
+    ``flush_interval`` seconds of ``clock`` (see :attr:`period`) or as soon as :attr:`pending`
+    holds ``max_pending`` log calls, converts them (:func:`to_floats`: one transfer per device and dtype), rejects the
     values that are no numbers, checks NaN/Inf and the ``infeasible_if`` rules, then hands host
     floats to ``inner`` (``write_scalars`` per step, one ``flush``). Every call to ``inner`` is
     made from that one thread; ``flush()`` and ``close()`` ask it and wait.
@@ -340,12 +340,13 @@ class AsyncWriter(MetricWriter):
         self.rules = dict(rules or {})
         self.clock = clock
         self.on_stop = on_stop
-        self.pending: collections.deque[tuple[int, dict[str, Any]]] = collections.deque()
+        self.pending: collections.deque[Any] = collections.deque()  # step, metrics, step, metrics, ...
         self.infeasible: str | None = None
         self.failure: SpecError | None = None
         self.error: BaseException | None = None
         self._hparams: Mapping[str, Any] | None = None
         self._last_flush = clock()
+        self._last_duration = 0.0
         self._lock = threading.Lock()  # one flush at a time
         self._wake = threading.Event()
         self._done = threading.Condition()
@@ -358,9 +359,12 @@ class AsyncWriter(MetricWriter):
 
     # training thread ----------------------------------------------------------------------------
     def append(self, step: int, metrics: dict[str, Any]) -> None:
+        """Buffer one log call. :attr:`pending` alternates steps and metric dicts (no tuple per
+        call: a dict of floats is not tracked by the garbage collector, a tuple would be)."""
         pending = self.pending
-        pending.append((step, metrics))
-        if len(pending) >= self.max_pending:
+        pending.append(step)
+        pending.append(metrics)
+        if len(pending) >= 2 * self.max_pending:
             self._wake.set()
 
     def write_scalars(self, step: int, scalars: Mapping[str, Any]) -> None:
@@ -405,16 +409,23 @@ class AsyncWriter(MetricWriter):
         self._flush()  # nothing left unless the thread could not write it
 
     # writer thread --------------------------------------------------------------------------------
+    @property
+    def period(self) -> float:
+        """Seconds between the starts of two flushes: ``flush_interval`` less the last write's
+        duration and 10% for scheduling, so that a point is durable within ``flush_interval`` of
+        being logged (a kill loses at most that much), never less than half of it."""
+        return max(0.5 * self.flush_interval, 0.9 * self.flush_interval - self._last_duration)
+
     def maybe_flush(self) -> bool:
-        """Flush when ``flush_interval`` has passed since the last flush or the buffer is large."""
-        if self.clock() - self._last_flush >= self.flush_interval or len(self.pending) >= self.max_pending:
+        """Flush when :attr:`period` has passed since the last flush or the buffer is large."""
+        if self.clock() - self._last_flush >= self.period or len(self.pending) >= 2 * self.max_pending:
             self._flush()
             return True
         return False
 
     def _run(self) -> None:
         while True:
-            timeout = max(0.0, self._last_flush + self.flush_interval - self.clock())
+            timeout = max(0.0, self._last_flush + self.period - self.clock())
             self._wake.wait(timeout)
             self._wake.clear()
             with self._done:
@@ -436,35 +447,44 @@ class AsyncWriter(MetricWriter):
 
     def _flush(self) -> None:
         with self._lock:
-            self._last_flush = self.clock()
-            if self._hparams is not None:
-                hparams, self._hparams = self._hparams, None
-                self._call(self.inner.write_hparams, hparams)
-            n = len(self.pending)
-            if n == 0:
-                return
-            popleft = self.pending.popleft
-            batch = [popleft() for _ in range(n)]
-            values = [v for _, metrics in batch for v in metrics.values()]
-            floats = iter(to_floats(values))
-            merged: dict[int, dict[str, float]] = {}  # step -> {name: value}; the last value of a step wins
-            for step, metrics in batch:
-                scalars = merged.setdefault(step, {})
-                for name in metrics:
-                    value = next(floats)
-                    if type(value) is BadValue:
-                        self._reject(step, name, value)
-                        continue
-                    scalars[name] = value
-                    if self.infeasible is None:
-                        reason = check_rules(self.rules, name, value)
-                        if reason is not None:
-                            self.infeasible = f"{reason} at step {step}"
-                            self._stop(TrialInfeasible(self.infeasible))
-            for step, scalars in merged.items():
-                if scalars:
-                    self._call(self.inner.write_scalars, step, scalars)
-            self._call(self.inner.flush)
+            self._last_flush = started = self.clock()
+            try:
+                self._write_pending()
+            finally:
+                self._last_duration = self.clock() - started
+
+    def _write_pending(self) -> None:
+        if self._hparams is not None:
+            hparams, self._hparams = self._hparams, None
+            self._call(self.inner.write_hparams, hparams)
+        n = len(self.pending) // 2  # whole (step, metrics) pairs: the training thread appends the step first
+        if n == 0:
+            return
+        popleft = self.pending.popleft
+        steps, dicts = [], []
+        for _ in range(n):
+            steps.append(popleft())
+            dicts.append(popleft())
+        values = [v for metrics in dicts for v in metrics.values()]
+        floats = iter(to_floats(values))
+        merged: dict[int, dict[str, float]] = {}  # step -> {name: value}; the last value of a step wins
+        for step, metrics in zip(steps, dicts):
+            scalars = merged.setdefault(step, {})
+            for name in metrics:
+                value = next(floats)
+                if type(value) is BadValue:
+                    self._reject(step, name, value)
+                    continue
+                scalars[name] = value
+                if self.infeasible is None:
+                    reason = check_rules(self.rules, name, value)
+                    if reason is not None:
+                        self.infeasible = f"{reason} at step {step}"
+                        self._stop(TrialInfeasible(self.infeasible))
+        for step, scalars in merged.items():
+            if scalars:
+                self._call(self.inner.write_scalars, step, scalars)
+        self._call(self.inner.flush)
 
     def _call(self, method: Callable[..., None], *args: Any) -> None:
         try:
