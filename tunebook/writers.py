@@ -118,8 +118,8 @@ def _not_scalar(shape: tuple[int, ...]) -> BadValue:
 def _plain(value: Any) -> float | BadValue:
     try:
         return float(value)
-    except (TypeError, ValueError, OverflowError) as exc:
-        return BadValue(f"{value!r:.60} is not a number ({exc})".replace("\n", " "))
+    except (TypeError, ValueError, OverflowError):
+        return BadValue(f"{value!r:.60} is not a number".replace("\n", " "))
 
 
 def to_floats(values: Sequence[Any]) -> list[float | BadValue]:
