@@ -446,3 +446,86 @@ def test_a_sigkilled_worker_loses_at_most_one_second_of_points(sqlite_url, tmp_p
     if lost:  # the points logged after the last stored one span at most the flush interval
         window = logged[last_logged] - logged[min(lost)]
         assert window <= 1.0, f"lost {len(lost)} points logged over {window:.2f} s"
+
+
+# --- JAX (on its CPU backend) ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def jax():
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    return pytest.importorskip("jax", reason="JAX is not installed (pip install 'tunebook[jax]')")
+
+
+def test_jax_arrays_are_logged_without_touching_them_and_fetched_once_per_flush(jax, sqlite_url, tmp_path, monkeypatch):
+    import jax.numpy as jnp
+
+    s = make_study(sqlite_url)
+    trial = claimed(s, tmp_path)
+    array_type = type(jnp.zeros(()))
+    reads: list[tuple[str, int]] = []
+    for name in ("__float__", "item", "block_until_ready", "__array__", "tolist"):
+        original = getattr(array_type, name)
+
+        def spy(self, *args, _name=name, _original=original, **kwargs):
+            reads.append((_name, threading.get_ident()))
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(array_type, name, spy)
+    device_gets: list[int] = []
+    real_device_get = jax.device_get
+
+    def counting_device_get(tree):
+        device_gets.append(threading.get_ident())
+        return real_device_get(tree)
+
+    monkeypatch.setattr(jax, "device_get", counting_device_get)
+    w = jnp.float32(2.0)
+    for step in range(1, 51):
+        loss = w * step
+        trial.log(step, **{"train/loss": loss, "val/error": loss / 4, "lr": 0.1})
+    main = threading.get_ident()
+    assert [r for r in reads if r[1] == main] == [] and device_gets == []  # log touched no array
+    trial.flush()
+    assert len(device_gets) == 1 and device_gets[0] != main  # one transfer per flush, in the writer thread
+    assert [r for r in reads if r[1] == main] == []
+    trial.log(51, **{"val/error": jnp.ones((2,))})  # not a scalar: refused with its name, in the writer thread
+    with pytest.raises(SpecError, match=r"metric 'val/error' at step 51: log a scalar, got a tensor of shape \(2,\)"):
+        trial.flush()
+    assert [(step, v) for step, _, v in points(s, trial.id, "train/loss")][:3] == [(1, 2.0), (2, 4.0), (3, 6.0)]
+    assert len(points(s, trial.id, "val/error")) == 50
+    with pytest.raises(SpecError):
+        trial.close()
+
+
+def test_a_jax_tracer_is_refused_with_one_line(jax, sqlite_url, tmp_path):
+    s = make_study(sqlite_url)
+    trial = claimed(s, tmp_path)
+
+    @jax.jit
+    def step(x):
+        trial.log(1, **{"train/loss": x})  # logging inside jit: the value is a tracer
+        return x * 2
+
+    step(jax.numpy.float32(1.0))
+    with pytest.raises(SpecError, match=r"metric 'train/loss' at step 1: a JAX tracer \(logged inside jax.jit\)"):
+        trial.flush()
+    with pytest.raises(SpecError):
+        trial.close()
+
+
+def test_the_flax_optax_example_runs_a_study(jax, sqlite_url, tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_jax", ROOT / "examples" / "train_jax.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    s = tb.create_study("jax", space=example.space, objective=("val/error", "min"), trials=2, max_train_steps=30,
+                        storage=sqlite_url)
+    result = tb.run(s, example.train, workers=0, progress=False, checkpoint_dir=tmp_path)
+    assert result.counts["completed"] == 2
+    for t in s.trials():
+        curves = s.metrics(t)
+        assert [step for step, _ in curves["val/error"]] == [10, 20, 30]
+        assert len(curves["train/loss"]) == 30 and all(math.isfinite(v) for _, v in curves["train/loss"])
+        assert t.value == min(v for _, v in curves["val/error"])

@@ -94,7 +94,7 @@ def _resolve_kind(cls: type) -> int:
     if torch is not None and issubclass(cls, torch.Tensor):
         return _TORCH
     jax = sys.modules.get("jax")
-    if jax is not None and issubclass(cls, jax.Array):
+    if jax is not None and (issubclass(cls, jax.Array) or issubclass(cls, jax.core.Tracer)):
         return _JAX
     numpy = sys.modules.get("numpy")
     if numpy is not None and issubclass(cls, numpy.ndarray):
