@@ -50,7 +50,7 @@ def train(trial: tb.Trial) -> None:
         idx = jax.random.randint(key, (p["batch_size"],), 0, 448)
         loss, grads = jax.value_and_grad(loss_fn)(params, x[idx], y[idx])
         updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss, optax.global_norm(grads)
+        return optax.apply_updates(params, updates), opt_state, loss, optax.tree.norm(grads)
 
     evaluate = jax.jit(loss_fn)
     for step in range(1, trial.max_train_steps + 1):
