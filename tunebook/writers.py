@@ -110,6 +110,9 @@ class BadValue:
     def __init__(self, problem: str, fix: str = "log a Python or NumPy number, or a 0-d tensor/array") -> None:
         self.problem, self.fix = problem, fix
 
+    def __repr__(self) -> str:
+        return f"BadValue({self.problem!r})"
+
 
 def _not_scalar(shape: tuple[int, ...]) -> BadValue:
     return BadValue(f"log a scalar, got a tensor of shape {tuple(shape)}", "reduce it first (e.g. loss.mean())")
@@ -123,7 +126,8 @@ def _plain(value: Any) -> float | BadValue:
 
 
 def to_floats(values: Sequence[Any]) -> list[float | BadValue]:
-    """Host floats for a batch of logged values: one transfer per device and dtype (PyTorch) and
+    """Host floats for a batch of logged values: one transfer per device and dtype (PyTorch; a CPU
+    tensor is read with ``item()``, nothing to wait for) and
     one ``jax.device_get`` for every JAX array of the batch; a value that is no number becomes a
     :class:`BadValue` and the others are still converted."""
     out: list[float | BadValue] = [0.0] * len(values)
@@ -134,7 +138,14 @@ def to_floats(values: Sequence[Any]) -> list[float | BadValue]:
         if kind == _NUMBER:
             out[i] = float(value)
         elif kind == _TORCH:
-            if value.numel() != 1:
+            if value.is_cpu:  # no device to wait for: item() is the cheapest read
+                try:
+                    x = value.item()
+                except RuntimeError:  # more than one element
+                    out[i] = _not_scalar(value.shape)
+                else:
+                    out[i] = x if type(x) is float else _plain(x)
+            elif value.numel() != 1:
                 out[i] = _not_scalar(value.shape)
             else:
                 tensors.setdefault((value.device, value.dtype), []).append(i)
@@ -162,7 +173,8 @@ def _torch_floats(values: Sequence[Any], groups: dict[Any, list[int]], out: list
     with torch.no_grad():
         for indices in groups.values():
             try:
-                stacked = torch.stack([values[i].reshape(()) for i in indices]).to(torch.float64)
+                stacked = torch.stack([values[i] if values[i].dim() == 0 else values[i].reshape(()) for i in indices])
+                stacked = stacked.to(torch.float64)
                 for i, x in zip(indices, stacked.cpu().tolist()):  # the one transfer of this device and dtype
                     out[i] = x
             except (RuntimeError, TypeError) as exc:  # e.g. a complex dtype: find the culprit value by value
