@@ -480,16 +480,20 @@ class AsyncWriter(MetricWriter):
         values = [v for metrics in dicts for v in metrics.values()]
         floats = iter(to_floats(values))
         merged: dict[int, dict[str, float]] = {}  # step -> {name: value}; the last value of a step wins
+        rules = self.rules
         for step, metrics in zip(steps, dicts):
-            scalars = merged.setdefault(step, {})
+            scalars = merged.get(step)
+            if scalars is None:
+                scalars = merged[step] = {}
             for name in metrics:
                 value = next(floats)
-                if type(value) is BadValue:
-                    self._reject(step, name, value)
+                if type(value) is not float:  # a BadValue
+                    self._reject(step, name, value)  # type: ignore[arg-type]
                     continue
                 scalars[name] = value
-                if self.infeasible is None:
-                    reason = check_rules(self.rules, name, value)
+                # value - value is 0.0 for every finite float (NaN/Inf give NaN): one cheap test per value
+                if (value - value != 0.0 or name in rules) and self.infeasible is None:
+                    reason = check_rules(rules, name, value)
                     if reason is not None:
                         self.infeasible = f"{reason} at step {step}"
                         self._stop(TrialInfeasible(self.infeasible))
