@@ -290,7 +290,14 @@ class FanOutWriter(MetricWriter):
         self._each("write_hparams", hparams)
 
     def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
-        self._each("write_scalars", step, scalars)
+        error: Exception | None = None
+        for writer in self.writers:  # the hot call (once per step): no getattr
+            try:
+                writer.write_scalars(step, scalars)
+            except Exception as exc:
+                error = error or exc
+        if error is not None:
+            raise error
 
     def write_summary(self, summary: Mapping[str, Any]) -> None:
         self._each("write_summary", summary)
