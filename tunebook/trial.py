@@ -1,152 +1,107 @@
 """The :class:`Trial` handle that a training function receives.
 
-``trial.log(step, **metrics)`` only appends to an in-memory buffer: a Python
-number, a NumPy scalar or a 0-d PyTorch tensor is kept as it is (a tensor is
-detached, which does not wait for the device). A background thread turns the
-buffer into numbers and writes it in one transaction at most every
-``flush_interval`` seconds, so a killed worker loses at most that much, and the
-training loop never waits for the device at each step: converting a batch of
-device tensors costs one transfer per flush, not one per step.
+``trial.log(step, **metrics)`` only appends ``(step, metrics)`` to a buffer: no
+per-value work at all (a Python or NumPy number, a 0-d PyTorch tensor or a JAX
+array is kept as it is), so it never waits for the device. The metric path of a
+trial is made of the pieces of :mod:`tunebook.writers`:
 
-Non-finite values and the user's ``infeasible_if`` rules are checked when the
-buffer is converted; the next ``log`` call (or the end of the trial) then
-raises :class:`TrialInfeasible`, which tunebook catches and records: infeasible
-is data, not an error.
+- an :class:`~tunebook.writers.AsyncWriter` whose background thread, every
+  ``flush_interval`` seconds (or early when the buffer is large), converts the
+  buffer to host floats (one transfer per device and dtype), rejects values
+  that are no numbers, checks NaN/Inf and the ``infeasible_if`` rules;
+- a :class:`~tunebook.writers.FanOutWriter` behind it, feeding the
+  :class:`~tunebook.writers.StoreWriter` (one transaction per flush, so a
+  killed worker loses at most ``flush_interval`` seconds of points), the
+  objective tracker (checkpoints are ranked by it) and the extra writers
+  (exporters), all from that background thread;
+- a :class:`Heartbeat` of its own, so that the store knows the worker is alive
+  whatever happens to the flush.
+
+The first problem the background thread finds stops the trial: the next
+``log`` (or ``flush``/``close``) raises :class:`TrialInfeasible` for NaN/Inf
+or a broken rule (infeasible is data, not an error), a one-line
+:class:`~tunebook.errors.SpecError` naming the metric for a value that is no
+number, or the store's error (e.g. :class:`ClaimLost`).
 """
 
 from __future__ import annotations
 
-import collections
-import math
+import logging
+import operator
 import os
-import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+from tunebook.errors import SpecError, TrialInfeasible
 from tunebook.storage.base import ClaimLost, Storage, TrialRecord
 from tunebook.training.checkpoints import Checkpoint, CheckpointManager
+from tunebook.writers import AsyncWriter, FanOutWriter, ObjectiveWriter, StoreWriter, check_rules
 
 if TYPE_CHECKING:
     from tunebook.study import Study
     from tunebook.writers import MetricWriter
 
+log = logging.getLogger("tunebook")
 
-from tunebook.errors import TrialInfeasible  # noqa: E402
-
-
-def _tensor_type() -> type | None:
-    torch = sys.modules.get("torch")  # no tensor can exist before torch is imported
-    return None if torch is None else torch.Tensor
+#: Log calls buffered before the writer thread is woken early (bounds memory and the GC's work).
+MAX_PENDING = 10_000
 
 
-def _to_floats(values: list[Any]) -> list[float]:
-    """Host floats for a batch of logged values, with one transfer per accelerator and dtype."""
-    tensor = _tensor_type()
-    out: list[Any] = list(values)
-    on_device: dict[Any, list[int]] = {}
-    for i, value in enumerate(values):
-        if tensor is not None and isinstance(value, tensor):
-            if value.device.type == "cpu":
-                out[i] = value.item()  # no device to wait for
-            else:
-                on_device.setdefault((value.device, value.dtype), []).append(i)
-        else:
-            out[i] = float(value)
-    if on_device:
-        import torch
-
-        for indices in on_device.values():
-            stacked = torch.stack([values[i].reshape(()) for i in indices]).to(torch.float64)
-            for i, x in zip(indices, stacked.cpu().tolist()):
-                out[i] = x
-    return out
+def as_step(step: Any) -> int:
+    """``step`` as an int: Python, NumPy and 0-d PyTorch/JAX integers pass; anything else is refused."""
+    if not isinstance(step, bool):
+        try:
+            return operator.index(step)
+        except TypeError:
+            pass
+    raise SpecError("step", f"must be an integer, got {step!r:.40}", "log at the integer training step")
 
 
-def check_rules(rules: Mapping[str, Mapping[str, float]], name: str, value: float) -> str | None:
-    """The reason ``value`` of metric ``name`` makes a trial infeasible, or None."""
-    if not math.isfinite(value):
-        return f"{name} was {value}"
-    rule = rules.get(name)
-    if rule:
-        if "above" in rule and value > rule["above"]:
-            return f"{name} = {value:.6g} above {rule['above']:g} (infeasible_if)"
-        if "below" in rule and value < rule["below"]:
-            return f"{name} = {value:.6g} below {rule['below']:g} (infeasible_if)"
-    return None
+class Heartbeat:
+    """Tells the store every ``interval`` seconds that this worker still runs the trial.
 
+    It lives apart from the metric flush: nothing the flush does stops it. A lost
+    claim ends it (``on_lost`` is called: the trial must stop); any other error
+    (the store is away) is logged and the next beat tries again.
+    """
 
-class _MetricBuffer:
-    """Buffered, batched metric writes for one trial (the training side of storage)."""
-
-    def __init__(
-        self,
-        storage: Storage,
-        trial_id: int,
-        worker_id: str,
-        rules: Mapping[str, Mapping[str, float]],
-        objective: str,
-        flush_interval: float,
-        drop_on_first_write: bool,
-    ) -> None:
-        self.storage, self.trial_id, self.worker_id = storage, trial_id, worker_id
-        self.rules, self.objective = rules, objective
-        self.flush_interval = flush_interval
-        self.queue: collections.deque[tuple[int, dict[str, Any]]] = collections.deque()
-        self.infeasible: str | None = None
-        self.error: BaseException | None = None
-        self.objective_by_step: dict[int, float] = {}
-        self._drop_first = drop_on_first_write
-        self._first_step: int | None = None
-        self._lock = threading.Lock()
+    def __init__(self, beat: Callable[[], None], interval: float, on_lost: Callable[[BaseException], None],
+                 name: str = "tunebook-heartbeat") -> None:
+        self.beat, self.interval, self.on_lost = beat, interval, on_lost
+        self.beats = 0
+        self.last_error: BaseException | None = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"tunebook-flush-{trial_id}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.flush_interval):
+        while not self._stop.wait(self.interval):
             try:
-                self.flush()
-            except BaseException as exc:  # surfaced to the training thread by log()
-                self.error = exc
+                self.beat()
+                self.beats += 1
+            except ClaimLost as exc:
+                self.on_lost(exc)
                 return
-
-    def flush(self) -> None:
-        with self._lock:
-            n = len(self.queue)
-            if n == 0:
-                # Nothing new: still tell the store that this worker is alive.
-                self.storage.heartbeat(self.trial_id, self.worker_id)
-                return
-            batch = [self.queue.popleft() for _ in range(n)]
-            keys = [(step, name) for step, metrics in batch for name in metrics]
-            floats = _to_floats([v for _, metrics in batch for v in metrics.values()])
-            rows = []
-            for (step, name), value in zip(keys, floats):
-                rows.append((step, name, value))
-                if name == self.objective:
-                    self.objective_by_step[step] = value
-                if self.infeasible is None:
-                    self.infeasible = check_rules(self.rules, name, value)
-                    if self.infeasible:
-                        self.infeasible += f" at step {step}"
-            drop = None
-            if self._first_step is None:
-                self._first_step = batch[0][0]
-                drop = self._first_step if self._drop_first else None
-            self.storage.write_metrics(self.trial_id, self.worker_id, rows, drop_from_step=drop)
+            except Exception as exc:  # an infrastructure fault: keep beating
+                if self.last_error is None or type(exc) is not type(self.last_error):
+                    log.warning("tunebook: heartbeat failed, retrying: %s", str(exc).splitlines()[0] if str(exc) else exc)
+                self.last_error = exc
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join()
-        self.flush()
 
 
 class Trial:
     """One training run: its hyperparameters, seed and the way to report back.
 
     Args (made by tunebook, not by users): the study, the claimed trial
-    record, the storage, this worker's id and the checkpoint folder.
+    record, the storage, this worker's id and the checkpoint folder; how often
+    metrics are written; extra writers (exporters), fed host floats from the
+    writer thread and closed by :meth:`end`.
+
+    Use it as a context manager (or call :meth:`close`) when you make one yourself.
     """
 
     def __init__(
@@ -158,6 +113,9 @@ class Trial:
         checkpoint_root: str | os.PathLike[str],
         flush_interval: float = 1.0,
         writers: "Sequence[MetricWriter]" = (),
+        *,
+        max_pending: int = MAX_PENDING,
+        heartbeat_interval: float | None = None,
     ) -> None:
         self.study = study
         self.id = record.id
@@ -168,6 +126,8 @@ class Trial:
         self.max_train_steps = study.max_train_steps
         self._storage = storage
         self._worker_id = worker_id
+        self._halt: BaseException | None = None  # set by the writer/heartbeat threads: what stops the trial
+        self._closed = False
         self._checkpoints = CheckpointManager(
             Path(checkpoint_root) / study.name / f"trial-{record.number:05d}",
             keep_best=study.keep_checkpoints,
@@ -178,53 +138,73 @@ class Trial:
             background=True,
         )
         self._writers = list(writers)  # extra writers (exporters): fed host floats, see tunebook.writers
-        for writer in self._writers:
-            writer.write_hparams(self.params)
-        self._buffer = _MetricBuffer(
-            storage,
-            record.id,
-            worker_id,
-            study.infeasible_if,
-            study.objective[0],
-            flush_interval,
-            drop_on_first_write=record.attempts > 1,
+        self._objective = ObjectiveWriter(study.objective[0])
+        store = StoreWriter(storage, record.id, worker_id, resume=record.attempts > 1)
+        self._writer = AsyncWriter(
+            FanOutWriter([store, self._objective, *self._writers]),
+            flush_interval=flush_interval,
+            max_pending=max_pending,
+            rules=study.infeasible_if,
+            on_stop=self._stop,
+            name=f"tunebook-flush-{record.id}",
         )
+        if self._writers:
+            self._writer.write_hparams(self.params)  # written by the writer thread
+        self._pending = self._writer.pending
+        self._early = 2 * max_pending
+        self._heartbeat = Heartbeat(
+            lambda: storage.heartbeat(record.id, worker_id),
+            heartbeat_interval if heartbeat_interval is not None else min(flush_interval, 10.0),
+            self._stop,
+            name=f"tunebook-heartbeat-{record.id}",
+        )
+
+    def _stop(self, cause: BaseException) -> None:
+        if self._halt is None:
+            self._halt = cause
+
+    def _raise_halt(self) -> None:
+        halt = self._halt
+        if isinstance(halt, TrialInfeasible):
+            raise TrialInfeasible(str(halt))
+        if isinstance(halt, SpecError):
+            raise SpecError(halt.field, halt.problem, halt.fix) from None
+        raise halt  # type: ignore[misc]  # the store's error (e.g. ClaimLost), as it was raised
 
     # reporting -------------------------------------------------------------
     def log(self, step: int, **metrics: Any) -> None:
-        """Record metric values at ``step``; cheap, never waits for the device.
+        """Record metric values at ``step``: appends to a buffer, never waits for the device.
+
+        Values: Python/NumPy numbers, 0-d PyTorch tensors, 0-d JAX arrays. They are
+        converted and checked in the writer thread; a tensor is kept (with its
+        autograd graph, if any) until the next flush, so log ``loss.detach()``
+        when the graph is large and not used for ``backward``.
 
         Raises:
             TrialInfeasible: a value logged earlier was NaN/Inf or broke a rule.
+            SpecError: ``step`` is not an integer, or a value logged earlier was no number.
+            ClaimLost: another worker took the trial over.
         """
-        buffer = self._buffer
-        if buffer.infeasible is not None:
-            raise TrialInfeasible(buffer.infeasible)
-        if buffer.error is not None:
-            raise buffer.error
-        tensor = _tensor_type()
-        if tensor is not None:
-            for name, value in metrics.items():
-                if isinstance(value, tensor):
-                    if value.numel() != 1:
-                        raise ValueError(
-                            f"metric {name!r}: log a scalar, got a tensor of shape {tuple(value.shape)}; "
-                            "reduce it first (e.g. loss.mean())"
-                        )
-                    if value.requires_grad:  # do not keep the autograd graph alive in the buffer
-                        metrics[name] = value.detach()
-        buffer.queue.append((step, metrics))
+        if self._halt is not None:
+            self._raise_halt()
+        if type(step) is not int:
+            step = as_step(step)
+        pending = self._pending  # the AsyncWriter's buffer, inlined: step then metrics (see AsyncWriter.append)
+        pending.append(step)
+        pending.append(metrics)
+        if len(pending) >= self._early:
+            self._writer.wake()  # flush early: a large buffer would put the GC on the hot path
 
     def flush(self) -> None:
-        """Write what is buffered now (waits for the device once); rarely needed."""
-        self._buffer.flush()
-        if self._buffer.infeasible is not None:
-            raise TrialInfeasible(self._buffer.infeasible)
+        """Write what is buffered now (the writer thread waits for the device once); rarely needed."""
+        self._writer.flush()
+        if self._halt is not None:
+            self._raise_halt()
 
     @property
     def should_stop(self) -> bool:
-        """True once the trial is known to be infeasible (for loops that poll)."""
-        return self._buffer.infeasible is not None
+        """True once the trial must stop (infeasible, a bad value, a lost claim): for loops that poll."""
+        return self._halt is not None
 
     # checkpoints -----------------------------------------------------------
     def checkpoint(self, step: int, state: Any) -> str:
@@ -236,7 +216,7 @@ class Trial:
         while the file is written. Returns the path being written.
         """
         self.flush()  # the objective at this step must be known to rank the checkpoint
-        return self._checkpoints.save(step, state, self._buffer.objective_by_step.get(step))
+        return self._checkpoints.save(step, state, self._objective.by_step.get(step))
 
     def restore(self) -> Checkpoint | None:
         """The latest checkpoint of this trial (from an interrupted attempt), or None."""
@@ -248,30 +228,60 @@ class Trial:
 
     # lifecycle -------------------------------------------------------------
     def close(self) -> None:
-        """Write the last checkpoint and the last buffered metrics; the executor calls it when ``train`` returns."""
+        """Write the last checkpoint and the last buffered metrics, stop the heartbeat.
+
+        The executor calls it when ``train`` returns (or raises). Raises what
+        stopped the trial if it is a failure (a value that is no number, a store
+        error); an infeasible trial is read from :attr:`infeasible_reason`.
+        Calling it again does nothing.
+        """
+        if self._closed:
+            return
+        self._closed = True
         try:
             self._checkpoints.close()  # the last checkpoint is on disk before the trial ends
         finally:
-            self._buffer.close()
+            try:
+                self._writer.close()
+            finally:
+                self._heartbeat.close()
+        if self._halt is not None and not isinstance(self._halt, TrialInfeasible):
+            self._raise_halt()
 
     def end(self, summary: Mapping[str, Any]) -> None:
         """How the trial ended (``state``, ``value``, ``best_step``, ``infeasible_reason``, ``error``):
         written to the extra writers, which are then closed. The executor calls it once the outcome is stored."""
-        for writer in self._writers:
-            writer.write_summary(summary)
-            writer.close()
-        self._writers = []
+        writers, self._writers = self._writers, []
+        for writer in writers:
+            try:
+                writer.write_summary(summary)
+            finally:
+                writer.close()
 
     def __enter__(self) -> "Trial":
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except Exception:  # the exception leaving the block is the one to see
+            pass
 
     @property
     def infeasible_reason(self) -> str | None:
         """Why the trial is infeasible (e.g. "train/loss was nan at step 3"), or None."""
-        return self._buffer.infeasible
+        return self._writer.infeasible
+
+    @property
+    def failure_reason(self) -> str | None:
+        """One line saying why the trial must fail (a value that is no number, a store error), or None."""
+        halt = self._halt
+        if halt is None or isinstance(halt, TrialInfeasible):
+            return None
+        return str(halt).splitlines()[0] if str(halt) else type(halt).__name__
 
     _close = close  # old private names, kept until every caller uses the public ones
     _infeasible_reason = infeasible_reason
@@ -280,4 +290,4 @@ class Trial:
         return f"Trial(study={self.study.name!r}, number={self.number}, params={self.params!r})"
 
 
-__all__ = ["Checkpoint", "ClaimLost", "Trial", "TrialInfeasible", "check_rules"]
+__all__ = ["Checkpoint", "ClaimLost", "Heartbeat", "Trial", "TrialInfeasible", "as_step", "check_rules"]

@@ -15,9 +15,20 @@ and a fan-out one (one write reaches several writers).
 
 from __future__ import annotations
 
+import collections
+import math
+import numbers
+import sys
+import threading
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+
+from tunebook.errors import SpecError, TrialInfeasible
+
+if TYPE_CHECKING:
+    from tunebook.storage.base import Storage
 
 
 @dataclass(frozen=True)
@@ -58,3 +69,476 @@ class MetricWriter(ABC):
 
 #: Makes the writer for one trial (called in the worker process that runs it).
 WriterFactory = Callable[[TrialInfo], MetricWriter]
+
+
+# --- conversion: logged values -> host floats (in the writer thread) ----------------------------
+
+_NUMBER, _TORCH, _JAX, _NUMPY_ARRAY, _BAD = range(5)
+_KINDS: dict[type, int] = {float: _NUMBER, int: _NUMBER}  # resolved once per type
+
+
+def _kind(cls: type) -> int:
+    kind = _KINDS.get(cls)
+    if kind is None:
+        kind = _resolve_kind(cls)
+        _KINDS[cls] = kind
+    return kind
+
+
+def _resolve_kind(cls: type) -> int:
+    if issubclass(cls, (str, bytes)):
+        return _BAD
+    if issubclass(cls, numbers.Real):  # NumPy scalars register as numbers.Real / Integral
+        return _NUMBER
+    torch = sys.modules.get("torch")  # no tensor can exist before torch is imported
+    if torch is not None and issubclass(cls, torch.Tensor):
+        return _TORCH
+    jax = sys.modules.get("jax")
+    if jax is not None and (issubclass(cls, jax.Array) or issubclass(cls, jax.core.Tracer)):
+        return _JAX
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and issubclass(cls, numpy.ndarray):
+        return _NUMPY_ARRAY
+    return _BAD
+
+
+class BadValue:
+    """Why one logged value could not become a float (the rest of its batch is still written)."""
+
+    __slots__ = ("problem", "fix")
+
+    def __init__(self, problem: str, fix: str = "log a Python or NumPy number, or a 0-d tensor/array") -> None:
+        self.problem, self.fix = problem, fix
+
+    def __repr__(self) -> str:
+        return f"BadValue({self.problem!r})"
+
+
+def _not_scalar(shape: tuple[int, ...]) -> BadValue:
+    return BadValue(f"log a scalar, got a tensor of shape {tuple(shape)}", "reduce it first (e.g. loss.mean())")
+
+
+def _plain(value: Any) -> float | BadValue:
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        return BadValue(f"{value!r:.60} is not a number".replace("\n", " "))
+
+
+def to_floats(values: Sequence[Any]) -> list[float | BadValue]:
+    """Host floats for a batch of logged values: one transfer per device and dtype (PyTorch; a CPU
+    tensor is read with ``item()``, nothing to wait for) and
+    one ``jax.device_get`` for every JAX array of the batch; a value that is no number becomes a
+    :class:`BadValue` and the others are still converted."""
+    out: list[float | BadValue] = [0.0] * len(values)
+    tensors: dict[Any, list[int]] = {}
+    arrays: list[int] = []
+    for i, value in enumerate(values):
+        kind = _kind(type(value))
+        if kind == _NUMBER:
+            out[i] = float(value)
+        elif kind == _TORCH:
+            if value.is_cpu:  # no device to wait for: item() is the cheapest read
+                try:
+                    x = value.item()
+                except RuntimeError:  # more than one element
+                    out[i] = _not_scalar(value.shape)
+                else:
+                    out[i] = x if type(x) is float else _plain(x)
+            elif value.numel() != 1:
+                out[i] = _not_scalar(value.shape)
+            else:
+                tensors.setdefault((value.device, value.dtype), []).append(i)
+        elif kind == _JAX:
+            if _is_tracer(value):
+                out[i] = BadValue("a JAX tracer (logged inside jax.jit)", "return the value from the jitted step and log it outside")
+            elif value.size != 1:
+                out[i] = _not_scalar(value.shape)
+            else:
+                arrays.append(i)
+        elif kind == _NUMPY_ARRAY:
+            out[i] = _plain(value) if value.size == 1 else _not_scalar(value.shape)
+        else:
+            out[i] = BadValue(f"{value!r:.60} is not a number") if isinstance(value, (str, bytes)) else _plain(value)
+    if tensors:
+        _torch_floats(values, tensors, out)
+    if arrays:
+        _jax_floats(values, arrays, out)
+    return out
+
+
+def _torch_floats(values: Sequence[Any], groups: dict[Any, list[int]], out: list[float | BadValue]) -> None:
+    import torch
+
+    with torch.no_grad():
+        for indices in groups.values():
+            try:
+                stacked = torch.stack([values[i] if values[i].dim() == 0 else values[i].reshape(()) for i in indices])
+                stacked = stacked.to(torch.float64)
+                for i, x in zip(indices, stacked.cpu().tolist()):  # the one transfer of this device and dtype
+                    out[i] = x
+            except (RuntimeError, TypeError) as exc:  # e.g. a complex dtype: find the culprit value by value
+                for i in indices:
+                    try:
+                        out[i] = float(values[i].reshape(()).to(torch.float64).item())
+                    except (RuntimeError, TypeError):
+                        out[i] = BadValue(f"a {values[i].dtype} tensor cannot become a float ({exc})".splitlines()[0])
+
+
+def _is_tracer(value: Any) -> bool:
+    core = getattr(sys.modules.get("jax"), "core", None)
+    tracer = getattr(core, "Tracer", None)
+    return tracer is not None and isinstance(value, tracer)
+
+
+def _jax_floats(values: Sequence[Any], indices: list[int], out: list[float | BadValue]) -> None:
+    import jax
+
+    try:
+        host = jax.device_get([values[i] for i in indices])  # one transfer per flush
+    except Exception as exc:  # e.g. a donated (deleted) buffer: find the culprit value by value
+        for i in indices:
+            try:
+                out[i] = float(jax.device_get(values[i]).reshape(()))
+            except Exception:
+                out[i] = BadValue(f"a JAX array that cannot be read ({exc})".splitlines()[0])
+        return
+    for i, x in zip(indices, host):
+        out[i] = _plain(x.reshape(()))
+
+
+# --- rules ------------------------------------------------------------------------------------------
+
+
+def check_rules(rules: Mapping[str, Mapping[str, float]], name: str, value: float) -> str | None:
+    """The reason ``value`` of metric ``name`` makes a trial infeasible, or None."""
+    if not math.isfinite(value):
+        return f"{name} was {value}"
+    rule = rules.get(name)
+    if rule:
+        if "above" in rule and value > rule["above"]:
+            return f"{name} = {value:.6g} above {rule['above']:g} (infeasible_if)"
+        if "below" in rule and value < rule["below"]:
+            return f"{name} = {value:.6g} below {rule['below']:g} (infeasible_if)"
+    return None
+
+
+# --- writers ------------------------------------------------------------------------------------------
+
+
+class StoreWriter(MetricWriter):
+    """Writes a trial's metric points to the store: everything written between two flushes goes
+    in one transaction (``Storage.write_metrics``, which also refreshes the heartbeat).
+
+    The same step and metric written twice keeps the last value, stored once: within a flush
+    the rows are keyed by (step, name); a step at or below one already stored for that metric
+    is sent as a replacement. A resumed attempt (``resume=True``) first drops the points from
+    its first step on, which the attempt before it may have stored.
+    """
+
+    def __init__(self, storage: Storage, trial_id: int, worker_id: str, *, resume: bool = False) -> None:
+        self.storage, self.trial_id, self.worker_id = storage, trial_id, worker_id
+        self._resume = resume
+        self._first_step: int | None = None
+        self._rows: dict[tuple[int, str], float] = {}
+        self._stored_up_to: dict[str, int] = {}  # metric -> highest step stored
+
+    def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
+        if self._first_step is None:
+            self._first_step = step
+        rows = self._rows
+        for name, value in scalars.items():
+            rows[(step, name)] = value
+
+    def flush(self) -> None:
+        if not self._rows:
+            return
+        drop = None
+        if self._resume:
+            drop, self._resume = self._first_step, False
+        stored = self._stored_up_to
+        replace = [key for key in self._rows if key[0] <= stored.get(key[1], key[0] - 1)] if stored else []
+        rows = [(step, name, value) for (step, name), value in self._rows.items()]
+        if replace:
+            self.storage.write_metrics(self.trial_id, self.worker_id, rows, drop_from_step=drop, replace=replace)
+        else:
+            self.storage.write_metrics(self.trial_id, self.worker_id, rows, drop_from_step=drop)
+        for step, name in self._rows:
+            if step > stored.get(name, step - 1):
+                stored[name] = step
+        self._rows = {}
+
+
+class FanOutWriter(MetricWriter):
+    """One write reaches every writer, in order; a writer that raises does not stop the others
+    (the first error is raised once all were called)."""
+
+    def __init__(self, writers: Sequence[MetricWriter]) -> None:
+        self.writers = list(writers)
+
+    def _each(self, method: str, *args: Any) -> None:
+        error: BaseException | None = None
+        for writer in self.writers:
+            try:
+                getattr(writer, method)(*args)
+            except Exception as exc:
+                error = error or exc
+        if error is not None:
+            raise error
+
+    def write_hparams(self, hparams: Mapping[str, Any]) -> None:
+        self._each("write_hparams", hparams)
+
+    def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
+        error: Exception | None = None
+        for writer in self.writers:  # the hot call (once per step): no getattr
+            try:
+                writer.write_scalars(step, scalars)
+            except Exception as exc:
+                error = error or exc
+        if error is not None:
+            raise error
+
+    def write_summary(self, summary: Mapping[str, Any]) -> None:
+        self._each("write_summary", summary)
+
+    def flush(self) -> None:
+        self._each("flush")
+
+    def close(self) -> None:
+        self._each("close")
+
+
+class ObjectiveWriter(MetricWriter):
+    """Remembers the objective's value at each step (a checkpoint is ranked by it)."""
+
+    def __init__(self, metric: str) -> None:
+        self.metric = metric
+        self.by_step: dict[int, float] = {}
+
+    def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
+        value = scalars.get(self.metric)
+        if value is not None:
+            self.by_step[step] = value
+
+
+class AsyncWriter(MetricWriter):
+    """The training thread only appends; a background thread does the rest.
+
+    ``append(step, metrics)`` (or ``write_scalars``) puts raw values — Python or NumPy numbers,
+    0-d PyTorch tensors, JAX arrays — in :attr:`pending` and returns. The writer thread, every
+    ``flush_interval`` seconds of ``clock`` (see :attr:`period`) or as soon as :attr:`pending`
+    holds ``max_pending`` log calls, converts them (:func:`to_floats`: one transfer per device and dtype), rejects the
+    values that are no numbers, checks NaN/Inf and the ``infeasible_if`` rules, then hands host
+    floats to ``inner`` (``write_scalars`` per step, one ``flush``). Every call to ``inner`` is
+    made from that one thread; ``flush()`` and ``close()`` ask it and wait.
+
+    The first problem stops the trial: :attr:`infeasible` (NaN/Inf or a rule, data),
+    :attr:`failure` (a value that is no number: a one-line :class:`SpecError` naming the metric)
+    or :attr:`error` (``inner`` raised, e.g. the store is away or the claim was lost); ``on_stop``
+    is then called once with it. A bad value rejects only itself: the rest of its batch is written.
+
+    ``start=False`` runs no thread: tests drive :meth:`maybe_flush` with a fake ``clock``.
+    """
+
+    def __init__(
+        self,
+        inner: MetricWriter,
+        *,
+        flush_interval: float = 1.0,
+        max_pending: int = 10_000,
+        rules: Mapping[str, Mapping[str, float]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        on_stop: Callable[[BaseException], None] | None = None,
+        start: bool = True,
+        name: str = "tunebook-writer",
+    ) -> None:
+        self.inner = inner
+        self.flush_interval = flush_interval
+        self.max_pending = max_pending
+        self.rules = dict(rules or {})
+        self.clock = clock
+        self.on_stop = on_stop
+        self.pending: collections.deque[Any] = collections.deque()  # step, metrics, step, metrics, ...
+        self.infeasible: str | None = None
+        self.failure: SpecError | None = None
+        self.error: BaseException | None = None
+        self._hparams: Mapping[str, Any] | None = None
+        self._last_flush = clock()
+        self._last_duration = 0.0
+        self._lock = threading.Lock()  # one flush at a time
+        self._wake = threading.Event()
+        self._done = threading.Condition()
+        self._requested = self._completed = 0
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        if start:
+            self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+            self._thread.start()
+
+    # training thread ----------------------------------------------------------------------------
+    def append(self, step: int, metrics: dict[str, Any]) -> None:
+        """Buffer one log call. :attr:`pending` alternates steps and metric dicts (no tuple per
+        call: a dict of floats is not tracked by the garbage collector, a tuple would be)."""
+        pending = self.pending
+        pending.append(step)
+        pending.append(metrics)
+        if len(pending) >= 2 * self.max_pending:
+            self._wake.set()
+
+    def write_scalars(self, step: int, scalars: Mapping[str, Any]) -> None:
+        self.append(step, dict(scalars))
+
+    def write_hparams(self, hparams: Mapping[str, Any]) -> None:
+        self._hparams = hparams  # written by the writer thread before the first scalars
+
+    def wake(self) -> None:
+        """Ask for an early flush (the buffer is large)."""
+        self._wake.set()
+
+    @property
+    def stopped(self) -> BaseException | None:
+        """What stops the trial, if anything: TrialInfeasible, the bad value's SpecError, or inner's error."""
+        if self.infeasible is not None:
+            return TrialInfeasible(self.infeasible)
+        return self.failure or self.error
+
+    def flush(self) -> None:
+        """Convert and write what is pending now, in the writer thread; returns once it is written."""
+        thread = self._thread
+        if thread is None or not thread.is_alive() or thread is threading.current_thread():
+            self._flush()
+            return
+        with self._done:
+            self._requested += 1
+            ticket = self._requested
+            self._wake.set()
+            while self._completed < ticket and thread.is_alive():
+                self._done.wait(0.5)
+        if self._completed < ticket:  # the thread is gone (interpreter exit): write here
+            self._flush()
+
+    def close(self) -> None:
+        """The last flush (in the writer thread), then stop it. ``inner`` is not closed (its owner does)."""
+        self._stopping = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self._flush()  # nothing left unless the thread could not write it
+
+    # writer thread --------------------------------------------------------------------------------
+    @property
+    def period(self) -> float:
+        """Seconds between the starts of two flushes: ``flush_interval`` less the last write's
+        duration and 10% for scheduling, so that a point is durable within ``flush_interval`` of
+        being logged (a kill loses at most that much), never less than half of it."""
+        return max(0.5 * self.flush_interval, 0.9 * self.flush_interval - self._last_duration)
+
+    def maybe_flush(self) -> bool:
+        """Flush when :attr:`period` has passed since the last flush or the buffer is large."""
+        if self.clock() - self._last_flush >= self.period or len(self.pending) >= 2 * self.max_pending:
+            self._flush()
+            return True
+        return False
+
+    def _run(self) -> None:
+        while True:
+            timeout = max(0.0, self._last_flush + self.period - self.clock())
+            self._wake.wait(timeout)
+            self._wake.clear()
+            with self._done:
+                ticket = self._requested
+            try:
+                if self._stopping or ticket > self._completed:
+                    self._flush()
+                else:
+                    self.maybe_flush()
+            except BaseException as exc:  # _flush records its errors; never let this thread die silently
+                if self.error is None:
+                    self.error = exc
+                    self._stop(exc)
+            with self._done:
+                self._completed = max(self._completed, ticket)
+                self._done.notify_all()
+            if self._stopping:
+                return
+
+    def _flush(self) -> None:
+        with self._lock:
+            self._last_flush = started = self.clock()
+            try:
+                self._write_pending()
+            finally:
+                self._last_duration = self.clock() - started
+
+    def _write_pending(self) -> None:
+        if self._hparams is not None:
+            hparams, self._hparams = self._hparams, None
+            self._call(self.inner.write_hparams, hparams)
+        n = len(self.pending) // 2  # whole (step, metrics) pairs: the training thread appends the step first
+        if n == 0:
+            return
+        popleft = self.pending.popleft
+        steps, dicts = [], []
+        for _ in range(n):
+            steps.append(popleft())
+            dicts.append(popleft())
+        values = [v for metrics in dicts for v in metrics.values()]
+        floats = iter(to_floats(values))
+        merged: dict[int, dict[str, float]] = {}  # step -> {name: value}; the last value of a step wins
+        rules = self.rules
+        for step, metrics in zip(steps, dicts):
+            scalars = merged.get(step)
+            if scalars is None:
+                scalars = merged[step] = {}
+            for name in metrics:
+                value = next(floats)
+                if type(value) is not float:  # a BadValue
+                    self._reject(step, name, value)  # type: ignore[arg-type]
+                    continue
+                scalars[name] = value
+                # value - value is 0.0 for every finite float (NaN/Inf give NaN): one cheap test per value
+                if (value - value != 0.0 or name in rules) and self.infeasible is None:
+                    reason = check_rules(rules, name, value)
+                    if reason is not None:
+                        self.infeasible = f"{reason} at step {step}"
+                        self._stop(TrialInfeasible(self.infeasible))
+        for step, scalars in merged.items():
+            if scalars:
+                self._call(self.inner.write_scalars, step, scalars)
+        self._call(self.inner.flush)
+
+    def _call(self, method: Callable[..., None], *args: Any) -> None:
+        try:
+            method(*args)
+        except Exception as exc:
+            if self.error is None:
+                self.error = exc
+                self._stop(exc)
+
+    def _reject(self, step: int, name: str, bad: BadValue) -> None:
+        if self.failure is None:
+            self.failure = SpecError(f"metric {name!r} at step {step}", bad.problem, bad.fix)
+            self._stop(self.failure)
+
+    def _stop(self, cause: BaseException) -> None:
+        if self.on_stop is not None:
+            try:
+                self.on_stop(cause)
+            except Exception:  # pragma: no cover - a callback must not kill the writer thread
+                pass
+
+
+__all__ = [
+    "AsyncWriter",
+    "BadValue",
+    "FanOutWriter",
+    "MetricWriter",
+    "ObjectiveWriter",
+    "StoreWriter",
+    "TrialInfo",
+    "WriterFactory",
+    "check_rules",
+    "to_floats",
+]

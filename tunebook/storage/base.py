@@ -204,8 +204,10 @@ class Storage(ABC):
         worker_id: str,
         rows: Sequence[tuple[int, str, float]],
         drop_from_step: int | None = None,
+        replace: Sequence[tuple[int, str]] = (),
     ) -> None:
-        """One transaction: heartbeat, drop rows at or after ``drop_from_step``, insert ``rows``."""
+        """One transaction: heartbeat, drop rows at or after ``drop_from_step`` and the (step, name)
+        points in ``replace``, insert ``rows``."""
 
     @abstractmethod
     def get_metrics(self, trial_id: int, names: Iterable[str] | None = None) -> list[MetricRow]: ...

@@ -572,6 +572,7 @@ class SQLStorage(Storage):
         worker_id: str,
         rows: Sequence[tuple[int, str, float]],
         drop_from_step: int | None = None,
+        replace: Sequence[tuple[int, str]] = (),
     ) -> None:
         with self._writer.begin() as conn:
             self._touch(conn, trial_id, worker_id)
@@ -579,6 +580,15 @@ class SQLStorage(Storage):
                 # A resumed attempt re-logs these steps: keep one copy of each curve point.
                 conn.execute(
                     metrics.delete().where(metrics.c.trial_id == trial_id, metrics.c.step >= drop_from_step)
+                )
+            if replace:  # (step, name) points logged again: the new value replaces the stored one
+                conn.execute(
+                    metrics.delete().where(
+                        metrics.c.trial_id == trial_id,
+                        metrics.c.step == sa.bindparam("r_step"),
+                        metrics.c.name == sa.bindparam("r_name"),
+                    ),
+                    [{"r_step": int(s), "r_name": n} for s, n in replace],
                 )
             if rows:
                 # The hot path of every run: plain tuples through the driver's executemany.

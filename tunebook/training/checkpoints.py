@@ -55,16 +55,20 @@ def select_kept(records: Sequence[CheckpointRecord], keep_best: int, mode: str) 
 def atomic_save(state: Any, path: Path) -> None:
     """Write to a temporary file, fsync, rename over ``path``, fsync the folder."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        if "torch" in sys.modules:
-            import torch
+    try:
+        with open(tmp, "wb") as f:
+            if "torch" in sys.modules:
+                import torch
 
-            torch.save(state, f)
-        else:
-            pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+                torch.save(state, f)
+            else:
+                pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # no half-written (or 0-byte) file left behind
+        raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
@@ -141,10 +145,15 @@ class CheckpointManager:
         self.background = background
         self._writer: threading.Thread | None = None
         self._error: BaseException | None = None
+        self._swept = False
 
     def save(self, step: int, state: Any, value: float | None = None) -> str:
         """Write ``state`` at ``step`` (ranked by ``value``), then drop what is no longer kept."""
         self.directory.mkdir(parents=True, exist_ok=True)
+        if not self._swept:  # temporary files of a writer killed mid-write (this trial is ours now)
+            self._swept = True
+            for stale in self.directory.glob(".step-*.ckpt.*.tmp"):
+                stale.unlink(missing_ok=True)
         path = self.directory / f"step-{step:09d}.ckpt"
         if not self.background:
             self._write(step, state, value, path)
