@@ -62,6 +62,7 @@ from typing import Any, Mapping
 from tunebook.integrations._common import Gate, Rename, renamer, require
 
 transformers = require("transformers", "transformers", "huggingface", "tunebook.integrations.huggingface")
+require("accelerate", "accelerate", "huggingface", "transformers' Trainer")  # Trainer refuses to run without it
 
 #: Tunebook's usual hyperparameter names -> ``TrainingArguments`` fields (a param named after a field is used as is).
 PARAM_ALIASES: dict[str, str] = {

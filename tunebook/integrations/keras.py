@@ -46,7 +46,7 @@ import os
 import threading
 from typing import Any
 
-from tunebook.errors import MissingExtraError
+from tunebook.errors import ConfigurationError, MissingExtraError
 from tunebook.integrations._common import Gate, Rename, renamer
 
 try:
@@ -55,9 +55,9 @@ except ModuleNotFoundError as exc:
     if exc.name == "keras":
         raise MissingExtraError("keras", "keras", "tunebook.integrations.keras") from exc
     if exc.name == "tensorflow" and "KERAS_BACKEND" not in os.environ:
-        raise MissingExtraError(
-            "tensorflow", "keras",
-            "Keras' default backend (set KERAS_BACKEND=torch or jax before importing keras to use another)",
+        raise ConfigurationError(
+            "KERAS_BACKEND", "Keras' default backend is TensorFlow, which is not installed",
+            "set KERAS_BACKEND=torch (or jax) before the first import of keras",
         ) from exc
     raise
 
