@@ -4,7 +4,8 @@ For each framework, the same model trains for the same steps with the same
 data and evaluation interval, once as the framework runs it alone (the peer)
 and once with tunebook's callback reporting to a real trial (SQLite, flush
 thread, checkpoints at every evaluation through ``trial.checkpoint``; the
-trial's final flush counts). Runs alternate (plain, callback, plain, ...); the
+trial's final flush counts). Runs alternate in pairs, the order within a pair
+alternating too (plain+callback, callback+plain, ...); the
 figure is the median over pairs of the ratio, and the median extra time per
 step in microseconds, by the wall clock and by the process's CPU time (all its
 threads: the flush and checkpoint threads count; steadier on a busy machine).
@@ -131,9 +132,13 @@ def measure(name: str, run: Callable[[Trial | None], tuple[float, float]], steps
 
     run(None)  # warm-up: imports, first compilation of kernels
     plain, ours = [], []
-    for _ in range(repeats):
-        plain.append(run(None))
-        ours.append(run(trial()))
+    for i in range(repeats):  # ABBA: the order within a pair alternates, so a drift favours neither
+        if i % 2 == 0:
+            plain.append(run(None))
+            ours.append(run(trial()))
+        else:
+            ours.append(run(trial()))
+            plain.append(run(None))
     for i, clock in enumerate(("wall", "cpu")):
         p_, o_ = [p[i] for p in plain], [o[i] for o in ours]
         ratio = statistics.median(o / p for p, o in zip(p_, o_))
