@@ -204,3 +204,11 @@ def test_trainer_kwargs_defaults_and_overrides(sqlite_url, tmp_path):
     tb.run(study, train, workers=0, progress=False, checkpoint_dir=tmp_path)
     assert got["max_steps"] == STEPS and isinstance(got["callbacks"][0], TunebookCallback)
     assert got["logger"] is True and got["enable_checkpointing"] is False
+
+
+def test_with_gradient_accumulation_each_optimizer_step_is_logged_once(sqlite_url, tmp_path):
+    study = study_of(sqlite_url, "lightning-accumulate", [3e-3])
+    tb.run(study, make_train(accumulate_grad_batches=2), workers=0, progress=False, checkpoint_dir=tmp_path)
+    (t,) = study.trials()
+    assert t.state == "completed", t.error
+    assert [s for s, _ in study.metrics(t)["train/loss"]] == list(range(1, STEPS + 1))

@@ -111,6 +111,7 @@ class TunebookCallback(_Callback):
         self.stop_check_every = max(1, int(stop_check_every))
         self.gate = Gate(trial, writes=True)
         self._infeasible = False  # set on the writing rank when a log or checkpoint reports it
+        self._last_step = -1
         self.interrupted = False  # Lightning saw a KeyboardInterrupt (it then calls sys.exit(1))
 
     # resume ------------------------------------------------------------------
@@ -123,7 +124,13 @@ class TunebookCallback(_Callback):
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
         self.gate.writes = trainer.global_rank == 0
 
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        self._last_step = trainer.global_step  # 0, or the restored step of a resumed trial
+
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if trainer.global_step == self._last_step:
+            return  # gradient accumulation: no optimizer step yet; log once per step, its last micro-batch
+        self._last_step = trainer.global_step
         if self.gate.writes:
             metrics = _loop_metrics(trainer, on_step=True)
             if metrics is None:
