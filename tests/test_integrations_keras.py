@@ -20,7 +20,7 @@ import tunebook as tb  # noqa: E402
 from tunebook.integrations.keras import TunebookCallback, default_name  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
-from train_keras import build_model, train  # noqa: E402
+from train_keras import StepBatches, build_model, train  # noqa: E402
 
 from tunebook.workloads import digits  # noqa: E402
 
@@ -74,6 +74,8 @@ class _Interrupt(keras.callbacks.Callback):
 def test_an_interrupted_keras_trial_resumes_from_its_checkpoint(sqlite_url, tmp_path):
     study = study_of(sqlite_url, "keras-resume", [3e-3])
     initial = []
+    uninterrupted = study_of(sqlite_url, "keras-uninterrupted", [3e-3], seed=study.seed)
+    tb.run(uninterrupted, train, workers=0, progress=False, checkpoint_dir=tmp_path / "u")
 
     def run(trial):
         keras.utils.set_random_seed(trial.seed)
@@ -81,8 +83,9 @@ def test_an_interrupted_keras_trial_resumes_from_its_checkpoint(sqlite_url, tmp_
         model = build_model(16, trial.params["learning_rate"])
         callback = TunebookCallback(trial)
         initial.append(callback.resume(model))
-        model.fit(x_tr, y_tr, batch_size=32, validation_data=(x_val, y_val), steps_per_epoch=EVAL,
-                  epochs=STEPS // EVAL, initial_epoch=initial[-1], callbacks=[callback, _Interrupt(trial, 16)], verbose=0)
+        data = StepBatches(x_tr, y_tr, 32, trial.seed, callback.step + 1, STEPS)
+        model.fit(data, validation_data=(x_val, y_val), steps_per_epoch=EVAL, epochs=STEPS // EVAL,
+                  initial_epoch=initial[-1], shuffle=False, callbacks=[callback, _Interrupt(trial, 16)], verbose=0)
 
     assert tb.run(study, run, workers=0, progress=False, checkpoint_dir=tmp_path).interrupted
     tb.run(study, run, workers=0, progress=False, checkpoint_dir=tmp_path)
@@ -92,6 +95,10 @@ def test_an_interrupted_keras_trial_resumes_from_its_checkpoint(sqlite_url, tmp_
     curves = study.metrics(t)
     assert [s for s, _ in curves["train/loss"]] == list(range(1, STEPS + 1))  # each step once
     assert [s for s, _ in curves["val/loss"]] == [10, 20, 30]
+    # the resumed trial followed the uninterrupted one: same weights, optimizer state and batches from step 11 on
+    (u,) = uninterrupted.trials()
+    assert u.seed == t.seed
+    assert [v for _, v in curves["val/loss"]] == pytest.approx([v for _, v in uninterrupted.metrics(u)["val/loss"]], rel=1e-6)
 
 
 def test_step_metrics_reach_trial_log_as_device_tensors_from_the_training_thread(sqlite_url, tmp_path):

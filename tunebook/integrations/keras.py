@@ -8,10 +8,12 @@
         keras.utils.set_random_seed(trial.seed)
         model = build(trial.params); model.compile(optimizer=keras.optimizers.Adam(trial.params["learning_rate"]), ...)
         callback = TunebookCallback(trial)
-        steps = 50                                              # an "epoch" = the steps between evaluations
-        model.fit(x, y, validation_data=(x_val, y_val), steps_per_epoch=steps,
-                  epochs=trial.max_train_steps // steps, initial_epoch=callback.resume(model),
-                  callbacks=[callback], verbose=0)
+        initial_epoch = callback.resume(model)                  # 0 on a first attempt
+        every = 50                                              # an "epoch" = the steps between evaluations
+        model.fit(batches(first_step=callback.step + 1),         # >= max_train_steps batches in one pass
+                  validation_data=(x_val, y_val), steps_per_epoch=every,
+                  epochs=trial.max_train_steps // every, initial_epoch=initial_epoch,
+                  shuffle=False, callbacks=[callback], verbose=0)   # shuffle=False: batches in step order
 
 What the callback does:
 
@@ -28,7 +30,9 @@ What the callback does:
   the last batch.
 - **Validation metrics** (``val_*`` in ``on_epoch_end``) at the global step of
   the epoch's end; an "epoch" is ``steps_per_epoch`` steps, so set it to the
-  evaluation interval. Names: ``loss`` -> ``train/loss``, ``val_loss`` ->
+  evaluation interval, and give ``fit`` data of at least ``max_train_steps``
+  batches in one pass (Keras ends an epoch early where a pass over the data
+  ends; ``examples/train_keras.py`` draws the batch of each step from (seed, step)). Names: ``loss`` -> ``train/loss``, ``val_loss`` ->
   ``val/loss``, ``<m>`` -> ``train/<m>``, ``val_<m>`` -> ``val/<m>``.
 - **Checkpoints** at each epoch end: the model's weights and the optimizer's
   variables (NumPy arrays), the epoch and the global step, through
