@@ -159,7 +159,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
-    print(f"{args.steps} steps, evaluation + checkpoint every {args.eval}, {args.repeats} alternating pairs, "
+    print(f"{args.steps} steps, evaluation + checkpoint every {args.eval}, {args.repeats} rounds (plain, callback without checkpoints, callback + checkpoints), "
           f"torch threads {args.threads}")
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.only.split(","):
