@@ -71,7 +71,7 @@ CASES = {
 }
 
 
-def build(url: str, case: DigitsCase, checkpoint_dir: Path, workers: int = 1) -> tb.Study:
+def build(url: str, case: DigitsCase, checkpoint_dir: Path, workers: int = 0) -> tb.Study:
     """Create and run one case's study in the store at ``url`` (resumes a finished one instantly)."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from tunebook.workloads import digits
@@ -83,5 +83,5 @@ def build(url: str, case: DigitsCase, checkpoint_dir: Path, workers: int = 1) ->
     return study
 
 
-def build_all(url: str, cases: list[DigitsCase], checkpoint_dir: Path, workers: int = 1) -> dict[str, tb.Study]:
+def build_all(url: str, cases: list[DigitsCase], checkpoint_dir: Path, workers: int = 0) -> dict[str, tb.Study]:
     return {case.name: build(url, case, checkpoint_dir, workers) for case in cases}

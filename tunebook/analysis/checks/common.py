@@ -8,9 +8,9 @@ scientific value; equal-width buckets of the scaled axis for a continuous
 scientific hyperparameter), through :func:`group_view`, a :class:`StudyData`
 restricted to the group's trials.
 
-Noise. A curve's noise is estimated from its step-to-step differences
-(:func:`curve_noise`): robust to the trend (differences of a straight line are
-constant, so a noise-free line has zero noise) and to single outliers. A
+Noise. A curve's noise is estimated from its second differences
+(:func:`curve_noise`): robust to the trend (they vanish on a straight line, so
+a noise-free line has zero noise) and to single outliers. A
 metric that moves in steps of one validation example has a *resolution*
 (:func:`resolution`), a floor under its noise: one example flipping is never
 material.
@@ -163,24 +163,24 @@ def resolution(y: np.ndarray) -> float:
 
 
 def curve_noise(y: np.ndarray) -> float:
-    """The standard deviation of a curve's noise, from its step-to-step differences.
+    """The standard deviation of a curve's noise, from its second differences.
 
-    Past the first quarter of the curve (the initial drop), the differences minus their
-    median are noise: their robust spread (the MAD; the RMS with the largest tenth trimmed when
-    most differences are equal) over sqrt(2) estimates the per-point noise. Zero on a noise-free straight line; floored
-    at the metric's :func:`resolution`.
+    ``y[i-1] - 2 y[i] + y[i+1]`` is zero on a straight line and small on a smooth trend; on
+    white noise of standard deviation s its spread is s * sqrt(6). Past the first quarter of
+    the curve (the initial drop), their robust spread (the MAD; the RMS with the largest tenth
+    trimmed when most are zero, as on a quantized metric) over sqrt(6) estimates the per-point
+    noise. Zero on a noise-free straight line; floored at the metric's :func:`resolution`.
     """
     y = np.asarray(y, dtype=float)
-    part = y[len(y) // 4:] if len(y) >= 8 else y
-    d = np.diff(part)
-    if len(d) < 2:
+    part = y[len(y) // 4:] if len(y) >= 12 else y
+    d2 = np.diff(part, 2)
+    if len(d2) < 2:
         return resolution(y)
-    e = d - np.median(d)
-    spread = 1.4826 * float(np.median(np.abs(e)))
-    if spread == 0:  # most differences equal (a quantized metric): the RMS without the largest tenth
-        a = np.sort(np.abs(e))[: max(1, int(math.ceil(0.9 * len(e))))]
+    spread = 1.4826 * float(np.median(np.abs(d2)))
+    if spread == 0:  # most second differences are zero (a quantized, mostly flat metric)
+        a = np.sort(np.abs(d2))[: max(1, int(math.ceil(0.9 * len(d2))))]
         spread = float(np.sqrt(np.mean(a**2)))
-    return max(spread / math.sqrt(2), resolution(y))
+    return max(spread / math.sqrt(6), resolution(y))
 
 
 def scale(y: np.ndarray) -> float:
