@@ -70,7 +70,7 @@ class Thresholds:
     still_improving: float = 0.02
     #: saturated early: within noise (or `saturation_tol` of its improvement) of its best before this
     #: share of max_train_steps.
-    saturated_share: float = 0.25
+    saturated_share: float = 0.2
     saturation_tol: float = 0.02
     #: training loss rising: its last 20% sits this share of its improvement above its minimum.
     train_rise: float = 0.25

@@ -66,7 +66,7 @@ def saturation(steps: np.ndarray, y: np.ndarray, th: Thresholds) -> dict[str, An
     smooth = running_median(y)
     m = float(np.min(smooth))
     noise = curve_noise(y)
-    band = max(th.noise_z * noise / math.sqrt(3), th.saturation_tol * sc)
+    band = max(th.noise_z * noise, th.saturation_tol * sc)
     first = int(np.argmax(smooth <= m + band))
     return {"saturation_step": int(steps[first]), "band": band, "noise": noise}
 
@@ -187,8 +187,29 @@ def check_overfitting(data: StudyData, th: Thresholds) -> list[Finding]:
     return for_groups(data, th, judge)
 
 
-@check("step_variance", family="curves", uses=("step_noise",))
+def compared_gap(data: StudyData, th: Thresholds) -> tuple[float, str]:
+    """What the study must tell apart: the gap between the two best groups' bests (several
+    scientific values), else the spread of the top trials' values."""
+    from .common import group_view, groups
+
+    s = data.sign()
+    bests = sorted(s * float(b.value) for g in groups(data, th.scientific_buckets)  # type: ignore[arg-type]
+                   if (b := group_view(data, g).best()) is not None)
+    if len(bests) >= 2:
+        return bests[1] - bests[0], "the gap between the two best scientific values"
+    top = [s * float(t.value) for t in data.ranked()[: th.curve_top_k]]  # type: ignore[arg-type]
+    return (max(top) - min(top), "the spread of the top trials") if len(top) >= 2 else (math.inf, "")
+
+
+@check("step_variance", family="curves", uses=("step_noise", "curve_top_k"))
 def check_step_variance(data: StudyData, th: Thresholds) -> list[Finding]:
+    """High step-to-step variance: noise large against the curve's range *and* against what the study compares.
+
+    The playbook's concern is that trials randomly end on "lucky" or "unlucky" steps, which
+    interferes with comparing scientific values (or, in a study without them, its trials).
+    """
+    gap, what = compared_gap(data, th)
+
     def test(t: TrialRow, steps: np.ndarray, y: np.ndarray) -> dict[str, Any] | None:
         if len(y) < 8:
             return None
@@ -196,15 +217,18 @@ def check_step_variance(data: StudyData, th: Thresholds) -> list[Finding]:
         if span <= 0:
             return None
         noise = curve_noise(y)
-        return {"relative_noise": noise / span, "noise": noise} if noise / span > th.step_noise else None
+        if noise / span > th.step_noise and noise > gap:
+            return {"relative_noise": noise / span, "noise": noise, "compared_gap": gap}
+        return None
 
     hits, read = curve_hits(data, curve_trials(data, th), data.metric, data.sign(), test)
     return curve_finding(
         "step_variance", Group("", {}, []), hits, read,
         lambda t, ev: (
             f"High step-to-step variance in the validation {data.metric} of the best trials "
-            f"(trial #{t.number}: noise {ev['noise']:.3g}, {ev['relative_noise']:.1%} of the curve's range): "
-            "it makes trials hard to compare and hurts reproducibility."
+            f"(trial #{t.number}: noise {ev['noise']:.3g}, {ev['relative_noise']:.1%} of the curve's range, "
+            f"more than {what}, {ev['compared_gap']:.3g}): which step a trial ends on decides the comparison, "
+            "and results are hard to reproduce."
         ),
         "Evaluate on a larger validation sample, decay the learning rate, increase the batch size, "
         "or use Polyak averaging.",
