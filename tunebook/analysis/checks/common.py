@@ -166,13 +166,13 @@ def curve_noise(y: np.ndarray) -> float:
     """The standard deviation of a curve's noise, from its second differences.
 
     ``y[i-1] - 2 y[i] + y[i+1]`` is zero on a straight line and small on a smooth trend; on
-    white noise of standard deviation s its spread is s * sqrt(6). Past the first quarter of
-    the curve (the initial drop), their robust spread (the MAD; the RMS with the largest tenth
+    white noise of standard deviation s its spread is s * sqrt(6). Over the second half of
+    the curve (past the initial drop; where the trial ends), their robust spread (the MAD; the RMS with the largest tenth
     trimmed when most are zero, as on a quantized metric) over sqrt(6) estimates the per-point
     noise. Zero on a noise-free straight line; floored at the metric's :func:`resolution`.
     """
     y = np.asarray(y, dtype=float)
-    part = y[len(y) // 4:] if len(y) >= 12 else y
+    part = y[len(y) // 2:] if len(y) >= 12 else y
     d2 = np.diff(part, 2)
     if len(d2) < 2:
         return resolution(y)

@@ -28,7 +28,18 @@ import numpy as np
 from tunebook.analysis.data import StudyData
 
 from .base import INFO, WARNING, Finding, Thresholds, check
-from .common import Group, curve_noise, effective_best_step, expected_best_of_k, fmt, for_groups, groups, in_group, read_curve
+from .common import (
+    Group,
+    curve_noise,
+    effective_best_step,
+    expected_best_of_k,
+    fmt,
+    for_groups,
+    groups,
+    in_group,
+    read_curve,
+    resolution,
+)
 
 
 def effective_best_steps(view: StudyData, th: Thresholds) -> list[int]:
@@ -123,14 +134,25 @@ def paired_seed_sd(data: StudyData) -> tuple[float, int] | None:
 
 
 def evaluation_noise(data: StudyData, th: Thresholds) -> float | None:
-    """The median noise of each group's best validation curve: how much the value moves between evaluations."""
+    """The median noise of each group's best validation curve: how much the value moves between evaluations.
+
+    For a rate measured on N validation examples (a metric in [0, 1] quantized at 1/N), the
+    binomial sampling sd sqrt(p (1 - p) / N) of the best value p is a floor.
+    """
     noises = []
     for g in groups(data, th.scientific_buckets):
         view = data if not g.label else _view(data, g)
         for t in view.ranked()[:1]:
             c = read_curve(view, t, data.metric, data.sign(), min_points=6)
             if c is not None:
-                noises.append(curve_noise(c[1]))
+                noise = curve_noise(c[1])
+                raw = data.sign() * c[1]
+                res = resolution(raw)
+                p = float(t.value)  # type: ignore[arg-type]
+                if res > 0 and 0 <= p <= 1 and np.all((raw >= 0) & (raw <= 1)):
+                    # a rate over 1/res validation examples: its binomial sampling sd is a floor
+                    noise = max(noise, math.sqrt(p * (1 - p) * res))
+                noises.append(noise)
     return float(np.median(noises)) if noises else None
 
 
@@ -170,8 +192,8 @@ def check_sampled_enough(data: StudyData, th: Thresholds) -> list[Finding]:
     def judge(view: StudyData, g: Group) -> list[Finding]:
         values = view.loss_like_values()
         n = len(values)
-        if len(view.completed) < 2:
-            return []
+        if n < 4 or len(view.completed) < 2:
+            return []  # the best of fewer than 2 trials says nothing about sampling
         half = max(1, n // 2)
         e_half, e_full = expected_best_of_k(values, half), expected_best_of_k(values, n)
         if not math.isfinite(e_half):
@@ -190,9 +212,15 @@ def check_sampled_enough(data: StudyData, th: Thresholds) -> list[Finding]:
         against = f"{th.sampled_enough_tol:.0%} of the spread of trial values ({fmt(th.sampled_enough_tol * spread)})"
         if sd is not None and sd > 0:
             ev["gain_in_sd"] = gain / sd
-            moving = moving and gain > sd
+            # the best region is dense when the top quarter of the trials (at least 2) lies within one trial sd
+            m = max(2, math.ceil(len(feasible) / 4))
+            dense = len(feasible) >= m and float(feasible[m - 1] - feasible[0]) <= sd
+            ev["dense_top"] = dense
+            moving = moving and gain > sd and not dense
             against = f"the trial standard deviation ({fmt(sd)}, from {source})" + (
-                f" and {against}" if moving else "" if gain <= sd else f" though not {against}")
+                f" and {against}" if moving else "" if gain <= sd else
+                "; its best trials lie within one trial sd of each other (a densely sampled best region)" if dense
+                else f" though not {against}")
         else:
             against += "; no trial variance is known"
         where = in_group(g.label)
@@ -210,8 +238,8 @@ def check_sampled_enough(data: StudyData, th: Thresholds) -> list[Finding]:
         tie = " (its top trials tie)" if top_gap == 0 else ""
         return [Finding(
             "sampled_enough", INFO,
-            where + f"Doubling from {half} to {n} trials moves the expected best {units} by {fmt(gain)}{tie}, less than "
-            f"{against}: more trials of this search space would probably not change the best by more than trial variance. "
+            where + f"Doubling from {half} to {n} trials moves the expected best {units} by {fmt(gain)}{tie}, "
+            f"{'against' if ev.get('dense_top') else 'less than'} {against}: more trials of this search space would probably not change the best by more than trial variance. "
             "The playbook notes this is hard to know: check the axis plots for how densely the good region is sampled.",
             "No action needed for sampling; sample more only if you can afford it.",
             ev,
