@@ -8,7 +8,8 @@ import pytest
 import tunebook as tb
 from _digits_cases import CASES, build_all
 
-pytestmark = pytest.mark.slow  # trains ~30 real (tiny) digits trials once per session
+# trains ~33 real (tiny) digits trials once per session, all on one xdist worker (one store)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("digits-cases")]
 
 
 @pytest.fixture(scope="session")

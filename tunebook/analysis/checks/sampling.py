@@ -239,7 +239,7 @@ def check_sampled_enough(data: StudyData, th: Thresholds) -> list[Finding]:
         return [Finding(
             "sampled_enough", INFO,
             where + f"Doubling from {half} to {n} trials moves the expected best {units} by {fmt(gain)}{tie}, "
-            f"{'against' if ev.get('dense_top') else 'less than'} {against}: more trials of this search space would probably not change the best by more than trial variance. "
+            f"{'against' if ev.get('dense_top') and sd is not None and gain > sd else 'less than'} {against}: more trials of this search space would probably not change the best by more than trial variance. "
             "The playbook notes this is hard to know: check the axis plots for how densely the good region is sampled.",
             "No action needed for sampling; sample more only if you can afford it.",
             ev,
