@@ -12,15 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tunebook.analysis.answer import GoalAnswer
+from tunebook.analysis.checks import WARNING, CheckSpec, Finding, Thresholds, build_answer, run_checks
 from tunebook.analysis.data import StudyData, TrialRow, load
-from tunebook.analysis.diagnostics import WARNING, Finding, Thresholds, run_diagnostics
 from tunebook.analysis.figures import Figure, compute_figures, render
 from tunebook.study import Study
 
 
 @dataclass
 class Report:
-    """What :func:`analyze` returns: ``findings`` (warnings first), ``figures``, the top trials."""
+    """What :func:`analyze` returns: ``answer`` (to the goal), ``findings`` (warnings first), ``figures``, the top trials."""
 
     study: Study
     data: StudyData
@@ -28,6 +29,7 @@ class Report:
     figures: list[Figure]
     top_trials: list[TrialRow]
     created_at: float = field(default_factory=time.time)
+    answer: GoalAnswer | None = None
 
     def warnings(self) -> list[Finding]:
         return [f for f in self.findings if f.severity == WARNING]
@@ -62,6 +64,7 @@ class Report:
             f"{esc(' @ ' + s.record.git_commit[:10]) if s.record.git_commit else ''}"
             f"{' (dirty tree)' if s.record.git_dirty else ''}</td></tr>",
             "</table>",
+            answer_html(self.answer),
             f"<h2>Findings ({len(self.warnings())} warnings)</h2>",
         ]
         if not self.findings:
@@ -108,6 +111,8 @@ class Report:
         from rich.markup import escape
 
         console.print(f"[bold]Study {escape(s.name)}[/bold]: {escape(s.goal)}", markup=True, highlight=False)
+        if self.answer is not None:
+            print_answer(self.answer, console)
         findings = Table(title=f"Findings ({len(self.warnings())} warnings)", show_lines=True)
         for column in ("severity", "check", "finding", "action"):
             findings.add_column(column, overflow="fold")
@@ -126,14 +131,76 @@ class Report:
 
 
 def analyze(
-    study: Study, *, thresholds: Thresholds | None = None, baseline: float | None = None, top: int = 10
+    study: Study,
+    *,
+    thresholds: Thresholds | None = None,
+    baseline: float | None = None,
+    top: int = 10,
+    checks: list[CheckSpec] | None = None,
 ) -> Report:
-    """The playbook's checklist and plots for a study (see :mod:`tunebook.analysis.diagnostics`)."""
+    """The answer to the study's goal, the playbook's checklist and plots (see :mod:`tunebook.analysis.checks`).
+
+    ``checks`` selects checks by their ids and/or adds custom functions ``(data, thresholds) ->
+    list[Finding]``; by default every registered check runs.
+    """
     data = load(study)
     th = thresholds or Thresholds()
-    findings = run_diagnostics(data, th)
+    findings = run_checks(data, th, checks)
     figures = compute_figures(data, th, baseline)
-    return Report(study, data, findings, figures, data.ranked()[:top])
+    answer = build_answer(data, findings, th)
+    return Report(study, data, findings, figures, data.ranked()[:top], answer=answer)
+
+
+def _group_rows(answer: GoalAnswer) -> list[tuple[str, str, str, str, str]]:
+    """(group, best, mean +/- sd, trials, limited by) for each group, as text."""
+    rows = []
+    for g in answer.groups:
+        best = "-" if g.best_value is None else f"{g.best_value:.4g} (#{g.best_trial}, step {g.best_step})"
+        retrained = "-" if g.mean is None else (
+            f"{g.mean:.4g} +/- {g.sd:.2g} (n={g.n_retrains})" if g.sd is not None else f"{g.mean:.4g} (n={g.n_retrains})")
+        rows.append((g.group or "(all trials)", best, retrained, f"{g.n_completed}/{g.n_trials}",
+                     "; ".join(g.limited_by) or "-"))
+    return rows
+
+
+def answer_html(answer: GoalAnswer | None) -> str:
+    """The headline block: the answer to the goal, each group's best, fairness."""
+    if answer is None:
+        return ""
+    esc = html.escape
+    state = "fair" if answer.fair else "not-fair"
+    sd = "" if answer.trial_sd is None else f" Trial standard deviation: {answer.trial_sd:.3g} (from {esc(answer.trial_sd_source)})."
+    parts = [
+        f"<div class='answer {state}' data-fair='{str(answer.fair).lower()}'>",
+        "<h2>Answer</h2>",
+        f"<p class='verdict'>{esc(answer.verdict)}</p>",
+        f"<p class='fairness'><b>{'Fair comparison' if answer.fair else 'Not yet a fair comparison'}</b>.{esc(sd)}</p>",
+    ]
+    if answer.reasons:
+        parts.append("<ul class='reasons'>" + "".join(f"<li>{esc(r)}</li>" for r in answer.reasons) + "</ul>")
+    parts.append(f"<table class='groups'><tr><th>group</th><th>best {esc(answer.objective[0])}</th>"
+                 "<th>retrains: mean +/- sd</th><th>completed/finished</th><th>limited by</th></tr>")
+    for row in _group_rows(answer):
+        parts.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>")
+    parts.append("</table></div>")
+    return "\n".join(parts)
+
+
+def print_answer(answer: GoalAnswer, console: Any) -> None:
+    """The answer to the goal in the terminal: the verdict, then one row per group."""
+    from rich.table import Table
+    from rich.text import Text
+
+    style = "green" if answer.fair else "yellow"
+    console.print(Text("Answer: ", style="bold") + Text(answer.verdict, style=style))
+    if answer.trial_sd is not None:
+        console.print(Text(f"Trial standard deviation: {answer.trial_sd:.3g} (from {answer.trial_sd_source})"))
+    table = Table(title="Each group's best" if any(g.group for g in answer.groups) else None)
+    for column in ("group", f"best {answer.objective[0]}", "retrains: mean +/- sd", "completed/finished", "limited by"):
+        table.add_column(column, overflow="fold")
+    for row in _group_rows(answer):
+        table.add_row(*(Text(c) for c in row))
+    console.print(table)
 
 
 _CSS = """
@@ -144,4 +211,7 @@ table { border-collapse: collapse; margin: 1em 0; } th, td { text-align: left; p
 .finding.warning { border-color: #e6a100; background: #fff8e1; } .finding.info { border-color: #2b8cbe; background: #eef6fb; }
 .action { margin-top: 4px; color: #333; } .figure { margin: 1.5em 0; } .footer { color: #888; font-size: 0.9em; }
 code { font-size: 0.9em; }
+.answer { padding: 10px 14px; margin: 1em 0; border-left: 6px solid; border-radius: 3px; }
+.answer.fair { border-color: #2ca02c; background: #f0faf0; } .answer.not-fair { border-color: #e6a100; background: #fff8e1; }
+.verdict { font-size: 1.1em; }
 """

@@ -1,0 +1,64 @@
+"""The checklist on real digits studies with a known answer (see tests/_digits_cases.py for the cases
+and the grid pilots behind them). One SQLite store per test session holds every trained study."""
+
+from __future__ import annotations
+
+import pytest
+
+import tunebook as tb
+from _digits_cases import CASES, build_all
+
+# trains ~33 real (tiny) digits trials once per session, all on one xdist worker (one store)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("digits-cases")]
+
+
+@pytest.fixture(scope="session")
+def digits_studies(tmp_path_factory):
+    """Every case of CASES, trained once into one store; ``{case key: Study}``."""
+    root = tmp_path_factory.mktemp("digits-cases")
+    built = build_all(f"sqlite:///{root / 'digits.db'}", list(CASES.values()), root / "checkpoints")
+    return {key: built[case.name] for key, case in CASES.items()}
+
+
+def warnings_of(report) -> set[str]:
+    return {f.check for f in report.findings if f.severity == "warning"}
+
+
+def test_a_crossed_optimizer_comparison_with_sgd_limited_by_its_range_is_unfair(digits_studies):
+    report = tb.analyze(digits_studies["optimizers"])
+    boundary = [f for f in report.findings if f.check == "search_space_boundary"]
+    assert [(f.evidence["group"], f.evidence["param"], f.evidence["side"]) for f in boundary] == [
+        ("optimizer=sgd", "learning_rate", "upper")]
+    answer = report.answer
+    assert not answer.fair and answer.best_group == "optimizer=adam"
+    assert any(r.startswith("optimizer=sgd is limited by its search space") for r in answer.reasons)
+    assert "not yet fair" in answer.verdict and "Do not conclude yet" in answer.verdict
+    # "train longer" is not advised for SGD while its best learning rate sits at the boundary
+    longer = [f for f in report.findings if f.check in ("still_improving", "max_train_steps")]
+    assert all(f.severity == "info" and f.evidence.get("qualified_by") == "search_space_boundary" for f in longer)
+    # nothing warns about Adam
+    assert not any(f.evidence.get("group") == "optimizer=adam" for f in report.warnings())
+
+
+def test_a_far_too_long_study_with_flat_validation(digits_studies):
+    report = tb.analyze(digits_studies["too_long"])
+    fired = warnings_of(report)
+    assert "saturated_early" in fired or any(
+        f.check == "max_train_steps" and f.evidence["verdict"] == "too long" for f in report.warnings())
+    assert "still_improving" not in {f.check for f in report.findings}
+    assert fired <= {"saturated_early", "max_train_steps"}, [f.message for f in report.warnings()]
+
+
+def test_a_far_too_short_study_is_told_to_train_longer(digits_studies):
+    report = tb.analyze(digits_studies["too_short"])
+    fired = warnings_of(report)
+    assert "still_improving" in fired or any(
+        f.check == "max_train_steps" and f.evidence["verdict"] == "train longer" for f in report.warnings())
+    assert "saturated_early" not in fired
+    assert fired <= {"still_improving", "max_train_steps"}, [f.message for f in report.warnings()]
+
+
+def test_a_well_posed_study_gives_no_warnings(digits_studies):
+    report = tb.analyze(digits_studies["well_posed"])
+    assert report.warnings() == [], [f.message for f in report.warnings()]
+    assert report.answer.fair and report.answer.groups[0].best_value == digits_studies["well_posed"].best_trial().value

@@ -1,0 +1,283 @@
+"""The checks package: registry and selection, per-group findings, noise-aware curve judgments,
+the exact best-of-k, trial variance from retrains, fairness checks and the answer to the goal (synthetic studies)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+import tunebook as tb
+from tunebook.analysis import CHECKS, REGISTRY, Finding, Thresholds, analyze, load, run_checks
+from tunebook.analysis.checks import curve_noise, effective_best_step, expected_best_of_k, groups, thresholds_of
+from tunebook.analysis.synthetic import exp_decay, write_study
+from tunebook.errors import SpecError
+
+STEPS = 1000
+LR = {"learning_rate": {"min": 1e-4, "max": 1.0, "scale": "log"}}
+
+
+def floor_at(lr: float, best_lr: float = 1e-2) -> float:
+    return 0.05 + 0.1 * (math.log10(lr) - math.log10(best_lr)) ** 2
+
+
+def clean(params, steps, rng, best_lr=1e-2, noise=0.001):
+    floor = floor_at(params["learning_rate"], best_lr)
+    return {"val/error": exp_decay(steps, floor, 1.0, 60) + noise * rng.standard_normal(len(steps)),
+            "train/loss": exp_decay(steps, floor * 0.8, 2.3, 60) + noise * rng.standard_normal(len(steps))}
+
+
+def study_with(url, curve, name="s", trials=20, space=None, **kw):
+    space = space or {"nuisance": LR, "fixed": {"optimizer": "adam"}}
+    return write_study(url, name, curve, space=space, trials=trials, max_train_steps=STEPS, evals=40, **kw)
+
+
+def warned(report):
+    return {f.check for f in report.findings if f.severity == "warning"}
+
+
+# registry --------------------------------------------------------------------
+def test_every_check_is_registered_with_its_family_and_thresholds():
+    assert set(REGISTRY) == set(CHECKS)
+    assert {c.family for c in REGISTRY.values()} == {"space", "curves", "sampling", "training", "fairness"}
+    assert thresholds_of("search_space_boundary")["boundary_fraction"] == 0.1
+    assert thresholds_of("still_improving", Thresholds(still_improving=0.5))["still_improving"] == 0.5
+
+
+def test_analyze_selects_checks_by_id_and_adds_a_custom_check(sqlite_url):
+    study = study_with(sqlite_url, lambda p, s, r: clean(p, s, r, best_lr=3.0))
+
+    def mine(data, th):
+        return [Finding("my_check", "warning", f"{len(data.completed)} completed", "none", {})]
+
+    report = analyze(study, checks=["search_space_boundary", mine])
+    assert {f.check for f in report.findings} == {"search_space_boundary", "my_check"}
+    assert report.findings[-1].check == "my_check"  # custom checks come after the registered ones
+    with pytest.raises(SpecError, match="no check named 'nope'"):
+        analyze(study, checks=["nope"])
+
+
+# groups and missing params -------------------------------------------------------
+def test_a_group_limited_by_its_range_is_named_and_the_answer_says_unfair(sqlite_url):
+    # adam's optimum (1e-2) inside, sgd's (3.0) beyond the upper bound of the shared range
+    def curve(params, steps, rng):
+        return clean(params, steps, rng, best_lr=1e-2 if params["optimizer"] == "adam" else 3.0)
+
+    space = {"scientific": {"optimizer": {"choice": ["adam", "sgd"]}}, "nuisance": LR}
+    report = analyze(study_with(sqlite_url, curve, trials=40, space=space))
+    boundary = [f for f in report.findings if f.check == "search_space_boundary"]
+    assert [f.evidence["group"] for f in boundary] == ["optimizer=sgd"]
+    assert boundary[0].message.startswith("[optimizer=sgd]") and "for optimizer=sgd" in boundary[0].action
+    answer = report.answer
+    assert not answer.fair and answer.best_group == "optimizer=adam"
+    assert any("optimizer=sgd is limited by its search space" in r for r in answer.reasons)
+    assert "not yet fair" in answer.verdict
+    sgd = next(g for g in answer.groups if g.group == "optimizer=sgd")
+    assert sgd.limited_by == ["learning_rate at its upper bound (1)"] and sgd.n_completed == 20
+
+
+def test_params_absent_from_some_trials_are_judged_over_the_trials_that_have_them(sqlite_url):
+    # a conditional space: adam trials have beta1, sgd trials have momentum
+    space = {"scientific": {"optimizer": {"choice": ["adam", "sgd"]}},
+             "nuisance": {**LR, "beta1": {"min": 0.5, "max": 0.99}, "momentum": {"min": 0.5, "max": 0.99}}}
+
+    def curve(params, steps, rng):
+        c = clean(params, steps, rng)
+        if params["optimizer"] == "sgd":  # best momentum at its upper bound
+            c["val/error"] = c["val/error"] + 3.0 * (0.99 - params["momentum"])
+        return c
+
+    data = load(study_with(sqlite_url, curve, trials=40, space=space))
+    drop = {"adam": "momentum", "sgd": "beta1"}
+    data = replace(data, trials=[replace(t, params={k: v for k, v in t.params.items() if k != drop[t.params["optimizer"]]})
+                                 for t in data.trials])
+    findings = run_checks(data)
+    boundary = [(f.evidence["group"], f.evidence["param"]) for f in findings if f.check == "search_space_boundary"]
+    assert boundary == [("optimizer=sgd", "momentum")]
+    assert [g.label for g in groups(data)] == ["optimizer=adam", "optimizer=sgd"]
+
+
+def test_continuous_scientific_values_are_bucketed(sqlite_url):
+    space = {"scientific": {"wd": {"min": 0.0, "max": 0.1}}, "nuisance": LR}
+    data = load(study_with(sqlite_url, clean, trials=20, space=space, scientific_design="joint"))
+    labels = [g.label for g in groups(data, 4)]
+    assert labels[0].startswith("wd=[0, ") and len(labels) <= 4
+    assert sum(len(g.trials) for g in groups(data, 4)) == 20
+
+
+# noise -----------------------------------------------------------------------------
+def test_noise_is_zero_on_a_straight_line_and_recovered_on_white_noise():
+    assert curve_noise(np.linspace(1.0, 0.1, 40)) < 1e-12
+    rng = np.random.default_rng(0)
+    estimates = [curve_noise(0.3 + 0.01 * rng.standard_normal(40)) for _ in range(200)]
+    assert 0.009 < float(np.mean(estimates)) < 0.011
+    # a quantized metric (1/360 per validation example) flat but for one flip: floored at its resolution
+    flat = np.full(40, 10 / 360)
+    flat[-1] = 9 / 360
+    assert curve_noise(flat) == pytest.approx(1 / 360)
+
+
+def test_step_variance_is_near_zero_on_a_noise_free_line(sqlite_url):
+    def line(params, steps, rng):
+        y = 1.0 - (1.0 - floor_at(params["learning_rate"])) * steps / STEPS
+        return {"val/error": y, "train/loss": y}
+
+    report = analyze(study_with(sqlite_url, line), checks=["step_variance"])
+    assert report.findings == []
+    report = analyze(study_with(sqlite_url, line, name="t"), checks=["step_variance"], thresholds=Thresholds(step_noise=1e-9))
+    assert report.findings == []  # not even at a threshold of 1e-9: the noise is exactly zero
+
+
+def test_one_validation_example_flipping_at_the_end_is_not_improvement(sqlite_url):
+    # an error rate on 360 examples, flat at 10 errors from 30% of the steps on, one fewer at the last evaluation
+    def curve(params, steps, rng):
+        errors = np.maximum(np.round(exp_decay(steps, 10, 300, 60)), 10) + round(100 * abs(math.log10(params["learning_rate"]) + 2))
+        errors[-1] -= 1
+        return {"val/error": errors / 360, "train/loss": exp_decay(steps, 0.01, 2.3, 60)}
+
+    report = analyze(study_with(sqlite_url, curve))
+    assert "still_improving" not in {f.check for f in report.findings}
+    assert not any(f.check == "max_train_steps" and f.evidence["verdict"] == "train longer" for f in report.findings)
+    # the effective best step is where the curve went flat, not the flip at the end
+    steps = np.arange(25, 1001, 25)
+    y = np.maximum(np.round(exp_decay(steps, 10, 300, 60)), 10) / 360
+    y[-1] -= 1 / 360
+    assert effective_best_step(steps, y, Thresholds()) <= 300
+
+
+def test_still_improving_materially_fires_and_is_qualified_when_the_learning_rate_is_at_a_boundary(sqlite_url):
+    def slow(params, steps, rng, best_lr=1e-2):
+        floor = floor_at(params["learning_rate"], best_lr)
+        y = floor + (1.0 - floor) * (1 - steps / STEPS) + 0.002 * rng.standard_normal(len(steps))
+        return {"val/error": y, "train/loss": y}
+
+    report = analyze(study_with(sqlite_url, slow))
+    f = next(f for f in report.findings if f.check == "still_improving")
+    assert f.severity == "warning" and "Train longer" in f.action
+    report = analyze(study_with(sqlite_url, lambda p, s, r: slow(p, s, r, best_lr=5.0), name="edge"))
+    assert "search_space_boundary" in warned(report)
+    f = next(f for f in report.findings if f.check == "still_improving")
+    assert f.severity == "info" and f.evidence["qualified_by"] == "search_space_boundary"
+    assert "longer training is not the conclusion to draw yet" in f.message
+
+
+# overfitting vs instability --------------------------------------------------------
+def test_validation_loss_up_56_percent_from_its_minimum_is_overfitting(sqlite_url):
+    def curve(params, steps, rng):
+        floor = 0.1 + 0.05 * abs(math.log10(params["learning_rate"]) + 2)
+        val = exp_decay(steps, floor, 2.3, 40) + 0.056 * np.clip(steps / STEPS - 0.3, 0, None) / 0.7 * (0.1 / floor)
+        val = val + 0.0005 * rng.standard_normal(len(steps))
+        train = exp_decay(steps, 0.001, 2.3, 40)  # keeps falling
+        return {"val/loss": val, "train/loss": train}
+
+    report = analyze(study_with(sqlite_url, curve, objective=("val/loss", "min")))
+    f = next(f for f in report.findings if f.check == "overfitting")
+    assert f.severity == "warning" and 0.4 < f.evidence["rise_relative"] < 0.6  # the end is read as the median of the last 3 evaluations
+    assert f.evidence["rise_share"] < 0.2  # what the old threshold (20% of the improvement) missed
+
+
+def test_a_training_loss_spike_under_a_rising_validation_curve_is_instability_not_overfitting(sqlite_url):
+    def curve(params, steps, rng):
+        floor = floor_at(params["learning_rate"])
+        val = exp_decay(steps, floor, 1.0, 40)
+        train = exp_decay(steps, 0.01, 2.3, 40)
+        jump = steps >= 0.6 * STEPS
+        train[jump] = 4.7  # the loss jumps from ~0.01 and stays up; validation follows
+        val[jump] = val[jump] + 0.5
+        return {"val/error": val + 0.0005 * rng.standard_normal(len(steps)), "train/loss": train}
+
+    report = analyze(study_with(sqlite_url, curve))
+    over = [f for f in report.findings if f.check == "overfitting"]
+    assert over and all(f.severity == "info" and "instability, not overfitting" in f.message for f in over)
+    assert "train_loss_rising" in warned(report)
+
+
+# sampled enough ------------------------------------------------------------------------
+def test_expected_best_of_k_is_exact():
+    v = np.array([0.3, 0.1, 0.4, 0.15, 0.9, 0.2, np.inf])
+    for k in range(1, len(v)):
+        brute = np.mean([min(c) for c in itertools.combinations(v, k)])
+        assert expected_best_of_k(v, k) == pytest.approx(brute)
+    assert expected_best_of_k(np.array([np.inf, np.inf, 1.0]), 1) == math.inf
+
+
+def test_sampled_enough_is_quiet_when_the_top_trials_tie_within_trial_variance(sqlite_url):
+    def curve(params, steps, rng):
+        floor = 0.05 + 0.002 * abs(math.log10(params["learning_rate"]) + 2)  # a broad, dense good region
+        return {"val/error": exp_decay(steps, floor, 1.0, 60) + 0.01 * rng.standard_normal(len(steps)),
+                "train/loss": exp_decay(steps, 0.01, 2.3, 60)}
+
+    f = next(f for f in analyze(study_with(sqlite_url, curve)).findings if f.check == "sampled_enough")
+    assert f.severity == "info" and f.evidence["expected_gain"] < f.evidence["trial_sd"]
+    assert f.evidence["trial_sd_source"] == "evaluation noise"
+    assert "0.0%" not in f.message and "hard to know" in f.message
+
+
+def test_sampled_enough_warns_on_a_sharp_optimum_with_few_trials(sqlite_url):
+    def curve(params, steps, rng):
+        floor = 0.05 + 2.0 * abs(math.log10(params["learning_rate"]) + 2.3)
+        return {"val/error": exp_decay(steps, floor, floor + 1, 120), "train/loss": exp_decay(steps, floor, floor + 2, 120)}
+
+    f = next(f for f in analyze(study_with(sqlite_url, curve, trials=6)).findings if f.check == "sampled_enough")
+    assert f.severity == "warning" and "Raise `trials`" in f.action and "hard to know" in f.message
+
+
+def test_trial_variance_and_group_means_come_from_retrains(sqlite_url):
+    from tunebook.procedures.variance import retrain
+
+    space = {"scientific": {"optimizer": {"choice": ["adam", "sgd"]}}, "nuisance": LR}
+
+    def curve(params, steps, rng):
+        return clean(params, steps, rng, best_lr=1e-2 if params["optimizer"] == "adam" else 3e-2)
+
+    study = study_with(sqlite_url, curve, trials=40, space=space)
+
+    def retrain_fn(trial):
+        floor = floor_at(trial.params["learning_rate"]) + 0.02 * (trial.params["optimizer"] == "sgd")
+        noise = 0.004 * np.random.default_rng(trial.seed).standard_normal()
+        for step in (500, 1000):
+            trial.log(step, **{"val/error": floor + noise + 1.0 / step})
+
+    data = load(study)
+    for g in groups(data):  # retrain each group's best, as `tunebook retrain --trial N` would
+        best = min((t for t in g.trials if t.value is not None), key=lambda t: t.value)
+        tb.run(retrain(study, trial=best.number, n=5), retrain_fn, workers=0, progress=False)
+    answer = analyze(study).answer
+    assert answer.trial_sd_source == "retrains" and 0.001 < answer.trial_sd < 0.01
+    assert all(g.n_retrains == 5 and g.sd is not None and g.mean is not None for g in answer.groups)
+    assert answer.best_group == "optimizer=adam" and answer.difference == pytest.approx(
+        answer.groups[1].mean - answer.groups[0].mean)
+
+
+# fairness ------------------------------------------------------------------------------
+def test_tuning_the_batch_size_is_told_to_choose_it_for_throughput(sqlite_url):
+    space = {"scientific": {"batch_size": {"choice": [32, 128]}}, "nuisance": LR}
+    f = next(f for f in analyze(study_with(sqlite_url, clean, space=space)).findings if f.check == "batch_size")
+    assert f.severity == "warning" and "throughput" in f.message and "re-tuning" in f.message
+
+
+def test_logging_a_test_metric_reminds_that_choices_rest_on_validation(sqlite_url):
+    def curve(params, steps, rng):
+        return {**clean(params, steps, rng), "test/error": clean(params, steps, rng)["val/error"]}
+
+    f = next(f for f in analyze(study_with(sqlite_url, curve)).findings if f.check == "test_set")
+    assert f.severity == "info" and f.evidence["metrics"] == ["test/error"] and "validation" in f.message
+    assert "test_set" not in {f.check for f in analyze(study_with(sqlite_url, clean, name="t")).findings}
+
+
+# the report opens with the answer ----------------------------------------------------------
+def test_html_and_terminal_open_with_the_answer(sqlite_url, tmp_path):
+    from rich.console import Console
+
+    space = {"scientific": {"optimizer": {"choice": ["adam", "sgd"]}}, "nuisance": LR}
+    report = analyze(study_with(sqlite_url, clean, trials=20, space=space))
+    text = report.to_html()
+    assert text.index("class='answer") < text.index("<h2>Findings")
+    assert "optimizer=adam" in text[text.index("class='answer"):text.index("<h2>Findings")]
+    console = Console(record=True, width=200)
+    report.print(console)
+    out = console.export_text()
+    assert out.index("Answer:") < out.index("Findings") and "optimizer=sgd" in out

@@ -1,0 +1,131 @@
+"""The playbook's checklist: a registry of checks, one module per family, each run per group.
+
+Before trusting a study, the playbook asks ("Extracting insight from
+experimental results"): is the search space big enough (boundaries)? have we
+sampled enough points? what fraction of trials is infeasible? how do the
+training curves of the best trials look (overfitting, step-to-step variance,
+still improving, saturated, training loss rising)? Each check answers one
+question and returns :class:`Finding` objects with a stable ``check`` id.
+
+Families (modules): :mod:`.space` (boundaries, infeasible trials),
+:mod:`.curves` (the curves of the best trials, judged against their noise),
+:mod:`.sampling` (max_train_steps, have we sampled enough, trial variance),
+:mod:`.training` (Adam's budget, input pipeline, clipping), :mod:`.fairness`
+(batch size, test set). :mod:`.goal` answers the study's goal from the findings.
+
+Checks about "the best trials" run on each group (the trials sharing one
+scientific value) and name the group. Every threshold lives in
+:class:`Thresholds`; each check declares the ones it reads
+(:func:`thresholds_of`). ``run_checks(data, th, checks=[...])`` selects checks
+by id or adds custom functions ``(data, th) -> list[Finding]``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import Iterable
+
+from tunebook.analysis.data import StudyData
+
+from . import curves, fairness, sampling, space, training  # noqa: F401  (registers the checks)
+from .base import INFO, REGISTRY, WARNING, Check, CheckSpec, Finding, Thresholds, check, resolve, thresholds_of
+from .common import (
+    bootstrap_best_of_k,
+    bootstrap_ks,
+    curve_noise,
+    curve_trials,
+    effective_best_step,
+    expected_best_of_k,
+    group_view,
+    groups,
+    initial_level,
+    moving_average,
+    resolution,
+    running_median,
+    top_k,
+)
+from .curves import loss_rising, loss_spikes
+from .goal import build_answer
+from .sampling import trial_sd
+from .training import adam_recommendation, recommend_clipping
+
+#: the stable ids, in the order the report lists them
+CHECKS = (
+    "search_space_boundary",
+    "infeasible_share",
+    "infeasible_region",
+    "overfitting",
+    "step_variance",
+    "still_improving",
+    "saturated_early",
+    "train_loss_rising",
+    "periodic_validation",
+    "max_train_steps",
+    "sampled_enough",
+    "adam_budget",
+    "input_bound",
+    "gradient_clipping",
+    "instability",
+    "batch_size",
+    "test_set",
+)
+assert set(CHECKS) == set(REGISTRY), set(CHECKS) ^ set(REGISTRY)
+
+_LR = re.compile(r"(^|_)(learning_rate|lr)($|_)")
+
+
+def is_learning_rate(name: str) -> bool:
+    return bool(_LR.search(name.lower()))
+
+
+def qualify_train_longer(findings: list[Finding]) -> list[Finding]:
+    """While a group's best learning rate sits at a boundary, "train longer" is not the conclusion yet.
+
+    The playbook ("Algorithm for picking an initial candidate for max_train_steps"): bad search
+    spaces make self-deception possible; if the learning rates are all too small, one may wrongly
+    conclude that a much larger max_train_steps is needed. Such findings become info and say so.
+    """
+    limited = {f.evidence.get("group", ""): f for f in findings
+               if f.check == "search_space_boundary" and f.severity == WARNING and is_learning_rate(str(f.evidence.get("param", "")))}
+    if not limited:
+        return findings
+    out = []
+    for f in findings:
+        longer = f.check == "still_improving" or (f.check == "max_train_steps" and f.evidence.get("verdict") == "train longer")
+        boundary = limited.get(f.evidence.get("group", ""))
+        if longer and f.severity == WARNING and boundary is not None:
+            ev = boundary.evidence
+            f = replace(
+                f, severity=INFO,
+                message=f.message + f" But the best {ev['param']} of this group sits at the {ev['side']} boundary of its "
+                "range: longer training is not the conclusion to draw yet (too small a learning rate also looks like "
+                "a need for more steps).",
+                action=f"Expand the {ev['param']} range first (see search_space_boundary); judge the training length after.",
+                evidence={**f.evidence, "qualified_by": "search_space_boundary"},
+            )
+        out.append(f)
+    return out
+
+
+def run_checks(data: StudyData, thresholds: Thresholds | None = None, checks: Iterable[CheckSpec] | None = None) -> list[Finding]:
+    """The selected checks (default: every registered one), warnings first, then in :data:`CHECKS` order."""
+    th = thresholds or Thresholds()
+    findings: list[Finding] = []
+    for c in resolve(checks):
+        findings.extend(c(data, th))
+    findings = qualify_train_longer(findings)
+    order = {name: i for i, name in enumerate(CHECKS)}
+    return sorted(findings, key=lambda f: (f.severity != WARNING, order.get(f.check, len(order))))
+
+
+#: the old name
+run_diagnostics = run_checks
+
+__all__ = [
+    "CHECKS", "INFO", "REGISTRY", "WARNING", "Check", "Finding", "Thresholds", "adam_recommendation",
+    "bootstrap_best_of_k", "bootstrap_ks", "build_answer", "check", "curve_noise", "curve_trials",
+    "effective_best_step", "expected_best_of_k", "group_view", "groups", "initial_level", "is_learning_rate",
+    "loss_rising", "loss_spikes", "moving_average", "qualify_train_longer", "recommend_clipping", "resolution",
+    "run_checks", "run_diagnostics", "running_median", "thresholds_of", "top_k", "trial_sd",
+]

@@ -1,0 +1,352 @@
+"""What the training curves of the best trials say (run per group), judged against each curve's noise.
+
+The playbook ("Examining the training curves"): look at the curves of at
+least the best few trials, and of the best trial of each scientific value,
+for problematic overfitting, high step-to-step variance, still improving at
+the end (compute-bound), saturated early (not compute-bound), a training loss
+that rises (a pipeline bug) and periodic validation metrics (overlapping or
+badly shuffled data).
+
+A curve is read "loss-like" (multiplied by the objective's sign, so lower is
+better). Every judgment here compares a change with the curve's noise
+(:func:`~tunebook.analysis.checks.common.curve_noise`: ``noise_z`` standard
+errors) and with the curve's own scale (how much it improved): a validation
+example flipping at the last evaluation is neither improvement nor
+overfitting.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from tunebook.analysis.data import StudyData, TrialRow
+
+from .base import INFO, WARNING, Finding, Thresholds, check
+from .common import (
+    Group,
+    curve_finding,
+    curve_hits,
+    curve_noise,
+    curve_trials,
+    for_groups,
+    initial_level,
+    moving_average,
+    read_curve,
+    running_median,
+    scale,
+    tail_gain,
+)
+
+
+def majority(hits: list[Any], read: int) -> bool:
+    """At least half of the curves read (and at least one)."""
+    return bool(hits) and len(hits) >= math.ceil(read / 2)
+
+
+# tests on one curve (loss-like arrays) -----------------------------------------
+def still_improving(steps: np.ndarray, y: np.ndarray, th: Thresholds) -> dict[str, Any] | None:
+    """The trend over the last 25% of steps gains materially: against the noise and the curve's improvement."""
+    sc = scale(y)
+    if sc <= 0:
+        return None
+    gain, se = tail_gain(steps, y)
+    if gain > th.noise_z * se and gain > th.still_improving * sc:
+        return {"late_gain": gain, "late_gain_se": se, "late_improvement_share": gain / sc, "noise": curve_noise(y)}
+    return None
+
+
+def saturation(steps: np.ndarray, y: np.ndarray, th: Thresholds) -> dict[str, Any] | None:
+    """Where the robust smooth of a curve comes within its noise of its best (None for a curve that never improved)."""
+    sc = scale(y)
+    if sc <= 0:
+        return None
+    smooth = running_median(y)
+    m = float(np.min(smooth))
+    noise = curve_noise(y)
+    band = max(th.noise_z * noise, th.saturation_tol * sc)
+    first = int(np.argmax(smooth <= m + band))
+    return {"saturation_step": int(steps[first]), "band": band, "noise": noise}
+
+
+def rise_after_best(y: np.ndarray, th: Thresholds, positive_floor: float | None) -> dict[str, Any] | None:
+    """How far a curve ends above its best, if that is material: more than its noise, and more than
+    ``overfit_rise`` of its improvement or (for a positive loss or error) ``overfit_rise_relative`` of its best.
+    """
+    smooth = running_median(y)
+    b = int(np.argmin(smooth))
+    if b >= len(y) - 2:
+        return None
+    best = float(smooth[b])
+    rise = float(np.median(y[-3:])) - best
+    noise = curve_noise(y)
+    improvement = initial_level(y) - best
+    relative = rise / positive_floor if positive_floor and positive_floor > 0 else None
+    big = (improvement > 0 and rise > th.overfit_rise * improvement) or (
+        relative is not None and relative > th.overfit_rise_relative)
+    if rise > th.noise_z * noise and big:
+        return {"best_index": b, "rise": rise, "rise_share": rise / improvement if improvement > 0 else math.inf,
+                "rise_relative": relative, "noise": noise}
+    return None
+
+
+def loss_rising(steps: np.ndarray, y: np.ndarray, th: Thresholds) -> dict[str, Any] | None:
+    """A loss that climbs back after its minimum (lower is better), beyond its noise: the evidence, or None."""
+    ys = moving_average(y, max(5, len(y) // 20))
+    m = int(np.argmin(ys))
+    gain = initial_level(y) - ys[m]
+    tail = ys[int(0.8 * len(ys)):]
+    if gain <= 0 or m >= 0.8 * len(ys):
+        return None
+    rise = float(np.mean(tail) - ys[m])
+    material = rise > th.noise_z * curve_noise(y) / math.sqrt(max(1, len(tail)))
+    return {"min_step": int(steps[m]), "rise_share": rise / float(gain)} if rise > th.train_rise * gain and material else None
+
+
+def loss_spikes(steps: np.ndarray, y: np.ndarray, th: Thresholds) -> dict[str, Any] | None:
+    """Spikes of a loss curve (lower is better) after its first 10%: the evidence, or None."""
+    if len(y) < 20:
+        return None
+    ys = moving_average(y, max(5, len(y) // 20))
+    gain = initial_level(y) - np.min(ys)
+    if gain <= 0:
+        return None
+    window = max(5, len(y) // 20) | 1
+    pad = np.pad(y, window // 2, mode="edge")
+    median = np.median(np.lib.stride_tricks.sliding_window_view(pad, window), axis=1)
+    start = max(1, len(y) // 10)
+    spikes = np.where((y[start:] > 3 * median[start:]) & (y[start:] - median[start:] > th.spike_fraction * gain))[0]
+    if len(spikes) == 0:
+        return None
+    return {"spikes": int(len(spikes)), "first_spike_step": int(steps[start + spikes[0]])}
+
+
+def training_unstable_after(steps: np.ndarray, y: np.ndarray, after: int, th: Thresholds) -> str | None:
+    """Why the training loss does not look like overfitting after step ``after`` (spikes, or it stops falling)."""
+    spikes = loss_spikes(steps, y, th)
+    if spikes is not None and spikes["first_spike_step"] >= after * 0.5:
+        return f"the training loss spikes (first at step {spikes['first_spike_step']})"
+    at = y[(steps >= after * 0.9) & (steps <= after * 1.1 + 1)]
+    end = y[steps >= steps[0] + 0.9 * (steps[-1] - steps[0])]
+    if len(at) and len(end):
+        level_at, level_end = float(np.median(at)), float(np.median(end))
+        noise = curve_noise(y)
+        if level_end > level_at + th.noise_z * noise / math.sqrt(len(end)) and level_end > 0.1 * level_at:
+            return f"the training loss rises too (from {level_at:.3g} to {level_end:.3g})"
+    return None
+
+
+def top_of(view: StudyData, th: Thresholds) -> list[TrialRow]:
+    return view.ranked()[: th.curve_top_k]
+
+
+# the checks -------------------------------------------------------------------
+@check("overfitting", family="curves", uses=("overfit_rise", "overfit_rise_relative", "noise_z", "spike_fraction", "train_metric"))
+def check_overfitting(data: StudyData, th: Thresholds) -> list[Finding]:
+    s = data.sign()
+
+    def judge(view: StudyData, g: Group) -> list[Finding]:
+        best = view.best()
+        if best is None:
+            return []
+        c = read_curve(view, best, view.metric, s)
+        if c is None:
+            return []
+        steps, y = c
+        floor = float(best.value) if data.mode == "min" and best.value is not None and best.value > 0 else None
+        ev = rise_after_best(y, th, floor)
+        if ev is None:
+            return []
+        best_step = int(steps[ev.pop("best_index")])
+        ev = {"trial": best.number, "trials": [best.number], "best_step": best_step, **ev}
+        rel = f"{ev['rise_relative']:.0%} above its best, " if ev["rise_relative"] is not None else ""
+        train = read_curve(view, best, th.train_metric, 1.0)
+        why = training_unstable_after(*train, best_step, th) if train is not None else None
+        prefix = f"[{g.label}] " if g.label else ""
+        if why is not None:
+            return [Finding(
+                "overfitting", INFO,
+                prefix + f"The validation {data.metric} of trial #{best.number} gets worse after step {best_step}, "
+                f"but {why}: that is training instability, not overfitting.",
+                "Treat it as instability (see the instability check): warmup, gradient clipping or a lower learning rate.",
+                {**ev, "instability": why},
+            )]
+        return [Finding(
+            "overfitting", WARNING,
+            prefix + f"Problematic overfitting: the validation {data.metric} of trial #{best.number} (the best"
+            + (f" of {g.label}" if g.label else "") + f") gets worse after step {best_step} while its training loss "
+            f"keeps falling: it ends {rel}{ev['rise_share']:.0%} of its improvement back ({ev['rise']:.3g}, "
+            f"noise {ev['noise']:.2g}).",
+            "Add regularization (weight decay, dropout, label smoothing, augmentation) or compare the scientific "
+            "values with regularization tuned as a nuisance; the trial value already uses the best checkpoint.",
+            ev,
+        )]
+
+    return for_groups(data, th, judge)
+
+
+def compared_gap(data: StudyData, th: Thresholds) -> tuple[float, str]:
+    """What the study must tell apart: the gap between the two best groups' bests (several
+    scientific values), else the spread of the top trials' values."""
+    from .common import group_view, groups
+
+    s = data.sign()
+    bests = sorted(s * float(b.value) for g in groups(data, th.scientific_buckets)  # type: ignore[arg-type]
+                   if (b := group_view(data, g).best()) is not None)
+    if len(bests) >= 2:
+        return bests[1] - bests[0], "the gap between the two best scientific values"
+    top = [s * float(t.value) for t in data.ranked()[: th.curve_top_k]]  # type: ignore[arg-type]
+    return (max(top) - min(top), "the spread of the top trials") if len(top) >= 2 else (math.inf, "")
+
+
+@check("step_variance", family="curves", uses=("step_noise", "curve_top_k"))
+def check_step_variance(data: StudyData, th: Thresholds) -> list[Finding]:
+    """High step-to-step variance: noise large against the curve's range *and* against what the study compares.
+
+    The playbook's concern is that trials randomly end on "lucky" or "unlucky" steps, which
+    interferes with comparing scientific values (or, in a study without them, its trials).
+    """
+    gap, what = compared_gap(data, th)
+
+    def test(t: TrialRow, steps: np.ndarray, y: np.ndarray) -> dict[str, Any] | None:
+        if len(y) < 8:
+            return None
+        span = float(np.max(moving_average(y, 3)) - np.min(running_median(y)))  # the curve's range, robust to one outlier
+        if span <= 0:
+            return None
+        noise = curve_noise(y)
+        if noise / span > th.step_noise and noise > gap:
+            return {"relative_noise": noise / span, "noise": noise, "compared_gap": gap}
+        return None
+
+    hits, read = curve_hits(data, curve_trials(data, th), data.metric, data.sign(), test)
+    return curve_finding(
+        "step_variance", Group("", {}, []), hits, read,
+        lambda t, ev: (
+            f"High step-to-step variance in the validation {data.metric} of the best trials "
+            f"(trial #{t.number}: noise {ev['noise']:.3g}, {ev['relative_noise']:.1%} of the curve's range, "
+            f"more than {what}, {ev['compared_gap']:.3g}): which step a trial ends on decides the comparison, "
+            "and results are hard to reproduce."
+        ),
+        "Evaluate on a larger validation sample, decay the learning rate, increase the batch size, "
+        "or use Polyak averaging.",
+    )
+
+
+@check("still_improving", family="curves", uses=("still_improving", "noise_z", "curve_top_k"))
+def check_still_improving(data: StudyData, th: Thresholds) -> list[Finding]:
+    def judge(view: StudyData, g: Group) -> list[Finding]:
+        hits, read = curve_hits(view, top_of(view, th), view.metric, view.sign(), lambda t, s, y: still_improving(s, y, th))
+        if not majority(hits, read):
+            return []
+        return curve_finding(
+            "still_improving", g, hits, read,
+            lambda t, ev: (
+                f"The best trials are still improving at the end of training ({len(hits)} of {read}; trial #{t.number} "
+                f"gains {ev['late_gain']:.3g} over the last 25% of steps, {ev['late_improvement_share']:.1%} of its "
+                f"improvement and {ev['late_gain'] / max(ev['late_gain_se'], 1e-300):.1f} standard errors of its noise): "
+                "training is compute-bound."
+            ),
+            "Train longer: raise max_train_steps in the next round (a new study), or retune the schedule "
+            "(`tunebook next-round`).",
+        )
+
+    return for_groups(data, th, judge)
+
+
+@check("saturated_early", family="curves", uses=("saturated_share", "saturation_tol", "noise_z", "curve_top_k"))
+def check_saturated_early(data: StudyData, th: Thresholds) -> list[Finding]:
+    def test(t: TrialRow, steps: np.ndarray, y: np.ndarray) -> dict[str, Any] | None:
+        sat = saturation(steps, y, th)
+        if sat is None:
+            return None
+        share = sat["saturation_step"] / data.max_train_steps
+        if share > th.saturated_share or still_improving(steps, y, th) is not None:
+            return None
+        if rise_after_best(y, th, None) is not None:
+            return None  # worse after its best: overfitting's business
+        return {**sat, "share": share}
+
+    def judge(view: StudyData, g: Group) -> list[Finding]:
+        hits, read = curve_hits(view, top_of(view, th), view.metric, view.sign(), test)
+        if not majority(hits, read):
+            return []
+        return curve_finding(
+            "saturated_early", g, hits, read,
+            lambda t, ev: (
+                f"The best trials saturate early ({len(hits)} of {read}): trial #{t.number} is within its noise "
+                f"({ev['band']:.3g}) of its best by step {ev['saturation_step']} ({ev['share']:.0%} of "
+                f"max_train_steps) and gains nothing material after."
+            ),
+            "Most of the compute is spent after the curve went flat: lower max_train_steps in the next round, "
+            "or use the budget for more trials.",
+        )
+
+    return for_groups(data, th, judge)
+
+
+@check("train_loss_rising", family="curves", uses=("train_rise", "noise_z", "train_metric", "curve_top_k"))
+def check_train_loss_rising(data: StudyData, th: Thresholds) -> list[Finding]:
+    def judge(view: StudyData, g: Group) -> list[Finding]:
+        hits, read = curve_hits(view, top_of(view, th), th.train_metric, 1.0, lambda t, s, y: loss_rising(s, y, th))
+        return curve_finding(
+            "train_loss_rising", g, hits, read,
+            lambda t, ev: (
+                f"The training loss ({th.train_metric}) rises during training in trial #{t.number} "
+                f"(after step {ev['min_step']} it climbs back {ev['rise_share']:.0%} of its improvement)."
+            ),
+            "A training loss that increases usually means a bug in the pipeline (data, augmentation, schedule) "
+            "or instability: check the input pipeline and the learning-rate schedule.",
+        )
+
+    return for_groups(data, th, judge)
+
+
+@check("periodic_validation", family="curves", uses=("periodic_pvalue", "periodic_amplitude", "periodic_cycles"))
+def check_periodic_validation(data: StudyData, th: Thresholds) -> list[Finding]:
+    def test(t: TrialRow, steps: np.ndarray, y: np.ndarray) -> dict[str, Any] | None:
+        if len(y) < 16:
+            return None
+        part = y[len(y) // 4:]  # past the initial drop
+        x = np.linspace(-1, 1, len(part))
+        resid = part - np.polyval(np.polyfit(x, part, 2), x)
+        span = float(np.max(y) - np.min(y))
+        power = np.abs(np.fft.rfft(resid - resid.mean()))[1:] ** 2
+        m = len(power)
+        if span <= 0 or power.sum() <= 0 or m < 4:
+            return None
+        k = int(np.argmax(power)) + 1  # cycles over the analysed part
+        g = float(power[k - 1] / power.sum())
+        # Fisher's g-test: chance that white noise puts this share of its power in one frequency
+        pvalue = min(1.0, m * (1 - g) ** (m - 1))
+        amplitude = float(np.std(resid) / span)
+        if pvalue <= th.periodic_pvalue and amplitude >= th.periodic_amplitude and k >= th.periodic_cycles:
+            return {"period_evals": len(part) / k, "power_share": g, "pvalue": pvalue}
+        return None
+
+    hits, read = curve_hits(data, curve_trials(data, th), data.metric, data.sign(), test)
+    return curve_finding(
+        "periodic_validation", Group("", {}, []), hits, read,
+        lambda t, ev: (
+            f"The validation {data.metric} of trial #{t.number} oscillates with a period of about "
+            f"{ev['period_evals']:.1f} evaluations (Fisher's test p = {ev['pvalue']:.1g})."
+        ),
+        "Periodic validation curves point at overlap between training and validation data, or at data "
+        "that is not shuffled well (e.g. epoch boundaries): check the splits and the shuffling.",
+    )
+
+
+@check("instability", family="curves", uses=("spike_fraction", "train_metric"))
+def check_instability(data: StudyData, th: Thresholds) -> list[Finding]:
+    hits, read = curve_hits(data, curve_trials(data, th), th.train_metric, 1.0, lambda t, s, y: loss_spikes(s, y, th))
+    return curve_finding(
+        "instability", Group("", {}, []), hits, read,
+        lambda t, ev: (
+            f"The training loss of trial #{t.number} spikes {ev['spikes']} time(s) (first at step "
+            f"{ev['first_spike_step']}): a sign of training instability."
+        ),
+        "Try learning-rate warmup or gradient clipping (`tunebook stability` / `tunebook warmup`), "
+        "or a lower learning rate.",
+    )

@@ -1,0 +1,248 @@
+"""How long to train, and have we sampled enough? (run per group)
+
+max_train_steps. The playbook ("Deciding how long to train when training is
+not compute-bound"): if the best step is always in the first 10% of training,
+max_train_steps is far too high; if it is consistently in the last 25%, the
+trials might benefit from training longer. The "best step" here is where the
+curve came within its noise of its best (:func:`effective_best_step`): on a
+flat, noisy curve the argmin lands wherever the noise put it.
+
+Sampled enough. The playbook says that it is hard to know whether a search
+space was sampled densely enough, and that we usually sample what we can
+afford. What can be computed: how much the expected best of a group moves
+when its budget doubles from n/2 to n trials (the exact expectation of the
+best of k trials drawn without replacement from the n finished ones), set
+against the trial variance (the spread of one configuration's result over
+seeds). A best that still moves by more than one trial standard deviation is
+still being found by sampling; a best that moves by less is dominated by
+trial variance.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from tunebook.analysis.data import StudyData
+
+from .base import INFO, WARNING, Finding, Thresholds, check
+from .common import (
+    Group,
+    curve_noise,
+    effective_best_step,
+    expected_best_of_k,
+    fmt,
+    for_groups,
+    groups,
+    in_group,
+    read_curve,
+    resolution,
+)
+
+
+def effective_best_steps(view: StudyData, th: Thresholds) -> list[int]:
+    """Effective best steps of the better half of a view's trials (the stored best step when no curve)."""
+    ranked = view.ranked()
+    out = []
+    for t in ranked[: max(3, len(ranked) // 2)]:
+        c = read_curve(view, t, view.metric, view.sign())
+        if c is not None:
+            out.append(effective_best_step(*c, th))
+        elif t.best_step is not None:
+            out.append(int(t.best_step))
+    return out
+
+
+@check("max_train_steps", family="sampling", uses=("best_step_share", "best_step_early", "best_step_late", "noise_z", "saturation_tol"))
+def check_max_train_steps(data: StudyData, th: Thresholds) -> list[Finding]:
+    def judge(view: StudyData, g: Group) -> list[Finding]:
+        steps = np.array(effective_best_steps(view, th), dtype=float)
+        if len(steps) < 3:
+            return []
+        share_early = float(np.mean(steps <= th.best_step_early * data.max_train_steps))
+        share_late = float(np.mean(steps >= th.best_step_late * data.max_train_steps))
+        ev = {"max_train_steps": data.max_train_steps, "share_first_10pct": share_early,
+              "share_last_25pct": share_late, "trials": len(steps), "best_steps": steps.astype(int).tolist()}
+        if share_early >= th.best_step_share:
+            return [Finding(
+                "max_train_steps", WARNING,
+                in_group(g.label) + f"{share_early:.0%} of the better trials come within their noise of their best in "
+                f"the first {th.best_step_early:.0%} of the {data.max_train_steps} steps: max_train_steps is too high.",
+                "Lower max_train_steps in the next round (a new study); it is never tuned inside a study.",
+                {**ev, "verdict": "too long"},
+            )]
+        if share_late >= th.best_step_share:
+            return [Finding(
+                "max_train_steps", WARNING,
+                in_group(g.label) + f"{share_late:.0%} of the better trials are still improving materially (beyond "
+                f"their noise) in the last {1 - th.best_step_late:.0%} of the {data.max_train_steps} steps: they may "
+                "benefit from training longer.",
+                "Raise max_train_steps in the next round (a new study), and retune the learning-rate schedule with it.",
+                {**ev, "verdict": "train longer"},
+            )]
+        return []
+
+    return for_groups(data, th, judge)
+
+
+# trial variance ---------------------------------------------------------------
+def retrain_values(data: StudyData) -> list[tuple[dict[str, Any], np.ndarray]]:
+    """(fixed params, completed values) of every replicate study derived from this study (``tunebook retrain``)."""
+    from tunebook.study import Study
+
+    study = data.study
+    out = []
+    try:
+        records = study.storage.list_studies()
+    except Exception:  # noqa: BLE001 - a store that cannot list studies has no retrains to offer
+        return []
+    for rec in records:
+        if rec.parent != study.name or rec.spec.get("design") != "replicates":
+            continue
+        child = Study(rec, study.storage)
+        values = np.array([t.value for t in child.trials(["completed"]) if t.value is not None], dtype=float)
+        values = values[np.isfinite(values)]
+        if len(values):
+            out.append((dict(child.space.fixed), values))
+    return out
+
+
+def in_this_group(data: StudyData, g: Group, params: dict[str, Any]) -> bool:
+    for name, v in g.values.items():
+        have = params.get(name)
+        if isinstance(v, tuple):  # a bucket of a continuous scientific hyperparameter
+            if have is None or not (v[0] <= have <= v[1]):
+                return False
+        elif have != v:
+            return False
+    return True
+
+
+def paired_seed_sd(data: StudyData) -> tuple[float, int] | None:
+    """Pooled sd of trials that share every hyperparameter and differ only in their seed (and their count)."""
+    by_config: dict[str, list[float]] = {}
+    for t in data.completed:
+        key = repr(sorted((k, repr(v)) for k, v in t.params.items()))
+        by_config.setdefault(key, []).append(float(t.value))  # type: ignore[arg-type]
+    sets = [np.array(v) for v in by_config.values() if len(v) >= 2]
+    dof = sum(len(v) - 1 for v in sets)
+    if dof < 2:
+        return None
+    return math.sqrt(sum(float(((v - v.mean()) ** 2).sum()) for v in sets) / dof), sum(len(v) for v in sets)
+
+
+def evaluation_noise(data: StudyData, th: Thresholds) -> float | None:
+    """The median noise of each group's best validation curve: how much the value moves between evaluations.
+
+    For a rate measured on N validation examples (a metric in [0, 1] quantized at 1/N), the
+    binomial sampling sd sqrt(p (1 - p) / N) of the best value p is a floor.
+    """
+    noises = []
+    for g in groups(data, th.scientific_buckets):
+        view = data if not g.label else _view(data, g)
+        for t in view.ranked()[:1]:
+            c = read_curve(view, t, data.metric, data.sign(), min_points=6)
+            if c is not None:
+                noise = curve_noise(c[1])
+                raw = data.sign() * c[1]
+                res = resolution(raw)
+                p = float(t.value)  # type: ignore[arg-type]
+                if res > 0 and 0 <= p <= 1 and np.all((raw >= 0) & (raw <= 1)):
+                    # a rate over 1/res validation examples: its binomial sampling sd is a floor
+                    noise = max(noise, math.sqrt(p * (1 - p) * res))
+                noises.append(noise)
+    return float(np.median(noises)) if noises else None
+
+
+def _view(data: StudyData, g: Group) -> StudyData:
+    from .common import group_view
+
+    return group_view(data, g)
+
+
+def trial_sd(data: StudyData, th: Thresholds) -> tuple[float | None, str]:
+    """Trial variance as a standard deviation, and where it comes from.
+
+    From retrains where they exist (pooled over the retrain studies of this study), else from
+    paired seeds (trials of this study with identical hyperparameters), else from the evaluation
+    noise of the best curves; ``(None, "")`` when nothing tells.
+    """
+    retrains = [v for _, v in retrain_values(data) if len(v) >= 2]
+    dof = sum(len(v) - 1 for v in retrains)
+    if dof >= 1:
+        return math.sqrt(sum(float(((v - v.mean()) ** 2).sum()) for v in retrains) / dof), "retrains"
+    paired = paired_seed_sd(data)
+    if paired is not None:
+        return paired[0], "paired seeds"
+    noise = evaluation_noise(data, th)
+    if noise is not None and noise > 0:
+        return noise, "evaluation noise"
+    return None, ""
+
+
+@check("sampled_enough", family="sampling", uses=("sampled_enough_tol", "noise_z"))
+def check_sampled_enough(data: StudyData, th: Thresholds) -> list[Finding]:
+    if len(data.completed) < 2:
+        return []
+    sd, source = trial_sd(data, th)
+    s = data.sign()
+
+    def judge(view: StudyData, g: Group) -> list[Finding]:
+        values = view.loss_like_values()
+        n = len(values)
+        if n < 4 or len(view.completed) < 2:
+            return []  # the best of fewer than 2 trials says nothing about sampling
+        half = max(1, n // 2)
+        e_half, e_full = expected_best_of_k(values, half), expected_best_of_k(values, n)
+        if not math.isfinite(e_half):
+            return []
+        gain = e_half - e_full
+        feasible = np.sort(values[np.isfinite(values)])
+        top_gap = float(feasible[1] - feasible[0]) if len(feasible) >= 2 else math.nan
+        ev: dict[str, Any] = {
+            "trials": n, "expected_best_of_half": s * e_half, "expected_best_of_all": s * e_full,
+            "expected_gain": gain, "trial_sd": sd, "trial_sd_source": source, "top_two_gap": top_gap,
+        }
+        # material against both the trial variance and the landscape (the spread of the group's values)
+        spread = float(np.median(feasible) - feasible[0])
+        ev["relative_gain"] = gain / spread if spread > 0 else 0.0
+        moving = spread > 0 and gain > th.sampled_enough_tol * spread
+        against = f"{th.sampled_enough_tol:.0%} of the spread of trial values ({fmt(th.sampled_enough_tol * spread)})"
+        if sd is not None and sd > 0:
+            ev["gain_in_sd"] = gain / sd
+            # the best region is dense when the top quarter of the trials (at least 2) lies within one trial sd
+            m = max(2, math.ceil(len(feasible) / 4))
+            dense = len(feasible) >= m and float(feasible[m - 1] - feasible[0]) <= sd
+            ev["dense_top"] = dense
+            moving = moving and gain > sd and not dense
+            against = f"the trial standard deviation ({fmt(sd)}, from {source})" + (
+                f" and {against}" if moving else "" if gain <= sd else
+                "; its best trials lie within one trial sd of each other (a densely sampled best region)" if dense
+                else f" though not {against}")
+        else:
+            against += "; no trial variance is known"
+        where = in_group(g.label)
+        units = f"{data.metric}"
+        if moving:
+            return [Finding(
+                "sampled_enough", WARNING,
+                where + f"Probably not sampled enough: with {n} trials, doubling from {half} to {n} moves the expected "
+                f"best {units} by {fmt(gain)}, more than {against}: the best is still being found by sampling. "
+                "(The playbook notes that it is hard to know when a space is sampled densely enough.)",
+                "Raise `trials` of this study (it appends the next quasi-random points and keeps the finished ones), "
+                "and look at the axis plots for how many trials fall in the good region.",
+                ev,
+            )]
+        tie = " (its top trials tie)" if top_gap == 0 else ""
+        return [Finding(
+            "sampled_enough", INFO,
+            where + f"Doubling from {half} to {n} trials moves the expected best {units} by {fmt(gain)}{tie}, "
+            f"{'against' if ev.get('dense_top') and sd is not None and gain > sd else 'less than'} {against}: more trials of this search space would probably not change the best by more than trial variance. "
+            "The playbook notes this is hard to know: check the axis plots for how densely the good region is sampled.",
+            "No action needed for sampling; sample more only if you can afford it.",
+            ev,
+        )]
+
+    return for_groups(data, th, judge)

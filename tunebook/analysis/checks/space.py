@@ -1,0 +1,123 @@
+"""Is the search space big enough, and where are the infeasible trials? (run per group)
+
+The playbook ("Identifying bad search space boundaries"): a study is suspect
+when its best point is near the boundary of a range; if every trial above
+some learning rate is infeasible and the best sits at the edge of that
+region, the model may suffer from instability. Both are asked of each
+group's best trials: one group whose best is limited by its range makes the
+comparison unfair, whatever the study's overall best does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tunebook.analysis.data import StudyData
+
+from .base import INFO, WARNING, Finding, Thresholds, check
+from .common import Group, for_groups, has, in_group, top_k
+
+
+def _outer(u: float, width: float, side: str) -> bool:
+    """Whether a scaled position lies in the outer ``width`` of a range on ``side``."""
+    return u >= 1 - width if side == "upper" else u <= width
+
+
+def boundary_findings(view: StudyData, group: Group, th: Thresholds) -> list[Finding]:
+    best = view.best()
+    if best is None:
+        return []
+    top = top_k(view, th)
+    findings = []
+    for name, param in view.numeric_params().items():
+        if view.roles.get(name) == "scientific" or not has(best, name):
+            continue  # a param is judged only over the trials that have it
+        have = [t for t in top if has(t, name)]
+        u_best = view.unit(name, best.params[name], best)
+        for side in ("upper", "lower"):
+            share = float(np.mean([_outer(view.unit(name, t.params[name], t), 2 * th.boundary_fraction, side) for t in have]))
+            if _outer(u_best, th.boundary_fraction, side) and share >= th.boundary_top_share:
+                own = view.param_for(best, name) or param  # a conditional name: the range of this group
+                bound = own.high if side == "upper" else own.low
+                who = f"the best trial of {group.label}" if group.label else "the best trial"
+                findings.append(Finding(
+                    "search_space_boundary", WARNING,
+                    in_group(group.label)
+                    + f"The {name} of {who} (#{best.number}), {best.params[name]:.4g}, is near the {side} boundary "
+                    f"({bound:g}) of the search space, with {share:.0%} of the group's top {len(have)} trials there too: "
+                    "its best point may lie outside the range."
+                    + (" The comparison between scientific values is not yet fair." if group.label else ""),
+                    f"Expand the search space for {name} in the {side} direction"
+                    + (f" for {group.label}" if group.label else "")
+                    + " and run a new study.",
+                    {"param": name, "side": side, "best_value": best.params[name], "bound": bound,
+                     "top_share_near": share, "top_k": len(have), "trial": best.number},
+                ))
+    return findings
+
+
+@check("search_space_boundary", family="space", uses=("boundary_fraction", "boundary_top_share", "top_k_min", "top_k_share"))
+def check_search_space_boundary(data: StudyData, th: Thresholds) -> list[Finding]:
+    return for_groups(data, th, lambda view, g: boundary_findings(view, g, th))
+
+
+@check("infeasible_share", family="space", uses=("infeasible_share",))
+def check_infeasible_share(data: StudyData, th: Thresholds) -> list[Finding]:
+    finished = data.finished
+    n_bad = len(data.infeasible)
+    if not finished or n_bad == 0:
+        return []
+    share = n_bad / len(finished)
+    reasons: dict[str, int] = {}
+    for t in data.infeasible:
+        key = (t.infeasible_reason or "unknown").split(" at step")[0].split(" = ")[0]
+        reasons[key] = reasons.get(key, 0) + 1
+    evidence = {"infeasible": n_bad, "finished": len(finished), "share": share, "reasons": reasons}
+    if share > th.infeasible_share:
+        return [Finding(
+            "infeasible_share", WARNING,
+            f"{n_bad} of {len(finished)} finished trials ({share:.0%}) were infeasible.",
+            "Shrink or reparameterize the search space to avoid sampling infeasible points; "
+            "if infeasible trials appear where they should not, look for a bug.",
+            evidence,
+        )]
+    return [Finding(
+        "infeasible_share", INFO,
+        f"{n_bad} of {len(finished)} finished trials ({share:.0%}) were infeasible.",
+        "No action needed at this share; they are plotted as red x.",
+        evidence,
+    )]
+
+
+def infeasible_region_findings(view: StudyData, group: Group, th: Thresholds) -> list[Finding]:
+    best = view.best()
+    if best is None or not view.infeasible:
+        return []
+    findings = []
+    for name in view.numeric_params():
+        if view.roles.get(name) == "scientific" or not has(best, name):
+            continue
+        u_best = view.unit(name, best.params[name], best)
+        for side, direction in (("upper", 1), ("lower", -1)):
+            near = [t for t in view.finished if has(t, name)
+                    and 0 < direction * (view.unit(name, t.params[name], t) - u_best) <= th.infeasible_window]
+            bad = [t for t in near if t.state == "infeasible"]
+            if bad and len(bad) / len(near) >= th.infeasible_region_share:
+                nearest = min(bad, key=lambda t: abs(view.unit(name, t.params[name], t) - u_best))
+                findings.append(Finding(
+                    "infeasible_region", WARNING,
+                    in_group(group.label)
+                    + f"The best {name} = {best.params[name]:.4g} sits next to an infeasible region on its {side} side "
+                    f"({len(bad)} of {len(near)} trials just {'above' if side == 'upper' else 'below'} it diverged, "
+                    f"the nearest at {nearest.params[name]:.4g}): a sign of training instability.",
+                    "Stabilize training so that the best point is not at the edge of stability: "
+                    "try learning-rate warmup or gradient clipping (`tunebook warmup`), then re-tune.",
+                    {"param": name, "side": side, "best_value": best.params[name],
+                     "nearest_infeasible": nearest.params[name], "infeasible_near": len(bad), "near": len(near)},
+                ))
+    return findings
+
+
+@check("infeasible_region", family="space", uses=("infeasible_window", "infeasible_region_share"))
+def check_infeasible_region(data: StudyData, th: Thresholds) -> list[Finding]:
+    return for_groups(data, th, lambda view, g: infeasible_region_findings(view, g, th))
