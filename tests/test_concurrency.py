@@ -23,7 +23,7 @@ def tunebook(*args: str, cwd=None) -> subprocess.Popen:
 
 def finish(procs: list[subprocess.Popen]) -> list[tuple[str, str]]:
     outputs = [p.communicate(timeout=600) for p in procs]
-    for p, (out, err) in zip(procs, outputs):
+    for p, (_out, err) in zip(procs, outputs):
         assert p.returncode == 0, err[-3000:]
         for word in ("Traceback", "IntegrityError", "UniqueViolation", "locked"):
             assert word not in err, err[-3000:]

@@ -12,7 +12,7 @@ from sqlalchemy import event
 
 import _workloads as w
 import tunebook as tb
-from tunebook.design import MaterializedDesign, ProposingDesign, _REGISTRY, design_names, propose_next
+from tunebook.design import MaterializedDesign, ProposingDesign, design_names, propose_next, unregister_design
 from tunebook.storage.translate import classify
 from tunebook.writers import MetricWriter, TrialInfo
 
@@ -60,7 +60,7 @@ def test_a_new_proposing_design_runs_through_the_worker_loop_unnamed(sqlite_url,
         assert [t.params["lr"] for t in study.trials()] == [0.1, 0.01, 0.001]
         assert propose_next(study) is None  # the budget is reached
     finally:
-        del _REGISTRY["ladder"]
+        unregister_design("ladder")
 
 
 def test_a_materialized_design_never_proposes(sqlite_url):

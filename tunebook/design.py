@@ -250,7 +250,7 @@ def register_design(name: str) -> Callable[[type], type]:
     ...     pass
     >>> get_design("my-design").name
     'my-design'
-    >>> del _REGISTRY["my-design"]
+    >>> unregister_design("my-design")
     """
 
     def decorate(cls: type) -> type:
@@ -260,6 +260,11 @@ def register_design(name: str) -> Callable[[type], type]:
         return cls
 
     return decorate
+
+
+def unregister_design(name: str) -> None:
+    """Remove design ``name`` from the registry (for tests and plugins that reload)."""
+    _REGISTRY.pop(name, None)
 
 
 def design_names() -> tuple[str, ...]:
