@@ -13,6 +13,7 @@ from sqlalchemy import event
 import _workloads as w
 import tunebook as tb
 from tunebook.design import MaterializedDesign, ProposingDesign, design_names, propose_next, unregister_design
+from tunebook.storage.base import TrialOutcome
 from tunebook.storage.translate import classify
 from tunebook.writers import MetricWriter, TrialInfo
 
@@ -277,3 +278,30 @@ def test_storage_raises_tunebook_errors_only(storage_url):
         storage.finish_trial(trial.id, "w", "running")
     with pytest.raises(tb.StudyExists):
         storage.create_study(study.record, [])
+
+
+def test_results_computed_elsewhere_are_recorded_through_the_contract(storage_url):
+    from tunebook.analysis.synthetic import exp_decay, write_study
+
+    def curve(params, steps, rng):
+        if params["lr"] > 0.5:
+            return "diverged"
+        return {"val/error": exp_decay(steps, params["lr"], 1.0, 100.0)}
+
+    study = write_study(storage_url, "synthetic", curve, space=SPACE, trials=8, max_train_steps=400, evals=4)
+    trials = study.trials()
+    assert {t.state for t in trials} <= {"completed", "infeasible"} and len(trials) == 8
+    for t in trials:
+        if t.state == "infeasible":
+            assert t.infeasible_reason == "diverged" and study.metrics(t) == {}
+        else:
+            curve_points = study.metrics(t)["val/error"]
+            assert [s for s, _ in curve_points] == [100, 200, 300, 400]
+            assert (t.value, t.best_step) == (curve_points[-1][1], 400) and t.attempts == 1
+    with pytest.raises(tb.StudyNotFound):  # a finished trial is never recorded again
+        study.storage.record_outcomes(study.id, [TrialOutcome(0, "completed", value=1.0)])
+
+
+def test_an_unhashable_design_name_is_one_line():
+    with pytest.raises(tb.SpecError, match="^design: unknown design"):
+        tb.get_design(["grid"])

@@ -274,7 +274,7 @@ def design_names() -> tuple[str, ...]:
 
 def get_design(name: str) -> Design:
     """The registered design ``name``; :class:`SpecError` naming the known ones otherwise."""
-    if name not in _REGISTRY and isinstance(name, str) and name in _BUILTIN_MODULES:
+    if isinstance(name, str) and name not in _REGISTRY and name in _BUILTIN_MODULES:
         import importlib
 
         importlib.import_module(_BUILTIN_MODULES[name])  # registers itself

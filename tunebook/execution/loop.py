@@ -232,7 +232,13 @@ def _proposing_studies(store: Storage, scope: Study | None) -> Iterator[Study]:
             yield scope
         return
     for record in store.list_studies():
-        if get_design(record.spec.get("design", "quasi_random")).proposes:
+        try:
+            design = get_design(record.spec.get("design", "quasi_random"))
+        except SpecError:  # a design registered by a plugin this worker has not imported
+            log.warning("study %s: design %r is not registered here; not proposing for it",
+                        record.name, record.spec.get("design"))
+            continue
+        if design.proposes:
             yield Study(record, store)
 
 
