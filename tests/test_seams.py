@@ -305,3 +305,20 @@ def test_results_computed_elsewhere_are_recorded_through_the_contract(storage_ur
 def test_an_unhashable_design_name_is_one_line():
     with pytest.raises(tb.SpecError, match="^design: unknown design"):
         tb.get_design(["grid"])
+
+
+def store_goes_away(trial) -> None:
+    trial.log(1, **{"val/error": 1.0})
+    raise tb.StorageUnavailable("store x: database or disk is full")
+
+
+def test_an_unavailable_store_is_never_blamed_on_the_training_function(sqlite_url, tmp_path):
+    calls: list = []
+    study = tb.create_study("away", space=SPACE, objective=("val/error", "min"), trials=2, max_train_steps=5,
+                            storage=sqlite_url)
+    with pytest.raises(tb.StorageUnavailable):
+        tb.run(study, store_goes_away, workers=0, progress=False, checkpoint_dir=tmp_path,
+               writers=[lambda info: Recorder(info, calls)])
+    first = study.trials()[0]
+    assert first.state == "pending" and first.error is None and first.attempts == 1  # resumed by the next run
+    assert [c[2]["state"] for c in calls if c[1] == "summary"] == ["pending"]

@@ -20,6 +20,10 @@ elsewhere. The loop:
      (retrospective selection), or ``failed`` if the objective was never logged;
    - a NaN/Inf, a broken ``infeasible_if`` rule or out of memory: ``infeasible``;
    - any other exception: ``failed``, with the traceback stored;
+   - the store became unavailable (:class:`~tunebook.errors.StorageUnavailable`:
+     disk full, database away): an infrastructure fault, never the training
+     function's: the trial goes back to ``pending`` (if the store still answers;
+     otherwise it turns stale) and the error propagates to the executor;
    - ``KeyboardInterrupt``/``SIGTERM``: the trial goes back to ``pending`` and
      keeps its checkpoints, so the next run resumes it.
 
@@ -40,7 +44,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from tunebook.design import get_design, propose_next
-from tunebook.errors import ClaimLost, SpecError, TrialInfeasible
+from tunebook.errors import ClaimLost, SpecError, StorageUnavailable, TrialInfeasible, TunebookError
 from tunebook.storage.base import COMPLETED, FAILED, INFEASIBLE, Storage, TrialRecord
 from tunebook.study import Study, resolve_train
 from tunebook.trial import Trial
@@ -184,6 +188,13 @@ def run_trial(
         except ClaimLost:
             summary["state"] = "lost"
             return "lost"
+        except StorageUnavailable as exc:
+            summary.update(state="pending", error=str(exc))
+            try:
+                storage.release_trial(record.id, worker_id)
+            except TunebookError:  # still away: the trial turns stale and is re-queued
+                pass
+            raise
         except Exception as exc:
             if trial.infeasible_reason is not None:  # e.g. a NaN loss made the user's code raise
                 return finish(INFEASIBLE, infeasible_reason=trial.infeasible_reason)
