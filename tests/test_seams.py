@@ -104,7 +104,8 @@ def test_concurrent_proposals_in_threads_never_repeat_a_number_seed_or_point(sto
 def test_study_spec_round_trips_and_its_hash_is_the_stored_one(sqlite_url):
     study = tb.create_study("spec", space=SPACE, objective=("val/error", "min"), trials=4, max_train_steps=5,
                             storage=sqlite_url, goal="why", infeasible_if={"train/loss": {"above": 10}})
-    spec = tb.StudySpec.from_mapping(study.record.spec)
+    spec = study.spec
+    assert spec == tb.StudySpec.from_mapping(study.record.spec) and len({spec, study.spec}) == 1
     assert spec.to_mapping() == study.record.spec
     assert spec.hash == study.record.spec_hash
     assert spec.replace(trials=40).hash == spec.hash  # the budget is not part of the identity

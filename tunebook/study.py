@@ -149,6 +149,11 @@ class Study:
         return self.record.id
 
     @property
+    def spec(self) -> StudySpec:
+        """The stored spec as a :class:`StudySpec`."""
+        return StudySpec.from_mapping(self.record.spec)
+
+    @property
     def trials_budget(self) -> int:
         return self.record.trials_budget
 
@@ -306,6 +311,9 @@ class StudySpec:
     def hash(self) -> str:
         """Identifies the study whatever its budget (see :func:`spec_hash`)."""
         return spec_hash(self.to_mapping())
+
+    def __hash__(self) -> int:  # consistent with ==: every field, the budget included
+        return hash(json.dumps(self.to_mapping(), sort_keys=True, default=str))
 
     @property
     def space(self) -> SearchSpace:
