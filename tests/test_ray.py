@@ -101,3 +101,37 @@ def test_ctrl_c_before_any_task_is_submitted_is_a_clean_interrupt(local_ray, sql
     study.storage.requeue_stale = interrupted  # Ctrl-C lands in the first round, before a task exists
     result = tb.run(study, w.quadratic, executor="ray", progress=False, checkpoint_dir=tmp_path)
     assert result.interrupted and result.counts["pending"] == 2
+
+
+def max_overlap(trials) -> int:
+    """The most trials running at one moment, from the stored claim and finish times."""
+    events = sorted([(t.started_at, 1) for t in trials] + [(t.finished_at, -1) for t in trials],
+                    key=lambda e: (e[0], e[1]))
+    running = peak = 0
+    for _, change in events:
+        running += change
+        peak = max(peak, running)
+    return peak
+
+
+def test_workers_caps_the_concurrent_ray_tasks(local_ray, sqlite_url, tmp_path):
+    # half a CPU a trial: Ray alone would run 4 at once on the fixture's 2 CPUs; workers=1 must serialize them
+    study = tb.create_study("capped", space=tb.SearchSpace(nuisance={"lr": tb.Float(1e-4, 1.0, "log")}),
+                            objective=("val/error", "min"), trials=5, max_train_steps=20, storage=sqlite_url)
+    result = tb.run(study, w.diverges, executor="ray", workers=1, cpus_per_trial=0.5, progress=False,
+                    checkpoint_dir=tmp_path)
+    assert result.finished
+    trials = study.trials()
+    assert all(t.worker_id.startswith("ray:") and t.attempts == 1 for t in trials)
+    assert max_overlap(trials) == 1
+
+
+def test_workers_for_ray_must_be_a_positive_count(sqlite_url, tmp_path):
+    study = tb.create_study("bad-workers", space=tb.SearchSpace(nuisance={"lr": tb.Float(1e-4, 1.0, "log")}),
+                            objective=("val/error", "min"), trials=1, max_train_steps=5, storage=sqlite_url)
+    for bad in (0, -2, 1.5, True):
+        with pytest.raises(tb.SpecError, match="^workers: the Ray executor takes a positive number"):
+            tb.run(study, w.quadratic, executor="ray", workers=bad, progress=False, checkpoint_dir=tmp_path)
+    with pytest.raises(tb.SpecError, match="^devices: the Ray executor places trials"):
+        tb.run(study, w.quadratic, executor="ray", devices=["0"], progress=False, checkpoint_dir=tmp_path)
+    assert study.counts()["pending"] == 1

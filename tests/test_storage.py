@@ -211,3 +211,41 @@ def test_notes_and_baselines(storage_url):
     assert storage.get_baselines()["s"] == "s"
     with pytest.raises(KeyError):
         storage.set_baseline("missing", "s")
+
+
+def test_concurrent_extends_and_proposals_never_collide(storage_url):
+    study = make_study(storage_url, trials=4)
+    storage = study.storage
+    more = [{"number": i, "params": {"lr": 0.1}, "seed": i} for i in range(4, 10)]
+    errors: list[BaseException] = []
+
+    def extend() -> None:
+        try:
+            storage.extend_study(study.id, more, 10)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=extend) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert [t.number for t in study.trials()] == list(range(10))
+    assert storage.get_study("s").trials_budget == 10
+    storage.extend_study(study.id, [], 8)  # a smaller budget never shrinks the study
+    assert storage.get_study("s").trials_budget == 10
+    assert storage.propose_trial(study.id, lambda n, seed: ({"lr": 0.2}, n)) is None  # the budget is reached
+    storage.extend_study(study.id, [], 13)
+    numbers: list[int | None] = []
+
+    def propose() -> None:
+        numbers.append(storage.propose_trial(study.id, lambda n, seed: ({"lr": 0.3}, 1000 + n)))
+
+    threads = [threading.Thread(target=propose) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(n for n in numbers if n is not None) == [10, 11, 12] and numbers.count(None) == 2
+    assert [t.seed for t in study.trials()][10:] == [1010, 1011, 1012]

@@ -14,8 +14,12 @@ ask/tell mode, over tunebook's own store:
   objective, so for it a proposal whose nearest evaluated neighbours are
   mostly infeasible (a closeness-weighted vote of three) is set aside (as a
   running trial, which its acquisition avoids) and the sampler asked again;
-- trials still running are passed as running trials, so parallel workers
-  do not all get the same point.
+- trials still running (or proposed and not yet claimed) are passed as
+  running trials, so parallel workers do not all get the same point;
+- proposals are atomic: the store assigns the trial's number, its training
+  seed and its point in one transaction (:func:`tunebook.design.propose_next`),
+  and the sampler is seeded from the study's seed and that number, so two
+  workers asking at once never add the same point or the same seed.
 
 :func:`refined_space` proposes narrower bounds from the exploration study.
 """
@@ -27,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from tunebook._errors import MissingExtraError, SpecError
-from tunebook.design import trial_seed
+from tunebook.design import ProposingDesign, propose_next, register_design
+from tunebook.errors import MissingExtraError, SpecError
 from tunebook.space import Choice, Float, Int, Param, SearchSpace
 from tunebook.storage.base import TrialRecord
 
@@ -83,7 +87,7 @@ def _frozen(optuna: Any, space: SearchSpace, dists: dict[str, Any], t: TrialReco
         # no objective was observed: a pruned trial whose constraint is violated, with no value
         return optuna.trial.create_trial(params=values, distributions=dists, state=optuna.trial.TrialState.PRUNED,
                                          system_attrs={CONSTRAINT: 1.0})
-    if t.state == "running":
+    if t.state in ("running", "pending"):  # pending: proposed by another worker, not claimed yet
         return optuna.trial.create_trial(params=values, distributions=dists, state=optuna.trial.TrialState.RUNNING)
     return None
 
@@ -107,8 +111,18 @@ def infeasible_neighbourhood(space: SearchSpace, point: dict[str, Any], known: l
     return sum(w for w, (_, bad) in zip(weights, ranked) if bad) > 0.5 * sum(weights)
 
 
-def propose(study: Any, *, parent: Any | None = None, sampler: str = "gp", seed: int | None = None) -> dict[str, Any]:
-    """The sampler's next point for ``study``, given its trials and the parent's."""
+def sampler_seed(study_seed: int, number: int) -> int:
+    """The sampler's seed for proposing trial ``number``: distinct per trial, the same on every worker."""
+    return int(np.random.SeedSequence([study_seed, number, 0x0B0]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def propose(study: Any, *, parent: Any | None = None, sampler: str = "gp", seed: int | None = None,
+            number: int | None = None) -> dict[str, Any]:
+    """The sampler's next point for ``study`` (as trial ``number``), given its trials and the parent's.
+
+    A point equal to one the study already holds is set aside and the sampler
+    asked again (as for GP proposals in an infeasible region).
+    """
     if sampler not in SAMPLERS:
         raise SpecError("sampler", f"unknown sampler {sampler!r}", "use 'gp' or 'tpe'")
     optuna = _optuna()
@@ -116,14 +130,16 @@ def propose(study: Any, *, parent: Any | None = None, sampler: str = "gp", seed:
     dists = {k: distribution(p) for k, p in space.params.items()}
     history = []
     for source in ([parent] if parent is not None else []) + [study]:
-        history += [(source, t) for t in source.trials(["completed", "infeasible", "running"])]
+        history += [(source, t) for t in source.trials(["completed", "infeasible", "running", "pending"])]
     seed = study.seed if seed is None else seed
-    n_done = sum(1 for _, t in history if t.state != "running")
+    if number is None:
+        number = len(study.trials())
+    taken = [{**study.space.fixed, **t.params} for s, t in history if s is study]
     if sampler == "tpe":
-        chosen = optuna.samplers.TPESampler(seed=seed + n_done, constant_liar=True, n_startup_trials=5,
+        chosen = optuna.samplers.TPESampler(seed=sampler_seed(seed, number), constant_liar=True, n_startup_trials=5,
                                             multivariate=True)
     else:
-        chosen = optuna.samplers.GPSampler(seed=seed + n_done, n_startup_trials=5)
+        chosen = optuna.samplers.GPSampler(seed=sampler_seed(seed, number), n_startup_trials=5)
     direction = "minimize" if study.objective[1] == "min" else "maximize"
     ostudy = optuna.create_study(direction=direction, sampler=chosen)
     frozen = [f for s, t in history if (f := _frozen(optuna, space, dists, t, s.space.fixed)) is not None]
@@ -133,24 +149,35 @@ def propose(study: Any, *, parent: Any | None = None, sampler: str = "gp", seed:
     for _ in range(MAX_REJECTIONS):
         trial = ostudy.ask(dists)
         point = dict(trial.params)
-        if sampler == "tpe" or not infeasible_neighbourhood(space, point, known):
+        duplicate = {**space.fixed, **point} in taken
+        if not duplicate and (sampler == "tpe" or not infeasible_neighbourhood(space, point, known)):
             return point
-        # GP cannot see infeasible trials: this proposal stays running (never told), so the
-        # acquisition of the next ask moves away from it
+        # GP cannot see infeasible trials, and a repeated point teaches nothing: this proposal
+        # stays running (never told), so the next ask moves away from it
     return point
 
 
-def propose_and_add(study: Any) -> int | None:
-    """Add the next proposed trial to a bayesian study (None once its budget is reached)."""
-    if len(study.trials()) >= study.trials_budget:
-        return None
-    from tunebook.study import load_study
+@register_design("bayesian")
+class BayesianDesign(ProposingDesign):
+    """Bayesian optimization (Optuna's GP or TPE sampler), warm-started from the ``parent`` study."""
 
-    parent_name = study.record.spec.get("parent")
-    parent = load_study(parent_name, study.storage) if parent_name else None
-    point = propose(study, parent=parent, sampler=study.record.spec.get("sampler", "gp"))
-    number = len(study.trials())
-    return study.storage.add_trial_within_budget(study.id, point, trial_seed(study.seed, number))
+    def sampler_for(self, sampler: str | None) -> str | None:
+        sampler = sampler or "gp"
+        if sampler not in SAMPLERS:
+            raise SpecError("sampler", f"unknown sampler {sampler!r}", "use 'gp' (Optuna's GPSampler) or 'tpe'")
+        return sampler
+
+    def propose(self, study: Any, number: int) -> dict[str, Any] | None:
+        from tunebook.study import load_study
+
+        parent_name = study.record.spec.get("parent")
+        parent = load_study(parent_name, study.storage) if parent_name else None
+        return propose(study, parent=parent, sampler=study.record.spec.get("sampler", "gp"), number=number)
+
+
+def propose_and_add(study: Any) -> int | None:
+    """Add the next proposed trial to a bayesian study (None once its budget is reached); atomic."""
+    return propose_next(study)
 
 
 def refined_space(parent: Any, *, top_share: float = 0.2, margin: float = 0.25) -> dict[str, dict[str, Any]]:

@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
 
-from tunebook._errors import SpecError
+from tunebook.errors import SpecError
 from tunebook.space import Choice, Param, SearchSpace
 
 #: Stored with every study. Trials are materialized at creation, so a stored
@@ -222,3 +222,193 @@ def materialize(
             out.append(DesignPoint({**group, **points[offset]}, trial_seed(seed, point), point))
     # start may fall inside a group only when a study is resumed mid-group; keep exact indices.
     return out[start - first * k:]
+
+
+# --- the Design protocol and its registry -------------------------------------------
+
+
+@runtime_checkable
+class Design(Protocol):
+    """How a study chooses its trials. Register one with :func:`register_design`.
+
+    A design either *materializes* all its points when the study is created
+    (and extends them when the budget grows), or *proposes* them one at a
+    time as the study runs, from the history (``proposes = True``): the worker
+    loop asks :meth:`propose` when nothing is pending, inside the store's
+    transaction that assigns the trial's number and seed.
+    """
+
+    name: str
+    #: True: trials are proposed as the study runs, nothing is materialized at creation.
+    proposes: bool
+    #: False: a stored study of this design cannot grow its budget.
+    extendable: bool
+
+    def materialize(
+        self,
+        space: SearchSpace,
+        trials: int,
+        seed: int,
+        *,
+        scientific_design: str = "crossed",
+        start: int = 0,
+        grid_force: bool = False,
+    ) -> list[DesignPoint]:
+        """Trials ``start .. trials-1`` (empty for a proposing design)."""
+        ...
+
+    def propose(self, study: Any, number: int) -> dict[str, Any] | None:
+        """The varied hyperparameters of trial ``number`` of ``study`` (a proposing design only)."""
+        ...
+
+    def sampler_for(self, sampler: str | None) -> str | None:
+        """The spec's ``sampler`` checked (and defaulted) for this design; :class:`SpecError` if it takes none."""
+        ...
+
+
+_REGISTRY: dict[str, Design] = {}
+#: Built-in designs that live in their own module (imported on first use: they pull optional packages).
+_BUILTIN_MODULES = {"bayesian": "tunebook.bayesian"}
+
+
+def register_design(name: str) -> Callable[[type], type]:
+    """Class decorator: register an instance of the class under ``name``.
+
+    >>> @register_design("my-design")
+    ... class Mine(MaterializedDesign):
+    ...     pass
+    >>> get_design("my-design").name
+    'my-design'
+    >>> unregister_design("my-design")
+    """
+
+    def decorate(cls: type) -> type:
+        instance = cls()
+        instance.name = name
+        _REGISTRY[name] = instance
+        return cls
+
+    return decorate
+
+
+def unregister_design(name: str) -> None:
+    """Remove design ``name`` from the registry (for tests and plugins that reload)."""
+    _REGISTRY.pop(name, None)
+
+
+def design_names() -> tuple[str, ...]:
+    """Every design a study can name: the registered ones and the built-in ones not imported yet."""
+    return tuple(dict.fromkeys([*_REGISTRY, *_BUILTIN_MODULES]))
+
+
+def get_design(name: str) -> Design:
+    """The registered design ``name``; :class:`SpecError` naming the known ones otherwise."""
+    if isinstance(name, str) and name not in _REGISTRY and name in _BUILTIN_MODULES:
+        import importlib
+
+        importlib.import_module(_BUILTIN_MODULES[name])  # registers itself
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        raise SpecError("design", f"unknown design {name!r}", f"use one of {', '.join(design_names())}") from None
+
+
+class MaterializedDesign:
+    """A design whose points are all known at creation: wraps :func:`materialize`."""
+
+    name = ""
+    proposes = False
+    extendable = True
+
+    def materialize(
+        self,
+        space: SearchSpace,
+        trials: int,
+        seed: int,
+        *,
+        scientific_design: str = "crossed",
+        start: int = 0,
+        grid_force: bool = False,
+    ) -> list[DesignPoint]:
+        return materialize(space, trials, seed, design=self.name, scientific_design=scientific_design,
+                           start=start, grid_force=grid_force)
+
+    def propose(self, study: Any, number: int) -> dict[str, Any] | None:
+        raise NotImplementedError(f"design {self.name!r} materializes its trials; it does not propose")
+
+    def sampler_for(self, sampler: str | None) -> str | None:
+        if sampler is not None:
+            raise SpecError("sampler", "only a bayesian study has a sampler", "add design: bayesian, or remove sampler")
+        return None
+
+    def __repr__(self) -> str:
+        return f"<design {self.name!r}>"
+
+
+@register_design("quasi_random")
+class QuasiRandomDesign(MaterializedDesign):
+    """Scrambled Halton points, balanced choices (the exploration default)."""
+
+
+@register_design("random")
+class RandomDesign(MaterializedDesign):
+    """Uniform pseudo-random points (prefix-stable)."""
+
+
+@register_design("grid")
+class GridDesign(MaterializedDesign):
+    """A full grid over 1-2 hyperparameters; cannot be extended."""
+
+    extendable = False
+
+
+@register_design("replicates")
+class ReplicatesDesign(MaterializedDesign):
+    """One configuration, a different seed per trial (trial variance)."""
+
+
+class ProposingDesign:
+    """A design that proposes each trial from the history as the study runs."""
+
+    name = ""
+    proposes = True
+    extendable = True
+
+    def materialize(
+        self,
+        space: SearchSpace,
+        trials: int,
+        seed: int,
+        *,
+        scientific_design: str = "crossed",
+        start: int = 0,
+        grid_force: bool = False,
+    ) -> list[DesignPoint]:
+        return []
+
+    def propose(self, study: Any, number: int) -> dict[str, Any] | None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def sampler_for(self, sampler: str | None) -> str | None:
+        return sampler
+
+    def __repr__(self) -> str:
+        return f"<design {self.name!r}>"
+
+
+def propose_next(study: Any) -> int | None:
+    """Add the next trial of a proposing design atomically; returns its number, None at the budget.
+
+    Number, training seed and point are assigned in one store transaction
+    (:meth:`~tunebook.storage.base.Storage.propose_trial`): two workers asking
+    at once get different numbers, different seeds and see each other's point.
+    """
+    design = get_design(study.design)
+    if not design.proposes:
+        return None
+
+    def propose(number: int, study_seed: int) -> tuple[dict[str, Any], int] | None:
+        point = design.propose(study, number)
+        return None if point is None else (point, trial_seed(study_seed, number))
+
+    return study.storage.propose_trial(study.id, propose)

@@ -18,39 +18,19 @@ import hashlib
 import json
 import re
 import subprocess
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
-from tunebook._errors import SpecError
-from tunebook.design import DESIGNS, GENERATOR_VERSION, SCIENTIFIC_DESIGNS, materialize
+from tunebook.design import GENERATOR_VERSION, SCIENTIFIC_DESIGNS, design_names, get_design
+from tunebook.errors import SpecError, StudyExists
 from tunebook.space import SearchSpace, _number
 from tunebook.storage import open_storage, redact
-from tunebook.storage.base import FINISHED, Storage, StudyExists, StudyRecord, TrialRecord
+from tunebook.storage.base import FINISHED, Storage, StudyRecord, TrialRecord
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
-SPEC_KEYS = (
-    "study",
-    "goal",
-    "experiment",
-    "train",
-    "objective",
-    "trials",
-    "max_train_steps",
-    "search_space",
-    "design",
-    "scientific_design",
-    "seed",
-    "infeasible_if",
-    "keep_checkpoints",
-    "grid_force",
-    "storage",
-    "parent",
-    "sampler",
-)
-#: Designs a study can have: the materialized ones, and Bayesian optimization (proposed as it runs).
-STUDY_DESIGNS = (*DESIGNS, "bayesian")
-#: Fields that may change between two runs of the same study.
-_MUTABLE = ("trials", "storage")
+#: Designs a study can have (the registry's names; see :mod:`tunebook.design`).
+STUDY_DESIGNS = design_names()
 
 
 def _check_name(name: Any, field: str) -> str:
@@ -169,6 +149,11 @@ class Study:
         return self.record.id
 
     @property
+    def spec(self) -> StudySpec:
+        """The stored spec as a :class:`StudySpec`."""
+        return StudySpec.from_mapping(self.record.spec)
+
+    @property
     def trials_budget(self) -> int:
         return self.record.trials_budget
 
@@ -209,78 +194,148 @@ class Study:
         return f"Study({self.name!r}, trials={self.trials_budget}, storage={redact(self.storage.url)!r})"
 
 
-def build_spec(
-    name: str,
-    *,
-    space: SearchSpace | Mapping[str, Any],
-    objective: Any,
-    trials: Any,
-    max_train_steps: Any,
-    goal: str = "",
-    experiment: str | None = None,
-    train: str | None = None,
-    design: str = "quasi_random",
-    scientific_design: str = "crossed",
-    seed: Any = None,
-    infeasible_if: Any = None,
-    keep_checkpoints: Any = 3,
-    grid_force: bool = False,
-    parent: str | None = None,
-    sampler: str | None = None,
-) -> dict[str, Any]:
-    """Validate everything and return the canonical spec (what is stored)."""
-    name = _check_name(name, "study")
-    if not isinstance(goal, str):
-        raise SpecError("goal", f"expected text, got {goal!r}", "write the question this study answers")
-    experiment = _check_name(experiment, "experiment") if experiment is not None else name
-    if not isinstance(space, SearchSpace):
-        space = SearchSpace.from_spec(space, allow_fixed_only=design == "replicates")
-    elif design != "replicates" and not space.params:
-        raise SpecError("search_space", "nothing varies", "give at least one scientific or nuisance hyperparameter")
-    metric, mode = _objective(objective)
-    trials = _positive_int(trials, "trials", 24)
-    max_train_steps = _positive_int(max_train_steps, "max_train_steps", 2000)
-    if design not in STUDY_DESIGNS:
-        raise SpecError("design", f"unknown design {design!r}", f"use one of {', '.join(STUDY_DESIGNS)}")
-    if design == "bayesian" and space.conditional:
-        raise SpecError("design", "bayesian does not support conditional spaces yet", "use design: quasi_random")
-    if scientific_design not in SCIENTIFIC_DESIGNS:
-        raise SpecError("scientific_design", f"unknown value {scientific_design!r}", "use 'crossed' or 'joint'")
-    if sampler is not None and design != "bayesian":
-        raise SpecError("sampler", "only a bayesian study has a sampler", "add design: bayesian, or remove sampler")
-    if design == "bayesian":
-        sampler = sampler or "gp"
-        if sampler not in ("gp", "tpe"):
-            raise SpecError("sampler", f"unknown sampler {sampler!r}", "use 'gp' (Optuna's GPSampler) or 'tpe'")
-    if parent is not None:
-        _check_name(parent, "parent")
-    if seed is None:
-        seed = _default_seed(name)
-    elif isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise SpecError("seed", f"expected a non-negative integer, got {seed!r}", "e.g. seed: 0")
-    keep = _positive_int(keep_checkpoints, "keep_checkpoints", 3)
-    if not isinstance(grid_force, bool):
-        raise SpecError("grid_force", f"expected true or false, got {grid_force!r}", "write grid_force: true")
-    if train is not None and (not isinstance(train, str) or train.count(":") != 1):
-        raise SpecError("train", f"expected 'module:function', got {train!r}", "e.g. train: tunebook.workloads.digits:train")
-    return {
-        "study": name,
-        "goal": goal,
-        "experiment": experiment,
-        "train": train,
-        "objective": {"metric": metric, "mode": mode},
-        "trials": trials,
-        "max_train_steps": max_train_steps,
-        "search_space": space.to_spec(),
-        "design": design,
-        "scientific_design": scientific_design,
-        "seed": seed,
-        "infeasible_if": _rules(infeasible_if),
-        "keep_checkpoints": keep,
-        "grid_force": grid_force,
-        **({"parent": parent} if parent is not None else {}),
-        **({"sampler": sampler} if sampler is not None else {}),
-    }
+@dataclass(frozen=True, eq=True)
+class StudySpec:
+    """What defines a study: the one list of the spec's fields, validated.
+
+    ``StudySpec.from_mapping`` validates a mapping (a YAML file's, or
+    :func:`create_study`'s keywords) and fills the defaults;
+    ``to_mapping`` gives the canonical form that is stored; ``hash`` identifies
+    the study whatever its budget (``trials`` may grow between two runs).
+
+    >>> spec = StudySpec.from_mapping({"study": "s", "objective": {"metric": "loss", "mode": "min"},
+    ...     "trials": 4, "max_train_steps": 10, "search_space": {"nuisance": {"lr": {"min": 0.1, "max": 1}}}})
+    >>> spec.experiment, spec.design, StudySpec.from_mapping(spec.to_mapping()) == spec
+    ('s', 'quasi_random', True)
+    """
+
+    study: str
+    objective: tuple[str, str]
+    trials: int
+    max_train_steps: int
+    search_space: dict[str, Any]
+    goal: str = ""
+    experiment: str = ""
+    train: str | None = None
+    design: str = "quasi_random"
+    scientific_design: str = "crossed"
+    seed: int = 0
+    infeasible_if: dict[str, dict[str, float]] = field(default_factory=dict)
+    keep_checkpoints: int = 3
+    grid_force: bool = False
+    parent: str | None = None
+    sampler: str | None = None
+
+    #: Fields a spec must give.
+    REQUIRED: ClassVar[tuple[str, ...]] = ("study", "objective", "trials", "max_train_steps", "search_space")
+    #: Keys a YAML spec may hold that are not part of the study (where it is stored).
+    FILE_ONLY: ClassVar[tuple[str, ...]] = ("storage",)
+    #: Fields that may change between two runs of the same study.
+    MUTABLE: ClassVar[tuple[str, ...]] = ("trials", "storage")
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def file_keys(cls) -> tuple[str, ...]:
+        """Every key a YAML spec may hold (the study's fields and ``storage``)."""
+        return (*cls.field_names(), *cls.FILE_ONLY)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> "StudySpec":
+        """Validate ``data`` (``search_space`` may be a :class:`SearchSpace`); :class:`SpecError` otherwise."""
+        unknown = [k for k in data if k not in cls.file_keys()]
+        if unknown:
+            raise SpecError(str(unknown[0]), "unknown field", f"the fields are: {', '.join(cls.file_keys())}")
+        for key in cls.REQUIRED:
+            if key not in data:
+                raise SpecError(key, "is missing", "see `tunebook init` for a complete example")
+        name = _check_name(data["study"], "study")
+        goal = data.get("goal")
+        goal = "" if goal is None else goal
+        if not isinstance(goal, str):
+            raise SpecError("goal", f"expected text, got {goal!r}", "write the question this study answers")
+        experiment = data.get("experiment")
+        experiment = _check_name(experiment, "experiment") if experiment else name
+        design_name = data.get("design") or "quasi_random"
+        design = get_design(design_name)
+        space = data["search_space"]
+        allow_fixed_only = design_name == "replicates"
+        if not isinstance(space, SearchSpace):
+            space = SearchSpace.from_spec(space, allow_fixed_only=allow_fixed_only)
+        elif not allow_fixed_only and not space.params:
+            raise SpecError("search_space", "nothing varies", "give at least one scientific or nuisance hyperparameter")
+        if space.conditional and design.proposes:
+            raise SpecError("design", f"{design_name} does not support conditional spaces yet", "use design: quasi_random")
+        metric, mode = _objective(data["objective"])
+        trials = _positive_int(data["trials"], "trials", 24)
+        max_train_steps = _positive_int(data["max_train_steps"], "max_train_steps", 2000)
+        scientific_design = data.get("scientific_design") or "crossed"
+        if scientific_design not in SCIENTIFIC_DESIGNS:
+            raise SpecError("scientific_design", f"unknown value {scientific_design!r}", "use 'crossed' or 'joint'")
+        sampler = design.sampler_for(data.get("sampler"))
+        parent = data.get("parent")
+        if parent is not None:
+            _check_name(parent, "parent")
+        seed = data.get("seed")
+        if seed is None:
+            seed = _default_seed(name)
+        elif isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise SpecError("seed", f"expected a non-negative integer, got {seed!r}", "e.g. seed: 0")
+        keep = _positive_int(data.get("keep_checkpoints", 3), "keep_checkpoints", 3)
+        grid_force = data.get("grid_force", False)
+        if not isinstance(grid_force, bool):
+            raise SpecError("grid_force", f"expected true or false, got {grid_force!r}", "write grid_force: true")
+        train = data.get("train")
+        if train is not None and (not isinstance(train, str) or train.count(":") != 1):
+            raise SpecError("train", f"expected 'module:function', got {train!r}", "e.g. train: tunebook.workloads.digits:train")
+        return cls(
+            study=name, objective=(metric, mode), trials=trials, max_train_steps=max_train_steps,
+            search_space=space.to_spec(), goal=goal, experiment=experiment, train=train, design=design_name,
+            scientific_design=scientific_design, seed=seed, infeasible_if=_rules(data.get("infeasible_if")),
+            keep_checkpoints=keep, grid_force=grid_force, parent=parent, sampler=sampler,
+        )
+
+    def to_mapping(self) -> dict[str, Any]:
+        """The canonical form (what is stored; ``parent`` and ``sampler`` only when set)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("parent", "sampler") and value is None:
+                continue
+            if f.name == "objective":
+                value = {"metric": value[0], "mode": value[1]}
+            out[f.name] = value
+        return out
+
+    @property
+    def hash(self) -> str:
+        """Identifies the study whatever its budget (see :func:`spec_hash`)."""
+        return spec_hash(self.to_mapping())
+
+    def __hash__(self) -> int:  # consistent with ==: every field, the budget included
+        return hash(json.dumps(self.to_mapping(), sort_keys=True, default=str))
+
+    @property
+    def space(self) -> SearchSpace:
+        return SearchSpace.from_spec(self.search_space, allow_fixed_only=self.design == "replicates")
+
+    def replace(self, **changes: Any) -> "StudySpec":
+        """A copy with ``changes``, validated again."""
+        return StudySpec.from_mapping({**self.to_mapping(), **changes})
+
+
+#: Every key a YAML spec may hold (kept for old imports; the source is :class:`StudySpec`).
+SPEC_KEYS = StudySpec.file_keys()
+#: Fields that may change between two runs of the same study.
+_MUTABLE = StudySpec.MUTABLE
+
+
+def build_spec(name: str, *, space: SearchSpace | Mapping[str, Any], **options: Any) -> dict[str, Any]:
+    """Validate everything and return the canonical spec (what is stored); see :class:`StudySpec`."""
+    data = {k: v for k, v in options.items() if v is not None or k in StudySpec.REQUIRED}
+    return StudySpec.from_mapping({"study": name, "search_space": space, **data}).to_mapping()
 
 
 def spec_hash(spec: Mapping[str, Any]) -> str:
@@ -367,36 +422,45 @@ def create_study(
     other difference raises :class:`SpecError` suggesting a new name. Nothing
     is written unless the whole spec is valid.
     """
-    spec = build_spec(
-        name,
-        space=space,
-        objective=objective,
-        trials=trials,
-        max_train_steps=max_train_steps,
-        goal=goal,
-        experiment=experiment,
-        train=train,
-        design=design,
-        scientific_design=scientific_design,
-        seed=seed,
-        infeasible_if=infeasible_if,
-        keep_checkpoints=keep_checkpoints,
-        grid_force=grid_force,
-        parent=parent if design == "bayesian" else None,
-        sampler=sampler,
+    proposes = get_design(design).proposes if isinstance(design, str) else False
+    study_spec = StudySpec.from_mapping({
+        "study": name, "search_space": space, "objective": objective, "trials": trials,
+        "max_train_steps": max_train_steps, "goal": goal, "experiment": experiment, "train": train,
+        "design": design, "scientific_design": scientific_design, "seed": seed, "infeasible_if": infeasible_if,
+        "keep_checkpoints": keep_checkpoints, "grid_force": grid_force,
+        # the spec's parent warm-starts a proposing design; for others it is the record's lineage only
+        "parent": parent if proposes else None, "sampler": sampler,
+    })
+    return create_study_from_spec(
+        study_spec, storage=storage, config_path=config_path, config_hash=config_hash,
+        repro_command=repro_command, parent=parent, round=round,
     )
-    design_space = SearchSpace.from_spec(spec["search_space"], allow_fixed_only=spec["design"] == "replicates")
+
+
+def create_study_from_spec(
+    study_spec: StudySpec,
+    *,
+    storage: str | Storage | None = None,
+    config_path: str | None = None,
+    config_hash: str | None = None,
+    repro_command: str | None = None,
+    parent: str | None = None,
+    round: int = 1,
+) -> Study:
+    """:func:`create_study` from a validated :class:`StudySpec` (``parent``: the round's lineage)."""
+    spec = study_spec.to_mapping()
+    name = study_spec.study
+    parent = parent if parent is not None else study_spec.parent
+    design = get_design(study_spec.design)
     store = storage if isinstance(storage, Storage) else open_storage(storage)
     # Validate the design (trial counts, grids) before touching the store.
-    if spec["design"] == "bayesian":
-        points = []  # proposed one at a time as the study runs (tunebook.bayesian)
-        if parent is not None and store.get_study(parent) is None:
-            raise SpecError("parent", f"no study named {parent!r} to warm-start from", "name the exploration study")
-    else:
-        points = materialize(
-            design_space, spec["trials"], spec["seed"], design=spec["design"],
-            scientific_design=spec["scientific_design"], grid_force=spec["grid_force"],
-        )
+    points = design.materialize(
+        study_spec.space, study_spec.trials, study_spec.seed,
+        scientific_design=study_spec.scientific_design, grid_force=study_spec.grid_force,
+    )
+    if design.proposes and study_spec.parent is not None and store.get_study(study_spec.parent) is None:
+        raise SpecError("parent", f"no study named {study_spec.parent!r} to warm-start from",
+                        "name the exploration study")
     existing = store.get_study(name)
     if existing is not None:
         return _resume(store, existing, spec, points)
@@ -406,7 +470,7 @@ def create_study(
     record = StudyRecord(
         name=name,
         spec=spec,
-        spec_hash=spec_hash(spec),
+        spec_hash=study_spec.hash,
         objective_metric=spec["objective"]["metric"],
         objective_mode=spec["objective"]["mode"],
         max_train_steps=spec["max_train_steps"],
@@ -452,12 +516,12 @@ def _resume(store: Storage, existing: StudyRecord, spec: dict[str, Any], points:
             f"use trials: {have} (or more to sample more)",
         )
     if want > have:
-        if spec["design"] == "bayesian":
-            store.extend_study(existing.id, [], want)  # type: ignore[arg-type]
-            return Study(store.get_study(name), store)  # type: ignore[arg-type]
-        if spec["design"] == "grid":
-            raise SpecError("trials", "a grid study cannot be extended", f"use trials: {have}, or a new study name")
+        design = get_design(spec["design"])
+        if not design.extendable:
+            raise SpecError("trials", f"a {design.name} study cannot be extended", f"use trials: {have}, or a new study name")
+        # proposing designs store no points: raising the budget is all (proposed as the study runs)
         new = [{"number": i, "params": p.params, "seed": p.seed} for i, p in enumerate(points)][have:]
+        # atomic in the store: a concurrent extend of the same study adds nothing twice
         store.extend_study(existing.id, new, want)  # type: ignore[arg-type]
         existing = store.get_study(name)  # type: ignore[assignment]
     return Study(existing, store)
@@ -494,7 +558,7 @@ def read_spec_file(path: str | Path) -> tuple[dict[str, Any], str]:
     unknown = [k for k in data if k not in SPEC_KEYS]
     if unknown:
         raise SpecError(str(unknown[0]), "unknown field", f"the fields are: {', '.join(SPEC_KEYS)}")
-    for key in ("study", "objective", "trials", "max_train_steps", "search_space", "train"):
+    for key in (*StudySpec.REQUIRED, "train"):
         if key not in data:
             raise SpecError(key, "is missing", "see `tunebook init` for a complete example")
     return dict(data), hashlib.sha256(raw).hexdigest()[:12]
@@ -508,26 +572,12 @@ def study_from_spec_file(
     base_dir = Path(path).resolve().parent
     train = resolve_train(data.get("train"), base_dir)
     storage = storage if storage is not None else data.get("storage")
-    study = create_study(
-        data["study"],
-        space=data["search_space"],
-        objective=data["objective"],
-        trials=data["trials"],
-        max_train_steps=data["max_train_steps"],
-        goal=data.get("goal") or "",
-        storage=storage,
-        experiment=data.get("experiment"),
-        train=data["train"],
-        design=data.get("design", "quasi_random"),
-        scientific_design=data.get("scientific_design", "crossed"),
-        seed=data.get("seed"),
-        infeasible_if=data.get("infeasible_if"),
-        keep_checkpoints=data.get("keep_checkpoints", 3),
-        grid_force=data.get("grid_force", False),
-        parent=data.get("parent"),
-        sampler=data.get("sampler"),
-        config_path=str(path),
-        config_hash=digest,
-        repro_command=repro_command,
+    fields_ = {k: v for k, v in data.items() if k not in StudySpec.FILE_ONLY}
+    parent = fields_.get("parent")
+    if parent is not None and not get_design(fields_.get("design") or "quasi_random").proposes:
+        fields_.pop("parent")  # only a proposing design is warm-started from its parent
+    study = create_study_from_spec(
+        StudySpec.from_mapping(fields_), storage=storage, config_path=str(path), config_hash=digest,
+        repro_command=repro_command, parent=parent,
     )
     return study, train

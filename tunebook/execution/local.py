@@ -22,7 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
-from tunebook.execution._runner import (
+from tunebook.errors import SpecError
+from tunebook.execution.loop import (
     DEFAULT_STALE_AFTER,
     WorkerStop,
     default_checkpoint_root,
@@ -31,6 +32,7 @@ from tunebook.execution._runner import (
     worker_loop,
 )
 from tunebook.study import Study, load_study
+from tunebook.writers import WriterFactory
 
 
 @dataclass
@@ -54,13 +56,15 @@ def _worker_main(
     checkpoint_root: str,
     stale_after: float | None,
     flush_interval: float,
+    writers: Sequence[WriterFactory] = (),
 ) -> None:
     install_worker_signals()
     from tunebook.storage import open_storage
 
     study = load_study(study_name, open_storage(storage_url))
     try:
-        worker_loop(study, train, checkpoint_root, stale_after=stale_after, flush_interval=flush_interval)
+        worker_loop(study, train, checkpoint_root, stale_after=stale_after, flush_interval=flush_interval,
+                    writers=writers)
     except KeyboardInterrupt:
         sys.exit(130)
     except WorkerStop:  # SIGTERM
@@ -82,7 +86,7 @@ def _child_environment(device: str | None, threads: int) -> Iterator[None]:
         os.environ.update(saved)
 
 
-class _Reporter:
+class Reporter:
     """Progress on the terminal: a rich bar on a TTY, a line per change elsewhere."""
 
     def __init__(self, study: Study, enabled: bool) -> None:
@@ -134,23 +138,21 @@ def run_local(
     stale_after: float | None = DEFAULT_STALE_AFTER,
     flush_interval: float = 1.0,
     stop_grace: float = 60.0,
+    writers: Sequence[WriterFactory] = (),
 ) -> RunResult:
     """Run the study's pending trials; see the module docstring."""
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-        from tunebook._errors import SpecError
-
         raise SpecError("workers", f"expected a non-negative integer, got {workers!r}", "e.g. --workers 2")
     if devices is not None:
         devices = [str(d) for d in devices]
         if workers and len(devices) != workers:
-            from tunebook._errors import SpecError
-
             raise SpecError("devices", f"{len(devices)} devices for {workers} workers", "give one device per worker")
     checkpoint_root = str(checkpoint_dir or default_checkpoint_root(study.storage))
-    reporter = _Reporter(study, progress)
+    reporter = Reporter(study, progress)
     if workers == 0:  # in this process: for debugging and notebooks
         try:
-            worker_loop(study, train, checkpoint_root, stale_after=stale_after, flush_interval=flush_interval)
+            worker_loop(study, train, checkpoint_root, stale_after=stale_after, flush_interval=flush_interval,
+                        writers=writers)
         except KeyboardInterrupt:
             return RunResult(study.name, reporter.update(), interrupted=True)
         finally:
@@ -164,7 +166,7 @@ def run_local(
         device = devices[index] if devices else None
         proc = ctx.Process(
             target=_worker_main,
-            args=(study.storage.url, study.name, train, checkpoint_root, stale_after, flush_interval),
+            args=(study.storage.url, study.name, train, checkpoint_root, stale_after, flush_interval, tuple(writers)),
             name=f"tunebook-worker-{index}",
         )
         with _child_environment(device, threads):
@@ -207,3 +209,6 @@ def _stop_workers(procs: list[Any], grace: float) -> None:
                 p.join()
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+_Reporter = Reporter  # old private name

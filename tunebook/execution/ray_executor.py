@@ -1,8 +1,11 @@
 """The Ray executor: one Ray task per trial, with the resources you ask for.
 
-``run_ray(study, train, address=..., cpus_per_trial=C, gpus_per_trial=G)``
+``run_ray(study, train, address=..., cpus_per_trial=C, gpus_per_trial=G, workers=N)``
 submits one task per pending trial to a Ray cluster (``address=None`` starts
-a local one). Each task claims a trial from the store itself, so Ray tasks,
+a local one), at most ``N`` at a time when ``workers`` is given (otherwise as
+many as the cluster's resources allow). Each task runs the shared worker loop
+(:func:`tunebook.execution.loop.worker_loop`) for one trial: it claims a trial
+from the store itself (or has the study's design propose one), so Ray tasks,
 ``tunebook worker`` processes and local runs can share one study without a
 trial running twice. Ray gives a task with ``num_gpus`` its own
 ``CUDA_VISIBLE_DEVICES``.
@@ -19,15 +22,18 @@ from __future__ import annotations
 import os
 import socket
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
-from tunebook._errors import MissingExtraError, SpecError
-from tunebook.execution._runner import DEFAULT_STALE_AFTER, claim_next, default_checkpoint_root, run_trial, worker_id_for
-from tunebook.execution.local import RunResult, _Reporter
+from tunebook.design import get_design
+from tunebook.errors import MissingExtraError, SpecError
+from tunebook.execution.loop import DEFAULT_STALE_AFTER, default_checkpoint_root, worker_id_for, worker_loop
+from tunebook.execution.local import Reporter, RunResult
 from tunebook.study import Study
+from tunebook.writers import WriterFactory
 
 
-def _import_ray() -> Any:
+def import_ray() -> Any:
+    """The ``ray`` module, or :class:`MissingExtraError` naming the extra."""
     try:
         import ray
     except ImportError:
@@ -35,19 +41,29 @@ def _import_ray() -> Any:
     return ray
 
 
+_import_ray = import_ray  # old private name
+
+
 def _one_trial(storage_url: str, study_name: str, train: Callable[..., Any], checkpoint_root: str,
-               stale_after: float, max_lost_workers: int) -> str | None:
-    """The body of a Ray task: claim one trial of the study and run it."""
+               stale_after: float, max_lost_workers: int, writers: Sequence[WriterFactory] = ()) -> str | None:
+    """The body of a Ray task: the shared worker loop, for one trial of the study."""
     from tunebook.storage import open_storage
     from tunebook.study import load_study
 
-    store = open_storage(storage_url)
-    study = load_study(study_name, store)
-    worker_id = f"ray:{worker_id_for()}"
-    record = claim_next(study, worker_id, stale_after, max_lost_workers)
-    if record is None:
+    study = load_study(study_name, open_storage(storage_url))
+    done = worker_loop(study, train, checkpoint_root, worker_id=f"ray:{worker_id_for()}", max_trials=1,
+                       stale_after=stale_after, max_lost_workers=max_lost_workers, writers=writers)
+    return next(iter(done), None)
+
+
+def check_workers(workers: Any) -> int | None:
+    """``workers`` for the Ray executor: None (as many tasks as the cluster runs) or a positive integer."""
+    if workers is None:
         return None
-    return run_trial(study, record, train, worker_id, checkpoint_root)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise SpecError("workers", f"the Ray executor takes a positive number of concurrent tasks, got {workers!r}",
+                        "e.g. workers=4, or leave it out to use the whole cluster")
+    return workers
 
 
 def _ship_by_value(train: Callable[..., Any]) -> None:
@@ -96,16 +112,23 @@ def run_ray(
     address: str | None = None,
     cpus_per_trial: float = 1.0,
     gpus_per_trial: float = 0.0,
+    workers: int | None = None,
     checkpoint_dir: str | os.PathLike[str] | None = None,
     progress: bool = True,
     stale_after: float = DEFAULT_STALE_AFTER,
     max_lost_workers: int = 3,
     max_rounds: int = 10,
+    writers: Sequence[WriterFactory] = (),
 ) -> RunResult:
-    """Run the study's pending trials as Ray tasks; see the module docstring."""
+    """Run the study's pending trials as Ray tasks (at most ``workers`` at once); see the module docstring.
+
+    ``max_rounds``: how many times to wait for trials running elsewhere (or
+    whose worker died and is not yet stale) before returning.
+    """
     if cpus_per_trial <= 0 or gpus_per_trial < 0:
         raise SpecError("--cpus-per-trial", "must be positive (and --gpus-per-trial 0 or more)", "e.g. --cpus-per-trial 1")
-    ray = _import_ray()
+    limit = check_workers(workers)
+    ray = import_ray()
     started_here = False
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, logging_level="warning", log_to_driver=True)
@@ -115,37 +138,42 @@ def run_ray(
         checkpoint_root = str(checkpoint_dir or default_checkpoint_root(study.storage))
         _ship_by_value(train)
         task = ray.remote(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial, max_retries=0)(_one_trial)
-        reporter = _Reporter(study, progress)
+        proposes = get_design(study.design).proposes
+        reporter = Reporter(study, progress)
         interrupted = False
-        refs: list[Any] = []
+        in_flight: list[Any] = []
+        idle_rounds = 0
         try:
-            for _ in range(max_rounds):
+            while True:
                 study.storage.requeue_stale(stale_after, study.id, max_lost_workers)
                 counts = study.counts()
                 pending = counts["pending"]
-                if study.design == "bayesian":  # proposed as it runs: one task per trial still in the budget
+                if proposes:  # proposed as it runs: one task per trial still in the budget
                     pending += max(0, study.trials_budget - sum(counts.values()))
-                if pending == 0:
-                    if study.counts()["running"] == 0:
+                room = (limit if limit is not None else max(pending, 1)) - len(in_flight)
+                # A task that finds nothing to claim returns at once: submitting a few too many is harmless.
+                unclaimed = max(0, len(in_flight) - counts["running"])  # submitted, not running yet
+                submit = max(0, min(room, pending - unclaimed))
+                in_flight += [task.remote(study.storage.url, study.name, train, checkpoint_root, stale_after,
+                                          max_lost_workers, tuple(writers)) for _ in range(submit)]
+                if not in_flight:
+                    if counts["running"] == 0 or idle_rounds >= max_rounds:
                         break
+                    idle_rounds += 1
                     time.sleep(min(stale_after, 5.0))  # running elsewhere, or a dead worker not yet stale
                     continue
-                refs = [task.remote(study.storage.url, study.name, train, checkpoint_root, stale_after, max_lost_workers)
-                        for _ in range(pending)]
-                waiting = list(refs)
-                while waiting:
-                    _, waiting = ray.wait(waiting, num_returns=len(waiting), timeout=0.5)
-                    reporter.update()
-                for ref in refs:
+                done, in_flight = ray.wait(in_flight, num_returns=1, timeout=0.5)
+                reporter.update()
+                for ref in done:
                     try:
                         ray.get(ref)
                     except ray.exceptions.RayError:  # a dead worker: its trial is re-queued once stale
                         pass
         except KeyboardInterrupt:
             interrupted = True
-            for ref in refs:
+            for ref in in_flight:
                 ray.cancel(ref)  # KeyboardInterrupt in the task: the trial goes back to pending
-            for ref in refs:
+            for ref in in_flight:
                 try:
                     ray.get(ref, timeout=60)
                 except Exception:  # cancelled, or already finished  # noqa: BLE001

@@ -11,7 +11,7 @@ import os
 import threading
 from pathlib import Path
 
-from tunebook._errors import MissingExtraError, SpecError
+from tunebook.errors import MissingExtraError, SpecError
 from tunebook.storage.base import Storage
 
 DEFAULT_STORAGE = "sqlite:///tunebook.db"

@@ -14,6 +14,13 @@ checkpoint manifest. Every implementation keeps these promises:
   :class:`ClaimLost` and change nothing, so a worker presumed dead cannot
   overwrite the trial.
 - A finished trial (completed, infeasible, failed) never changes afterwards.
+- Trial numbers and seeds are assigned inside the store's transactions
+  (``extend_study``, ``propose_trial``): concurrent extends or proposals never
+  add the same number twice and never fail on a unique constraint.
+- Errors leave the store as :mod:`tunebook.errors` types only (translated at
+  one boundary, :mod:`tunebook.storage.translate`): :class:`StudyNotFound`,
+  :class:`StudyExists`, :class:`StorageUnavailable` (database away, locked too
+  long, disk full: an infrastructure fault, retried) or :class:`StorageError`.
 """
 
 from __future__ import annotations
@@ -21,14 +28,20 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 PENDING, RUNNING, COMPLETED, INFEASIBLE, FAILED = "pending", "running", "completed", "infeasible", "failed"
 STATES = (PENDING, RUNNING, COMPLETED, INFEASIBLE, FAILED)
 FINISHED = (COMPLETED, INFEASIBLE, FAILED)
 
 
-from tunebook.errors import ClaimLost, StudyExists  # noqa: E402,F401  (re-exported: the storage contract raises them)
+from tunebook.errors import (  # noqa: E402,F401  (re-exported: the storage contract raises them)
+    ClaimLost,
+    StorageError,
+    StorageUnavailable,
+    StudyExists,
+    StudyNotFound,
+)
 
 
 @dataclass
@@ -77,6 +90,19 @@ class TrialRecord:
 
 
 @dataclass(frozen=True)
+class TrialOutcome:
+    """A pending trial's result computed elsewhere (an import, a synthetic study): see ``record_outcomes``."""
+
+    number: int
+    state: str
+    value: float | None = None
+    best_step: int | None = None
+    infeasible_reason: str | None = None
+    error: str | None = None
+    metrics: Sequence[tuple[int, str, float]] = ()  # (step, name, value) rows
+
+
+@dataclass(frozen=True)
 class CheckpointRecord:
     trial_id: int
     step: int
@@ -115,6 +141,23 @@ class Storage(ABC):
     @abstractmethod
     def add_trial_within_budget(self, study_id: int, params: dict[str, Any], seed: int) -> int | None:
         """Append one pending trial (designs that propose as they go) unless the budget is reached."""
+
+    @abstractmethod
+    def propose_trial(
+        self, study_id: int, propose: Callable[[int, int], tuple[dict[str, Any], int] | None]
+    ) -> int | None:
+        """Add the study's next trial atomically; returns its number (None: budget reached or nothing proposed).
+
+        In one transaction that excludes every other proposal and extend of the
+        study: the next number ``n`` is chosen, ``propose(n, study_seed)``
+        returns ``(params, seed)`` (or None), and the trial is stored pending.
+        ``propose`` may read the store (committed trials) but must not write it.
+        """
+
+    @abstractmethod
+    def record_outcomes(self, study_id: int, outcomes: Sequence[TrialOutcome]) -> None:
+        """Finish pending trials whose results were computed elsewhere (imports, synthetic studies),
+        with their metric rows, in one transaction."""
 
     @abstractmethod
     def get_study(self, name: str) -> StudyRecord | None: ...

@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import math
 import time
-from typing import Any, Iterable, Sequence
+from contextlib import contextmanager
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -29,8 +30,11 @@ from tunebook.storage.base import (
     Storage,
     StudyExists,
     StudyRecord,
+    TrialOutcome,
     TrialRecord,
 )
+from tunebook.errors import SpecError, StudyNotFound
+from tunebook.storage.translate import translate_errors
 
 SCHEMA_VERSION = 2
 
@@ -185,7 +189,7 @@ class SQLStorage(Storage):
 
     # schema ----------------------------------------------------------------
     def _ensure_schema(self) -> None:
-        with self._writer.begin() as conn:
+        with self._write() as conn:
             if self.dialect == "postgresql":
                 # Two workers starting at once must not both create the tables.
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(7301452)"))
@@ -199,8 +203,6 @@ class SQLStorage(Storage):
                         conn.exec_driver_sql(statement)
                 conn.execute(schema_table.update().values(version=SCHEMA_VERSION))
             elif found > SCHEMA_VERSION:
-                from tunebook._errors import SpecError
-
                 raise SpecError(
                     "storage",
                     f"the store was written by a newer tunebook (schema {found}, this one reads {SCHEMA_VERSION})",
@@ -210,6 +212,36 @@ class SQLStorage(Storage):
     def close(self) -> None:
         self._reader.dispose()
         self._writer.dispose()
+
+    # the error boundary: every connection is opened here ------------------------
+    @contextmanager
+    def _read(self) -> Iterator[sa.Connection]:
+        """A reading connection; driver errors leave as tunebook errors (:mod:`.translate`)."""
+        with translate_errors(self._where()):
+            with self._reader.connect() as conn:
+                yield conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sa.Connection]:
+        """A write transaction (SQLite: ``BEGIN IMMEDIATE``); driver errors leave as tunebook errors."""
+        with translate_errors(self._where()):
+            with self._writer.begin() as conn:
+                yield conn
+
+    def _where(self) -> str:
+        from tunebook.storage import redact
+
+        return f"store {redact(self.url)}"
+
+    def _lock_study(self, conn: sa.Connection, study_id: int) -> Any:
+        """Serialize the study's structural writes (numbers, budget): a row lock on PostgreSQL,
+        the database lock SQLite's ``BEGIN IMMEDIATE`` already holds. Returns (budget, seed)."""
+        row = conn.execute(
+            sa.select(studies.c.trials_budget, studies.c.seed).where(studies.c.id == study_id).with_for_update()
+        ).first()
+        if row is None:
+            raise StudyNotFound(f"no study with id {study_id}")
+        return row
 
     # studies ---------------------------------------------------------------
     @staticmethod
@@ -244,7 +276,11 @@ class SQLStorage(Storage):
 
     def create_study(self, study: StudyRecord, trial_specs: Sequence[dict[str, Any]]) -> int:
         now = time.time()
-        with self._writer.begin() as conn:
+        with self._write() as conn:
+            if self.dialect == "postgresql":
+                # Two processes creating studies at once (same name, or a new experiment for both)
+                # take turns instead of one failing on a unique constraint.
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(7301453)"))
             if conn.execute(sa.select(studies.c.id).where(studies.c.name == study.name)).first():
                 raise StudyExists(study.name)
             experiment_id = conn.execute(
@@ -301,30 +337,88 @@ class SQLStorage(Storage):
             )
 
     def extend_study(self, study_id: int, trial_specs: Sequence[dict[str, Any]], budget: int) -> None:
-        with self._writer.begin() as conn:
-            self._insert_trials(conn, study_id, trial_specs)
-            conn.execute(studies.update().where(studies.c.id == study_id).values(trials_budget=budget))
+        """Append the trials not stored yet and raise the budget; a concurrent extend of the same
+        study to the same budget is a no-op, never a duplicate number."""
+        with self._write() as conn:
+            current, _ = self._lock_study(conn, study_id)
+            stored = {
+                n for (n,) in conn.execute(sa.select(trials.c.number).where(trials.c.study_id == study_id))
+            }
+            self._insert_trials(conn, study_id, [t for t in trial_specs if t["number"] not in stored])
+            if budget > current:
+                conn.execute(studies.update().where(studies.c.id == study_id).values(trials_budget=budget))
 
     def add_trial_within_budget(self, study_id: int, params: dict[str, Any], seed: int) -> int | None:
         """Append one pending trial unless the study's budget is reached; returns its number."""
-        with self._writer.begin() as conn:
-            budget = conn.execute(sa.select(studies.c.trials_budget).where(studies.c.id == study_id)).scalar()
+        number = self.propose_trial(study_id, lambda number, study_seed: (params, seed))
+        return None if number is None else number
+
+    def propose_trial(
+        self, study_id: int, propose: Callable[[int, int], tuple[dict[str, Any], int] | None]
+    ) -> int | None:
+        with self._write() as conn:
+            budget, study_seed = self._lock_study(conn, study_id)
             count, last = conn.execute(
                 sa.select(sa.func.count(), sa.func.max(trials.c.number)).where(trials.c.study_id == study_id)
             ).first()
-            if budget is None or count >= budget:
+            if count >= budget:
                 return None
             number = 0 if last is None else last + 1
+            proposed = propose(number, int(study_seed))
+            if proposed is None:
+                return None
+            params, seed = proposed
             self._insert_trials(conn, study_id, [{"number": number, "params": params, "seed": seed}])
         return number
 
+    def record_outcomes(self, study_id: int, outcomes: Sequence[TrialOutcome]) -> None:
+        if not outcomes:
+            return
+        now = time.time()
+        with self._write() as conn:
+            ids = {
+                r.number: r.id
+                for r in conn.execute(
+                    sa.select(trials.c.number, trials.c.id).where(
+                        trials.c.study_id == study_id,
+                        trials.c.state == PENDING,
+                        trials.c.number.in_([o.number for o in outcomes]),
+                    )
+                )
+            }
+            missing = [o.number for o in outcomes if o.number not in ids]
+            if missing:
+                raise StudyNotFound(f"study {study_id} has no pending trial number {missing[0]}")
+            rows = [
+                (ids[o.number], int(step), name, _nan_to_none(value))
+                for o in outcomes
+                for step, name, value in o.metrics
+            ]
+            if rows:
+                conn.exec_driver_sql(self._insert_metric_sql, rows)
+            for o in outcomes:
+                if o.state not in FINISHED:
+                    raise SpecError("state", f"not a finished state: {o.state!r}", "use completed, infeasible or failed")
+            conn.execute(
+                trials.update().where(trials.c.id == sa.bindparam("b_id")).values(
+                    state=sa.bindparam("b_state"), value=sa.bindparam("b_value"), best_step=sa.bindparam("b_step"),
+                    infeasible_reason=sa.bindparam("b_reason"), error=sa.bindparam("b_error"),
+                    attempts=trials.c.attempts + 1, started_at=now, finished_at=now,
+                ),
+                [
+                    {"b_id": ids[o.number], "b_state": o.state, "b_value": _nan_to_none(o.value),
+                     "b_step": o.best_step, "b_reason": o.infeasible_reason, "b_error": o.error}
+                    for o in outcomes
+                ],
+            )
+
     def get_study(self, name: str) -> StudyRecord | None:
-        with self._reader.connect() as conn:
+        with self._read() as conn:
             row = conn.execute(self._study_query().where(studies.c.name == name)).first()
         return None if row is None else self._study(row, row.experiment)
 
     def list_studies(self) -> list[StudyRecord]:
-        with self._reader.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(self._study_query().order_by(studies.c.created_at, studies.c.id)).all()
         return [self._study(r, r.experiment) for r in rows]
 
@@ -333,7 +427,7 @@ class SQLStorage(Storage):
             sa.select(trials.c.study_id, trials.c.state, sa.func.count().label("n"))
             .group_by(trials.c.study_id, trials.c.state)
         )
-        with self._reader.connect() as conn:
+        with self._read() as conn:
             by_study: dict[int, dict[str, int]] = {}
             for row in conn.execute(counts):
                 by_study.setdefault(row.study_id, {})[row.state] = row.n
@@ -385,7 +479,7 @@ class SQLStorage(Storage):
         query = sa.select(trials).where(trials.c.study_id == study_id).order_by(trials.c.number)
         if states is not None:
             query = query.where(trials.c.state.in_(list(states)))
-        with self._reader.connect() as conn:
+        with self._read() as conn:
             return [self._trial(r) for r in conn.execute(query)]
 
     TRIAL_ORDERS = ("number", "value", "best_step", "state", "attempts")
@@ -402,21 +496,21 @@ class SQLStorage(Storage):
     ) -> tuple[list[TrialRecord], int]:
         """One page of a study's trials, filtered and sorted in SQL, and the filtered total."""
         if order not in self.TRIAL_ORDERS:
-            raise ValueError(f"order: one of {self.TRIAL_ORDERS}")
+            raise SpecError("order", f"unknown order {order!r}", f"use one of {', '.join(self.TRIAL_ORDERS)}")
         where = [trials.c.study_id == study_id]
         if states:
             where.append(trials.c.state.in_(list(states)))
         column = trials.c[order]
         # NULL values (no value yet) always last, whatever the direction
         keys = [column.is_(None), column.desc() if descending else column.asc(), trials.c.number]
-        with self._reader.connect() as conn:
+        with self._read() as conn:
             total = conn.execute(sa.select(sa.func.count()).select_from(trials).where(*where)).scalar() or 0
             rows = conn.execute(sa.select(trials).where(*where).order_by(*keys).offset(offset).limit(limit)).all()
         return [self._trial(r) for r in rows], int(total)
 
     def study_signature(self, study_id: int) -> dict[str, Any]:
         """What changes while a study runs: counts by state and the latest finish/heartbeat."""
-        with self._reader.connect() as conn:
+        with self._read() as conn:
             counts = {
                 r.state: r.n
                 for r in conn.execute(
@@ -429,12 +523,12 @@ class SQLStorage(Storage):
         return {"counts": counts, "finished_at": latest[0], "heartbeat_at": latest[1]}
 
     def get_trial_by_number(self, study_id: int, number: int) -> TrialRecord | None:
-        with self._reader.connect() as conn:
+        with self._read() as conn:
             row = conn.execute(sa.select(trials).where(trials.c.study_id == study_id, trials.c.number == number)).first()
         return None if row is None else self._trial(row)
 
     def get_trial(self, trial_id: int) -> TrialRecord | None:
-        with self._reader.connect() as conn:
+        with self._read() as conn:
             row = conn.execute(sa.select(trials).where(trials.c.id == trial_id)).first()
         return None if row is None else self._trial(row)
 
@@ -471,7 +565,7 @@ class SQLStorage(Storage):
         self, stale_after: float, study_id: int | None = None, max_lost_workers: int = 3
     ) -> dict[str, int]:
         scope = [] if study_id is None else [trials.c.study_id == study_id]
-        with self._writer.begin() as conn:
+        with self._write() as conn:
             return self._requeue_stale(conn, time.time(), stale_after, scope, max_lost_workers)
 
     def claim_trial(
@@ -483,7 +577,7 @@ class SQLStorage(Storage):
     ) -> TrialRecord | None:
         now = time.time()
         scope = [] if study_id is None else [trials.c.study_id == study_id]
-        with self._writer.begin() as conn:
+        with self._write() as conn:
             if stale_after is not None:
                 # A worker that stopped heartbeating is presumed dead: its trial goes back to pending.
                 self._requeue_stale(conn, now, stale_after, scope, max_lost_workers)
@@ -520,7 +614,7 @@ class SQLStorage(Storage):
             raise ClaimLost(f"trial {trial_id} is no longer running under worker {owner}")
 
     def heartbeat(self, trial_id: int, worker_id: str) -> None:
-        with self._writer.begin() as conn:
+        with self._write() as conn:
             self._touch(conn, trial_id, worker_id)
 
     def finish_trial(
@@ -535,8 +629,8 @@ class SQLStorage(Storage):
         error: str | None = None,
     ) -> None:
         if state not in FINISHED:
-            raise ValueError(f"not a finished state: {state!r}")
-        with self._writer.begin() as conn:
+            raise SpecError("state", f"not a finished state: {state!r}", "use completed, infeasible or failed")
+        with self._write() as conn:
             self._touch(
                 conn,
                 trial_id,
@@ -550,14 +644,14 @@ class SQLStorage(Storage):
             )
 
     def release_trial(self, trial_id: int, worker_id: str) -> None:
-        with self._writer.begin() as conn:
+        with self._write() as conn:
             self._touch(conn, trial_id, worker_id, state=PENDING, worker_id=None)
 
     def release_worker_trials(self, worker_ids: Iterable[str]) -> int:
         ids = list(worker_ids)
         if not ids:
             return 0
-        with self._writer.begin() as conn:
+        with self._write() as conn:
             result = conn.execute(
                 trials.update()
                 .where(trials.c.state == RUNNING, trials.c.worker_id.in_(ids))
@@ -574,7 +668,7 @@ class SQLStorage(Storage):
         drop_from_step: int | None = None,
         replace: Sequence[tuple[int, str]] = (),
     ) -> None:
-        with self._writer.begin() as conn:
+        with self._write() as conn:
             self._touch(conn, trial_id, worker_id)
             if drop_from_step is not None:
                 # A resumed attempt re-logs these steps: keep one copy of each curve point.
@@ -601,7 +695,7 @@ class SQLStorage(Storage):
         query = sa.select(metrics.c.step, metrics.c.name, metrics.c.value).where(metrics.c.trial_id == trial_id)
         if names is not None:
             query = query.where(metrics.c.name.in_(list(names)))
-        with self._reader.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(query.order_by(metrics.c.name, metrics.c.step)).all()
         return [MetricRow(r.step, r.name, _none_to_nan(r.value)) for r in rows]
 
@@ -615,14 +709,14 @@ class SQLStorage(Storage):
             .order_by(order, metrics.c.step)
             .limit(1)
         )
-        with self._reader.connect() as conn:
+        with self._read() as conn:
             row = conn.execute(query).first()
         return None if row is None else (float(row.value), int(row.step))
 
     # notebook --------------------------------------------------------------
     def add_note(self, kind: str, conclusion: str, evidence: dict[str, Any], *, experiment: str | None = None,
                  study: str | None = None) -> int:
-        with self._writer.begin() as conn:
+        with self._write() as conn:
             return conn.execute(notes.insert().values(
                 kind=kind, conclusion=conclusion, evidence=json.dumps(evidence, default=str, sort_keys=True),
                 experiment=experiment, study=study, created_at=time.time(),
@@ -636,23 +730,23 @@ class SQLStorage(Storage):
             query = query.where(notes.c.study == study)
         if kind is not None:
             query = query.where(notes.c.kind == kind)
-        with self._reader.connect() as conn:
+        with self._read() as conn:
             return [{"id": r.id, "kind": r.kind, "conclusion": r.conclusion, "evidence": json.loads(r.evidence),
                      "experiment": r.experiment, "study": r.study, "created_at": r.created_at} for r in conn.execute(query)]
 
     def set_baseline(self, experiment: str, study: str) -> None:
-        with self._writer.begin() as conn:
+        with self._write() as conn:
             result = conn.execute(experiments.update().where(experiments.c.name == experiment).values(baseline=study))
             if result.rowcount != 1:
-                raise KeyError(experiment)
+                raise StudyNotFound(f"no experiment named {experiment!r}")
 
     def get_baselines(self) -> dict[str, str | None]:
-        with self._reader.connect() as conn:
+        with self._read() as conn:
             return {r.name: r.baseline for r in conn.execute(sa.select(experiments.c.name, experiments.c.baseline))}
 
     # checkpoints -----------------------------------------------------------
     def set_checkpoints(self, trial_id: int, worker_id: str, kept: Sequence[CheckpointRecord]) -> None:
-        with self._writer.begin() as conn:
+        with self._write() as conn:
             self._touch(conn, trial_id, worker_id)
             conn.execute(checkpoints.delete().where(checkpoints.c.trial_id == trial_id))
             if kept:
@@ -665,7 +759,7 @@ class SQLStorage(Storage):
                 )
 
     def get_checkpoints(self, trial_id: int) -> list[CheckpointRecord]:
-        with self._reader.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(
                 sa.select(checkpoints).where(checkpoints.c.trial_id == trial_id).order_by(checkpoints.c.step)
             ).all()

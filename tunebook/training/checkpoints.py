@@ -1,214 +1,28 @@
-"""Checkpoints: keep the N best by the objective plus the latest, written atomically.
-
-The playbook ("Saving checkpoints and retrospectively selecting the best
-checkpoint"): train for a fixed number of steps and pick the best checkpoint
-afterwards. :class:`CheckpointManager` keeps the ``keep_best`` checkpoints with
-the best objective and the latest one (for resuming), deleting the others.
-``Trial.checkpoint``/``Trial.restore`` use it, recording the manifest in the
-store; it also works on its own.
+"""Exact resume for PyTorch training; keep-N-best checkpoints (re-exported from :mod:`tunebook.checkpoints`).
 
 :func:`training_state` and :func:`restore_training_state` capture and restore
 everything a resumed run needs to continue exactly: model, optimizer,
 scheduler, the step, and the random states of Python, NumPy and PyTorch (CPU
-and every CUDA device).
+and every CUDA device). :class:`CheckpointManager` and :class:`Checkpoint`
+live in the core, :mod:`tunebook.checkpoints`; they are re-exported here for
+old imports.
 
-This module imports torch only when a checkpoint holds tensors.
+This module imports torch only inside the functions that need it.
 """
 
 from __future__ import annotations
 
-import math
-import os
-import pickle
 import random
-import sys
-import threading
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
-from tunebook.storage.base import CheckpointRecord
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """A saved state: its step, the state itself, the objective at that step, the file."""
-
-    step: int
-    state: Any
-    value: float | None
-    path: str
-
-
-def select_kept(records: Sequence[CheckpointRecord], keep_best: int, mode: str) -> list[CheckpointRecord]:
-    """The ``keep_best`` records with the best value (ties: earlier step), plus the latest, in step order."""
-    scored = [c for c in records if c.value is not None and not math.isnan(c.value)]
-    sign = 1.0 if mode == "min" else -1.0
-    best = sorted(scored, key=lambda c: (sign * c.value, c.step))[:keep_best]  # type: ignore[operator]
-    kept = {c.step: c for c in best}
-    if records:
-        latest = max(records, key=lambda c: c.step)
-        kept[latest.step] = latest
-    return [kept[s] for s in sorted(kept)]
-
-
-def atomic_save(state: Any, path: Path) -> None:
-    """Write to a temporary file, fsync, rename over ``path``, fsync the folder."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            if "torch" in sys.modules:
-                import torch
-
-                torch.save(state, f)
-            else:
-                pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # no half-written (or 0-byte) file left behind
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def snapshot(state: Any) -> Any:
-    """A copy of ``state`` whose tensors are on the CPU and no longer shared with training."""
-    if "torch" not in sys.modules:
-        import copy
-
-        return copy.deepcopy(state)
-    import torch
-
-    def copy_tree(obj: Any) -> Any:
-        if isinstance(obj, torch.Tensor):
-            return obj.detach().to("cpu", copy=True)
-        if isinstance(obj, dict):
-            return type(obj)((k, copy_tree(v)) for k, v in obj.items())
-        if isinstance(obj, (list, tuple)) and not hasattr(obj, "_fields"):
-            return type(obj)(copy_tree(v) for v in obj)
-        import copy
-
-        return copy.deepcopy(obj)
-
-    return copy_tree(state)
-
-
-def load(path: str | Path, map_location: Any = "cpu") -> Any:
-    """Read a checkpoint written by :func:`atomic_save`."""
-    with open(path, "rb") as f:
-        head = f.read(2)
-    if head == b"PK":  # torch.save writes a zip archive
-        import torch
-
-        return torch.load(path, map_location=map_location, weights_only=False)
-    with open(path, "rb") as f:
-        return pickle.load(f)
-
-
-class CheckpointManager:
-    """Keep-N-best-plus-latest checkpoints in one folder.
-
-    Args:
-        directory: where the files go (created on the first save).
-        keep_best: how many of the best checkpoints (by ``value``) to keep.
-        mode: ``"min"`` or ``"max"``: which values are better.
-        records: the manifest to start from (e.g. from the store, when resuming).
-        on_change: called with the new manifest after every save (e.g. to store it).
-        background: write files in a background thread. ``save`` then only copies
-            the state (to the CPU) and returns; at most one write is in flight, and
-            :meth:`wait` (called by ``latest``, ``best`` and ``close``) waits for it.
-    """
-
-    def __init__(
-        self,
-        directory: str | os.PathLike[str],
-        keep_best: int = 3,
-        mode: str = "min",
-        records: Sequence[CheckpointRecord] = (),
-        on_change: Callable[[list[CheckpointRecord]], None] | None = None,
-        owner: int = 0,
-        background: bool = False,
-    ) -> None:
-        if mode not in ("min", "max"):
-            raise ValueError("mode: use 'min' or 'max'")
-        self.directory = Path(directory)
-        self.keep_best = keep_best
-        self.mode = mode
-        self.kept: list[CheckpointRecord] = list(records)
-        self.on_change = on_change
-        self.owner = owner
-        self.background = background
-        self._writer: threading.Thread | None = None
-        self._error: BaseException | None = None
-        self._swept = False
-
-    def save(self, step: int, state: Any, value: float | None = None) -> str:
-        """Write ``state`` at ``step`` (ranked by ``value``), then drop what is no longer kept."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        if not self._swept:  # temporary files of a writer killed mid-write (this trial is ours now)
-            self._swept = True
-            for stale in self.directory.glob(".step-*.ckpt.*.tmp"):
-                stale.unlink(missing_ok=True)
-        path = self.directory / f"step-{step:09d}.ckpt"
-        if not self.background:
-            self._write(step, state, value, path)
-            return str(path)
-        self.wait()
-        copied = snapshot(state)  # training may change the live tensors from the next step on
-
-        def write() -> None:
-            try:
-                self._write(step, copied, value, path)
-            except BaseException as exc:  # surfaced by the next wait()
-                self._error = exc
-
-        self._writer = threading.Thread(target=write, name=f"tunebook-checkpoint-{step}", daemon=True)
-        self._writer.start()
-        return str(path)
-
-    def wait(self) -> None:
-        """Block until the write in flight (if any) is on disk; re-raise its error."""
-        if self._writer is not None:
-            self._writer.join()
-            self._writer = None
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
-
-    def close(self) -> None:
-        self.wait()
-
-    def _write(self, step: int, state: Any, value: float | None, path: Path) -> None:
-        atomic_save(state, path)
-        records = [c for c in self.kept if c.step != step] + [CheckpointRecord(self.owner, step, str(path), value)]
-        keep = select_kept(records, self.keep_best, self.mode)
-        if self.on_change is not None:
-            self.on_change(keep)  # record the manifest before deleting files it no longer names
-        for old in records:
-            if old not in keep:
-                Path(old.path).unlink(missing_ok=True)
-        self.kept = keep
-
-    def _open(self, record: CheckpointRecord | None) -> Checkpoint | None:
-        if record is None or not Path(record.path).exists():
-            return None
-        return Checkpoint(record.step, load(record.path), record.value, record.path)
-
-    def latest(self) -> Checkpoint | None:
-        """The checkpoint with the highest step (what a resumed run continues from)."""
-        self.wait()
-        return self._open(max(self.kept, key=lambda c: c.step) if self.kept else None)
-
-    def best(self) -> Checkpoint | None:
-        """The kept checkpoint with the best value (retrospective selection)."""
-        self.wait()
-        scored = [c for c in select_kept(self.kept, 1, self.mode) if c.value is not None and not math.isnan(c.value)]
-        return self._open(scored[0] if scored else None)
+from tunebook.checkpoints import (  # noqa: F401  (re-exported)
+    Checkpoint,
+    CheckpointManager,
+    atomic_save,
+    load,
+    select_kept,
+    snapshot,
+)
 
 
 def _rng_states() -> dict[str, Any]:
