@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping
 
 from tunebook.design import GENERATOR_VERSION, SCIENTIFIC_DESIGNS, design_names, get_design
-from tunebook.errors import SpecError, StudyExists
+from tunebook.errors import MissingExtraError, SpecError, StudyExists
 from tunebook.space import SearchSpace, _number
 from tunebook.storage import open_storage, redact
 from tunebook.storage.base import FINISHED, Storage, StudyRecord, TrialRecord
@@ -185,10 +185,32 @@ class Study:
         return out
 
     def trials_dataframe(self) -> Any:
-        """The trials as a pandas DataFrame (columns ``role.name`` per hyperparameter)."""
-        from tunebook.analysis.data import trials_dataframe
+        """The trials as a pandas DataFrame: one row per trial, a column ``role.name`` per hyperparameter.
 
-        return trials_dataframe(self)
+        Every hyperparameter of the space has its column; a trial without one (a
+        conditional name of another group) has NaN there.
+        """
+        try:
+            import pandas as pd
+        except ImportError:
+            raise MissingExtraError("pandas", "pandas", "Study.trials_dataframe()") from None
+        roles, fixed = dict(self.space.roles), dict(self.space.fixed)
+        base = ["number", "state", "value", "best_step", "infeasible_reason", "seed"]
+        records = []
+        for t in self.trials():
+            record: dict[str, Any] = {"number": t.number, "state": t.state, "value": t.value, "best_step": t.best_step,
+                                      "infeasible_reason": t.infeasible_reason, "seed": t.seed}
+            for name, value in {**fixed, **t.params}.items():
+                record[f"{roles.get(name, 'fixed')}.{name}"] = value
+            records.append(record)
+        columns = base + [f"{roles.get(n, 'fixed')}.{n}" for n in [*self.space.params, *fixed]]
+        extra = sorted({k for r in records for k in r} - set(columns))  # params stored but not in the space
+        return pd.DataFrame.from_records(records, columns=columns + extra)
+
+    def _repr_html_(self) -> str:
+        from tunebook.display import study_html
+
+        return study_html(self)
 
     def __repr__(self) -> str:
         return f"Study({self.name!r}, trials={self.trials_budget}, storage={redact(self.storage.url)!r})"

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from tunebook.errors import SpecError, TrialInfeasible
 from tunebook.storage.base import ClaimLost, Storage, TrialRecord
-from tunebook.training.checkpoints import Checkpoint, CheckpointManager
+from tunebook.checkpoints import Checkpoint, CheckpointManager
 from tunebook.writers import AsyncWriter, FanOutWriter, ObjectiveWriter, StoreWriter, check_rules
 
 if TYPE_CHECKING:
@@ -285,6 +285,11 @@ class Trial:
 
     _close = close  # old private names, kept until every caller uses the public ones
     _infeasible_reason = infeasible_reason
+
+    def _repr_html_(self) -> str:
+        from tunebook.display import trial_html
+
+        return trial_html(self)
 
     def __repr__(self) -> str:
         return f"Trial(study={self.study.name!r}, number={self.number}, params={self.params!r})"

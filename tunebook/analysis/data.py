@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tunebook.space import Choice, Float, Int, Param, SearchSpace
-from tunebook.study import Study
+
+if TYPE_CHECKING:
+    from tunebook.study import Study
 
 
 @dataclass(frozen=True)
@@ -173,36 +175,8 @@ def load(study: Study) -> StudyData:
 
 
 def trials_dataframe(study: Study) -> Any:
-    """The trials as a pandas DataFrame: one row per trial, a column ``role.name`` per hyperparameter.
-
-    Every hyperparameter of the space has its column; a trial without one (a
-    conditional name of another group) has NaN there.
-    """
-    try:
-        import pandas as pd
-    except ImportError:
-        from tunebook._errors import MissingExtraError
-
-        raise MissingExtraError("pandas", "pandas", "Study.trials_dataframe()") from None
-    data = load(study)
-    records = []
-    for t in data.trials:
-        record: dict[str, Any] = {
-            "number": t.number,
-            "state": t.state,
-            "value": t.value,
-            "best_step": t.best_step,
-            "infeasible_reason": t.infeasible_reason,
-            "seed": t.seed,
-        }
-        for name, value in t.params.items():
-            record[f"{data.roles.get(name, 'fixed')}.{name}"] = value
-        records.append(record)
-    base = ["number", "state", "value", "best_step", "infeasible_reason", "seed"]
-    names = [*data.space, *data.fixed]
-    columns = base + [f"{data.roles.get(n, 'fixed')}.{n}" for n in names]
-    extra = sorted({k for r in records for k in r} - set(columns))  # params stored but not in the space
-    return pd.DataFrame.from_records(records, columns=columns + extra)
+    """The trials as a pandas DataFrame (see :meth:`tunebook.study.Study.trials_dataframe`)."""
+    return study.trials_dataframe()
 
 
 __all__ = ["Choice", "Curve", "StudyData", "TrialRow", "load", "trials_dataframe"]

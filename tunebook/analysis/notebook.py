@@ -8,19 +8,12 @@ these rows; the dashboard's first page shows them.
 
 from __future__ import annotations
 
+from tunebook.display import fmt  # noqa: F401  (re-exported: the CLI and dashboard format with it)
+
 import time
 from typing import Any
 
 from tunebook.storage.base import Storage
-
-
-def fmt(value: Any, digits: int = 4) -> str:
-    """A stored value for people: '-' when missing, short floats."""
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return "nan" if value != value else f"{value:.{digits}g}"
-    return str(value)
 
 
 def ago(t: float | None, now: float | None = None) -> str:

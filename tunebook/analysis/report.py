@@ -37,6 +37,15 @@ class Report:
     def checks(self) -> set[str]:
         return {f.check for f in self.findings}
 
+    def __repr__(self) -> str:
+        return (f"Report(study={self.study.name!r}, findings={len(self.findings)} "
+                f"({len(self.warnings())} warnings), figures={len(self.figures)})")
+
+    def _repr_html_(self) -> str:
+        from tunebook.analysis.jupyter import report_html
+
+        return report_html(self)
+
     # HTML ------------------------------------------------------------------
     def to_html(self) -> str:
         from plotly.offline import get_plotlyjs

@@ -26,7 +26,7 @@ def _status_arguments(p: argparse.ArgumentParser) -> None:
          "tunebook status digits-weight-decay", arguments=_status_arguments)
 def cmd_status(args: argparse.Namespace) -> int:
     from tunebook.analysis.notebook import ago, fmt, notebook_rows
-    from tunebook.execution._runner import DEFAULT_STALE_AFTER
+    from tunebook.execution import DEFAULT_STALE_AFTER
     from tunebook.storage import open_storage
     from tunebook.study import load_study
 

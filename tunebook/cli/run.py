@@ -51,7 +51,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     elif args.address or args.gpus_per_trial or args.cpus_per_trial != 1.0:
         raise SpecError("--executor", "--address, --cpus-per-trial and --gpus-per-trial need the Ray executor", "add --executor ray")
     study, train = study_from_spec_file(args.spec, storage=args.storage, repro_command=repro)
-    if study.design == "bayesian" and study.record.spec.get("parent"):
+    from tunebook.design import get_design
+
+    if get_design(study.design).proposes and study.record.spec.get("parent"):
         from tunebook.bayesian import refined_space
         from tunebook.study import load_study
 
@@ -66,11 +68,13 @@ def cmd_run(args: argparse.Namespace) -> int:
               "run them with `tunebook worker` or `tunebook run`")
         return 0
     if args.executor == "ray":
-        from tunebook.execution.ray_executor import _import_ray
+        from tunebook.execution.ray_executor import import_ray
 
-        _import_ray()  # a missing extra is a clear error before anything runs
+        import_ray()  # a missing extra is a clear error before anything runs
+    # Ray: without --workers the cluster decides how many trials run at once; with it, at most that many.
+    workers = args.workers if args.executor != "ray" or args.workers_given else None
     result = run(
-        study, train, workers=args.workers, devices=devices, checkpoint_dir=args.checkpoint_dir,
+        study, train, workers=workers, devices=devices, checkpoint_dir=args.checkpoint_dir,
         progress=not args.quiet, executor=args.executor, **options,
     )
     print_outcome(study)

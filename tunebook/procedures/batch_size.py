@@ -58,7 +58,7 @@ def measure(
     clock: Callable[[], float] = time.perf_counter,
 ) -> list[Measurement]:
     """Time each batch size (best of ``repeats`` windows of ``steps``), stopping at the first out-of-memory."""
-    from tunebook.execution._runner import _is_out_of_memory
+    from tunebook.execution import is_out_of_memory as _is_out_of_memory
 
     out = []
     for bs in batch_sizes:
