@@ -1,21 +1,14 @@
 """End to end: tb.run(study, train, writers=[...]) streams real training to TensorBoard, MLflow and W&B.
-
-Needs the `writers=` keyword of tb.run (the writers work); skipped on a branch without it.
 """
 
 from __future__ import annotations
 
-import inspect
-
 import pytest
 
 import tunebook as tb
-import tunebook.execution as execution
 
 torch = pytest.importorskip("torch")
 
-_HAS_WRITERS = any("writers" in inspect.getsource(m) for m in (execution, execution.local, execution._runner))
-pytestmark = pytest.mark.skipif(not _HAS_WRITERS, reason="tb.run does not accept writers= on this branch")
 
 
 def train(trial: tb.Trial) -> None:
