@@ -1,8 +1,12 @@
 """The playbook's generically useful plots ("Automate generically useful plots").
 
 Each figure has two halves: a function that computes a plain data object
-(tests assert on it) and a renderer that draws it with Plotly. Infeasible
-trials are red x; the best trial is a star.
+(tests assert on it) and a renderer that draws it with Plotly. Every plotted
+point carries its trial: ``customdata[0]`` is the trial number (the dashboard
+opens the trial on a click) and the hover names the objective at its step and
+the hyperparameters that vary. Infeasible trials are red x in their own strip
+under the plot (they have no value, so they are never drawn at one); the best
+trial is a star. A trial keeps one colour in every curve figure of a report.
 """
 
 from __future__ import annotations
@@ -20,6 +24,39 @@ from tunebook.space import Choice, Float, Int
 INFEASIBLE_COLOR = "#d62728"
 BEST_COLOR = "#ff7f0e"
 POINT_COLOR = "#1f77b4"
+# one colour per trial across a report's curve figures (Plotly's D3 palette, then Dark24's)
+PALETTE = ("#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f",
+           "#ff7f0e", "#d62728", "#2e91e5", "#1ca71c", "#750d86", "#fb0d0d", "#222a2a", "#b68100")
+NUMBER_FORMAT = ".4g"  # the one precision of numbers shown to people (see tunebook.analysis.notebook.fmt)
+
+
+def trial_color(index: int) -> str:
+    return PALETTE[index % len(PALETTE)]
+
+
+def varying(data: StudyData) -> list[str]:
+    """The hyperparameters that take more than one value among the study's trials (hovers and headlines name only these)."""
+    out = []
+    for name in data.space:
+        seen = {repr(t.params[name]) for t in data.trials if name in t.params}
+        if len(seen) > 1:
+            out.append(name)
+    return out
+
+
+def _hover_value(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return "-" if value is None else value
+
+
+def hover_template(metric: str, params: list[str], numeric: set[str], first: str = "") -> str:
+    """A Plotly hover template over ``customdata = [number, step, *params]`` (and ``y``, the objective)."""
+    lines = [f"<b>#%{{customdata[0]}}</b> · {first or metric + ' %{y:' + NUMBER_FORMAT + '} @ step %{customdata[1]}'}"]
+    for i, name in enumerate(params):
+        spec = f":{NUMBER_FORMAT}" if name in numeric else ""
+        lines.append(f"{name} = %{{customdata[{i + 2}]{spec}}}")
+    return "<br>".join(lines) + "<extra></extra>"
 
 
 # data objects ----------------------------------------------------------------
@@ -39,6 +76,15 @@ class AxisPlotData:
     best_x: Any
     best_y: float | None
     metric: str
+    categories: list[str] = field(default_factory=list)  # a choice's values, in the space's order
+    hover_params: list[str] = field(default_factory=list)  # the varying hyperparameters, named in hovers
+    numeric_params: set[str] = field(default_factory=set)
+    customdata: list[list[Any]] = field(default_factory=list)  # per completed point: [number, step, *hover_params]
+    infeasible_customdata: list[list[Any]] = field(default_factory=list)  # [number, reason, *hover_params]
+    best_number: int | None = None
+    y_range: tuple[float, float] | None = None  # the useful range when a long tail of bad trials would flatten it
+    outliers: int = 0  # completed points outside y_range
+    mode: str = "min"
 
 
 @dataclass
@@ -51,6 +97,7 @@ class IsolationPlotData:
     best_numbers: list[int]
     metric: str
     baseline: float | None = None
+    best_steps: list[int | None] = field(default_factory=list)
 
 
 @dataclass
@@ -61,6 +108,8 @@ class CurveSet:
     title: str
     curves: dict[str, tuple[list[int], list[float]]]
     max_train_steps: int
+    numbers: dict[str, int] = field(default_factory=dict)  # label -> trial number
+    colors: dict[str, str] = field(default_factory=dict)  # label -> colour, one per trial across the report
 
 
 @dataclass
@@ -101,24 +150,54 @@ class Figure:
 
 
 # computing -------------------------------------------------------------------
+def useful_range(values: list[float], mode: str) -> tuple[tuple[float, float] | None, int]:
+    """A y-range that leaves out a long tail of bad values (and how many it leaves out), or ``(None, 0)``."""
+    finite = np.asarray([v for v in values if math.isfinite(v)], dtype=float)
+    if len(finite) < 10:
+        return None, 0
+    lo, hi = float(finite.min()), float(finite.max())
+    cut = float(np.percentile(finite, 90 if mode == "min" else 10))
+    zlo, zhi = (lo, cut) if mode == "min" else (cut, hi)
+    if zhi <= zlo or (hi - lo) < 1.5 * (zhi - zlo):
+        return None, 0
+    pad = 0.06 * (zhi - zlo)
+    zlo, zhi = zlo - pad, zhi + pad
+    return (zlo, zhi), int(((finite < zlo) | (finite > zhi)).sum())
+
+
 def axis_plot(data: StudyData, param: str) -> AxisPlotData:
     p = data.space[param]
     best = data.best()
-    ok = data.completed
-    bad = data.infeasible
+    ok = [t for t in data.completed if param in t.params]  # a conditional hyperparameter may be absent
+    bad = [t for t in data.infeasible if param in t.params]
+    hover = varying(data)
+    numeric = {k for k in hover if not isinstance(data.space[k], Choice)
+               or all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in data.space[k].values)}
+    y = [float(t.value) for t in ok]  # type: ignore[arg-type]
+    y_range, outliers = useful_range(y, data.mode)
     return AxisPlotData(
         param=param,
         role=data.roles[param],
         log_x=isinstance(p, (Float, Int)) and p.scale == "log",
         categorical=isinstance(p, Choice),
         x=[t.params[param] for t in ok],
-        y=[float(t.value) for t in ok],  # type: ignore[arg-type]
+        y=y,
         numbers=[t.number for t in ok],
         infeasible_x=[t.params[param] for t in bad],
         infeasible_numbers=[t.number for t in bad],
-        best_x=None if best is None else best.params[param],
+        best_x=None if best is None else best.params.get(param),
         best_y=None if best is None else best.value,
         metric=data.metric,
+        categories=[str(v) for v in p.values] if isinstance(p, Choice) else [],
+        hover_params=hover,
+        numeric_params=numeric,
+        customdata=[[t.number, t.best_step, *(_hover_value(t.params.get(k)) for k in hover)] for t in ok],
+        infeasible_customdata=[[t.number, t.infeasible_reason or "infeasible", *(_hover_value(t.params.get(k)) for k in hover)]
+                               for t in bad],
+        best_number=None if best is None else best.number,
+        y_range=y_range,
+        outliers=outliers,
+        mode=data.mode,
     )
 
 
@@ -132,7 +211,8 @@ def isolation_plot(data: StudyData, param: str, baseline: float | None = None, b
             order.append(str(v))
             groups[str(v)] = []
         for t in data.completed:
-            groups[str(t.params[param])].append(t)
+            if param in t.params:
+                groups.setdefault(str(t.params[param]), []).append(t)
     else:  # continuous scientific values: equal-width buckets of the scaled axis
         edges = np.linspace(0, 1, buckets + 1)
         for i in range(buckets):
@@ -141,16 +221,19 @@ def isolation_plot(data: StudyData, param: str, baseline: float | None = None, b
             order.append(label)
             groups[label] = []
         for t in data.completed:
+            if param not in t.params:
+                continue
             i = min(int(data.unit(param, t.params[param]) * buckets), buckets - 1)
             groups[order[i]].append(t)
-    labels, values, numbers = [], [], []
+    labels, values, numbers, steps = [], [], [], []
     for label in order:
         if groups[label]:
             best = min(groups[label], key=lambda t: (s * t.value, t.number))  # type: ignore[operator]
             labels.append(label)
             values.append(float(best.value))  # type: ignore[arg-type]
             numbers.append(best.number)
-    return IsolationPlotData(param, labels, values, numbers, data.metric, baseline)
+            steps.append(best.best_step)
+    return IsolationPlotData(param, labels, values, numbers, data.metric, baseline, steps)
 
 
 def _curve(data: StudyData, t: TrialRow, metric: str) -> tuple[list[int], list[float]] | None:
@@ -166,18 +249,21 @@ def curve_sets(data: StudyData, th: Thresholds, top: int = 5) -> list[CurveSet]:
     ranked = data.ranked()[:top]
     scientific = [k for k, r in data.roles.items() if r == "scientific"]
     for metric in (data.metric, th.train_metric):
-        chosen = {f"#{t.number} ({t.value:.4g})": t for t in ranked}
+        chosen = {f"#{t.number} ({t.value:{NUMBER_FORMAT}})": t for t in ranked}
         curves = {label: c for label, t in chosen.items() if (c := _curve(data, t, metric)) is not None}
         if curves:
-            sets.append(CurveSet(metric, f"{metric}: the {len(curves)} best trials", curves, data.max_train_steps))
+            sets.append(CurveSet(metric, f"{metric}: the {len(curves)} best trials", curves, data.max_train_steps,
+                                 {label: chosen[label].number for label in curves}))
         if scientific:
-            per_value = {}
+            per_value, numbers = {}, {}
             for key, t in data.best_by_scientific().items():
                 label = ", ".join(f"{k}={v}" for k, v in zip(scientific, key)) + f" (#{t.number})"
                 if (c := _curve(data, t, metric)) is not None:
                     per_value[label] = c
+                    numbers[label] = t.number
             if per_value:
-                sets.append(CurveSet(metric, f"{metric}: best trial of each scientific value", per_value, data.max_train_steps))
+                sets.append(CurveSet(metric, f"{metric}: best trial of each scientific value", per_value, data.max_train_steps,
+                                     numbers))
     return sets
 
 
@@ -227,7 +313,10 @@ def compute_figures(data: StudyData, th: Thresholds | None = None, baseline: flo
     for name, role in data.roles.items():
         if role == "scientific":
             figures.append(Figure("isolation", f"Isolation plot: best {data.metric} for each {name}", isolation_plot(data, name, baseline)))
+    colors: dict[int, str] = {}  # one colour per trial across every curve figure
     for cs in curve_sets(data, th):
+        for label, number in cs.numbers.items():
+            cs.colors[label] = colors.setdefault(number, trial_color(len(colors)))
         figures.append(Figure("curves", cs.title, cs))
     figures.append(Figure("best_steps", "Step of the best checkpoint, against max_train_steps", best_steps(data)))
     se = sampled_enough(data, th)
@@ -240,6 +329,80 @@ def compute_figures(data: StudyData, th: Thresholds | None = None, baseline: flo
 
 
 # rendering -------------------------------------------------------------------
+def _jitter(number: int, width: float) -> float:
+    """A fixed offset in ``[-width/2, width/2]`` for a trial (the same on every render)."""
+    return ((number * 0.6180339887) % 1.0 - 0.5) * width
+
+
+def _curve_range(curves: list[list[float | None]], max_step_fraction: float = 0.1) -> list[float] | None:
+    """A y-range over the curves once past their first steps (the first value would flatten the rest)."""
+    tails = []
+    for values in curves:
+        finite = [v for v in values if v is not None and math.isfinite(v)]
+        if finite:
+            tails.extend(finite[int(len(finite) * max_step_fraction):] or finite)
+    if len(tails) < 2:
+        return None
+    lo, hi = min(tails), max(tails)
+    if hi <= lo:
+        return None
+    pad = 0.05 * (hi - lo)
+    return [lo - pad, hi + pad]
+
+
+def _render_axis(d: AxisPlotData) -> Any:
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    strip = bool(d.infeasible_x)
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.86, 0.14], vertical_spacing=0.03) if strip \
+        else go.Figure()
+    where = {"row": 1, "col": 1} if strip else {}
+    positions = {c: i for i, c in enumerate(d.categories)}
+
+    def xs(values: list[Any], numbers: list[int]) -> list[Any]:
+        if not d.categorical:
+            return values
+        return [positions.get(str(v), 0) + _jitter(n, 0.5) for v, n in zip(values, numbers)]
+
+    many = len(d.x) > 300
+    fig.add_trace(go.Scatter(
+        x=xs(d.x, d.numbers), y=d.y, mode="markers", name="completed", customdata=d.customdata,
+        hovertemplate=hover_template(d.metric, d.hover_params, d.numeric_params),
+        marker={"color": POINT_COLOR, "size": 5 if many else 7, "opacity": 0.45 if (d.categorical or many) else 0.8},
+    ), **where)
+    if d.best_y is not None and d.best_x is not None:
+        best = [c for n, c in zip(d.numbers, d.customdata) if n == d.best_number]
+        fig.add_trace(go.Scatter(x=xs([d.best_x], [d.best_number or 0]), y=[d.best_y], mode="markers", name="best",
+                                 customdata=best, hovertemplate=hover_template(d.metric, d.hover_params, d.numeric_params),
+                                 marker={"color": BEST_COLOR, "symbol": "star", "size": 16, "line": {"width": 1, "color": "#333"}}),
+                      **where)
+    if strip:
+        reason = "infeasible: %{customdata[1]}"
+        fig.add_trace(go.Scatter(
+            x=xs(d.infeasible_x, d.infeasible_numbers), y=[_jitter(n, 1.6) for n in d.infeasible_numbers], mode="markers",
+            name=f"infeasible ({len(d.infeasible_x)})", customdata=d.infeasible_customdata,
+            hovertemplate=hover_template(d.metric, d.hover_params, d.numeric_params, first=reason),
+            marker={"color": INFEASIBLE_COLOR, "symbol": "x", "size": 8, "opacity": 0.7},
+        ), row=2, col=1)
+        fig.update_yaxes(range=[-1, 1], showticklabels=False, showgrid=False, zeroline=False, fixedrange=True,
+                         title={"text": "infeasible", "font": {"size": 11}}, row=2, col=1)
+    kind = "log" if d.log_x else "linear"
+    fig.update_xaxes(type=kind)
+    if d.categorical:
+        fig.update_xaxes(tickvals=list(range(len(d.categories))), ticktext=d.categories,
+                         range=[-0.5, len(d.categories) - 0.5])
+    fig.update_xaxes(title=d.param, row=2 if strip else None, col=1 if strip else None)
+    fig.update_yaxes(title=d.metric, **where)
+    if d.y_range is not None:
+        fig.update_yaxes(range=list(d.y_range), **where)
+        above = "above" if d.mode == "min" else "below"
+        fig.add_annotation(text=f"{d.outliers} trials {above} this range (double-click to see all)", showarrow=False,
+                           xref="paper", yref="paper", x=1, y=1.0, xanchor="right", yanchor="bottom",
+                           font={"size": 11, "color": "#888"})
+    return fig
+
+
 def render(figure: Figure) -> Any:
     """A Plotly figure for a computed :class:`Figure`."""
     import plotly.graph_objects as go
@@ -247,30 +410,29 @@ def render(figure: Figure) -> Any:
     d = figure.data
     fig = go.Figure()
     if figure.kind == "axis":
-        fig.add_trace(go.Scatter(x=d.x, y=d.y, mode="markers", name="completed", marker={"color": POINT_COLOR},
-                                 text=[f"#{n}" for n in d.numbers]))
-        if d.infeasible_x:
-            top = max(d.y) if d.y else 1.0
-            fig.add_trace(go.Scatter(x=d.infeasible_x, y=[top] * len(d.infeasible_x), mode="markers", name="infeasible",
-                                     marker={"color": INFEASIBLE_COLOR, "symbol": "x", "size": 10},
-                                     text=[f"#{n}" for n in d.infeasible_numbers]))
-        if d.best_y is not None:
-            fig.add_trace(go.Scatter(x=[d.best_x], y=[d.best_y], mode="markers", name="best",
-                                     marker={"color": BEST_COLOR, "symbol": "star", "size": 16}))
-        fig.update_xaxes(title=d.param, type="log" if d.log_x else ("category" if d.categorical else "linear"))
-        fig.update_yaxes(title=d.metric)
+        fig = _render_axis(d)
     elif figure.kind == "isolation":
+        step_data = [[n, s if s is not None else "-"] for n, s in zip(d.best_numbers, d.best_steps or [None] * len(d.best_numbers))]
         fig.add_trace(go.Scatter(x=d.labels, y=d.best_values, mode="lines+markers", name=f"best {d.metric}",
-                                 text=[f"#{n}" for n in d.best_numbers]))
+                                 customdata=step_data, marker={"size": 10},
+                                 hovertemplate=f"{d.param} %{{x}}<br>" + hover_template(d.metric, [], set())))
         if d.baseline is not None:
             fig.add_hline(y=d.baseline, line_dash="dash", annotation_text="baseline")
         fig.update_xaxes(title=d.param, type="category")
         fig.update_yaxes(title=f"best {d.metric}")
     elif figure.kind == "curves":
         for label, (steps, values) in d.curves.items():
-            fig.add_trace(go.Scatter(x=steps, y=values, mode="lines", name=label))
+            number = d.numbers.get(label)
+            line = {"color": d.colors[label]} if label in d.colors else {}
+            fig.add_trace(go.Scatter(x=steps, y=values, mode="lines", name=label, line=line,
+                                     customdata=[number] * len(steps) if number is not None else None,
+                                     hovertemplate=f"%{{y:{NUMBER_FORMAT}}}"))
         fig.update_xaxes(title="step", range=[0, d.max_train_steps])
         fig.update_yaxes(title=d.metric)
+        y_range = _curve_range([values for _, values in d.curves.values()])
+        if y_range is not None:
+            fig.update_yaxes(range=y_range)
+        fig.update_layout(hovermode="x unified")
     elif figure.kind == "best_steps":
         fig.add_trace(go.Histogram(x=d.steps, nbinsx=20, name="best step"))
         fig.add_vline(x=d.max_train_steps, line_dash="dash", annotation_text="max_train_steps")
@@ -285,11 +447,21 @@ def render(figure: Figure) -> Any:
         from plotly.subplots import make_subplots
 
         fig = make_subplots(rows=1, cols=2, subplot_titles=("norm against step", "histogram"))
-        fig.add_trace(go.Scatter(x=d.steps, y=d.norms, mode="lines", name="total norm"), row=1, col=1)
+        fig.add_trace(go.Scatter(x=d.steps, y=d.norms, mode="lines", name="total norm",
+                                 customdata=[d.trial] * len(d.steps), hovertemplate=f"step %{{x}}: %{{y:{NUMBER_FORMAT}}}"),
+                      row=1, col=1)
         fig.add_trace(go.Histogram(x=d.norms, nbinsx=40, name="norms"), row=1, col=2)
         fig.add_hline(y=d.recommended_threshold, line_dash="dash", row=1, col=1,
                       annotation_text="90th percentile (clip here)")
     else:  # pragma: no cover - every kind above is rendered
         raise ValueError(f"unknown figure kind {figure.kind!r}")
-    fig.update_layout(title=figure.title, template="plotly_white", height=420, margin={"t": 60, "l": 60, "r": 20, "b": 50})
+    style(fig, figure.title)
+    return fig
+
+
+def style(fig: Any, title: str, height: int = 420) -> Any:
+    """The layout every tunebook figure shares (zoom kept across live updates: ``uirevision``)."""
+    fig.update_layout(title={"text": title, "font": {"size": 14}}, template="plotly_white", height=height,
+                      margin={"t": 60, "l": 60, "r": 20, "b": 50}, uirevision="keep",
+                      legend={"orientation": "h", "y": -0.22, "x": 0})
     return fig
