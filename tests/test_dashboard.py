@@ -50,6 +50,11 @@ def store(tmp_path_factory) -> str:
     return url
 
 
+def client_for(url: str, **options) -> TestClient:
+    """An in-process client addressed as the browser would (Host 127.0.0.1)."""
+    return TestClient(create_app(url, **options), base_url="http://127.0.0.1")
+
+
 def snapshot(url: str) -> dict:
     engine = sa.create_engine(url)
     with engine.connect() as conn:
@@ -61,7 +66,7 @@ def snapshot(url: str) -> dict:
 
 # HTTP ---------------------------------------------------------------------------------
 def test_pages_answer_and_unknown_ids_are_404_pages(store):
-    client = TestClient(create_app(store))
+    client = client_for(store)
     for path in ("/", "/study/wd-study", "/study/wd-study/trial/0", "/study/wd-study?state=completed&order=value&desc=1",
                  "/compare?studies=wd-study,evil-study", "/compare?study=wd-study&trials=0,1", "/static/plotly.min.js",
                  "/api/study/wd-study/state"):
@@ -76,7 +81,7 @@ def test_pages_answer_and_unknown_ids_are_404_pages(store):
 
 
 def test_no_request_changes_the_store(store):
-    client = TestClient(create_app(store))
+    client = client_for(store)
     before = snapshot(store)
     for path in ("/", "/study/wd-study", "/study/wd-study/trial/3", "/api/study/wd-study/state", "/compare?studies=wd-study,evil-study"):
         client.get(path)
@@ -86,7 +91,7 @@ def test_no_request_changes_the_store(store):
 
 
 def test_user_strings_are_escaped(store):
-    client = TestClient(create_app(store))
+    client = client_for(store)
     for path in ("/", "/study/evil-study", "/study/evil-study/trial/0"):
         html = client.get(path).text
         assert "<script>window.__pwned" not in html, path
@@ -94,7 +99,7 @@ def test_user_strings_are_escaped(store):
 
 
 def test_the_study_table_paginates_and_sorts_in_sql(store):
-    client = TestClient(create_app(store))
+    client = client_for(store)
     html = client.get("/study/wd-study?state=completed&order=value").text
     assert "page 1 of 1" in html and html.count('class="trial-row"') > 5
     first_value = tb.load_study("wd-study", storage=store).best_trial().number
@@ -102,14 +107,21 @@ def test_the_study_table_paginates_and_sorts_in_sql(store):
 
 
 def test_token_is_required_on_every_request_when_given(store):
-    client = TestClient(create_app(store, token=TOKEN))
+    client = client_for(store, token=TOKEN)
     assert client.get("/").status_code == 401
     assert client.get("/study/wd-study").status_code == 401
     assert client.get("/?token=wrong-token-wrong-token").status_code == 401
     assert client.get("/", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
     first = client.get(f"/?token={TOKEN}")
-    assert first.status_code == 200 and first.cookies.get("tunebook_token") == TOKEN
+    cookie = first.cookies.get("tunebook_session")
+    assert first.status_code == 200 and cookie and TOKEN not in cookie  # a derived session value, not the token
     assert client.get("/study/wd-study").status_code == 200  # the cookie carries it from here
+    client.cookies.clear()
+    client.cookies.set("tunebook_session", TOKEN)  # the token itself is no session
+    assert client.get("/study/wd-study").status_code == 401
+    other = client_for(store, token=TOKEN)  # another process: another key, the old session is void
+    other.cookies.set("tunebook_session", cookie)
+    assert other.get("/").status_code == 401
 
 
 def test_cli_refuses_a_public_address_without_a_token(tmp_path):

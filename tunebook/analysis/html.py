@@ -212,7 +212,7 @@ nav.toc ul { padding-left: 1.2em; } nav.toc li { margin: 2px 0; }
 """
 
 
-def _headline_html(h: Headline, trial_href: Callable[[int], str | None]) -> str:
+def headline_html(h: Headline, trial_href: Callable[[int], str | None]) -> str:
     esc = html.escape
 
     def trial(n: int | None) -> str:
@@ -296,7 +296,7 @@ def report_html(report: Any) -> str:
         f"<script type='text/javascript'>{get_plotlyjs()}</script>",
         "</head><body>",
         f"<h1>Study {esc(s.name)}</h1>",
-        _headline_html(h, trial_href),
+        headline_html(h, trial_href),
         "<nav class='toc'><b>Contents</b><ul>",
         "<li><a href='#headline'>Goal and answer</a></li>",
         f"<li><a href='#findings'>Findings ({len(report.warnings())} warnings)</a></li>",
