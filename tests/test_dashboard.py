@@ -17,7 +17,6 @@ import tunebook as tb
 from conftest import run_cli
 from test_report_browser import CHROMIUM_FLAGS, browser_or_skip, CHROMIUM
 from tunebook.analysis.synthetic import exp_decay, write_study
-from tunebook.testing import free_port
 
 fastapi = pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -140,19 +139,15 @@ def _other_local_address() -> str | None:
     return next((a for a in out if ":" not in a and not a.startswith("127.")), None)
 
 
-def test_cli_binds_loopback_by_default(store, tmp_path):
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "tunebook", "dashboard", "--storage", store, "--port", str(port)],
+def test_cli_binds_loopback_by_default_on_a_port_it_reports(store, tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "tunebook", "dashboard", "--storage", store, "--port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read() if proc.poll() is not None else "timeout"
-                time.sleep(0.2)
+        line = proc.stdout.readline()  # "tunebook dashboard on http://127.0.0.1:PORT/"
+        assert line.startswith("tunebook dashboard on http://127.0.0.1:"), (line, proc.stderr.read() if proc.poll() is not None else "")
+        port = int(line.rsplit(":", 1)[1].split("/")[0])
+        assert port > 0
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
         other = _other_local_address()
         if other is not None:
             with pytest.raises(OSError):
@@ -164,15 +159,18 @@ def test_cli_binds_loopback_by_default(store, tmp_path):
 
 # a real browser -------------------------------------------------------------------
 class Server:
-    """The dashboard under uvicorn in a thread, on a free loopback port."""
+    """The dashboard under uvicorn in a thread, on a socket bound to port 0 (the kernel picks the port)."""
 
     def __init__(self, url: str, **options) -> None:
         import uvicorn
 
-        self.port = free_port()
-        config = uvicorn.Config(create_app(url, **options), host="127.0.0.1", port=self.port, log_level="warning")
+        from tunebook.dashboard import bind
+
+        sock = bind("127.0.0.1", 0)
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(create_app(url, **options), log_level="warning")
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 30
         while not self.server.started:
@@ -231,9 +229,15 @@ def test_click_through_the_notebook_in_a_browser(store, shots):
             assert page.locator(".finding").count() >= 1 and page.locator("tr.trial-row").count() == 16
             page.screenshot(path=str(shots / "2-study.png"), full_page=True)
 
-            page.click("th a:text('value')")  # sort by value, in SQL
-            page.wait_for_url("**order=value**")
-            assert page.locator("tr.trial-row").first.locator("td").nth(3).inner_text() == "completed"
+            # best first by default (a min study: the lowest value), the best row marked
+            best = tb.load_study("wd-study", storage=store).best_trial().number
+            assert page.locator("tr.trial-row").first.get_attribute("data-number") == str(best)
+            assert "best" in page.locator("tr.trial-row").first.get_attribute("class")
+            page.evaluate("window.__same_page = true")
+            page.click("th a[data-col='number']")  # sort by number, in SQL, in place
+            page.wait_for_url("**order=number**")
+            page.wait_for_function("document.querySelector('tr.trial-row').dataset.number === '0'")
+            assert page.evaluate("window.__same_page") is True
 
             page.locator("a.trial-link").first.click()
             page.wait_for_url("**/trial/**")

@@ -206,7 +206,7 @@ tr.best td { background: var(--best); }
 .finding { padding: 8px 12px; margin: 8px 0; border-left: 5px solid; border-radius: 3px; }
 .finding.warning { border-color: #e6a100; background: var(--warn-bg); } .finding.info { border-color: #2b8cbe; background: var(--info-bg); }
 .action { margin-top: 4px; } .figure { margin: 1.5em 0; min-height: 300px; } .footer, .muted { color: var(--muted); font-size: 0.9em; }
-.curve-controls { font-size: 0.85em; color: var(--muted); margin-top: 8px; }
+.curve-controls { font-size: 0.85em; color: var(--muted); margin-top: 8px; } .figure-box { min-width: 0; }
 code { font-size: 0.9em; word-break: break-word; }
 nav.toc ul { padding-left: 1.2em; } nav.toc li { margin: 2px 0; }
 """

@@ -75,6 +75,10 @@
 
   function addControls(div) {
     if (div.dataset.kind !== "curves" && div.dataset.kind !== "curve") { return; }
+    var box = document.createElement("div");  // the grid item: the controls above the figure
+    box.className = "figure-box";
+    div.parentNode.insertBefore(box, div);
+    box.appendChild(div);
     var bar = document.createElement("div");
     bar.className = "curve-controls";
     bar.innerHTML = '<label>smoothing <input type="range" class="smoothing" min="0" max="0.99" step="0.01" value="0"></label>' +
