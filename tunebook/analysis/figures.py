@@ -28,6 +28,7 @@ POINT_COLOR = "#1f77b4"
 PALETTE = ("#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f",
            "#ff7f0e", "#d62728", "#2e91e5", "#1ca71c", "#750d86", "#fb0d0d", "#222a2a", "#b68100")
 NUMBER_FORMAT = ".4g"  # the one precision of numbers shown to people (see tunebook.analysis.notebook.fmt)
+HOVER_FORMAT = ".4~g"  # the same in d3-format (Plotly's hovers): 4 significant digits, no trailing zeros
 
 
 def trial_color(index: int) -> str:
@@ -52,9 +53,9 @@ def _hover_value(value: Any) -> Any:
 
 def hover_template(metric: str, params: list[str], numeric: set[str], first: str = "") -> str:
     """A Plotly hover template over ``customdata = [number, step, *params]`` (and ``y``, the objective)."""
-    lines = [f"<b>#%{{customdata[0]}}</b> · {first or metric + ' %{y:' + NUMBER_FORMAT + '} @ step %{customdata[1]}'}"]
+    lines = [f"<b>#%{{customdata[0]}}</b> · {first or metric + ' %{y:' + HOVER_FORMAT + '} @ step %{customdata[1]}'}"]
     for i, name in enumerate(params):
-        spec = f":{NUMBER_FORMAT}" if name in numeric else ""
+        spec = f":{HOVER_FORMAT}" if name in numeric else ""
         lines.append(f"{name} = %{{customdata[{i + 2}]{spec}}}")
     return "<br>".join(lines) + "<extra></extra>"
 
@@ -334,7 +335,7 @@ def _jitter(number: int, width: float) -> float:
     return ((number * 0.6180339887) % 1.0 - 0.5) * width
 
 
-def _curve_range(curves: list[list[float | None]], max_step_fraction: float = 0.1) -> list[float] | None:
+def curve_range(curves: list[list[float | None]], max_step_fraction: float = 0.1) -> list[float] | None:
     """A y-range over the curves once past their first steps (the first value would flatten the rest)."""
     tails = []
     for values in curves:
@@ -426,10 +427,10 @@ def render(figure: Figure) -> Any:
             line = {"color": d.colors[label]} if label in d.colors else {}
             fig.add_trace(go.Scatter(x=steps, y=values, mode="lines", name=label, line=line,
                                      customdata=[number] * len(steps) if number is not None else None,
-                                     hovertemplate=f"%{{y:{NUMBER_FORMAT}}}"))
+                                     hovertemplate=f"%{{y:{HOVER_FORMAT}}}"))
         fig.update_xaxes(title="step", range=[0, d.max_train_steps])
         fig.update_yaxes(title=d.metric)
-        y_range = _curve_range([values for _, values in d.curves.values()])
+        y_range = curve_range([values for _, values in d.curves.values()])
         if y_range is not None:
             fig.update_yaxes(range=y_range)
         fig.update_layout(hovermode="x unified")
@@ -448,7 +449,7 @@ def render(figure: Figure) -> Any:
 
         fig = make_subplots(rows=1, cols=2, subplot_titles=("norm against step", "histogram"))
         fig.add_trace(go.Scatter(x=d.steps, y=d.norms, mode="lines", name="total norm",
-                                 customdata=[d.trial] * len(d.steps), hovertemplate=f"step %{{x}}: %{{y:{NUMBER_FORMAT}}}"),
+                                 customdata=[d.trial] * len(d.steps), hovertemplate=f"step %{{x}}: %{{y:{HOVER_FORMAT}}}"),
                       row=1, col=1)
         fig.add_trace(go.Histogram(x=d.norms, nbinsx=40, name="norms"), row=1, col=2)
         fig.add_hline(y=d.recommended_threshold, line_dash="dash", row=1, col=1,

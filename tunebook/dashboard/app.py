@@ -50,7 +50,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.gzip import GZipMiddleware
 
 from tunebook.analysis import analyze
-from tunebook.analysis.figures import NUMBER_FORMAT, PALETTE, _curve_range, trial_color
+from tunebook.analysis.figures import HOVER_FORMAT, PALETTE, curve_range, trial_color
 from tunebook.analysis.html import STATES, figure_json, finding_html, headline, headline_html, num, plots_js, rich_text, \
     script_safe, trials_csv
 from tunebook.analysis.notebook import ago, notebook_rows
@@ -109,7 +109,7 @@ def lines_figure(title: str, series: list[dict[str, Any]], max_step: int | None 
         y = [None if (v is None or not math.isfinite(v)) else v for _, v in s["points"]]
         ys.append(y)
         trace = {"x": [st for st, _ in s["points"]], "y": y, "mode": "lines", "name": s["name"],
-                 "line": {"color": s.get("color")}, "hovertemplate": f"%{{y:{NUMBER_FORMAT}}}"}
+                 "line": {"color": s.get("color")}, "hovertemplate": f"%{{y:{HOVER_FORMAT}}}"}
         if s.get("number") is not None:
             trace["customdata"] = [s["number"]] * len(y)
         if s.get("meta"):
@@ -119,13 +119,13 @@ def lines_figure(title: str, series: list[dict[str, Any]], max_step: int | None 
     if max_step:
         xaxis["range"] = [0, max_step]
     yaxis: dict[str, Any] = {"title": {"text": title}}
-    y_range = _curve_range(ys)
+    y_range = curve_range(ys)
     shapes = []
     if best is not None:
         step, value = best
         data.append({"x": [step], "y": [value], "mode": "markers", "name": f"best: {num(value)} @ step {step}",
                      "marker": {"symbol": "star", "size": 14, "color": "#ff7f0e", "line": {"width": 1, "color": "#333"}},
-                     "hovertemplate": f"best %{{y:{NUMBER_FORMAT}}} @ step %{{x}}<extra></extra>"})
+                     "hovertemplate": f"best %{{y:{HOVER_FORMAT}}} @ step %{{x}}<extra></extra>"})
         shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": step, "x1": step, "y0": 0, "y1": 1,
                        "line": {"dash": "dot", "color": "#ff7f0e", "width": 1}})
         if y_range is not None:
@@ -396,7 +396,7 @@ def create_app(storage: str | Storage | None = None, *, token: str | None = None
                 data.append({"x": [str(v) for v in d.x] if categorical else d.x, "y": d.y, "mode": "markers",
                              "name": f"{c['role']}: {c['study'].name}", "marker": {"color": c["color"], "opacity": 0.55, "size": 6},
                              "customdata": [[n] for n in d.numbers], "meta": {"trialUrl": trial_url(c["study"])},
-                             "hovertemplate": f"#%{{customdata[0]}} · {metric} %{{y:{NUMBER_FORMAT}}}<br>{param} = %{{x}}<extra>%{{fullData.name}}</extra>"})
+                             "hovertemplate": f"#%{{customdata[0]}} · {metric} %{{y:{HOVER_FORMAT}}}<br>{param} = %{{x}}<extra>%{{fullData.name}}</extra>"})
             log = any(d.log_x for _, d in items)
             layout = {"title": {"text": f"{metric} against {param}", "font": {"size": 14}}, "height": 360, "template": "plotly_white",
                       "xaxis": {"title": {"text": param}, "type": "log" if log else ("category" if items[0][1].categorical else "linear")},
@@ -455,7 +455,7 @@ def create_app(storage: str | Storage | None = None, *, token: str | None = None
                         if t.best_step is not None and t.value is not None:
                             spec["data"].append({"x": [t.best_step], "y": [t.value], "mode": "markers", "name": f"#{t.number} best",
                                                  "marker": {"symbol": "star", "size": 14, "color": trial_color(i)},
-                                                 "hovertemplate": f"#{t.number} best %{{y:{NUMBER_FORMAT}}} @ step %{{x}}<extra></extra>"})
+                                                 "hovertemplate": f"#{t.number} best %{{y:{HOVER_FORMAT}}} @ step %{{x}}<extra></extra>"})
                     figures[-1] = (metric, script_safe(json.dumps(spec)))
             names = sorted(set().union(*(({**s.space.fixed, **t.params}).keys() for t in pair_t)),
                            key=lambda k: (("scientific", "nuisance", "fixed").index(s.space.roles.get(k, "fixed")), k))
