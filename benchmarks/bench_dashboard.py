@@ -22,6 +22,7 @@ Target: every page under 2 s of server time.
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 import tempfile
 import threading
@@ -38,19 +39,21 @@ def server_ms(response) -> float:
     return float(timing.split("dur=")[1])
 
 
-def bench_tunebook(db: Path) -> dict[str, float]:
+def bench_tunebook(db: Path, trials: int) -> dict[str, float]:
     from fastapi.testclient import TestClient
 
     from tunebook.dashboard import create_app
 
-    client = TestClient(create_app(f"sqlite:///{db}"))
+    client = TestClient(create_app(f"sqlite:///{db}"), base_url="http://127.0.0.1")
     out = {}
     for label, path in (
         ("studies table /", "/"),
         ("study page, first load", "/study/bench"),
         ("study page, cached", "/study/bench"),
         ("trials sorted by value", "/study/bench?order=value"),
-        ("trials page 100", "/study/bench?order=value&page=100"),
+        (f"trials page {min(100, trials // 50)}", f"/study/bench?order=value&page={min(100, trials // 50)}"),
+        ("trials sorted by a hyperparameter (learning_rate)", "/study/bench?order=p.learning_rate"),
+        ("trials as CSV", "/study/bench/trials.csv"),
         ("trial page", "/study/bench/trial/123"),
         ("live-refresh state", "/api/study/bench/state"),
     ):
@@ -64,7 +67,6 @@ def bench_tunebook(db: Path) -> dict[str, float]:
 def bench_browser(db: Path) -> float | None:
     """Milliseconds from navigation to every figure of the study page drawn, in Chromium over loopback HTTP."""
     import shutil
-    import socket
 
     try:
         from playwright.sync_api import sync_playwright
@@ -77,8 +79,9 @@ def bench_browser(db: Path) -> float | None:
 
     from tunebook.dashboard import create_app
 
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))  # port 0: the kernel picks, the socket is handed to uvicorn
+    from tunebook.dashboard import bind
+
+    sock = bind("127.0.0.1", 0)  # port 0: the kernel picks, the socket is handed to uvicorn
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(create_app(f"sqlite:///{db}"), log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -112,7 +115,6 @@ def bench_optuna_dashboard(db: Path, folder: Path) -> float | None:
     except ImportError:
         return None
     import tunebook as tb
-    from tunebook.testing import free_port
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = tb.load_study("bench", storage=f"sqlite:///{db}")
@@ -129,7 +131,9 @@ def bench_optuna_dashboard(db: Path, folder: Path) -> float | None:
     storage = optuna.storages.RDBStorage(f"sqlite:///{folder}/optuna.db")
     ostudy = optuna.create_study(storage=storage, study_name="bench")
     ostudy.add_trials(frozen)
-    port = free_port()
+    with socket.socket() as probe:  # optuna-dashboard takes a port number, not a socket
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     thread = threading.Thread(target=optuna_dashboard.run_server, args=(storage,),
                               kwargs={"host": "127.0.0.1", "port": port}, daemon=True)
     thread.start()
@@ -160,7 +164,7 @@ def main() -> None:
         db = folder / "bench.db"
         built = build(db, args.trials, args.evals)
         print(f"synthetic study: {args.trials} trials x {args.evals} evals x 2 metrics, written in {built:.1f}s")
-        ours = bench_tunebook(db)
+        ours = bench_tunebook(db, args.trials)
         if not args.skip_browser:
             browser_ms = bench_browser(db)
             if browser_ms is not None:

@@ -222,7 +222,7 @@ def headline_html(h: Headline, trial_href: Callable[[int], str | None]) -> str:
         return f"<a href='{esc(href)}'>#{n}</a>" if href else f"#{n}"
 
     parts = ["<section class='headline' id='headline'>"]
-    parts.append(f"<p class='goal'><b>Goal:</b> {esc(h.goal) if h.goal else '<i>no goal recorded</i>'}</p>")
+    parts.append(f"<p class='goal'><b>Goal:</b> {rich_text(h.goal, trial_href) if h.goal else '<i>no goal recorded</i>'}</p>")
     if h.verdict:
         parts.append(f"<p class='verdict'><b>Answer:</b> {rich_text(h.verdict, trial_href)}</p>")
         if h.reasons:
