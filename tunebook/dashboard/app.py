@@ -100,7 +100,7 @@ def session_value(key: bytes, token: str) -> str:
 
 
 def lines_figure(title: str, series: list[dict[str, Any]], max_step: int | None = None,
-                 best: tuple[int, float] | None = None, height: int = 340) -> str:
+                 best: tuple[int, float] | None = None, height: int = 340, y_title: str | None = None) -> str:
     """A line chart as script-safe Plotly JSON. ``series``: ``{"name", "points", "color", "number", "meta"}``;
     ``best`` marks the objective's best step."""
     data: list[dict[str, Any]] = []
@@ -118,7 +118,7 @@ def lines_figure(title: str, series: list[dict[str, Any]], max_step: int | None 
     xaxis: dict[str, Any] = {"title": {"text": "step"}}
     if max_step:
         xaxis["range"] = [0, max_step]
-    yaxis: dict[str, Any] = {"title": {"text": title}}
+    yaxis: dict[str, Any] = {"title": {"text": y_title or title}}
     y_range = curve_range(ys)
     shapes = []
     if best is not None:
@@ -417,7 +417,7 @@ def create_app(storage: str | Storage | None = None, *, token: str | None = None
                            "number": best.number, "meta": {"trialUrl": trial_url(s)}})
         if series:
             steps = max(c["study"].max_train_steps or 0 for c in columns) or None
-            out.append(("best trials' curves", "curves", lines_figure(f"{metric}: each study's best trial", series, steps)))
+            out.append(("best trials' curves", "curves", lines_figure(f"{metric}: each study's best trial", series, steps, y_title=metric)))
         return out
 
     @app.get("/compare", response_class=HTMLResponse)
