@@ -11,7 +11,6 @@ import csv
 import io
 import os
 import re
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -296,13 +295,3 @@ def test_dark_mode_follows_the_system(server, browser, shots):
     page.screenshot(path=str(shots / "dark-study.png"), full_page=True)
     light = open_page(browser, server.base + "/study/min-study", color_scheme="light")
     assert light.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(255, 255, 255)"
-
-
-def test_copy_screenshots_for_people(shots):
-    """Keep a set where the lead looks (when TUNEBOOK_SHOTS_COPY names a folder)."""
-    target = os.environ.get("TUNEBOOK_SHOTS_COPY")
-    if not target:
-        pytest.skip("TUNEBOOK_SHOTS_COPY not set")
-    Path(target).mkdir(parents=True, exist_ok=True)
-    for png in shots.glob("*.png"):
-        shutil.copy(png, Path(target) / png.name)
