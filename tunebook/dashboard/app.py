@@ -117,7 +117,7 @@ def lines_figure(title: str, series: list[dict[str, Any]], max_step: int | None 
         data.append(trace)
     xaxis: dict[str, Any] = {"title": {"text": "step"}}
     if max_step:
-        xaxis["range"] = [0, max_step]
+        xaxis["range"] = [0, max_step * 1.02]  # room for a best-step star at the last step
     yaxis: dict[str, Any] = {"title": {"text": y_title or title}}
     y_range = curve_range(ys)
     shapes = []
