@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -351,14 +352,9 @@ def curve_range(curves: list[list[float | None]], max_step_fraction: float = 0.1
     return [lo - pad, hi + pad]
 
 
-def _render_axis(d: AxisPlotData) -> Any:
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
+def _axis_spec(d: AxisPlotData) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Objective against a hyperparameter; infeasible trials on their own y-axis (``y2``), a strip under the plot."""
     strip = bool(d.infeasible_x)
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.86, 0.14], vertical_spacing=0.03) if strip \
-        else go.Figure()
-    where = {"row": 1, "col": 1} if strip else {}
     positions = {c: i for i, c in enumerate(d.categories)}
 
     def xs(values: list[Any], numbers: list[int]) -> list[Any]:
@@ -367,74 +363,114 @@ def _render_axis(d: AxisPlotData) -> Any:
         return [positions.get(str(v), 0) + _jitter(n, 0.5) for v, n in zip(values, numbers)]
 
     many = len(d.x) > 300
-    fig.add_trace(go.Scatter(
-        x=xs(d.x, d.numbers), y=d.y, mode="markers", name="completed", customdata=d.customdata,
-        hovertemplate=hover_template(d.metric, d.hover_params, d.numeric_params),
-        marker={"color": POINT_COLOR, "size": 5 if many else 7, "opacity": 0.45 if (d.categorical or many) else 0.8},
-    ), **where)
+    template = hover_template(d.metric, d.hover_params, d.numeric_params)
+    data: list[dict[str, Any]] = [{
+        "type": "scatter", "x": xs(d.x, d.numbers), "y": d.y, "mode": "markers", "name": "completed",
+        "customdata": d.customdata, "hovertemplate": template,
+        "marker": {"color": POINT_COLOR, "size": 5 if many else 7, "opacity": 0.45 if (d.categorical or many) else 0.8},
+    }]
     if d.best_y is not None and d.best_x is not None:
         best = [c for n, c in zip(d.numbers, d.customdata) if n == d.best_number]
-        fig.add_trace(go.Scatter(x=xs([d.best_x], [d.best_number or 0]), y=[d.best_y], mode="markers", name="best",
-                                 customdata=best, hovertemplate=hover_template(d.metric, d.hover_params, d.numeric_params),
-                                 marker={"color": BEST_COLOR, "symbol": "star", "size": 16, "line": {"width": 1, "color": "#333"}}),
-                      **where)
-    if strip:
-        reason = "infeasible: %{customdata[1]}"
-        fig.add_trace(go.Scatter(
-            x=xs(d.infeasible_x, d.infeasible_numbers), y=[_jitter(n, 1.6) for n in d.infeasible_numbers], mode="markers",
-            name=f"infeasible ({len(d.infeasible_x)})", customdata=d.infeasible_customdata,
-            hovertemplate=hover_template(d.metric, d.hover_params, d.numeric_params, first=reason),
-            marker={"color": INFEASIBLE_COLOR, "symbol": "x", "size": 8, "opacity": 0.7},
-        ), row=2, col=1)
-        fig.update_yaxes(range=[-1, 1], showticklabels=False, showgrid=False, zeroline=False, fixedrange=True,
-                         title={"text": "infeasible", "font": {"size": 11}}, row=2, col=1)
-    kind = "log" if d.log_x else "linear"
-    fig.update_xaxes(type=kind)
+        data.append({"type": "scatter", "x": xs([d.best_x], [d.best_number or 0]), "y": [d.best_y], "mode": "markers",
+                     "name": "best", "customdata": best, "hovertemplate": template,
+                     "marker": {"color": BEST_COLOR, "symbol": "star", "size": 16, "line": {"width": 1, "color": "#333"}}})
+    xaxis: dict[str, Any] = {"title": {"text": d.param}, "type": "log" if d.log_x else "linear"}
     if d.categorical:
-        fig.update_xaxes(tickvals=list(range(len(d.categories))), ticktext=d.categories,
-                         range=[-0.5, len(d.categories) - 0.5])
-    fig.update_xaxes(title=d.param, row=2 if strip else None, col=1 if strip else None)
-    fig.update_yaxes(title=d.metric, **where)
+        xaxis.update(tickvals=list(range(len(d.categories))), ticktext=d.categories, range=[-0.5, len(d.categories) - 0.5])
+    yaxis: dict[str, Any] = {"title": {"text": d.metric}}
+    layout: dict[str, Any] = {"xaxis": xaxis, "yaxis": yaxis}
+    if strip:
+        data.append({"type": "scatter", "x": xs(d.infeasible_x, d.infeasible_numbers), "yaxis": "y2",
+                     "y": [_jitter(n, 1.6) for n in d.infeasible_numbers], "mode": "markers",
+                     "name": f"infeasible ({len(d.infeasible_x)})", "customdata": d.infeasible_customdata,
+                     "hovertemplate": hover_template(d.metric, d.hover_params, d.numeric_params, first="infeasible: %{customdata[1]}"),
+                     "marker": {"color": INFEASIBLE_COLOR, "symbol": "x", "size": 8, "opacity": 0.7}})
+        yaxis["domain"] = [0.2, 1.0]
+        xaxis["anchor"] = "y2"
+        layout["yaxis2"] = {"domain": [0.0, 0.13], "anchor": "x", "range": [-1, 1], "showticklabels": False,
+                            "showgrid": False, "zeroline": False, "fixedrange": True,
+                            "title": {"text": "infeasible", "font": {"size": 11}}}
     if d.y_range is not None:
-        fig.update_yaxes(range=list(d.y_range), **where)
+        yaxis["range"] = list(d.y_range)
         above = "above" if d.mode == "min" else "below"
-        fig.add_annotation(text=f"{d.outliers} trials {above} this range (double-click to see all)", showarrow=False,
-                           xref="paper", yref="paper", x=1, y=1.0, xanchor="right", yanchor="bottom",
-                           font={"size": 11, "color": "#888"})
-    return fig
+        layout["annotations"] = [{"text": f"{d.outliers} trials {above} this range (double-click to see all)",
+                                  "showarrow": False, "xref": "paper", "yref": "paper", "x": 1, "y": 1.0,
+                                  "xanchor": "right", "yanchor": "bottom", "font": {"size": 11, "color": "#888"}}]
+    return data, layout
+
+
+def _isolation_spec(d: IsolationPlotData) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    steps = d.best_steps or [None] * len(d.best_numbers)
+    data: list[dict[str, Any]] = [{
+        "type": "scatter", "x": d.labels, "y": d.best_values, "mode": "lines+markers", "name": f"best {d.metric}",
+        "customdata": [[n, "-" if s is None else s] for n, s in zip(d.best_numbers, steps)], "marker": {"size": 10},
+        "hovertemplate": f"{d.param} %{{x}}<br>" + hover_template(d.metric, [], set()),
+    }]
+    layout: dict[str, Any] = {"xaxis": {"title": {"text": d.param}, "type": "category"},
+                              "yaxis": {"title": {"text": f"best {d.metric}"}}}
+    if d.baseline is not None:
+        layout["shapes"] = [{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": d.baseline, "y1": d.baseline,
+                             "line": {"dash": "dash", "color": "#888"}}]
+        layout["annotations"] = [{"text": "baseline", "xref": "paper", "x": 1, "y": d.baseline, "showarrow": False,
+                                  "xanchor": "right", "yanchor": "bottom"}]
+    return data, layout
+
+
+def _curves_spec(d: CurveSet) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    data = []
+    for label, (steps, values) in d.curves.items():
+        number = d.numbers.get(label)
+        trace: dict[str, Any] = {"type": "scatter", "x": steps, "y": values, "mode": "lines", "name": label,
+                                 "hovertemplate": f"%{{y:{HOVER_FORMAT}}}"}
+        if label in d.colors:
+            trace["line"] = {"color": d.colors[label]}
+        if number is not None:
+            trace["customdata"] = [number] * len(steps)
+        data.append(trace)
+    yaxis: dict[str, Any] = {"title": {"text": d.metric}}
+    y_range = curve_range([values for _, values in d.curves.values()])
+    if y_range is not None:
+        yaxis["range"] = y_range
+    return data, {"xaxis": {"title": {"text": "step"}, "range": [0, d.max_train_steps]}, "yaxis": yaxis,
+                  "hovermode": "x unified"}
+
+
+SPEC_KINDS = {"axis": _axis_spec, "isolation": _isolation_spec, "curves": _curves_spec}
+
+
+@lru_cache(maxsize=1)
+def _template() -> dict[str, Any]:
+    import plotly.io as pio
+
+    return pio.templates["plotly_white"].to_plotly_json()
+
+
+def _layout(title: str, extra: dict[str, Any], height: int = 420) -> dict[str, Any]:
+    return {"title": {"text": title, "font": {"size": 14}}, "height": height, "template": _template(),
+            "margin": {"t": 60, "l": 60, "r": 20, "b": 50}, "uirevision": "keep",
+            "legend": {"orientation": "h", "y": -0.22, "x": 0}, **extra}
+
+
+def spec(figure: Figure) -> dict[str, Any] | None:
+    """The figure as Plotly JSON data (``{"data", "layout"}``) built directly, for the kinds drawn from many
+    points (no per-value validation by plotly.py: a 10,000-trial study renders in milliseconds); None for others."""
+    build = SPEC_KINDS.get(figure.kind)
+    if build is None:
+        return None
+    data, layout = build(figure.data)
+    return {"data": data, "layout": _layout(figure.title, layout)}
 
 
 def render(figure: Figure) -> Any:
     """A Plotly figure for a computed :class:`Figure`."""
     import plotly.graph_objects as go
 
+    built = spec(figure)
+    if built is not None:
+        return go.Figure(built)
     d = figure.data
     fig = go.Figure()
-    if figure.kind == "axis":
-        fig = _render_axis(d)
-    elif figure.kind == "isolation":
-        step_data = [[n, s if s is not None else "-"] for n, s in zip(d.best_numbers, d.best_steps or [None] * len(d.best_numbers))]
-        fig.add_trace(go.Scatter(x=d.labels, y=d.best_values, mode="lines+markers", name=f"best {d.metric}",
-                                 customdata=step_data, marker={"size": 10},
-                                 hovertemplate=f"{d.param} %{{x}}<br>" + hover_template(d.metric, [], set())))
-        if d.baseline is not None:
-            fig.add_hline(y=d.baseline, line_dash="dash", annotation_text="baseline")
-        fig.update_xaxes(title=d.param, type="category")
-        fig.update_yaxes(title=f"best {d.metric}")
-    elif figure.kind == "curves":
-        for label, (steps, values) in d.curves.items():
-            number = d.numbers.get(label)
-            line = {"color": d.colors[label]} if label in d.colors else {}
-            fig.add_trace(go.Scatter(x=steps, y=values, mode="lines", name=label, line=line,
-                                     customdata=[number] * len(steps) if number is not None else None,
-                                     hovertemplate=f"%{{y:{HOVER_FORMAT}}}"))
-        fig.update_xaxes(title="step", range=[0, d.max_train_steps])
-        fig.update_yaxes(title=d.metric)
-        y_range = curve_range([values for _, values in d.curves.values()])
-        if y_range is not None:
-            fig.update_yaxes(range=y_range)
-        fig.update_layout(hovermode="x unified")
-    elif figure.kind == "best_steps":
+    if figure.kind == "best_steps":
         fig.add_trace(go.Histogram(x=d.steps, nbinsx=20, name="best step"))
         fig.add_vline(x=d.max_train_steps, line_dash="dash", annotation_text="max_train_steps")
         fig.update_xaxes(title="step of the best checkpoint", range=[0, d.max_train_steps * 1.02])

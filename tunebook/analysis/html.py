@@ -22,7 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from tunebook.analysis.figures import Figure, render, varying
+from tunebook.analysis.figures import Figure, render, spec, varying
 from tunebook.analysis.notebook import fmt
 
 HERE = Path(__file__).parent
@@ -158,9 +158,19 @@ def script_safe(text: str) -> str:
 
 def figure_json(figure: Figure) -> str:
     """A computed figure, rendered by Plotly, as script-safe JSON (``plots.js`` draws it)."""
+    built = spec(figure)
+    if built is not None:
+        return script_safe(json.dumps(built, default=_plain))
     import plotly.io as pio
 
     return script_safe(pio.to_json(render(figure), validate=False))
+
+
+def _plain(value: Any) -> Any:
+    """NumPy scalars and other stragglers as JSON values."""
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
 
 
 @lru_cache(maxsize=1)

@@ -144,20 +144,31 @@ def metric_order(names: list[str], objective: str) -> list[str]:
 
 
 class _AnalysisCache:
-    """Each study's report and rendered figures, recomputed only when the study has moved."""
+    """Each study's report, rendered figures and page parts, recomputed only when the study has moved."""
 
     def __init__(self) -> None:
-        self._cache: dict[int, tuple[str, Any, list[tuple[str, str, str]]]] = {}
+        self._cache: dict[int, tuple[str, Any, list[tuple[str, str, str]], dict[str, Any]]] = {}
 
     def get(self, study: Study, signature: dict[str, Any]) -> tuple[Any, list[tuple[str, str, str]]]:
         """``(report, [(title, kind, figure JSON), ...])``."""
+        hit = self._hit(study, signature)
+        return hit[1], hit[2]
+
+    def part(self, study: Study, signature: dict[str, Any], name: str, make: Any) -> Any:
+        """``make(report)``, computed once per state of the study (the headline, the findings' markup)."""
+        parts = self._hit(study, signature)[3]
+        if name not in parts:
+            parts[name] = make(self._hit(study, signature)[1])
+        return parts[name]
+
+    def _hit(self, study: Study, signature: dict[str, Any]) -> tuple[str, Any, list[tuple[str, str, str]], dict[str, Any]]:
         key = json.dumps(signature, sort_keys=True, default=str)
         hit = self._cache.get(study.id)
         if hit is None or hit[0] != key:
             report = analyze(study)
-            hit = (key, report, [(f.title, f.kind, figure_json(f)) for f in report.figures])
+            hit = (key, report, [(f.title, f.kind, figure_json(f)) for f in report.figures], {})
             self._cache[study.id] = hit
-        return hit[1], hit[2]
+        return hit
 
 
 def create_app(storage: str | Storage | None = None, *, token: str | None = None, refresh_seconds: float = 3.0,
@@ -319,8 +330,9 @@ def create_app(storage: str | Storage | None = None, *, token: str | None = None
         others = [r.name for r in store.list_studies() if r.name != study.name]
         return templates.TemplateResponse(request, "study.html", {
             **table, "report": report, "figures": figures,
-            "headline": Markup(headline_html(headline(report), href)),
-            "findings": [Markup(finding_html(f, report.figures, href)) for f in report.findings],
+            "headline": cache.part(study, signature, "headline", lambda r: Markup(headline_html(headline(r), href))),
+            "findings": cache.part(study, signature, "findings",
+                                   lambda r: [Markup(finding_html(f, r.figures, href)) for f in r.findings]),
             "signature": json.dumps(signature, sort_keys=True, default=str), "refresh_ms": int(refresh_seconds * 1000),
             "counts": signature["counts"], "trial_url": trial_url(study), "others": others,
             "updated": time.strftime("%H:%M:%S"),
@@ -371,8 +383,11 @@ def create_app(storage: str | Storage | None = None, *, token: str | None = None
         pair = [study_or_404(n) for n in names]
         columns = []
         for i, s in enumerate(pair):
-            r, _ = cache.get(s, store.study_signature(s.id))
-            columns.append({"study": s, "report": r, "headline": Markup(headline_html(headline(r), trial_href(s))),
+            signature = store.study_signature(s.id)
+            r, _ = cache.get(s, signature)
+            href = trial_href(s)
+            columns.append({"study": s, "report": r,
+                            "headline": cache.part(s, signature, "headline", lambda r, href=href: Markup(headline_html(headline(r), href))),
                             "color": trial_color(i), "role": ("baseline", "candidate")[i]})
         figures = overlay_figures(columns)
         return templates.TemplateResponse(request, "compare.html", {"mode": "studies", "columns": columns, "figures": figures})
