@@ -23,6 +23,7 @@ from test_report_browser import CHROMIUM, CHROMIUM_FLAGS, browser_or_skip
 from tunebook.analysis.synthetic import exp_decay, write_study
 
 pytest.importorskip("fastapi")
+pytestmark = pytest.mark.slow  # a real browser: 5-20 s a test on a busy 2-core machine
 
 SPACE = {"scientific": {"wd": {"choice": [0.0, 0.1]}},
          "nuisance": {"learning_rate": {"min": 1e-4, "max": 1.0, "scale": "log"}, "beta1": {"min": 0.8, "max": 0.99}}}
