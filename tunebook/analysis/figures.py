@@ -435,7 +435,27 @@ def _curves_spec(d: CurveSet) -> tuple[list[dict[str, Any]], dict[str, Any]]:
                   "hovermode": "x unified"}
 
 
-SPEC_KINDS = {"axis": _axis_spec, "isolation": _isolation_spec, "curves": _curves_spec}
+def _best_steps_spec(d: BestStepData) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    data = [{"type": "histogram", "x": d.steps, "nbinsx": 20, "name": "best step"}]
+    return data, {
+        "xaxis": {"title": {"text": "step of the best checkpoint"}, "range": [0, d.max_train_steps * 1.02]},
+        "yaxis": {"title": {"text": "trials"}},
+        "shapes": [{"type": "line", "x0": d.max_train_steps, "x1": d.max_train_steps, "xref": "x", "yref": "paper",
+                    "y0": 0, "y1": 1, "line": {"dash": "dash", "color": "#888"}}],
+        "annotations": [{"text": "max_train_steps", "x": d.max_train_steps, "xref": "x", "yref": "paper", "y": 1,
+                         "showarrow": False, "xanchor": "right", "yanchor": "bottom"}],
+    }
+
+
+def _sampled_enough_spec(d: SampledEnoughData) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    data = [{"type": "box", "x": d.ks, "q1": d.q1, "median": d.median, "q3": d.q3, "lowerfence": d.lo,
+             "upperfence": d.hi, "name": f"best {d.metric} of k trials"}]
+    return data, {"xaxis": {"title": {"text": "k (trials)"}, "type": "log" if max(d.ks) > 30 else "linear"},
+                  "yaxis": {"title": {"text": f"best {d.metric}"}}}
+
+
+SPEC_KINDS = {"axis": _axis_spec, "isolation": _isolation_spec, "curves": _curves_spec,
+              "best_steps": _best_steps_spec, "sampled_enough": _sampled_enough_spec}
 
 
 @lru_cache(maxsize=1)
@@ -470,17 +490,7 @@ def render(figure: Figure) -> Any:
         return go.Figure(built)
     d = figure.data
     fig = go.Figure()
-    if figure.kind == "best_steps":
-        fig.add_trace(go.Histogram(x=d.steps, nbinsx=20, name="best step"))
-        fig.add_vline(x=d.max_train_steps, line_dash="dash", annotation_text="max_train_steps")
-        fig.update_xaxes(title="step of the best checkpoint", range=[0, d.max_train_steps * 1.02])
-        fig.update_yaxes(title="trials")
-    elif figure.kind == "sampled_enough":
-        fig.add_trace(go.Box(x=d.ks, q1=d.q1, median=d.median, q3=d.q3, lowerfence=d.lo, upperfence=d.hi,
-                             name=f"best {d.metric} of k trials"))
-        fig.update_xaxes(title="k (trials)", type="log" if max(d.ks) > 30 else "linear")
-        fig.update_yaxes(title=f"best {d.metric}")
-    elif figure.kind == "grad_norms":
+    if figure.kind == "grad_norms":
         from plotly.subplots import make_subplots
 
         fig = make_subplots(rows=1, cols=2, subplot_titles=("norm against step", "histogram"))
