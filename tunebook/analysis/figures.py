@@ -38,18 +38,28 @@ def trial_color(index: int) -> str:
 
 def varying(data: StudyData) -> list[str]:
     """The hyperparameters that take more than one value among the study's trials (hovers and headlines name only these)."""
+    cached = data.__dict__.get("_varying")
+    if cached is not None:
+        return list(cached)
     out = []
     for name in data.space:
         seen = {repr(t.params[name]) for t in data.trials if name in t.params}
         if len(seen) > 1:
             out.append(name)
-    return out
+    data.__dict__["_varying"] = out  # the trials of a StudyData do not change
+    return list(out)
 
 
 def _hover_value(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
+    """A hyperparameter's value for a hover: floats at the hover's 4 significant digits (smaller pages)."""
+    if isinstance(value, float):
+        return float(f"{value:.4g}") if math.isfinite(value) else str(value)
     return "-" if value is None else value
+
+
+def _short(values: list[Any], digits: int = 7) -> list[Any]:
+    """Plotted floats at 7 significant digits: the page carries no more precision than a plot can show."""
+    return [float(f"{v:.{digits}g}") if isinstance(v, float) and math.isfinite(v) else v for v in values]
 
 
 def hover_template(metric: str, params: list[str], numeric: set[str], first: str = "") -> str:
@@ -365,7 +375,7 @@ def _axis_spec(d: AxisPlotData) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     many = len(d.x) > 300
     template = hover_template(d.metric, d.hover_params, d.numeric_params)
     data: list[dict[str, Any]] = [{
-        "type": "scatter", "x": xs(d.x, d.numbers), "y": d.y, "mode": "markers", "name": "completed",
+        "type": "scatter", "x": _short(xs(d.x, d.numbers)), "y": _short(d.y), "mode": "markers", "name": "completed",
         "customdata": d.customdata, "hovertemplate": template,
         "marker": {"color": POINT_COLOR, "size": 5 if many else 7, "opacity": 0.45 if (d.categorical or many) else 0.8},
     }]
@@ -380,8 +390,8 @@ def _axis_spec(d: AxisPlotData) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     yaxis: dict[str, Any] = {"title": {"text": d.metric}}
     layout: dict[str, Any] = {"xaxis": xaxis, "yaxis": yaxis}
     if strip:
-        data.append({"type": "scatter", "x": xs(d.infeasible_x, d.infeasible_numbers), "yaxis": "y2",
-                     "y": [_jitter(n, 1.6) for n in d.infeasible_numbers], "mode": "markers",
+        data.append({"type": "scatter", "x": _short(xs(d.infeasible_x, d.infeasible_numbers)), "yaxis": "y2",
+                     "y": _short([_jitter(n, 1.6) for n in d.infeasible_numbers], 3), "mode": "markers",
                      "name": f"infeasible ({len(d.infeasible_x)})", "customdata": d.infeasible_customdata,
                      "hovertemplate": hover_template(d.metric, d.hover_params, d.numeric_params, first="infeasible: %{customdata[1]}"),
                      "marker": {"color": INFEASIBLE_COLOR, "symbol": "x", "size": 8, "opacity": 0.7}})
