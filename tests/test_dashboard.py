@@ -17,7 +17,6 @@ import tunebook as tb
 from conftest import run_cli
 from test_report_browser import CHROMIUM_FLAGS, browser_or_skip, CHROMIUM
 from tunebook.analysis.synthetic import exp_decay, write_study
-from tunebook.testing import free_port
 
 fastapi = pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -50,6 +49,11 @@ def store(tmp_path_factory) -> str:
     return url
 
 
+def client_for(url: str, **options) -> TestClient:
+    """An in-process client addressed as the browser would (Host 127.0.0.1)."""
+    return TestClient(create_app(url, **options), base_url="http://127.0.0.1")
+
+
 def snapshot(url: str) -> dict:
     engine = sa.create_engine(url)
     with engine.connect() as conn:
@@ -61,7 +65,7 @@ def snapshot(url: str) -> dict:
 
 # HTTP ---------------------------------------------------------------------------------
 def test_pages_answer_and_unknown_ids_are_404_pages(store):
-    client = TestClient(create_app(store))
+    client = client_for(store)
     for path in ("/", "/study/wd-study", "/study/wd-study/trial/0", "/study/wd-study?state=completed&order=value&desc=1",
                  "/compare?studies=wd-study,evil-study", "/compare?study=wd-study&trials=0,1", "/static/plotly.min.js",
                  "/api/study/wd-study/state"):
@@ -76,7 +80,7 @@ def test_pages_answer_and_unknown_ids_are_404_pages(store):
 
 
 def test_no_request_changes_the_store(store):
-    client = TestClient(create_app(store))
+    client = client_for(store)
     before = snapshot(store)
     for path in ("/", "/study/wd-study", "/study/wd-study/trial/3", "/api/study/wd-study/state", "/compare?studies=wd-study,evil-study"):
         client.get(path)
@@ -86,7 +90,7 @@ def test_no_request_changes_the_store(store):
 
 
 def test_user_strings_are_escaped(store):
-    client = TestClient(create_app(store))
+    client = client_for(store)
     for path in ("/", "/study/evil-study", "/study/evil-study/trial/0"):
         html = client.get(path).text
         assert "<script>window.__pwned" not in html, path
@@ -94,7 +98,7 @@ def test_user_strings_are_escaped(store):
 
 
 def test_the_study_table_paginates_and_sorts_in_sql(store):
-    client = TestClient(create_app(store))
+    client = client_for(store)
     html = client.get("/study/wd-study?state=completed&order=value").text
     assert "page 1 of 1" in html and html.count('class="trial-row"') > 5
     first_value = tb.load_study("wd-study", storage=store).best_trial().number
@@ -102,14 +106,21 @@ def test_the_study_table_paginates_and_sorts_in_sql(store):
 
 
 def test_token_is_required_on_every_request_when_given(store):
-    client = TestClient(create_app(store, token=TOKEN))
+    client = client_for(store, token=TOKEN)
     assert client.get("/").status_code == 401
     assert client.get("/study/wd-study").status_code == 401
     assert client.get("/?token=wrong-token-wrong-token").status_code == 401
     assert client.get("/", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
     first = client.get(f"/?token={TOKEN}")
-    assert first.status_code == 200 and first.cookies.get("tunebook_token") == TOKEN
+    cookie = first.cookies.get("tunebook_session")
+    assert first.status_code == 200 and cookie and TOKEN not in cookie  # a derived session value, not the token
     assert client.get("/study/wd-study").status_code == 200  # the cookie carries it from here
+    client.cookies.clear()
+    client.cookies.set("tunebook_session", TOKEN)  # the token itself is no session
+    assert client.get("/study/wd-study").status_code == 401
+    other = client_for(store, token=TOKEN)  # another process: another key, the old session is void
+    other.cookies.set("tunebook_session", cookie)
+    assert other.get("/").status_code == 401
 
 
 def test_cli_refuses_a_public_address_without_a_token(tmp_path):
@@ -128,19 +139,15 @@ def _other_local_address() -> str | None:
     return next((a for a in out if ":" not in a and not a.startswith("127.")), None)
 
 
-def test_cli_binds_loopback_by_default(store, tmp_path):
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "tunebook", "dashboard", "--storage", store, "--port", str(port)],
+def test_cli_binds_loopback_by_default_on_a_port_it_reports(store, tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "tunebook", "dashboard", "--storage", store, "--port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read() if proc.poll() is not None else "timeout"
-                time.sleep(0.2)
+        line = proc.stdout.readline()  # "tunebook dashboard on http://127.0.0.1:PORT/"
+        assert line.startswith("tunebook dashboard on http://127.0.0.1:"), (line, proc.stderr.read() if proc.poll() is not None else "")
+        port = int(line.rsplit(":", 1)[1].split("/")[0])
+        assert port > 0
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
         other = _other_local_address()
         if other is not None:
             with pytest.raises(OSError):
@@ -152,15 +159,18 @@ def test_cli_binds_loopback_by_default(store, tmp_path):
 
 # a real browser -------------------------------------------------------------------
 class Server:
-    """The dashboard under uvicorn in a thread, on a free loopback port."""
+    """The dashboard under uvicorn in a thread, on a socket bound to port 0 (the kernel picks the port)."""
 
     def __init__(self, url: str, **options) -> None:
         import uvicorn
 
-        self.port = free_port()
-        config = uvicorn.Config(create_app(url, **options), host="127.0.0.1", port=self.port, log_level="warning")
+        from tunebook.dashboard import bind
+
+        sock = bind("127.0.0.1", 0)
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(create_app(url, **options), log_level="warning")
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 30
         while not self.server.started:
@@ -219,9 +229,15 @@ def test_click_through_the_notebook_in_a_browser(store, shots):
             assert page.locator(".finding").count() >= 1 and page.locator("tr.trial-row").count() == 16
             page.screenshot(path=str(shots / "2-study.png"), full_page=True)
 
-            page.click("th a:text('value')")  # sort by value, in SQL
-            page.wait_for_url("**order=value**")
-            assert page.locator("tr.trial-row").first.locator("td").nth(3).inner_text() == "completed"
+            # best first by default (a min study: the lowest value), the best row marked
+            best = tb.load_study("wd-study", storage=store).best_trial().number
+            assert page.locator("tr.trial-row").first.get_attribute("data-number") == str(best)
+            assert "best" in page.locator("tr.trial-row").first.get_attribute("class")
+            page.evaluate("window.__same_page = true")
+            page.click("th a[data-col='number']")  # sort by number, in SQL, in place
+            page.wait_for_url("**order=number**")
+            page.wait_for_function("document.querySelector('tr.trial-row').dataset.number === '0'")
+            assert page.evaluate("window.__same_page") is True
 
             page.locator("a.trial-link").first.click()
             page.wait_for_url("**/trial/**")

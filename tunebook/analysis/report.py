@@ -15,7 +15,7 @@ from typing import Any
 from tunebook.analysis.answer import GoalAnswer
 from tunebook.analysis.checks import WARNING, CheckSpec, Finding, Thresholds, build_answer, run_checks
 from tunebook.analysis.data import StudyData, TrialRow, load
-from tunebook.analysis.figures import Figure, compute_figures, render
+from tunebook.analysis.figures import Figure, compute_figures
 from tunebook.study import Study
 
 
@@ -48,62 +48,9 @@ class Report:
 
     # HTML ------------------------------------------------------------------
     def to_html(self) -> str:
-        from plotly.offline import get_plotlyjs
+        from tunebook.analysis.html import report_html
 
-        s = self.study
-        esc = html.escape
-        counts: dict[str, int] = {}
-        for t in self.data.trials:
-            counts[t.state] = counts.get(t.state, 0) + 1
-        parts = [
-            "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-            f"<title>tunebook report: {esc(s.name)}</title>",
-            f"<style>{_CSS}</style>",
-            f"<script type='text/javascript'>{get_plotlyjs()}</script>",
-            "</head><body>",
-            f"<h1>Study {esc(s.name)}</h1>",
-            f"<p class='goal'>{esc(s.goal) or '<i>no goal recorded</i>'}</p>",
-            "<table class='meta'>",
-            f"<tr><th>experiment</th><td>{esc(s.experiment)} (round {s.record.round})</td></tr>",
-            f"<tr><th>objective</th><td>{esc(s.objective[0])} ({s.objective[1]})</td></tr>",
-            f"<tr><th>max_train_steps</th><td>{s.max_train_steps}</td></tr>",
-            f"<tr><th>trials</th><td>{esc(', '.join(f'{k} {v}' for k, v in sorted(counts.items())))}</td></tr>",
-            f"<tr><th>search space</th><td><code>{esc(json.dumps(s.space.to_spec()))}</code></td></tr>",
-            f"<tr><th>reproduce</th><td><code>{esc(s.record.repro_command or '-')}</code>"
-            f"{esc(' @ ' + s.record.git_commit[:10]) if s.record.git_commit else ''}"
-            f"{' (dirty tree)' if s.record.git_dirty else ''}</td></tr>",
-            "</table>",
-            answer_html(self.answer),
-            f"<h2>Findings ({len(self.warnings())} warnings)</h2>",
-        ]
-        if not self.findings:
-            parts.append("<p>No findings.</p>")
-        for f in self.findings:
-            parts.append(
-                f"<div class='finding {f.severity}' data-check='{esc(f.check)}'>"
-                f"<b>{esc(f.severity)}</b> <code>{esc(f.check)}</code>: {esc(f.message)}"
-                f"<div class='action'>&rarr; {esc(f.action)}</div></div>"
-            )
-        notes = s.storage.get_notes(study=s.name)
-        if notes:
-            parts.append("<h2>Notebook</h2><ul class='notes'>")
-            for n in notes:
-                when = time.strftime("%Y-%m-%d %H:%M", time.localtime(n["created_at"]))
-                parts.append(f"<li data-kind='{esc(n['kind'])}'><b>{esc(n['kind'])}</b> ({when}): {esc(n['conclusion'])}</li>")
-            parts.append("</ul>")
-        parts.append("<h2>Best trials</h2><table class='trials'><tr><th>#</th><th>value</th><th>step</th><th>params</th></tr>")
-        for t in self.top_trials:
-            parts.append(
-                f"<tr><td>{t.number}</td><td>{t.value:.6g}</td><td>{t.best_step}</td>"
-                f"<td><code>{esc(json.dumps(t.params, default=str))}</code></td></tr>"
-            )
-        parts.append("</table><h2>Figures</h2>")
-        for i, figure in enumerate(self.figures):
-            div = render(figure).to_html(full_html=False, include_plotlyjs=False, div_id=f"figure-{i}")
-            parts.append(f"<div class='figure' data-kind='{figure.kind}'>{div}</div>")
-        parts.append(f"<p class='footer'>tunebook report, {time.strftime('%Y-%m-%d %H:%M', time.localtime(self.created_at))}</p>")
-        parts.append("</body></html>")
-        return "\n".join(parts)
+        return report_html(self)
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
