@@ -275,8 +275,11 @@ def test_html_and_terminal_open_with_the_answer(sqlite_url, tmp_path):
     space = {"scientific": {"optimizer": {"choice": ["adam", "sgd"]}}, "nuisance": LR}
     report = analyze(study_with(sqlite_url, clean, trials=20, space=space))
     text = report.to_html()
-    assert text.index("class='answer") < text.index("<h2>Findings")
-    assert "optimizer=adam" in text[text.index("class='answer"):text.index("<h2>Findings")]
+    headline = text[text.index("id='headline'"):text.index("id='findings'")]
+    import html
+
+    assert html.escape(report.answer.verdict, quote=False) in headline.replace("&#x27;", "'")
+    assert "optimizer=adam" in headline and "optimizer=sgd" in headline
     console = Console(record=True, width=200)
     report.print(console)
     out = console.export_text()

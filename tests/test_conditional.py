@@ -407,7 +407,7 @@ def test_the_dashboard_renders_a_conditional_study(synthetic):
 
     from tunebook.dashboard import create_app
 
-    client = TestClient(create_app(synthetic))
+    client = TestClient(create_app(synthetic), base_url="http://127.0.0.1")
     study = tb.load_study("cond-syn", storage=synthetic)
     numbers = {t.params["optimizer"]: t.number for t in study.trials()}
     for path in ("/", "/study/cond-syn", "/study/cond-syn?order=value", f"/study/cond-syn/trial/{numbers['adam']}",

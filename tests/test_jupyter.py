@@ -51,7 +51,9 @@ def test_report_html_shows_the_answer_findings_and_figures(sqlite_url):
     assert checks == [f.check for f in report.findings] and checks
     figures = [a["data-kind"] for tag, a in tags.attrs if tag == "div" and a.get("class") == "figure"]
     assert figures == [f.kind for f in report.figures]
-    assert "Answer" not in plain  # no answer on the report: nothing invented
+    answer = report.answer
+    assert "<h4>Answer</h4>" in plain and plain.index("<h4>Answer</h4>") < plain.index("Findings")
+    assert all(g.group in plain for g in answer.groups)
     assert "Does the optimizer matter?" in plain
 
     best = report.top_trials[0]
