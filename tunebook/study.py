@@ -21,6 +21,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from tunebook import specio
 from tunebook._errors import SpecError
 from tunebook.design import DESIGNS, GENERATOR_VERSION, SCIENTIFIC_DESIGNS, materialize
 from tunebook.space import SearchSpace, _number
@@ -121,6 +122,7 @@ def resolve_train(ref: str, base_dir: str | Path | None = None) -> Callable[...,
             path = (base / module_name).resolve()
             if not path.exists():
                 raise SpecError("train", f"file {str(path)!r} does not exist", "fix the path before ':'")
+            specio.check_train_path(path)
             # Importable by name too, so that worker processes can unpickle the function.
             if str(path.parent) not in sys.path:
                 sys.path.insert(0, str(path.parent))
@@ -135,8 +137,8 @@ def resolve_train(ref: str, base_dir: str | Path | None = None) -> Callable[...,
             module = importlib.import_module(module_name)
     except SpecError:
         raise
-    except ImportError as exc:
-        raise SpecError("train", f"cannot import {module_name!r}: {exc}", "check the module path and the installed extras") from None
+    except (Exception, SystemExit) as exc:  # a syntax error, anything raised at import, sys.exit
+        raise specio.import_error(exc, module_name, (base / module_name).resolve() if module_name.endswith(".py") else None) from None
     func = getattr(module, func_name, None)
     if not callable(func):
         raise SpecError("train", f"{module_name!r} has no function {func_name!r}", "name a function defined there")
@@ -229,6 +231,8 @@ def build_spec(
     sampler: str | None = None,
 ) -> dict[str, Any]:
     """Validate everything and return the canonical spec (what is stored)."""
+    specio.check_inputs(goal=goal, objective=objective, trials=trials, max_train_steps=max_train_steps, seed=seed,
+                        keep_checkpoints=keep_checkpoints, infeasible_if=infeasible_if, space=space)
     name = _check_name(name, "study")
     if not isinstance(goal, str):
         raise SpecError("goal", f"expected text, got {goal!r}", "write the question this study answers")
@@ -476,21 +480,14 @@ def load_study(name: str, storage: str | Storage | None = None) -> Study:
 
 def read_spec_file(path: str | Path) -> tuple[dict[str, Any], str]:
     """Parse a YAML study spec; returns the mapping and the file's content hash."""
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         raise SpecError("spec", f"no such file: {str(path)!r}", "give the path of a study YAML (see `tunebook init`)")
     raw = path.read_bytes()
-    try:
-        data = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SpecError("spec", f"{path.name} is not valid YAML{where}: {problem}", "fix the YAML syntax") from None
+    data = specio.load_yaml(raw, path.name)  # no aliases, errors as one line
     if not isinstance(data, Mapping):
         raise SpecError("spec", f"{path.name} must be a mapping of fields", "see `tunebook init` for an example")
+    specio.check_spec_mapping(data)  # plain JSON values, text keys, storage a URL
     unknown = [k for k in data if k not in SPEC_KEYS]
     if unknown:
         raise SpecError(str(unknown[0]), "unknown field", f"the fields are: {', '.join(SPEC_KEYS)}")
