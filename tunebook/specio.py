@@ -166,11 +166,9 @@ def _check_json(value: Any, field: str, active: set[int], depth: int, budget: li
         active.add(id(value))
         if isinstance(value, Mapping):
             for key, item in value.items():
-                if not isinstance(key, str):
-                    raise SpecError(f"{field}.{one_line(repr(key), 40)}", f"a key must be text, got {_what(key)}",
-                                    "quote the key")
+                _check_key(key, field)
                 _spend(budget, 0, len(key), field)
-                _check_json(item, f"{field}.{one_line(key, 60)}", active, depth + 1, budget)
+                _check_json(item, f"{field}.{key}", active, depth + 1, budget)
         else:
             for i, item in enumerate(value):
                 _check_json(item, f"{field}[{i}]", active, depth + 1, budget)
@@ -178,6 +176,17 @@ def _check_json(value: Any, field: str, active: set[int], depth: int, budget: li
         return
     raise SpecError(field, f"{_what(value)} is not a spec value",
                     _FIXES.get(type(value).__name__, "use text, a number, true/false, a list or a mapping"))
+
+
+def _check_key(key: Any, field: str) -> None:
+    """A mapping key (a field or hyperparameter name): printable text, so that messages naming it stay one line."""
+    if not isinstance(key, str):
+        raise SpecError(f"{field}.{one_line(repr(key), 40)}", f"a key must be text, got {_what(key)}", "quote the key")
+    if len(key) > MAX_NAME_CHARS:
+        raise SpecError(f"{field}.{key[:40]}...", f"a key of {len(key):,} characters", f"use at most {MAX_NAME_CHARS}")
+    if not key.isprintable():
+        raise SpecError(f"{field}.{one_line(repr(key), 60)}", "a key must be printable text (no control characters)",
+                        "rename it")
 
 
 # numbers and text ---------------------------------------------------------------
@@ -224,23 +233,24 @@ def _metric_of(objective: Any) -> Any:
     return None
 
 
-def check_inputs(
-    *, goal: Any, objective: Any, trials: Any, max_train_steps: Any, seed: Any, keep_checkpoints: Any,
-    infeasible_if: Any, space: Any,
-) -> None:
-    """Everything :func:`tunebook.study.build_spec` is given, before it validates field by field."""
+def check_inputs(args: Mapping[str, Any]) -> None:
+    """Everything :func:`tunebook.study.build_spec` is given (its arguments by name), before its field checks.
+
+    Every value must be plain JSON first, so that no later message or
+    comparison meets a value that contains itself or expands without end.
+    """
     from tunebook.space import SearchSpace
 
-    check_json(goal, "goal")
-    check_goal(goal)
-    check_json(objective, "objective")
-    check_name_text(_metric_of(objective), "objective.metric")
-    check_counts(trials, max_train_steps, seed, keep_checkpoints)
-    check_json(infeasible_if, "infeasible_if")
+    for key, value in args.items():
+        field = {"name": "study", "space": "search_space"}.get(key, key)
+        check_json(value.to_spec() if isinstance(value, SearchSpace) else value, field)
+    check_goal(args.get("goal"))
+    check_name_text(_metric_of(args.get("objective")), "objective.metric")
+    check_counts(args.get("trials"), args.get("max_train_steps"), args.get("seed"), args.get("keep_checkpoints"))
+    infeasible_if = args.get("infeasible_if")
     if isinstance(infeasible_if, Mapping):
         for metric in infeasible_if:
             check_name_text(metric, f"infeasible_if.{one_line(str(metric), 60)}")
-    check_json(space.to_spec() if isinstance(space, SearchSpace) else space, "search_space")
 
 
 def check_spec_mapping(data: Mapping[str, Any]) -> None:
@@ -249,6 +259,7 @@ def check_spec_mapping(data: Mapping[str, Any]) -> None:
     for key, value in data.items():
         if not isinstance(key, str):
             raise SpecError(one_line(repr(key), 40), f"a field name must be text, got {_what(key)}", "quote it")
+        _check_key(key, "spec")
         check_json(value, key)
     storage = data.get("storage")
     if storage is not None and not isinstance(storage, str):

@@ -231,8 +231,7 @@ def build_spec(
     sampler: str | None = None,
 ) -> dict[str, Any]:
     """Validate everything and return the canonical spec (what is stored)."""
-    specio.check_inputs(goal=goal, objective=objective, trials=trials, max_train_steps=max_train_steps, seed=seed,
-                        keep_checkpoints=keep_checkpoints, infeasible_if=infeasible_if, space=space)
+    specio.check_inputs(locals())  # plain JSON values, counts, names and bounds within the documented limits
     name = _check_name(name, "study")
     if not isinstance(goal, str):
         raise SpecError("goal", f"expected text, got {goal!r}", "write the question this study answers")

@@ -26,7 +26,7 @@ def normalize_url(url: str | os.PathLike[str] | None) -> str:
     if url is None or url == "":
         url = os.environ.get("TUNEBOOK_STORAGE") or DEFAULT_STORAGE
     if not isinstance(url, (str, os.PathLike)):
-        raise SpecError("storage", f"expected a URL, got {type(url).__name__} {url!r:.60}", _FIX)
+        raise SpecError("storage", f"expected a URL, got {type(url).__name__}", _FIX)
     url = os.fspath(url)
     if "://" not in url:
         if url.endswith((".db", ".sqlite", ".sqlite3")):
