@@ -152,9 +152,14 @@ SPEC_CASES = {
     "NUL in the goal": (base_spec(goal="why\x00not"), "goal: contains a NUL"),
     "terminal escape in the metric": (base_spec(objective={"metric": "val/\x1b[2Jerror", "mode": "min"}),
                                       "objective.metric: contains the control character"),
-    "NUL in an infeasible_if metric": (base_spec(infeasible_if={"loss\x00": {"above": 1}}), "infeasible_if.loss"),
+    "NUL in an infeasible_if metric": (base_spec(infeasible_if={"loss\x00": {"above": 1}}), "infeasible_if.'loss\\x00'"),
     "goal of a megabyte": (base_spec(goal="g" * 20_000), "goal: is 20,000 characters long"),
     "non-text field name": (_raw(base_spec(), "trials: 4", "7: 1\ntrials: 4"), "7: a field name must be text"),
+    "impossible date": (_raw(with_space("fixed", "day", "DAY"), "day: DAY", "day: 2024-13-45"), "month must be in 1..12"),
+    "YAML nested 5000 deep": (_yaml(base_spec()) + "deep: " + "[" * 5000 + "]" * 5000 + "\n", "spec: limits.yaml"),
+    "python object tag": (_raw(base_spec(), "trials: 4", "trials: !!python/object/apply:os.getcwd []"),
+                          "could not determine a constructor"),
+    "tab-indented YAML": ("study: x\n\ttrials: 4\n", "spec: limits.yaml is not valid YAML at line 2"),
     "spec over a megabyte": (_yaml(base_spec()) + "#" + " " * 1_100_000 + "\n", "spec: limits.yaml is 1,"),
 }
 
