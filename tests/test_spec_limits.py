@@ -146,6 +146,9 @@ SPEC_CASES = {
     "NaN in fixed": (_raw(with_space("fixed", "clip", 1.0), "clip: 1.0", "clip: .nan"), "search_space.fixed.clip"),
     "non-text key in fixed": (with_space("fixed", "table", {1: "a"}), "search_space.fixed.table.1: a key must be text"),
     "fixed nested 40 deep": (with_space("fixed", "deep", json.loads("[" * 40 + "]" * 40)), "search_space.fixed.deep"),
+    "10**12 scientific combinations": (base_spec(search_space={
+        "scientific": {f"s{i}": {"choice": list(range(100))} for i in range(6)},
+        "nuisance": {"lr": {"min": 0.1, "max": 1.0}}}), "search_space.scientific: more than 100,000 combinations"),
     "storage: 5": (base_spec(storage=5), "storage: expected a URL"),
     "storage: a list": (base_spec(storage=["sqlite:///x.db"]), "storage: expected a URL"),
     "objective metric of 201 characters": (base_spec(objective={"metric": "m" * 201, "mode": "min"}), "objective.metric"),

@@ -251,6 +251,33 @@ def check_inputs(args: Mapping[str, Any]) -> None:
     if isinstance(infeasible_if, Mapping):
         for metric in infeasible_if:
             check_name_text(metric, f"infeasible_if.{one_line(str(metric), 60)}")
+    space = args.get("space")
+    if not isinstance(space, SearchSpace):
+        try:
+            space = SearchSpace.from_spec(space, allow_fixed_only=True)
+        except SpecError:
+            return  # build_spec reports it, in its own order
+    check_combinations(space, grid=args.get("design") == "grid")
+
+
+def check_combinations(space: Any, grid: bool = False) -> None:
+    """At most :data:`MAX_TRIALS` combinations of scientific values (of every listed value, for a grid).
+
+    The crossed design lists them all before it looks at ``trials``: six choices
+    of a hundred values each must not make it enumerate 10**12 groups.
+    """
+    from tunebook.space import Choice
+
+    params = space.params if grid else space.scientific
+    count = 1
+    for name, param in params.items():
+        if isinstance(param, Choice):
+            count *= len(param.values)
+            if count > MAX_TRIALS:
+                role = space.roles.get(name, "scientific")
+                raise SpecError(f"search_space.{role}", f"more than {MAX_TRIALS:,} combinations of listed values "
+                                f"(after {name})", "list fewer values; a study has at most "
+                                f"{MAX_TRIALS:,} trials")
 
 
 def check_spec_mapping(data: Mapping[str, Any]) -> None:
