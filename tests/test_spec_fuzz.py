@@ -91,7 +91,7 @@ objective = st.one_of(
 # trials: small, or beyond the limit (refused before anything is materialized); never thousands (slow to store)
 trials = st.one_of(st.integers(1, 48), st.sampled_from([0, -1, 100_001, 10**7, 10**12, 2**63]), floats, values)
 TRAIN_REFS = ["train.py:train", "train.py:nope", "missing.py:train", "syntax.py:train", "raises.py:train",
-              "exits.py:train", "folder.py:train", "a:b:c", "", "tunebook.workloads.quadratic:quadratic"]
+              "exits.py:train", "folder.py:train", "a:b:c", "", "json:dumps", "json:nope", "..:f", "x\x00.py:train", "a b:c"]
 FIELD_JUNK = {
     "study": st.one_of(texts, values),
     "train": st.one_of(st.sampled_from(TRAIN_REFS), values),

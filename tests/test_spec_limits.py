@@ -149,6 +149,8 @@ SPEC_CASES = {
     "10**12 scientific combinations": (base_spec(search_space={
         "scientific": {f"s{i}": {"choice": list(range(100))} for i in range(6)},
         "nuisance": {"lr": {"min": 0.1, "max": 1.0}}}), "search_space.scientific: more than 100,000 combinations"),
+    "NUL in the train reference": (base_spec(train="train\x00.py:train"), "train: 'train\\x00.py:train' is not a module"),
+    "a relative module as train": (base_spec(train="..:train"), "train: '..' is not a module name"),
     "storage: 5": (base_spec(storage=5), "storage: expected a URL"),
     "storage: a list": (base_spec(storage=["sqlite:///x.db"]), "storage: expected a URL"),
     "objective metric of 201 characters": (base_spec(objective={"metric": "m" * 201, "mode": "min"}), "objective.metric"),

@@ -245,6 +245,7 @@ def check_inputs(args: Mapping[str, Any]) -> None:
         field = {"name": "study", "space": "search_space"}.get(key, key)
         check_json(value.to_spec() if isinstance(value, SearchSpace) else value, field)
     check_goal(args.get("goal"))
+    check_train_ref(args.get("train"))
     check_name_text(_metric_of(args.get("objective")), "objective.metric")
     check_counts(args.get("trials"), args.get("max_train_steps"), args.get("seed"), args.get("keep_checkpoints"))
     infeasible_if = args.get("infeasible_if")
@@ -343,6 +344,20 @@ def _raising_line(exc: BaseException, path: Path | None) -> str:
         except OSError:
             pass
     return line
+
+
+def check_train_ref(ref: Any) -> None:
+    """``module.name:function`` or ``path/to/file.py:function``: well formed before anything is imported."""
+    if not isinstance(ref, str) or ref.count(":") != 1:
+        return  # the caller's own check names the expected form
+    module, function = ref.split(":")
+    fix = "e.g. train: train.py:train or train: mypackage.module:train"
+    if len(ref) > 1000 or not ref.isprintable():
+        raise SpecError("train", f"{one_line(repr(ref), 80)} is not a module or file name", fix)
+    if not module.endswith(".py") and not all(part.isidentifier() for part in module.split(".")):
+        raise SpecError("train", f"{module!r} is not a module name (dotted Python identifiers) or a .py file", fix)
+    if not function.isidentifier():
+        raise SpecError("train", f"{function!r} is not a function name", fix)
 
 
 def check_train_path(path: Path) -> None:

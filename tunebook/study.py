@@ -115,6 +115,7 @@ def resolve_train(ref: str, base_dir: str | Path | None = None) -> Callable[...,
 
     if not isinstance(ref, str) or ref.count(":") != 1:
         raise SpecError("train", f"expected 'module:function', got {ref!r}", "e.g. train: tunebook.workloads.digits:train")
+    specio.check_train_ref(ref)  # identifiers or a .py file, printable
     module_name, func_name = ref.split(":")
     base = Path(base_dir) if base_dir else Path.cwd()
     try:
