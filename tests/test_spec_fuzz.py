@@ -277,7 +277,9 @@ def python_values(draw):
 
 @FUZZ
 @given(spec=spec_fields, where=st.sampled_from(["fixed", "choice", "goal", "trials", "objective", "study", "storage",
-                                                "seed", "infeasible_if", "design"]),
+                                                "seed", "infeasible_if", "design", "train", "experiment", "parent",
+                                                "sampler", "space", "max_train_steps", "keep_checkpoints",
+                                                "grid_force", "none"]),
        weird=python_values())
 def test_fuzz_create_study(workspace, spec, where, weird):
     """The Python API (what build_spec checks for every caller), with values no YAML file can hold."""
@@ -285,7 +287,7 @@ def test_fuzz_create_study(workspace, spec, where, weird):
     kwargs = {"space": space, "objective": spec.get("objective"), "trials": spec.get("trials"),
               "max_train_steps": spec.get("max_train_steps"), "storage": workspace.url}
     for key in ("goal", "experiment", "design", "scientific_design", "seed", "infeasible_if", "keep_checkpoints",
-                "grid_force", "sampler", "parent"):
+                "grid_force", "sampler", "parent", "train"):
         if key in spec:
             kwargs[key] = spec[key]
     name = spec.get("study")
@@ -295,7 +297,7 @@ def test_fuzz_create_study(workspace, spec, where, weird):
         kwargs["space"] = {"scientific": {"c": {"choice": [weird, 1]}}, "nuisance": {"lr": {"min": 0.1, "max": 1.0}}}
     elif where == "study":
         name = weird
-    else:
+    elif where != "none":
         kwargs[where] = weird
     check_outcome(workspace, lambda: tb.create_study(name, **kwargs))
 

@@ -371,6 +371,8 @@ def create_study(
     other difference raises :class:`SpecError` suggesting a new name. Nothing
     is written unless the whole spec is valid.
     """
+    if parent is not None:  # stored as the previous round even when it is not a bayesian warm start
+        _check_name(parent, "parent")
     spec = build_spec(
         name,
         space=space,
