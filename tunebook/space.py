@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Union
 
 from tunebook._errors import SpecError
+from tunebook.specio import check_bounds, check_json
 
 ROLES = ("scientific", "nuisance", "fixed")
 #: The keys of a search space's spec: the roles, and the per-value nuisance subspaces.
@@ -105,6 +106,7 @@ class Float:
                 f"a log scale needs min > 0, got {low:g}",
                 "use a positive min (e.g. 1e-6) or scale: linear",
             )
+        check_bounds(low, high, self.scale, field)
 
     def _scaled(self) -> tuple[float, float]:
         if self.scale == "log":
@@ -156,6 +158,7 @@ class Int:
                 f"a log scale needs min > 0, got {self.low}",
                 "use min >= 1 or scale: linear",
             )
+        check_bounds(self.low, self.high, "linear", field)  # integers: ±1e15 whatever the scale
 
     def from_unit(self, u: float) -> int:
         if self.scale == "log":
@@ -195,6 +198,7 @@ class Choice:
             )
         if not self.values:
             raise SpecError(f"{field}.choice", "is empty", "list at least one value")
+        check_json(list(self.values), f"{field}.choice")  # plain JSON values, none containing itself
         seen = []
         for value in self.values:
             if value in seen:

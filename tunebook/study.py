@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping
 
+from tunebook import specio
 from tunebook.design import GENERATOR_VERSION, SCIENTIFIC_DESIGNS, design_names, get_design
 from tunebook.errors import MissingExtraError, SpecError, StudyExists
 from tunebook.space import SearchSpace, _number
@@ -94,6 +95,7 @@ def resolve_train(ref: str, base_dir: str | Path | None = None) -> Callable[...,
 
     if not isinstance(ref, str) or ref.count(":") != 1:
         raise SpecError("train", f"expected 'module:function', got {ref!r}", "e.g. train: tunebook.workloads.digits:train")
+    specio.check_train_ref(ref)  # identifiers or a .py file, printable
     module_name, func_name = ref.split(":")
     base = Path(base_dir) if base_dir else Path.cwd()
     try:
@@ -101,6 +103,7 @@ def resolve_train(ref: str, base_dir: str | Path | None = None) -> Callable[...,
             path = (base / module_name).resolve()
             if not path.exists():
                 raise SpecError("train", f"file {str(path)!r} does not exist", "fix the path before ':'")
+            specio.check_train_path(path)
             # Importable by name too, so that worker processes can unpickle the function.
             if str(path.parent) not in sys.path:
                 sys.path.insert(0, str(path.parent))
@@ -115,8 +118,8 @@ def resolve_train(ref: str, base_dir: str | Path | None = None) -> Callable[...,
             module = importlib.import_module(module_name)
     except SpecError:
         raise
-    except ImportError as exc:
-        raise SpecError("train", f"cannot import {module_name!r}: {exc}", "check the module path and the installed extras") from None
+    except (Exception, SystemExit) as exc:  # a syntax error, anything raised at import, sys.exit
+        raise specio.import_error(exc, module_name, (base / module_name).resolve() if module_name.endswith(".py") else None) from None
     func = getattr(module, func_name, None)
     if not callable(func):
         raise SpecError("train", f"{module_name!r} has no function {func_name!r}", "name a function defined there")
@@ -267,6 +270,8 @@ class StudySpec:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> "StudySpec":
         """Validate ``data`` (``search_space`` may be a :class:`SearchSpace`); :class:`SpecError` otherwise."""
+        # plain JSON values, counts, names and bounds within the documented limits, before the field checks
+        specio.check_inputs({("name" if k == "study" else "space" if k == "search_space" else k): v for k, v in data.items()})
         unknown = [k for k in data if k not in cls.file_keys()]
         if unknown:
             raise SpecError(str(unknown[0]), "unknown field", f"the fields are: {', '.join(cls.file_keys())}")
@@ -444,6 +449,8 @@ def create_study(
     other difference raises :class:`SpecError` suggesting a new name. Nothing
     is written unless the whole spec is valid.
     """
+    if parent is not None:  # stored as the previous round even when it is not a proposing design's warm start
+        _check_name(parent, "parent")
     proposes = get_design(design).proposes if isinstance(design, str) else False
     study_spec = StudySpec.from_mapping({
         "study": name, "search_space": space, "objective": objective, "trials": trials,
@@ -562,21 +569,14 @@ def load_study(name: str, storage: str | Storage | None = None) -> Study:
 
 def read_spec_file(path: str | Path) -> tuple[dict[str, Any], str]:
     """Parse a YAML study spec; returns the mapping and the file's content hash."""
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         raise SpecError("spec", f"no such file: {str(path)!r}", "give the path of a study YAML (see `tunebook init`)")
     raw = path.read_bytes()
-    try:
-        data = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SpecError("spec", f"{path.name} is not valid YAML{where}: {problem}", "fix the YAML syntax") from None
+    data = specio.load_yaml(raw, path.name)  # no aliases, errors as one line
     if not isinstance(data, Mapping):
         raise SpecError("spec", f"{path.name} must be a mapping of fields", "see `tunebook init` for an example")
+    specio.check_spec_mapping(data)  # plain JSON values, text keys, storage a URL
     unknown = [k for k in data if k not in SPEC_KEYS]
     if unknown:
         raise SpecError(str(unknown[0]), "unknown field", f"the fields are: {', '.join(SPEC_KEYS)}")

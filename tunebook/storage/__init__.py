@@ -25,6 +25,8 @@ def normalize_url(url: str | os.PathLike[str] | None) -> str:
     """Check a storage URL and return the SQLAlchemy form of it."""
     if url is None or url == "":
         url = os.environ.get("TUNEBOOK_STORAGE") or DEFAULT_STORAGE
+    if not isinstance(url, (str, os.PathLike)):
+        raise SpecError("storage", f"expected a URL, got {type(url).__name__}", _FIX)
     url = os.fspath(url)
     if "://" not in url:
         if url.endswith((".db", ".sqlite", ".sqlite3")):
@@ -63,12 +65,17 @@ def open_storage(url: str | os.PathLike[str] | None = None) -> Storage:
     with _lock:
         storage = _opened.get(key)
         if storage is None:
+            from tunebook import specio
+
             try:
                 storage = SQLStorage(normalized)
             except SpecError:
                 raise
             except Exception as exc:  # a server that is down, a bad password, ...
-                raise SpecError("storage", f"cannot open {redact(normalized)}: {exc}".splitlines()[0], _FIX) from exc
+                raise specio.corruption_error(exc, normalized) or SpecError(
+                    "storage", f"cannot open {redact(normalized)}: {exc}".splitlines()[0], _FIX) from exc
+            # A damaged SQLite file met by a later read: one line suggesting `sqlite3 FILE .recover`.
+            specio.watch_corruption([getattr(storage, "_reader", None), getattr(storage, "_writer", None)], normalized)
             _opened[key] = storage
         return storage
 
