@@ -47,6 +47,8 @@ SPEC_KEYS = (
     "parent",
     "sampler",
 )
+#: Kinds of derived studies (``spec["derived"]["kind"]``), made by the procedures from a source study.
+DERIVED_KINDS = ("retrain", "early-instability", "warmup", "next-round", "bayesian-exploitation", "study-variance")
 #: Designs a study can have: the materialized ones, and Bayesian optimization (proposed as it runs).
 STUDY_DESIGNS = (*DESIGNS, "bayesian")
 #: Fields that may change between two runs of the same study.
@@ -143,6 +145,62 @@ def resolve_train(ref: str, base_dir: str | Path | None = None) -> Callable[...,
     return func
 
 
+def train_reference(func: Callable[..., Any]) -> str | None:
+    """``module:function`` (or ``/abs/path/file.py:function``) that imports ``func`` again, or None (a lambda, a local)."""
+    import importlib
+    import sys
+
+    name = getattr(func, "__name__", None)
+    module_name = getattr(func, "__module__", None)
+    if not name or not module_name or getattr(func, "__qualname__", name) != name or name.startswith("<"):
+        return None
+    module = sys.modules.get(module_name)
+    file = getattr(module, "__file__", None)
+    if module_name == "__main__" or getattr(module, "__tunebook_file__", False):
+        if not file or not str(file).endswith(".py") or getattr(module, name, None) is not func:
+            return None
+        return f"{Path(file).resolve()}:{name}"
+    try:
+        found = getattr(importlib.import_module(module_name), name, None)
+    except Exception:  # noqa: BLE001 - not importable again: nothing to record
+        return None
+    return f"{module_name}:{name}" if found is func else None
+
+
+def record_train(study: "Study", train: Callable[..., Any] | None) -> str | None:
+    """Remember ``train`` with a study that stores no training function (what ``tb.run(study, train)`` calls).
+
+    Kept as a ``train`` note of the study, so the CLI's procedures and
+    ``tunebook run NAME`` find it; the spec (and its hash) stay as created.
+    """
+    if train is None or study.record.spec.get("train"):
+        return None
+    ref = train_reference(train)
+    if ref is None or study.train_ref == ref:
+        return ref
+    study.storage.add_note("train", f"training function: {ref} (recorded by tb.run)", {"train": ref},
+                           experiment=study.experiment, study=study.name)
+    return ref
+
+
+def outcome_lines(study: "Study") -> list[str]:
+    """Counts, best trial and store of a study: the summary `tunebook run` and ``tb.run`` end with."""
+    counts = study.counts()
+    best = study.best_trial()
+    metric, mode = study.objective
+    lines = [f"{study.name}: {counts['completed']} completed, {counts['infeasible']} infeasible, "
+             f"{counts['failed']} failed, {counts['pending'] + counts['running']} left of {sum(counts.values())}"]
+    if best is not None:
+        params = best.params or study.space.fixed  # a replicate study varies nothing: show what it holds fixed
+        lines.append(f"best {metric} ({mode}) = {best.value:.6g} at step {best.best_step}, trial #{best.number}: {params}")
+    total = sum(counts.values())
+    if total and counts["failed"] == total:
+        lines.append(f"every trial failed: see the errors with `tunebook status {study.name}`, fix the training function, "
+                     f"then `tunebook run {study.name} --retry-failed`")
+    lines.append(f"stored in {redact(study.storage.url)}")
+    return lines
+
+
 class Study:
     """A stored study. Make one with :func:`create_study`; open one with :func:`load_study`."""
 
@@ -161,7 +219,21 @@ class Study:
         self.scientific_design: str = spec["scientific_design"]
         self.infeasible_if: dict[str, dict[str, float]] = spec.get("infeasible_if") or {}
         self.keep_checkpoints: int = spec.get("keep_checkpoints", 3)
-        self.train_ref: str | None = spec.get("train")
+        #: The lineage of a study a procedure derived (``{"kind", "source", "trial"}``), else None.
+        self.derived: dict[str, Any] | None = spec.get("derived")
+
+    @property
+    def train_ref(self) -> str | None:
+        """The training function: the spec's ``train``, else the one ``tb.run`` recorded (a ``train`` note)."""
+        if self.record.spec.get("train"):
+            return self.record.spec["train"]
+        notes = self.storage.get_notes(study=self.name, kind="train")
+        return notes[-1]["evidence"].get("train") if notes else None
+
+    def train_base_dir(self) -> Path:
+        """The folder a ``file.py:function`` reference is resolved against: the spec's folder, else the current one."""
+        config = self.record.config_path
+        return Path(config).resolve().parent if config else Path.cwd()
 
     @property
     def id(self) -> int:
@@ -227,6 +299,7 @@ def build_spec(
     grid_force: bool = False,
     parent: str | None = None,
     sampler: str | None = None,
+    derived: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Validate everything and return the canonical spec (what is stored)."""
     name = _check_name(name, "study")
@@ -280,7 +353,18 @@ def build_spec(
         "grid_force": grid_force,
         **({"parent": parent} if parent is not None else {}),
         **({"sampler": sampler} if sampler is not None else {}),
+        **({"derived": _derived(derived)} if derived is not None else {}),
     }
+
+
+def _derived(value: Mapping[str, Any]) -> dict[str, Any]:
+    """The lineage of a derived study: ``{"kind", "source", "trial"}`` (trial: a number or None)."""
+    if not isinstance(value, Mapping) or value.get("kind") not in DERIVED_KINDS or not isinstance(value.get("source"), str):
+        raise SpecError("derived", f"expected {{kind, source, trial}}, got {value!r}", f"kind is one of {', '.join(DERIVED_KINDS)}")
+    trial = value.get("trial")
+    if trial is not None and (isinstance(trial, bool) or not isinstance(trial, int)):
+        raise SpecError("derived.trial", f"expected a trial number, got {trial!r}", "e.g. trial: 3")
+    return {"kind": value["kind"], "source": value["source"], "trial": trial}
 
 
 def spec_hash(spec: Mapping[str, Any]) -> str:
@@ -360,6 +444,7 @@ def create_study(
     parent: str | None = None,
     round: int = 1,
     sampler: str | None = None,
+    derived: Mapping[str, Any] | None = None,
 ) -> Study:
     """Create a study, or resume the stored one of the same name and spec.
 
@@ -384,6 +469,7 @@ def create_study(
         grid_force=grid_force,
         parent=parent if design == "bayesian" else None,
         sampler=sampler,
+        derived=derived,
     )
     design_space = SearchSpace.from_spec(spec["search_space"], allow_fixed_only=spec["design"] == "replicates")
     store = storage if isinstance(storage, Storage) else open_storage(storage)

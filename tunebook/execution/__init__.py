@@ -18,6 +18,7 @@ def run(
     checkpoint_dir: str | os.PathLike[str] | None = None,
     progress: bool = True,
     executor: str = "local",
+    retry_failed: bool = False,
     **options: Any,
 ) -> RunResult:
     """Run a study's pending trials; resumes an unfinished study.
@@ -28,15 +29,35 @@ def run(
     worker (``CUDA_VISIBLE_DEVICES``).
     ``executor="ray"``: one Ray task per trial; options ``address``,
     ``cpus_per_trial``, ``gpus_per_trial`` (see :mod:`.ray_executor`).
+    ``retry_failed=True`` first puts the study's failed trials back to pending
+    (their attempts stay counted; infeasible trials stay data).
+    With ``progress``, ends by printing the summary `tunebook run` prints.
+    A ``train`` given to a study that stores none is recorded with it when it
+    can be imported again, so the CLI's procedures can run its derived studies.
     """
+    from tunebook.study import outcome_lines, record_train, resolve_train
+
     if train is None:
         if not study.train_ref:
             from tunebook._errors import SpecError
 
-            raise SpecError("train", "the study stores no training function", "pass train=your_function")
-        from tunebook.study import resolve_train
+            raise SpecError("train", f"study {study.name!r} stores no training function",
+                            "pass train=your_function (a module-level function is then recorded with the study)")
+        train = resolve_train(study.train_ref, study.train_base_dir())
+    else:
+        record_train(study, train)
+    if retry_failed:
+        study.storage.retry_failed(study.id)
+    result = _execute(study, train, workers=workers, devices=devices, checkpoint_dir=checkpoint_dir, progress=progress,
+                      executor=executor, **options)
+    if progress:
+        print("\n".join(outcome_lines(study)), flush=True)
+    return result
 
-        train = resolve_train(study.train_ref)
+
+def _execute(study: Study, train: Callable[..., Any], *, workers: int, devices: Sequence[str | int] | None,
+             checkpoint_dir: str | os.PathLike[str] | None, progress: bool, executor: str, **options: Any) -> RunResult:
+    """Hand the study to its executor."""
     if executor == "ray":
         from tunebook.execution.ray_executor import run_ray
 
