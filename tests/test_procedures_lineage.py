@@ -145,7 +145,7 @@ def test_compare_uses_the_retrains_of_each_best_trial_and_refuses_ambiguity(sqli
     assert result.evidence["baseline_retrains"] == f"base-retrain-{best}"
     assert result.evidence["candidate_retrains"] == f"cand-retrain-{cand.best_trial().number}"
     assert result.evidence["recommendation"] == "adopt"
-    with pytest.raises(tb.SpecError, match="early-instability study, not a retrain"):
+    with pytest.raises(tb.SpecError, match="an early-instability study, not a retrain"):
         variance.compare(base, early)
     # a second complete retrain study of the best trial: compare names both and asks
     second = _common.derived_study(base, "base-retrain-again", kind="retrain", trial=best, space=tb.SearchSpace(

@@ -34,6 +34,8 @@ EARLY_STEPS = 500
 WARMUP_FACTOR = 10.0
 MAX_WARMUP_SHARE = 0.10
 LONG_WARMUP_SHARE = 0.05
+#: In the early check, a loss that climbs back above its best so far by this share of its first value is unstable.
+EARLY_RISE = 0.25
 
 
 @dataclass(frozen=True)
@@ -148,16 +150,18 @@ def early_decision(curves: list[tuple[str, str | None, np.ndarray, np.ndarray]],
             run["why"] = f"{len(loss)} loss points: too short to tell"
         else:
             k = max(2, len(loss) // 10)
-            start, end = float(np.median(loss[:k])), float(np.median(loss[-k:]))
+            start, end = float(loss[0]), float(np.median(loss[-k:]))
             half = len(loss) // 2
             why = curve_instability(steps[:half], loss[:half])
-            peak = float(loss[1:half].max())
-            run.update({"initial_loss": start, "final_loss": end, "early_peak": peak})
+            rise = loss[:half] - np.minimum.accumulate(loss[:half])  # how far the loss climbed back above its best so far
+            worst = int(np.argmax(rise))
+            run.update({"initial_loss": start, "final_loss": end, "early_rise": float(rise[worst])})
+            if why is None and rise[worst] > EARLY_RISE * start:
+                why = f"the loss climbed back by {rise[worst]:.3g} at step {int(steps[worst])}"
             if end >= start:
                 verdict, run["why"] = "diverges", f"the loss ends at {end:.3g}, not below its start ({start:.3g})"
-            elif why is not None or peak > 1.5 * start:
-                verdict = "recovers"
-                run["why"] = why or f"the loss rose to {peak:.3g} early (from {start:.3g})"
+            elif why is not None:
+                verdict, run["why"] = "recovers", why
             else:
                 verdict, run["why"] = "stable", f"the loss fell from {start:.3g} to {end:.3g} without spikes"
         run["verdict"] = verdict

@@ -67,7 +67,8 @@ def retrains_of(study: Study) -> Study:
         return study
     if lineage(study) is not None or study.design == "replicates":
         kind = (lineage(study) or {}).get("kind", "replicate")
-        raise SpecError("study", f"{study.name!r} is a {kind} study, not a retrain",
+        article = "an" if kind[0] in "aeiou" else "a"
+        raise SpecError("study", f"{study.name!r} is {article} {kind} study, not a retrain",
                         "name the tuned study (its best trial's retrains are used) or a retrain study")
     best = study.best_trial()
     if best is None:
