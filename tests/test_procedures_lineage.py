@@ -371,3 +371,18 @@ def test_run_exits_non_zero_when_every_trial_failed_then_retries(tmp_path):
     assert proc.returncode == 0 and "0 failed trial(s)" in proc.stdout
     rows = json.loads(run_cli("ls", "--format", "json", "--storage", url).stdout)
     assert rows[0]["infeasible"] == 1
+
+
+def test_storage_retry_failed_on_both_backends(storage_url):
+    study = tb.create_study("r", space=tb.SearchSpace(nuisance={"lr": tb.Float(1e-3, 1e-1, "log")}),
+                            objective=("val/error", "min"), trials=3, max_train_steps=5, storage=storage_url)
+    store = study.storage
+    states = ("failed", "infeasible", "completed")
+    for state in states:
+        claimed = store.claim_trial("w1", study.id)
+        store.finish_trial(claimed.id, "w1", state, value=1.0 if state == "completed" else None, error="boom")
+    assert store.retry_failed(study.id) == 1
+    by_state = {t.state: t for t in study.trials()}
+    assert set(by_state) == {"pending", "infeasible", "completed"}
+    assert by_state["pending"].attempts == 1 and by_state["pending"].worker_id is None
+    assert store.retry_failed(study.id) == 0
