@@ -88,6 +88,28 @@ def test_a_script_function_is_recorded_by_its_absolute_path(tmp_path):
     assert proc.returncode == 0 and f"scripted-retrain-{best}: 2 completed" in proc.stdout, proc.stderr
 
 
+def test_a_script_without_a_main_guard_is_not_recorded(tmp_path):
+    """Importing such a script again (in a worker, in `tunebook retrain`) would run the whole script again."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(textwrap.dedent("""
+        import tunebook as tb
+
+        def train(trial):
+            for step in range(1, trial.max_train_steps + 1):
+                trial.log(step, **{"val/error": 1.0 / step})
+
+        s = tb.create_study("unguarded", space=tb.SearchSpace(nuisance={"lr": tb.Float(1e-3, 1e-1, "log")}),
+                            objective=("val/error", "min"), trials=1, max_train_steps=2, storage="sqlite:///tb.db")
+        tb.run(s, train, workers=0, progress=False)
+    """))
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert tb.load_study("unguarded", f"sqlite:///{tmp_path / 'tb.db'}").train_ref is None
+
+
 def test_tb_run_prints_and_returns_the_cli_summary(sqlite_url, tmp_path, capsys):
     study = tb.create_study("s", space=tb.SearchSpace(nuisance={"lr": tb.Float(1e-3, 1e-1, "log")}),
                             objective=("val/error", "min"), trials=2, max_train_steps=5, storage=sqlite_url)

@@ -159,12 +159,23 @@ def train_reference(func: Callable[..., Any]) -> str | None:
     if module_name == "__main__" or getattr(module, "__tunebook_file__", False):
         if not file or not str(file).endswith(".py") or getattr(module, name, None) is not func:
             return None
+        if module_name == "__main__" and not _has_main_guard(Path(file)):
+            return None  # importing the script again would run it again
         return f"{Path(file).resolve()}:{name}"
     try:
         found = getattr(importlib.import_module(module_name), name, None)
     except Exception:  # noqa: BLE001 - not importable again: nothing to record
         return None
     return f"{module_name}:{name}" if found is func else None
+
+
+def _has_main_guard(path: Path) -> bool:
+    """Does the script keep its top-level work under ``if __name__ == "__main__":``?"""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return False
+    return re.search(r"^if\s+__name__\s*==\s*['\"]__main__['\"]\s*:", text, re.MULTILINE) is not None
 
 
 def record_train(study: "Study", train: Callable[..., Any] | None) -> str | None:
