@@ -212,7 +212,7 @@ def test_a_failing_procedure_stores_nothing(sqlite_url, tmp_path):
                             objective=("val/error", "min"), trials=3, max_train_steps=5, storage=sqlite_url)
     tb.run(study, lambda t: w.quadratic(t), workers=0, progress=False, checkpoint_dir=tmp_path)  # nothing recorded
     before = _names(sqlite_url)
-    for args in (("retrain", "anon"), ("next-round", "anon", "--steps", "10"), ("stability", "anon", "--param", "lr", "--run"),
+    for args in (("retrain", "anon"), ("next-round", "anon", "--steps", "10"), ("stability", "anon", "--run"),
                  ("study-variance", "anon"), ("retrain", "anon", "--train", "no_such_module:train"),
                  ("warmup", "anon", "--param", "lr", "--unstable-lr", "0.1")):
         proc = run_cli(*args, "--storage", sqlite_url, cwd=tmp_path)
@@ -220,6 +220,8 @@ def test_a_failing_procedure_stores_nothing(sqlite_url, tmp_path):
         assert "Traceback" not in proc.stderr and proc.stderr.strip().count("\n") == 0, proc.stderr
         assert _names(sqlite_url) == before, args
     assert "--train" in run_cli("retrain", "anon", "--storage", sqlite_url).stderr
+    # the learning rate is found by name (lr): the early check stops at the missing training function, not at --param
+    assert run_cli("stability", "anon", "--run", "--storage", sqlite_url).stderr.startswith("tunebook: error: --train")
     assert not tb.open_storage(sqlite_url).get_notes(study="anon", kind="stability")
 
 

@@ -21,6 +21,22 @@ def _train_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train", help="module:function or path/to/file.py:function (default: the one stored with the study)")
 
 
+def _rate_param(study: Any, given: str | None) -> str:
+    """``--param``, else the study's one learning rate found by name (lr, learning_rate, *_lr)."""
+    from tunebook.procedures.rounds import learning_rates
+
+    if given:
+        return given
+    rates = learning_rates(study)
+    tuned = [r for r in rates if r in study.space.params]
+    if len(tuned) == 1 or (not tuned and len(rates) == 1):
+        return (tuned or rates)[0]
+    if "learning_rate" in rates:
+        return "learning_rate"
+    raise SpecError("--param", f"study {study.name!r} has {'no' if not rates else 'several'} learning rates by name"
+                    + (f" ({', '.join(rates)})" if rates else ""), "name its learning-rate hyperparameter with --param")
+
+
 def _run_derived(study: Any, train: Any, args: argparse.Namespace) -> None:
     """Run a derived study as `tunebook run NAME` would, and print that command."""
     from tunebook.execution import run
@@ -125,7 +141,7 @@ def cmd_lr_sweep(args: argparse.Namespace) -> int:
 # stability -------------------------------------------------------------------
 def _stability_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("study")
-    p.add_argument("--param", default="learning_rate")
+    p.add_argument("--param", help="the learning-rate hyperparameter (default: the one named lr, learning_rate or *_lr)")
     p.add_argument("--steps", type=positive, default=500, help="early-instability check length")
     p.add_argument("--run", action="store_true", help="run the early-instability check now and state its conclusion")
     _train_option(p)
@@ -140,6 +156,7 @@ def cmd_stability(args: argparse.Namespace) -> int:
     from tunebook.study import load_study
 
     study = load_study(args.study, args.storage)
+    args.param = _rate_param(study, args.param)
     ref, train = study_train(study, args.train) if args.run else (None, None)  # before anything is stored
     result = stability.check(study, param=args.param)
     print_conclusion(result)
@@ -158,7 +175,7 @@ def _warmup_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("study")
     p.add_argument("--unstable-lr", type=positive_float, help="default: what `tunebook stability` recorded")
     p.add_argument("--factor", type=positive_float, default=10.0, help="base rate = factor x unstable rate")
-    p.add_argument("--param", default="learning_rate")
+    p.add_argument("--param", help="the learning-rate hyperparameter (default: the one named lr, learning_rate or *_lr)")
     _train_option(p)
     running_options(p)
 
@@ -176,6 +193,7 @@ def cmd_warmup(args: argparse.Namespace) -> int:
                         f"run `tunebook stability {study.name}` first, or give --unstable-lr")
     from tunebook.procedures._common import study_train
 
+    args.param = _rate_param(study, args.param)
     stability._rate(study, stability.best_params(study)[0], args.param)  # a bad --param before anything is stored
     ref, train = study_train(study, args.train)
     warm = stability.warmup_study(study, unstable, param=args.param, factor=args.factor, train=ref)
