@@ -114,5 +114,5 @@ def test_next_round_retune_of_a_fixed_value(store, tmp_path):
 def test_next_round_retune_of_a_tuned_name_still_works(store, tmp_path):
     proc = run_cli("next-round", "wd", "--steps", "20", "--retune", "lr", "--storage", store, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "lr re-tuned" in proc.stdout
+    assert "learning rate re-tuned (lr)" in proc.stdout
     assert list(tb.load_study("wd-r2", storage=store).space.params) == ["lr"]

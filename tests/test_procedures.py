@@ -187,7 +187,12 @@ def test_next_round_creates_a_linked_study(sqlite_url, tmp_path):
     new = tb.load_study(name, storage=sqlite_url)
     assert name == "wd-r2" and new.record.round == 2 and new.record.parent == "wd" and new.experiment == "e"
     assert new.max_train_steps == 50 and new.space.fixed["constant_steps"] == 30
-    assert list(new.space.nuisance) == ["lr"] and list(new.space.scientific) == ["wd"]
+    # round 2 keeps the best configuration: the scientific value is frozen, lr narrowed around its best, fewer trials
+    best = study.best_trial()
+    assert list(new.space.nuisance) == ["lr"] and not new.space.scientific and new.space.fixed["wd"] == best.params["wd"]
+    lr = new.space.nuisance["lr"]
+    assert 1e-3 <= lr.low < best.params["lr"] < lr.high <= 1e-1 and lr.high / lr.low < 10 ** 0.5 + 1e-9
+    assert new.trials_budget == 2 and new.record.spec["derived"] == {"kind": "next-round", "source": "wd", "trial": best.number}
     with pytest.raises(tb.SpecError, match="--steps"):
         rounds.next_round(study, 10)
 

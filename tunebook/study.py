@@ -30,6 +30,8 @@ from tunebook.storage import open_storage, redact
 from tunebook.storage.base import FINISHED, Storage, StudyRecord, TrialRecord
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+#: Kinds of derived studies (``spec["derived"]["kind"]``), made by the procedures from a source study.
+DERIVED_KINDS = ("retrain", "early-instability", "warmup", "next-round", "bayesian-exploitation", "study-variance")
 #: Designs a study can have (the registry's names; see :mod:`tunebook.design`).
 STUDY_DESIGNS = design_names()
 
@@ -126,6 +128,73 @@ def resolve_train(ref: str, base_dir: str | Path | None = None) -> Callable[...,
     return func
 
 
+def train_reference(func: Callable[..., Any]) -> str | None:
+    """``module:function`` (or ``/abs/path/file.py:function``) that imports ``func`` again, or None (a lambda, a local)."""
+    import importlib
+    import sys
+
+    name = getattr(func, "__name__", None)
+    module_name = getattr(func, "__module__", None)
+    if not name or not module_name or getattr(func, "__qualname__", name) != name or name.startswith("<"):
+        return None
+    module = sys.modules.get(module_name)
+    file = getattr(module, "__file__", None)
+    if module_name == "__main__" or getattr(module, "__tunebook_file__", False):
+        if not file or not str(file).endswith(".py") or getattr(module, name, None) is not func:
+            return None
+        if module_name == "__main__" and not _has_main_guard(Path(file)):
+            return None  # importing the script again would run it again
+        return f"{Path(file).resolve()}:{name}"
+    try:
+        found = getattr(importlib.import_module(module_name), name, None)
+    except Exception:  # noqa: BLE001 - not importable again: nothing to record
+        return None
+    return f"{module_name}:{name}" if found is func else None
+
+
+def _has_main_guard(path: Path) -> bool:
+    """Does the script keep its top-level work under ``if __name__ == "__main__":``?"""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return False
+    return re.search(r"^if\s+__name__\s*==\s*['\"]__main__['\"]\s*:", text, re.MULTILINE) is not None
+
+
+def record_train(study: "Study", train: Callable[..., Any] | None) -> str | None:
+    """Remember ``train`` with a study that stores no training function (what ``tb.run(study, train)`` calls).
+
+    Kept as a ``train`` note of the study, so the CLI's procedures and
+    ``tunebook run NAME`` find it; the spec (and its hash) stay as created.
+    """
+    if train is None or study.record.spec.get("train"):
+        return None
+    ref = train_reference(train)
+    if ref is None or study.train_ref == ref:
+        return ref
+    study.storage.add_note("train", f"training function: {ref} (recorded by tb.run)", {"train": ref},
+                           experiment=study.experiment, study=study.name)
+    return ref
+
+
+def outcome_lines(study: "Study") -> list[str]:
+    """Counts, best trial and store of a study: the summary `tunebook run` and ``tb.run`` end with."""
+    counts = study.counts()
+    best = study.best_trial()
+    metric, mode = study.objective
+    lines = [f"{study.name}: {counts['completed']} completed, {counts['infeasible']} infeasible, "
+             f"{counts['failed']} failed, {counts['pending'] + counts['running']} left of {sum(counts.values())}"]
+    if best is not None:
+        params = best.params or study.space.fixed  # a replicate study varies nothing: show what it holds fixed
+        lines.append(f"best {metric} ({mode}) = {best.value:.6g} at step {best.best_step}, trial #{best.number}: {params}")
+    total = sum(counts.values())
+    if total and counts["failed"] == total:
+        lines.append(f"every trial failed: see the errors with `tunebook status {study.name}`, fix the training function, "
+                     f"then `tunebook run {study.name} --retry-failed`")
+    lines.append(f"stored in {redact(study.storage.url)}")
+    return lines
+
+
 class Study:
     """A stored study. Make one with :func:`create_study`; open one with :func:`load_study`."""
 
@@ -144,7 +213,21 @@ class Study:
         self.scientific_design: str = spec["scientific_design"]
         self.infeasible_if: dict[str, dict[str, float]] = spec.get("infeasible_if") or {}
         self.keep_checkpoints: int = spec.get("keep_checkpoints", 3)
-        self.train_ref: str | None = spec.get("train")
+        #: The lineage of a study a procedure derived (``{"kind", "source", "trial"}``), else None.
+        self.derived: dict[str, Any] | None = spec.get("derived")
+
+    @property
+    def train_ref(self) -> str | None:
+        """The training function: the spec's ``train``, else the one ``tb.run`` recorded (a ``train`` note)."""
+        if self.record.spec.get("train"):
+            return self.record.spec["train"]
+        notes = self.storage.get_notes(study=self.name, kind="train")
+        return notes[-1]["evidence"].get("train") if notes else None
+
+    def train_base_dir(self) -> Path:
+        """The folder a ``file.py:function`` reference is resolved against: the spec's folder, else the current one."""
+        config = self.record.config_path
+        return Path(config).resolve().parent if config else Path.cwd()
 
     @property
     def id(self) -> int:
@@ -250,6 +333,7 @@ class StudySpec:
     grid_force: bool = False
     parent: str | None = None
     sampler: str | None = None
+    derived: dict[str, Any] | None = None  # lineage of a study a procedure made: {"kind", "source", "trial"}
 
     #: Fields a spec must give.
     REQUIRED: ClassVar[tuple[str, ...]] = ("study", "objective", "trials", "max_train_steps", "search_space")
@@ -302,6 +386,8 @@ class StudySpec:
         if scientific_design not in SCIENTIFIC_DESIGNS:
             raise SpecError("scientific_design", f"unknown value {scientific_design!r}", "use 'crossed' or 'joint'")
         sampler = design.sampler_for(data.get("sampler"))
+        derived = data.get("derived")
+        derived = _derived(derived) if derived is not None else None
         parent = data.get("parent")
         if parent is not None:
             _check_name(parent, "parent")
@@ -321,15 +407,15 @@ class StudySpec:
             study=name, objective=(metric, mode), trials=trials, max_train_steps=max_train_steps,
             search_space=space.to_spec(), goal=goal, experiment=experiment, train=train, design=design_name,
             scientific_design=scientific_design, seed=seed, infeasible_if=_rules(data.get("infeasible_if")),
-            keep_checkpoints=keep, grid_force=grid_force, parent=parent, sampler=sampler,
+            keep_checkpoints=keep, grid_force=grid_force, parent=parent, sampler=sampler, derived=derived,
         )
 
     def to_mapping(self) -> dict[str, Any]:
-        """The canonical form (what is stored; ``parent`` and ``sampler`` only when set)."""
+        """The canonical form (what is stored; ``parent``, ``sampler`` and ``derived`` only when set)."""
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in ("parent", "sampler") and value is None:
+            if f.name in ("parent", "sampler", "derived") and value is None:
                 continue
             if f.name == "objective":
                 value = {"metric": value[0], "mode": value[1]}
@@ -363,6 +449,16 @@ def build_spec(name: str, *, space: SearchSpace | Mapping[str, Any], **options: 
     """Validate everything and return the canonical spec (what is stored); see :class:`StudySpec`."""
     data = {k: v for k, v in options.items() if v is not None or k in StudySpec.REQUIRED}
     return StudySpec.from_mapping({"study": name, "search_space": space, **data}).to_mapping()
+
+
+def _derived(value: Mapping[str, Any]) -> dict[str, Any]:
+    """The lineage of a derived study: ``{"kind", "source", "trial"}`` (trial: a number or None)."""
+    if not isinstance(value, Mapping) or value.get("kind") not in DERIVED_KINDS or not isinstance(value.get("source"), str):
+        raise SpecError("derived", f"expected {{kind, source, trial}}, got {value!r}", f"kind is one of {', '.join(DERIVED_KINDS)}")
+    trial = value.get("trial")
+    if trial is not None and (isinstance(trial, bool) or not isinstance(trial, int)):
+        raise SpecError("derived.trial", f"expected a trial number, got {trial!r}", "e.g. trial: 3")
+    return {"kind": value["kind"], "source": value["source"], "trial": trial}
 
 
 def spec_hash(spec: Mapping[str, Any]) -> str:
@@ -442,6 +538,7 @@ def create_study(
     parent: str | None = None,
     round: int = 1,
     sampler: str | None = None,
+    derived: Mapping[str, Any] | None = None,
 ) -> Study:
     """Create a study, or resume the stored one of the same name and spec.
 
@@ -458,7 +555,7 @@ def create_study(
         "design": design, "scientific_design": scientific_design, "seed": seed, "infeasible_if": infeasible_if,
         "keep_checkpoints": keep_checkpoints, "grid_force": grid_force,
         # the spec's parent warm-starts a proposing design; for others it is the record's lineage only
-        "parent": parent if proposes else None, "sampler": sampler,
+        "parent": parent if proposes else None, "sampler": sampler, "derived": derived,
     })
     return create_study_from_spec(
         study_spec, storage=storage, config_path=config_path, config_hash=config_hash,

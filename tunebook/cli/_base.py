@@ -162,20 +162,11 @@ def printable(text: Any) -> str:
 
 
 def print_outcome(study: Any) -> None:
-    """Counts, best trial and store of a study: what `run`, `demo` and `retrain` end with."""
-    from tunebook.storage import redact
+    """Counts, best trial and store of a study: what `run`, `demo` and `retrain` end with (as ``tb.run`` does)."""
+    from tunebook.study import outcome_lines
 
-    counts = study.counts()
-    best = study.best_trial()
-    metric, mode = study.objective
-    print(printable(
-        f"{study.name}: {counts['completed']} completed, {counts['infeasible']} infeasible, "
-        f"{counts['failed']} failed, {counts['pending'] + counts['running']} left of {sum(counts.values())}"
-    ))
-    if best is not None:
-        params = best.params or study.space.fixed  # a replicate study varies nothing: show what it holds fixed
-        print(printable(f"best {metric} ({mode}) = {best.value:.6g} at step {best.best_step}, trial #{best.number}: {params}"))
-    print(f"stored in {redact(study.storage.url)}")
+    for line in outcome_lines(study):
+        print(printable(line))
 
 
 def print_conclusion(result: Any) -> int:

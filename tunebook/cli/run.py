@@ -1,9 +1,15 @@
-"""Running studies: `run`, `worker`, `demo`, `init`."""
+"""Running studies: `run`, `worker`, `demo`, `init`.
+
+`tunebook run` takes a YAML spec or the name of any stored study (one a
+procedure derived, or one made in Python whose training function ``tb.run``
+recorded); it exits 1 when the study ends with every trial failed.
+"""
 
 from __future__ import annotations
 
 import argparse
 import shlex
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +27,11 @@ MIN_STALE_AFTER = 2.0
 
 # run -------------------------------------------------------------------------
 def _run_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("spec", help="the study's YAML file")
+    p.add_argument("spec", help="the study's YAML file, or the name of a stored study")
+    p.add_argument("--train", help="with a study name: module:function or path/to/file.py:function "
+                                   "(default: the one stored with the study)")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="put failed trials back to pending first (attempts stay counted; infeasible trials stay data)")
     p.add_argument("--workers", type=non_negative, default=1, help="worker processes (0: in this process)")
     p.add_argument("--devices", help="comma-separated device ids, one per worker (CUDA_VISIBLE_DEVICES)")
     p.add_argument("--checkpoint-dir", help="where checkpoints go (default: beside the SQLite file)")
@@ -33,7 +43,15 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gpus-per-trial", type=float, default=0.0, help="Ray: GPUs per trial")
 
 
-@command("run", "run (or resume) the study described by a YAML spec", "tunebook run study.yaml --workers 2",
+#: Exit code of `tunebook run` when every trial of the study failed.
+EXIT_ALL_FAILED = 1
+
+
+def _is_spec_file(text: str) -> bool:
+    return text.endswith((".yaml", ".yml")) or Path(text).is_file()
+
+
+@command("run", "run (or resume) a study: a YAML spec, or a stored study by name", "tunebook run study.yaml --workers 2",
          arguments=_run_arguments)
 def cmd_run(args: argparse.Namespace) -> int:
     from tunebook.execution import run
@@ -50,7 +68,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         options = {"address": args.address, "cpus_per_trial": args.cpus_per_trial, "gpus_per_trial": args.gpus_per_trial}
     elif args.address or args.gpus_per_trial or args.cpus_per_trial != 1.0:
         raise SpecError("--executor", "--address, --cpus-per-trial and --gpus-per-trial need the Ray executor", "add --executor ray")
-    study, train = study_from_spec_file(args.spec, storage=args.storage, repro_command=repro)
+    if _is_spec_file(args.spec):
+        if args.train:
+            raise SpecError("--train", "a spec file names its own training function", "set train: in the YAML instead")
+        study, train = study_from_spec_file(args.spec, storage=args.storage, repro_command=repro)
+    else:
+        from tunebook.procedures._common import study_train
+        from tunebook.study import load_study
+
+        study = load_study(args.spec, args.storage)
+        train = study_train(study, args.train)[1]
     from tunebook.design import get_design
 
     if get_design(study.design).proposes and study.record.spec.get("parent"):
@@ -73,14 +100,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         import_ray()  # a missing extra is a clear error before anything runs
     # Ray: without --workers the cluster decides how many trials run at once; with it, at most that many.
     workers = args.workers if args.executor != "ray" or args.workers_given else None
+    if args.retry_failed:
+        retried = study.storage.retry_failed(study.id)
+        print(f"{retried} failed trial(s) of {printable(study.name)} back to pending")
     result = run(
         study, train, workers=workers, devices=devices, checkpoint_dir=args.checkpoint_dir,
         progress=not args.quiet, executor=args.executor, **options,
     )
-    print_outcome(study)
+    if args.quiet:  # run() printed the summary unless quiet
+        print_outcome(study)
     if result.interrupted:
         print(f"interrupted: running trials went back to pending; run the same command again to resume {printable(study.name)!r}")
         return EXIT_INTERRUPTED
+    counts = result.counts
+    if counts.get("failed", 0) and counts.get("failed", 0) == sum(counts.values()):
+        print(f"error: every trial of {printable(study.name)} failed", file=sys.stderr)
+        return EXIT_ALL_FAILED
     return 0
 
 
@@ -136,7 +171,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     started = time.monotonic()
     result = run(study, train, workers=args.workers, progress=not args.quiet)
-    print_outcome(study)
+    if args.quiet:  # run() printed the summary unless quiet
+        print_outcome(study)
     if result.interrupted:
         return EXIT_INTERRUPTED
     print(f"demo took {time.monotonic() - started:.0f}s; the playbook's checklist says:")

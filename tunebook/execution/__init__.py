@@ -24,6 +24,7 @@ def run(
     progress: bool = True,
     executor: str = "local",
     writers: Sequence[WriterFactory] = (),
+    retry_failed: bool = False,
     **options: Any,
 ) -> RunResult:
     """Run a study's pending trials; resumes an unfinished study.
@@ -37,15 +38,36 @@ def run(
     ``cpus_per_trial``, ``gpus_per_trial`` (see :mod:`.ray_executor`).
     ``writers``: factories of extra metric writers (exporters), one writer per
     trial each (see :mod:`tunebook.writers`).
+    ``retry_failed=True`` first puts the study's failed trials back to pending
+    (their attempts stay counted; infeasible trials stay data).
+    With ``progress``, ends by printing the summary `tunebook run` prints.
+    A ``train`` given to a study that stores none is recorded with it when it
+    can be imported again, so the CLI's procedures can run its derived studies.
     """
+    from tunebook.study import outcome_lines, record_train, resolve_train
+
     if executor not in EXECUTORS:
         raise SpecError("executor", f"unknown executor {executor!r}", "use 'local' or 'ray'")
     if train is None:
         if not study.train_ref:
-            raise SpecError("train", "the study stores no training function", "pass train=your_function")
-        from tunebook.study import resolve_train
+            raise SpecError("train", f"study {study.name!r} stores no training function",
+                            "pass train=your_function (a module-level function is then recorded with the study)")
+        train = resolve_train(study.train_ref, study.train_base_dir())
+    else:
+        record_train(study, train)
+    if retry_failed:
+        study.storage.retry_failed(study.id)
+    result = _execute(study, train, workers=workers, devices=devices, checkpoint_dir=checkpoint_dir, progress=progress,
+                      executor=executor, writers=writers, **options)
+    if progress:
+        print("\n".join(outcome_lines(study)), flush=True)
+    return result
 
-        train = resolve_train(study.train_ref)
+
+def _execute(study: Study, train: Callable[..., Any], *, workers: int | None, devices: Sequence[str | int] | None,
+             checkpoint_dir: str | os.PathLike[str] | None, progress: bool, executor: str,
+             writers: Sequence[WriterFactory] = (), **options: Any) -> RunResult:
+    """Hand the study to its executor."""
     if executor == "ray":
         from tunebook.execution.ray_executor import check_workers, run_ray
 

@@ -1,12 +1,23 @@
-"""What the procedures share: deriving a study from another, and recording a conclusion."""
+"""What the procedures share: deriving a study from another (with its lineage), its training function,
+and recording a conclusion.
+
+Every study a procedure makes records where it comes from in its spec,
+``spec["derived"] = {"kind", "source", "trial"}`` (kind: retrain,
+early-instability, warmup, next-round, bayesian-exploitation, study-variance),
+so that ``compare`` never mistakes an early-instability run for a retrain.
+Stores written before this key existed still open: their derived studies
+simply have no lineage (see :func:`lineage`).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
 from tunebook.space import SearchSpace
-from tunebook.study import Study, create_study
+from tunebook.storage import redact
+from tunebook.study import Study, create_study, load_study, resolve_train
 
 
 @dataclass
@@ -43,10 +54,84 @@ def best_params(study: Study, number: int | None = None) -> tuple[dict[str, Any]
     return {**study.space.fixed, **trial.params}, trial
 
 
+# the training function ----------------------------------------------------------------
+def portable_train_ref(study: Study, ref: str | None) -> str | None:
+    """``ref`` with a ``file.py`` part made absolute against the study's spec folder (derived studies have none)."""
+    if not ref or ref.count(":") != 1:
+        return ref
+    module, func = ref.split(":")
+    if module.endswith(".py") and not Path(module).is_absolute():
+        return f"{(study.train_base_dir() / module).resolve()}:{func}"
+    return ref
+
+
+def study_train(study: Study, override: str | None = None) -> tuple[str, Callable[..., Any]]:
+    """The training function a procedure runs ``study``'s derived studies with: ``--train``, else the stored one.
+
+    ``file.py:function`` is resolved against the spec's folder (as ``tunebook worker``
+    does); raises :class:`SpecError` before anything is stored.
+    """
+    from tunebook._errors import SpecError
+
+    if override is not None:  # typed on the command line: a file is relative to the current folder
+        module, _, func = override.partition(":")
+        ref = f"{Path(module).resolve()}:{func}" if module.endswith(".py") and ":" in override else override
+        return ref, resolve_train(ref, Path.cwd())
+    ref = study.train_ref
+    if not ref:
+        raise SpecError("--train", f"study {study.name!r} stores no training function",
+                        "pass --train module:function (or path/to/file.py:function); tb.run(study, train) records a "
+                        "module-level function for next time")
+    ref = portable_train_ref(study, ref)
+    return ref, resolve_train(ref, study.train_base_dir())
+
+
+def run_command(name: str, storage: Any) -> str:
+    """The command that runs a stored study (its ``reproduce`` column)."""
+    return f"tunebook run {name} --storage {redact(storage.url)}"
+
+
+# lineage --------------------------------------------------------------------------------
+def lineage(study: Study) -> dict[str, Any] | None:
+    """``{"kind", "source", "trial"}`` of a derived study; None for a study no procedure made (or an old store's)."""
+    return _lineage(study.record.spec)
+
+
+def _lineage(spec: dict[str, Any]) -> dict[str, Any] | None:
+    if spec.get("derived"):
+        return spec["derived"]
+    if spec.get("design") == "bayesian" and spec.get("parent"):  # a YAML exploitation study names its exploration
+        return {"kind": "bayesian-exploitation", "source": spec["parent"], "trial": None}
+    return None
+
+
+def derived_studies(source: Study, kind: str, *, trial: int | None = None, nonempty: bool = True) -> list[Study]:
+    """The studies derived from ``source`` by ``kind`` (of trial ``trial`` when given), oldest first.
+
+    ``nonempty``: only those with at least one completed trial (an empty one a
+    failed command left behind is ignored).
+    """
+    out = []
+    for record in source.storage.list_studies():
+        derived = _lineage(record.spec)
+        if not derived or derived.get("kind") != kind or derived.get("source") != source.name:
+            continue
+        if trial is not None and derived.get("trial") != trial:
+            continue
+        study = Study(record, source.storage)
+        if nonempty and not study.counts()["completed"]:
+            continue
+        out.append(study)
+    return sorted(out, key=lambda s: s.record.created_at or 0)
+
+
 def derived_study(
     source: Study,
     name: str,
     *,
+    kind: str,
+    train: str | None = None,
+    trial: int | None = None,
     space: SearchSpace | dict[str, Any],
     trials: int,
     goal: str,
@@ -54,8 +139,15 @@ def derived_study(
     design: str = "quasi_random",
     round: int | None = None,
     objective: tuple[str, str] | None = None,
+    infeasible_if: dict[str, Any] | None = None,
+    seed: int | None = None,
 ) -> Study:
-    """A study in the same experiment, with the same training function, objective and rules."""
+    """A study in the same experiment, with the same objective and rules, recording its lineage.
+
+    ``train`` (default: the source's) is stored with it, so ``tunebook run NAME``
+    and ``tunebook worker`` run it; its reproduce column is that command.
+    Create it only once everything the procedure needs is validated.
+    """
     return create_study(
         name,
         space=space,
@@ -65,12 +157,29 @@ def derived_study(
         goal=goal,
         storage=source.storage,
         experiment=source.experiment,
-        train=source.train_ref,
+        train=train or portable_train_ref(source, source.train_ref),
         design=design,
-        infeasible_if=source.infeasible_if,
+        infeasible_if=source.infeasible_if if infeasible_if is None else infeasible_if,
         keep_checkpoints=source.keep_checkpoints,
         grid_force=design == "grid",
         parent=source.name,
         round=source.record.round if round is None else round,
-        repro_command=source.record.repro_command,
+        repro_command=run_command(name, source.storage),
+        seed=seed,
+        derived={"kind": kind, "source": source.name, "trial": trial},
     )
+
+
+def free_name(source: Study, base: str) -> str:
+    """``base``, or ``base-2``, ``base-3``... : the first name the store does not hold."""
+    if source.storage.get_study(base) is None:
+        return base
+    i = 2
+    while source.storage.get_study(f"{base}-{i}") is not None:
+        i += 1
+    return f"{base}-{i}"
+
+
+def open_study(name: str, storage: Any) -> Study:
+    """:func:`tunebook.study.load_study` (one place for the procedures to open studies)."""
+    return load_study(name, storage)

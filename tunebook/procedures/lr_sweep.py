@@ -63,6 +63,27 @@ def decide(points: list[SweepPoint], steps: int, metric: str, threshold: float) 
     )
 
 
+#: What the sweep's premise holds off: a constant rate and no regularization (``--fixed`` may not set them).
+PREMISE = ("schedule", "warmup_steps", "constant_steps", "weight_decay", "dropout", "label_smoothing", "l2",
+           "l2_regularization", "mixup", "stochastic_depth", "drop_path", "grad_clip")
+
+
+def premise_overrides(fixed: dict[str, Any]) -> list[str]:
+    """The ``fixed`` overrides that break the sweep's premise (a schedule, warmup, regularization)."""
+    out = []
+    for key, value in fixed.items():
+        k = key.lower()
+        if k == "schedule" and value == "constant":
+            continue
+        if k in ("warmup_steps", "constant_steps") and value == 0:
+            continue
+        if k in PREMISE or "dropout" in k or "weight_decay" in k or "smoothing" in k:
+            if k != "schedule" and k not in ("warmup_steps", "constant_steps") and value in (0, 0.0, None, False):
+                continue  # turning regularization off is the premise itself
+            out.append(key)
+    return out
+
+
 def sweep_space(low: float, high: float, points: int, fixed: dict[str, Any]) -> dict[str, Any]:
     """A log grid of constant learning rates, regularization off."""
     rates = np.geomspace(low, high, points).tolist()
@@ -84,8 +105,19 @@ def run_sweep(
     fixed: dict[str, Any] | None = None,
     workers: int = 1,
     progress: bool = True,
+    force: bool = False,
 ) -> Conclusion:
-    """Create and run the sweep study, then decide and record the conclusion."""
+    """Create and run the sweep study, then decide and record the conclusion.
+
+    ``fixed`` may not set a schedule, warmup or regularization (the sweep needs a
+    constant rate and no regularization) unless ``force``, which the note records.
+    """
+    from tunebook._errors import SpecError
+
+    broken = premise_overrides(fixed or {})
+    if broken and not force:
+        raise SpecError("--fixed", f"{', '.join(broken)} would break the sweep's premise (a constant learning rate, "
+                        "no regularization)", "leave them out, or pass --force (the note will say so)")
     from tunebook.execution import run
     from tunebook.procedures._common import record
     from tunebook.study import create_study
@@ -106,4 +138,8 @@ def run_sweep(
         result_points.append(SweepPoint(float(t.params["learning_rate"]), t.state, perfect))
     result = decide(result_points, steps, metric, threshold)
     result.studies = [study.name]
+    if broken:
+        result.evidence["forced_overrides"] = {k: (fixed or {})[k] for k in broken}
+        result.conclusion += (f" Forced: {', '.join(f'{k}={(fixed or {})[k]}' for k in broken)} break the sweep's premise "
+                              "(constant rate, no regularization), so read this answer with care.")
     return record(study, result)

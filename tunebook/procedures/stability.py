@@ -26,7 +26,7 @@ import numpy as np
 
 from tunebook._errors import SpecError
 from tunebook.analysis.diagnostics import Thresholds, loss_rising, loss_spikes, recommend_clipping
-from tunebook.procedures._common import Conclusion, best_params, derived_study, record
+from tunebook.procedures._common import Conclusion, best_params, derived_study, free_name, record, study_train
 from tunebook.space import SearchSpace
 from tunebook.study import Study
 
@@ -34,6 +34,8 @@ EARLY_STEPS = 500
 WARMUP_FACTOR = 10.0
 MAX_WARMUP_SHARE = 0.10
 LONG_WARMUP_SHARE = 0.05
+#: In the early check, a loss that climbs back above its best so far by this share of its first value is unstable.
+EARLY_RISE = 0.25
 
 
 @dataclass(frozen=True)
@@ -112,16 +114,88 @@ def check(study: Study, *, param: str = "learning_rate", above: int = 3, train_m
 
 
 def early_instability_study(study: Study, *, param: str = "learning_rate", steps: int = EARLY_STEPS,
-                            seeds: int = 1) -> Study:
-    """~500 steps at 2 x lr*, evaluated every step (the playbook's early-instability check)."""
-    best, _ = best_params(study)
+                            seeds: int = 1, train: str | None = None) -> Study:
+    """~500 steps at 2 x lr*, evaluated every step (the playbook's early-instability check).
+
+    It runs without the study's ``infeasible_if`` (a loss rule would stop the
+    very instability it looks for); NaN/Inf still stop a trial.
+    """
+    best, trial = best_params(study)
     lr = 2 * _rate(study, best, param)
+    ref = train or study_train(study)[0]
     fixed = {**best, param: lr, "eval_every": 1}
+    name = f"{study.name}-early-instability"
+    existing = study.storage.get_study(name)
+    if existing is not None and (existing.spec.get("derived") is None or existing.max_train_steps != steps):
+        name = free_name(study, name)
     return derived_study(
-        study, f"{study.name}-early-instability", space=SearchSpace(fixed=fixed, allow_fixed_only=True), trials=seeds,
-        design="replicates", max_train_steps=steps,
+        study, name, kind="early-instability", trial=trial.number, train=ref,
+        space=SearchSpace(fixed=fixed, allow_fixed_only=True), trials=seeds,
+        design="replicates", max_train_steps=steps, infeasible_if={},
         goal=f"Early instability check: {steps} steps at 2 x lr* = {lr:.3g}, evaluated every step",
     )
+
+
+def early_decision(curves: list[tuple[str, str | None, np.ndarray, np.ndarray]], *, learning_rate: float) -> Conclusion:
+    """From ``(state, infeasible reason, steps, train loss)`` per run: diverges, unstable then recovers, or stable (pure)."""
+    evidence: dict[str, Any] = {"learning_rate": learning_rate, "runs": []}
+    verdicts = []
+    for state, reason, steps, loss in curves:
+        run: dict[str, Any] = {"state": state, "reason": reason}
+        if state == "infeasible" or (len(loss) and not np.isfinite(loss).all()):
+            verdict = "diverges"
+            run["why"] = reason or "the loss became NaN/Inf"
+        elif len(loss) < 8:
+            verdict = "unknown"
+            run["why"] = f"{len(loss)} loss points: too short to tell"
+        else:
+            k = max(2, len(loss) // 10)
+            start, end = float(loss[0]), float(np.median(loss[-k:]))
+            half = len(loss) // 2
+            why = curve_instability(steps[:half], loss[:half])
+            rise = loss[:half] - np.minimum.accumulate(loss[:half])  # how far the loss climbed back above its best so far
+            worst = int(np.argmax(rise))
+            run.update({"initial_loss": start, "final_loss": end, "early_rise": float(rise[worst])})
+            if why is None and rise[worst] > EARLY_RISE * start:
+                why = f"the loss climbed back by {rise[worst]:.3g} at step {int(steps[worst])}"
+            if end >= start:
+                verdict, run["why"] = "diverges", f"the loss ends at {end:.3g}, not below its start ({start:.3g})"
+            elif why is not None:
+                verdict, run["why"] = "recovers", why
+            else:
+                verdict, run["why"] = "stable", f"the loss fell from {start:.3g} to {end:.3g} without spikes"
+        run["verdict"] = verdict
+        evidence["runs"].append(run)
+        verdicts.append(verdict)
+    order = ("diverges", "recovers", "stable")
+    known = [v for v in verdicts if v in order]
+    if not known:
+        return Conclusion("early-instability", "Not concluding: the early-instability runs are too short or did not "
+                          "finish; run them to the end.", evidence, concluded=False)
+    verdict = min(known, key=order.index)
+    evidence["verdict"] = verdict
+    first = next(r for r in evidence["runs"] if r["verdict"] == verdict)
+    text = {
+        "diverges": f"Diverges at 2 x lr* = {learning_rate:.3g} ({first['why']}): this rate is out of reach without "
+                    "warmup or clipping; lr* itself may sit close to the edge.",
+        "recovers": f"Unstable early, then recovers at 2 x lr* = {learning_rate:.3g} ({first['why']}): early "
+                    "instability; warmup recommended (`tunebook warmup`).",
+        "stable": f"Stable at 2 x lr* = {learning_rate:.3g} ({first['why']}): no early instability.",
+    }[verdict]
+    return Conclusion("early-instability", text, evidence)
+
+
+def analyze_early(source: Study, early: Study, *, param: str = "learning_rate",
+                  train_metric: str = "train/loss") -> Conclusion:
+    """Decide from a finished early-instability study; recorded in the notebook of ``source``."""
+    curves = []
+    for t in early.trials(["completed", "infeasible", "failed"]):
+        curve = early.metrics(t, [train_metric]).get(train_metric, [])
+        reason = t.infeasible_reason or (f"failed: {(t.error or '').strip().splitlines()[-1:]}" if t.state == "failed" else None)
+        curves.append((t.state, reason, np.array([s for s, _ in curve]), np.array([v for _, v in curve], dtype=float)))
+    result = early_decision(curves, learning_rate=float(early.space.fixed[param]))
+    result.studies = [early.name]
+    return record(source, result)
 
 
 def warmup_steps_grid(max_train_steps: int) -> list[int]:
@@ -132,19 +206,21 @@ def warmup_steps_grid(max_train_steps: int) -> list[int]:
 
 
 def warmup_study(study: Study, unstable_learning_rate: float, *, param: str = "learning_rate",
-                 factor: float = WARMUP_FACTOR, grid: list[int] | None = None) -> Study:
+                 factor: float = WARMUP_FACTOR, grid: list[int] | None = None, train: str | None = None) -> Study:
     """The warmup study: base rate ``factor`` x the unstable one, warmup_steps over orders of magnitude."""
     if not unstable_learning_rate > 0:
         raise SpecError("--unstable-lr", f"must be positive, got {unstable_learning_rate!r}", "run `tunebook stability` first")
-    best, _ = best_params(study)
+    best, source_trial = best_params(study)
     grid = grid or warmup_steps_grid(study.max_train_steps)
     base_lr = factor * unstable_learning_rate
     # Every trial runs warmup plus at least 2 x warmup at the base rate (constant after the ramp).
     steps = 3 * max(grid)
     fixed = {k: v for k, v in best.items() if k != "warmup_steps"}
     fixed.update({param: base_lr, "schedule": "constant"})
+    ref = train or study_train(study)[0]
     return derived_study(
-        study, f"{study.name}-warmup", space={"nuisance": {"warmup_steps": {"choice": grid}}, "fixed": fixed},
+        study, free_name(study, f"{study.name}-warmup"), kind="warmup", trial=source_trial.number, train=ref,
+        space={"nuisance": {"warmup_steps": {"choice": grid}}, "fixed": fixed},
         trials=len(grid), design="grid", max_train_steps=steps,
         goal=f"Warmup: shortest warmup_steps that trains stably at {base_lr:.3g} ({factor:g} x the unstable rate)",
     )

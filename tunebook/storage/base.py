@@ -239,6 +239,13 @@ class Storage(ABC):
     def release_worker_trials(self, worker_ids: Iterable[str]) -> int:
         """Put every trial still running under these (dead) workers back to pending."""
 
+    def retry_failed(self, study_id: int) -> int:
+        """Failed trials of the study back to pending (their attempts stay counted); returns how many.
+
+        Infeasible trials are data and stay as they are.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot retry failed trials")
+
     # metrics ---------------------------------------------------------------
     @abstractmethod
     def write_metrics(

@@ -659,6 +659,15 @@ class SQLStorage(Storage):
             )
         return result.rowcount
 
+    def retry_failed(self, study_id: int) -> int:
+        with self._writer.begin() as conn:
+            result = conn.execute(
+                trials.update()
+                .where(trials.c.study_id == study_id, trials.c.state == FAILED)
+                .values(state=PENDING, worker_id=None, lost_workers=0, finished_at=None)
+            )
+        return result.rowcount
+
     # metrics ---------------------------------------------------------------
     def write_metrics(
         self,
