@@ -377,6 +377,7 @@ class StudySpec:
             space = SearchSpace.from_spec(space, allow_fixed_only=allow_fixed_only)
         elif not allow_fixed_only and not space.params:
             raise SpecError("search_space", "nothing varies", "give at least one scientific or nuisance hyperparameter")
+        specio.check_combinations(space, grid=design_name == "grid")  # before any design lists them
         if space.conditional and design.proposes:
             raise SpecError("design", f"{design_name} does not support conditional spaces yet", "use design: quasi_random")
         metric, mode = _objective(data["objective"])
