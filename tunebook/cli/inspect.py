@@ -180,19 +180,22 @@ def check_listen(host: str, port_number: int) -> None:
 def _dashboard_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=port, default=8080)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on; anything but localhost needs --token")
-    p.add_argument("--token", help="secret every request must carry (?token=, cookie, or Authorization: Bearer)")
+    p.add_argument("--token", help="secret every request must carry (?token=, cookie, or Authorization: Bearer); "
+                   "prefer --token-file or $TUNEBOOK_DASHBOARD_TOKEN, which keep it out of the process list")
+    p.add_argument("--token-file", help="read the token from the first line of this file")
 
 
 @command("dashboard", "the notebook, findings and figures in the browser (read-only)", "tunebook dashboard --port 8080",
          arguments=_dashboard_arguments)
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    from tunebook.dashboard import check_bind, serve
+    from tunebook.dashboard import check_bind, resolve_token, serve
     from tunebook.storage import open_storage
 
-    check_bind(args.host, args.token)
+    token = resolve_token(args.token, args.token_file)
+    check_bind(args.host, token)
     check_listen(args.host, args.port)
     open_storage(args.storage)  # a bad store is a clear error before the server starts
-    serve(args.storage, host=args.host, port=args.port, token=args.token)
+    serve(args.storage, host=args.host, port=args.port, token=token)
     return 0
 
 
