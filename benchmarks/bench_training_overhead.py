@@ -99,7 +99,7 @@ def main() -> None:
             ours.append(run(batches, xv, yv, Trial(study, record, study.storage, "bench", folder / "ckpt")))
     ratio = statistics.median(o / p for p, o in zip(plain, ours))
     print(f"torch threads: {args.threads}, {args.steps} steps x {args.repeats} alternating runs")
-    print(f"plain loop: best {min(plain) * 1e3:.3f} ms/step (runs: {', '.join(f'{x * 1e3:.3f}' for x in plain)})")
+    print(f"floor: plain loop, best {min(plain) * 1e3:.3f} ms/step (runs: {', '.join(f'{x * 1e3:.3f}' for x in plain)})")
     print(f"with tunebook logging, grad norms, checkpoints: best {min(ours) * 1e3:.3f} ms/step "
           f"(runs: {', '.join(f'{x * 1e3:.3f}' for x in ours)})")
     print(f"ratio tunebook/plain: median of pairs {ratio:.4f} ({(ratio - 1) * 100:+.2f}%), "

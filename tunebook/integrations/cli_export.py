@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from tunebook.integrations.export import TARGETS
+# The names of tunebook.integrations.export.TARGETS, written out so that building the parser (`tunebook --help`)
+# does not import the exporters' module and, through it, numpy (tests/test_startup.py keeps the two equal).
+TARGETS = ("tensorboard", "mlflow", "wandb", "csv", "parquet")
 
 _STORAGE_HELP = "sqlite:///file.db (default ./tunebook.db, or $TUNEBOOK_STORAGE) or postgresql://..."
 _EXPORT_EXAMPLES = """examples:
