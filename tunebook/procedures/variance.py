@@ -31,13 +31,15 @@ def retrain(study: Study, trial: str | int = "best", n: int = 5, *, train: str |
     """A replicate study of one trial's configuration with ``n`` new seeds (not run yet).
 
     Its lineage says ``retrain`` of ``study`` #N, which is what :func:`compare` looks for.
-    ``train`` (a ``module:function``) overrides the stored training function.
+    ``train`` (a ``module:function``) overrides the stored training function; when the study stores
+    none, the replicate study stores none either and ``tb.run(replicas, train)`` brings it.
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 2:
         raise SpecError("--n", f"need at least 2 retrains to measure variance, got {n!r}", "e.g. --n 5")
     number = None if trial == "best" else int(trial)
     params, source_trial = best_params(study, number)
-    ref = train or study_train(study)[0]
+    # the CLI checks the training function before this; from Python, tb.run(replicas, train) can bring it
+    ref = train or (study_train(study)[0] if study.train_ref else None)
     name = f"{study.name}-retrain-{source_trial.number}"
     existing = study.storage.get_study(name)
     if existing is not None and (existing.spec.get("derived") or {}).get("trial") != source_trial.number:
