@@ -24,6 +24,9 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", help="the study's YAML file")
     p.add_argument("--workers", type=non_negative, default=1, help="worker processes (0: in this process)")
     p.add_argument("--devices", help="comma-separated device ids, one per worker (CUDA_VISIBLE_DEVICES)")
+    p.add_argument("--nproc-per-trial", type=positive, default=1,
+                   help="processes per trial, with torch.distributed's environment like torchrun (with --devices: "
+                        "that many devices per worker)")
     p.add_argument("--checkpoint-dir", help="where checkpoints go (default: beside the SQLite file)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--executor", choices=("local", "ray"), default="local", help="local processes or one Ray task per trial")
@@ -43,7 +46,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.devices:
         devices = [d.strip() for d in args.devices.split(",") if d.strip()]
         if not args.workers_given:
-            args.workers = len(devices)
+            args.workers = max(1, len(devices) // args.nproc_per_trial)
     repro = "tunebook " + shlex.join(args.argv)
     options: dict[str, Any] = {}
     if args.executor == "ray":
@@ -75,7 +78,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     workers = args.workers if args.executor != "ray" or args.workers_given else None
     result = run(
         study, train, workers=workers, devices=devices, checkpoint_dir=args.checkpoint_dir,
-        progress=not args.quiet, executor=args.executor, **options,
+        progress=not args.quiet, executor=args.executor, nproc_per_trial=args.nproc_per_trial, **options,
     )
     print_outcome(study)
     if result.interrupted:
@@ -96,6 +99,8 @@ def _worker_arguments(p: argparse.ArgumentParser) -> None:
                         "trials heartbeat every second)")
     p.add_argument("--max-lost-workers", type=positive, default=3, help="a trial whose workers died this many times is failed")
     p.add_argument("--checkpoint-dir", help="where checkpoints go (a shared filesystem for several machines)")
+    p.add_argument("--nproc-per-trial", type=positive, default=1,
+                   help="processes per trial, with torch.distributed's environment like torchrun")
 
 
 @command("worker", "claim and run pending trials from a shared store (one per machine or GPU)",
@@ -107,6 +112,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         storage=args.storage, study=args.study, wait=args.wait, poll_interval=args.poll_interval,
         idle_timeout=args.idle_timeout, max_trials=args.max_trials, stale_after=args.stale_after,
         max_lost_workers=args.max_lost_workers, checkpoint_dir=args.checkpoint_dir,
+        nproc_per_trial=args.nproc_per_trial,
     )
 
 

@@ -24,6 +24,7 @@ def run(
     progress: bool = True,
     executor: str = "local",
     writers: Sequence[WriterFactory] = (),
+    nproc_per_trial: int = 1,
     **options: Any,
 ) -> RunResult:
     """Run a study's pending trials; resumes an unfinished study.
@@ -37,6 +38,8 @@ def run(
     ``cpus_per_trial``, ``gpus_per_trial`` (see :mod:`.ray_executor`).
     ``writers``: factories of extra metric writers (exporters), one writer per
     trial each (see :mod:`tunebook.writers`).
+    ``nproc_per_trial``: each trial runs as that many processes with
+    torch.distributed's environment, like torchrun (see :mod:`.multiproc`).
     """
     if executor not in EXECUTORS:
         raise SpecError("executor", f"unknown executor {executor!r}", "use 'local' or 'ray'")
@@ -49,6 +52,9 @@ def run(
     if executor == "ray":
         from tunebook.execution.ray_executor import check_workers, run_ray
 
+        if nproc_per_trial != 1:
+            raise SpecError("nproc_per_trial", "the Ray executor runs one process per trial",
+                            "use the local executor or `tunebook worker --nproc-per-trial N`")
         if devices is not None:
             raise SpecError("devices", "the Ray executor places trials on devices itself",
                             "use gpus_per_trial=1 (--gpus-per-trial 1) instead of devices")
@@ -56,7 +62,7 @@ def run(
                        progress=progress, writers=writers, **options)
     return run_local(
         study, train, workers=1 if workers is None else workers, devices=devices, checkpoint_dir=checkpoint_dir,
-        progress=progress, writers=writers, **options,
+        progress=progress, writers=writers, nproc_per_trial=nproc_per_trial, **options,
     )
 
 
