@@ -89,6 +89,8 @@ def ddp_digits(trial) -> None:
         loss.backward()
         opt.step()
         trial.log(step, **{"train/loss": loss.detach()})
+        if step == start + 1:
+            record("first", step=step, loss=float(loss))  # each rank's own half of the batch (a test-side sync)
         if step % 10 == 0:
             with torch.no_grad():
                 error = (model(x_val).argmax(-1) != y_val).float().mean()
