@@ -148,3 +148,15 @@ def lightning_ddp(trial) -> None:
     fit(trainer, model, *loaders(32, trial.seed))
     record("end", global_rank=trainer.global_rank, world_size=trainer.world_size, global_step=trainer.global_step,
            environment=type(trainer.strategy.cluster_environment).__name__, checksum=checksum(model))
+
+
+def slow_steps(trial) -> None:
+    """No torch: 0.05 s a step, a checkpoint every 5 steps, resumes from it; records each rank's start."""
+    restored = trial.restore()
+    start = restored.step if restored is not None else 0
+    record("start", number=trial.number, attempt=trial.attempt, step=start)
+    for step in range(start + 1, trial.max_train_steps + 1):
+        trial.log(step, **{"val/error": 1.0 / step})
+        if step % 5 == 0:
+            trial.checkpoint(step, {"step": step})
+        time.sleep(0.05)

@@ -320,3 +320,112 @@ def test_no_worker_side_import_of_torch_until_a_multi_process_trial_runs():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(HERE.parent)})
     assert out.stdout.strip() == "False", out.stderr
+
+
+# --- stopping: Ctrl-C, a worker that dies ----------------------------------------------------------
+
+
+def _spec(tmp_path: Path, name: str, steps: int) -> Path:
+    spec = tmp_path / "study.yaml"
+    spec.write_text(
+        f"study: {name}\ntrain: {HERE / '_ddp.py'}:slow_steps\n"
+        "objective: {metric: val/error, mode: min}\n"
+        f"trials: 1\nmax_train_steps: {steps}\n"
+        "search_space:\n  scientific:\n    lr: {choice: [0.1]}\n"
+    )
+    return spec
+
+
+def _wait_for(condition, what: str, timeout: float = 120.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _latest_step(url: str, name: str) -> int:
+    study = tb.load_study(name, open_storage(url))
+    (trial,) = study.trials()
+    points = study.metrics(trial).get("val/error", [])
+    return max((s for s, _ in points), default=0)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_ranks_and_the_trial_resumes_from_its_checkpoint(tmp_path, ddp_env):
+    import signal
+    import subprocess
+
+    from conftest import TUNEBOOK
+
+    log, ckpt = ddp_env
+    url = f"sqlite:///{tmp_path / 'tunebook.db'}"
+    command = [*TUNEBOOK, "run", str(_spec(tmp_path, "ctrl-c", 200)), "--storage", url, "--nproc-per-trial", "2",
+               "--checkpoint-dir", str(ckpt), "--quiet"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: (log / "rank-1.jsonl").exists() and (log / "rank-0.jsonl").exists(), "the ranks")
+        _wait_for(lambda: _latest_step(url, "ctrl-c") >= 12, "ten steps")
+        proc.send_signal(signal.SIGINT)  # the run's process alone: it stops its worker, which stops the ranks
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err[-2000:]
+    study = tb.load_study("ctrl-c", open_storage(url))
+    (trial,) = study.trials()
+    assert trial.state == "pending" and study.storage.get_trial(trial.id).lost_workers == 0
+    pids = [one(ranks_log(log)[r], "start")["pid"] for r in (0, 1)]
+    assert not any(_alive(pid) for pid in pids)
+    saved = max(c.step for c in study.storage.get_checkpoints(trial.id))
+    assert saved >= 10
+
+    again = run_cli("run", str(_spec(tmp_path, "ctrl-c", 200)), "--storage", url, "--nproc-per-trial", "2",
+                    "--checkpoint-dir", str(ckpt), "--quiet")
+    assert again.returncode == 0, again.stderr[-2000:]
+    (trial,) = study.trials()
+    assert trial.state == "completed" and trial.attempts == 2
+    for r in (0, 1):
+        starts = [x["step"] for x in ranks_log(log)[r] if x["kind"] == "start"]
+        assert starts[0] == 0 and starts[1] >= saved  # both ranks resumed from the same checkpoint
+    assert [s for s, _ in study.metrics(trial)["val/error"]] == list(range(1, 201))
+
+
+@pytest.mark.slow
+def test_the_ranks_die_with_their_worker(tmp_path, ddp_env):
+    import signal
+    import subprocess
+
+    from conftest import TUNEBOOK
+
+    log, ckpt = ddp_env
+    url = f"sqlite:///{tmp_path / 'tunebook.db'}"
+    assert run_cli("run", str(_spec(tmp_path, "orphans", 2000)), "--storage", url, "--create-only").returncode == 0
+    worker = subprocess.Popen([*TUNEBOOK, "worker", "--storage", url, "--nproc-per-trial", "2", "--checkpoint-dir",
+                               str(ckpt)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(lambda: (log / "rank-1.jsonl").exists() and (log / "rank-0.jsonl").exists(), "the ranks")
+        _wait_for(lambda: _latest_step(url, "orphans") >= 2, "two steps")
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=60)
+        pids = [one(ranks_log(log)[r], "start")["pid"] for r in (0, 1)]
+        _wait_for(lambda: not any(_alive(pid) for pid in pids), "the ranks to die with their worker", timeout=60)
+    finally:
+        worker.kill()
+        for path in log.glob("rank-*.jsonl"):  # never leave an orphan behind, even when the test fails
+            for pid in {json.loads(x)["pid"] for x in path.read_text().splitlines()}:
+                if _alive(pid):
+                    os.kill(pid, signal.SIGKILL)
+    study = tb.load_study("orphans", open_storage(url))
+    (trial,) = study.trials()
+    assert trial.state == "running"  # stale from now on: another worker re-queues it (lost_workers + 1)
+    assert _latest_step(url, "orphans") < 2000
