@@ -560,18 +560,26 @@ def _stop_ranks(procs: dict[int, Any], sig: int, grace: float) -> None:
 
 
 def _supervise(procs: dict[int, Any], folder: str, lost: threading.Event, rank_grace: float) -> RankEnd | None:
-    """Wait for the ranks until their end is decided (None: the claim was lost); returns the deciding end."""
-    alive = dict(procs)
+    """Wait for the ranks until their end is decided (None: the claim was lost); returns the deciding end.
+
+    A rank has ended when it exited or wrote its report (a rank stuck in its
+    interpreter's shutdown after reporting is terminated with the others).
+    """
     ends: dict[int, RankEnd] = {}
     grace_end: float | None = None
     verdict: RankEnd | None = None
-    while alive:
+    while len(ends) < len(procs):
         timeout = 0.5 if grace_end is None else max(0.0, min(0.5, grace_end - time.monotonic()))
-        wait_for([p.sentinel for p in alive.values()], timeout)
-        for rank, p in list(alive.items()):
+        waiting = [p.sentinel for rank, p in procs.items() if rank not in ends and p.exitcode is None]
+        if waiting:
+            wait_for(waiting, timeout)
+        for rank, p in procs.items():
+            if rank in ends:
+                continue
             if p.exitcode is not None:
                 ends[rank] = read_end(folder, rank, p.exitcode)
-                del alive[rank]
+            elif os.path.exists(os.path.join(folder, f"result-{rank}.json")):
+                ends[rank] = read_end(folder, rank, None)
         if lost.is_set():
             return None
         verdict = decide(ends)
