@@ -160,3 +160,29 @@ def slow_steps(trial) -> None:
         if step % 5 == 0:
             trial.checkpoint(step, {"step": step})
         time.sleep(0.05)
+
+
+def file_writer(info):
+    """A writer factory (an exporter): each call it gets appends to $TB_DDP_LOG/exporter-<pid>.jsonl."""
+    from tunebook.writers import MetricWriter
+
+    path = Path(os.environ["TB_DDP_LOG"]) / f"exporter-{os.getpid()}.jsonl"
+
+    class FileWriter(MetricWriter):
+        def _put(self, kind, **values):
+            with open(path, "a") as f:
+                f.write(json.dumps({"kind": kind, "number": info.number, **values}) + "\n")
+
+        def write_hparams(self, hparams):
+            self._put("hparams", hparams=dict(hparams))
+
+        def write_scalars(self, step, scalars):
+            self._put("scalars", step=step, scalars=dict(scalars))
+
+        def write_summary(self, summary):
+            self._put("summary", summary=dict(summary))
+
+        def close(self):
+            self._put("close")
+
+    return FileWriter()

@@ -429,3 +429,23 @@ def test_the_ranks_die_with_their_worker(tmp_path, ddp_env):
     (trial,) = study.trials()
     assert trial.state == "running"  # stale from now on: another worker re-queues it (lost_workers + 1)
     assert _latest_step(url, "orphans") < 2000
+
+
+@pytest.mark.slow
+def test_exporters_are_fed_by_rank_zero_alone(sqlite_url, ddp_env):
+    import _ddp
+
+    log, ckpt = ddp_env
+    study = tb.create_study("exported", space=tb.SearchSpace(scientific={"lr": tb.Choice([0.1])}),
+                            objective=("val/error", "min"), trials=1, max_train_steps=10, storage=sqlite_url)
+    tb.run(study, _ddp.slow_steps, workers=0, nproc_per_trial=2, progress=False, checkpoint_dir=ckpt,
+           writers=[_ddp.file_writer])
+    (trial,) = study.trials()
+    assert trial.state == "completed", trial.error
+    (exported,) = list(log.glob("exporter-*.jsonl"))  # one process made and fed an exporter
+    assert exported.stem == f"exporter-{one(ranks_log(log)[0], 'start')['pid']}"  # rank 0
+    calls = [json.loads(x) for x in exported.read_text().splitlines()]
+    assert [c["kind"] for c in calls if c["kind"] != "scalars"] == ["hparams", "summary", "close"]
+    assert [c["step"] for c in calls if c["kind"] == "scalars"] == list(range(1, 11))
+    summary = next(c["summary"] for c in calls if c["kind"] == "summary")
+    assert (summary["state"], summary["value"], summary["best_step"]) == ("completed", trial.value, trial.best_step)

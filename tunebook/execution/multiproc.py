@@ -395,9 +395,9 @@ def _rank_main(spec: RankSpec, rank: int, train: Callable[[Any], Any], writers: 
     else:
         result = _outcome(trial, train)
     result.update(rank=rank, time=time.time())
-    _write_json(Path(spec.folder) / f"result-{rank}.json", result)
     if rank == 0 and trial is not None and trial._writers:
-        _end_writers(trial, storage, study, result)
+        _end_writers(trial, storage, study, result)  # before the report: the worker ends the ranks once it has them
+    _write_json(Path(spec.folder) / f"result-{rank}.json", result)
 
 
 def _end_writers(trial: Trial, storage: Any, study: Study, result: dict[str, Any]) -> None:
@@ -407,8 +407,10 @@ def _end_writers(trial: Trial, storage: Any, study: Study, result: dict[str, Any
     status = result["status"]
     if status == "ok":
         best = storage.best_metric(trial.id, *study.objective)
-        summary.update(state=COMPLETED, value=best[0], best_step=best[1]) if best else summary.update(
-            state=FAILED, error=f"the objective {study.objective[0]!r} was never logged")
+        if best is None:
+            summary.update(state=FAILED, error=f"the objective {study.objective[0]!r} was never logged")
+        else:
+            summary.update(state=COMPLETED, value=best[0], best_step=best[1])
     elif status in ("infeasible", "oom"):
         summary.update(state=INFEASIBLE, infeasible_reason=result.get("reason"))
     elif status == "error":
