@@ -242,6 +242,13 @@ def test_bad_nproc_and_devices_are_refused_before_anything_runs(sqlite_url, tmp_
     assert [t.state for t in study.trials()] == ["pending"]
     bad = run_cli("worker", "--storage", sqlite_url, "--nproc-per-trial", "0")
     assert bad.returncode == 2 and "--nproc-per-trial" in bad.stderr
+    spec = tmp_path / "study.yaml"
+    spec.write_text("study: cli-refused\ntrain: x.py:train\nobjective: {metric: val/error, mode: min}\ntrials: 1\n"
+                    "max_train_steps: 5\nsearch_space:\n  scientific:\n    lr: {choice: [0.1]}\n")
+    for args, field in ((("--executor", "ray"), "--nproc-per-trial"), (("--devices", "0,1,2"), "--devices")):
+        bad = run_cli("run", str(spec), "--storage", sqlite_url, "--nproc-per-trial", "2", *args)
+        assert bad.returncode == 2 and field in bad.stderr, bad.stderr
+    assert [s.name for s in open_storage(sqlite_url).list_studies()] == ["refused"]  # nothing stored
 
 
 def test_the_rank_environment_is_torchruns(monkeypatch):

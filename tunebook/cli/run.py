@@ -45,14 +45,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     devices = None
     if args.devices:
         devices = [d.strip() for d in args.devices.split(",") if d.strip()]
+        if len(devices) % args.nproc_per_trial:
+            raise SpecError("--devices", f"{len(devices)} devices for trials of {args.nproc_per_trial} processes",
+                            f"give {args.nproc_per_trial} devices per worker")
         if not args.workers_given:
-            args.workers = max(1, len(devices) // args.nproc_per_trial)
+            args.workers = len(devices) // args.nproc_per_trial
     repro = "tunebook " + shlex.join(args.argv)
     options: dict[str, Any] = {}
     if args.executor == "ray":
         options = {"address": args.address, "cpus_per_trial": args.cpus_per_trial, "gpus_per_trial": args.gpus_per_trial}
     elif args.address or args.gpus_per_trial or args.cpus_per_trial != 1.0:
         raise SpecError("--executor", "--address, --cpus-per-trial and --gpus-per-trial need the Ray executor", "add --executor ray")
+    if args.executor == "ray" and args.nproc_per_trial > 1:
+        raise SpecError("--nproc-per-trial", "the Ray executor runs one process per trial",
+                        "use the local executor or `tunebook worker --nproc-per-trial N`")
     study, train = study_from_spec_file(args.spec, storage=args.storage, repro_command=repro)
     from tunebook.design import get_design
 
