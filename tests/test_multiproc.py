@@ -280,7 +280,7 @@ def test_a_replica_trial_reads_rank_zeros_checkpoint_and_writes_nothing(sqlite_u
     path = folder / "step-000000010.ckpt"
     atomic_save({"w": 3}, path)
     kept = [CheckpointRecord(record.id, 10, str(path), 0.5)]
-    flag = StopFlag(tmp_path / "stop")
+    flag = StopFlag(tmp_path / "stop", poll=0.0)  # look at every call (by default: every 50 ms)
     trial = ReplicaTrial(study, record, tmp_path / "ckpt", kept, flag, rank=1, world_size=2)
     assert (trial.params, trial.seed, trial.number, trial.rank) == (record.params, record.seed, record.number, 1)
     path.unlink()  # rank 0 wrote a newer checkpoint and dropped this one: the replica still resumes from it
@@ -294,7 +294,7 @@ def test_a_replica_trial_reads_rank_zeros_checkpoint_and_writes_nothing(sqlite_u
     assert trial.should_stop and trial.infeasible_reason == "train/loss was nan at step 12"
     with pytest.raises(TrialInfeasible, match="nan at step 12"):
         trial.log(13, loss=1.0)
-    other = ReplicaTrial(study, record, tmp_path / "ckpt", [], StopFlag(tmp_path / "stop2"), rank=1, world_size=2)
+    other = ReplicaTrial(study, record, tmp_path / "ckpt", [], StopFlag(tmp_path / "stop2", poll=0.0), rank=1, world_size=2)
     assert other.restore() is None
     other._flag.set("stop", "the claim was lost")
     with pytest.raises(RankStopped, match="claim was lost"):

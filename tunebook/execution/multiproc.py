@@ -40,10 +40,11 @@ a value that is no number, a lost claim), rank 0 raises a stop flag (a file in
 the trial's rendezvous folder); the other ranks see it at their next ``log``
 (which raises :class:`~tunebook.errors.TrialInfeasible`, as on rank 0), ``flush``
 or ``should_stop``. Latency: rank 0 learns of a bad value at its writer's next
-flush (``flush_interval``, 1 s by default), the other ranks one ``log`` call
-later; a rank blocked in a collective meanwhile ends when its peers go (gloo
-raises at once), else it is terminated ``RANK_GRACE`` seconds after rank 0 ended.
-The Lightning callback makes the ranks agree on stopping through an all-reduce.
+flush (``flush_interval``, 1 s by default); the other ranks look for the flag at
+most every 50 ms, so they stop at a ``log`` call at most 50 ms after it is raised.
+A rank blocked in a collective meanwhile ends when its peers go (gloo raises at
+once), else it is terminated ``RANK_GRACE`` seconds after rank 0 ended. The
+Lightning callback makes the ranks agree on stopping through an all-reduce.
 
 **How a trial ends** (the worker decides, from each rank's report and exit):
 
@@ -114,10 +115,16 @@ def check_nproc(value: Any) -> int:
 
 
 class StopFlag:
-    """Rank 0 raises it when its trial must stop; the other ranks read it (a file: a ``stat`` per read)."""
+    """Rank 0 raises it when its trial must stop; the other ranks read it.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    A file: readers look for it at most every ``poll`` seconds (a ``stat``), so a
+    ``log`` call on a rank other than 0 mostly costs one clock read.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], poll: float = 0.05) -> None:
         self.path = str(path)
+        self.poll = poll
+        self._next = 0.0
         self._seen: tuple[str, str] | None = None
 
     def set(self, kind: str, reason: str) -> None:
@@ -127,7 +134,13 @@ class StopFlag:
         _write_json(self.path, {"kind": kind, "reason": reason})
 
     def is_set(self) -> bool:
-        return self._seen is not None or os.path.exists(self.path)
+        if self._seen is not None:
+            return True
+        now = time.monotonic()
+        if now < self._next:
+            return False
+        self._next = now + self.poll
+        return self.read() is not None
 
     def read(self) -> tuple[str, str] | None:
         if self._seen is None and os.path.exists(self.path):
