@@ -456,3 +456,24 @@ def test_exporters_are_fed_by_rank_zero_alone(sqlite_url, ddp_env):
     assert [c["step"] for c in calls if c["kind"] == "scalars"] == list(range(1, 11))
     summary = next(c["summary"] for c in calls if c["kind"] == "summary")
     assert (summary["state"], summary["value"], summary["best_step"]) == ("completed", trial.value, trial.best_step)
+
+
+@pytest.mark.slow
+def test_devices_are_grouped_per_worker_and_every_rank_of_a_trial_sees_its_group(sqlite_url, ddp_env, monkeypatch):
+    import _ddp
+
+    log, ckpt = ddp_env
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    study = tb.create_study("devices", space=tb.SearchSpace(scientific={"lr": tb.Choice([0.1, 0.2])}),
+                            objective=("val/error", "min"), trials=2, max_train_steps=1, storage=sqlite_url)
+    tb.run(study, _ddp.records_devices, workers=2, devices=["a", "b", "c", "d"], nproc_per_trial=2, progress=False,
+           checkpoint_dir=ckpt)
+    assert [t.state for t in study.trials()] == ["completed", "completed"]
+    seen = [x for r in (0, 1) for x in ranks_log(log)[r] if x["kind"] == "devices"]
+    by_trial: dict[int, set] = {}
+    for x in seen:
+        by_trial.setdefault(x["number"], set()).add(x["visible"])
+        assert x["threads"] == str(max(1, (os.cpu_count() or 1) // 2 // 2))  # the worker's share, halved
+    assert all(len(v) == 1 for v in by_trial.values())  # the ranks of a trial see the same devices
+    assert set().union(*by_trial.values()) <= {"a,b", "c,d"}  # a group of two per worker, by LOCAL_RANK
+    assert sorted(x["local_rank"] for x in seen) == [0, 0, 1, 1]
