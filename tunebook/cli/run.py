@@ -34,6 +34,9 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
                    help="put failed trials back to pending first (attempts stay counted; infeasible trials stay data)")
     p.add_argument("--workers", type=non_negative, default=1, help="worker processes (0: in this process)")
     p.add_argument("--devices", help="comma-separated device ids, one per worker (CUDA_VISIBLE_DEVICES)")
+    p.add_argument("--nproc-per-trial", type=positive, default=1,
+                   help="processes per trial, with torch.distributed's environment like torchrun (with --devices: "
+                        "that many devices per worker)")
     p.add_argument("--checkpoint-dir", help="where checkpoints go (default: beside the SQLite file)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--executor", choices=("local", "ray"), default="local", help="local processes or one Ray task per trial")
@@ -60,14 +63,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     devices = None
     if args.devices:
         devices = [d.strip() for d in args.devices.split(",") if d.strip()]
+        if len(devices) % args.nproc_per_trial:
+            raise SpecError("--devices", f"{len(devices)} devices for trials of {args.nproc_per_trial} processes",
+                            f"give {args.nproc_per_trial} devices per worker")
         if not args.workers_given:
-            args.workers = len(devices)
+            args.workers = len(devices) // args.nproc_per_trial
     repro = "tunebook " + shlex.join(args.argv)
     options: dict[str, Any] = {}
     if args.executor == "ray":
         options = {"address": args.address, "cpus_per_trial": args.cpus_per_trial, "gpus_per_trial": args.gpus_per_trial}
     elif args.address or args.gpus_per_trial or args.cpus_per_trial != 1.0:
         raise SpecError("--executor", "--address, --cpus-per-trial and --gpus-per-trial need the Ray executor", "add --executor ray")
+    if args.executor == "ray" and args.nproc_per_trial > 1:
+        raise SpecError("--nproc-per-trial", "the Ray executor runs one process per trial",
+                        "use the local executor or `tunebook worker --nproc-per-trial N`")
     if _is_spec_file(args.spec):
         if args.train:
             raise SpecError("--train", "a spec file names its own training function", "set train: in the YAML instead")
@@ -105,7 +114,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"{retried} failed trial(s) of {printable(study.name)} back to pending")
     result = run(
         study, train, workers=workers, devices=devices, checkpoint_dir=args.checkpoint_dir,
-        progress=not args.quiet, executor=args.executor, **options,
+        progress=not args.quiet, executor=args.executor, nproc_per_trial=args.nproc_per_trial, **options,
     )
     if args.quiet:  # run() printed the summary unless quiet
         print_outcome(study)
@@ -131,6 +140,8 @@ def _worker_arguments(p: argparse.ArgumentParser) -> None:
                         "trials heartbeat every second)")
     p.add_argument("--max-lost-workers", type=positive, default=3, help="a trial whose workers died this many times is failed")
     p.add_argument("--checkpoint-dir", help="where checkpoints go (a shared filesystem for several machines)")
+    p.add_argument("--nproc-per-trial", type=positive, default=1,
+                   help="processes per trial, with torch.distributed's environment like torchrun")
 
 
 @command("worker", "claim and run pending trials from a shared store (one per machine or GPU)",
@@ -142,6 +153,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         storage=args.storage, study=args.study, wait=args.wait, poll_interval=args.poll_interval,
         idle_timeout=args.idle_timeout, max_trials=args.max_trials, stale_after=args.stale_after,
         max_lost_workers=args.max_lost_workers, checkpoint_dir=args.checkpoint_dir,
+        nproc_per_trial=args.nproc_per_trial,
     )
 
 

@@ -25,6 +25,7 @@ def run(
     executor: str = "local",
     writers: Sequence[WriterFactory] = (),
     retry_failed: bool = False,
+    nproc_per_trial: int = 1,
     **options: Any,
 ) -> RunResult:
     """Run a study's pending trials; resumes an unfinished study.
@@ -43,6 +44,8 @@ def run(
     With ``progress``, ends by printing the summary `tunebook run` prints.
     A ``train`` given to a study that stores none is recorded with it when it
     can be imported again, so the CLI's procedures can run its derived studies.
+    ``nproc_per_trial``: each trial runs as that many processes with
+    torch.distributed's environment, like torchrun (see :mod:`.multiproc`).
     """
     from tunebook.study import outcome_lines, record_train, resolve_train
 
@@ -58,7 +61,7 @@ def run(
     if retry_failed:
         study.storage.retry_failed(study.id)
     result = _execute(study, train, workers=workers, devices=devices, checkpoint_dir=checkpoint_dir, progress=progress,
-                      executor=executor, writers=writers, **options)
+                      executor=executor, writers=writers, nproc_per_trial=nproc_per_trial, **options)
     if progress:
         print("\n".join(outcome_lines(study)), flush=True)
     return result
@@ -66,11 +69,14 @@ def run(
 
 def _execute(study: Study, train: Callable[..., Any], *, workers: int | None, devices: Sequence[str | int] | None,
              checkpoint_dir: str | os.PathLike[str] | None, progress: bool, executor: str,
-             writers: Sequence[WriterFactory] = (), **options: Any) -> RunResult:
+             writers: Sequence[WriterFactory] = (), nproc_per_trial: int = 1, **options: Any) -> RunResult:
     """Hand the study to its executor."""
     if executor == "ray":
         from tunebook.execution.ray_executor import check_workers, run_ray
 
+        if nproc_per_trial != 1:
+            raise SpecError("nproc_per_trial", "the Ray executor runs one process per trial",
+                            "use the local executor or `tunebook worker --nproc-per-trial N`")
         if devices is not None:
             raise SpecError("devices", "the Ray executor places trials on devices itself",
                             "use gpus_per_trial=1 (--gpus-per-trial 1) instead of devices")
@@ -78,7 +84,7 @@ def _execute(study: Study, train: Callable[..., Any], *, workers: int | None, de
                        progress=progress, writers=writers, **options)
     return run_local(
         study, train, workers=1 if workers is None else workers, devices=devices, checkpoint_dir=checkpoint_dir,
-        progress=progress, writers=writers, **options,
+        progress=progress, writers=writers, nproc_per_trial=nproc_per_trial, **options,
     )
 
 

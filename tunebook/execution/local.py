@@ -57,6 +57,7 @@ def _worker_main(
     stale_after: float | None,
     flush_interval: float,
     writers: Sequence[WriterFactory] = (),
+    nproc_per_trial: int = 1,
 ) -> None:
     install_worker_signals()
     from tunebook.storage import open_storage
@@ -64,7 +65,7 @@ def _worker_main(
     study = load_study(study_name, open_storage(storage_url))
     try:
         worker_loop(study, train, checkpoint_root, stale_after=stale_after, flush_interval=flush_interval,
-                    writers=writers)
+                    writers=writers, nproc_per_trial=nproc_per_trial)
     except KeyboardInterrupt:
         sys.exit(130)
     except WorkerStop:  # SIGTERM
@@ -139,20 +140,30 @@ def run_local(
     flush_interval: float = 1.0,
     stop_grace: float = 60.0,
     writers: Sequence[WriterFactory] = (),
+    nproc_per_trial: int = 1,
 ) -> RunResult:
-    """Run the study's pending trials; see the module docstring."""
+    """Run the study's pending trials; see the module docstring.
+
+    ``nproc_per_trial`` > 1: each trial runs as that many processes (:mod:`.multiproc`);
+    ``devices`` then gives ``nproc_per_trial`` devices per worker, in order.
+    """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
         raise SpecError("workers", f"expected a non-negative integer, got {workers!r}", "e.g. --workers 2")
+    from tunebook.execution.multiproc import check_nproc
+
+    per = check_nproc(nproc_per_trial)
     if devices is not None:
         devices = [str(d) for d in devices]
-        if workers and len(devices) != workers:
-            raise SpecError("devices", f"{len(devices)} devices for {workers} workers", "give one device per worker")
+        if workers and len(devices) != workers * per:
+            raise SpecError("devices", f"{len(devices)} devices for {workers} workers of {per} processes",
+                            f"give {per} device(s) per worker ({workers * per} in all)")
+        devices = [",".join(devices[i:i + per]) for i in range(0, len(devices), per)]  # one entry per worker
     checkpoint_root = str(checkpoint_dir or default_checkpoint_root(study.storage))
     reporter = Reporter(study, progress)
     if workers == 0:  # in this process: for debugging and notebooks
         try:
             worker_loop(study, train, checkpoint_root, stale_after=stale_after, flush_interval=flush_interval,
-                        writers=writers)
+                        writers=writers, nproc_per_trial=per)
         except KeyboardInterrupt:
             return RunResult(study.name, reporter.update(), interrupted=True)
         finally:
@@ -166,7 +177,8 @@ def run_local(
         device = devices[index] if devices else None
         proc = ctx.Process(
             target=_worker_main,
-            args=(study.storage.url, study.name, train, checkpoint_root, stale_after, flush_interval, tuple(writers)),
+            args=(study.storage.url, study.name, train, checkpoint_root, stale_after, flush_interval, tuple(writers),
+                  per),
             name=f"tunebook-worker-{index}",
         )
         with _child_environment(device, threads):

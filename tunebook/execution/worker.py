@@ -39,14 +39,21 @@ def run_worker(
     checkpoint_dir: str | os.PathLike[str] | None = None,
     writers: Sequence[WriterFactory] = (),
     log: Callable[[str], None] = print,
+    nproc_per_trial: int = 1,
 ) -> dict[str, int]:
-    """Claim and run trials until none is left (or, with ``wait``, until idle for ``idle_timeout``)."""
+    """Claim and run trials until none is left (or, with ``wait``, until idle for ``idle_timeout``).
+
+    ``nproc_per_trial`` > 1: each trial runs as that many processes (:mod:`.multiproc`).
+    """
+    from tunebook.execution.multiproc import check_nproc
+
+    check_nproc(nproc_per_trial)
     store = open_storage(storage)
     scope = load_study(study, store) if study else None
     return worker_loop(
         scope, None, checkpoint_dir, storage=store, max_trials=max_trials, stale_after=stale_after,
         max_lost_workers=max_lost_workers, writers=writers, wait_for_running=True, wait=wait,
-        poll_interval=poll_interval, idle_timeout=idle_timeout, log_line=log,
+        poll_interval=poll_interval, idle_timeout=idle_timeout, log_line=log, nproc_per_trial=nproc_per_trial,
     )
 
 
