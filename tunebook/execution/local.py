@@ -60,12 +60,13 @@ def _worker_main(
     nproc_per_trial: int = 1,
 ) -> None:
     install_worker_signals()
+    from tunebook.execution.multiproc import ranks_runner
     from tunebook.storage import open_storage
 
     study = load_study(study_name, open_storage(storage_url))
     try:
         worker_loop(study, train, checkpoint_root, stale_after=stale_after, flush_interval=flush_interval,
-                    writers=writers, nproc_per_trial=nproc_per_trial)
+                    writers=writers, runner=ranks_runner(nproc_per_trial))
     except KeyboardInterrupt:
         sys.exit(130)
     except WorkerStop:  # SIGTERM
@@ -149,7 +150,7 @@ def run_local(
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
         raise SpecError("workers", f"expected a non-negative integer, got {workers!r}", "e.g. --workers 2")
-    from tunebook.execution.multiproc import check_nproc
+    from tunebook.execution.multiproc import check_nproc, ranks_runner
 
     per = check_nproc(nproc_per_trial)
     if devices is not None:
@@ -163,7 +164,7 @@ def run_local(
     if workers == 0:  # in this process: for debugging and notebooks
         try:
             worker_loop(study, train, checkpoint_root, stale_after=stale_after, flush_interval=flush_interval,
-                        writers=writers, nproc_per_trial=per)
+                        writers=writers, runner=ranks_runner(per))
         except KeyboardInterrupt:
             return RunResult(study.name, reporter.update(), interrupted=True)
         finally:

@@ -312,7 +312,7 @@ def worker_loop(
     poll_interval: float = 2.0,
     idle_timeout: float | None = None,
     log_line: Callable[[str], None] | None = None,
-    nproc_per_trial: int = 1,
+    runner: Callable[..., str] | None = None,
 ) -> dict[str, int]:
     """Claim and run trials until none is left; returns counts by outcome.
 
@@ -321,7 +321,8 @@ def worker_loop(
     Stops when nothing can be claimed, unless ``wait_for_running`` (then only
     once nothing is running either: a dead worker's trial comes back once
     stale) or ``wait`` (keep polling until idle for ``idle_timeout``).
-    ``nproc_per_trial``: processes per trial (see :mod:`.multiproc`).
+    ``runner``: what runs one claimed trial (default :func:`run_trial`; a
+    multi-process trial's is :func:`tunebook.execution.multiproc.ranks_runner`).
     """
     store = storage if storage is not None else study.storage  # type: ignore[union-attr]
     root = Path(checkpoint_root) if checkpoint_root else default_checkpoint_root(store)
@@ -348,13 +349,7 @@ def worker_loop(
         owner, owner_train = known[record.study_id]
         if log_line:
             log_line(f"{worker_id}: trial #{record.number} of {owner.name} (attempt {record.attempts})")
-        if nproc_per_trial > 1:  # N rank processes (torchrun's environment); this process heartbeats
-            from tunebook.execution.multiproc import run_trial_ranks
-
-            state = run_trial_ranks(owner, record, owner_train, worker_id, root, flush_interval, writers,
-                                    nproc=nproc_per_trial, max_lost_workers=max_lost_workers)
-        else:
-            state = run_trial(owner, record, owner_train, worker_id, root, flush_interval, writers)
+        state = (runner or run_trial)(owner, record, owner_train, worker_id, root, flush_interval, writers)
         if log_line:
             log_line(f"{worker_id}: trial #{record.number} of {owner.name} {state}")
         done[state] = done.get(state, 0) + 1

@@ -718,3 +718,12 @@ __all__ = [
     "RANK_GRACE", "STOP_GRACE", "RankEnd", "RankStopped", "ReplicaTrial", "Rendezvous", "StopFlag", "WritingRankTrial",
     "check_nproc", "decide", "rank_environment", "read_end", "run_trial_ranks",
 ]
+
+
+def ranks_runner(nproc: int, max_lost_workers: int = 3) -> Callable[..., str] | None:
+    """The worker loop's ``runner`` for ``nproc`` processes per trial (None: one process, the default)."""
+    if nproc <= 1:
+        return None
+    import functools
+
+    return functools.partial(run_trial_ranks, nproc=nproc, max_lost_workers=max_lost_workers)

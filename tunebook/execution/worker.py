@@ -45,7 +45,7 @@ def run_worker(
 
     ``nproc_per_trial`` > 1: each trial runs as that many processes (:mod:`.multiproc`).
     """
-    from tunebook.execution.multiproc import check_nproc
+    from tunebook.execution.multiproc import check_nproc, ranks_runner
 
     check_nproc(nproc_per_trial)
     store = open_storage(storage)
@@ -53,7 +53,7 @@ def run_worker(
     return worker_loop(
         scope, None, checkpoint_dir, storage=store, max_trials=max_trials, stale_after=stale_after,
         max_lost_workers=max_lost_workers, writers=writers, wait_for_running=True, wait=wait,
-        poll_interval=poll_interval, idle_timeout=idle_timeout, log_line=log, nproc_per_trial=nproc_per_trial,
+        poll_interval=poll_interval, idle_timeout=idle_timeout, log_line=log, runner=ranks_runner(nproc_per_trial, max_lost_workers),
     )
 
 
