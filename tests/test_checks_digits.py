@@ -3,6 +3,8 @@ and the grid pilots behind them). One SQLite store per test session holds every 
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 import tunebook as tb
@@ -57,7 +59,7 @@ def test_the_conditional_version_of_the_optimizer_comparison_is_fair(digits_stud
     by_number = {t.number: t for t in study.trials()}
     for f in report.warnings():
         assert f.check in ("step_variance", "instability"), (f.check, f.message)
-        numbers = [int(w.split()[0]) for w in f.message.split("#")[1:]]
+        numbers = [int(n) for n in re.findall(r"#(\d+)", f.message)]
         assert numbers and all(by_number[n].params["optimizer"] == "sgd" and by_number[n].params["learning_rate"] >= 0.4
                                for n in numbers), f.message
 
