@@ -101,8 +101,8 @@ def train(trial: Any) -> None:
     torch.manual_seed(seeds.init)
     x_tr, y_tr, x_val, y_val = (torch.from_numpy(a) for a in split())
     model = build_model(hp)
-    schedule = schedules.from_params(hp, trial.max_train_steps)
-    peak = max(float(hp.get("learning_rate", 1e-3)), 1e-12)
+    peak = max(float(hp.get("learning_rate", 1e-3)), 1e-12)  # a group without its own learning rate: the default
+    schedule = schedules.from_params({**hp, "learning_rate": peak}, trial.max_train_steps)
     opt = optimizers.from_params(model.parameters(), {"learning_rate": peak, **hp}, lr=peak)
     scheduler = schedules.lambda_lr(opt, schedule)
     batch_size = int(hp.get("batch_size", 64))
