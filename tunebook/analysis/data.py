@@ -63,37 +63,55 @@ class StudyData:
     max_train_steps: int
     _curves: dict[int, dict[str, Curve]] = field(default_factory=dict, repr=False)
     search_space: SearchSpace | None = field(default=None, repr=False)
+    #: single metrics of trials whose other metrics are not loaded: ``{(trial id, name): curve or None}``
+    _partial: dict[tuple[int, str], Curve | None] = field(default_factory=dict, repr=False)
+    #: selections computed once (a StudyData is a snapshot; a view made by ``replace`` starts empty)
+    _memo: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # selections ------------------------------------------------------------
+    def _once(self, key: str, compute: Any) -> Any:
+        memo = self._memo
+        if memo.get("_trials") is not self.trials:  # a view or a replaced list of trials: start again
+            memo.clear()
+            memo["_trials"] = self.trials
+        if key not in memo:
+            memo[key] = compute()
+        return memo[key]
+
     @property
     def completed(self) -> list[TrialRow]:
-        return [t for t in self.trials if t.state == "completed" and t.value is not None and math.isfinite(t.value)]
+        return list(self._once("completed", lambda: [
+            t for t in self.trials if t.state == "completed" and t.value is not None and math.isfinite(t.value)]))
 
     @property
     def infeasible(self) -> list[TrialRow]:
-        return [t for t in self.trials if t.state == "infeasible"]
+        return list(self._once("infeasible", lambda: [t for t in self.trials if t.state == "infeasible"]))
 
     @property
     def finished(self) -> list[TrialRow]:
-        return [t for t in self.trials if t.state in ("completed", "infeasible")]
+        return list(self._once("finished", lambda: [t for t in self.trials if t.state in ("completed", "infeasible")]))
 
     def sign(self) -> float:
         """+1 when lower is better, -1 when higher is better."""
         return 1.0 if self.mode == "min" else -1.0
 
     def ranked(self) -> list[TrialRow]:
-        """Completed trials, best first (ties: lower number)."""
+        """Completed trials, best first (ties: lower number); sorted once per StudyData (a copy is returned)."""
+        return list(self._ranked())
+
+    def _ranked(self) -> list[TrialRow]:
         s = self.sign()
-        return sorted(self.completed, key=lambda t: (s * t.value, t.number))  # type: ignore[operator]
+        return self._once("ranked", lambda: sorted(self.completed, key=lambda t: (s * t.value, t.number)))  # type: ignore[operator]
 
     def best(self) -> TrialRow | None:
-        ranked = self.ranked()
+        ranked = self._ranked()
         return ranked[0] if ranked else None
 
     def loss_like_values(self) -> np.ndarray:
         """Values of the finished trials, lower is better; +inf for an infeasible one (bootstraps)."""
         s = self.sign()
-        return np.array([s * t.value if t.state == "completed" else np.inf for t in self.finished], dtype=float)  # type: ignore[operator]
+        return self._once("loss_like", lambda: np.array(
+            [s * t.value if t.state == "completed" else np.inf for t in self.finished], dtype=float)).copy()  # type: ignore[operator]
 
     def numeric_params(self) -> dict[str, Float | Int]:
         return {k: p for k, p in self.space.items() if isinstance(p, (Float, Int))}
@@ -101,11 +119,15 @@ class StudyData:
     def best_by_scientific(self) -> dict[tuple[Any, ...], TrialRow]:
         """The best trial for each combination of scientific values (isolation)."""
         names = [k for k, r in self.roles.items() if r == "scientific"]
-        out: dict[tuple[Any, ...], TrialRow] = {}
-        for t in self.ranked():
-            key = tuple(t.params[k] for k in names)
-            out.setdefault(key, t)
-        return out
+
+        def compute() -> dict[tuple[Any, ...], TrialRow]:
+            out: dict[tuple[Any, ...], TrialRow] = {}
+            for t in self._ranked():
+                key = tuple(t.params[k] for k in names)
+                out.setdefault(key, t)
+            return out
+
+        return dict(self._once("best_by_scientific", compute))
 
     # curves ----------------------------------------------------------------
     def curves(self, trial: TrialRow) -> dict[str, Curve]:
@@ -121,6 +143,28 @@ class StudyData:
                 for name, (s, v) in grouped.items()
             }
         return self._curves[trial.id]
+
+    def curve(self, trial: TrialRow, name: str) -> Curve | None:
+        """One metric of one trial: from :meth:`preload` when loaded there, else from :meth:`curves`."""
+        if trial.id not in self._curves and (trial.id, name) in self._partial:
+            return self._partial[(trial.id, name)]
+        return self.curves(trial).get(name)
+
+    def preload(self, trials: list[TrialRow], name: str, chunk: int = 900) -> None:
+        """Load one metric of many trials in a few queries (SQL stores), for :meth:`curve`.
+
+        A store without a bulk read (or a trial already loaded) is left to :meth:`curves`.
+        """
+        bulk = _bulk_reader(self.study.storage)
+        wanted = [t.id for t in trials if t.id not in self._curves and (t.id, name) not in self._partial]
+        if bulk is None or not wanted:
+            return
+        for begin in range(0, len(wanted), chunk):
+            ids = wanted[begin:begin + chunk]
+            found = bulk(ids, name)
+            for trial_id in ids:
+                got = found.get(trial_id)
+                self._partial[(trial_id, name)] = None if got is None else Curve(*got)
 
     def unit(self, name: str, value: Any, trial: TrialRow | None = None) -> float:
         """Position of a value in the scaled range of its hyperparameter (0 = low, 1 = high).
@@ -144,6 +188,33 @@ class StudyData:
     def with_param(self, name: str, trials: list[TrialRow] | None = None) -> list[TrialRow]:
         """The trials (default: all) that have ``name``; a conditional one is in some groups only."""
         return [t for t in (self.trials if trials is None else trials) if name in t.params]
+
+
+def _bulk_reader(storage: Any) -> Any:
+    """``read(trial_ids, name) -> {trial id: (steps, values)}`` for a SQL store (one query), else None."""
+    from tunebook.storage.sql import SQLStorage, metrics
+
+    if not isinstance(storage, SQLStorage):
+        return storage.get_metric_curves if hasattr(storage, "get_metric_curves") else None
+    import sqlalchemy as sa
+
+    def read(trial_ids: list[int], name: str) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        query = (sa.select(metrics.c.trial_id, metrics.c.step, metrics.c.value)
+                 .where(metrics.c.name == name, metrics.c.trial_id.in_(trial_ids))
+                 .order_by(metrics.c.trial_id, metrics.c.step))
+        with storage._read() as conn:
+            rows = conn.execute(query).cursor.fetchall()  # the driver's own tuples (no Row objects)
+        if not rows:
+            return {}
+        table = np.array(rows, dtype=float)  # NULL (a NaN) becomes NaN
+        ids = table[:, 0].astype(np.int64)
+        cuts = np.flatnonzero(np.diff(ids)) + 1
+        out = {}
+        for part in np.split(np.arange(len(ids)), cuts):
+            out[int(ids[part[0]])] = (table[part, 1].astype(np.int64), table[part, 2].copy())
+        return out
+
+    return read
 
 
 def load(study: Study) -> StudyData:

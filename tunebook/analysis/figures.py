@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from tunebook.analysis.data import StudyData, TrialRow
-from tunebook.analysis.diagnostics import Thresholds, bootstrap_best_of_k, bootstrap_ks, recommend_clipping
+from tunebook.analysis.diagnostics import Thresholds, bootstrap_ks, recommend_clipping
 from tunebook.space import Choice, Float, Int
 
 INFEASIBLE_COLOR = "#d62728"
@@ -284,17 +284,28 @@ def best_steps(data: StudyData) -> BestStepData:
     return BestStepData([int(t.best_step) for t in data.completed if t.best_step is not None], data.max_train_steps)
 
 
+def best_of_k_quantiles(values: np.ndarray, k: int, qs: tuple[float, ...] = (0.05, 0.25, 0.5, 0.75, 0.95)) -> np.ndarray:
+    """Exact quantiles of the best (min) of ``k`` draws with replacement from ``values`` (loss-like; +inf infeasible).
+
+    With the values sorted, ``P(best <= v_(j)) = 1 - (1 - j/n)^k``: the q-quantile is ``v_(j)`` for the
+    smallest such j reaching q. The same distribution a bootstrap of best-of-k samples, with no resampling.
+    """
+    v = np.sort(np.asarray(values, dtype=float))
+    n = len(v)
+    q = np.asarray(qs, dtype=float)
+    j = np.ceil(n * (1.0 - (1.0 - q) ** (1.0 / k)) - 1e-9).astype(int)
+    return v[np.clip(j, 1, n) - 1]
+
+
 def sampled_enough(data: StudyData, th: Thresholds) -> SampledEnoughData | None:
     if len(data.completed) < 2:
         return None
     s = data.sign()
-    values = data.loss_like_values()
+    values = np.sort(data.loss_like_values())
     ks = bootstrap_ks(len(values))
-    boot = bootstrap_best_of_k(values, ks, th.bootstrap_samples, np.random.default_rng(0))
     out = SampledEnoughData([], [], [], [], [], [], data.metric)
     for k in ks:
-        # "nearest" keeps infeasible draws as +inf instead of interpolating into them
-        quantiles = np.percentile(boot[k], [5, 25, 50, 75, 95], method="nearest")
+        quantiles = best_of_k_quantiles(values, k)  # an infeasible draw stays +inf (never interpolated into)
         if not np.isfinite(quantiles[2]):
             continue  # most draws of k trials hold no feasible one
         lo, q1, med, q3, hi = (float(s * q) if np.isfinite(q) else None for q in quantiles)
@@ -334,7 +345,7 @@ def compute_figures(data: StudyData, th: Thresholds | None = None, baseline: flo
     figures.append(Figure("best_steps", "Step of the best checkpoint, against max_train_steps", best_steps(data)))
     se = sampled_enough(data, th)
     if se is not None:
-        figures.append(Figure("sampled_enough", "Have we sampled enough? Bootstrapped best of k trials", se))
+        figures.append(Figure("sampled_enough", "Have we sampled enough? Best of k trials (exact quantiles of k draws)", se))
     gn = grad_norms(data, th)
     if gn is not None:
         figures.append(Figure("grad_norms", f"Gradient norm of trial #{gn.trial}", gn))

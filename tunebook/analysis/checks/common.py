@@ -55,6 +55,10 @@ def _bucket(data: StudyData, name: str, value: Any, buckets: int) -> tuple[str, 
 
 def groups(data: StudyData, buckets: int = 5) -> list[Group]:
     """The study's groups in the order of the scientific values (one group without scientific hyperparameters)."""
+    return list(data._once(f"groups/{buckets}", lambda: _groups(data, buckets)))
+
+
+def _groups(data: StudyData, buckets: int) -> list[Group]:
     names = scientific_names(data)
     if not names:
         return [Group("", {}, list(data.trials))]
@@ -141,7 +145,16 @@ def running_median(y: np.ndarray, window: int = 5) -> np.ndarray:
     """Centered running median with shrinking windows at the ends: a smooth robust to single outliers."""
     y = np.asarray(y, dtype=float)
     half = window // 2
-    return np.array([np.median(y[max(0, i - half): i + half + 1]) for i in range(len(y))])
+    n = len(y)
+    if n < 2 * half + 1 or half == 0 or np.isnan(y).any():
+        return np.array([np.median(y[max(0, i - half): i + half + 1]) for i in range(n)])
+    out = np.empty(n)
+    out[half:n - half] = np.median(np.lib.stride_tricks.sliding_window_view(y, 2 * half + 1), axis=1)
+    for i in (*range(half), *range(n - half, n)):  # the shrinking windows at the ends (np.median's result)
+        w = sorted(y[max(0, i - half): i + half + 1].tolist())
+        m = len(w) // 2
+        out[i] = w[m] if len(w) % 2 else (w[m - 1] + w[m]) / 2
+    return out
 
 
 def initial_level(y: np.ndarray) -> float:
@@ -225,7 +238,7 @@ def loss_like(curve: Curve, sign: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def read_curve(data: StudyData, t: TrialRow, metric: str, sign: float, min_points: int = 4) -> tuple[np.ndarray, np.ndarray] | None:
-    curve = data.curves(t).get(metric)
+    curve = data.curve(t, metric)
     if curve is None:
         return None
     steps, y = loss_like(curve, sign)
@@ -291,15 +304,16 @@ def expected_best_of_k(values: np.ndarray, k: int) -> float:
     n = len(v)
     if not 1 <= k <= n:
         raise ValueError(f"k must lie in 1..{n}, got {k}")
-    total = math.comb(n, k)
-    out = 0.0
-    for i in range(1, n - k + 2):
-        w = math.comb(n - i, k - 1) / total
-        if w > 0:
-            if not math.isfinite(v[i - 1]):
-                return math.inf
-            out += w * float(v[i - 1])
-    return out
+    # P_1 = k / n and P_(i+1) = P_i (n - i - k + 1) / (n - i): one cumulative product, O(n), no big integers
+    i = np.arange(1, n - k + 1, dtype=float)
+    w = np.empty(n - k + 1)
+    w[0] = k / n
+    w[1:] = (k / n) * np.cumprod((n - i - k + 1) / (n - i))
+    used = w > 0
+    head = v[: n - k + 1][used]
+    if not np.all(np.isfinite(head)):
+        return math.inf
+    return float(np.dot(w[used], head))
 
 
 def bootstrap_best_of_k(

@@ -43,10 +43,19 @@ from .common import (
 
 
 def effective_best_steps(view: StudyData, th: Thresholds) -> list[int]:
-    """Effective best steps of the better half of a view's trials (the stored best step when no curve)."""
+    """Effective best steps of the better half of a view's trials (the stored best step when no curve).
+
+    A better half larger than ``th.best_step_curves`` is represented by that many of its trials,
+    evenly spaced in rank (the best included): the shares the check reads are estimated from them.
+    """
     ranked = view.ranked()
+    better = ranked[: max(3, len(ranked) // 2)]
+    if len(better) > th.best_step_curves > 0:
+        picks = np.unique(np.linspace(0, len(better) - 1, th.best_step_curves).round().astype(int))
+        better = [better[i] for i in picks]
+    view.preload(better, view.metric)
     out = []
-    for t in ranked[: max(3, len(ranked) // 2)]:
+    for t in better:
         c = read_curve(view, t, view.metric, view.sign())
         if c is not None:
             out.append(effective_best_step(*c, th))
@@ -55,7 +64,8 @@ def effective_best_steps(view: StudyData, th: Thresholds) -> list[int]:
     return out
 
 
-@check("max_train_steps", family="sampling", uses=("best_step_share", "best_step_early", "best_step_late", "noise_z", "saturation_tol"))
+@check("max_train_steps", family="sampling",
+       uses=("best_step_share", "best_step_early", "best_step_late", "best_step_curves", "noise_z", "saturation_tol"))
 def check_max_train_steps(data: StudyData, th: Thresholds) -> list[Finding]:
     def judge(view: StudyData, g: Group) -> list[Finding]:
         steps = np.array(effective_best_steps(view, th), dtype=float)
