@@ -217,21 +217,33 @@ def _bulk_reader(storage: Any) -> Any:
     return read
 
 
+def _trial_rows(study: Study) -> list[TrialRow]:
+    """The study's trials as rows: on a SQL store one query of the columns used here (no records built)."""
+    from tunebook.storage.sql import SQLStorage, trials
+
+    fixed = study.space.fixed
+    storage = study.storage
+    if not isinstance(storage, SQLStorage):
+        return [TrialRow(number=t.number, id=t.id, state=t.state, params={**fixed, **t.params}, value=t.value,
+                         best_step=t.best_step, infeasible_reason=t.infeasible_reason, seed=t.seed)
+                for t in study.trials()]
+    import json
+
+    import sqlalchemy as sa
+
+    query = (sa.select(trials.c.number, trials.c.id, trials.c.state, trials.c.params, trials.c.value,
+                       trials.c.best_step, trials.c.infeasible_reason, trials.c.seed)
+             .where(trials.c.study_id == study.id).order_by(trials.c.number))
+    with storage._read() as conn:
+        raw = conn.execute(query).cursor.fetchall()
+    loads = json.loads
+    return [TrialRow(number, id_, state, {**fixed, **loads(params)}, value, best_step, reason, seed)
+            for number, id_, state, params, value, best_step, reason, seed in raw]
+
+
 def load(study: Study) -> StudyData:
     """Extract a study's trials (one query) into plain rows."""
-    rows = [
-        TrialRow(
-            number=t.number,
-            id=t.id,
-            state=t.state,
-            params={**study.space.fixed, **t.params},
-            value=t.value,
-            best_step=t.best_step,
-            infeasible_reason=t.infeasible_reason,
-            seed=t.seed,
-        )
-        for t in study.trials()
-    ]
+    rows = _trial_rows(study)
     return StudyData(
         study=study,
         trials=rows,

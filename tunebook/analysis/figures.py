@@ -57,6 +57,13 @@ def _hover_value(value: Any) -> Any:
     return "-" if value is None else value
 
 
+def hover_values(data: StudyData) -> dict[int, tuple[Any, ...]]:
+    """Each trial's varying hyperparameters as shown in hovers, by trial number (computed once per StudyData)."""
+    names = varying(data)
+    return data._once("hover_values", lambda: {
+        t.number: tuple(_hover_value(t.params.get(k)) for k in names) for t in data.trials})
+
+
 def _short(values: list[Any], digits: int = 7) -> list[Any]:
     """Plotted floats at 7 significant digits: the page carries no more precision than a plot can show."""
     return [float(f"{v:.{digits}g}") if isinstance(v, float) and math.isfinite(v) else v for v in values]
@@ -186,6 +193,7 @@ def axis_plot(data: StudyData, param: str) -> AxisPlotData:
     hover = varying(data)
     numeric = {k for k in hover if not isinstance(data.space[k], Choice)
                or all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in data.space[k].values)}
+    hovers = hover_values(data)
     y = [float(t.value) for t in ok]  # type: ignore[arg-type]
     y_range, outliers = useful_range(y, data.mode)
     return AxisPlotData(
@@ -204,9 +212,8 @@ def axis_plot(data: StudyData, param: str) -> AxisPlotData:
         categories=[str(v) for v in p.values] if isinstance(p, Choice) else [],
         hover_params=hover,
         numeric_params=numeric,
-        customdata=[[t.number, t.best_step, *(_hover_value(t.params.get(k)) for k in hover)] for t in ok],
-        infeasible_customdata=[[t.number, t.infeasible_reason or "infeasible", *(_hover_value(t.params.get(k)) for k in hover)]
-                               for t in bad],
+        customdata=[[t.number, t.best_step, *hovers[t.number]] for t in ok],
+        infeasible_customdata=[[t.number, t.infeasible_reason or "infeasible", *hovers[t.number]] for t in bad],
         best_number=None if best is None else best.number,
         y_range=y_range,
         outliers=outliers,
