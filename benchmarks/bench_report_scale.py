@@ -68,6 +68,7 @@ def child_tunebook(db: Path, out: Path) -> dict:
     from tunebook.analysis import report as report_module
 
     phases: dict[str, float] = {}
+    cpu_start = time.process_time()
 
     def timed(name: str, fn):
         def wrapper(*args, **kwargs):
@@ -94,7 +95,7 @@ def child_tunebook(db: Path, out: Path) -> dict:
     loaded = sorted([i, None] for i in full) + sorted(
         [i, name] for i, name in getattr(report.data, "_partial", {}) if i not in full)
     (out / "curve_trials.json").write_text(json.dumps(loaded))
-    return {"phases": phases, "seconds": total, "html_mib": path.stat().st_size / 2**20, "curves_read": len(loaded),
+    return {"phases": phases, "seconds": total, "cpu_seconds": time.process_time() - cpu_start, "html_mib": path.stat().st_size / 2**20, "curves_read": len(loaded),
             "findings": len(report.findings), "figures": len(report.figures)}
 
 
@@ -104,7 +105,7 @@ def child_floor(db: Path, out: Path) -> dict:
     import numpy as np
 
     phases: dict[str, float] = {}
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     con = sqlite3.connect(str(db))
     rows = con.execute("SELECT id, number, state, value, best_step, params FROM tb_trials").fetchall()
     ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
@@ -130,7 +131,8 @@ def child_floor(db: Path, out: Path) -> dict:
             points += len(np.array(got, dtype=float))
     phases["curves"] = time.perf_counter() - start
     del ids, values, params
-    return {"phases": phases, "seconds": sum(phases.values()), "curve_points": points}
+    return {"phases": phases, "seconds": sum(phases.values()), "cpu_seconds": time.process_time() - cpu_start,
+            "curve_points": points}
 
 
 def run_child(part: str, db: Path, out: Path) -> dict:
@@ -175,10 +177,11 @@ def main() -> None:
     t = min(ours, key=lambda r: r["seconds"])
     f = min(floor, key=lambda r: r["seconds"])
     phases = ", ".join(f"{k} {v:.2f}s" for k, v in t["phases"].items())
-    print(f"tunebook report, {args.trials} trials x {args.evals} evals: {t['seconds']:.2f}s ({phases}); "
+    print(f"tunebook report, {args.trials} trials x {args.evals} evals: {t['seconds']:.2f}s wall, "
+          f"{t['cpu_seconds']:.2f}s CPU ({phases}); "
           f"peak RSS {t['max_rss_mib']:.0f} MiB; HTML {t['html_mib']:.1f} MiB; {t['curves_read']} curves read; "
           f"{t['findings']} findings, {t['figures']} figures")
-    print(f"floor (raw sqlite3 into NumPy): {f['seconds']:.2f}s (trials {f['phases']['trials']:.2f}s, "
+    print(f"floor (raw sqlite3 into NumPy): {f['seconds']:.2f}s wall, {f['cpu_seconds']:.2f}s CPU (trials {f['phases']['trials']:.2f}s, "
           f"{f['curve_points']} curve points {f['phases']['curves']:.2f}s); peak RSS {f['max_rss_mib']:.0f} MiB")
     print(f"ratio to the floor: {t['seconds'] / f['seconds']:.1f}x time; target <= 5 s and <= 500 MiB at 100,000 trials; "
           f"load average {os.getloadavg()[0]:.1f}")

@@ -64,6 +64,17 @@ def hover_values(data: StudyData) -> dict[int, tuple[Any, ...]]:
         t.number: tuple(_hover_value(t.params.get(k)) for k in names) for t in data.trials})
 
 
+def customdata_rows(data: StudyData) -> dict[int, list[Any]]:
+    """Each trial's hover data, by number: ``[number, best step, *varying]`` for a completed trial,
+    ``[number, reason, *varying]`` for an infeasible one. One list per trial, shared by every axis figure."""
+    def compute() -> dict[int, list[Any]]:
+        hovers = hover_values(data)
+        return {t.number: [t.number, t.infeasible_reason or "infeasible" if t.state == "infeasible" else t.best_step,
+                           *hovers[t.number]] for t in data.trials}
+
+    return data._once("customdata_rows", compute)
+
+
 def _short(values: list[Any], digits: int = 7) -> list[Any]:
     """Plotted floats at 7 significant digits: the page carries no more precision than a plot can show."""
     return [float(f"{v:.{digits}g}") if isinstance(v, float) and math.isfinite(v) else v for v in values]
@@ -193,7 +204,7 @@ def axis_plot(data: StudyData, param: str) -> AxisPlotData:
     hover = varying(data)
     numeric = {k for k in hover if not isinstance(data.space[k], Choice)
                or all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in data.space[k].values)}
-    hovers = hover_values(data)
+    rows = customdata_rows(data)
     y = [float(t.value) for t in ok]  # type: ignore[arg-type]
     y_range, outliers = useful_range(y, data.mode)
     return AxisPlotData(
@@ -212,8 +223,8 @@ def axis_plot(data: StudyData, param: str) -> AxisPlotData:
         categories=[str(v) for v in p.values] if isinstance(p, Choice) else [],
         hover_params=hover,
         numeric_params=numeric,
-        customdata=[[t.number, t.best_step, *hovers[t.number]] for t in ok],
-        infeasible_customdata=[[t.number, t.infeasible_reason or "infeasible", *hovers[t.number]] for t in bad],
+        customdata=[rows[t.number] for t in ok],
+        infeasible_customdata=[rows[t.number] for t in bad],
         best_number=None if best is None else best.number,
         y_range=y_range,
         outliers=outliers,

@@ -97,8 +97,13 @@ def _groups(data: StudyData, buckets: int) -> list[Group]:
 
 
 def group_view(data: StudyData, group: Group) -> StudyData:
-    """The study restricted to one group's trials (sharing the curve cache)."""
-    return replace(data, trials=group.trials)
+    """The study restricted to one group's trials (sharing the curve cache; one view per group, made once)."""
+    views = data._once("group_views", dict)
+    key = (group.label, id(group.trials))
+    view = views.get(key)
+    if view is None or view.trials is not group.trials:
+        view = views[key] = replace(data, trials=group.trials)
+    return view
 
 
 def has(t: TrialRow, name: str) -> bool:

@@ -132,9 +132,13 @@ def in_this_group(data: StudyData, g: Group, params: dict[str, Any]) -> bool:
 
 def paired_seed_sd(data: StudyData) -> tuple[float, int] | None:
     """Pooled sd of trials that share every hyperparameter and differ only in their seed (and their count)."""
-    by_config: dict[str, list[float]] = {}
+    return data._once("paired_seed_sd", lambda: _paired_seed_sd(data))
+
+
+def _paired_seed_sd(data: StudyData) -> tuple[float, int] | None:
+    by_config: dict[tuple[tuple[str, str], ...], list[float]] = {}
     for t in data.completed:
-        key = repr(sorted((k, repr(v)) for k, v in t.params.items()))
+        key = tuple(sorted((k, repr(v)) for k, v in t.params.items()))
         by_config.setdefault(key, []).append(float(t.value))  # type: ignore[arg-type]
     sets = [np.array(v) for v in by_config.values() if len(v) >= 2]
     dof = sum(len(v) - 1 for v in sets)
