@@ -175,11 +175,22 @@ class StudyData:
         param = self.param_for(trial, name) if trial is not None else None
         return float((param or self.space[name]).to_unit(value))
 
+    def units(self, name: str, trials: list[TrialRow]) -> list[float]:
+        """:meth:`unit` of ``name`` for each trial (which must have it), each in its own group's range."""
+        p = self.space.get(name)
+        if isinstance(p, Float) and not (self.search_space is not None and self.search_space.conditional):
+            a, b = p._scaled()  # Float.to_unit with its range computed once
+            if p.scale == "log":
+                log = math.log
+                return [(log(t.params[name]) - a) / (b - a) for t in trials]
+            return [(float(t.params[name]) - a) / (b - a) for t in trials]
+        return [self.unit(name, t.params[name], t) for t in trials]
+
     def param_for(self, trial: TrialRow, name: str) -> Param | None:
         """The range ``name`` had in ``trial``'s group; None when the trial does not have it."""
         if name not in trial.params or name not in self.space:
             return None
-        if self.search_space is not None:
+        if self.search_space is not None and self.search_space.conditional:
             own = self.search_space.subspace(trial.params).get(name)
             if own is not None:
                 return own
@@ -236,9 +247,9 @@ def _trial_rows(study: Study) -> list[TrialRow]:
              .where(trials.c.study_id == study.id).order_by(trials.c.number))
     with storage._read() as conn:
         raw = conn.execute(query).cursor.fetchall()
-    loads = json.loads
-    return [TrialRow(number, id_, state, {**fixed, **loads(params)}, value, best_step, reason, seed)
-            for number, id_, state, params, value, best_step, reason, seed in raw]
+    decoded = json.loads("[" + ",".join(r[3] for r in raw) + "]")  # one call decodes every trial's params
+    return [TrialRow(number, id_, state, {**fixed, **params}, value, best_step, reason, seed)
+            for (number, id_, state, _, value, best_step, reason, seed), params in zip(raw, decoded)]
 
 
 def load(study: Study) -> StudyData:

@@ -50,6 +50,36 @@ def varying(data: StudyData) -> list[str]:
     return list(out)
 
 
+_POW10 = np.array([float(f"1e{i}") for i in range(23)])  # exact doubles
+
+
+def round_sig(values: list[Any], digits: int) -> list[Any]:
+    """``float(f"{v:.{digits}g}")`` for each finite float (others unchanged), vectorized for long lists of floats.
+
+    NumPy rounds ``v * 10^k`` to an integer and divides by the exact ``10^k``: the nearest double to the
+    rounded decimal, as the formatted text gives, except for a value within an ulp of a rounding tie.
+    """
+    if len(values) < 256 or not all(type(v) is float for v in values):
+        return [float(f"{v:.{digits}g}") if isinstance(v, float) and math.isfinite(v) else v for v in values]
+    a = np.asarray(values, dtype=float)
+    out = a.copy()
+    ok = np.isfinite(a) & (a != 0)
+    v = a[ok]
+    lg = np.log10(np.abs(v))
+    e = np.floor(lg)
+    k = np.clip(digits - 1 - e, -22, 22).astype(np.int64)
+    up = _POW10[np.abs(k)]
+    r = np.where(k >= 0, np.round(v * up) / up, np.round(v / up) * up)
+    # formatted one by one: near a power of ten (log10 may floor to the wrong exponent) or beyond 10^+-22
+    exact = (np.abs(lg - np.round(lg)) < 1e-9) | (np.abs(digits - 1 - e) > 22) | ~np.isfinite(r)
+    result = r.tolist()
+    flat = v.tolist()
+    for i in np.flatnonzero(exact).tolist():
+        result[i] = float(f"{flat[i]:.{digits}g}")
+    out[ok] = result
+    return out.tolist()
+
+
 def _hover_value(value: Any) -> Any:
     """A hyperparameter's value for a hover: floats at the hover's 4 significant digits (smaller pages)."""
     if isinstance(value, float):
@@ -60,8 +90,18 @@ def _hover_value(value: Any) -> Any:
 def hover_values(data: StudyData) -> dict[int, tuple[Any, ...]]:
     """Each trial's varying hyperparameters as shown in hovers, by trial number (computed once per StudyData)."""
     names = varying(data)
-    return data._once("hover_values", lambda: {
-        t.number: tuple(_hover_value(t.params.get(k)) for k in names) for t in data.trials})
+
+    def compute() -> dict[int, tuple[Any, ...]]:
+        columns = []
+        for k in names:
+            column = [t.params.get(k) for t in data.trials]
+            if all(type(v) is float and math.isfinite(v) for v in column):
+                columns.append(round_sig(column, 4))  # what _hover_value gives, a column at a time
+            else:
+                columns.append([_hover_value(v) for v in column])
+        return {t.number: row for t, row in zip(data.trials, zip(*columns))} if columns else {t.number: () for t in data.trials}
+
+    return data._once("hover_values", compute)
 
 
 def customdata_rows(data: StudyData) -> dict[int, list[Any]]:
@@ -77,7 +117,7 @@ def customdata_rows(data: StudyData) -> dict[int, list[Any]]:
 
 def _short(values: list[Any], digits: int = 7) -> list[Any]:
     """Plotted floats at 7 significant digits: the page carries no more precision than a plot can show."""
-    return [float(f"{v:.{digits}g}") if isinstance(v, float) and math.isfinite(v) else v for v in values]
+    return round_sig(values, digits)
 
 
 def hover_template(metric: str, params: list[str], numeric: set[str], first: str = "") -> str:

@@ -188,10 +188,10 @@ def trials_csv(trials: Iterable[Any], params: list[str], metric: str) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["number", "state", metric, "best_step", *params, "infeasible_reason"])
-    for t in trials:
-        row = ["" if t.params.get(k) is None else t.params[k] for k in params]
-        writer.writerow([t.number, t.state, "" if t.value is None else repr(float(t.value)),
-                         "" if t.best_step is None else t.best_step, *row, t.infeasible_reason or ""])
+    writer.writerows(
+        [t.number, t.state, "" if t.value is None else repr(float(t.value)), "" if t.best_step is None else t.best_step,
+         *["" if t.params.get(k) is None else t.params[k] for k in params], t.infeasible_reason or ""]
+        for t in trials)
     return out.getvalue()
 
 

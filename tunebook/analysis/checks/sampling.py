@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from tunebook.analysis.data import StudyData
+from tunebook.analysis.data import StudyData, TrialRow
 
 from .base import INFO, WARNING, Finding, Thresholds, check
 from .common import (
@@ -135,11 +135,27 @@ def paired_seed_sd(data: StudyData) -> tuple[float, int] | None:
     return data._once("paired_seed_sd", lambda: _paired_seed_sd(data))
 
 
+def _exact_key(t: TrialRow) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((k, repr(v)) for k, v in t.params.items()))
+
+
 def _paired_seed_sd(data: StudyData) -> tuple[float, int] | None:
+    completed = data.completed
+    # a cheap hashed key first (equal values, NaN by its text): only trials that share it can share the exact key
+    names = sorted({k for t in completed for k in t.params})
+    missing = object()
+    try:
+        coarse: dict[tuple[Any, ...], list[TrialRow]] = {}
+        for t in completed:
+            p = t.params
+            key = tuple(v if v == v else repr(v) for v in (p.get(k, missing) for k in names))
+            coarse.setdefault(key, []).append(t)
+        candidates = [t for same in coarse.values() if len(same) >= 2 for t in same]
+    except TypeError:  # an unhashable value: compare every trial exactly
+        candidates = completed
     by_config: dict[tuple[tuple[str, str], ...], list[float]] = {}
-    for t in data.completed:
-        key = tuple(sorted((k, repr(v)) for k, v in t.params.items()))
-        by_config.setdefault(key, []).append(float(t.value))  # type: ignore[arg-type]
+    for t in candidates:
+        by_config.setdefault(_exact_key(t), []).append(float(t.value))  # type: ignore[arg-type]
     sets = [np.array(v) for v in by_config.values() if len(v) >= 2]
     dof = sum(len(v) - 1 for v in sets)
     if dof < 2:

@@ -98,7 +98,8 @@ def infeasible_region_findings(view: StudyData, group: Group, th: Thresholds) ->
         if view.roles.get(name) == "scientific" or not has(best, name):
             continue
         u_best = view.unit(name, best.params[name], best)
-        units = [(t, view.unit(name, t.params[name], t)) for t in view.finished if has(t, name)]  # once per name
+        having = [t for t in view.finished if has(t, name)]
+        units = list(zip(having, view.units(name, having)))  # once per name
         for side, direction in (("upper", 1), ("lower", -1)):
             near = [t for t, u in units if 0 < direction * (u - u_best) <= th.infeasible_window]
             bad = [t for t in near if t.state == "infeasible"]
