@@ -43,9 +43,13 @@ def varying(data: StudyData) -> list[str]:
         return list(cached)
     out = []
     for name in data.space:
-        seen = {repr(t.params[name]) for t in data.trials if name in t.params}
-        if len(seen) > 1:
-            out.append(name)
+        seen: set[str] = set()
+        for t in data.trials:  # stops at the second distinct value
+            if name in t.params:
+                seen.add(repr(t.params[name]))
+                if len(seen) > 1:
+                    out.append(name)
+                    break
     data.__dict__["_varying"] = out  # the trials of a StudyData do not change
     return list(out)
 
@@ -238,7 +242,7 @@ def useful_range(values: list[float], mode: str) -> tuple[tuple[float, float] | 
 def axis_plot(data: StudyData, param: str) -> AxisPlotData:
     p = data.space[param]
     # a conditional hyperparameter: only the trials of the groups that have it (the best among them)
-    best = next(iter(data.with_param(param, data.ranked())), None)
+    best = next((t for t in data._ranked() if param in t.params), None)
     ok = [t for t in data.completed if param in t.params]
     bad = [t for t in data.infeasible if param in t.params]
     hover = varying(data)

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from tunebook.analysis.data import StudyData, TrialRow
+from tunebook.space import Choice
 
 from .base import INFO, WARNING, Finding, Thresholds, check
 from .common import (
@@ -143,12 +144,13 @@ def _paired_seed_sd(data: StudyData) -> tuple[float, int] | None:
     completed = data.completed
     # a cheap hashed key first (equal values, NaN by its text): only trials that share it can share the exact key
     names = sorted({k for t in completed for k in t.params})
-    missing = object()
+    # a NaN decoded in two trials is two unequal objects: only a choice can hold one (ranges cannot)
+    nan_choice = any(isinstance(p, Choice) and any(v != v for v in p.values) for p in data.space.values())
     try:
         coarse: dict[tuple[Any, ...], list[TrialRow]] = {}
         for t in completed:
-            p = t.params
-            key = tuple(v if v == v else repr(v) for v in (p.get(k, missing) for k in names))
+            key = tuple(v if v == v else repr(v) for v in map(t.params.get, names)) if nan_choice \
+                else tuple(map(t.params.get, names))
             coarse.setdefault(key, []).append(t)
         candidates = [t for same in coarse.values() if len(same) >= 2 for t in same]
     except TypeError:  # an unhashable value: compare every trial exactly
