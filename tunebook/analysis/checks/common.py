@@ -232,7 +232,8 @@ def effective_best_step(steps: np.ndarray, y: np.ndarray, th: Thresholds) -> int
     wherever noise put it; this is where the curve actually stopped improving.
     """
     smooth = running_median(y)
-    band = max(th.noise_z * curve_noise(y), th.saturation_tol * max(scale(y), 0.0))
+    improved = initial_level(y) - float(np.min(smooth))  # scale(y), with the smooth computed once
+    band = max(th.noise_z * curve_noise(y), th.saturation_tol * max(improved, 0.0))
     first = int(np.argmax(smooth <= float(np.min(smooth)) + band))
     return int(steps[first])
 
