@@ -135,3 +135,23 @@ def test_paired_seeds_are_found_among_many_distinct_trials(sqlite_url):
     data.trials = data.trials + copies
     sd, n = paired_seed_sd(data)
     assert n == 3 and sd == pytest.approx(np.std([twin.value, *(c.value for c in copies)], ddof=1))
+
+
+def test_trials_csv_is_what_the_csv_module_writes():
+    import csv
+    import io
+
+    from tunebook.analysis.html import trials_csv
+
+    trials = [data_module.TrialRow(1, 1, "completed", {"a": 0.1, "b": "x,y", "c": None}, 0.5, 3, None, 0),
+              data_module.TrialRow(2, 2, "infeasible", {"a": 1e-7, "b": 'q"uote', "c": True}, None, None, "nan, at\nstep 3", 0),
+              data_module.TrialRow(3, 3, "completed", {"a": 2, "b": "plain", "c": "line\rx"}, math.inf, 9, None, 0),
+              data_module.TrialRow(4, 4, "completed", {"a": 2, "b": "plain", "c": " sp "}, -0.0, 9, "", 0)]
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["number", "state", "m", "best_step", "a", "b", "c", "infeasible_reason"])
+    for t in trials:
+        writer.writerow([t.number, t.state, "" if t.value is None else repr(float(t.value)),
+                         "" if t.best_step is None else t.best_step,
+                         *["" if t.params.get(k) is None else t.params[k] for k in "abc"], t.infeasible_reason or ""])
+    assert trials_csv(trials, ["a", "b", "c"], "m") == out.getvalue()
