@@ -63,22 +63,35 @@ def _groups(data: StudyData, buckets: int) -> list[Group]:
     if not names:
         return [Group("", {}, list(data.trials))]
     out: dict[tuple[Any, ...], Group] = {}
+    seen: dict[tuple[Any, ...], tuple[tuple[str, ...], dict[str, Any]]] = {}  # the labels of each distinct value
     for t in data.trials:
-        parts, values = [], {}
-        for name in names:
-            value = t.params.get(name, MISSING)
-            if value is MISSING:
-                parts.append(f"{name}=?")
-                values[name] = None
-            elif isinstance(data.space.get(name), Choice) or name not in data.space:
-                parts.append(f"{name}={value}")
-                values[name] = value
-            else:
-                label, span = _bucket(data, name, value, buckets)
-                parts.append(f"{name}={label}")
-                values[name] = span
-        key = tuple(parts)
-        out.setdefault(key, Group(", ".join(parts), values, [])).trials.append(t)
+        raw = tuple(t.params.get(name, MISSING) for name in names)
+        try:  # equal values label alike unless their type or the sign of a zero differs (1, 1.0, True; 0.0, -0.0)
+            same: tuple[Any, ...] | None = tuple((type(v), v, v == 0 and str(v)) for v in raw)
+            known = seen.get(same)  # type: ignore[arg-type]
+        except TypeError:  # an unhashable value
+            same, known = None, None
+        if known is None:
+            parts, values = [], {}
+            for name, value in zip(names, raw):
+                if value is MISSING:
+                    parts.append(f"{name}=?")
+                    values[name] = None
+                elif isinstance(data.space.get(name), Choice) or name not in data.space:
+                    parts.append(f"{name}={value}")
+                    values[name] = value
+                else:
+                    label, span = _bucket(data, name, value, buckets)
+                    parts.append(f"{name}={label}")
+                    values[name] = span
+            known = (tuple(parts), values)
+            if same is not None:
+                seen[same] = known
+        key, values = known
+        group = out.get(key)
+        if group is None:
+            group = out[key] = Group(", ".join(key), dict(values), [])
+        group.trials.append(t)
 
     def order(g: Group) -> tuple[Any, ...]:
         key = []

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from tunebook.analysis.data import StudyData, TrialRow
-from tunebook.space import Choice
+from tunebook.space import Choice, Float
 
 from .base import INFO, WARNING, Finding, Thresholds, check
 from .common import (
@@ -146,6 +146,12 @@ def _paired_seed_sd(data: StudyData) -> tuple[float, int] | None:
     names = sorted({k for t in completed for k in t.params})
     # a NaN decoded in two trials is two unequal objects: only a choice can hold one (ranges cannot)
     nan_choice = any(isinstance(p, Choice) and any(v != v for v in p.values) for p in data.space.values())
+    pivot = next((k for k, p in data.space.items() if isinstance(p, Float) and k in names), None)
+    if pivot is not None:  # a sampled float first: trials that share every value share this one
+        by_pivot: dict[Any, list[TrialRow]] = {}
+        for t in completed:
+            by_pivot.setdefault(t.params.get(pivot), []).append(t)
+        completed = [t for same in by_pivot.values() if len(same) >= 2 for t in same]
     try:
         coarse: dict[tuple[Any, ...], list[TrialRow]] = {}
         for t in completed:
@@ -155,6 +161,8 @@ def _paired_seed_sd(data: StudyData) -> tuple[float, int] | None:
         candidates = [t for same in coarse.values() if len(same) >= 2 for t in same]
     except TypeError:  # an unhashable value: compare every trial exactly
         candidates = completed
+    chosen = {id(t) for t in candidates}
+    candidates = [t for t in data.completed if id(t) in chosen]  # in the trials' order (the sums' order)
     by_config: dict[tuple[tuple[str, str], ...], list[float]] = {}
     for t in candidates:
         by_config.setdefault(_exact_key(t), []).append(float(t.value))  # type: ignore[arg-type]
