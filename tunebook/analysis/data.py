@@ -63,37 +63,55 @@ class StudyData:
     max_train_steps: int
     _curves: dict[int, dict[str, Curve]] = field(default_factory=dict, repr=False)
     search_space: SearchSpace | None = field(default=None, repr=False)
+    #: single metrics of trials whose other metrics are not loaded: ``{(trial id, name): curve or None}``
+    _partial: dict[tuple[int, str], Curve | None] = field(default_factory=dict, repr=False)
+    #: selections computed once (a StudyData is a snapshot; a view made by ``replace`` starts empty)
+    _memo: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # selections ------------------------------------------------------------
+    def _once(self, key: str, compute: Any) -> Any:
+        memo = self._memo
+        if memo.get("_trials") is not self.trials:  # a view or a replaced list of trials: start again
+            memo.clear()
+            memo["_trials"] = self.trials
+        if key not in memo:
+            memo[key] = compute()
+        return memo[key]
+
     @property
     def completed(self) -> list[TrialRow]:
-        return [t for t in self.trials if t.state == "completed" and t.value is not None and math.isfinite(t.value)]
+        return list(self._once("completed", lambda: [
+            t for t in self.trials if t.state == "completed" and t.value is not None and math.isfinite(t.value)]))
 
     @property
     def infeasible(self) -> list[TrialRow]:
-        return [t for t in self.trials if t.state == "infeasible"]
+        return list(self._once("infeasible", lambda: [t for t in self.trials if t.state == "infeasible"]))
 
     @property
     def finished(self) -> list[TrialRow]:
-        return [t for t in self.trials if t.state in ("completed", "infeasible")]
+        return list(self._once("finished", lambda: [t for t in self.trials if t.state in ("completed", "infeasible")]))
 
     def sign(self) -> float:
         """+1 when lower is better, -1 when higher is better."""
         return 1.0 if self.mode == "min" else -1.0
 
     def ranked(self) -> list[TrialRow]:
-        """Completed trials, best first (ties: lower number)."""
+        """Completed trials, best first (ties: lower number); sorted once per StudyData (a copy is returned)."""
+        return list(self._ranked())
+
+    def _ranked(self) -> list[TrialRow]:
         s = self.sign()
-        return sorted(self.completed, key=lambda t: (s * t.value, t.number))  # type: ignore[operator]
+        return self._once("ranked", lambda: sorted(self.completed, key=lambda t: (s * t.value, t.number)))  # type: ignore[operator]
 
     def best(self) -> TrialRow | None:
-        ranked = self.ranked()
+        ranked = self._ranked()
         return ranked[0] if ranked else None
 
     def loss_like_values(self) -> np.ndarray:
         """Values of the finished trials, lower is better; +inf for an infeasible one (bootstraps)."""
         s = self.sign()
-        return np.array([s * t.value if t.state == "completed" else np.inf for t in self.finished], dtype=float)  # type: ignore[operator]
+        return self._once("loss_like", lambda: np.array(
+            [s * t.value if t.state == "completed" else np.inf for t in self.finished], dtype=float)).copy()  # type: ignore[operator]
 
     def numeric_params(self) -> dict[str, Float | Int]:
         return {k: p for k, p in self.space.items() if isinstance(p, (Float, Int))}
@@ -101,11 +119,15 @@ class StudyData:
     def best_by_scientific(self) -> dict[tuple[Any, ...], TrialRow]:
         """The best trial for each combination of scientific values (isolation)."""
         names = [k for k, r in self.roles.items() if r == "scientific"]
-        out: dict[tuple[Any, ...], TrialRow] = {}
-        for t in self.ranked():
-            key = tuple(t.params[k] for k in names)
-            out.setdefault(key, t)
-        return out
+
+        def compute() -> dict[tuple[Any, ...], TrialRow]:
+            out: dict[tuple[Any, ...], TrialRow] = {}
+            for t in self._ranked():
+                key = tuple(t.params[k] for k in names)
+                out.setdefault(key, t)
+            return out
+
+        return dict(self._once("best_by_scientific", compute))
 
     # curves ----------------------------------------------------------------
     def curves(self, trial: TrialRow) -> dict[str, Curve]:
@@ -122,6 +144,28 @@ class StudyData:
             }
         return self._curves[trial.id]
 
+    def curve(self, trial: TrialRow, name: str) -> Curve | None:
+        """One metric of one trial: from :meth:`preload` when loaded there, else from :meth:`curves`."""
+        if trial.id not in self._curves and (trial.id, name) in self._partial:
+            return self._partial[(trial.id, name)]
+        return self.curves(trial).get(name)
+
+    def preload(self, trials: list[TrialRow], name: str, chunk: int = 900) -> None:
+        """Load one metric of many trials in a few queries (SQL stores), for :meth:`curve`.
+
+        A store without a bulk read (or a trial already loaded) is left to :meth:`curves`.
+        """
+        bulk = _bulk_reader(self.study.storage)
+        wanted = [t.id for t in trials if t.id not in self._curves and (t.id, name) not in self._partial]
+        if bulk is None or not wanted:
+            return
+        for begin in range(0, len(wanted), chunk):
+            ids = wanted[begin:begin + chunk]
+            found = bulk(ids, name)
+            for trial_id in ids:
+                got = found.get(trial_id)
+                self._partial[(trial_id, name)] = None if got is None else Curve(*got)
+
     def unit(self, name: str, value: Any, trial: TrialRow | None = None) -> float:
         """Position of a value in the scaled range of its hyperparameter (0 = low, 1 = high).
 
@@ -131,11 +175,22 @@ class StudyData:
         param = self.param_for(trial, name) if trial is not None else None
         return float((param or self.space[name]).to_unit(value))
 
+    def units(self, name: str, trials: list[TrialRow]) -> list[float]:
+        """:meth:`unit` of ``name`` for each trial (which must have it), each in its own group's range."""
+        p = self.space.get(name)
+        if isinstance(p, Float) and not (self.search_space is not None and self.search_space.conditional):
+            a, b = p._scaled()  # Float.to_unit with its range computed once
+            if p.scale == "log":
+                log = math.log
+                return [(log(t.params[name]) - a) / (b - a) for t in trials]
+            return [(float(t.params[name]) - a) / (b - a) for t in trials]
+        return [self.unit(name, t.params[name], t) for t in trials]
+
     def param_for(self, trial: TrialRow, name: str) -> Param | None:
         """The range ``name`` had in ``trial``'s group; None when the trial does not have it."""
         if name not in trial.params or name not in self.space:
             return None
-        if self.search_space is not None:
+        if self.search_space is not None and self.search_space.conditional:
             own = self.search_space.subspace(trial.params).get(name)
             if own is not None:
                 return own
@@ -146,21 +201,60 @@ class StudyData:
         return [t for t in (self.trials if trials is None else trials) if name in t.params]
 
 
+def _bulk_reader(storage: Any) -> Any:
+    """``read(trial_ids, name) -> {trial id: (steps, values)}`` for a SQL store (one query), else None."""
+    from tunebook.storage.sql import SQLStorage, metrics
+
+    if not isinstance(storage, SQLStorage):
+        return storage.get_metric_curves if hasattr(storage, "get_metric_curves") else None
+    import sqlalchemy as sa
+
+    def read(trial_ids: list[int], name: str) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        query = (sa.select(metrics.c.trial_id, metrics.c.step, metrics.c.value)
+                 .where(metrics.c.name == name, metrics.c.trial_id.in_(trial_ids))
+                 .order_by(metrics.c.trial_id, metrics.c.step))
+        with storage._read() as conn:
+            rows = conn.execute(query).cursor.fetchall()  # the driver's own tuples (no Row objects)
+        if not rows:
+            return {}
+        table = np.array(rows, dtype=float)  # NULL (a NaN) becomes NaN
+        ids = table[:, 0].astype(np.int64)
+        cuts = np.flatnonzero(np.diff(ids)) + 1
+        out = {}
+        for part in np.split(np.arange(len(ids)), cuts):
+            out[int(ids[part[0]])] = (table[part, 1].astype(np.int64), table[part, 2].copy())
+        return out
+
+    return read
+
+
+def _trial_rows(study: Study) -> list[TrialRow]:
+    """The study's trials as rows: on a SQL store one query of the columns used here (no records built)."""
+    from tunebook.storage.sql import SQLStorage, trials
+
+    fixed = study.space.fixed
+    storage = study.storage
+    if not isinstance(storage, SQLStorage):
+        return [TrialRow(number=t.number, id=t.id, state=t.state, params={**fixed, **t.params}, value=t.value,
+                         best_step=t.best_step, infeasible_reason=t.infeasible_reason, seed=t.seed)
+                for t in study.trials()]
+    import json
+
+    import sqlalchemy as sa
+
+    query = (sa.select(trials.c.number, trials.c.id, trials.c.state, trials.c.params, trials.c.value,
+                       trials.c.best_step, trials.c.infeasible_reason, trials.c.seed)
+             .where(trials.c.study_id == study.id).order_by(trials.c.number))
+    with storage._read() as conn:
+        raw = conn.execute(query).cursor.fetchall()
+    decoded = json.loads("[" + ",".join(r[3] for r in raw) + "]")  # one call decodes every trial's params
+    return [TrialRow(number, id_, state, {**fixed, **params}, value, best_step, reason, seed)
+            for (number, id_, state, _, value, best_step, reason, seed), params in zip(raw, decoded)]
+
+
 def load(study: Study) -> StudyData:
     """Extract a study's trials (one query) into plain rows."""
-    rows = [
-        TrialRow(
-            number=t.number,
-            id=t.id,
-            state=t.state,
-            params={**study.space.fixed, **t.params},
-            value=t.value,
-            best_step=t.best_step,
-            infeasible_reason=t.infeasible_reason,
-            seed=t.seed,
-        )
-        for t in study.trials()
-    ]
+    rows = _trial_rows(study)
     return StudyData(
         study=study,
         trials=rows,

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from tunebook.analysis.data import StudyData, TrialRow
-from tunebook.analysis.diagnostics import Thresholds, bootstrap_best_of_k, bootstrap_ks, recommend_clipping
+from tunebook.analysis.diagnostics import Thresholds, bootstrap_ks, recommend_clipping
 from tunebook.space import Choice, Float, Int
 
 INFEASIBLE_COLOR = "#d62728"
@@ -43,11 +43,45 @@ def varying(data: StudyData) -> list[str]:
         return list(cached)
     out = []
     for name in data.space:
-        seen = {repr(t.params[name]) for t in data.trials if name in t.params}
-        if len(seen) > 1:
-            out.append(name)
+        seen: set[str] = set()
+        for t in data.trials:  # stops at the second distinct value
+            if name in t.params:
+                seen.add(repr(t.params[name]))
+                if len(seen) > 1:
+                    out.append(name)
+                    break
     data.__dict__["_varying"] = out  # the trials of a StudyData do not change
     return list(out)
+
+
+_POW10 = np.array([float(f"1e{i}") for i in range(23)])  # exact doubles
+
+
+def round_sig(values: list[Any], digits: int) -> list[Any]:
+    """``float(f"{v:.{digits}g}")`` for each finite float (others unchanged), vectorized for long lists of floats.
+
+    NumPy rounds ``v * 10^k`` to an integer and divides by the exact ``10^k``: the nearest double to the
+    rounded decimal, as the formatted text gives, except for a value within an ulp of a rounding tie.
+    """
+    if len(values) < 256 or not all(type(v) is float for v in values):
+        return [float(f"{v:.{digits}g}") if isinstance(v, float) and math.isfinite(v) else v for v in values]
+    a = np.asarray(values, dtype=float)
+    out = a.copy()
+    ok = np.isfinite(a) & (a != 0)
+    v = a[ok]
+    lg = np.log10(np.abs(v))
+    e = np.floor(lg)
+    k = np.clip(digits - 1 - e, -22, 22).astype(np.int64)
+    up = _POW10[np.abs(k)]
+    r = np.where(k >= 0, np.round(v * up) / up, np.round(v / up) * up)
+    # formatted one by one: near a power of ten (log10 may floor to the wrong exponent) or beyond 10^+-22
+    exact = (np.abs(lg - np.round(lg)) < 1e-9) | (np.abs(digits - 1 - e) > 22) | ~np.isfinite(r)
+    result = r.tolist()
+    flat = v.tolist()
+    for i in np.flatnonzero(exact).tolist():
+        result[i] = float(f"{flat[i]:.{digits}g}")
+    out[ok] = result
+    return out.tolist()
 
 
 def _hover_value(value: Any) -> Any:
@@ -57,9 +91,37 @@ def _hover_value(value: Any) -> Any:
     return "-" if value is None else value
 
 
+def hover_values(data: StudyData) -> dict[int, tuple[Any, ...]]:
+    """Each trial's varying hyperparameters as shown in hovers, by trial number (computed once per StudyData)."""
+    names = varying(data)
+
+    def compute() -> dict[int, tuple[Any, ...]]:
+        columns = []
+        for k in names:
+            column = [t.params.get(k) for t in data.trials]
+            if all(type(v) is float and math.isfinite(v) for v in column):
+                columns.append(round_sig(column, 4))  # what _hover_value gives, a column at a time
+            else:
+                columns.append([_hover_value(v) for v in column])
+        return {t.number: row for t, row in zip(data.trials, zip(*columns))} if columns else {t.number: () for t in data.trials}
+
+    return data._once("hover_values", compute)
+
+
+def customdata_rows(data: StudyData) -> dict[int, list[Any]]:
+    """Each trial's hover data, by number: ``[number, best step, *varying]`` for a completed trial,
+    ``[number, reason, *varying]`` for an infeasible one. One list per trial, shared by every axis figure."""
+    def compute() -> dict[int, list[Any]]:
+        hovers = hover_values(data)
+        return {t.number: [t.number, t.infeasible_reason or "infeasible" if t.state == "infeasible" else t.best_step,
+                           *hovers[t.number]] for t in data.trials}
+
+    return data._once("customdata_rows", compute)
+
+
 def _short(values: list[Any], digits: int = 7) -> list[Any]:
     """Plotted floats at 7 significant digits: the page carries no more precision than a plot can show."""
-    return [float(f"{v:.{digits}g}") if isinstance(v, float) and math.isfinite(v) else v for v in values]
+    return round_sig(values, digits)
 
 
 def hover_template(metric: str, params: list[str], numeric: set[str], first: str = "") -> str:
@@ -180,12 +242,13 @@ def useful_range(values: list[float], mode: str) -> tuple[tuple[float, float] | 
 def axis_plot(data: StudyData, param: str) -> AxisPlotData:
     p = data.space[param]
     # a conditional hyperparameter: only the trials of the groups that have it (the best among them)
-    best = next(iter(data.with_param(param, data.ranked())), None)
+    best = next((t for t in data._ranked() if param in t.params), None)
     ok = [t for t in data.completed if param in t.params]
     bad = [t for t in data.infeasible if param in t.params]
     hover = varying(data)
     numeric = {k for k in hover if not isinstance(data.space[k], Choice)
                or all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in data.space[k].values)}
+    rows = customdata_rows(data)
     y = [float(t.value) for t in ok]  # type: ignore[arg-type]
     y_range, outliers = useful_range(y, data.mode)
     return AxisPlotData(
@@ -204,9 +267,8 @@ def axis_plot(data: StudyData, param: str) -> AxisPlotData:
         categories=[str(v) for v in p.values] if isinstance(p, Choice) else [],
         hover_params=hover,
         numeric_params=numeric,
-        customdata=[[t.number, t.best_step, *(_hover_value(t.params.get(k)) for k in hover)] for t in ok],
-        infeasible_customdata=[[t.number, t.infeasible_reason or "infeasible", *(_hover_value(t.params.get(k)) for k in hover)]
-                               for t in bad],
+        customdata=[rows[t.number] for t in ok],
+        infeasible_customdata=[rows[t.number] for t in bad],
         best_number=None if best is None else best.number,
         y_range=y_range,
         outliers=outliers,
@@ -284,17 +346,28 @@ def best_steps(data: StudyData) -> BestStepData:
     return BestStepData([int(t.best_step) for t in data.completed if t.best_step is not None], data.max_train_steps)
 
 
+def best_of_k_quantiles(values: np.ndarray, k: int, qs: tuple[float, ...] = (0.05, 0.25, 0.5, 0.75, 0.95)) -> np.ndarray:
+    """Exact quantiles of the best (min) of ``k`` draws with replacement from ``values`` (loss-like; +inf infeasible).
+
+    With the values sorted, ``P(best <= v_(j)) = 1 - (1 - j/n)^k``: the q-quantile is ``v_(j)`` for the
+    smallest such j reaching q. The same distribution a bootstrap of best-of-k samples, with no resampling.
+    """
+    v = np.sort(np.asarray(values, dtype=float))
+    n = len(v)
+    q = np.asarray(qs, dtype=float)
+    j = np.ceil(n * (1.0 - (1.0 - q) ** (1.0 / k)) - 1e-9).astype(int)
+    return v[np.clip(j, 1, n) - 1]
+
+
 def sampled_enough(data: StudyData, th: Thresholds) -> SampledEnoughData | None:
     if len(data.completed) < 2:
         return None
     s = data.sign()
-    values = data.loss_like_values()
+    values = np.sort(data.loss_like_values())
     ks = bootstrap_ks(len(values))
-    boot = bootstrap_best_of_k(values, ks, th.bootstrap_samples, np.random.default_rng(0))
     out = SampledEnoughData([], [], [], [], [], [], data.metric)
     for k in ks:
-        # "nearest" keeps infeasible draws as +inf instead of interpolating into them
-        quantiles = np.percentile(boot[k], [5, 25, 50, 75, 95], method="nearest")
+        quantiles = best_of_k_quantiles(values, k)  # an infeasible draw stays +inf (never interpolated into)
         if not np.isfinite(quantiles[2]):
             continue  # most draws of k trials hold no feasible one
         lo, q1, med, q3, hi = (float(s * q) if np.isfinite(q) else None for q in quantiles)
@@ -334,7 +407,7 @@ def compute_figures(data: StudyData, th: Thresholds | None = None, baseline: flo
     figures.append(Figure("best_steps", "Step of the best checkpoint, against max_train_steps", best_steps(data)))
     se = sampled_enough(data, th)
     if se is not None:
-        figures.append(Figure("sampled_enough", "Have we sampled enough? Bootstrapped best of k trials", se))
+        figures.append(Figure("sampled_enough", "Have we sampled enough? Best of k trials (exact quantiles of k draws)", se))
     gn = grad_norms(data, th)
     if gn is not None:
         figures.append(Figure("grad_norms", f"Gradient norm of trial #{gn.trial}", gn))

@@ -188,10 +188,20 @@ def trials_csv(trials: Iterable[Any], params: list[str], metric: str) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["number", "state", metric, "best_step", *params, "infeasible_reason"])
+    commas = len(params) + 4
+    lines = []
     for t in trials:
-        row = ["" if t.params.get(k) is None else t.params[k] for k in params]
-        writer.writerow([t.number, t.state, "" if t.value is None else repr(float(t.value)),
-                         "" if t.best_step is None else t.best_step, *row, t.infeasible_reason or ""])
+        row = [t.number, t.state, "" if t.value is None else repr(float(t.value)), "" if t.best_step is None else t.best_step,
+               *["" if t.params.get(k) is None else t.params[k] for k in params], t.infeasible_reason or ""]
+        line = ",".join(map(str, row))
+        # what csv writes for a row that needs no quoting; the writer itself for one that does
+        if line.count(",") == commas and '"' not in line and "\n" not in line and "\r" not in line:
+            lines.append(line + "\r\n")
+        else:
+            out.write("".join(lines))
+            lines.clear()
+            writer.writerow(row)
+    out.write("".join(lines))
     return out.getvalue()
 
 

@@ -87,6 +87,8 @@ class Thresholds:
     best_step_share: float = 0.8
     best_step_early: float = 0.1
     best_step_late: float = 0.75
+    #: ...judged from at most this many curves per group (evenly spaced in rank over the better half).
+    best_step_curves: int = 500
     #: sampled enough (no trial variance known): the expected best still improves, from n/2 to n
     #: trials, by this share of (median trial value - best value).
     sampled_enough_tol: float = 0.05

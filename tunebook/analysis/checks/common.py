@@ -55,26 +55,43 @@ def _bucket(data: StudyData, name: str, value: Any, buckets: int) -> tuple[str, 
 
 def groups(data: StudyData, buckets: int = 5) -> list[Group]:
     """The study's groups in the order of the scientific values (one group without scientific hyperparameters)."""
+    return list(data._once(f"groups/{buckets}", lambda: _groups(data, buckets)))
+
+
+def _groups(data: StudyData, buckets: int) -> list[Group]:
     names = scientific_names(data)
     if not names:
         return [Group("", {}, list(data.trials))]
     out: dict[tuple[Any, ...], Group] = {}
+    seen: dict[tuple[Any, ...], tuple[tuple[str, ...], dict[str, Any]]] = {}  # the labels of each distinct value
     for t in data.trials:
-        parts, values = [], {}
-        for name in names:
-            value = t.params.get(name, MISSING)
-            if value is MISSING:
-                parts.append(f"{name}=?")
-                values[name] = None
-            elif isinstance(data.space.get(name), Choice) or name not in data.space:
-                parts.append(f"{name}={value}")
-                values[name] = value
-            else:
-                label, span = _bucket(data, name, value, buckets)
-                parts.append(f"{name}={label}")
-                values[name] = span
-        key = tuple(parts)
-        out.setdefault(key, Group(", ".join(parts), values, [])).trials.append(t)
+        raw = tuple(t.params.get(name, MISSING) for name in names)
+        try:  # equal values label alike unless their type or the sign of a zero differs (1, 1.0, True; 0.0, -0.0)
+            same: tuple[Any, ...] | None = tuple((type(v), v, v == 0 and str(v)) for v in raw)
+            known = seen.get(same)  # type: ignore[arg-type]
+        except TypeError:  # an unhashable value
+            same, known = None, None
+        if known is None:
+            parts, values = [], {}
+            for name, value in zip(names, raw):
+                if value is MISSING:
+                    parts.append(f"{name}=?")
+                    values[name] = None
+                elif isinstance(data.space.get(name), Choice) or name not in data.space:
+                    parts.append(f"{name}={value}")
+                    values[name] = value
+                else:
+                    label, span = _bucket(data, name, value, buckets)
+                    parts.append(f"{name}={label}")
+                    values[name] = span
+            known = (tuple(parts), values)
+            if same is not None:
+                seen[same] = known
+        key, values = known
+        group = out.get(key)
+        if group is None:
+            group = out[key] = Group(", ".join(key), dict(values), [])
+        group.trials.append(t)
 
     def order(g: Group) -> tuple[Any, ...]:
         key = []
@@ -93,8 +110,13 @@ def groups(data: StudyData, buckets: int = 5) -> list[Group]:
 
 
 def group_view(data: StudyData, group: Group) -> StudyData:
-    """The study restricted to one group's trials (sharing the curve cache)."""
-    return replace(data, trials=group.trials)
+    """The study restricted to one group's trials (sharing the curve cache; one view per group, made once)."""
+    views = data._once("group_views", dict)
+    key = (group.label, id(group.trials))
+    view = views.get(key)
+    if view is None or view.trials is not group.trials:
+        view = views[key] = replace(data, trials=group.trials)
+    return view
 
 
 def has(t: TrialRow, name: str) -> bool:
@@ -141,7 +163,16 @@ def running_median(y: np.ndarray, window: int = 5) -> np.ndarray:
     """Centered running median with shrinking windows at the ends: a smooth robust to single outliers."""
     y = np.asarray(y, dtype=float)
     half = window // 2
-    return np.array([np.median(y[max(0, i - half): i + half + 1]) for i in range(len(y))])
+    n = len(y)
+    if n < 2 * half + 1 or half == 0 or np.isnan(y).any():
+        return np.array([np.median(y[max(0, i - half): i + half + 1]) for i in range(n)])
+    out = np.empty(n)
+    out[half:n - half] = np.median(np.lib.stride_tricks.sliding_window_view(y, 2 * half + 1), axis=1)
+    for i in (*range(half), *range(n - half, n)):  # the shrinking windows at the ends (np.median's result)
+        w = sorted(y[max(0, i - half): i + half + 1].tolist())
+        m = len(w) // 2
+        out[i] = w[m] if len(w) % 2 else (w[m - 1] + w[m]) / 2
+    return out
 
 
 def initial_level(y: np.ndarray) -> float:
@@ -214,7 +245,8 @@ def effective_best_step(steps: np.ndarray, y: np.ndarray, th: Thresholds) -> int
     wherever noise put it; this is where the curve actually stopped improving.
     """
     smooth = running_median(y)
-    band = max(th.noise_z * curve_noise(y), th.saturation_tol * max(scale(y), 0.0))
+    improved = initial_level(y) - float(np.min(smooth))  # scale(y), with the smooth computed once
+    band = max(th.noise_z * curve_noise(y), th.saturation_tol * max(improved, 0.0))
     first = int(np.argmax(smooth <= float(np.min(smooth)) + band))
     return int(steps[first])
 
@@ -225,7 +257,7 @@ def loss_like(curve: Curve, sign: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def read_curve(data: StudyData, t: TrialRow, metric: str, sign: float, min_points: int = 4) -> tuple[np.ndarray, np.ndarray] | None:
-    curve = data.curves(t).get(metric)
+    curve = data.curve(t, metric)
     if curve is None:
         return None
     steps, y = loss_like(curve, sign)
@@ -291,15 +323,16 @@ def expected_best_of_k(values: np.ndarray, k: int) -> float:
     n = len(v)
     if not 1 <= k <= n:
         raise ValueError(f"k must lie in 1..{n}, got {k}")
-    total = math.comb(n, k)
-    out = 0.0
-    for i in range(1, n - k + 2):
-        w = math.comb(n - i, k - 1) / total
-        if w > 0:
-            if not math.isfinite(v[i - 1]):
-                return math.inf
-            out += w * float(v[i - 1])
-    return out
+    # P_1 = k / n and P_(i+1) = P_i (n - i - k + 1) / (n - i): one cumulative product, O(n), no big integers
+    i = np.arange(1, n - k + 1, dtype=float)
+    w = np.empty(n - k + 1)
+    w[0] = k / n
+    w[1:] = (k / n) * np.cumprod((n - i - k + 1) / (n - i))
+    used = w > 0
+    head = v[: n - k + 1][used]
+    if not np.all(np.isfinite(head)):
+        return math.inf
+    return float(np.dot(w[used], head))
 
 
 def bootstrap_best_of_k(

@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from tunebook.analysis.data import StudyData
+from tunebook.analysis.data import StudyData, TrialRow
+from tunebook.space import Choice, Float
 
 from .base import INFO, WARNING, Finding, Thresholds, check
 from .common import (
@@ -43,10 +44,19 @@ from .common import (
 
 
 def effective_best_steps(view: StudyData, th: Thresholds) -> list[int]:
-    """Effective best steps of the better half of a view's trials (the stored best step when no curve)."""
+    """Effective best steps of the better half of a view's trials (the stored best step when no curve).
+
+    A better half larger than ``th.best_step_curves`` is represented by that many of its trials,
+    evenly spaced in rank (the best included): the shares the check reads are estimated from them.
+    """
     ranked = view.ranked()
+    better = ranked[: max(3, len(ranked) // 2)]
+    if len(better) > th.best_step_curves > 0:
+        picks = np.unique(np.linspace(0, len(better) - 1, th.best_step_curves).round().astype(int))
+        better = [better[i] for i in picks]
+    view.preload(better, view.metric)
     out = []
-    for t in ranked[: max(3, len(ranked) // 2)]:
+    for t in better:
         c = read_curve(view, t, view.metric, view.sign())
         if c is not None:
             out.append(effective_best_step(*c, th))
@@ -55,7 +65,8 @@ def effective_best_steps(view: StudyData, th: Thresholds) -> list[int]:
     return out
 
 
-@check("max_train_steps", family="sampling", uses=("best_step_share", "best_step_early", "best_step_late", "noise_z", "saturation_tol"))
+@check("max_train_steps", family="sampling",
+       uses=("best_step_share", "best_step_early", "best_step_late", "best_step_curves", "noise_z", "saturation_tol"))
 def check_max_train_steps(data: StudyData, th: Thresholds) -> list[Finding]:
     def judge(view: StudyData, g: Group) -> list[Finding]:
         steps = np.array(effective_best_steps(view, th), dtype=float)
@@ -122,10 +133,39 @@ def in_this_group(data: StudyData, g: Group, params: dict[str, Any]) -> bool:
 
 def paired_seed_sd(data: StudyData) -> tuple[float, int] | None:
     """Pooled sd of trials that share every hyperparameter and differ only in their seed (and their count)."""
-    by_config: dict[str, list[float]] = {}
-    for t in data.completed:
-        key = repr(sorted((k, repr(v)) for k, v in t.params.items()))
-        by_config.setdefault(key, []).append(float(t.value))  # type: ignore[arg-type]
+    return data._once("paired_seed_sd", lambda: _paired_seed_sd(data))
+
+
+def _exact_key(t: TrialRow) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((k, repr(v)) for k, v in t.params.items()))
+
+
+def _paired_seed_sd(data: StudyData) -> tuple[float, int] | None:
+    completed = data.completed
+    # a cheap hashed key first (equal values, NaN by its text): only trials that share it can share the exact key
+    names = sorted({k for t in completed for k in t.params})
+    # a NaN decoded in two trials is two unequal objects: only a choice can hold one (ranges cannot)
+    nan_choice = any(isinstance(p, Choice) and any(v != v for v in p.values) for p in data.space.values())
+    pivot = next((k for k, p in data.space.items() if isinstance(p, Float) and k in names), None)
+    if pivot is not None:  # a sampled float first: trials that share every value share this one
+        by_pivot: dict[Any, list[TrialRow]] = {}
+        for t in completed:
+            by_pivot.setdefault(t.params.get(pivot), []).append(t)
+        completed = [t for same in by_pivot.values() if len(same) >= 2 for t in same]
+    try:
+        coarse: dict[tuple[Any, ...], list[TrialRow]] = {}
+        for t in completed:
+            key = tuple(v if v == v else repr(v) for v in map(t.params.get, names)) if nan_choice \
+                else tuple(map(t.params.get, names))
+            coarse.setdefault(key, []).append(t)
+        candidates = [t for same in coarse.values() if len(same) >= 2 for t in same]
+    except TypeError:  # an unhashable value: compare every trial exactly
+        candidates = completed
+    chosen = {id(t) for t in candidates}
+    candidates = [t for t in data.completed if id(t) in chosen]  # in the trials' order (the sums' order)
+    by_config: dict[tuple[tuple[str, str], ...], list[float]] = {}
+    for t in candidates:
+        by_config.setdefault(_exact_key(t), []).append(float(t.value))  # type: ignore[arg-type]
     sets = [np.array(v) for v in by_config.values() if len(v) >= 2]
     dof = sum(len(v) - 1 for v in sets)
     if dof < 2:

@@ -98,22 +98,26 @@ def infeasible_region_findings(view: StudyData, group: Group, th: Thresholds) ->
         if view.roles.get(name) == "scientific" or not has(best, name):
             continue
         u_best = view.unit(name, best.params[name], best)
+        having = [t for t in view.finished if has(t, name)]
+        offset = np.array(view.units(name, having), dtype=float) - u_best  # once per name, for both sides
+        infeasible = np.array([t.state == "infeasible" for t in having], dtype=bool)
         for side, direction in (("upper", 1), ("lower", -1)):
-            near = [t for t in view.finished if has(t, name)
-                    and 0 < direction * (view.unit(name, t.params[name], t) - u_best) <= th.infeasible_window]
-            bad = [t for t in near if t.state == "infeasible"]
-            if bad and len(bad) / len(near) >= th.infeasible_region_share:
-                nearest = min(bad, key=lambda t: abs(view.unit(name, t.params[name], t) - u_best))
+            d = direction * offset
+            near = (0 < d) & (d <= th.infeasible_window)
+            bad_at = np.flatnonzero(near & infeasible)
+            n_near, n_bad = int(near.sum()), len(bad_at)
+            if n_bad and n_bad / n_near >= th.infeasible_region_share:
+                nearest = having[int(bad_at[np.argmin(np.abs(offset[bad_at]))])]  # the first of equals, as min() gives
                 findings.append(Finding(
                     "infeasible_region", WARNING,
                     in_group(group.label)
                     + f"The best {name} = {best.params[name]:.4g} sits next to an infeasible region on its {side} side "
-                    f"({len(bad)} of {len(near)} trials just {'above' if side == 'upper' else 'below'} it diverged, "
+                    f"({n_bad} of {n_near} trials just {'above' if side == 'upper' else 'below'} it diverged, "
                     f"the nearest at {nearest.params[name]:.4g}): a sign of training instability.",
                     "Stabilize training so that the best point is not at the edge of stability: "
                     "try learning-rate warmup or gradient clipping (`tunebook warmup`), then re-tune.",
                     {"param": name, "side": side, "best_value": best.params[name],
-                     "nearest_infeasible": nearest.params[name], "infeasible_near": len(bad), "near": len(near)},
+                     "nearest_infeasible": nearest.params[name], "infeasible_near": n_bad, "near": n_near},
                 ))
     return findings
 
