@@ -284,3 +284,21 @@ def test_html_and_terminal_open_with_the_answer(sqlite_url, tmp_path):
     report.print(console)
     out = console.export_text()
     assert out.index("Answer:") < out.index("Findings") and "optimizer=sgd" in out
+
+
+# boundary with few trials ------------------------------------------------------------------------
+@pytest.mark.parametrize("best_lr, fires", [(3.0, True), (1e-2, False)])
+def test_a_best_with_nothing_sampled_beyond_it_near_the_edge_is_a_boundary(sqlite_url, best_lr, fires):
+    """8 trials: error keeps falling towards the upper edge (the optimum lies outside) -> boundary; an optimum
+    inside the range (worse points sampled on both sides of the best) -> no boundary finding."""
+    def curve(params, steps, rng):
+        return clean(params, steps, rng, best_lr=best_lr)
+
+    report = analyze(study_with(sqlite_url, curve, trials=8, name=f"few-{fires}"))
+    boundary = [f for f in report.findings if f.check == "search_space_boundary"]
+    assert bool(boundary) == fires, [f.message for f in boundary]
+    if fires:
+        (f,) = boundary
+        assert f.evidence["side"] == "upper" and f.evidence["rule"] == "nothing sampled beyond"
+        best = max(t.params["learning_rate"] for t in report.data.finished)
+        assert f.evidence["best_value"] == best

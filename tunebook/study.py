@@ -189,7 +189,7 @@ def outcome_lines(study: "Study") -> list[str]:
         lines.append(f"best {metric} ({mode}) = {best.value:.6g} at step {best.best_step}, trial #{best.number}: {params}")
     total = sum(counts.values())
     if total and counts["failed"] == total:
-        lines.append(f"every trial failed: see the errors with `tunebook status {study.name}`, fix the training function, "
+        lines.append(f"every trial failed: see the errors with `tunebook status {study.name}`, fix the cause (the training function or the spec), "
                      f"then `tunebook run {study.name} --retry-failed`")
     lines.append(f"stored in {redact(study.storage.url)}")
     return lines

@@ -269,8 +269,14 @@ def _space_rows(study: Any) -> list[tuple[str, str, str]]:
     """``(name, role, range)`` for every hyperparameter of the study's space, fixed ones included."""
     space = study.space
     rows = []
+    conditional = getattr(space, "conditional", None) or {}
     for name, p in space.params.items():
-        rows.append((name, space.roles.get(name, "-"), _describe(p)))
+        keys = [key for key, sub in conditional.items() if name in sub]
+        if keys:  # a conditional hyperparameter: its own range in each group, never the envelope of them
+            rows.append((name, "nuisance (conditional)",
+                         "; ".join(f"{key}: {_describe(conditional[key][name])}" for key in keys)))
+        else:
+            rows.append((name, space.roles.get(name, "-"), _describe(p)))
     for name, value in space.fixed.items():
         rows.append((name, "fixed", num(value)))
     return rows

@@ -45,6 +45,11 @@ class Thresholds:
     boundary_fraction: float = 0.1
     #: ...and at least this share of the top trials lies in twice that outer share.
     boundary_top_share: float = 1 / 3
+    #: boundary, few trials: the best lies in this outer share and no finished trial of its group (completed
+    #: or infeasible) was sampled beyond it on that side: nothing shows the optimum inside the range.
+    boundary_extreme_fraction: float = 0.15
+    #: ...judged once the group has at least this many finished trials with the hyperparameter.
+    boundary_extreme_min_trials: int = 4
     #: top trials (of a group): max(top_k_min, top_k_share * completed).
     top_k_min: int = 3
     top_k_share: float = 0.1

@@ -96,12 +96,16 @@ def loss_rising(steps: np.ndarray, y: np.ndarray, th: Thresholds) -> dict[str, A
     """A loss that climbs back after its minimum (lower is better), beyond its noise: the evidence, or None."""
     ys = moving_average(y, max(5, len(y) // 20))
     m = int(np.argmin(ys))
-    gain = initial_level(y) - ys[m]
+    start = initial_level(y)
+    gain = start - ys[m]
     tail = ys[int(0.8 * len(ys)):]
-    if gain <= 0 or m >= 0.8 * len(ys):
+    noise = curve_noise(y)
+    # A loss that never learned (its "improvement" is within its noise, or a sliver of where it started) cannot
+    # be said to climb back: its wandering is noise, not a pipeline bug.
+    if gain <= max(th.noise_z * noise, 0.05 * abs(start)) or m >= 0.8 * len(ys):
         return None
     rise = float(np.mean(tail) - ys[m])
-    material = rise > th.noise_z * curve_noise(y) / math.sqrt(max(1, len(tail)))
+    material = rise > th.noise_z * noise / math.sqrt(max(1, len(tail)))
     return {"min_step": int(steps[m]), "rise_share": rise / float(gain)} if rise > th.train_rise * gain and material else None
 
 

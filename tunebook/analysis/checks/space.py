@@ -34,9 +34,15 @@ def boundary_findings(view: StudyData, group: Group, th: Thresholds) -> list[Fin
             continue  # a param is judged only over the trials that have it
         have = [t for t in top if has(t, name)]
         u_best = view.unit(name, best.params[name], best)
+        finished = [view.unit(name, t.params[name], t) for t in view.finished if has(t, name)]
         for side in ("upper", "lower"):
             share = float(np.mean([_outer(view.unit(name, t.params[name], t), 2 * th.boundary_fraction, side) for t in have]))
-            if _outer(u_best, th.boundary_fraction, side) and share >= th.boundary_top_share:
+            # With few trials the best may be the last sampled point before the edge: nothing beyond it (not even
+            # an infeasible trial) shows that the group's optimum lies inside the range.
+            beyond = [u for u in finished if (u > u_best if side == "upper" else u < u_best)]
+            extreme = (len(finished) >= th.boundary_extreme_min_trials and not beyond
+                       and _outer(u_best, th.boundary_extreme_fraction, side))
+            if (_outer(u_best, th.boundary_fraction, side) and share >= th.boundary_top_share) or extreme:
                 own = view.param_for(best, name) or param  # a conditional name: the range of this group
                 bound = own.high if side == "upper" else own.low
                 who = f"the best trial of {group.label}" if group.label else "the best trial"
@@ -44,19 +50,23 @@ def boundary_findings(view: StudyData, group: Group, th: Thresholds) -> list[Fin
                     "search_space_boundary", WARNING,
                     in_group(group.label)
                     + f"The {name} of {who} (#{best.number}), {best.params[name]:.4g}, is near the {side} boundary "
-                    f"({bound:g}) of the search space, with {share:.0%} of the group's top {len(have)} trials there too: "
-                    "its best point may lie outside the range."
+                    f"({bound:g}) of the search space, "
+                    + (f"with {share:.0%} of the group's top {len(have)} trials there too" if not extreme else
+                       f"and no trial of the group was sampled {'above' if side == 'upper' else 'below'} it")
+                    + ": its best point may lie outside the range."
                     + (" The comparison between scientific values is not yet fair." if group.label else ""),
                     f"Expand the search space for {name} in the {side} direction"
                     + (f" for {group.label}" if group.label else "")
                     + " and run a new study.",
                     {"param": name, "side": side, "best_value": best.params[name], "bound": bound,
-                     "top_share_near": share, "top_k": len(have), "trial": best.number},
+                     "top_share_near": share, "top_k": len(have), "trial": best.number,
+                     "rule": "nothing sampled beyond" if extreme else "top trials near"},
                 ))
     return findings
 
 
-@check("search_space_boundary", family="space", uses=("boundary_fraction", "boundary_top_share", "top_k_min", "top_k_share"))
+@check("search_space_boundary", family="space", uses=("boundary_fraction", "boundary_top_share", "boundary_extreme_fraction",
+                                                                   "boundary_extreme_min_trials", "top_k_min", "top_k_share"))
 def check_search_space_boundary(data: StudyData, th: Thresholds) -> list[Finding]:
     return for_groups(data, th, lambda view, g: boundary_findings(view, g, th))
 
