@@ -599,7 +599,7 @@ def study_from_spec_file(
     if parent is not None and not get_design(fields_.get("design") or "quasi_random").proposes:
         fields_.pop("parent")  # only a proposing design is warm-started from its parent
     study = create_study_from_spec(
-        StudySpec.from_mapping(fields_), storage=storage, config_path=str(path), config_hash=digest,
+        StudySpec.from_mapping(fields_), storage=storage, config_path=str(Path(path).resolve()), config_hash=digest,
         repro_command=repro_command, parent=parent,
     )
     return study, train

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if result.interrupted:
         print(f"interrupted: running trials went back to pending; run the same command again to resume {printable(study.name)!r}")
         return EXIT_INTERRUPTED
+    if result.problem:  # unfinished study, dead workers: never exit 0 with work undone
+        print(f"run: {result.problem}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -43,9 +43,9 @@ def run(
     if train is None:
         if not study.train_ref:
             raise SpecError("train", "the study stores no training function", "pass train=your_function")
-        from tunebook.study import resolve_train
+        from tunebook.execution.loop import train_for
 
-        train = resolve_train(study.train_ref)
+        train = train_for(study)  # resolved beside the study's spec file, as workers do
     if executor == "ray":
         from tunebook.execution.ray_executor import check_workers, run_ray
 
