@@ -68,3 +68,17 @@ def slow_steps(trial) -> None:
         if step % 5 == 0:
             trial.checkpoint(step, {"step": step})
         time.sleep(float(os.environ.get("TB_STEP_DELAY", "0.1")))
+
+
+def ray_victim(trial) -> None:
+    """First attempt: writes its PID to $TB_PID_FILE and trains slowly (a test SIGKILLs it); then finishes."""
+    import time
+
+    if trial.attempt == 1:
+        with open(os.environ["TB_PID_FILE"], "w") as f:
+            f.write(str(os.getpid()))
+        for step in range(1, 6000):
+            trial.log(step, **{"val/error": 1.0})
+            time.sleep(0.1)
+    for step in range(1, trial.max_train_steps + 1):
+        trial.log(step, **{"val/error": 1.0 / step})

@@ -273,3 +273,22 @@ def test_run_exits_non_zero_when_a_worker_dies(sqlite_url, tmp_path):
     (trial,) = tb.load_study("dies", storage=sqlite_url).trials()
     assert trial.state == "failed" and trial.lost_workers == 3
     assert "worker exited with code 3 during the trial" in trial.error
+
+
+@pytest.mark.slow
+def test_a_sigkilled_ray_worker_does_not_leave_its_trial_running(sqlite_url, tmp_path):
+    pytest.importorskip("ray")
+    spec = tmp_path / "study.yaml"
+    spec.write_text(
+        f"study: rayk\ntrain: {FAULTY}:ray_victim\nobjective: {{metric: val/error, mode: min}}\ntrials: 1\n"
+        "max_train_steps: 3\nsearch_space:\n  nuisance: {lr: {min: 0.1, max: 0.2}}\n"
+    )
+    pid_file = tmp_path / "pid"
+    run = start("run", str(spec), "--storage", sqlite_url, "--executor", "ray", "--workers", "1", "--quiet",
+                TB_PID_FILE=str(pid_file), RAY_DEDUP_LOGS="0")
+    wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), timeout=600)
+    os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    out, err = run.communicate(timeout=600)
+    assert run.returncode == 0, (out + err)[-3000:]
+    (trial,) = tb.load_study("rayk", storage=sqlite_url).trials()
+    assert trial.state == "completed" and trial.lost_workers == 1 and trial.attempts == 2
