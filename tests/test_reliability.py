@@ -292,3 +292,38 @@ def test_a_sigkilled_ray_worker_does_not_leave_its_trial_running(sqlite_url, tmp
     assert run.returncode == 0, (out + err)[-3000:]
     (trial,) = tb.load_study("rayk", storage=sqlite_url).trials()
     assert trial.state == "completed" and trial.lost_workers == 1 and trial.attempts == 2
+
+
+def test_a_full_disk_under_a_sqlite_store_is_retried_and_the_run_survives(tmp_path):
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("needs root to mount a small tmpfs (disk full)")
+    disk = tmp_path / "small"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("mount -t tmpfs is not allowed here")
+    import threading
+
+    try:
+        url = f"sqlite:///{disk / 'tunebook.db'}"
+        study = tb.create_study("sqlfull", space=tb.SearchSpace(nuisance={"lr": tb.Float(0.1, 0.2)}),
+                                objective=("val/error", "min"), trials=2, max_train_steps=30, storage=url,
+                                train=f"{FAULTY}:slow_steps")
+        stat = os.statvfs(disk)
+        filler = disk / "filler"
+        filler.write_bytes(b"\0" * max(0, stat.f_bavail * stat.f_frsize - 48 * 1024))  # 48 KiB left
+        proc = start("worker", "--storage", url, "--checkpoint-dir", str(tmp_path / "ckpt"), TB_STEP_DELAY="0.05")
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+        reader.start()
+        wait_for(lambda: any("infrastructure fault" in line for line in lines))
+        filler.unlink()  # room again: the worker's next retry goes through
+        proc.wait(timeout=600)
+        reader.join(timeout=60)
+        err = proc.stderr.read()
+        assert proc.returncode == 0, err[-3000:]
+        trials = study.trials()
+        assert [t.state for t in trials] == ["completed", "completed"]  # none failed for the full disk
+        assert all(t.lost_workers == 0 for t in trials)
+        print(f"faults retried: {sum('retrying in' in line for line in lines)}; attempts: {[t.attempts for t in trials]}")
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
