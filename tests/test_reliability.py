@@ -327,3 +327,12 @@ def test_a_full_disk_under_a_sqlite_store_is_retried_and_the_run_survives(tmp_pa
         print(f"faults retried: {sum('retrying in' in line for line in lines)}; attempts: {[t.attempts for t in trials]}")
     finally:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def test_an_unreachable_store_is_one_line_and_exit_2(tmp_path):
+    from tunebook.testing import free_port
+
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"  # nothing listens there
+    proc = tunebook("worker", "--storage", url)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "storage" in proc.stderr

@@ -554,7 +554,15 @@ def worker_loop(
             say(f"{worker_id}: infrastructure fault ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
                 f"retrying in {delay:g} s")
             log.warning("tunebook: infrastructure fault, retrying in %g s: %s", delay, exc)
-            sleep(delay)
+            try:
+                sleep(delay)
+            except (KeyboardInterrupt, WorkerStop):  # stopped while waiting: put the trial back if we can
+                if unreleased is not None:
+                    try:
+                        store.release_trial(unreleased[0], worker_id, unreleased[1])
+                    except TunebookError:  # still away: it turns stale
+                        pass
+                raise
             continue
         say(f"{worker_id}: trial #{record.number} of {owner.name} {state}")
         done[state] = done.get(state, 0) + 1
