@@ -25,7 +25,7 @@ from typing import Any, Callable, ClassVar, Mapping
 from tunebook.design import GENERATOR_VERSION, SCIENTIFIC_DESIGNS, design_names, get_design
 from tunebook.errors import MissingExtraError, SpecError, StudyExists
 from tunebook.space import SearchSpace, _number
-from tunebook.storage import open_storage, redact
+from tunebook.storage import normalize_url, open_storage, redact
 from tunebook.storage.base import FINISHED, Storage, StudyRecord, TrialRecord
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
@@ -586,6 +586,22 @@ def read_spec_file(path: str | Path) -> tuple[dict[str, Any], str]:
     return dict(data), hashlib.sha256(raw).hexdigest()[:12]
 
 
+def _stored_config_path(path: str | Path, storage: str | Storage | None) -> str:
+    """The spec file as stored: relative to a SQLite store's folder when it lies under it, else absolute,
+    so that every worker resolves it the same way whatever its working directory."""
+    absolute = Path(path).resolve()
+    try:
+        url = storage.url if isinstance(storage, Storage) else normalize_url(storage)
+    except SpecError:
+        return str(absolute)
+    if url.startswith("sqlite:///"):
+        try:
+            return str(absolute.relative_to(Path(url[len("sqlite:///"):]).parent))
+        except ValueError:
+            pass
+    return str(absolute)
+
+
 def study_from_spec_file(
     path: str | Path, storage: str | Storage | None = None, repro_command: str | None = None
 ) -> tuple[Study, Callable[..., Any]]:
@@ -599,7 +615,7 @@ def study_from_spec_file(
     if parent is not None and not get_design(fields_.get("design") or "quasi_random").proposes:
         fields_.pop("parent")  # only a proposing design is warm-started from its parent
     study = create_study_from_spec(
-        StudySpec.from_mapping(fields_), storage=storage, config_path=str(Path(path).resolve()), config_hash=digest,
+        StudySpec.from_mapping(fields_), storage=storage, config_path=_stored_config_path(path, storage), config_hash=digest,
         repro_command=repro_command, parent=parent,
     )
     return study, train
