@@ -202,8 +202,6 @@ def run_trial(
     """Run one claimed trial to its end; returns the state it ended in ("lost": taken over elsewhere;
     :data:`LOST_WORKER`: the training function killed its worker)."""
     storage = study.storage
-    extra = make_writers(writers, trial_info(study, record)) if writers else []
-    trial = Trial(study, record, storage, worker_id, checkpoint_root, flush_interval, writers=extra)
     summary: dict[str, Any] = {"state": None, "value": None, "best_step": None, "infeasible_reason": None,
                                "error": None}
 
@@ -231,6 +229,13 @@ def run_trial(
             fault.unreleased = (record.id, cause)  # type: ignore[attr-defined]
         return fault
 
+    extra = make_writers(writers, trial_info(study, record)) if writers else []
+    try:
+        trial = Trial(study, record, storage, worker_id, checkpoint_root, flush_interval, writers=extra)
+    except StorageUnavailable as exc:  # the store went away between the claim and the start
+        for writer in extra:
+            writer.close()
+        raise infrastructure(exc) from None
     try:
         try:
             try:
