@@ -315,7 +315,10 @@ def store_goes_away(trial) -> None:
     raise tb.StorageUnavailable("store x: database or disk is full")
 
 
-def test_an_unavailable_store_is_never_blamed_on_the_training_function(sqlite_url, tmp_path):
+def test_an_unavailable_store_is_never_blamed_on_the_training_function(sqlite_url, tmp_path, monkeypatch):
+    from tunebook.execution import loop
+
+    monkeypatch.setattr(loop, "backoff", lambda n: 0.0)  # retried INFRA_RETRIES times, then raised
     calls: list = []
     study = tb.create_study("away", space=SPACE, objective=("val/error", "min"), trials=2, max_train_steps=5,
                             storage=sqlite_url)
@@ -323,5 +326,6 @@ def test_an_unavailable_store_is_never_blamed_on_the_training_function(sqlite_ur
         tb.run(study, store_goes_away, workers=0, progress=False, checkpoint_dir=tmp_path,
                writers=[lambda info: Recorder(info, calls)])
     first = study.trials()[0]
-    assert first.state == "pending" and first.error is None and first.attempts == 1  # resumed by the next run
-    assert [c[2]["state"] for c in calls if c[1] == "summary"] == ["pending"]
+    assert first.state == "pending" and first.lost_workers == 0  # resumed by the next run
+    assert first.error.startswith("infrastructure fault, retried: ") and first.attempts == loop.INFRA_RETRIES + 1
+    assert {c[2]["state"] for c in calls if c[1] == "summary"} == {"pending"}

@@ -9,21 +9,64 @@ store; it also works on its own. It is part of the core (every trial uses
 it); PyTorch's exact-resume helpers (``training_state``,
 ``restore_training_state``) live in :mod:`tunebook.training.checkpoints`.
 
+Checkpoints belong to their store: they live under
+``<root>/<store id>/<study>/trial-NNNNN`` (:func:`checkpoint_dir`) and every
+file records the store id and the trial id beside the state. A file from
+another store or trial is refused with one line (:class:`CheckpointMismatch`),
+never loaded. A truncated or corrupt latest checkpoint is skipped (and removed):
+the previous intact one is restored instead. A disk that is full or failing
+while a checkpoint is written or read is an infrastructure fault
+(:class:`CheckpointIOError`, a :class:`~tunebook.errors.StorageUnavailable`):
+the trial is retried, never failed for it.
+
 This module imports torch only when a checkpoint holds tensors.
 """
 
 from __future__ import annotations
 
+import errno
+import logging
 import math
 import os
 import pickle
 import sys
 import threading
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from tunebook.errors import StorageError, StorageUnavailable
 from tunebook.storage.base import CheckpointRecord
+
+log = logging.getLogger("tunebook")
+
+#: Key of the envelope every checkpoint file holds: {MARK: 1, "store_id", "trial_id", "step", "state"}.
+MARK = "__tunebook_checkpoint__"
+
+#: OSError numbers that mean the disk, not the training code, failed: retried as infrastructure faults.
+DISK_ERRNOS = frozenset(
+    getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EIO", "EROFS", "EFBIG") if hasattr(errno, name)
+)
+
+
+class CheckpointMismatch(StorageError):
+    """The checkpoint file belongs to another store or trial: refused, never loaded."""
+
+
+class CheckpointIOError(StorageUnavailable):
+    """The disk failed while a checkpoint was written or read (full, read-only, I/O error): retried."""
+
+
+def is_disk_fault(exc: BaseException) -> bool:
+    """Is ``exc`` the file system failing (disk full, I/O error), not the training code?"""
+    return isinstance(exc, OSError) and exc.errno in DISK_ERRNOS
+
+
+def checkpoint_dir(root: str | os.PathLike[str], store_id: str | None, study: str, number: int) -> Path:
+    """Where a trial's checkpoints go: ``<root>/<store id>/<study>/trial-NNNNN``."""
+    base = Path(root) / store_id if store_id else Path(root)
+    return base / study / f"trial-{number:05d}"
 
 
 @dataclass(frozen=True)
@@ -94,16 +137,30 @@ def snapshot(state: Any) -> Any:
     return copy_tree(state)
 
 
-def load(path: str | Path, map_location: Any = "cpu") -> Any:
-    """Read a checkpoint written by :func:`atomic_save`."""
+def read(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
+    """A checkpoint file's envelope: ``state`` and, when recorded, ``store_id``, ``trial_id``, ``step``."""
     with open(path, "rb") as f:
         head = f.read(2)
     if head == b"PK":  # torch.save writes a zip archive
         import torch
 
-        return torch.load(path, map_location=map_location, weights_only=False)
-    with open(path, "rb") as f:
-        return pickle.load(f)
+        payload = torch.load(path, map_location=map_location, weights_only=False)
+    else:
+        with open(path, "rb") as f:
+            payload = pickle.load(f)
+    if isinstance(payload, dict) and payload.get(MARK) == 1:
+        return payload
+    return {"state": payload}  # written by an older tunebook, or by atomic_save directly
+
+
+def load(path: str | Path, map_location: Any = "cpu") -> Any:
+    """Read the state of a checkpoint written by :func:`atomic_save` or :class:`CheckpointManager`."""
+    return read(path, map_location)["state"]
+
+
+#: What reading a truncated or corrupt checkpoint file raises (pickle, torch's zip reader).
+CORRUPT = (EOFError, pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, ValueError, IndexError, KeyError,
+           TypeError, AttributeError)
 
 
 class CheckpointManager:
@@ -115,9 +172,11 @@ class CheckpointManager:
         mode: ``"min"`` or ``"max"``: which values are better.
         records: the manifest to start from (e.g. from the store, when resuming).
         on_change: called with the new manifest after every save (e.g. to store it).
+        owner: the trial id (recorded in every file and checked on load; 0: not checked).
         background: write files in a background thread. ``save`` then only copies
             the state (to the CPU) and returns; at most one write is in flight, and
             :meth:`wait` (called by ``latest``, ``best`` and ``close``) waits for it.
+        store_id: the store's id (recorded in every file and checked on load; None: not checked).
     """
 
     def __init__(
@@ -129,6 +188,7 @@ class CheckpointManager:
         on_change: Callable[[list[CheckpointRecord]], None] | None = None,
         owner: int = 0,
         background: bool = False,
+        store_id: str | None = None,
     ) -> None:
         if mode not in ("min", "max"):
             raise ValueError("mode: use 'min' or 'max'")
@@ -139,6 +199,7 @@ class CheckpointManager:
         self.on_change = on_change
         self.owner = owner
         self.background = background
+        self.store_id = store_id
         self._writer: threading.Thread | None = None
         self._error: BaseException | None = None
         self._swept = False
@@ -180,7 +241,13 @@ class CheckpointManager:
         self.wait()
 
     def _write(self, step: int, state: Any, value: float | None, path: Path) -> None:
-        atomic_save(state, path)
+        envelope = {MARK: 1, "store_id": self.store_id, "trial_id": self.owner, "step": step, "state": state}
+        try:
+            atomic_save(envelope, path)
+        except OSError as exc:
+            if is_disk_fault(exc):
+                raise CheckpointIOError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from exc
+            raise
         records = [c for c in self.kept if c.step != step] + [CheckpointRecord(self.owner, step, str(path), value)]
         keep = select_kept(records, self.keep_best, self.mode)
         if self.on_change is not None:
@@ -190,18 +257,51 @@ class CheckpointManager:
                 Path(old.path).unlink(missing_ok=True)
         self.kept = keep
 
-    def _open(self, record: CheckpointRecord | None) -> Checkpoint | None:
-        if record is None or not Path(record.path).exists():
+    def _open(self, record: CheckpointRecord) -> Checkpoint | None:
+        """The checkpoint of ``record``; None when its file is missing or corrupt (it is then dropped).
+
+        Raises :class:`CheckpointMismatch` for another store's or trial's file and
+        :class:`CheckpointIOError` when the disk fails."""
+        path = Path(record.path)
+        try:
+            payload = read(path)
+        except FileNotFoundError:
+            log.warning("tunebook: checkpoint %s is missing; using an earlier one", path)
             return None
-        return Checkpoint(record.step, load(record.path), record.value, record.path)
+        except OSError as exc:
+            raise CheckpointIOError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from exc
+        except CORRUPT as exc:
+            log.warning("tunebook: checkpoint %s is truncated or corrupt (%s); using an earlier one",
+                        path, type(exc).__name__)
+            self.kept = [c for c in self.kept if c.step != record.step]
+            path.unlink(missing_ok=True)
+            return None
+        for key, mine in (("store_id", self.store_id), ("trial_id", self.owner or None)):
+            theirs = payload.get(key)
+            if mine is not None and theirs is not None and theirs != mine:
+                what = "store" if key == "store_id" else "trial"
+                raise CheckpointMismatch(
+                    f"checkpoint {path} belongs to {what} {theirs}, not to this {what} ({mine}); "
+                    "refusing to load it: give each store its own checkpoint folder"
+                )
+        return Checkpoint(record.step, payload["state"], record.value, record.path)
+
+    def _first_readable(self, records: Sequence[CheckpointRecord]) -> Checkpoint | None:
+        for record in records:
+            found = self._open(record)
+            if found is not None:
+                return found
+        return None
 
     def latest(self) -> Checkpoint | None:
-        """The checkpoint with the highest step (what a resumed run continues from)."""
+        """The checkpoint with the highest step (what a resumed run continues from); a missing or
+        corrupt one is skipped for the previous intact one."""
         self.wait()
-        return self._open(max(self.kept, key=lambda c: c.step) if self.kept else None)
+        return self._first_readable(sorted(self.kept, key=lambda c: -c.step))
 
     def best(self) -> Checkpoint | None:
-        """The kept checkpoint with the best value (retrospective selection)."""
+        """The kept checkpoint with the best value (retrospective selection); a corrupt one is skipped."""
         self.wait()
-        scored = [c for c in select_kept(self.kept, 1, self.mode) if c.value is not None and not math.isnan(c.value)]
-        return self._open(scored[0] if scored else None)
+        scored = [c for c in self.kept if c.value is not None and not math.isnan(c.value)]
+        sign = 1.0 if self.mode == "min" else -1.0
+        return self._first_readable(sorted(scored, key=lambda c: (sign * c.value, c.step)))  # type: ignore[operator]

@@ -26,7 +26,7 @@ from tunebook import specio
 from tunebook.design import GENERATOR_VERSION, SCIENTIFIC_DESIGNS, design_names, get_design
 from tunebook.errors import MissingExtraError, SpecError, StudyExists
 from tunebook.space import SearchSpace, _number
-from tunebook.storage import open_storage, redact
+from tunebook.storage import normalize_url, open_storage, redact
 from tunebook.storage.base import FINISHED, Storage, StudyRecord, TrialRecord
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
@@ -225,9 +225,23 @@ class Study:
         return notes[-1]["evidence"].get("train") if notes else None
 
     def train_base_dir(self) -> Path:
-        """The folder a ``file.py:function`` reference is resolved against: the spec's folder, else the current one."""
+        """The folder a ``file.py:function`` reference is resolved against: the spec's folder, else the current one.
+
+        ``config_path`` is stored relative to a SQLite store's folder (when the spec lies under it) or
+        absolute; an older store's path relative to where it ran is tried here too."""
         config = self.record.config_path
-        return Path(config).resolve().parent if config else Path.cwd()
+        if config:
+            path = Path(config)
+            candidates = [path] if path.is_absolute() else []
+            if not path.is_absolute():
+                url = self.storage.url
+                if url.startswith("sqlite:///"):
+                    candidates.append(Path(url[len("sqlite:///"):]).parent / path)
+                candidates.append(Path.cwd() / path)
+            for candidate in candidates:
+                if candidate.exists():
+                    return candidate.resolve().parent
+        return Path.cwd()
 
     @property
     def id(self) -> int:
@@ -684,6 +698,22 @@ def read_spec_file(path: str | Path) -> tuple[dict[str, Any], str]:
     return dict(data), hashlib.sha256(raw).hexdigest()[:12]
 
 
+def _stored_config_path(path: str | Path, storage: str | Storage | None) -> str:
+    """The spec file as stored: relative to a SQLite store's folder when it lies under it, else absolute,
+    so that every worker resolves it the same way whatever its working directory."""
+    absolute = Path(path).resolve()
+    try:
+        url = storage.url if isinstance(storage, Storage) else normalize_url(storage)
+    except SpecError:
+        return str(absolute)
+    if url.startswith("sqlite:///"):
+        try:
+            return str(absolute.relative_to(Path(url[len("sqlite:///"):]).parent))
+        except ValueError:
+            pass
+    return str(absolute)
+
+
 def study_from_spec_file(
     path: str | Path, storage: str | Storage | None = None, repro_command: str | None = None
 ) -> tuple[Study, Callable[..., Any]]:
@@ -697,7 +727,7 @@ def study_from_spec_file(
     if parent is not None and not get_design(fields_.get("design") or "quasi_random").proposes:
         fields_.pop("parent")  # only a proposing design is warm-started from its parent
     study = create_study_from_spec(
-        StudySpec.from_mapping(fields_), storage=storage, config_path=str(path), config_hash=digest,
+        StudySpec.from_mapping(fields_), storage=storage, config_path=_stored_config_path(path, storage), config_hash=digest,
         repro_command=repro_command, parent=parent,
     )
     return study, train

@@ -49,13 +49,16 @@ class PostgresServer:
             os.chmod(self.dir, 0o777)
         self.data = self.dir / "data"
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+        self._start()
+        self._counter = itertools.count()
+
+    def _start(self) -> None:
         self._run(
             "pg_ctl", "-D", str(self.data), "-l", str(self.dir / "log"), "-w", "-t", "60", "-o",
             f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
             "start",
         )
-        self._counter = itertools.count()
 
     def _run(self, tool: str, *args: str) -> None:
         subprocess.run(
@@ -69,6 +72,19 @@ class PostgresServer:
         with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True) as c:
             c.execute(f'CREATE DATABASE "{name}"')
         return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
+
+    def restart(self, down_for: float = 0.0) -> None:
+        """``pg_ctl restart`` (fast shutdown: open connections are cut), waiting until it accepts again;
+        with ``down_for``, a stop, that many seconds down, and a start (a longer outage)."""
+        if not down_for:
+            self._run("pg_ctl", "-D", str(self.data), "-l", str(self.dir / "log"), "-w", "-t", "60", "-m", "fast",
+                      "restart")
+            return
+        import time
+
+        self._run("pg_ctl", "-D", str(self.data), "-w", "-t", "60", "-m", "fast", "stop")
+        time.sleep(down_for)
+        self._start()
 
     def stop(self) -> None:
         try:

@@ -30,12 +30,11 @@ import logging
 import operator
 import os
 import threading
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from tunebook.errors import SpecError, TrialInfeasible
 from tunebook.storage.base import ClaimLost, Storage, TrialRecord
-from tunebook.checkpoints import Checkpoint, CheckpointManager
+from tunebook.checkpoints import Checkpoint, CheckpointManager, checkpoint_dir
 from tunebook.writers import AsyncWriter, FanOutWriter, ObjectiveWriter, StoreWriter, check_rules
 
 if TYPE_CHECKING:
@@ -129,13 +128,14 @@ class Trial:
         self._halt: BaseException | None = None  # set by the writer/heartbeat threads: what stops the trial
         self._closed = False
         self._checkpoints = CheckpointManager(
-            Path(checkpoint_root) / study.name / f"trial-{record.number:05d}",
+            checkpoint_dir(checkpoint_root, storage.store_id, study.name, record.number),
             keep_best=study.keep_checkpoints,
             mode=study.objective[1],
             records=storage.get_checkpoints(record.id),
             on_change=lambda kept: storage.set_checkpoints(record.id, worker_id, kept),
             owner=record.id,
             background=True,
+            store_id=storage.store_id,
         )
         self._writers = list(writers)  # extra writers (exporters): fed host floats, see tunebook.writers
         self._objective = ObjectiveWriter(study.objective[0])

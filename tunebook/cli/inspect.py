@@ -53,8 +53,10 @@ def cmd_status(args: argparse.Namespace) -> int:
             stale = t.heartbeat_at is not None and now - t.heartbeat_at > DEFAULT_STALE_AFTER
             say(f"  running #{t.number} on {t.worker_id}, heartbeat {ago(t.heartbeat_at, now)}"
                 + ("  STALE: its worker looks dead; it is re-queued on the next claim" if stale else ""))
-        elif t.state == "pending" and t.attempts:
-            say(f"  re-queued #{t.number} (attempts {t.attempts}, lost workers {t.lost_workers})")
+        elif t.state == "pending" and (t.attempts or t.error):
+            cause = (t.error or "").strip().splitlines()[-1:]  # an infrastructure fault or a lost worker
+            say(f"  re-queued #{t.number} (attempts {t.attempts}, lost workers {t.lost_workers})"
+                + (f": {cause[0]}" if cause else ""))
     best = study.best_trial()
     if best is not None:
         say(f"  best {study.objective[0]} = {best.value:.6g} at step {best.best_step}, trial #{best.number}: {best.params}")

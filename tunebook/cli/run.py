@@ -125,6 +125,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if counts.get("failed", 0) and counts.get("failed", 0) == sum(counts.values()):
         print(f"error: every trial of {printable(study.name)} failed", file=sys.stderr)
         return EXIT_ALL_FAILED
+    if result.problem:  # unfinished study, dead workers: never exit 0 with work undone
+        print(f"run: {result.problem}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -9,6 +9,16 @@ store share the work without running a trial twice.
 Ctrl-C (SIGINT) stops cleanly: workers put their running trials back to
 ``pending`` (checkpoints kept) and exit; anything a worker could not release
 is released by the parent. Running the same command again resumes the study.
+
+A worker that dies (``os._exit`` in the training function, a signal, a
+traceback) is a lost worker for the trial it ran: the parent records it with
+the observed cause ("worker exited with code 3 during the trial"), the trial
+goes back to pending (failed after ``max_lost_workers``) and a new worker
+takes its place while work is left. Before the first worker starts, trials
+left running by a crashed earlier run on this host (dead PIDs) are reclaimed
+and the checkpoint folder is checked. :attr:`RunResult.problem` says why a
+run did not end well (unfinished study, dead workers): ``tunebook run`` then
+exits 1.
 """
 
 from __future__ import annotations
@@ -22,12 +32,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
-from tunebook.errors import SpecError
+from tunebook.errors import ClaimLost, SpecError, StorageUnavailable
 from tunebook.execution.loop import (
     DEFAULT_STALE_AFTER,
+    LOST_WORKER,
     WorkerStop,
+    check_checkpoint_root,
     default_checkpoint_root,
     install_worker_signals,
+    reclaim_dead_workers,
     worker_id_for,
     worker_loop,
 )
@@ -43,10 +56,28 @@ class RunResult:
     counts: dict[str, int]
     interrupted: bool = False
     worker_exit_codes: list[int | None] = field(default_factory=list)
+    #: Trials whose worker was lost during this run (the process died, or the training function exited it).
+    lost_workers: int = 0
+    #: Infrastructure faults survived (retried) by in-process workers.
+    retried: int = 0
 
     @property
     def finished(self) -> bool:
         return self.counts.get("pending", 0) == 0 and self.counts.get("running", 0) == 0
+
+    @property
+    def problem(self) -> str | None:
+        """One line when the run did not end well (``tunebook run`` exits 1), else None."""
+        died = [c for c in self.worker_exit_codes if c not in (0, None)]
+        parts = []
+        if not self.finished:
+            parts.append(f"the study is not finished ({self.counts.get('pending', 0)} pending, "
+                         f"{self.counts.get('running', 0)} running)")
+        if died:
+            parts.append(f"{len(died)} worker(s) died (exit codes {', '.join(map(str, died))})")
+        if self.lost_workers:
+            parts.append(f"{self.lost_workers} trial(s) lost their worker (see `tunebook status`)")
+        return "; ".join(parts) or None
 
 
 def _worker_main(
@@ -57,6 +88,7 @@ def _worker_main(
     stale_after: float | None,
     flush_interval: float,
     writers: Sequence[WriterFactory] = (),
+    max_lost_workers: int = 3,
     nproc_per_trial: int = 1,
 ) -> None:
     install_worker_signals()
@@ -65,12 +97,19 @@ def _worker_main(
 
     study = load_study(study_name, open_storage(storage_url))
     try:
-        worker_loop(study, train, checkpoint_root, stale_after=stale_after, flush_interval=flush_interval,
-                    writers=writers, runner=ranks_runner(nproc_per_trial))
+        done = worker_loop(study, train, checkpoint_root, stale_after=stale_after, flush_interval=flush_interval,
+                           writers=writers, max_lost_workers=max_lost_workers,
+                           runner=ranks_runner(nproc_per_trial, max_lost_workers))
     except KeyboardInterrupt:
         sys.exit(130)
     except WorkerStop:  # SIGTERM
         sys.exit(143)
+    if done.get(LOST_WORKER):  # the training function exited this worker (caught): the parent must know
+        sys.exit(EXIT_LOST_WORKER)
+
+
+#: A worker's exit code when a trial's training function tried to exit it (the trial counted a lost worker).
+EXIT_LOST_WORKER = 75
 
 
 @contextmanager
@@ -141,6 +180,7 @@ def run_local(
     flush_interval: float = 1.0,
     stop_grace: float = 60.0,
     writers: Sequence[WriterFactory] = (),
+    max_lost_workers: int = 3,
     nproc_per_trial: int = 1,
 ) -> RunResult:
     """Run the study's pending trials; see the module docstring.
@@ -159,48 +199,111 @@ def run_local(
             raise SpecError("devices", f"{len(devices)} devices for {workers} workers of {per} processes",
                             f"give {per} device(s) per worker ({workers * per} in all)")
         devices = [",".join(devices[i:i + per]) for i in range(0, len(devices), per)]  # one entry per worker
-    checkpoint_root = str(checkpoint_dir or default_checkpoint_root(study.storage))
+    checkpoint_root = str(check_checkpoint_root(checkpoint_dir or default_checkpoint_root(study.storage)))
+    # Trials left running by a crashed earlier run on this host: their workers are provably gone.
+    reclaim_dead_workers(study.storage, study, max_lost_workers)
     reporter = Reporter(study, progress)
     if workers == 0:  # in this process: for debugging and notebooks
         try:
-            worker_loop(study, train, checkpoint_root, stale_after=stale_after, flush_interval=flush_interval,
-                        writers=writers, runner=ranks_runner(per))
+            done = worker_loop(study, train, checkpoint_root, stale_after=stale_after, flush_interval=flush_interval,
+                               writers=writers, max_lost_workers=max_lost_workers,
+                               runner=ranks_runner(per, max_lost_workers))
         except KeyboardInterrupt:
             return RunResult(study.name, reporter.update(), interrupted=True)
         finally:
             reporter.close()
-        return RunResult(study.name, reporter.update())
+        return RunResult(study.name, reporter.update(), lost_workers=done.get(LOST_WORKER, 0),
+                         retried=done.get("retried", 0))
 
     ctx = mp.get_context("spawn")
     threads = max(1, (os.cpu_count() or 1) // workers)
-    procs = []
-    for index in range(workers):
+    args = (study.storage.url, study.name, train, checkpoint_root, stale_after, flush_interval, tuple(writers),
+            max_lost_workers, per)
+
+    def start(index: int) -> Any:
         device = devices[index] if devices else None
-        proc = ctx.Process(
-            target=_worker_main,
-            args=(study.storage.url, study.name, train, checkpoint_root, stale_after, flush_interval, tuple(writers),
-                  per),
-            name=f"tunebook-worker-{index}",
-        )
+        proc = ctx.Process(target=_worker_main, args=args, name=f"tunebook-worker-{index}")
         with _child_environment(device, threads):
             proc.start()
-        procs.append(proc)
+        return proc
 
+    slots = [start(index) for index in range(workers)]
+    procs = list(slots)  # every worker started, replacements included
     interrupted = False
+    lost = 0
+    deaths_in_a_row = 0  # deaths that lost no trial: a worker that cannot even start is not restarted forever
+    seen: set[int] = set()  # pids of dead workers already accounted for
     try:
-        while any(p.is_alive() for p in procs):
-            reporter.update()
-            for p in procs:
+        while any(p.is_alive() for p in slots):
+            _update(reporter)
+            for index, p in enumerate(slots):
                 p.join(timeout=0.5 / workers)
+                if p.is_alive() or p.exitcode in (0, None) or p.pid in seen:
+                    continue
+                seen.add(p.pid)
+                if p.exitcode == EXIT_LOST_WORKER:
+                    lost += 1  # its trial is already counted (the worker caught the exit)
+                    continue
+                n = _lose_worker_trials(study, worker_id_for(p.pid), _death_cause(p.exitcode), max_lost_workers)
+                lost += n
+                deaths_in_a_row = 0 if n else deaths_in_a_row + 1
+                if deaths_in_a_row < 3 and _work_left(study):
+                    slots[index] = start(index)  # a replacement takes the dead worker's place
+                    procs.append(slots[index])
     except KeyboardInterrupt:
         interrupted = True
-        _stop_workers(procs, stop_grace)
+        _stop_workers(slots, stop_grace)
     finally:
         reporter.close()
         # A worker that died (or was killed) cannot release its own trial.
-        study.storage.release_worker_trials(worker_id_for(p.pid) for p in procs if p.exitcode != 0)
-    counts = reporter.update()
-    return RunResult(study.name, counts, interrupted, [p.exitcode for p in procs])
+        try:
+            study.storage.release_worker_trials(worker_id_for(p.pid) for p in procs if p.exitcode != 0)
+        except StorageUnavailable:  # the trials turn stale and come back
+            pass
+    counts = _update(reporter) or study.counts()
+    return RunResult(study.name, counts, interrupted, [p.exitcode for p in procs], lost_workers=lost)
+
+
+def _update(reporter: Reporter) -> dict[str, int] | None:
+    """The reporter's counts; None while the store is away (the workers retry; so does the next update)."""
+    try:
+        return reporter.update()
+    except StorageUnavailable:
+        return None
+
+
+def _death_cause(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"worker was killed by {name} during the trial"
+    return f"worker exited with code {code} during the trial"
+
+
+def _lose_worker_trials(study: Study, worker_id: str, cause: str, max_lost_workers: int) -> int:
+    """Count a lost worker for the trials ``worker_id`` still ran; returns how many."""
+    lost = 0
+    try:
+        for t in study.storage.get_trials(study.id, ["running"]):
+            if t.worker_id == worker_id:
+                try:
+                    study.storage.lose_trial(t.id, worker_id, cause, max_lost_workers)
+                    lost += 1
+                except ClaimLost:
+                    pass
+    except StorageUnavailable:  # the trial turns stale and comes back
+        pass
+    return lost
+
+
+def _work_left(study: Study) -> bool:
+    try:
+        counts = study.counts()
+    except StorageUnavailable:
+        return True
+    return bool(counts.get("pending")) or sum(counts.values()) < study.trials_budget
 
 
 def _stop_workers(procs: list[Any], grace: float) -> None:

@@ -20,12 +20,28 @@ elsewhere. The loop:
      (retrospective selection), or ``failed`` if the objective was never logged;
    - a NaN/Inf, a broken ``infeasible_if`` rule or out of memory: ``infeasible``;
    - any other exception: ``failed``, with the traceback stored;
-   - the store became unavailable (:class:`~tunebook.errors.StorageUnavailable`:
-     disk full, database away): an infrastructure fault, never the training
-     function's: the trial goes back to ``pending`` (if the store still answers;
-     otherwise it turns stale) and the error propagates to the executor;
+   - an infrastructure fault, never the training function's: the store became
+     unavailable (:class:`~tunebook.errors.StorageUnavailable`: database away,
+     disk full), a checkpoint could not be written or read (disk full, I/O
+     error), or the training raised ``OSError`` ENOSPC/EIO: the trial goes back
+     to ``pending`` with the cause in its ``error`` field (shown by ``tunebook
+     status``; if the store does not answer, the loop releases it once it does)
+     and the loop retries with backoff (bounded: :data:`INFRA_RETRIES`);
+   - the training function killed its worker (``sys.exit``, ``SystemExit`` or
+     any other ``BaseException``): a lost worker, as if the process had died:
+     ``lost_workers`` grows and the trial goes back to ``pending``, or ends
+     ``failed`` with the observed cause after ``max_lost_workers``. A process
+     that really died (``os._exit``, a signal) is counted the same way by whoever
+     sees it gone: the local executor (the worker's exit code) or the next claim
+     on this host (the worker's PID is not alive: :func:`reclaim_dead_workers`),
+     else once its heartbeat is ``stale_after`` old;
    - ``KeyboardInterrupt``/``SIGTERM``: the trial goes back to ``pending`` and
      keeps its checkpoints, so the next run resumes it.
+
+Configuration errors (the checkpoint folder is a file or not writable, the
+training function does not import, the store cannot be opened) are checked
+before any trial is claimed: :class:`~tunebook.errors.ConfigurationError`,
+exit 2 (:func:`check_checkpoint_root`, :func:`train_for`).
 
 Extra metric writers (exporters) are made per trial by the ``writers``
 factories; they are told how the trial ended once the outcome is stored, and
@@ -43,9 +59,12 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
+from tunebook.checkpoints import is_disk_fault
 from tunebook.design import get_design, propose_next
-from tunebook.errors import ClaimLost, SpecError, StorageUnavailable, TrialInfeasible, TunebookError
-from tunebook.storage.base import COMPLETED, FAILED, INFEASIBLE, Storage, TrialRecord
+from tunebook.errors import (
+    ClaimLost, ConfigurationError, SpecError, StorageError, StorageUnavailable, TrialInfeasible, TunebookError,
+)
+from tunebook.storage.base import COMPLETED, FAILED, INFEASIBLE, PENDING, RUNNING, Storage, TrialRecord
 from tunebook.study import Study, resolve_train
 from tunebook.trial import Trial
 from tunebook.writers import MetricWriter, TrialInfo, WriterFactory
@@ -55,21 +74,20 @@ log = logging.getLogger("tunebook.execution")
 #: A running trial whose heartbeat is older than this is presumed dead.
 DEFAULT_STALE_AFTER = 60.0
 
+#: Infrastructure faults in a row a worker retries (with backoff) before it gives up (exit 3).
+INFRA_RETRIES = 8
+
+#: Backoff after the n-th infrastructure fault in a row: 0.5 s, 1 s, 2 s, ... at most 30 s.
+def backoff(n: int) -> float:
+    return min(30.0, 0.5 * 2 ** max(0, n - 1))
+
+
+#: What run_trial returns when the training function killed its worker (counted as a lost worker).
+LOST_WORKER = "lost-worker"
+
 
 class WorkerStop(BaseException):
     """Raised in a worker by SIGTERM: stop like Ctrl-C (the trial is re-queued)."""
-
-
-def objective_missing(storage: Storage, trial_id: int, metric: str) -> str:
-    """Why a trial that returned has no value: the objective never logged, with what was logged instead."""
-    import difflib
-
-    logged = sorted({row.name for row in storage.get_metrics(trial_id)})
-    if not logged:
-        return f"the objective {metric!r} was never logged (nothing was); call trial.log(step, **{{{metric!r}: value}})"
-    close = difflib.get_close_matches(metric, logged, n=1)
-    hint = f"; did the spec mean objective.metric: {close[0]}?" if close else f"; call trial.log(step, **{{{metric!r}: value}})"
-    return f"the objective {metric!r} was never logged (logged: {', '.join(logged[:8])}){hint}"
 
 
 def worker_id_for(pid: int | None = None) -> str:
@@ -162,6 +180,15 @@ def _end(trial: Trial, summary: dict[str, Any]) -> None:
 # --- one trial ----------------------------------------------------------------------
 
 
+def killed_cause(exc: BaseException) -> str:
+    """The observed cause when the training function raised a ``BaseException`` that kills a worker."""
+    if isinstance(exc, SystemExit):
+        return f"the training function called sys.exit({exc.code!r})"
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"the training function raised {type(exc).__name__} (a BaseException, which stops a worker)" + (
+        f": {text}" if text else "")
+
+
 def run_trial(
     study: Study,
     record: TrialRecord,
@@ -170,19 +197,45 @@ def run_trial(
     checkpoint_root: str | os.PathLike[str],
     flush_interval: float = 1.0,
     writers: Sequence[WriterFactory] = (),
+    max_lost_workers: int = 3,
 ) -> str:
-    """Run one claimed trial to its end; returns the state it ended in ("lost": taken over elsewhere)."""
+    """Run one claimed trial to its end; returns the state it ended in ("lost": taken over elsewhere;
+    :data:`LOST_WORKER`: the training function killed its worker)."""
     storage = study.storage
-    extra = make_writers(writers, trial_info(study, record)) if writers else []
-    trial = Trial(study, record, storage, worker_id, checkpoint_root, flush_interval, writers=extra)
     summary: dict[str, Any] = {"state": None, "value": None, "best_step": None, "infeasible_reason": None,
                                "error": None}
 
     def finish(state: str, **values: Any) -> str:
-        storage.finish_trial(record.id, worker_id, state, **values)
+        try:
+            storage.finish_trial(record.id, worker_id, state, **values)
+        except (StorageUnavailable, ClaimLost):
+            raise
+        except StorageError as exc:  # the store refused the text: record a plain one-line version
+            log.warning("recording trial #%d as %s failed (%s); recording a plain message", record.number, state, exc)
+            plain = {k: (ascii(v.strip().splitlines()[-1] if v.strip() else v)[:1000] if isinstance(v, str) else v)
+                     for k, v in values.items()}
+            storage.finish_trial(record.id, worker_id, state, **plain)
         summary.update(state=state, **values)
         return state
 
+    def infrastructure(exc: BaseException) -> StorageUnavailable:
+        """Back to pending with the cause recorded; the loop retries with backoff."""
+        fault = exc if isinstance(exc, StorageUnavailable) else StorageUnavailable(f"disk fault: {exc}")
+        cause = f"infrastructure fault, retried: {str(fault).splitlines()[0] if str(fault) else type(fault).__name__}"
+        summary.update(state=PENDING, error=cause)
+        try:
+            storage.release_trial(record.id, worker_id, cause)
+        except TunebookError:  # still away: the loop releases it once the store answers
+            fault.unreleased = (record.id, cause)  # type: ignore[attr-defined]
+        return fault
+
+    extra = make_writers(writers, trial_info(study, record)) if writers else []
+    try:
+        trial = Trial(study, record, storage, worker_id, checkpoint_root, flush_interval, writers=extra)
+    except StorageUnavailable as exc:  # the store went away between the claim and the start
+        for writer in extra:
+            writer.close()
+        raise infrastructure(exc) from None
     try:
         try:
             try:
@@ -201,22 +254,28 @@ def run_trial(
             summary["state"] = "lost"
             return "lost"
         except StorageUnavailable as exc:
-            summary.update(state="pending", error=str(exc))
-            try:
-                storage.release_trial(record.id, worker_id)
-            except TunebookError:  # still away: the trial turns stale and is re-queued
-                pass
-            raise
+            raise infrastructure(exc) from None
         except Exception as exc:
+            if is_disk_fault(exc):  # the disk, not the training code
+                raise infrastructure(exc) from exc
             if trial.infeasible_reason is not None:  # e.g. a NaN loss made the user's code raise
                 return finish(INFEASIBLE, infeasible_reason=trial.infeasible_reason)
             if is_out_of_memory(exc):
                 return finish(INFEASIBLE, infeasible_reason=f"out of memory: {exc}".splitlines()[0])
             return finish(FAILED, error=traceback.format_exc())
+        except BaseException as exc:  # SystemExit and friends: the training function killed its worker
+            cause = killed_cause(exc)
+            state = storage.lose_trial(record.id, worker_id, cause, max_lost_workers)
+            log.warning("trial #%d: %s; counted as a lost worker (now %s)", record.number, cause, state)
+            summary.update(state=state, error=cause)
+            return LOST_WORKER
         metric, mode = study.objective
         best = storage.best_metric(record.id, metric, mode)
         if best is None:
-            return finish(FAILED, error=objective_missing(storage, record.id, metric))
+            return finish(
+                FAILED,
+                error=f"the objective {metric!r} was never logged; call trial.log(step, **{{{metric!r}: value}})",
+            )
         return finish(COMPLETED, value=best[0], best_step=best[1])
     finally:
         if extra:
@@ -285,14 +344,90 @@ def claim_next(
     return None
 
 
+def spec_folder(study: Study) -> Path:
+    """The folder of the study's spec file, where ``train`` is resolved (see :meth:`Study.train_base_dir`)."""
+    return study.train_base_dir()
+
+
 def train_for(study: Study) -> Callable[..., Any]:
-    """The study's stored training function (``train: module:function``), resolved beside its spec file."""
+    """The study's stored training function (``train: module:function``), resolved beside its spec file.
+
+    Raises :class:`ConfigurationError` (one line, exit 2) when it does not import."""
     if not study.train_ref:
-        raise SpecError("train", f"study {study.name!r} stores no training function",
-                        "create it from a YAML spec with train: module:function, or pass train=")
-    config = study.record.config_path
-    base = Path(config).resolve().parent if config and Path(config).exists() else Path.cwd()
-    return resolve_train(study.train_ref, base)
+        raise ConfigurationError("train", f"study {study.name!r} stores no training function",
+                                 "create it from a YAML spec with train: module:function, or pass train=")
+    try:
+        return resolve_train(study.train_ref, spec_folder(study))
+    except SpecError as exc:
+        raise ConfigurationError(exc.field, f"study {study.name!r}: {exc.problem}", exc.fix) from None
+    except Exception as exc:  # the module raised at import (a syntax error, a bug)  # noqa: BLE001
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise ConfigurationError("train", f"study {study.name!r}: importing {study.train_ref!r} raised "
+                                 f"{type(exc).__name__}: {first}", "fix the training module") from None
+    except BaseException as exc:  # sys.exit at import time
+        raise ConfigurationError("train", f"study {study.name!r}: importing {study.train_ref!r} raised "
+                                 f"{type(exc).__name__}", "the training module must not exit when imported") from None
+
+
+def check_checkpoint_root(root: str | os.PathLike[str]) -> Path:
+    """The checkpoint folder, created if missing; :class:`ConfigurationError` when it is a file
+    or not writable (checked before any trial is claimed)."""
+    path = Path(root)
+    fix = "pass --checkpoint-dir a writable folder"
+    for parent in (path, *path.parents):
+        if parent.exists() and not parent.is_dir():
+            raise ConfigurationError("checkpoint_dir", f"{str(parent)!r} is a file, not a folder", fix)
+        if parent.exists():
+            break
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".tunebook-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigurationError("checkpoint_dir", f"cannot write in {str(path)!r} ({exc.strerror or exc})",
+                                 fix) from None
+    return path
+
+
+def worker_is_gone(worker_id: str | None) -> bool:
+    """Is ``worker_id`` (``host:pid`` or ``ray:host:pid``) provably dead: this host, no such process?"""
+    if not worker_id:
+        return False
+    wid = worker_id[4:] if worker_id.startswith("ray:") else worker_id
+    host, _, pid_text = wid.rpartition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid <= 1 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, owned by another user
+        return False
+    return False
+
+
+def reclaim_dead_workers(store: Storage, scope: Study | None, max_lost_workers: int = 3) -> int:
+    """Running trials whose worker is provably gone (this host, PID not alive) count a lost worker
+    now instead of after ``stale_after``: back to pending, or failed after ``max_lost_workers``."""
+    if scope is not None:
+        running = store.get_trials(scope.id, [RUNNING])
+    else:
+        running = [t for item in store.study_summaries() if item["counts"].get(RUNNING)
+                   for t in store.get_trials(item["study"].id, [RUNNING])]
+    done = 0
+    for t in running:
+        if worker_is_gone(t.worker_id):
+            try:
+                store.lose_trial(t.id, t.worker_id, f"its worker {t.worker_id} is gone (no such process on this host)",
+                                 max_lost_workers)
+                done += 1
+            except ClaimLost:  # finished or reclaimed meanwhile
+                pass
+    return done
 
 
 def _running(store: Storage, scope: Study | None) -> bool:
@@ -302,6 +437,21 @@ def _running(store: Storage, scope: Study | None) -> bool:
 
 
 # --- the loop -----------------------------------------------------------------------
+
+
+def _trains_up_front(store: Storage, scope: Study | None) -> dict[int, tuple[Study, Callable[..., Any]]]:
+    """Resolve the training function of every study this worker may claim from, before any claim:
+    a worker that cannot import one claims nothing (:class:`ConfigurationError`, exit 2)."""
+    if scope is not None:
+        return {scope.id: (scope, train_for(scope))}  # type: ignore[dict-item]
+    out: dict[int, tuple[Study, Callable[..., Any]]] = {}
+    for item in store.study_summaries():
+        counts, record = item["counts"], item["study"]
+        open_work = counts.get(PENDING) or counts.get(RUNNING) or sum(counts.values()) < record.trials_budget
+        if open_work and record.spec.get("train"):
+            owner = Study(record, store)
+            out[owner.id] = (owner, train_for(owner))  # type: ignore[index]
+    return out
 
 
 def worker_loop(
@@ -321,53 +471,104 @@ def worker_loop(
     poll_interval: float = 2.0,
     idle_timeout: float | None = None,
     log_line: Callable[[str], None] | None = None,
+    infra_retries: int = INFRA_RETRIES,
+    sleep: Callable[[float], None] = time.sleep,
     runner: Callable[..., str] | None = None,
 ) -> dict[str, int]:
-    """Claim and run trials until none is left; returns counts by outcome.
+    """Claim and run trials until none is left; returns counts by outcome (``retried``: infrastructure
+    faults survived; :data:`LOST_WORKER`: trials whose training function killed the worker).
 
     ``study``: the study to serve, or None for every study of ``storage``.
     ``train``: the training function, or None for each study's stored one.
     Stops when nothing can be claimed, unless ``wait_for_running`` (then only
-    once nothing is running either: a dead worker's trial comes back once
-    stale) or ``wait`` (keep polling until idle for ``idle_timeout``).
+    once nothing is running either: a dead worker's trial comes back at once
+    when its PID is gone on this host, else once stale) or ``wait`` (keep
+    polling until idle for ``idle_timeout``). Before the first claim the
+    checkpoint folder and the training functions are checked
+    (:class:`ConfigurationError`). An infrastructure fault is retried after a
+    backoff, ``infra_retries`` times in a row at most; then it is raised.
     ``runner``: what runs one claimed trial (default :func:`run_trial`; a
     multi-process trial's is :func:`tunebook.execution.multiproc.ranks_runner`).
     """
     store = storage if storage is not None else study.storage  # type: ignore[union-attr]
-    root = Path(checkpoint_root) if checkpoint_root else default_checkpoint_root(store)
+    root = check_checkpoint_root(checkpoint_root if checkpoint_root else default_checkpoint_root(store))
     worker_id = worker_id or worker_id_for()
     known: dict[int, tuple[Study, Callable[..., Any]]] = {}
     if study is not None and train is not None:
-        known[study.id] = (study, train)
+        known[study.id] = (study, train)  # type: ignore[index]
+    elif train is None:
+        known.update(_trains_up_front(store, study))
     done: dict[str, int] = {}
     idle_since = time.monotonic()
-    while max_trials is None or sum(done.values()) < max_trials:
-        record = claim_next(study, worker_id, stale_after, max_lost_workers, storage=store)
-        if record is None:
-            if wait:
-                if idle_timeout is not None and time.monotonic() - idle_since > idle_timeout:
-                    break
-            elif not wait_for_running or not _running(store, study):
-                break  # nothing pending (and, if asked, nothing running): the work is done
-            # Trials still running elsewhere: if their worker died, they turn stale and come back here.
-            time.sleep(min(poll_interval, stale_after / 2) if stale_after else poll_interval)
+    faults = 0  # infrastructure faults in a row
+    unreleased: tuple[int, str] | None = None  # a trial to put back once the store answers again
+
+    def say(line: str) -> None:
+        if log_line:
+            log_line(line)
+
+    while max_trials is None or sum(v for k, v in done.items() if k != "retried") < max_trials:
+        try:
+            if unreleased is not None:
+                try:
+                    store.release_trial(unreleased[0], worker_id, unreleased[1])
+                except ClaimLost:  # already back, or taken over
+                    pass
+                unreleased = None
+            record = claim_next(study, worker_id, stale_after, max_lost_workers, storage=store)
+            if record is None and reclaim_dead_workers(store, study, max_lost_workers):
+                record = claim_next(study, worker_id, stale_after, max_lost_workers, storage=store)
+            if record is None:
+                faults = 0
+                if wait:
+                    if idle_timeout is not None and time.monotonic() - idle_since > idle_timeout:
+                        break
+                elif not wait_for_running or not _running(store, study):
+                    break  # nothing pending (and, if asked, nothing running): the work is done
+                # Trials still running elsewhere: if their worker died, they turn stale and come back here.
+                sleep(min(poll_interval, stale_after / 2) if stale_after else poll_interval)
+                continue
+            if record.study_id not in known:
+                owner = study or next(Study(s, store) for s in store.list_studies() if s.id == record.study_id)
+                try:
+                    known[record.study_id] = (owner, train or train_for(owner))
+                except ConfigurationError:  # a study created after this worker started: not ours to fail
+                    store.release_trial(record.id, worker_id)
+                    raise
+            owner, owner_train = known[record.study_id]
+            say(f"{worker_id}: trial #{record.number} of {owner.name} (attempt {record.attempts})")
+            state = (runner or run_trial)(owner, record, owner_train, worker_id, root, flush_interval, writers,
+                                          max_lost_workers=max_lost_workers)
+            faults = 0
+        except StorageUnavailable as exc:
+            faults += 1
+            unreleased = getattr(exc, "unreleased", None) or unreleased
+            done["retried"] = done.get("retried", 0) + 1
+            if faults > infra_retries:
+                raise
+            delay = backoff(faults)
+            say(f"{worker_id}: infrastructure fault ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+                f"retrying in {delay:g} s")
+            log.warning("tunebook: infrastructure fault, retrying in %g s: %s", delay, exc)
+            try:
+                sleep(delay)
+            except (KeyboardInterrupt, WorkerStop):  # stopped while waiting: put the trial back if we can
+                if unreleased is not None:
+                    try:
+                        store.release_trial(unreleased[0], worker_id, unreleased[1])
+                    except TunebookError:  # still away: it turns stale
+                        pass
+                raise
             continue
-        if record.study_id not in known:
-            owner = study or next(Study(s, store) for s in store.list_studies() if s.id == record.study_id)
-            known[record.study_id] = (owner, train or train_for(owner))
-        owner, owner_train = known[record.study_id]
-        if log_line:
-            log_line(f"{worker_id}: trial #{record.number} of {owner.name} (attempt {record.attempts})")
-        state = (runner or run_trial)(owner, record, owner_train, worker_id, root, flush_interval, writers)
-        if log_line:
-            log_line(f"{worker_id}: trial #{record.number} of {owner.name} {state}")
+        say(f"{worker_id}: trial #{record.number} of {owner.name} {state}")
         done[state] = done.get(state, 0) + 1
         idle_since = time.monotonic()
     return done
 
 
 __all__ = [
-    "DEFAULT_STALE_AFTER", "GuardedWriter", "WorkerStop", "claim_next", "default_checkpoint_root",
-    "install_worker_signals", "is_out_of_memory", "make_writers", "run_trial", "train_for", "trial_info",
-    "worker_id_for", "worker_loop",
+    "DEFAULT_STALE_AFTER", "GuardedWriter", "INFRA_RETRIES", "LOST_WORKER", "WorkerStop", "backoff",
+    "check_checkpoint_root", "claim_next", "default_checkpoint_root", "install_worker_signals", "is_out_of_memory",
+    "killed_cause", "make_writers", "reclaim_dead_workers", "run_trial", "spec_folder", "train_for", "trial_info",
+    "worker_id_for", "worker_is_gone", "worker_loop",
 ]

@@ -14,7 +14,10 @@ The store must be reachable from every node: PostgreSQL for a cluster. A
 SQLite file is accepted only while the Ray cluster is this one machine.
 
 If a task's worker dies, its trial stops heartbeating; the next round of
-tasks puts it back to pending and resumes it from its latest checkpoint.
+tasks puts it back to pending and resumes it from its latest checkpoint: at
+once when the worker ran on this host and its PID is gone, else once its
+heartbeat is ``stale_after`` old (the driver waits that long for it, never
+returning with the trial left running).
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ from typing import Any, Callable, Sequence
 
 from tunebook.design import get_design
 from tunebook.errors import MissingExtraError, SpecError
-from tunebook.execution.loop import DEFAULT_STALE_AFTER, default_checkpoint_root, worker_id_for, worker_loop
+from tunebook.execution.loop import (
+    DEFAULT_STALE_AFTER, default_checkpoint_root, reclaim_dead_workers, worker_id_for, worker_loop,
+)
 from tunebook.execution.local import Reporter, RunResult
 from tunebook.study import Study
 from tunebook.writers import WriterFactory
@@ -144,8 +149,11 @@ def run_ray(
         in_flight: list[Any] = []
         idle_rounds = 0
         try:
+            # Wait long enough for a dead worker's trial to turn stale: never return with it left running.
+            max_rounds = max(max_rounds, int(stale_after // 5.0) + 2)
             while True:
                 study.storage.requeue_stale(stale_after, study.id, max_lost_workers)
+                reclaim_dead_workers(study.storage, study, max_lost_workers)
                 counts = study.counts()
                 pending = counts["pending"]
                 if proposes:  # proposed as it runs: one task per trial still in the budget

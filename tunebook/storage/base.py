@@ -232,8 +232,21 @@ class Storage(ABC):
     ) -> None: ...
 
     @abstractmethod
-    def release_trial(self, trial_id: int, worker_id: str) -> None:
-        """Running → pending (the worker is stopping); checkpoints are kept for the resume."""
+    def release_trial(self, trial_id: int, worker_id: str, cause: str | None = None) -> None:
+        """Running → pending (the worker is stopping); checkpoints are kept for the resume.
+        ``cause``: why (an infrastructure fault), kept in the trial's ``error`` until it finishes."""
+
+    def lose_trial(self, trial_id: int, worker_id: str, cause: str, max_lost_workers: int = 3) -> str:
+        """The trial's worker is lost (it died, or the training function killed it): count it in
+        ``lost_workers``; back to pending with ``cause``, or failed with it once ``max_lost_workers``
+        workers were lost. Only while ``worker_id`` runs the trial (else :class:`ClaimLost`).
+        Returns the new state."""
+        raise NotImplementedError
+
+    @property
+    def store_id(self) -> str | None:
+        """The store's identity (checkpoint folders and files are keyed by it); None if it has none."""
+        return None
 
     @abstractmethod
     def release_worker_trials(self, worker_ids: Iterable[str]) -> int:

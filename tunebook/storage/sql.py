@@ -5,7 +5,12 @@ starts with ``BEGIN IMMEDIATE`` so that concurrent writers queue for the lock
 instead of failing half-way with "database is locked". PostgreSQL claims with
 ``SELECT ... FOR UPDATE SKIP LOCKED``. Timestamps are seconds since the epoch.
 NaN metric values are stored as NULL (SQLite cannot store NaN) and read back
-as NaN.
+as NaN. Text is stored NUL-free (PostgreSQL refuses NUL in text): a NUL in an
+error message, a goal or a note is written as the two characters ``\\0``.
+
+Every store has an id (a uuid in ``tb_meta``, made when the store is created,
+or on the first write-open of an older store): checkpoint folders are keyed by
+it, so two stores never share checkpoint files (see :mod:`tunebook.checkpoints`).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import uuid
 from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -33,21 +39,44 @@ from tunebook.storage.base import (
     TrialOutcome,
     TrialRecord,
 )
-from tunebook.errors import SpecError, StudyNotFound
+from tunebook.errors import SpecError, StudyNotFound, TunebookError
 from tunebook.storage.translate import translate_errors
 
 SCHEMA_VERSION = 2
 
 metadata = sa.MetaData()
 
+
+class SafeText(sa.types.TypeDecorator):
+    """Text without NUL characters (PostgreSQL refuses them; SQLite truncates some readers at them)."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        return no_nul(value)
+
+
+def no_nul(value: Any) -> Any:
+    """``value`` with every NUL written as ``\\0`` (strings only; anything else as it is)."""
+    return value.replace("\x00", "\\0") if isinstance(value, str) and "\x00" in value else value
+
+
 schema_table = sa.Table("tb_schema", metadata, sa.Column("version", sa.Integer, nullable=False))
+
+meta = sa.Table(  # key/value facts about the store itself: its id
+    "tb_meta",
+    metadata,
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
 
 experiments = sa.Table(
     "tb_experiments",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("name", sa.String(200), nullable=False, unique=True),
-    sa.Column("notes", sa.Text, nullable=False, default=""),
+    sa.Column("notes", SafeText, nullable=False, default=""),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("baseline", sa.String(200)),  # schema 2: the adopted baseline study
 )
@@ -58,7 +87,7 @@ studies = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("name", sa.String(200), nullable=False, unique=True),
     sa.Column("experiment_id", sa.Integer, sa.ForeignKey("tb_experiments.id"), nullable=False),
-    sa.Column("goal", sa.Text, nullable=False, default=""),
+    sa.Column("goal", SafeText, nullable=False, default=""),
     sa.Column("spec", sa.Text, nullable=False),
     sa.Column("spec_hash", sa.String(64), nullable=False),
     sa.Column("objective_metric", sa.String(200), nullable=False),
@@ -69,7 +98,7 @@ studies = sa.Table(
     sa.Column("generator_version", sa.String(200), nullable=False),
     sa.Column("config_path", sa.Text),
     sa.Column("config_hash", sa.String(64)),
-    sa.Column("repro_command", sa.Text),
+    sa.Column("repro_command", SafeText),
     sa.Column("git_commit", sa.String(64)),
     sa.Column("git_dirty", sa.Boolean),
     sa.Column("parent", sa.String(200)),
@@ -88,8 +117,8 @@ trials = sa.Table(
     sa.Column("state", sa.String(12), nullable=False),
     sa.Column("value", sa.Float),
     sa.Column("best_step", sa.Integer),
-    sa.Column("infeasible_reason", sa.Text),
-    sa.Column("error", sa.Text),
+    sa.Column("infeasible_reason", SafeText),
+    sa.Column("error", SafeText),
     sa.Column("worker_id", sa.String(200)),
     sa.Column("heartbeat_at", sa.Float),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
@@ -117,7 +146,7 @@ notes = sa.Table(  # schema 2: conclusions of the playbook's procedures, with th
     sa.Column("experiment", sa.String(200)),
     sa.Column("study", sa.String(200)),
     sa.Column("kind", sa.String(50), nullable=False),
-    sa.Column("conclusion", sa.Text, nullable=False),
+    sa.Column("conclusion", SafeText, nullable=False),
     sa.Column("evidence", sa.Text, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Index("tb_notes_experiment", "experiment"),
@@ -194,6 +223,7 @@ class SQLStorage(Storage):
                 # Two workers starting at once must not both create the tables.
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(7301452)"))
             metadata.create_all(conn, checkfirst=True)
+            self._store_id = self._ensure_store_id(conn)
             found = conn.execute(sa.select(schema_table.c.version)).scalar()
             if found is None:
                 conn.execute(schema_table.insert().values(version=SCHEMA_VERSION))
@@ -208,6 +238,27 @@ class SQLStorage(Storage):
                     f"the store was written by a newer tunebook (schema {found}, this one reads {SCHEMA_VERSION})",
                     "upgrade tunebook",
                 )
+
+    @staticmethod
+    def _ensure_store_id(conn: sa.Connection) -> str:
+        """The store's id, made now if the store has none (a new store, or one from before ids)."""
+        found = conn.execute(sa.select(meta.c.value).where(meta.c.key == "store_id")).scalar()
+        if found is None:
+            found = uuid.uuid4().hex
+            conn.execute(meta.insert().values(key="store_id", value=found))
+        return str(found)
+
+    @property
+    def store_id(self) -> str | None:
+        """This store's id (a uuid): checkpoint folders and files are keyed by it. None for an
+        old store opened without writing (read-only) that has none yet."""
+        if getattr(self, "_store_id", None) is None:
+            try:
+                with self._read() as conn:
+                    self._store_id = conn.execute(sa.select(meta.c.value).where(meta.c.key == "store_id")).scalar()
+            except TunebookError:  # an old store read without its tb_meta table
+                return None
+        return self._store_id
 
     def close(self) -> None:
         self._reader.dispose()
@@ -556,7 +607,8 @@ class SQLStorage(Storage):
                 }
                 out["failed"] += 1
             else:
-                values = {"state": PENDING, "worker_id": None}
+                values = {"state": PENDING, "worker_id": None,
+                          "error": f"its worker {row.worker_id} stopped heartbeating for {stale_after:g} s (presumed dead)"}
                 out["requeued"] += 1
             conn.execute(trials.update().where(trials.c.id == row.id).values(lost_workers=lost, **values))
         return out
@@ -643,9 +695,29 @@ class SQLStorage(Storage):
                 finished_at=time.time(),
             )
 
-    def release_trial(self, trial_id: int, worker_id: str) -> None:
+    def release_trial(self, trial_id: int, worker_id: str, cause: str | None = None) -> None:
         with self._write() as conn:
-            self._touch(conn, trial_id, worker_id, state=PENDING, worker_id=None)
+            extra = {} if cause is None else {"error": cause}
+            self._touch(conn, trial_id, worker_id, state=PENDING, worker_id=None, **extra)
+
+    def lose_trial(self, trial_id: int, worker_id: str, cause: str, max_lost_workers: int = 3) -> str:
+        with self._write() as conn:
+            lost = conn.execute(
+                self._lock(sa.select(trials.c.lost_workers).where(trials.c.id == trial_id))
+            ).scalar()
+            if lost is None:
+                raise ClaimLost(f"trial {trial_id} does not exist")
+            lost += 1
+            if lost >= max_lost_workers:
+                state = FAILED
+                values: dict[str, Any] = {
+                    "finished_at": time.time(),
+                    "error": f"{cause}; failed after {lost} lost workers (max_lost_workers={max_lost_workers})",
+                }
+            else:
+                state, values = PENDING, {"worker_id": None, "error": cause}
+            self._touch(conn, trial_id, worker_id, state=state, lost_workers=lost, **values)
+        return state
 
     def requeue_lost(self, trial_id: int, worker_id: str, reason: str, max_lost_workers: int = 3) -> str:
         with self._write() as conn:
