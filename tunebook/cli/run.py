@@ -124,6 +124,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     counts = result.counts
     if counts.get("failed", 0) and counts.get("failed", 0) == sum(counts.values()):
         print(f"error: every trial of {printable(study.name)} failed", file=sys.stderr)
+        if result.problem:
+            print(f"run: {result.problem}", file=sys.stderr)
         return EXIT_ALL_FAILED
     if result.problem:  # unfinished study, dead workers: never exit 0 with work undone
         print(f"run: {result.problem}", file=sys.stderr)
