@@ -47,7 +47,7 @@ from tunebook.design import get_design, propose_next
 from tunebook.errors import ClaimLost, SpecError, StorageUnavailable, TrialInfeasible, TunebookError
 from tunebook.storage.base import COMPLETED, FAILED, INFEASIBLE, Storage, TrialRecord
 from tunebook.study import Study, resolve_train
-from tunebook.trial import Trial
+from tunebook.trial import Trial, TrialThreads
 from tunebook.writers import MetricWriter, TrialInfo, WriterFactory
 
 log = logging.getLogger("tunebook.execution")
@@ -158,31 +158,42 @@ def run_trial(
     checkpoint_root: str | os.PathLike[str],
     flush_interval: float = 1.0,
     writers: Sequence[WriterFactory] = (),
+    threads: TrialThreads | None = None,
 ) -> str:
-    """Run one claimed trial to its end; returns the state it ended in ("lost": taken over elsewhere)."""
+    """Run one claimed trial to its end; returns the state it ended in ("lost": taken over elsewhere).
+
+    ``threads``: the worker's writer and heartbeat threads, reused across trials (else the trial
+    starts its own). The trial's last metric points are stored in the transaction that stores
+    its outcome (or puts it back to pending), with the best objective computed there.
+    """
     storage = study.storage
     extra = make_writers(writers, trial_info(study, record)) if writers else []
-    trial = Trial(study, record, storage, worker_id, checkpoint_root, flush_interval, writers=extra)
+    trial = Trial(study, record, storage, worker_id, checkpoint_root, flush_interval, writers=extra, threads=threads)
     summary: dict[str, Any] = {"state": None, "value": None, "best_step": None, "infeasible_reason": None,
                                "error": None}
 
-    def finish(state: str, **values: Any) -> str:
-        storage.finish_trial(record.id, worker_id, state, **values)
-        summary.update(state=state, **values)
-        return state
+    def finish(state: str, objective: tuple[str, str] | None = None, **values: Any) -> str:
+        stored, value, best_step = storage.finish_trial(
+            record.id, worker_id, state, metrics=trial.take_held_metrics(), objective=objective, **values
+        )
+        summary.update(values)
+        summary.update(state=stored, value=value, best_step=best_step)
+        if objective is not None and stored == COMPLETED:
+            summary["error"] = None
+        return stored
 
     try:
         try:
             try:
                 train(trial)
             finally:
-                trial.close()  # the last buffered metrics, also when training raised
+                trial.close(hold=True)  # the last buffered metrics, also when training raised: stored below
             if trial.infeasible_reason is not None:
                 raise TrialInfeasible(trial.infeasible_reason)
         except TrialInfeasible as exc:
             return finish(INFEASIBLE, infeasible_reason=trial.infeasible_reason or str(exc))
         except (KeyboardInterrupt, WorkerStop):
-            storage.release_trial(record.id, worker_id)
+            storage.release_trial(record.id, worker_id, metrics=trial.take_held_metrics())
             summary["state"] = "pending"  # interrupted: resumed by the next run
             raise
         except ClaimLost:
@@ -191,7 +202,7 @@ def run_trial(
         except StorageUnavailable as exc:
             summary.update(state="pending", error=str(exc))
             try:
-                storage.release_trial(record.id, worker_id)
+                storage.release_trial(record.id, worker_id, metrics=trial.take_held_metrics())
             except TunebookError:  # still away: the trial turns stale and is re-queued
                 pass
             raise
@@ -201,14 +212,13 @@ def run_trial(
             if is_out_of_memory(exc):
                 return finish(INFEASIBLE, infeasible_reason=f"out of memory: {exc}".splitlines()[0])
             return finish(FAILED, error=traceback.format_exc())
-        metric, mode = study.objective
-        best = storage.best_metric(record.id, metric, mode)
-        if best is None:
-            return finish(
-                FAILED,
-                error=f"the objective {metric!r} was never logged; call trial.log(step, **{{{metric!r}: value}})",
-            )
-        return finish(COMPLETED, value=best[0], best_step=best[1])
+        metric = study.objective[0]
+        # The best objective and its step, computed by the store in the finishing transaction
+        # (failed with this error when the objective was never logged).
+        return finish(
+            COMPLETED, objective=study.objective,
+            error=f"the objective {metric!r} was never logged; call trial.log(step, **{{{metric!r}: value}})",
+        )
     finally:
         if extra:
             _end(trial, summary)
@@ -329,6 +339,8 @@ def worker_loop(
         known[study.id] = (study, train)
     done: dict[str, int] = {}
     idle_since = time.monotonic()
+    # One writer and one heartbeat thread for all the trials: stopped after the loop (or once dropped, if it raises).
+    threads = TrialThreads(flush_interval)
     while max_trials is None or sum(done.values()) < max_trials:
         record = claim_next(study, worker_id, stale_after, max_lost_workers, storage=store)
         if record is None:
@@ -346,11 +358,12 @@ def worker_loop(
         owner, owner_train = known[record.study_id]
         if log_line:
             log_line(f"{worker_id}: trial #{record.number} of {owner.name} (attempt {record.attempts})")
-        state = run_trial(owner, record, owner_train, worker_id, root, flush_interval, writers)
+        state = run_trial(owner, record, owner_train, worker_id, root, flush_interval, writers, threads)
         if log_line:
             log_line(f"{worker_id}: trial #{record.number} of {owner.name} {state}")
         done[state] = done.get(state, 0) + 1
         idle_since = time.monotonic()
+    threads.close()
     return done
 
 

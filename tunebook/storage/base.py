@@ -34,6 +34,9 @@ PENDING, RUNNING, COMPLETED, INFEASIBLE, FAILED = "pending", "running", "complet
 STATES = (PENDING, RUNNING, COMPLETED, INFEASIBLE, FAILED)
 FINISHED = (COMPLETED, INFEASIBLE, FAILED)
 
+#: Seconds between two scans for stale trials by one storage instance while trials are pending.
+REQUEUE_EVERY = 5.0
+
 
 from tunebook.errors import (  # noqa: E402,F401  (re-exported: the storage contract raises them)
     ClaimLost,
@@ -108,6 +111,17 @@ class CheckpointRecord:
     step: int
     path: str
     value: float | None
+
+
+@dataclass(frozen=True)
+class MetricBatch:
+    """Metric points a trial has not stored yet, written in one transaction (see ``write_metrics``):
+    ``rows`` (step, name, value) are inserted after the points at or after ``drop_from_step`` and
+    the (step, name) points in ``replace`` are deleted."""
+
+    rows: Sequence[tuple[int, str, float]]
+    replace: Sequence[tuple[int, str]] = ()
+    drop_from_step: int | None = None
 
 
 @dataclass(frozen=True)
@@ -207,8 +221,12 @@ class Storage(ABC):
         """Hand one pending trial to ``worker_id``.
 
         With ``stale_after``, running trials whose heartbeat is older than that
-        many seconds first go back to pending (their worker is presumed dead), or
-        to failed once their workers died ``max_lost_workers`` times.
+        many seconds go back to pending (their worker is presumed dead), or to
+        failed once their workers died ``max_lost_workers`` times: before the
+        claim when nothing is pending, otherwise at least every
+        ``REQUEUE_EVERY`` seconds (or ``stale_after / 2`` if shorter) per
+        storage instance, so that a busy queue does not pay for the scan on
+        every claim.
         """
 
     @abstractmethod
@@ -229,11 +247,24 @@ class Storage(ABC):
         best_step: int | None = None,
         infeasible_reason: str | None = None,
         error: str | None = None,
-    ) -> None: ...
+        metrics: MetricBatch | None = None,
+        objective: tuple[str, str] | None = None,
+    ) -> tuple[str, float | None, int | None]:
+        """Store the trial's outcome; returns the ``(state, value, best_step)`` stored.
+
+        One transaction: the ownership check (:class:`ClaimLost` otherwise, nothing
+        changes), the trial's last metric points (``metrics``, as ``write_metrics``
+        writes them) and the final state. With ``objective`` (``(metric, mode)``;
+        ``state`` must be ``completed``), ``value`` and ``best_step`` are the best
+        finite value of that metric stored for the trial and its first step, as
+        :meth:`best_metric` computes it, once ``metrics`` are written; when there is
+        none, the trial is stored ``failed`` with ``error``.
+        """
 
     @abstractmethod
-    def release_trial(self, trial_id: int, worker_id: str) -> None:
-        """Running → pending (the worker is stopping); checkpoints are kept for the resume."""
+    def release_trial(self, trial_id: int, worker_id: str, metrics: MetricBatch | None = None) -> None:
+        """Running → pending (the worker is stopping); checkpoints are kept for the resume. ``metrics``:
+        the trial's last metric points, written in the same transaction."""
 
     @abstractmethod
     def release_worker_trials(self, worker_ids: Iterable[str]) -> int:
