@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from tunebook.errors import SpecError, TrialInfeasible
-from tunebook.storage.base import MetricBatch
+from tunebook.storage.base import MetricBatch, MetricRows
 
 if TYPE_CHECKING:
     from tunebook.storage.base import Storage
@@ -247,27 +247,34 @@ class StoreWriter(MetricWriter):
         self._resume = resume
         self._first_step: int | None = None
         self._rows: dict[tuple[int, str], float] = {}
-        self._stored_up_to: dict[str, int] = {}  # metric -> highest step stored
+        self._low = self._high = 0  # the lowest and highest step of the rows not written yet
+        self._stored_top: int | None = None  # the highest step written
 
     def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
-        if self._first_step is None:
-            self._first_step = step
+        if not self._rows:
+            self._low = self._high = step
+            if self._first_step is None:
+                self._first_step = step
+        elif step > self._high:
+            self._high = step
+        elif step < self._low:
+            self._low = step
         rows = self._rows
         for name, value in scalars.items():
             rows[(step, name)] = value
 
     def _batch(self) -> MetricBatch:
-        stored = self._stored_up_to
-        replace = [key for key in self._rows if key[0] <= stored.get(key[1], key[0] - 1)] if stored else []
-        rows = [(step, name, value) for (step, name), value in self._rows.items()]
+        top = self._stored_top
+        # A step at or below the highest one written may be stored already: replaced (deleting a point
+        # that is not there changes nothing). Training logs forward, so this is rarely more than a test.
+        replace = [key for key in self._rows if key[0] <= top] if top is not None and self._low <= top else []
+        rows = MetricRows([(step, name, value) for (step, name), value in self._rows.items()])
         return MetricBatch(rows, replace, self._first_step if self._resume else None)
 
     def _written(self) -> None:
         self._resume = False
-        stored = self._stored_up_to
-        for step, name in self._rows:
-            if step > stored.get(name, step - 1):
-                stored[name] = step
+        if self._stored_top is None or self._high > self._stored_top:
+            self._stored_top = self._high
         self._rows = {}
 
     def flush(self) -> None:

@@ -113,6 +113,14 @@ class CheckpointRecord:
     value: float | None
 
 
+class MetricRows(list):
+    """Metric rows ``(step, name, value)`` with ``int`` steps, ``str`` names and ``float`` values (NaN
+    allowed), as the store writer makes them: a store may write them as they are (other sequences of
+    rows are converted first)."""
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True)
 class MetricBatch:
     """Metric points a trial has not stored yet, written in one transaction (see ``write_metrics``):

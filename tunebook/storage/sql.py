@@ -30,6 +30,7 @@ from tunebook.storage.base import (
     ClaimLost,
     MetricBatch,
     MetricRow,
+    MetricRows,
     Storage,
     StudyExists,
     StudyRecord,
@@ -217,7 +218,11 @@ class _Statements:
         #: (now, trial, worker)
         self.release = f"UPDATE tb_trials SET state = '{PENDING}', worker_id = NULL, heartbeat_at = {p} {owned}"
         self.insert_metric = f"INSERT INTO tb_metrics (trial_id, step, name, value) VALUES ({p}, {p}, {p}, {p})"
-        self.copy_metrics = "COPY tb_metrics (trial_id, step, name, value) FROM STDIN"
+        #: .format(trial_id=int): rows (step, name, value) as they are, without a tuple per row
+        self.insert_trial_metric = f"INSERT INTO tb_metrics (trial_id, step, name, value) VALUES ({{trial_id:d}}, {p}, {p}, {p})"
+        #: binary COPY: the client formats nothing (a third of the CPU of the text format)
+        self.copy_metrics = "COPY tb_metrics (trial_id, step, name, value) FROM STDIN (FORMAT BINARY)"
+        self.copy_types = ["int4", "int4", "varchar", "float8"]
         self.drop_metrics = f"DELETE FROM tb_metrics WHERE trial_id = {p} AND step >= {p}"
         self.replace_metric = f"DELETE FROM tb_metrics WHERE trial_id = {p} AND step = {p} AND name = {p}"
         best = (
@@ -807,13 +812,24 @@ class SQLStorage(Storage):
             cursor.executemany(self._sql.replace_metric, [(trial_id, int(s), n) for s, n in replace])
         if not rows:
             return
+        checked = type(rows) is MetricRows  # int steps, float values: no conversion
         if self.dialect == "postgresql":
             with cursor.copy(self._sql.copy_metrics) as copy:
+                copy.set_types(self._sql.copy_types)
                 write_row = copy.write_row
-                for s, n, v in rows:
-                    write_row((trial_id, int(s), n, None if v != v else v))
+                if checked:
+                    for s, n, v in rows:
+                        write_row((trial_id, s, n, None if v != v else v))
+                else:
+                    for s, n, v in rows:
+                        v = float(v)
+                        write_row((trial_id, int(s), n, None if v != v else v))
+        elif checked:  # SQLite stores a NaN bound as a parameter as NULL itself
+            cursor.executemany(self._sql.insert_trial_metric.format(trial_id=trial_id), rows)
         else:
-            cursor.executemany(self._sql.insert_metric, [(trial_id, int(s), n, None if v != v else v) for s, n, v in rows])
+            cursor.executemany(
+                self._sql.insert_metric, [(trial_id, int(s), n, None if v != v else float(v)) for s, n, v in rows]
+            )
 
     def get_metrics(self, trial_id: int, names: Iterable[str] | None = None) -> list[MetricRow]:
         query = sa.select(metrics.c.step, metrics.c.name, metrics.c.value).where(metrics.c.trial_id == trial_id)
