@@ -169,6 +169,34 @@ def _sqlite_engines(url: str) -> tuple[sa.Engine, sa.Engine]:
     return make(False), make(True)
 
 
+#: A pooled PostgreSQL connection idle for longer than this is pinged before it is used again.
+PING_AFTER_IDLE = 1.0
+
+
+def _server_engine(url: str) -> sa.Engine:
+    """PostgreSQL: one engine for reads and writes. A pooled connection idle for more than
+    :data:`PING_AFTER_IDLE` seconds is pinged at checkout and replaced if the server dropped it
+    (``pool_pre_ping`` would ping at every checkout: a round trip per transaction of every trial)."""
+    engine = sa.create_engine(url)
+
+    @event.listens_for(engine, "checkin")
+    def _idle_from(_dbapi_connection: Any, record: Any) -> None:
+        record.info["tb_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("tb_idle_since")
+        if since is not None and time.monotonic() - since > PING_AFTER_IDLE:
+            try:
+                alive = engine.dialect.do_ping(dbapi_connection)
+            except Exception as exc:  # the pool replaces the connection and tries again
+                raise sa.exc.DisconnectionError(str(exc)) from exc
+            if not alive:
+                raise sa.exc.DisconnectionError("the pooled connection is gone")
+
+    return engine
+
+
 def _nan_to_none(value: float | None) -> float | None:
     return None if value is None or math.isnan(value) else float(value)
 
@@ -225,12 +253,19 @@ class _Statements:
         self.copy_types = ["int4", "int4", "varchar", "float8"]
         self.drop_metrics = f"DELETE FROM tb_metrics WHERE trial_id = {p} AND step >= {p}"
         self.replace_metric = f"DELETE FROM tb_metrics WHERE trial_id = {p} AND step = {p} AND name = {p}"
-        best = (
+        best = (  # the best finite value of a metric and its first step
             f"SELECT value, step FROM tb_metrics WHERE trial_id = {p} AND name = {p} AND value IS NOT NULL"
             f" AND value < {p} AND value > {p} ORDER BY value {{direction}}, step LIMIT 1"
         )
-        #: mode -> (trial, name, inf, -inf): the best finite value and its first step
-        self.best = {"min": best.format(direction="ASC"), "max": best.format(direction="DESC")}
+        complete = (
+            f"UPDATE tb_trials SET state = '{COMPLETED}', value = best.value, best_step = best.step,"
+            f" infeasible_reason = {p}, error = NULL, finished_at = {p}, heartbeat_at = {p} FROM ({best}) AS best"
+            f" WHERE tb_trials.id = {p} AND tb_trials.worker_id = {p} AND tb_trials.state = '{RUNNING}'"
+            " RETURNING tb_trials.value, tb_trials.best_step"
+        )
+        #: mode -> (infeasible_reason, now, now, trial, name, inf, -inf, trial, worker): completed with the
+        #: best objective, in one statement; no row when the trial is not this worker's or has no such value
+        self.complete = {"min": complete.format(direction="ASC"), "max": complete.format(direction="DESC")}
 
 
 class SQLStorage(Storage):
@@ -242,7 +277,7 @@ class SQLStorage(Storage):
         if self.dialect == "sqlite":
             self._reader, self._writer = _sqlite_engines(url)
         else:
-            self._reader = self._writer = sa.create_engine(url, pool_pre_ping=True)
+            self._reader = self._writer = _server_engine(url)
         self._ensure_schema()
         self._sql = _Statements(self.dialect)
         self._insert_metric_sql = self._sql.insert_metric
@@ -291,10 +326,14 @@ class SQLStorage(Storage):
                 yield conn
 
     @contextmanager
-    def _fast(self) -> Iterator[Any]:
+    def _fast(self, single: bool = False) -> Iterator[Any]:
         """A write transaction for the per-trial hot path: a driver cursor on a pooled connection of
         the writer engine (its pragmas, its pool), the statements of :class:`_Statements`; committed
-        at the end, rolled back whole on any error, driver errors translated like :meth:`_write`'s."""
+        at the end, rolled back whole on any error, driver errors translated like :meth:`_write`'s.
+
+        ``single``: the transaction is one statement; on PostgreSQL it then runs in autocommit mode
+        (no BEGIN and COMMIT round trips; one statement is atomic on its own).
+        """
         where = self._fast_where
         if where is None:
             where = self._fast_where = self._where()
@@ -303,6 +342,18 @@ class SQLStorage(Storage):
             pooled = self._writer.raw_connection()
             try:
                 dbapi = pooled.driver_connection
+                if single and not sqlite:
+                    dbapi.autocommit = True
+                    try:
+                        yield dbapi.cursor()
+                    except BaseException as exc:
+                        if isinstance(exc, Exception) and self._writer.dialect.is_disconnect(exc, dbapi, None):
+                            pooled.invalidate(exc)
+                        raise
+                    finally:
+                        if not dbapi.closed:
+                            dbapi.autocommit = False
+                    return
                 cursor = dbapi.cursor()
                 if sqlite:
                     cursor.execute("BEGIN IMMEDIATE")
@@ -692,7 +743,7 @@ class SQLStorage(Storage):
     def _claim(self, worker_id: str, study_id: int | None) -> TrialRecord | None:
         """One statement: the first pending trial (by study, number) becomes this worker's."""
         now = time.time()
-        with self._fast() as cursor:
+        with self._fast(single=True) as cursor:
             if study_id is None:
                 cursor.execute(self._sql.claim_any, (worker_id, now, now))
             else:
@@ -727,7 +778,7 @@ class SQLStorage(Storage):
             raise ClaimLost(f"trial {trial_id} is no longer running under worker {owner}")
 
     def heartbeat(self, trial_id: int, worker_id: str) -> None:
-        with self._fast() as cursor:
+        with self._fast(single=True) as cursor:
             self._owned(cursor, self._sql.touch, (time.time(), trial_id, worker_id), trial_id, worker_id)
 
     def finish_trial(
@@ -747,25 +798,26 @@ class SQLStorage(Storage):
             raise SpecError("state", f"not a finished state: {state!r}", "use completed, infeasible or failed")
         if objective is not None and state != COMPLETED:
             raise SpecError("objective", f"given for a {state} trial", "give it with state='completed' only")
-        with self._fast() as cursor:
+        with self._fast(single=metrics is None and objective is None) as cursor:
             # The ownership check comes last, in the final UPDATE: a lost claim rolls back the rows too.
             if metrics is not None:
                 self._write_batch(cursor, trial_id, metrics.rows, metrics.drop_from_step, metrics.replace)
+            now = time.time()
             if objective is not None:
                 metric, mode = objective
-                cursor.execute(self._sql.best[mode], (trial_id, metric, math.inf, -math.inf))
-                best = cursor.fetchone()
-                if best is None:
-                    state, value, best_step = FAILED, None, None
-                else:
-                    value, best_step, error = float(best[0]), int(best[1]), None
-            now = time.time()
+                cursor.execute(self._sql.complete[mode], (infeasible_reason, now, now, trial_id, metric, math.inf,
+                                                          -math.inf, trial_id, worker_id))
+                done = cursor.fetchall()  # all: SQLite completes the statement before the commit
+                if done:
+                    return state, float(done[0][0]), int(done[0][1])
+                # not this worker's trial (ClaimLost below), or the objective has no finite value
+                state, value, best_step = FAILED, None, None
             params = (state, _nan_to_none(value), best_step, infeasible_reason, error, now, now, trial_id, worker_id)
             self._owned(cursor, self._sql.finish, params, trial_id, worker_id)
         return state, value, best_step
 
     def release_trial(self, trial_id: int, worker_id: str, metrics: MetricBatch | None = None) -> None:
-        with self._fast() as cursor:
+        with self._fast(single=metrics is None) as cursor:
             if metrics is not None:
                 self._write_batch(cursor, trial_id, metrics.rows, metrics.drop_from_step, metrics.replace)
             self._owned(cursor, self._sql.release, (time.time(), trial_id, worker_id), trial_id, worker_id)
@@ -795,6 +847,10 @@ class SQLStorage(Storage):
             self._owned(cursor, self._sql.touch, (time.time(), trial_id, worker_id), trial_id, worker_id)
             self._write_batch(cursor, trial_id, rows, drop_from_step, replace)
 
+    #: PostgreSQL: batches of at least this many rows go by COPY (two round trips, the least CPU per
+    #: row); smaller ones (e.g. a trial's last few points) by one pipelined INSERT (one round trip).
+    COPY_FROM = 16
+
     def _write_batch(
         self,
         cursor: Any,
@@ -813,7 +869,7 @@ class SQLStorage(Storage):
         if not rows:
             return
         checked = type(rows) is MetricRows  # int steps, float values: no conversion
-        if self.dialect == "postgresql":
+        if self.dialect == "postgresql" and len(rows) >= self.COPY_FROM:
             with cursor.copy(self._sql.copy_metrics) as copy:
                 copy.set_types(self._sql.copy_types)
                 write_row = copy.write_row
@@ -824,7 +880,7 @@ class SQLStorage(Storage):
                     for s, n, v in rows:
                         v = float(v)
                         write_row((trial_id, int(s), n, None if v != v else v))
-        elif checked:  # SQLite stores a NaN bound as a parameter as NULL itself
+        elif checked and self.dialect == "sqlite":  # SQLite stores a NaN bound as a parameter as NULL itself
             cursor.executemany(self._sql.insert_trial_metric.format(trial_id=trial_id), rows)
         else:
             cursor.executemany(
