@@ -173,9 +173,13 @@ def run_trial(
                                "error": None}
 
     def finish(state: str, objective: tuple[str, str] | None = None, **values: Any) -> str:
-        stored, value, best_step = storage.finish_trial(
-            record.id, worker_id, state, metrics=trial.take_held_metrics(), objective=objective, **values
-        )
+        try:
+            stored, value, best_step = storage.finish_trial(
+                record.id, worker_id, state, metrics=trial.take_held_metrics(), objective=objective, **values
+            )
+        except ClaimLost:  # taken over meanwhile: its last points and outcome are not this worker's to store
+            summary["state"] = "lost"
+            return "lost"
         summary.update(values)
         summary.update(state=stored, value=value, best_step=best_step)
         if objective is not None and stored == COMPLETED:
@@ -193,8 +197,11 @@ def run_trial(
         except TrialInfeasible as exc:
             return finish(INFEASIBLE, infeasible_reason=trial.infeasible_reason or str(exc))
         except (KeyboardInterrupt, WorkerStop):
-            storage.release_trial(record.id, worker_id, metrics=trial.take_held_metrics())
-            summary["state"] = "pending"  # interrupted: resumed by the next run
+            try:
+                storage.release_trial(record.id, worker_id, metrics=trial.take_held_metrics())
+                summary["state"] = "pending"  # interrupted: resumed by the next run
+            except ClaimLost:  # taken over meanwhile: nothing of it to put back
+                summary["state"] = "lost"
             raise
         except ClaimLost:
             summary["state"] = "lost"
