@@ -7,7 +7,8 @@ throwaway local server):
   process; 2: two spawned worker processes). Two figures per run:
   ``wall`` (the call to its return, divided by N: includes starting the
   worker processes) and ``steady`` (from the first trial's start to the last
-  trial's finish, as stored, divided by N: the per-trial cost once running);
+  trial's finish, as stored, divided by N: the per-trial cost once running),
+  and how long after the call the first trial was claimed (worker start-up);
 - the floor: the raw driver (``sqlite3``/``psycopg``) in one process doing
   what a trial must do in two transactions on the same schema, indexes and
   pragmas: claim (one ``UPDATE ... RETURNING``), then one metric row and the
@@ -49,13 +50,14 @@ def bench_tunebook(url: str, trials: int, workers: int, folder: Path) -> dict[st
     start = time.perf_counter()
     study = make_study(url, f"noop-w{workers}", trials)
     created = time.perf_counter() - start
-    start = time.perf_counter()
+    start, epoch = time.perf_counter(), time.time()
     result = tb.run(study, noop, workers=workers, progress=False, checkpoint_dir=str(folder / "ckpt"))
     wall = time.perf_counter() - start
     assert result.counts.get("completed") == trials, result.counts
     done = study.storage.get_trials(study.id)
-    steady = max(t.finished_at for t in done) - min(t.started_at for t in done)
-    return {"create": created / trials, "wall": wall / trials, "steady": steady / trials}
+    first = min(t.started_at for t in done)
+    steady = max(t.finished_at for t in done) - first
+    return {"create": created / trials, "wall": wall / trials, "steady": steady / trials, "startup": first - epoch}
 
 
 CLAIM = (
@@ -161,7 +163,8 @@ def main() -> None:
                     r = bench_tunebook(new_url(f"w{w}"), args.trials, w, folder / f"{backend}-w{w}")
                     print(f"{label}{backend} workers={w}: wall {r['wall'] * 1e3:.3f} ms/trial "
                           f"({r['wall'] / floor:.1f}x floor), steady {r['steady'] * 1e3:.3f} ms/trial "
-                          f"({r['steady'] / floor:.1f}x floor); create_study {r['create'] * 1e3:.3f} ms/trial",
+                          f"({r['steady'] / floor:.1f}x floor); first claim {r['startup'] * 1e3:.0f} ms after the call; "
+                          f"create_study {r['create'] * 1e3:.3f} ms/trial",
                           flush=True)
             finally:
                 if server is not None:

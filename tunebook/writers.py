@@ -514,15 +514,17 @@ class AsyncWriter(MetricWriter):
         ``inner`` is not closed (its owner does). The last flush is made by the writer thread,
         or here with ``in_caller`` (no thread hand-off: for inner writers that do not care)."""
         thread = self._thread
-        if thread is not None and not in_caller:
-            self.flush()
-        with self._lock:  # waits for a flush the thread may be making
-            self._closed = True
-        if thread is not None:
-            thread.detach(self)
-            if self._owns_thread:
-                thread.close()
-            self._thread = None
+        try:
+            if thread is not None and not in_caller:
+                self.flush()
+        finally:  # whatever happened, the thread is free for the next writer
+            with self._lock:  # waits for a flush the thread may be making
+                self._closed = True
+            if thread is not None:
+                thread.detach(self)
+                if self._owns_thread:
+                    thread.close()
+                self._thread = None
         self._flush()  # nothing left unless the thread could not write it (or in_caller)
 
     # writer thread --------------------------------------------------------------------------------
