@@ -384,7 +384,9 @@ def test_a_large_buffer_is_flushed_early(sqlite_url, tmp_path):
 def test_a_left_over_temporary_checkpoint_file_is_removed(sqlite_url, tmp_path):
     s = make_study(sqlite_url)
     trial = claimed(s, tmp_path)
-    folder = tmp_path / "ckpt" / s.name / f"trial-{trial.number:05d}"
+    from tunebook.checkpoints import checkpoint_dir
+
+    folder = checkpoint_dir(tmp_path / "ckpt", s.storage.store_id, s.name, trial.number)  # keyed by the store
     folder.mkdir(parents=True)
     (folder / ".step-000000003.ckpt.12345.tmp").write_bytes(b"")  # a writer killed mid-write
     trial.log(1, **{"val/error": 0.5})

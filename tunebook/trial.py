@@ -17,6 +17,10 @@ trial is made of the pieces of :mod:`tunebook.writers`:
 - a :class:`Heartbeat` of its own, so that the store knows the worker is alive
   whatever happens to the flush.
 
+A worker runs all its trials on the same two background threads (a
+:class:`TrialThreads`: one :class:`~tunebook.writers.WriterThread`, one
+:class:`HeartbeatThread`); a trial made without them starts its own.
+
 The first problem the background thread finds stops the trial: the next
 ``log`` (or ``flush``/``close``) raises :class:`TrialInfeasible` for NaN/Inf
 or a broken rule (infeasible is data, not an error), a one-line
@@ -30,14 +34,17 @@ import logging
 import operator
 import os
 import threading
+import time
+import weakref
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from tunebook.errors import SpecError, TrialInfeasible
 from tunebook.storage.base import ClaimLost, Storage, TrialRecord
 from tunebook.checkpoints import Checkpoint, CheckpointManager, checkpoint_dir
-from tunebook.writers import AsyncWriter, FanOutWriter, ObjectiveWriter, StoreWriter, check_rules
+from tunebook.writers import AsyncWriter, FanOutWriter, ObjectiveWriter, StoreWriter, WriterThread, check_rules
 
 if TYPE_CHECKING:
+    from tunebook.storage.base import MetricBatch
     from tunebook.study import Study
     from tunebook.writers import MetricWriter
 
@@ -57,39 +64,123 @@ def as_step(step: Any) -> int:
     raise SpecError("step", f"must be an integer, got {step!r:.40}", "log at the integer training step")
 
 
+class HeartbeatThread:
+    """The thread that beats for the :class:`Heartbeat` attached to it, one at a time: a worker
+    keeps one for all its trials. ``idle``: seconds between two looks while none is attached."""
+
+    def __init__(self, idle: float, name: str = "tunebook-heartbeat") -> None:
+        self.idle = idle
+        self._cond = threading.Condition()
+        self._current: Heartbeat | None = None
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def attach(self, heartbeat: "Heartbeat") -> None:
+        with self._cond:
+            if self._current is not None and self._current is not heartbeat:
+                raise RuntimeError("this heartbeat thread already beats for a trial: close that one first")
+            self._current = heartbeat
+            if heartbeat.interval < self.idle:
+                self._cond.notify()
+
+    def detach(self, heartbeat: "Heartbeat") -> None:
+        """No beat for ``heartbeat`` after this returns (a beat under way is waited for)."""
+        with self._cond:
+            if self._current is heartbeat:
+                self._current = None
+
+    def close(self) -> None:
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        if self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def _run(self) -> None:
+        with self._cond:
+            while not self._closing:
+                heartbeat = self._current
+                if heartbeat is None:
+                    self._cond.wait(self.idle)
+                    continue
+                due = heartbeat.last + heartbeat.interval - time.monotonic()
+                if due > 0:
+                    self._cond.wait(due)
+                    continue
+                heartbeat.last = time.monotonic()
+                if not heartbeat._beat_once():  # the claim is lost: no more beats for it
+                    self._current = None
+
+
 class Heartbeat:
     """Tells the store every ``interval`` seconds that this worker still runs the trial.
 
     It lives apart from the metric flush: nothing the flush does stops it. A lost
     claim ends it (``on_lost`` is called: the trial must stop); any other error
-    (the store is away) is logged and the next beat tries again.
+    (the store is away) is logged and the next beat tries again. It beats from
+    ``thread`` (a worker's :class:`HeartbeatThread`), or from a thread of its own.
     """
 
     def __init__(self, beat: Callable[[], None], interval: float, on_lost: Callable[[BaseException], None],
-                 name: str = "tunebook-heartbeat") -> None:
+                 name: str = "tunebook-heartbeat", thread: HeartbeatThread | None = None) -> None:
         self.beat, self.interval, self.on_lost = beat, interval, on_lost
         self.beats = 0
+        self.last = time.monotonic()  # the claim (or the trial's start) was the last sign of life
         self.last_error: BaseException | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+        self._own = thread is None
+        self._thread = thread if thread is not None else HeartbeatThread(interval, name)
+        self._thread.attach(self)
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.beat()
-                self.beats += 1
-            except ClaimLost as exc:
-                self.on_lost(exc)
-                return
-            except Exception as exc:  # an infrastructure fault: keep beating
-                if self.last_error is None or type(exc) is not type(self.last_error):
-                    log.warning("tunebook: heartbeat failed, retrying: %s", str(exc).splitlines()[0] if str(exc) else exc)
-                self.last_error = exc
+    def _beat_once(self) -> bool:
+        """One beat; False once the claim is lost."""
+        try:
+            self.beat()
+            self.beats += 1
+        except ClaimLost as exc:
+            self.on_lost(exc)
+            return False
+        except Exception as exc:  # an infrastructure fault: keep beating
+            if self.last_error is None or type(exc) is not type(self.last_error):
+                log.warning("tunebook: heartbeat failed, retrying: %s", str(exc).splitlines()[0] if str(exc) else exc)
+            self.last_error = exc
+        return True
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
+        self._thread.detach(self)
+        if self._own:
+            self._thread.close()
+
+
+def _stop_threads(writer: WriterThread, heartbeat: HeartbeatThread) -> None:
+    try:
+        writer.close()
+    finally:
+        heartbeat.close()
+
+
+class TrialThreads:
+    """The background threads a worker keeps for all its trials: one metric writer thread, one
+    heartbeat thread (two threads started and joined per trial would cost more than a short trial).
+    Pass it to each :class:`Trial` (``threads=``); close it when the worker stops."""
+
+    def __init__(self, flush_interval: float = 1.0, heartbeat_interval: float | None = None) -> None:
+        self.writer = WriterThread("tunebook-flush", idle=0.5 * flush_interval)
+        self.heartbeat = HeartbeatThread(
+            heartbeat_interval if heartbeat_interval is not None else min(flush_interval, 10.0), "tunebook-heartbeat"
+        )
+        # Dropped without close() (e.g. the worker loop raised): the threads still stop.
+        self._stop = weakref.finalize(self, _stop_threads, self.writer, self.heartbeat)
+
+    def close(self) -> None:
+        """Stop both threads and wait for them."""
+        self._stop()
+
+    def __enter__(self) -> "TrialThreads":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
 
 class Trial:
@@ -101,6 +192,7 @@ class Trial:
     writer thread and closed by :meth:`end`.
 
     Use it as a context manager (or call :meth:`close`) when you make one yourself.
+    ``threads``: the worker's background threads, reused across trials (see :class:`TrialThreads`).
     """
 
     def __init__(
@@ -115,6 +207,7 @@ class Trial:
         *,
         max_pending: int = MAX_PENDING,
         heartbeat_interval: float | None = None,
+        threads: TrialThreads | None = None,
     ) -> None:
         self.study = study
         self.id = record.id
@@ -131,7 +224,8 @@ class Trial:
             checkpoint_dir(checkpoint_root, storage.store_id, study.name, record.number),
             keep_best=study.keep_checkpoints,
             mode=study.objective[1],
-            records=storage.get_checkpoints(record.id),
+            # A first attempt has nothing to restore: no read of the manifest.
+            records=storage.get_checkpoints(record.id) if record.attempts > 1 else (),
             on_change=lambda kept: storage.set_checkpoints(record.id, worker_id, kept),
             owner=record.id,
             background=True,
@@ -139,14 +233,15 @@ class Trial:
         )
         self._writers = list(writers)  # extra writers (exporters): fed host floats, see tunebook.writers
         self._objective = ObjectiveWriter(study.objective[0])
-        store = StoreWriter(storage, record.id, worker_id, resume=record.attempts > 1)
+        self._store = StoreWriter(storage, record.id, worker_id, resume=record.attempts > 1)
         self._writer = AsyncWriter(
-            FanOutWriter([store, self._objective, *self._writers]),
+            FanOutWriter([self._store, self._objective, *self._writers]),
             flush_interval=flush_interval,
             max_pending=max_pending,
             rules=study.infeasible_if,
             on_stop=self._stop,
             name=f"tunebook-flush-{record.id}",
+            thread=threads.writer if threads is not None else None,
         )
         if self._writers:
             self._writer.write_hparams(self.params)  # written by the writer thread
@@ -157,6 +252,7 @@ class Trial:
             heartbeat_interval if heartbeat_interval is not None else min(flush_interval, 10.0),
             self._stop,
             name=f"tunebook-heartbeat-{record.id}",
+            thread=threads.heartbeat if threads is not None else None,
         )
 
     def _stop(self, cause: BaseException) -> None:
@@ -227,26 +323,39 @@ class Trial:
         return self._checkpoints.best()
 
     # lifecycle -------------------------------------------------------------
-    def close(self) -> None:
+    def close(self, *, hold: bool = False) -> None:
         """Write the last checkpoint and the last buffered metrics, stop the heartbeat.
 
         The executor calls it when ``train`` returns (or raises). Raises what
         stopped the trial if it is a failure (a value that is no number, a store
         error); an infeasible trial is read from :attr:`infeasible_reason`.
         Calling it again does nothing.
+
+        ``hold`` (the worker loop): the last metric points are converted and
+        checked but not written; :meth:`take_held_metrics` hands them over for
+        the transaction that stores the outcome.
         """
         if self._closed:
             return
         self._closed = True
+        if hold:
+            self._store.hold = True
         try:
             self._checkpoints.close()  # the last checkpoint is on disk before the trial ends
         finally:
             try:
-                self._writer.close()
+                # Exporters get every call from the writer thread; the store and the objective
+                # tracker do not care, so without exporters the last flush is made here.
+                self._writer.close(in_caller=not self._writers)
             finally:
                 self._heartbeat.close()
         if self._halt is not None and not isinstance(self._halt, TrialInfeasible):
             self._raise_halt()
+
+    def take_held_metrics(self) -> "MetricBatch | None":
+        """(The worker loop) The metric points held back by ``close(hold=True)``, or None: they count as
+        written from now on, so give them to ``Storage.finish_trial`` or ``release_trial``."""
+        return self._store.take()
 
     def end(self, summary: Mapping[str, Any]) -> None:
         """How the trial ended (``state``, ``value``, ``best_step``, ``infeasible_reason``, ``error``):
@@ -295,4 +404,5 @@ class Trial:
         return f"Trial(study={self.study.name!r}, number={self.number}, params={self.params!r})"
 
 
-__all__ = ["Checkpoint", "ClaimLost", "Heartbeat", "Trial", "TrialInfeasible", "as_step", "check_rules"]
+__all__ = ["Checkpoint", "ClaimLost", "Heartbeat", "HeartbeatThread", "Trial", "TrialInfeasible", "TrialThreads",
+           "as_step", "check_rules"]

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from tunebook.errors import SpecError, TrialInfeasible
+from tunebook.storage.base import MetricBatch, MetricRows
 
 if TYPE_CHECKING:
     from tunebook.storage.base import Storage
@@ -234,39 +235,66 @@ class StoreWriter(MetricWriter):
     the rows are keyed by (step, name); a step at or below one already stored for that metric
     is sent as a replacement. A resumed attempt (``resume=True``) first drops the points from
     its first step on, which the attempt before it may have stored.
+
+    ``hold`` (set by the worker loop when the trial ends): ``flush`` keeps the rows, and
+    :meth:`take` hands them over as one :class:`~tunebook.storage.base.MetricBatch`, which the
+    loop stores in the transaction that records the outcome (``Storage.finish_trial``).
     """
 
     def __init__(self, storage: Storage, trial_id: int, worker_id: str, *, resume: bool = False) -> None:
         self.storage, self.trial_id, self.worker_id = storage, trial_id, worker_id
+        self.hold = False
         self._resume = resume
         self._first_step: int | None = None
         self._rows: dict[tuple[int, str], float] = {}
-        self._stored_up_to: dict[str, int] = {}  # metric -> highest step stored
+        self._low = self._high = 0  # the lowest and highest step of the rows not written yet
+        self._stored_top: int | None = None  # the highest step written
 
     def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
-        if self._first_step is None:
-            self._first_step = step
+        if not self._rows:
+            self._low = self._high = step
+            if self._first_step is None:
+                self._first_step = step
+        elif step > self._high:
+            self._high = step
+        elif step < self._low:
+            self._low = step
         rows = self._rows
         for name, value in scalars.items():
             rows[(step, name)] = value
 
-    def flush(self) -> None:
-        if not self._rows:
-            return
-        drop = None
-        if self._resume:
-            drop, self._resume = self._first_step, False
-        stored = self._stored_up_to
-        replace = [key for key in self._rows if key[0] <= stored.get(key[1], key[0] - 1)] if stored else []
-        rows = [(step, name, value) for (step, name), value in self._rows.items()]
-        if replace:
-            self.storage.write_metrics(self.trial_id, self.worker_id, rows, drop_from_step=drop, replace=replace)
-        else:
-            self.storage.write_metrics(self.trial_id, self.worker_id, rows, drop_from_step=drop)
-        for step, name in self._rows:
-            if step > stored.get(name, step - 1):
-                stored[name] = step
+    def _batch(self) -> MetricBatch:
+        top = self._stored_top
+        # A step at or below the highest one written may be stored already: replaced (deleting a point
+        # that is not there changes nothing). Training logs forward, so this is rarely more than a test.
+        replace = [key for key in self._rows if key[0] <= top] if top is not None and self._low <= top else []
+        rows = MetricRows([(step, name, value) for (step, name), value in self._rows.items()])
+        return MetricBatch(rows, replace, self._first_step if self._resume else None)
+
+    def _written(self) -> None:
+        self._resume = False
+        if self._stored_top is None or self._high > self._stored_top:
+            self._stored_top = self._high
         self._rows = {}
+
+    def flush(self) -> None:
+        if not self._rows or self.hold:
+            return
+        batch = self._batch()
+        if batch.replace:
+            self.storage.write_metrics(self.trial_id, self.worker_id, batch.rows, drop_from_step=batch.drop_from_step,
+                                       replace=batch.replace)
+        else:
+            self.storage.write_metrics(self.trial_id, self.worker_id, batch.rows, drop_from_step=batch.drop_from_step)
+        self._written()
+
+    def take(self) -> MetricBatch | None:
+        """The rows not written yet, as one batch (counted as written from now on), or None."""
+        if not self._rows:
+            return None
+        batch = self._batch()
+        self._written()
+        return batch
 
 
 class FanOutWriter(MetricWriter):
@@ -322,6 +350,61 @@ class ObjectiveWriter(MetricWriter):
             self.by_step[step] = value
 
 
+class WriterThread:
+    """The background thread of :class:`AsyncWriter`s: it serves one writer at a time, so a worker
+    keeps one for all its trials (a thread started and joined per trial costs more than a short
+    trial on a loaded machine). Made by an :class:`AsyncWriter` that is given none.
+
+    ``idle``: seconds between two looks while no writer is attached; a writer attached meanwhile
+    is served from the next look on (attaching wakes the thread only when the writer's period is
+    shorter than ``idle``).
+    """
+
+    def __init__(self, name: str = "tunebook-writer", idle: float = 0.5) -> None:
+        self.idle = idle
+        self._wake = threading.Event()
+        self._writer: AsyncWriter | None = None
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def is_current(self) -> bool:
+        return self._thread is threading.current_thread()
+
+    def attach(self, writer: "AsyncWriter") -> None:
+        if self._writer is not None and self._writer is not writer:
+            raise RuntimeError("this writer thread already serves a writer: close that one first")
+        self._writer = writer
+        if writer.period < self.idle:
+            self._wake.set()
+
+    def detach(self, writer: "AsyncWriter") -> None:
+        if self._writer is writer:
+            self._writer = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def close(self) -> None:
+        """Stop the thread (an attached writer is not flushed: close it first)."""
+        self._closing = True
+        self._wake.set()
+        if not self.is_current():
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._closing:
+            writer = self._writer
+            self._wake.wait(self.idle if writer is None else min(self.idle, writer._due_in()))
+            self._wake.clear()
+            writer = self._writer  # read after clear(): a request made meanwhile has set the event again
+            if writer is not None and not self._closing:
+                writer._serve()
+
+
 class AsyncWriter(MetricWriter):
     """The training thread only appends; a background thread does the rest.
 
@@ -330,8 +413,12 @@ class AsyncWriter(MetricWriter):
     ``flush_interval`` seconds of ``clock`` (see :attr:`period`) or as soon as :attr:`pending`
     holds ``max_pending`` log calls, converts them (:func:`to_floats`: one transfer per device and dtype), rejects the
     values that are no numbers, checks NaN/Inf and the ``infeasible_if`` rules, then hands host
-    floats to ``inner`` (``write_scalars`` per step, one ``flush``). Every call to ``inner`` is
-    made from that one thread; ``flush()`` and ``close()`` ask it and wait.
+    floats to ``inner`` (``write_scalars`` per step, one ``flush``). Calls to ``inner`` are made one
+    at a time, from that thread (``flush()`` and ``close()`` ask it and wait), except the last flush
+    of ``close(in_caller=True)``.
+
+    ``thread``: a :class:`WriterThread` to be served by (a worker's, reused across trials);
+    without one the writer starts its own and stops it on ``close``.
 
     The first problem stops the trial: :attr:`infeasible` (NaN/Inf or a rule, data),
     :attr:`failure` (a value that is no number: a one-line :class:`SpecError` naming the metric)
@@ -352,6 +439,7 @@ class AsyncWriter(MetricWriter):
         on_stop: Callable[[BaseException], None] | None = None,
         start: bool = True,
         name: str = "tunebook-writer",
+        thread: WriterThread | None = None,
     ) -> None:
         self.inner = inner
         self.flush_interval = flush_interval
@@ -367,14 +455,15 @@ class AsyncWriter(MetricWriter):
         self._last_flush = clock()
         self._last_duration = 0.0
         self._lock = threading.Lock()  # one flush at a time
-        self._wake = threading.Event()
         self._done = threading.Condition()
         self._requested = self._completed = 0
-        self._stopping = False
-        self._thread: threading.Thread | None = None
-        if start:
-            self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-            self._thread.start()
+        self._closed = False
+        self._owns_thread = thread is None and start
+        if self._owns_thread:
+            thread = WriterThread(name, idle=max(self.period, 1e-3))
+        self._thread: WriterThread | None = thread
+        if thread is not None:
+            thread.attach(self)
 
     # training thread ----------------------------------------------------------------------------
     def append(self, step: int, metrics: dict[str, Any]) -> None:
@@ -384,7 +473,7 @@ class AsyncWriter(MetricWriter):
         pending.append(step)
         pending.append(metrics)
         if len(pending) >= 2 * self.max_pending:
-            self._wake.set()
+            self.wake()
 
     def write_scalars(self, step: int, scalars: Mapping[str, Any]) -> None:
         self.append(step, dict(scalars))
@@ -394,7 +483,9 @@ class AsyncWriter(MetricWriter):
 
     def wake(self) -> None:
         """Ask for an early flush (the buffer is large)."""
-        self._wake.set()
+        thread = self._thread
+        if thread is not None:
+            thread.wake()
 
     @property
     def stopped(self) -> BaseException | None:
@@ -406,26 +497,35 @@ class AsyncWriter(MetricWriter):
     def flush(self) -> None:
         """Convert and write what is pending now, in the writer thread; returns once it is written."""
         thread = self._thread
-        if thread is None or not thread.is_alive() or thread is threading.current_thread():
+        if thread is None or not thread.is_alive() or thread.is_current():
             self._flush()
             return
         with self._done:
             self._requested += 1
             ticket = self._requested
-            self._wake.set()
+            thread.wake()
             while self._completed < ticket and thread.is_alive():
                 self._done.wait(0.5)
         if self._completed < ticket:  # the thread is gone (interpreter exit): write here
             self._flush()
 
-    def close(self) -> None:
-        """The last flush (in the writer thread), then stop it. ``inner`` is not closed (its owner does)."""
-        self._stopping = True
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        self._flush()  # nothing left unless the thread could not write it
+    def close(self, *, in_caller: bool = False) -> None:
+        """The last flush, then leave the writer thread (stopped if it is this writer's own).
+        ``inner`` is not closed (its owner does). The last flush is made by the writer thread,
+        or here with ``in_caller`` (no thread hand-off: for inner writers that do not care)."""
+        thread = self._thread
+        try:
+            if thread is not None and not in_caller:
+                self.flush()
+        finally:  # whatever happened, the thread is free for the next writer
+            with self._lock:  # waits for a flush the thread may be making
+                self._closed = True
+            if thread is not None:
+                thread.detach(self)
+                if self._owns_thread:
+                    thread.close()
+                self._thread = None
+        self._flush()  # nothing left unless the thread could not write it (or in_caller)
 
     # writer thread --------------------------------------------------------------------------------
     @property
@@ -435,6 +535,10 @@ class AsyncWriter(MetricWriter):
         being logged (a kill loses at most that much), never less than half of it."""
         return max(0.5 * self.flush_interval, 0.9 * self.flush_interval - self._last_duration)
 
+    def _due_in(self) -> float:
+        """Seconds until the next periodic flush is due."""
+        return max(0.0, self._last_flush + self.period - self.clock())
+
     def maybe_flush(self) -> bool:
         """Flush when :attr:`period` has passed since the last flush or the buffer is large."""
         if self.clock() - self._last_flush >= self.period or len(self.pending) >= 2 * self.max_pending:
@@ -442,27 +546,23 @@ class AsyncWriter(MetricWriter):
             return True
         return False
 
-    def _run(self) -> None:
-        while True:
-            timeout = max(0.0, self._last_flush + self.period - self.clock())
-            self._wake.wait(timeout)
-            self._wake.clear()
-            with self._done:
-                ticket = self._requested
-            try:
-                if self._stopping or ticket > self._completed:
+    def _serve(self) -> None:
+        """One look by the writer thread: a requested flush, or a periodic one when due."""
+        with self._done:
+            ticket = self._requested
+        try:
+            if not self._closed:
+                if ticket > self._completed:
                     self._flush()
                 else:
                     self.maybe_flush()
-            except BaseException as exc:  # _flush records its errors; never let this thread die silently
-                if self.error is None:
-                    self.error = exc
-                    self._stop(exc)
-            with self._done:
-                self._completed = max(self._completed, ticket)
-                self._done.notify_all()
-            if self._stopping:
-                return
+        except BaseException as exc:  # _flush records its errors; never let the thread die silently
+            if self.error is None:
+                self.error = exc
+                self._stop(exc)
+        with self._done:
+            self._completed = max(self._completed, ticket)
+            self._done.notify_all()
 
     def _flush(self) -> None:
         with self._lock:
@@ -539,6 +639,7 @@ __all__ = [
     "StoreWriter",
     "TrialInfo",
     "WriterFactory",
+    "WriterThread",
     "check_rules",
     "to_floats",
 ]

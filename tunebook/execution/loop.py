@@ -66,7 +66,7 @@ from tunebook.errors import (
 )
 from tunebook.storage.base import COMPLETED, FAILED, INFEASIBLE, PENDING, RUNNING, Storage, TrialRecord
 from tunebook.study import Study, resolve_train
-from tunebook.trial import Trial
+from tunebook.trial import Trial, TrialThreads
 from tunebook.writers import MetricWriter, TrialInfo, WriterFactory
 
 log = logging.getLogger("tunebook.execution")
@@ -198,9 +198,11 @@ def run_trial(
     flush_interval: float = 1.0,
     writers: Sequence[WriterFactory] = (),
     max_lost_workers: int = 3,
+    threads: TrialThreads | None = None,
 ) -> str:
     """Run one claimed trial to its end; returns the state it ended in ("lost": taken over elsewhere;
-    :data:`LOST_WORKER`: the training function killed its worker)."""
+    :data:`LOST_WORKER`: the training function killed its worker). ``threads``: the worker's writer and
+    heartbeat threads, reused across trials (else the trial starts its own)."""
     storage = study.storage
     summary: dict[str, Any] = {"state": None, "value": None, "best_step": None, "infeasible_reason": None,
                                "error": None}
@@ -231,7 +233,7 @@ def run_trial(
 
     extra = make_writers(writers, trial_info(study, record)) if writers else []
     try:
-        trial = Trial(study, record, storage, worker_id, checkpoint_root, flush_interval, writers=extra)
+        trial = Trial(study, record, storage, worker_id, checkpoint_root, flush_interval, writers=extra, threads=threads)
     except StorageUnavailable as exc:  # the store went away between the claim and the start
         for writer in extra:
             writer.close()
@@ -499,6 +501,8 @@ def worker_loop(
     elif train is None:
         known.update(_trains_up_front(store, study))
     done: dict[str, int] = {}
+    # One writer and one heartbeat thread for all the trials: stopped when the loop ends (or once dropped).
+    threads = TrialThreads(flush_interval) if runner is None else None
     idle_since = time.monotonic()
     faults = 0  # infrastructure faults in a row
     unreleased: tuple[int, str] | None = None  # a trial to put back once the store answers again
@@ -537,8 +541,12 @@ def worker_loop(
                     raise
             owner, owner_train = known[record.study_id]
             say(f"{worker_id}: trial #{record.number} of {owner.name} (attempt {record.attempts})")
-            state = (runner or run_trial)(owner, record, owner_train, worker_id, root, flush_interval, writers,
-                                          max_lost_workers=max_lost_workers)
+            if runner is None:
+                state = run_trial(owner, record, owner_train, worker_id, root, flush_interval, writers,
+                                  max_lost_workers=max_lost_workers, threads=threads)
+            else:
+                state = runner(owner, record, owner_train, worker_id, root, flush_interval, writers,
+                               max_lost_workers=max_lost_workers)
             faults = 0
         except StorageUnavailable as exc:
             faults += 1
@@ -563,6 +571,8 @@ def worker_loop(
         say(f"{worker_id}: trial #{record.number} of {owner.name} {state}")
         done[state] = done.get(state, 0) + 1
         idle_since = time.monotonic()
+    if threads is not None:
+        threads.close()
     return done
 
 

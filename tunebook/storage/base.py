@@ -34,6 +34,9 @@ PENDING, RUNNING, COMPLETED, INFEASIBLE, FAILED = "pending", "running", "complet
 STATES = (PENDING, RUNNING, COMPLETED, INFEASIBLE, FAILED)
 FINISHED = (COMPLETED, INFEASIBLE, FAILED)
 
+#: Seconds between two scans for stale trials by one storage instance while trials are pending.
+REQUEUE_EVERY = 5.0
+
 
 from tunebook.errors import (  # noqa: E402,F401  (re-exported: the storage contract raises them)
     ClaimLost,
@@ -108,6 +111,25 @@ class CheckpointRecord:
     step: int
     path: str
     value: float | None
+
+
+class MetricRows(list):
+    """Metric rows ``(step, name, value)`` with ``int`` steps, ``str`` names and ``float`` values (NaN
+    allowed), as the store writer makes them: a store may write them as they are (other sequences of
+    rows are converted first)."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True)
+class MetricBatch:
+    """Metric points a trial has not stored yet, written in one transaction (see ``write_metrics``):
+    ``rows`` (step, name, value) are inserted after the points at or after ``drop_from_step`` and
+    the (step, name) points in ``replace`` are deleted."""
+
+    rows: Sequence[tuple[int, str, float]]
+    replace: Sequence[tuple[int, str]] = ()
+    drop_from_step: int | None = None
 
 
 @dataclass(frozen=True)
@@ -207,8 +229,12 @@ class Storage(ABC):
         """Hand one pending trial to ``worker_id``.
 
         With ``stale_after``, running trials whose heartbeat is older than that
-        many seconds first go back to pending (their worker is presumed dead), or
-        to failed once their workers died ``max_lost_workers`` times.
+        many seconds go back to pending (their worker is presumed dead), or to
+        failed once their workers died ``max_lost_workers`` times: before the
+        claim when nothing is pending, otherwise at least every
+        ``REQUEUE_EVERY`` seconds (or ``stale_after / 2`` if shorter) per
+        storage instance, so that a busy queue does not pay for the scan on
+        every claim.
         """
 
     @abstractmethod
@@ -229,12 +255,26 @@ class Storage(ABC):
         best_step: int | None = None,
         infeasible_reason: str | None = None,
         error: str | None = None,
-    ) -> None: ...
+        metrics: MetricBatch | None = None,
+        objective: tuple[str, str] | None = None,
+    ) -> tuple[str, float | None, int | None]:
+        """Store the trial's outcome; returns the ``(state, value, best_step)`` stored.
+
+        One transaction: the ownership check (:class:`ClaimLost` otherwise, nothing
+        changes), the trial's last metric points (``metrics``, as ``write_metrics``
+        writes them) and the final state. With ``objective`` (``(metric, mode)``;
+        ``state`` must be ``completed``), ``value`` and ``best_step`` are the best
+        finite value of that metric stored for the trial and its first step, as
+        :meth:`best_metric` computes it, once ``metrics`` are written; when there is
+        none, the trial is stored ``failed`` with ``error``.
+        """
 
     @abstractmethod
-    def release_trial(self, trial_id: int, worker_id: str, cause: str | None = None) -> None:
+    def release_trial(self, trial_id: int, worker_id: str, cause: str | None = None,
+                      metrics: MetricBatch | None = None) -> None:
         """Running → pending (the worker is stopping); checkpoints are kept for the resume.
-        ``cause``: why (an infrastructure fault), kept in the trial's ``error`` until it finishes."""
+        ``cause``: why (an infrastructure fault), kept in the trial's ``error`` until it finishes;
+        ``metrics``: the trial's last metric points, written in the same transaction."""
 
     def lose_trial(self, trial_id: int, worker_id: str, cause: str, max_lost_workers: int = 3) -> str:
         """The trial's worker is lost (it died, or the training function killed it): count it in

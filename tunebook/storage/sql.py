@@ -26,13 +26,17 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from tunebook.storage.base import (
+    COMPLETED,
     FINISHED,
     PENDING,
+    REQUEUE_EVERY,
     RUNNING,
     FAILED,
     CheckpointRecord,
     ClaimLost,
+    MetricBatch,
     MetricRow,
+    MetricRows,
     Storage,
     StudyExists,
     StudyRecord,
@@ -194,12 +198,106 @@ def _sqlite_engines(url: str) -> tuple[sa.Engine, sa.Engine]:
     return make(False), make(True)
 
 
+#: A pooled PostgreSQL connection idle for longer than this is pinged before it is used again.
+PING_AFTER_IDLE = 1.0
+
+
+def _server_engine(url: str) -> sa.Engine:
+    """PostgreSQL: one engine for reads and writes. A pooled connection idle for more than
+    :data:`PING_AFTER_IDLE` seconds is pinged at checkout and replaced if the server dropped it
+    (``pool_pre_ping`` would ping at every checkout: a round trip per transaction of every trial)."""
+    engine = sa.create_engine(url)
+
+    @event.listens_for(engine, "checkin")
+    def _idle_from(_dbapi_connection: Any, record: Any) -> None:
+        record.info["tb_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("tb_idle_since")
+        if since is not None and time.monotonic() - since > PING_AFTER_IDLE:
+            try:
+                alive = engine.dialect.do_ping(dbapi_connection)
+            except Exception as exc:  # the pool replaces the connection and tries again
+                raise sa.exc.DisconnectionError(str(exc)) from exc
+            if not alive:
+                raise sa.exc.DisconnectionError("the pooled connection is gone")
+
+    return engine
+
+
 def _nan_to_none(value: float | None) -> float | None:
     return None if value is None or math.isnan(value) else float(value)
 
 
 def _none_to_nan(value: float | None) -> float:
     return math.nan if value is None else float(value)
+
+
+_TRIAL_COLUMNS = (
+    "id, study_id, number, params, seed, state, value, best_step, infeasible_reason, error, worker_id,"
+    " heartbeat_at, attempts, lost_workers, started_at, finished_at"
+)
+
+
+class _Statements:
+    """The per-trial statements as driver SQL, built once per store (placeholders of its driver).
+
+    The hot path of every run (claim, metric rows, heartbeat, finish) skips
+    SQLAlchemy's statement building and compilation: a few of these strings,
+    sent by the driver on a pooled connection (psycopg prepares them on the
+    server after a few uses).
+    """
+
+    def __init__(self, dialect: str) -> None:
+        p = "?" if dialect == "sqlite" else "%s"
+        # PostgreSQL: concurrent claims skip the row another claim holds instead of queueing on it;
+        # SQLite: BEGIN IMMEDIATE already serializes writers.
+        lock = "" if dialect == "sqlite" else " FOR UPDATE SKIP LOCKED"
+        claim = (
+            f"UPDATE tb_trials SET state = '{RUNNING}', worker_id = {p}, heartbeat_at = {p},"
+            f" attempts = attempts + 1, started_at = COALESCE(started_at, {p})"
+            " WHERE id = (SELECT id FROM tb_trials WHERE state = '{PENDING}'{scope}"
+            " ORDER BY {order} LIMIT 1{lock}) AND state = '{PENDING}'"
+            f" RETURNING {_TRIAL_COLUMNS}"
+        )
+        #: claim one pending trial, in one statement: (worker, now, now[, study_id])
+        self.claim_study = claim.format(PENDING=PENDING, scope=f" AND study_id = {p}", order="number", lock=lock)
+        self.claim_any = claim.format(PENDING=PENDING, scope="", order="study_id, number", lock=lock)
+        owned = f"WHERE id = {p} AND worker_id = {p} AND state = '{RUNNING}'"
+        #: (now, trial, worker)
+        self.touch = f"UPDATE tb_trials SET heartbeat_at = {p} {owned}"
+        #: (state, value, best_step, infeasible_reason, error, now, now, trial, worker)
+        self.finish = (
+            f"UPDATE tb_trials SET state = {p}, value = {p}, best_step = {p}, infeasible_reason = {p}, error = {p},"
+            f" finished_at = {p}, heartbeat_at = {p} {owned}"
+        )
+        #: (now, trial, worker)
+        self.release = f"UPDATE tb_trials SET state = '{PENDING}', worker_id = NULL, heartbeat_at = {p} {owned}"
+        #: (now, cause, trial, worker): an infrastructure fault's cause stays in ``error`` until the trial finishes
+        self.release_with_cause = (f"UPDATE tb_trials SET state = '{PENDING}', worker_id = NULL, heartbeat_at = {p},"
+                                   f" error = {p} {owned}")
+        self.insert_metric = f"INSERT INTO tb_metrics (trial_id, step, name, value) VALUES ({p}, {p}, {p}, {p})"
+        #: .format(trial_id=int): rows (step, name, value) as they are, without a tuple per row
+        self.insert_trial_metric = f"INSERT INTO tb_metrics (trial_id, step, name, value) VALUES ({{trial_id:d}}, {p}, {p}, {p})"
+        #: binary COPY: the client formats nothing (a third of the CPU of the text format)
+        self.copy_metrics = "COPY tb_metrics (trial_id, step, name, value) FROM STDIN (FORMAT BINARY)"
+        self.copy_types = ["int4", "int4", "varchar", "float8"]
+        self.drop_metrics = f"DELETE FROM tb_metrics WHERE trial_id = {p} AND step >= {p}"
+        self.replace_metric = f"DELETE FROM tb_metrics WHERE trial_id = {p} AND step = {p} AND name = {p}"
+        best = (  # the best finite value of a metric and its first step
+            f"SELECT value, step FROM tb_metrics WHERE trial_id = {p} AND name = {p} AND value IS NOT NULL"
+            f" AND value < {p} AND value > {p} ORDER BY value {{direction}}, step LIMIT 1"
+        )
+        complete = (
+            f"UPDATE tb_trials SET state = '{COMPLETED}', value = best.value, best_step = best.step,"
+            f" infeasible_reason = {p}, error = NULL, finished_at = {p}, heartbeat_at = {p} FROM ({best}) AS best"
+            f" WHERE tb_trials.id = {p} AND tb_trials.worker_id = {p} AND tb_trials.state = '{RUNNING}'"
+            " RETURNING tb_trials.value, tb_trials.best_step"
+        )
+        #: mode -> (infeasible_reason, now, now, trial, name, inf, -inf, trial, worker): completed with the
+        #: best objective, in one statement; no row when the trial is not this worker's or has no such value
+        self.complete = {"min": complete.format(direction="ASC"), "max": complete.format(direction="DESC")}
 
 
 class SQLStorage(Storage):
@@ -211,10 +309,12 @@ class SQLStorage(Storage):
         if self.dialect == "sqlite":
             self._reader, self._writer = _sqlite_engines(url)
         else:
-            self._reader = self._writer = sa.create_engine(url, pool_pre_ping=True)
+            self._reader = self._writer = _server_engine(url)
         self._ensure_schema()
-        mark = "?" if self.dialect == "sqlite" else "%s"
-        self._insert_metric_sql = f"INSERT INTO tb_metrics (trial_id, step, name, value) VALUES ({', '.join([mark] * 4)})"
+        self._sql = _Statements(self.dialect)
+        self._insert_metric_sql = self._sql.insert_metric
+        self._fast_where: str | None = None
+        self._requeued_at: dict[int | None, float] = {}  # study scope -> time.monotonic() of the last scan
 
     # schema ----------------------------------------------------------------
     def _ensure_schema(self) -> None:
@@ -278,6 +378,59 @@ class SQLStorage(Storage):
         with translate_errors(self._where()):
             with self._writer.begin() as conn:
                 yield conn
+
+    @contextmanager
+    def _fast(self, single: bool = False) -> Iterator[Any]:
+        """A write transaction for the per-trial hot path: a driver cursor on a pooled connection of
+        the writer engine (its pragmas, its pool), the statements of :class:`_Statements`; committed
+        at the end, rolled back whole on any error, driver errors translated like :meth:`_write`'s.
+
+        ``single``: the transaction is one statement; on PostgreSQL it then runs in autocommit mode
+        (no BEGIN and COMMIT round trips; one statement is atomic on its own).
+        """
+        where = self._fast_where
+        if where is None:
+            where = self._fast_where = self._where()
+        sqlite = self.dialect == "sqlite"
+        with translate_errors(where):
+            pooled = self._writer.raw_connection()
+            try:
+                dbapi = pooled.driver_connection
+                if single and not sqlite:
+                    dbapi.autocommit = True
+                    try:
+                        yield dbapi.cursor()
+                    except BaseException as exc:
+                        if isinstance(exc, Exception) and self._writer.dialect.is_disconnect(exc, dbapi, None):
+                            pooled.invalidate(exc)
+                        raise
+                    finally:
+                        if not dbapi.closed:
+                            dbapi.autocommit = False
+                    return
+                cursor = dbapi.cursor()
+                if sqlite:
+                    cursor.execute("BEGIN IMMEDIATE")
+                try:
+                    yield cursor
+                    if sqlite:
+                        cursor.execute("COMMIT")
+                    else:
+                        dbapi.commit()
+                except BaseException as exc:
+                    try:
+                        if isinstance(exc, Exception) and self._writer.dialect.is_disconnect(exc, dbapi, cursor):
+                            pooled.invalidate(exc)  # the connection is broken: never hand it out again
+                        elif sqlite:
+                            if dbapi.in_transaction:
+                                cursor.execute("ROLLBACK")
+                        else:
+                            dbapi.rollback()
+                    except Exception:
+                        pooled.invalidate()
+                    raise
+            finally:
+                pooled.close()
 
     def _where(self) -> str:
         from tunebook.storage import redact
@@ -617,6 +770,7 @@ class SQLStorage(Storage):
         self, stale_after: float, study_id: int | None = None, max_lost_workers: int = 3
     ) -> dict[str, int]:
         scope = [] if study_id is None else [trials.c.study_id == study_id]
+        self._requeued_at[study_id] = time.monotonic()
         with self._write() as conn:
             return self._requeue_stale(conn, time.time(), stale_after, scope, max_lost_workers)
 
@@ -627,35 +781,41 @@ class SQLStorage(Storage):
         stale_after: float | None = None,
         max_lost_workers: int = 3,
     ) -> TrialRecord | None:
+        requeued = False
+        if stale_after is not None:
+            # A worker that stopped heartbeating is presumed dead: its trial goes back to pending.
+            # Scanned for every so often, and whenever nothing is pending (see the contract).
+            last = self._requeued_at.get(study_id)
+            if last is None or time.monotonic() - last >= min(REQUEUE_EVERY, stale_after / 2):
+                self.requeue_stale(stale_after, study_id, max_lost_workers)
+                requeued = True
+        record = self._claim(worker_id, study_id)
+        if record is None and stale_after is not None and not requeued:
+            self.requeue_stale(stale_after, study_id, max_lost_workers)
+            record = self._claim(worker_id, study_id)
+        return record
+
+    def _claim(self, worker_id: str, study_id: int | None) -> TrialRecord | None:
+        """One statement: the first pending trial (by study, number) becomes this worker's."""
         now = time.time()
-        scope = [] if study_id is None else [trials.c.study_id == study_id]
-        with self._write() as conn:
-            if stale_after is not None:
-                # A worker that stopped heartbeating is presumed dead: its trial goes back to pending.
-                self._requeue_stale(conn, now, stale_after, scope, max_lost_workers)
-            row = conn.execute(
-                self._lock(
-                    sa.select(trials.c.id)
-                    .where(trials.c.state == PENDING, *scope)
-                    .order_by(trials.c.study_id, trials.c.number)
-                    .limit(1)
-                )
-            ).first()
-            if row is None:
-                return None
-            conn.execute(
-                trials.update()
-                .where(trials.c.id == row.id)
-                .values(
-                    state=RUNNING,
-                    worker_id=worker_id,
-                    heartbeat_at=now,
-                    attempts=trials.c.attempts + 1,
-                    started_at=sa.func.coalesce(trials.c.started_at, now),
-                )
-            )
-            claimed = conn.execute(sa.select(trials).where(trials.c.id == row.id)).first()
-        return self._trial(claimed)
+        with self._fast(single=True) as cursor:
+            if study_id is None:
+                cursor.execute(self._sql.claim_any, (worker_id, now, now))
+            else:
+                cursor.execute(self._sql.claim_study, (worker_id, now, now, study_id))
+            rows = cursor.fetchall()  # all: SQLite completes the statement before the commit
+        return self._trial_from_tuple(rows[0]) if rows else None
+
+    @staticmethod
+    def _trial_from_tuple(row: Sequence[Any]) -> TrialRecord:
+        (id_, study_id, number, params, seed, state, value, best_step, infeasible_reason, error, worker_id,
+         heartbeat_at, attempts, lost_workers, started_at, finished_at) = row
+        return TrialRecord(
+            id=id_, study_id=study_id, number=number, params=json.loads(params), seed=seed, state=state,
+            value=value, best_step=best_step, infeasible_reason=infeasible_reason, error=error,
+            worker_id=worker_id, heartbeat_at=heartbeat_at, attempts=attempts, lost_workers=lost_workers,
+            started_at=started_at, finished_at=finished_at,
+        )
 
     @staticmethod
     def _touch(conn: sa.Connection, trial_id: int, owner: str, **values: Any) -> None:
@@ -665,9 +825,16 @@ class SQLStorage(Storage):
         if result.rowcount != 1:
             raise ClaimLost(f"trial {trial_id} is no longer running under worker {owner}")
 
+    def _owned(self, cursor: Any, statement: str, params: Sequence[Any], trial_id: int, owner: str) -> None:
+        """Run an UPDATE of the trial that holds only while ``owner`` runs it; :class:`ClaimLost` otherwise
+        (the transaction is then rolled back whole)."""
+        cursor.execute(statement, params)
+        if cursor.rowcount != 1:
+            raise ClaimLost(f"trial {trial_id} is no longer running under worker {owner}")
+
     def heartbeat(self, trial_id: int, worker_id: str) -> None:
-        with self._write() as conn:
-            self._touch(conn, trial_id, worker_id)
+        with self._fast(single=True) as cursor:
+            self._owned(cursor, self._sql.touch, (time.time(), trial_id, worker_id), trial_id, worker_id)
 
     def finish_trial(
         self,
@@ -679,26 +846,42 @@ class SQLStorage(Storage):
         best_step: int | None = None,
         infeasible_reason: str | None = None,
         error: str | None = None,
-    ) -> None:
+        metrics: MetricBatch | None = None,
+        objective: tuple[str, str] | None = None,
+    ) -> tuple[str, float | None, int | None]:
         if state not in FINISHED:
             raise SpecError("state", f"not a finished state: {state!r}", "use completed, infeasible or failed")
-        with self._write() as conn:
-            self._touch(
-                conn,
-                trial_id,
-                worker_id,
-                state=state,
-                value=_nan_to_none(value),
-                best_step=best_step,
-                infeasible_reason=infeasible_reason,
-                error=error,
-                finished_at=time.time(),
-            )
+        if objective is not None and state != COMPLETED:
+            raise SpecError("objective", f"given for a {state} trial", "give it with state='completed' only")
+        infeasible_reason, error = no_nul(infeasible_reason), no_nul(error)  # PostgreSQL refuses NUL in text
+        with self._fast(single=metrics is None and objective is None) as cursor:
+            # The ownership check comes last, in the final UPDATE: a lost claim rolls back the rows too.
+            if metrics is not None:
+                self._write_batch(cursor, trial_id, metrics.rows, metrics.drop_from_step, metrics.replace)
+            now = time.time()
+            if objective is not None:
+                metric, mode = objective
+                cursor.execute(self._sql.complete[mode], (infeasible_reason, now, now, trial_id, metric, math.inf,
+                                                          -math.inf, trial_id, worker_id))
+                done = cursor.fetchall()  # all: SQLite completes the statement before the commit
+                if done:
+                    return state, float(done[0][0]), int(done[0][1])
+                # not this worker's trial (ClaimLost below), or the objective has no finite value
+                state, value, best_step = FAILED, None, None
+            params = (state, _nan_to_none(value), best_step, infeasible_reason, error, now, now, trial_id, worker_id)
+            self._owned(cursor, self._sql.finish, params, trial_id, worker_id)
+        return state, value, best_step
 
-    def release_trial(self, trial_id: int, worker_id: str, cause: str | None = None) -> None:
-        with self._write() as conn:
-            extra = {} if cause is None else {"error": cause}
-            self._touch(conn, trial_id, worker_id, state=PENDING, worker_id=None, **extra)
+    def release_trial(self, trial_id: int, worker_id: str, cause: str | None = None,
+                      metrics: MetricBatch | None = None) -> None:
+        with self._fast(single=metrics is None) as cursor:
+            if metrics is not None:
+                self._write_batch(cursor, trial_id, metrics.rows, metrics.drop_from_step, metrics.replace)
+            if cause is None:
+                self._owned(cursor, self._sql.release, (time.time(), trial_id, worker_id), trial_id, worker_id)
+            else:
+                self._owned(cursor, self._sql.release_with_cause, (time.time(), no_nul(cause), trial_id, worker_id),
+                            trial_id, worker_id)
 
     def lose_trial(self, trial_id: int, worker_id: str, cause: str, max_lost_workers: int = 3) -> str:
         with self._write() as conn:
@@ -761,28 +944,49 @@ class SQLStorage(Storage):
         drop_from_step: int | None = None,
         replace: Sequence[tuple[int, str]] = (),
     ) -> None:
-        with self._write() as conn:
-            self._touch(conn, trial_id, worker_id)
-            if drop_from_step is not None:
-                # A resumed attempt re-logs these steps: keep one copy of each curve point.
-                conn.execute(
-                    metrics.delete().where(metrics.c.trial_id == trial_id, metrics.c.step >= drop_from_step)
-                )
-            if replace:  # (step, name) points logged again: the new value replaces the stored one
-                conn.execute(
-                    metrics.delete().where(
-                        metrics.c.trial_id == trial_id,
-                        metrics.c.step == sa.bindparam("r_step"),
-                        metrics.c.name == sa.bindparam("r_name"),
-                    ),
-                    [{"r_step": int(s), "r_name": n} for s, n in replace],
-                )
-            if rows:
-                # The hot path of every run: plain tuples through the driver's executemany.
-                conn.exec_driver_sql(
-                    self._insert_metric_sql,
-                    [(trial_id, int(s), n, None if v != v else v) for s, n, v in rows],
-                )
+        with self._fast() as cursor:
+            self._owned(cursor, self._sql.touch, (time.time(), trial_id, worker_id), trial_id, worker_id)
+            self._write_batch(cursor, trial_id, rows, drop_from_step, replace)
+
+    #: PostgreSQL: batches of at least this many rows go by COPY (two round trips, the least CPU per
+    #: row); smaller ones (e.g. a trial's last few points) by one pipelined INSERT (one round trip).
+    COPY_FROM = 16
+
+    def _write_batch(
+        self,
+        cursor: Any,
+        trial_id: int,
+        rows: Sequence[tuple[int, str, float]],
+        drop_from_step: int | None,
+        replace: Sequence[tuple[int, str]],
+    ) -> None:
+        """Inside a transaction: drop, replace, insert (see ``write_metrics``). The hot path of every run:
+        plain tuples through the driver (SQLite: ``executemany``; PostgreSQL: ``COPY``)."""
+        if drop_from_step is not None:
+            # A resumed attempt re-logs these steps: keep one copy of each curve point.
+            cursor.execute(self._sql.drop_metrics, (trial_id, int(drop_from_step)))
+        if replace:  # (step, name) points logged again: the new value replaces the stored one
+            cursor.executemany(self._sql.replace_metric, [(trial_id, int(s), n) for s, n in replace])
+        if not rows:
+            return
+        checked = type(rows) is MetricRows  # int steps, float values: no conversion
+        if self.dialect == "postgresql" and len(rows) >= self.COPY_FROM:
+            with cursor.copy(self._sql.copy_metrics) as copy:
+                copy.set_types(self._sql.copy_types)
+                write_row = copy.write_row
+                if checked:
+                    for s, n, v in rows:
+                        write_row((trial_id, s, n, None if v != v else v))
+                else:
+                    for s, n, v in rows:
+                        v = float(v)
+                        write_row((trial_id, int(s), n, None if v != v else v))
+        elif checked and self.dialect == "sqlite":  # SQLite stores a NaN bound as a parameter as NULL itself
+            cursor.executemany(self._sql.insert_trial_metric.format(trial_id=trial_id), rows)
+        else:
+            cursor.executemany(
+                self._sql.insert_metric, [(trial_id, int(s), n, None if v != v else float(v)) for s, n, v in rows]
+            )
 
     def get_metrics(self, trial_id: int, names: Iterable[str] | None = None) -> list[MetricRow]:
         query = sa.select(metrics.c.step, metrics.c.name, metrics.c.value).where(metrics.c.trial_id == trial_id)
