@@ -112,3 +112,15 @@ def cliff(trial) -> None:
     floor = (math.log10(lr) - math.log10(0.03)) ** 2
     for step in range(1, trial.max_train_steps + 1):
         trial.log(step, **{"val/error": float("nan") if lr > 0.05 else floor + 1.0 / step})
+
+
+def rendezvous(trial) -> None:
+    """Waits until trials in two different processes run at the same time (folder: $TB_TEST_RENDEZVOUS)."""
+    folder = os.environ["TB_TEST_RENDEZVOUS"]
+    open(os.path.join(folder, str(os.getpid())), "w").close()
+    deadline = time.monotonic() + 600
+    while len(os.listdir(folder)) < 2:
+        if time.monotonic() > deadline:
+            raise RuntimeError("no second worker process ran a trial at the same time")
+        time.sleep(0.05)
+    trial.log(1, **{"val/error": trial.params["lr"], "threads": float(os.environ.get("OMP_NUM_THREADS", "0"))})

@@ -147,11 +147,53 @@ def _worker_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint-dir", help="where checkpoints go (a shared filesystem for several machines)")
     p.add_argument("--nproc-per-trial", type=positive, default=1,
                    help="processes per trial, with torch.distributed's environment like torchrun")
+    p.add_argument("--workers", type=positive, default=1,
+                   help="worker processes on this machine, each claiming its own trials (CPU threads shared out)")
+
+
+def _worker_pool(args: argparse.Namespace) -> int:
+    """``--workers N``: N worker processes with the same arguments and a fair share of the CPU threads each;
+    signals are passed on; the exit status is the worst of theirs (130 if interrupted)."""
+    import os
+    import signal
+    import subprocess
+
+    argv, skip = [], False
+    for arg in args.argv:  # the same command without --workers
+        if skip:
+            skip = False
+        elif arg == "--workers":
+            skip = True
+        elif not arg.startswith("--workers="):
+            argv.append(arg)
+    threads = str(max(1, (os.cpu_count() or 1) // args.workers))
+    env = {**os.environ}
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.setdefault(var, threads)
+    procs = [subprocess.Popen([sys.executable, "-m", "tunebook", *argv], env=env) for _ in range(args.workers)]
+
+    def forward(signum: int, frame: Any) -> None:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        codes = [proc.wait() for proc in procs]
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    failed = [code for code in codes if code != 0]
+    if not failed:
+        return 0
+    return 130 if 130 in failed else max(failed, key=abs)
 
 
 @command("worker", "claim and run pending trials from a shared store (one per machine or GPU)",
          "tunebook worker --storage postgresql://tb@db-host/tunebook --wait", arguments=_worker_arguments)
 def cmd_worker(args: argparse.Namespace) -> int:
+    if args.workers > 1:
+        return _worker_pool(args)
     from tunebook.execution.worker import main_worker
 
     return main_worker(
