@@ -331,7 +331,7 @@ class Trial:
         error); an infeasible trial is read from :attr:`infeasible_reason`.
         Calling it again does nothing.
 
-        ``hold`` (the worker loop): the last metric points are converted and
+        ``hold`` (for a caller that finishes the trial in one transaction; the worker loop does not, yet): the last metric points are converted and
         checked but not written; :meth:`take_held_metrics` hands them over for
         the transaction that stores the outcome.
         """
@@ -353,7 +353,7 @@ class Trial:
             self._raise_halt()
 
     def take_held_metrics(self) -> "MetricBatch | None":
-        """(The worker loop) The metric points held back by ``close(hold=True)``, or None: they count as
+        """The metric points held back by ``close(hold=True)``, or None: they count as
         written from now on, so give them to ``Storage.finish_trial`` or ``release_trial``."""
         return self._store.take()
 

@@ -911,7 +911,8 @@ class SQLStorage(Storage):
                             error=f"its processes died {lost} times (last: {reason}); "
                                   f"failed after max_lost_workers={max_lost_workers}")
                 return FAILED
-            self._touch(conn, trial_id, worker_id, state=PENDING, worker_id=None, lost_workers=lost)
+            self._touch(conn, trial_id, worker_id, state=PENDING, worker_id=None, lost_workers=lost,
+                        error=f"a process of the trial died ({reason}); re-queued")  # shown by `tunebook status`
             return PENDING
 
     def release_worker_trials(self, worker_ids: Iterable[str]) -> int:
