@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import resource
 import subprocess
@@ -28,22 +27,8 @@ import sys
 import time
 from pathlib import Path
 
-SPACE = {
-    "scientific": {"weight_decay": {"choice": [0.0, 1.0e-4, 1.0e-3, 1.0e-2]}},
-    "nuisance": {"learning_rate": {"min": 1.0e-4, "max": 1.0, "scale": "log"}, "beta1": {"min": 0.8, "max": 0.99}},
-    "fixed": {"optimizer": "adam"},
-}
-
-
-def curve(params, steps, rng):
-    from tunebook.analysis.synthetic import exp_decay
-
-    lr = params["learning_rate"]
-    if lr > 0.3:
-        return "train/loss was nan"
-    floor = 0.05 + 0.05 * (math.log10(lr) + 2) ** 2 + 0.2 * (params["beta1"] - 0.9) ** 2
-    val = exp_decay(steps, floor, 1.0, steps[-1] * 0.1) + 0.002 * rng.standard_normal(len(steps))
-    return {"val/error": val, "train/loss": 2 * val + 0.01 * rng.standard_normal(len(steps))}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_analysis import SPACE, curve  # noqa: E402  (the same synthetic study as bench_analysis.py)
 
 
 def build(db: Path, trials: int, evals: int) -> None:

@@ -73,3 +73,13 @@ class Gate:
     def infeasible(self) -> bool:
         """True once the trial is known to be infeasible (a cheap attribute read: no flush, no sync)."""
         return bool(self.writes and self.trial.should_stop)
+
+
+def rename_metrics(metrics: Mapping[str, Any], rename: Callable[[str], "str | None"]) -> dict[str, Any]:
+    """``metrics`` under the names they are stored as; a name ``rename`` maps to None is left out."""
+    out = {}
+    for name, value in metrics.items():
+        stored = rename(name)
+        if stored is not None:
+            out[stored] = value
+    return out

@@ -59,7 +59,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
-from tunebook.integrations._common import Gate, Rename, renamer, require
+from tunebook.integrations._common import Gate, Rename, rename_metrics, renamer, require
 
 transformers = require("transformers", "transformers", "huggingface", "tunebook.integrations.huggingface")
 require("accelerate", "accelerate", "huggingface", "transformers' Trainer")  # Trainer refuses to run without it
@@ -179,12 +179,7 @@ class TunebookCallback(transformers.TrainerCallback):
 
     # helpers -----------------------------------------------------------------
     def _renamed(self, metrics: Mapping[str, Any]) -> dict[str, Any]:
-        out = {}
-        for name, value in metrics.items():
-            stored = self.rename(name)
-            if stored is not None:
-                out[stored] = value
-        return out
+        return rename_metrics(metrics, self.rename)
 
     def _maybe_stop(self, args: Any, state: Any, control: Any, agree: bool) -> None:
         local = self._infeasible or self.gate.infeasible

@@ -48,10 +48,10 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any
+from typing import Any, Mapping
 
 from tunebook.errors import ConfigurationError, MissingExtraError
-from tunebook.integrations._common import Gate, Rename, renamer
+from tunebook.integrations._common import Gate, Rename, rename_metrics, renamer
 
 try:
     import keras
@@ -174,13 +174,8 @@ class TunebookCallback(keras.callbacks.Callback):
         if step >= self.trial.max_train_steps:
             self.model.stop_training = True
 
-    def _renamed(self, metrics: dict[str, Any]) -> dict[str, Any]:
-        out = {}
-        for name, value in metrics.items():
-            stored = self.rename(name)
-            if stored is not None:
-                out[stored] = value
-        return out
+    def _renamed(self, metrics: Mapping[str, Any]) -> dict[str, Any]:
+        return rename_metrics(metrics, self.rename)
 
 
 def _flat(logs: Any) -> dict[str, Any]:

@@ -50,9 +50,9 @@ from __future__ import annotations
 
 import signal
 import threading
-from typing import Any, Iterable
+from typing import Any, Mapping, Iterable
 
-from tunebook.integrations._common import Gate, Rename, renamer, require
+from tunebook.integrations._common import Gate, Rename, rename_metrics, renamer, require
 
 L = require("lightning", "lightning", "lightning", "tunebook.integrations.lightning")
 _Callback = L.pytorch.Callback
@@ -158,13 +158,8 @@ class TunebookCallback(_Callback):
         if isinstance(exception, KeyboardInterrupt):
             self.interrupted = True
 
-    def _renamed(self, metrics: dict[str, Any]) -> dict[str, Any]:
-        out = {}
-        for name, value in metrics.items():
-            stored = self.rename(name)
-            if stored is not None:
-                out[stored] = value
-        return out
+    def _renamed(self, metrics: Mapping[str, Any]) -> dict[str, Any]:
+        return rename_metrics(metrics, self.rename)
 
     def _maybe_stop(self, trainer: Any, agree: bool) -> None:
         local = self._infeasible or self.gate.infeasible
