@@ -245,6 +245,12 @@ def test_trial_variance_and_group_means_come_from_retrains(sqlite_url):
     for g in groups(data):  # retrain each group's best, as `tunebook retrain --trial N` would
         best = min((t for t in g.trials if t.value is not None), key=lambda t: t.value)
         tb.run(retrain(study, trial=best.number, n=5), retrain_fn, workers=0, progress=False)
+    # a next-round study is a replicate design too, with other steps: never counted as retrains
+    longer = tb.create_study("s-r2", space=tb.SearchSpace(fixed={**best.params}, allow_fixed_only=True),
+                             objective=("val/error", "min"), trials=3, max_train_steps=2 * STEPS, storage=sqlite_url,
+                             design="replicates", parent=study.name,
+                             derived={"kind": "next-round", "source": study.name, "trial": best.number})
+    tb.run(longer, lambda trial: trial.log(1, **{"val/error": 0.9 + 0.1 * trial.number}), workers=0, progress=False)
     answer = analyze(study).answer
     assert answer.trial_sd_source == "retrains" and 0.001 < answer.trial_sd < 0.01
     assert all(g.n_retrains == 5 and g.sd is not None and g.mean is not None for g in answer.groups)
@@ -302,3 +308,17 @@ def test_a_best_with_nothing_sampled_beyond_it_near_the_edge_is_a_boundary(sqlit
         assert f.evidence["side"] == "upper" and f.evidence["rule"] == "nothing sampled beyond"
         best = max(t.params["learning_rate"] for t in report.data.finished)
         assert f.evidence["best_value"] == best
+
+
+def test_a_training_loss_that_never_learned_is_not_rising():
+    """A loss that wanders in its noise around where it started (a trial that never learned) is not a pipeline
+    bug; the same noise level on a curve that did learn and then climbs back is."""
+    from tunebook.analysis.checks.curves import loss_rising
+
+    rng = np.random.default_rng(0)
+    steps = np.arange(1, 201, dtype=float)
+    flat = 2.3 + 0.012 * rng.standard_normal(len(steps))
+    assert loss_rising(steps, flat, Thresholds()) is None
+    learned = exp_decay(steps, 0.1, 2.3, 20) + 0.012 * rng.standard_normal(len(steps))
+    learned[steps > 120] += np.linspace(0, 1.5, int((steps > 120).sum()))
+    assert loss_rising(steps, learned, Thresholds()) is not None

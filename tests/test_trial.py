@@ -149,7 +149,15 @@ def test_objective_never_logged_is_a_failure_that_says_so(sqlite_url, tmp_path):
     s = study(sqlite_url, trials=1)
     tb.run(s, w.never_logs_objective, workers=0, progress=False, checkpoint_dir=tmp_path)
     (t,) = s.trials()
-    assert t.state == "failed" and "objective 'val/error' was never logged" in t.error
+    assert t.state == "failed" and "objective 'val/error' was never logged (logged: train/loss)" in t.error
+
+
+def test_a_misspelt_objective_names_the_logged_metric_it_probably_meant(sqlite_url, tmp_path):
+    s = tb.create_study("typo", space=tb.SearchSpace(nuisance={"lr": tb.Float(1e-3, 1.0, "log")}),
+                        objective=("val/err", "min"), trials=1, max_train_steps=3, storage=sqlite_url)
+    tb.run(s, w.quadratic, workers=0, progress=False, checkpoint_dir=tmp_path)
+    (t,) = s.trials()
+    assert t.state == "failed" and "did the spec mean objective.metric: val/error?" in t.error
 
 
 def test_checkpoints_keep_the_n_best_plus_the_latest(sqlite_url, tmp_path):

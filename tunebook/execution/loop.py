@@ -90,6 +90,19 @@ class WorkerStop(BaseException):
     """Raised in a worker by SIGTERM: stop like Ctrl-C (the trial is re-queued)."""
 
 
+def objective_missing(storage: Storage, trial_id: int, metric: str) -> str:
+    """Why a trial that returned has no value: the objective never logged, with what was logged instead."""
+    import difflib
+
+    logged = sorted({row.name for row in storage.get_metrics(trial_id)})
+    if not logged:
+        return f"the objective {metric!r} was never logged (nothing was); call trial.log(step, **{{{metric!r}: value}})"
+    close = difflib.get_close_matches(metric, logged, n=1)
+    hint = (f"; did the spec mean objective.metric: {close[0]}?" if close
+            else f"; call trial.log(step, **{{{metric!r}: value}}) or fix objective.metric in the spec")
+    return f"the objective {metric!r} was never logged (logged: {', '.join(logged[:8])}){hint}"
+
+
 def worker_id_for(pid: int | None = None) -> str:
     return f"{socket.gethostname()}:{pid if pid is not None else os.getpid()}"
 
@@ -276,7 +289,7 @@ def run_trial(
         if best is None:
             return finish(
                 FAILED,
-                error=f"the objective {metric!r} was never logged; call trial.log(step, **{{{metric!r}: value}})",
+                error=objective_missing(storage, record.id, metric),
             )
         return finish(COMPLETED, value=best[0], best_step=best[1])
     finally:

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from pathlib import Path
 from typing import Any, Mapping, Iterable
 
 from tunebook.integrations._common import Gate, Rename, rename_metrics, renamer, require
@@ -118,7 +119,15 @@ class TunebookCallback(_Callback):
     def resume_path(self) -> str | None:
         """The file of the trial's latest checkpoint, for ``trainer.fit(..., ckpt_path=...)``; None on a first attempt."""
         latest = self.trial.restore()
-        return None if latest is None else latest.path
+        if latest is None:
+            return None
+        # tunebook's files wrap the state with the store and trial ids it belongs to; Lightning reads a plain
+        # checkpoint file, so hand it the (already checked) state in a file of its own beside the others.
+        import torch
+
+        path = Path(latest.path).with_name(".lightning-resume.ckpt")
+        torch.save(latest.state, path)
+        return str(path)
 
     # hooks -------------------------------------------------------------------
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:

@@ -102,7 +102,9 @@ def loss_rising(steps: np.ndarray, y: np.ndarray, th: Thresholds) -> dict[str, A
     noise = curve_noise(y)
     # A loss that never learned (its "improvement" is within its noise, or a sliver of where it started) cannot
     # be said to climb back: its wandering is noise, not a pipeline bug.
-    if gain <= max(th.noise_z * noise, 0.05 * abs(start)) or m >= 0.8 * len(ys):
+    # (the noise of the descent itself: a later jump must not make the descent look like noise)
+    before = curve_noise(y[: m + 1]) if m >= 4 else noise
+    if gain <= max(th.noise_z * before, 0.05 * abs(start)) or m >= 0.8 * len(ys):
         return None
     rise = float(np.mean(tail) - ys[m])
     material = rise > th.noise_z * noise / math.sqrt(max(1, len(tail)))

@@ -100,7 +100,10 @@ def check_max_train_steps(data: StudyData, th: Thresholds) -> list[Finding]:
 
 # trial variance ---------------------------------------------------------------
 def retrain_values(data: StudyData) -> list[tuple[dict[str, Any], np.ndarray]]:
-    """(fixed params, completed values) of every replicate study derived from this study (``tunebook retrain``)."""
+    """(fixed params, completed values) of every retrain study of this study (``tunebook retrain``).
+
+    Only retrains count: a next-round or early-instability study is a replicate design too, but it trains
+    for another number of steps or another learning rate, so its values say nothing of this study's trials."""
     from tunebook.study import Study
 
     study = data.study
@@ -111,6 +114,10 @@ def retrain_values(data: StudyData) -> list[tuple[dict[str, Any], np.ndarray]]:
         return []
     for rec in records:
         if rec.parent != study.name or rec.spec.get("design") != "replicates":
+            continue
+        derived = rec.spec.get("derived")
+        is_retrain = (derived or {}).get("kind") == "retrain" if derived else rec.goal.startswith("Trial variance of ")
+        if not is_retrain or rec.max_train_steps != study.max_train_steps:
             continue
         child = Study(rec, study.storage)
         values = np.array([t.value for t in child.trials(["completed"]) if t.value is not None], dtype=float)
@@ -202,6 +209,15 @@ def _view(data: StudyData, g: Group) -> StudyData:
     return group_view(data, g)
 
 
+def _group_bests(data: StudyData, th: Thresholds) -> list[TrialRow]:
+    out = []
+    for g in groups(data, th.scientific_buckets):
+        best = _view(data, g).best()
+        if best is not None:
+            out.append(best)
+    return out
+
+
 def trial_sd(data: StudyData, th: Thresholds) -> tuple[float | None, str]:
     """Trial variance as a standard deviation, and where it comes from.
 
@@ -209,7 +225,11 @@ def trial_sd(data: StudyData, th: Thresholds) -> tuple[float | None, str]:
     paired seeds (trials of this study with identical hyperparameters), else from the evaluation
     noise of the best curves; ``(None, "")`` when nothing tells.
     """
-    retrains = [v for _, v in retrain_values(data) if len(v) >= 2]
+    # the retrains of the best configurations (a group's best, or the study's): a retrain of a poor trial
+    # (e.g. one asked for by `tunebook compare`) measures another configuration's spread
+    bests = [t.params for t in (data.ranked()[:1] + [b for b in _group_bests(data, th)])]
+    retrains = [v for fixed, v in retrain_values(data) if len(v) >= 2
+                and any(all(p.get(k) == x for k, x in fixed.items() if k in p) for p in bests)]
     dof = sum(len(v) - 1 for v in retrains)
     if dof >= 1:
         return math.sqrt(sum(float(((v - v.mean()) ** 2).sum()) for v in retrains) / dof), "retrains"
