@@ -126,6 +126,7 @@ def test_retry_failed_in_python_keeps_infeasible_trials_as_data(sqlite_url, tmp_
     tb.run(study, _diverges_or_bug, workers=0, progress=False, checkpoint_dir=tmp_path)
     states = {t.params["lr"]: t.state for t in study.trials()}
     assert states == {0.01: "failed", 0.5: "infeasible"}
+    assert any("1 trial(s) failed" in line and "--retry-failed" in line for line in outcome_lines(study))
     monkeypatch.setenv("TB_TEST_FIXED", "1")
     tb.run(study, _diverges_or_bug, workers=0, progress=False, checkpoint_dir=tmp_path, retry_failed=True)
     trials = {t.params["lr"]: t for t in study.trials()}
@@ -410,3 +411,10 @@ def test_storage_retry_failed_on_both_backends(storage_url):
     assert set(by_state) == {"pending", "infeasible", "completed"}
     assert by_state["pending"].attempts == 1 and by_state["pending"].worker_id is None
     assert store.retry_failed(study.id) == 0
+
+
+def test_more_retrains_extend_the_same_retrain_study(sqlite_url, tmp_path):
+    s = _noisy_study(sqlite_url, tmp_path, "more", 0.0)
+    first = variance.retrain(s, "best", 3)
+    again = variance.retrain(s, "best", 5)  # `tunebook retrain STUDY --n 5` after `--n 3`
+    assert again.name == first.name and again.trials_budget == 5 and len(again.trials()) == 5

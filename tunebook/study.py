@@ -191,6 +191,9 @@ def outcome_lines(study: "Study") -> list[str]:
     if total and counts["failed"] == total:
         lines.append(f"every trial failed: see the errors with `tunebook status {study.name}`, fix the cause (the training function or the spec), "
                      f"then `tunebook run {study.name} --retry-failed`")
+    elif counts["failed"]:
+        lines.append(f"{counts['failed']} trial(s) failed: see the errors with `tunebook status {study.name}`; after a fix, "
+                     f"`tunebook run {study.name} --retry-failed` runs them again")
     lines.append(f"stored in {redact(study.storage.url)}")
     return lines
 

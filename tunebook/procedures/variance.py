@@ -47,7 +47,8 @@ def retrain(study: Study, trial: str | int = "best", n: int = 5, *, train: str |
     return derived_study(
         study, name, kind="retrain", trial=source_trial.number, train=ref,
         space=SearchSpace(fixed=params, allow_fixed_only=True), trials=n, design="replicates",
-        goal=f"Trial variance of {study.name} #{source_trial.number}: {n} seeds of its configuration",
+        # no count in the goal: `--n` raised later extends the same retrain study (the spec is the same)
+        goal=f"Trial variance of {study.name} #{source_trial.number}: new seeds of its configuration",
     )
 
 
