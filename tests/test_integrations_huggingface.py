@@ -52,7 +52,9 @@ def test_a_trainer_study_stores_curves_checkpoints_and_stops_a_diverging_trial(s
     assert curves["val/loss"][-1][1] < curves["val/loss"][0][1]
     kept = study.storage.get_checkpoints(good.id)
     assert good.best_step in [c.step for c in kept] and max(c.step for c in kept) == STEPS
-    packed = torch.load(kept[-1].path, weights_only=False)
+    from tunebook.checkpoints import load
+
+    packed = load(kept[-1].path)  # the file wraps the state with its store and trial ids
     assert packed["global_step"] == STEPS and "trainer_state.json" in packed["files"]
     assert any(name.startswith("model") for name in packed["files"]) and "optimizer.pt" in packed["files"]
     assert bad.state == "infeasible" and "infeasible_if" in bad.infeasible_reason

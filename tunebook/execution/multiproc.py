@@ -83,6 +83,7 @@ from multiprocessing.connection import wait as wait_for
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
+from tunebook.checkpoints import MARK as CHECKPOINT_MARK
 from tunebook.checkpoints import Checkpoint, select_kept
 from tunebook.errors import ClaimLost, SpecError, StorageUnavailable, TrialInfeasible, TunebookError
 from tunebook.execution.loop import WorkerStop, install_worker_signals, is_out_of_memory, make_writers, trial_info
@@ -191,8 +192,11 @@ def _load_open(f: Any) -> Any:
     if head == b"PK":
         import torch
 
-        return torch.load(f, map_location="cpu", weights_only=False)
-    return pickle.load(f)
+        payload = torch.load(f, map_location="cpu", weights_only=False)
+    else:
+        payload = pickle.load(f)
+    # a file of a CheckpointManager wraps the state with its store and trial ids (rank 0 checked them)
+    return payload["state"] if isinstance(payload, dict) and payload.get(CHECKPOINT_MARK) == 1 else payload
 
 
 class ReplicaTrial:
