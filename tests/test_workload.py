@@ -108,6 +108,9 @@ def test_demo_runs_end_to_end(tmp_path):
     report = tmp_path / "tunebook-report-digits-weight-decay.html"
     assert f"report: {report}" in proc.stdout and report.stat().st_size > 1_000_000
     assert "sampled_enough" in proc.stdout
+    # ... opened by the answer to the demo's goal (does weight decay help?), before any finding
+    answer = proc.stdout.index("Answer: ")
+    assert "weight_decay=" in proc.stdout[answer:].splitlines()[0] and answer < proc.stdout.index("sampled_enough")
 
 
 @pytest.mark.slow

@@ -123,6 +123,9 @@ def write_report(study: Any, output: str | None, top_findings: int = 5) -> Path:
     report = analyze(study)
     path = report.save(output or f"tunebook-report-{study.name}.html")
     console = Console(width=None if sys.stdout.isatty() else 160)
+    answer = getattr(report, "answer", None)
+    if answer is not None and answer.verdict:  # the answer to the study's goal comes first
+        console.print(printable(f"Answer: {answer.verdict}"), markup=False, highlight=False)
     for f in report.findings[:top_findings]:
         console.print(printable(f"[{f.severity}] {f.check}: {f.message}\n    -> {f.action}"), markup=False, highlight=False)
     if len(report.findings) > top_findings:

@@ -234,7 +234,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print_outcome(study)
     if result.interrupted:
         return EXIT_INTERRUPTED
-    print(f"demo took {time.monotonic() - started:.0f}s; the playbook's checklist says:")
+    print(f"demo took {time.monotonic() - started:.0f}s; the answer and the playbook's checklist:")
     write_report(study, args.output)
     print("see the notebook with `tunebook ls`")
     return 0
