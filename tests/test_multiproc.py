@@ -25,6 +25,7 @@ from tunebook.execution.multiproc import (
     StopFlag,
     check_nproc,
     decide,
+    lost_process,
     rank_environment,
     read_end,
 )
@@ -307,12 +308,12 @@ def test_a_lost_rank_requeues_then_fails_after_max_lost_workers(storage_url):
     study = ddp_study(storage_url, "lost")
     store = study.storage
     record = store.claim_trial("w")
-    assert store.requeue_lost(record.id, "w", "rank 1 killed by SIGKILL", max_lost_workers=2) == "pending"
+    assert store.lose_trial(record.id, "w", lost_process("rank 1 killed by SIGKILL"), max_lost_workers=2) == "pending"
     again = store.claim_trial("w2")
     assert again.id == record.id and store.get_trial(record.id).lost_workers == 1
     with pytest.raises(ClaimLost):
-        store.requeue_lost(record.id, "w", "late", max_lost_workers=2)  # not w's any more
-    assert store.requeue_lost(record.id, "w2", "rank 0 killed by SIGSEGV", max_lost_workers=2) == "failed"
+        store.lose_trial(record.id, "w", lost_process("late"), max_lost_workers=2)  # not w's any more
+    assert store.lose_trial(record.id, "w2", lost_process("rank 0 killed by SIGSEGV"), max_lost_workers=2) == "failed"
     failed = store.get_trial(record.id)
     assert failed.state == "failed" and failed.lost_workers == 2
     assert "rank 0 killed by SIGSEGV" in failed.error and "max_lost_workers=2" in failed.error

@@ -613,6 +613,11 @@ def _supervise(procs: dict[int, Any], folder: str, lost: threading.Event, rank_g
     return verdict
 
 
+def lost_process(reason: str) -> str:
+    """The cause a trial that lost one of its rank processes is re-queued (or failed) with."""
+    return f"a process of the trial died ({reason})"
+
+
 def run_trial_ranks(
     study: Study,
     record: TrialRecord,
@@ -698,7 +703,7 @@ def _record(study: Study, record: TrialRecord, worker_id: str, end: RankEnd | No
             raise StorageUnavailable(end.reason)
         if end.status == "died":
             log.warning("trial #%d of %s: %s; re-queued", record.number, study.name, end.reason)
-            return storage.requeue_lost(record.id, worker_id, end.reason, max_lost_workers)
+            return storage.lose_trial(record.id, worker_id, lost_process(end.reason), max_lost_workers)
         if end.status == "error":
             storage.finish_trial(record.id, worker_id, FAILED,
                                  error=f"rank {end.rank} of {nproc} raised:\n{end.traceback or end.reason}")

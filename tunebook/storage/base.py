@@ -299,12 +299,6 @@ class Storage(ABC):
         """
         raise NotImplementedError(f"{type(self).__name__} cannot retry failed trials")
 
-    def requeue_lost(self, trial_id: int, worker_id: str, reason: str, max_lost_workers: int = 3) -> str:
-        """The trial lost a process (a rank of a multi-process trial died): like a dead worker's, it goes
-        back to pending with ``lost_workers + 1``, or to failed once that reaches ``max_lost_workers``.
-        Returns the new state. Raises :class:`ClaimLost` if ``worker_id`` no longer runs it."""
-        raise NotImplementedError
-
     # metrics ---------------------------------------------------------------
     @abstractmethod
     def write_metrics(

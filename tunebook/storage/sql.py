@@ -902,19 +902,6 @@ class SQLStorage(Storage):
             self._touch(conn, trial_id, worker_id, state=state, lost_workers=lost, **values)
         return state
 
-    def requeue_lost(self, trial_id: int, worker_id: str, reason: str, max_lost_workers: int = 3) -> str:
-        with self._write() as conn:
-            row = conn.execute(sa.select(trials.c.lost_workers).where(trials.c.id == trial_id)).first()
-            lost = (row.lost_workers if row is not None else 0) + 1
-            if lost >= max_lost_workers:
-                self._touch(conn, trial_id, worker_id, state=FAILED, finished_at=time.time(), lost_workers=lost,
-                            error=f"its processes died {lost} times (last: {reason}); "
-                                  f"failed after max_lost_workers={max_lost_workers}")
-                return FAILED
-            self._touch(conn, trial_id, worker_id, state=PENDING, worker_id=None, lost_workers=lost,
-                        error=f"a process of the trial died ({reason}); re-queued")  # shown by `tunebook status`
-            return PENDING
-
     def release_worker_trials(self, worker_ids: Iterable[str]) -> int:
         ids = list(worker_ids)
         if not ids:
