@@ -86,7 +86,14 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 from tunebook.checkpoints import MARK as CHECKPOINT_MARK
 from tunebook.checkpoints import Checkpoint, select_kept
 from tunebook.errors import ClaimLost, SpecError, StorageUnavailable, TrialInfeasible, TunebookError
-from tunebook.execution.loop import WorkerStop, install_worker_signals, is_out_of_memory, make_writers, trial_info
+from tunebook.execution.loop import (
+    WorkerStop,
+    install_worker_signals,
+    is_out_of_memory,
+    make_writers,
+    objective_missing,
+    trial_info,
+)
 from tunebook.storage.base import COMPLETED, FAILED, INFEASIBLE, CheckpointRecord, TrialRecord
 from tunebook.trial import Heartbeat, Trial, as_step
 
@@ -714,8 +721,8 @@ def _record(study: Study, record: TrialRecord, worker_id: str, end: RankEnd | No
         metric, mode = study.objective
         best = storage.best_metric(record.id, metric, mode)
         if best is None:
-            storage.finish_trial(record.id, worker_id, FAILED, error=(
-                f"the objective {metric!r} was never logged; call trial.log(step, **{{{metric!r}: value}}) on rank 0"))
+            storage.finish_trial(record.id, worker_id, FAILED,
+                                 error=objective_missing(storage, record.id, metric) + " (rank 0 writes the metrics)")
             return FAILED
         storage.finish_trial(record.id, worker_id, COMPLETED, value=best[0], best_step=best[1])
         return COMPLETED
