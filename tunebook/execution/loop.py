@@ -359,11 +359,6 @@ def claim_next(
     return None
 
 
-def spec_folder(study: Study) -> Path:
-    """The folder of the study's spec file, where ``train`` is resolved (see :meth:`Study.train_base_dir`)."""
-    return study.train_base_dir()
-
-
 def train_for(study: Study) -> Callable[..., Any]:
     """The study's stored training function (``train: module:function``), resolved beside its spec file.
 
@@ -372,7 +367,7 @@ def train_for(study: Study) -> Callable[..., Any]:
         raise ConfigurationError("train", f"study {study.name!r} stores no training function",
                                  "create it from a YAML spec with train: module:function, or pass train=")
     try:
-        return resolve_train(study.train_ref, spec_folder(study))
+        return resolve_train(study.train_ref, study.train_base_dir())
     except SpecError as exc:
         raise ConfigurationError(exc.field, f"study {study.name!r}: {exc.problem}", exc.fix) from None
     except Exception as exc:  # the module raised at import (a syntax error, a bug)  # noqa: BLE001
@@ -592,6 +587,6 @@ def worker_loop(
 __all__ = [
     "DEFAULT_STALE_AFTER", "GuardedWriter", "INFRA_RETRIES", "LOST_WORKER", "WorkerStop", "backoff",
     "check_checkpoint_root", "claim_next", "default_checkpoint_root", "install_worker_signals", "is_out_of_memory",
-    "killed_cause", "make_writers", "reclaim_dead_workers", "run_trial", "spec_folder", "train_for", "trial_info",
+    "killed_cause", "make_writers", "reclaim_dead_workers", "run_trial", "train_for", "trial_info",
     "worker_id_for", "worker_is_gone", "worker_loop",
 ]
