@@ -223,6 +223,93 @@ def test_a_trial_taken_over_while_it_ran_stores_nothing_of_its_end(sqlite_url, t
     assert (after.state, after.worker_id) == ("running", "new") and rows_of(storage, record.id) == []
 
 
+def _no_metric_writes(storage, monkeypatch) -> list[str]:
+    """Make any write of metric points outside the outcome's transaction fail loudly."""
+    calls: list[str] = []
+
+    def refuse(*args, **kwargs):
+        calls.append("write_metrics")
+        raise AssertionError("metric points written in a transaction of their own")
+
+    monkeypatch.setattr(storage, "write_metrics", refuse)
+    monkeypatch.setattr(storage, "best_metric", lambda *a, **k: refuse())
+    return calls
+
+
+def test_the_worker_loop_stores_a_short_trials_points_with_its_outcome(sqlite_url, tmp_path, monkeypatch):
+    study = make_study(sqlite_url, trials=3)
+    calls = _no_metric_writes(study.storage, monkeypatch)
+
+    def train(trial):
+        for step in (1, 2, 3):
+            trial.log(step, **{"val/error": trial.params["lr"] * step, "train/loss": 1.0 / step})
+
+    assert worker_loop(study, train, tmp_path, flush_interval=3600.0) == {"completed": 3}
+    assert calls == []
+    for t in study.trials():
+        assert (t.state, t.value, t.best_step) == ("completed", t.params["lr"], 1)
+        assert len(rows_of(study.storage, t.id)) == 6
+
+
+def test_a_failed_or_infeasible_trial_keeps_its_last_points(sqlite_url, tmp_path, monkeypatch):
+    study = make_study(sqlite_url, trials=2)
+    calls = _no_metric_writes(study.storage, monkeypatch)
+
+    def train(trial):
+        trial.log(1, **{"val/error": 0.5})
+        if trial.number == 0:
+            raise ValueError("a bug in the training code")
+        trial.log(2, **{"val/error": float("nan")})
+
+    assert worker_loop(study, train, tmp_path, flush_interval=3600.0) == {"failed": 1, "infeasible": 1}
+    assert calls == []
+    failed, infeasible = sorted(study.trials(), key=lambda t: t.number)
+    assert failed.state == "failed" and "a bug in the training code" in failed.error
+    assert infeasible.state == "infeasible" and "nan" in infeasible.infeasible_reason
+    assert rows_of(study.storage, failed.id) == [(1, "val/error", 0.5)]
+    assert rows_of(study.storage, infeasible.id)[0] == (1, "val/error", 0.5)
+
+
+def test_an_objective_never_logged_names_the_held_metrics(sqlite_url, tmp_path):
+    study = make_study(sqlite_url, trials=1)
+
+    def train(trial):
+        trial.log(1, **{"val/eror": 0.5})  # a typo, held until the outcome
+
+    assert worker_loop(study, train, tmp_path, flush_interval=3600.0) == {"failed": 1}
+    (t,) = study.trials()
+    assert "did the spec mean objective.metric: val/eror?" in t.error
+    assert rows_of(study.storage, t.id) == [(1, "val/eror", 0.5)]
+
+
+def test_a_resumed_trial_that_logs_nothing_new_completes_with_its_stored_best(sqlite_url, tmp_path):
+    study = make_study(sqlite_url, trials=1)
+    storage = study.storage
+    record = storage.claim_trial("first", study.id)
+    storage.write_metrics(record.id, "first", [(1, "val/error", 0.25), (2, "val/error", 0.125)])
+    storage.release_trial(record.id, "first")
+    resumed = storage.claim_trial("second", study.id)
+    assert resumed.attempts == 2
+    assert run_trial(study, resumed, lambda trial: None, "second", tmp_path, flush_interval=3600.0) == "completed"
+    after = storage.get_trial(record.id)
+    assert (after.state, after.value, after.best_step) == ("completed", 0.125, 2)
+
+
+def test_an_interrupted_trial_goes_back_with_its_last_points(sqlite_url, tmp_path):
+    study = make_study(sqlite_url, trials=1)
+    storage = study.storage
+    record = storage.claim_trial("w", study.id)
+
+    def train(trial):
+        trial.log(1, **{"val/error": 0.5})
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_trial(study, record, train, "w", tmp_path, flush_interval=3600.0)
+    after = storage.get_trial(record.id)
+    assert after.state == "pending" and rows_of(storage, record.id) == [(1, "val/error", 0.5)]
+
+
 # --- threads ---------------------------------------------------------------------------------------
 
 

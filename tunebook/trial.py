@@ -331,9 +331,10 @@ class Trial:
         error); an infeasible trial is read from :attr:`infeasible_reason`.
         Calling it again does nothing.
 
-        ``hold`` (for a caller that finishes the trial in one transaction; the worker loop does not, yet): the last metric points are converted and
-        checked but not written; :meth:`take_held_metrics` hands them over for
-        the transaction that stores the outcome.
+        ``hold`` (for a caller that finishes the trial in one transaction, as the
+        worker loop does): the last metric points are converted and checked but
+        not written; :meth:`take_held_metrics` hands them over for the
+        transaction that stores the outcome.
         """
         if self._closed:
             return
@@ -383,6 +384,11 @@ class Trial:
     def infeasible_reason(self) -> str | None:
         """Why the trial is infeasible (e.g. "train/loss was nan at step 3"), or None."""
         return self._writer.infeasible
+
+    @property
+    def objective_logged(self) -> bool:
+        """Has this attempt logged a finite value of the objective (as far as flushed)?"""
+        return any(v - v == 0 for v in self._objective.by_step.values())
 
     @property
     def failure_reason(self) -> str | None:

@@ -236,7 +236,8 @@ class StoreWriter(MetricWriter):
     is sent as a replacement. A resumed attempt (``resume=True``) first drops the points from
     its first step on, which the attempt before it may have stored.
 
-    ``hold`` (for a caller that stores the outcome in the same transaction; the worker loop does not, yet): ``flush`` keeps the rows, and
+    ``hold`` (for a caller that stores the outcome in the same transaction, as the worker loop does): ``flush`` keeps
+    the rows, and
     :meth:`take` hands them over as one :class:`~tunebook.storage.base.MetricBatch`, which the
     loop stores in the transaction that records the outcome (``Storage.finish_trial``).
     """

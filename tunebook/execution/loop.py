@@ -57,14 +57,14 @@ import socket
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from tunebook.checkpoints import is_disk_fault
 from tunebook.design import get_design, propose_next
 from tunebook.errors import (
     ClaimLost, ConfigurationError, SpecError, StorageError, StorageUnavailable, TrialInfeasible, TunebookError,
 )
-from tunebook.storage.base import COMPLETED, FAILED, INFEASIBLE, PENDING, RUNNING, Storage, TrialRecord
+from tunebook.storage.base import COMPLETED, FAILED, INFEASIBLE, PENDING, RUNNING, MetricBatch, Storage, TrialRecord
 from tunebook.study import Study, resolve_train
 from tunebook.trial import Trial, TrialThreads
 from tunebook.writers import MetricWriter, TrialInfo, WriterFactory
@@ -90,11 +90,12 @@ class WorkerStop(BaseException):
     """Raised in a worker by SIGTERM: stop like Ctrl-C (the trial is re-queued)."""
 
 
-def objective_missing(storage: Storage, trial_id: int, metric: str) -> str:
-    """Why a trial that returned has no value: the objective never logged, with what was logged instead."""
+def objective_missing(storage: Storage, trial_id: int, metric: str, also: Iterable[str] = ()) -> str:
+    """Why a trial that returned has no value: the objective never logged, with what was logged instead
+    (stored, plus ``also``: the names of points about to be stored with the outcome)."""
     import difflib
 
-    logged = sorted({row.name for row in storage.get_metrics(trial_id)})
+    logged = sorted({row.name for row in storage.get_metrics(trial_id)} | set(also))
     if not logged:
         return f"the objective {metric!r} was never logged (nothing was); call trial.log(step, **{{{metric!r}: value}})"
     close = difflib.get_close_matches(metric, logged, n=1)
@@ -220,26 +221,45 @@ def run_trial(
     summary: dict[str, Any] = {"state": None, "value": None, "best_step": None, "infeasible_reason": None,
                                "error": None}
 
-    def finish(state: str, **values: Any) -> str:
+    def finish(state: str, batch: MetricBatch | None, **values: Any) -> str:
+        """Store the outcome with the trial's last metric points (``batch``), in one transaction;
+        "lost" (nothing stored) when another worker took the trial over meanwhile."""
         try:
-            storage.finish_trial(record.id, worker_id, state, **values)
-        except (StorageUnavailable, ClaimLost):
+            stored = storage.finish_trial(record.id, worker_id, state, metrics=batch, **values)
+        except ClaimLost:
+            summary["state"] = "lost"
+            return "lost"
+        except StorageUnavailable:
             raise
         except StorageError as exc:  # the store refused the text: record a plain one-line version
             log.warning("recording trial #%d as %s failed (%s); recording a plain message", record.number, state, exc)
             plain = {k: (ascii(v.strip().splitlines()[-1] if v.strip() else v)[:1000] if isinstance(v, str) else v)
                      for k, v in values.items()}
-            storage.finish_trial(record.id, worker_id, state, **plain)
-        summary.update(state=state, **values)
+            try:
+                stored = storage.finish_trial(record.id, worker_id, state, metrics=batch, **plain)
+            except ClaimLost:
+                summary["state"] = "lost"
+                return "lost"
+            except StorageUnavailable:
+                raise
+            except StorageError:  # the points themselves are refused: the outcome is stored without them
+                log.warning("trial #%d: its last metric points were refused by the store; stored without them",
+                            record.number)
+                stored = storage.finish_trial(record.id, worker_id, state, **plain)
+        values.pop("objective", None)
+        state, value, best_step = stored
+        if state == COMPLETED:
+            values.pop("error", None)  # the failure it would have had without an objective
+        summary.update(values, state=state, value=value, best_step=best_step)
         return state
 
-    def infrastructure(exc: BaseException) -> StorageUnavailable:
-        """Back to pending with the cause recorded; the loop retries with backoff."""
+    def infrastructure(exc: BaseException, batch: MetricBatch | None = None) -> StorageUnavailable:
+        """Back to pending with the cause recorded (and the points logged so far); the loop retries with backoff."""
         fault = exc if isinstance(exc, StorageUnavailable) else StorageUnavailable(f"disk fault: {exc}")
         cause = f"infrastructure fault, retried: {str(fault).splitlines()[0] if str(fault) else type(fault).__name__}"
         summary.update(state=PENDING, error=cause)
         try:
-            storage.release_trial(record.id, worker_id, cause)
+            storage.release_trial(record.id, worker_id, cause, metrics=batch)
         except TunebookError:  # still away: the loop releases it once the store answers
             fault.unreleased = (record.id, cause)  # type: ignore[attr-defined]
         return fault
@@ -251,47 +271,61 @@ def run_trial(
         for writer in extra:
             writer.close()
         raise infrastructure(exc) from None
+    # The last metric points are held back at close (converted and checked, not written) and stored
+    # in the transaction that records the outcome: a trial ends in one transaction after its claim.
+    held = trial.take_held_metrics
     try:
         try:
             try:
                 train(trial)
             finally:
-                trial.close()  # the last buffered metrics, also when training raised
+                trial.close(hold=True)  # the last buffered metrics, also when training raised
             if trial.infeasible_reason is not None:
                 raise TrialInfeasible(trial.infeasible_reason)
         except TrialInfeasible as exc:
-            return finish(INFEASIBLE, infeasible_reason=trial.infeasible_reason or str(exc))
+            return finish(INFEASIBLE, held(), infeasible_reason=trial.infeasible_reason or str(exc))
         except (KeyboardInterrupt, WorkerStop):
-            storage.release_trial(record.id, worker_id)
+            try:
+                storage.release_trial(record.id, worker_id, metrics=held())
+            except ClaimLost:  # taken over meanwhile: nothing of ours to put back
+                pass
             summary["state"] = "pending"  # interrupted: resumed by the next run
             raise
         except ClaimLost:
             summary["state"] = "lost"
             return "lost"
         except StorageUnavailable as exc:
-            raise infrastructure(exc) from None
+            raise infrastructure(exc, held()) from None
         except Exception as exc:
             if is_disk_fault(exc):  # the disk, not the training code
-                raise infrastructure(exc) from exc
+                raise infrastructure(exc, held()) from exc
             if trial.infeasible_reason is not None:  # e.g. a NaN loss made the user's code raise
-                return finish(INFEASIBLE, infeasible_reason=trial.infeasible_reason)
+                return finish(INFEASIBLE, held(), infeasible_reason=trial.infeasible_reason)
             if is_out_of_memory(exc):
-                return finish(INFEASIBLE, infeasible_reason=f"out of memory: {exc}".splitlines()[0])
-            return finish(FAILED, error=traceback.format_exc())
+                return finish(INFEASIBLE, held(), infeasible_reason=f"out of memory: {exc}".splitlines()[0])
+            return finish(FAILED, held(), error=traceback.format_exc())
         except BaseException as exc:  # SystemExit and friends: the training function killed its worker
             cause = killed_cause(exc)
+            batch = held()
+            if batch is not None:  # the points logged so far stay with the trial
+                try:
+                    storage.write_metrics(record.id, worker_id, batch.rows, drop_from_step=batch.drop_from_step,
+                                          replace=batch.replace)
+                except TunebookError:
+                    pass
             state = storage.lose_trial(record.id, worker_id, cause, max_lost_workers)
             log.warning("trial #%d: %s; counted as a lost worker (now %s)", record.number, cause, state)
             summary.update(state=state, error=cause)
             return LOST_WORKER
-        metric, mode = study.objective
-        best = storage.best_metric(record.id, metric, mode)
-        if best is None:
-            return finish(
-                FAILED,
-                error=objective_missing(storage, record.id, metric),
-            )
-        return finish(COMPLETED, value=best[0], best_step=best[1])
+        metric, _ = study.objective
+        batch = held()
+        missing = None
+        if not trial.objective_logged:  # not in this attempt: an earlier attempt's points may hold it
+            missing = objective_missing(storage, record.id, metric, {n for _, n, _ in batch.rows} if batch else ())
+            if record.attempts == 1:
+                return finish(FAILED, batch, error=missing)
+        # Completed with the best objective stored for the trial and its step: one statement, after the points.
+        return finish(COMPLETED, batch, objective=study.objective, error=missing)
     finally:
         if extra:
             _end(trial, summary)
