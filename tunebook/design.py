@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, runtime_checkable
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 
 from tunebook.errors import SpecError
 from tunebook.space import Choice, Param, SearchSpace
+
+if TYPE_CHECKING:  # numpy is imported where a design is computed: a worker that only claims needs none
+    import numpy as np
 
 #: Stored with every study. Trials are materialized at creation, so a stored
 #: study re-opens identically whatever this says; it tells which code extended it.
@@ -56,6 +57,7 @@ class DesignPoint:
 
 def halton(n: int, d: int, seed: int, start: int = 0) -> np.ndarray:
     """Points ``start .. start+n-1`` of a scrambled Halton sequence in ``[0, 1)^d``."""
+    import numpy as np
     from scipy.stats import qmc
 
     if n <= 0 or d == 0:
@@ -68,12 +70,16 @@ def halton(n: int, d: int, seed: int, start: int = 0) -> np.ndarray:
 
 def pseudo_random(n: int, d: int, seed: int, start: int = 0) -> np.ndarray:
     """Uniform pseudo-random points; prefix-stable, so designs extend like Halton."""
+    import numpy as np
+
     rng = np.random.default_rng(seed)
     return rng.random((start + max(n, 0), d))[start:]
 
 
 def balanced_choice(index: int, n_values: int, seed: int, dim: int) -> int:
     """Which of ``n_values`` values trial ``index`` takes: a seeded permutation per block."""
+    import numpy as np
+
     block, offset = divmod(index, n_values)
     order = np.random.default_rng([seed, dim, block]).permutation(n_values)
     return int(order[offset])
@@ -81,6 +87,8 @@ def balanced_choice(index: int, n_values: int, seed: int, dim: int) -> int:
 
 def trial_seed(study_seed: int, point: int) -> int:
     """The training seed of nuisance point ``point`` (shared by a crossed group)."""
+    import numpy as np
+
     return int(np.random.SeedSequence([study_seed, point]).generate_state(1)[0] & 0x7FFFFFFF)
 
 
@@ -115,6 +123,12 @@ def _sequence(
     return points
 
 
+def _linspace01(n: int) -> list[float]:
+    """``numpy.linspace(0.0, 1.0, n)``, bit for bit, without numpy."""
+    step = 1.0 / (n - 1)
+    return [i * step for i in range(n - 1)] + [1.0]
+
+
 def grid_points(params: dict[str, Param], trials: int, force: bool = False) -> list[dict[str, Any]]:
     """A full grid: every choice value, numeric axes evenly spaced (ends included)."""
     if len(params) > MAX_GRID_DIMS and not force:
@@ -123,7 +137,9 @@ def grid_points(params: dict[str, Param], trials: int, force: bool = False) -> l
             f"a grid over {len(params)} hyperparameters wastes trials (the playbook keeps grids to 1-2 dims)",
             "use design: quasi_random, or set grid_force: true",
         )
-    fixed_count = int(np.prod([len(p.values) for p in params.values() if isinstance(p, Choice)]))
+    import math
+
+    fixed_count = math.prod(len(p.values) for p in params.values() if isinstance(p, Choice))
     numeric = [k for k, p in params.items() if not isinstance(p, Choice)]
     per_axis = round((trials / fixed_count) ** (1 / len(numeric))) if numeric else 1
     total = fixed_count * per_axis ** len(numeric)
@@ -138,7 +154,7 @@ def grid_points(params: dict[str, Param], trials: int, force: bool = False) -> l
         if isinstance(param, Choice):
             axes.append(list(param.values))
         else:
-            ticks = [0.5] if per_axis == 1 else np.linspace(0.0, 1.0, per_axis)
+            ticks = [0.5] if per_axis == 1 else _linspace01(per_axis)
             axes.append([param.from_unit(float(u)) for u in ticks])
     return [dict(zip(params, combo)) for combo in itertools.product(*axes)]
 
