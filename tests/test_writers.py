@@ -537,3 +537,22 @@ def test_the_flax_optax_example_runs_a_study(jax, sqlite_url, tmp_path):
         assert [step for step, _ in curves["val/error"]] == [10, 20, 30]
         assert len(curves["train/loss"]) == 30 and all(math.isfinite(v) for _, v in curves["train/loss"])
         assert t.value == min(v for _, v in curves["val/error"])
+
+
+def test_a_training_thread_far_ahead_of_the_writer_asks_for_a_flush_once():
+    """While the buffer stays large, each log call would ask again: only the first sets the event
+    (Event.set takes a lock; the hot path must not pay it at every call)."""
+    from tunebook.writers import WriterThread
+
+    thread = WriterThread("t", idle=3600.0)
+    sets: list[int] = []
+    real_set = thread._wake.set
+    try:
+        thread._wake.set = lambda: (sets.append(1), real_set())  # type: ignore[method-assign]
+        thread._wake.clear()
+        for _ in range(1000):  # the writer is busy elsewhere: nobody clears the event
+            thread.wake()
+        assert len(sets) == 1 and thread._wake.is_set()
+    finally:
+        thread._wake.set = real_set  # type: ignore[method-assign]
+        thread.close()

@@ -387,7 +387,10 @@ class WriterThread:
             self._writer = None
 
     def wake(self) -> None:
-        self._wake.set()
+        # Already asked: nothing to do. A training thread far ahead of the writer asks at every log
+        # call while the buffer stays large, and Event.set() takes a lock each time.
+        if not self._wake.is_set():
+            self._wake.set()
 
     def close(self) -> None:
         """Stop the thread (an attached writer is not flushed: close it first)."""
