@@ -26,6 +26,21 @@ MIN_STALE_AFTER = 2.0
 
 
 # run -------------------------------------------------------------------------
+def _write_to_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--write-to", nargs=2, action="append", default=[], metavar=("KIND", "TARGET"),
+                   help="stream each trial to a tracker while it trains (repeatable): tensorboard DIR, "
+                        "mlflow URI, wandb DIR")
+
+
+def _writers(args: argparse.Namespace) -> list[Any]:
+    """The live writers of ``--write-to``, checked before anything runs."""
+    if not args.write_to:
+        return []
+    from tunebook.integrations.export import live_writers
+
+    return live_writers(args.write_to)
+
+
 def _run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", help="the study's YAML file, or the name of a stored study")
     p.add_argument("--train", help="with a study name: module:function or path/to/file.py:function "
@@ -44,6 +59,7 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
     p.add_argument("--cpus-per-trial", type=float, default=1.0, help="Ray: CPUs per trial")
     p.add_argument("--gpus-per-trial", type=float, default=0.0, help="Ray: GPUs per trial")
+    _write_to_argument(p)
 
 
 #: Exit code of `tunebook run` when every trial of the study failed.
@@ -77,6 +93,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.executor == "ray" and args.nproc_per_trial > 1:
         raise SpecError("--nproc-per-trial", "the Ray executor runs one process per trial",
                         "use the local executor or `tunebook worker --nproc-per-trial N`")
+    writers = _writers(args)
     if _is_spec_file(args.spec):
         if args.train:
             raise SpecError("--train", "a spec file names its own training function", "set train: in the YAML instead")
@@ -114,7 +131,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"{retried} failed trial(s) of {printable(study.name)} back to pending")
     result = run(
         study, train, workers=workers, devices=devices, checkpoint_dir=args.checkpoint_dir,
-        progress=not args.quiet, executor=args.executor, nproc_per_trial=args.nproc_per_trial, **options,
+        progress=not args.quiet, executor=args.executor, nproc_per_trial=args.nproc_per_trial, writers=writers,
+        **options,
     )
     if args.quiet:  # run() printed the summary unless quiet
         print_outcome(study)
@@ -149,6 +167,7 @@ def _worker_arguments(p: argparse.ArgumentParser) -> None:
                    help="processes per trial, with torch.distributed's environment like torchrun")
     p.add_argument("--workers", type=positive, default=1,
                    help="worker processes on this machine, each claiming its own trials (CPU threads shared out)")
+    _write_to_argument(p)
 
 
 def _worker_pool(args: argparse.Namespace) -> int:
@@ -192,6 +211,7 @@ def _worker_pool(args: argparse.Namespace) -> int:
 @command("worker", "claim and run pending trials from a shared store (one per machine or GPU)",
          "tunebook worker --storage postgresql://tb@db-host/tunebook --wait", arguments=_worker_arguments)
 def cmd_worker(args: argparse.Namespace) -> int:
+    writers = _writers(args)  # checked here too: a bad target is one line, before any worker starts
     if args.workers > 1:
         return _worker_pool(args)
     from tunebook.execution.worker import main_worker
@@ -200,7 +220,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         storage=args.storage, study=args.study, wait=args.wait, poll_interval=args.poll_interval,
         idle_timeout=args.idle_timeout, max_trials=args.max_trials, stale_after=args.stale_after,
         max_lost_workers=args.max_lost_workers, checkpoint_dir=args.checkpoint_dir,
-        nproc_per_trial=args.nproc_per_trial,
+        nproc_per_trial=args.nproc_per_trial, writers=writers,
     )
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from tunebook.errors import MissingExtraError, SpecError
 from tunebook.study import Study
@@ -31,6 +31,37 @@ TARGETS: dict[str, tuple[str, str]] = {
     "csv": ("tunebook.integrations.tabular", "export_csv"),
     "parquet": ("tunebook.integrations.tabular", "export_parquet"),
 }
+
+
+#: Live writer kind -> (module, factory): each factory takes a target and returns a WriterFactory
+#: (``tb.run(..., writers=[...])``, ``tunebook run|worker --write-to KIND TARGET``).
+LIVE: dict[str, tuple[str, str]] = {
+    "tensorboard": ("tunebook.integrations.tensorboard", "writer_factory"),
+    "mlflow": ("tunebook.integrations.mlflow", "writer_factory"),
+    "wandb": ("tunebook.integrations.wandb", "writer_factory"),
+}
+
+
+def live_writers(pairs: Sequence[Sequence[str]], field: str = "--write-to") -> list[Any]:
+    """Writer factories for ``[(kind, target), ...]``, each checked now (a missing extra, a target that
+    cannot be written): one line naming ``field`` otherwise, before any trial runs."""
+    out = []
+    for kind, target in pairs:
+        if kind not in LIVE:
+            fix = ("csv and parquet are written after the fact: `tunebook export NAME --to " + kind + " PATH`"
+                   if kind in TARGETS else f"use one of {', '.join(LIVE)}")
+            raise SpecError(field, f"{kind!r} is not a live writer", fix)
+        module, function = LIVE[kind]
+        try:
+            out.append(getattr(importlib.import_module(module), function)(target))
+        except MissingExtraError:
+            raise
+        except SpecError as exc:  # the tracker's own check of its target, told as the option's
+            raise SpecError(field, f"{kind} {exc.problem}", exc.fix) from None
+        except Exception as exc:  # noqa: BLE001 - a tracker's own error about the target
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise SpecError(field, f"{kind} {target!r}: {first}", "give a target the tracker can write to") from None
+    return out
 
 
 @dataclass(frozen=True)
