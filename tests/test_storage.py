@@ -36,13 +36,41 @@ def test_schema_version_is_recorded_and_newer_stores_are_refused(storage_url):
     storage = open_storage(storage_url)
     engine = sa.create_engine(storage.url)
     with engine.begin() as conn:
-        assert conn.execute(sa.text("SELECT version FROM tb_schema")).scalar() == 2
+        assert conn.execute(sa.text("SELECT version FROM tb_schema")).scalar() == 3
         conn.execute(sa.text("UPDATE tb_schema SET version = 99"))
     engine.dispose()
     from tunebook.storage.sql import SQLStorage
 
     with pytest.raises(tb.SpecError, match="newer tunebook"):
         SQLStorage(storage.url)
+
+
+def test_a_schema_2_store_gains_params_used_in_place(storage_url):
+    """A store written before schema 3 (no tb_trials.params_used) upgrades when opened; its trials keep
+    everything and new outcomes record what the training function read."""
+    space = tb.SearchSpace(nuisance={"lr": tb.Float(1e-3, 1.0, "log")})
+    study = tb.create_study("old", space=space, objective=("val/error", "min"), trials=2, max_train_steps=1,
+                            storage=storage_url)
+    first = study.storage.claim_trial("w", study.id)
+    study.storage.finish_trial(first.id, "w", "completed", value=0.5, best_step=1)
+    engine = sa.create_engine(study.storage.url)
+    with engine.begin() as conn:  # back to what tunebook wrote at schema 2
+        conn.execute(sa.text("ALTER TABLE tb_trials DROP COLUMN params_used"))
+        conn.execute(sa.text("UPDATE tb_schema SET version = 2"))
+    engine.dispose()
+    from tunebook.storage.sql import SQLStorage
+
+    reopened = SQLStorage(study.storage.url)  # a new process's first open (open_storage caches per process)
+    again = tb.load_study("old", reopened)
+    assert [(t.state, t.value) for t in again.trials()] == [("completed", 0.5), ("pending", None)]
+    second = reopened.claim_trial("w", again.id)
+    reopened.finish_trial(second.id, "w", "completed", value=0.25, best_step=1,
+                          params_used={"read": ["lr"], "missing": [], "bulk": False})
+    assert reopened.params_used(again.id) == {1: {"read": ["lr"], "missing": [], "bulk": False}}
+    engine = sa.create_engine(reopened.url)
+    with engine.begin() as conn:
+        assert conn.execute(sa.text("SELECT version FROM tb_schema")).scalar() == 3
+    engine.dispose()
 
 
 def test_claims_are_exclusive_across_threads(storage_url):
@@ -192,7 +220,7 @@ def test_a_schema_1_store_is_upgraded_in_place(tmp_path):
     storage = study.storage
     engine = sa.create_engine(storage.url)
     with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT version FROM tb_schema")).scalar() == 2
+        assert conn.execute(sa.text("SELECT version FROM tb_schema")).scalar() == 3
     engine.dispose()
     storage.add_note("test", "works", {"x": 1}, experiment="old-study")
     storage.set_baseline("old-study", "old-study")

@@ -64,6 +64,97 @@ def as_step(step: Any) -> int:
     raise SpecError("step", f"must be an integer, got {step!r:.40}", "log at the integer training step")
 
 
+class Params(dict):
+    """``trial.params``: a plain dict that notes which names the training function asks for.
+
+    A name read by key (``params["lr"]``, ``get``, ``in``, ``pop``, ``setdefault``) counts as
+    read; a name asked for but absent (``params.get("weight_decay", 0.0)`` while the spec says
+    ``wd``) counts as missing; handing the whole dict on (iterating it, ``keys``/``values``/
+    ``items``, ``dict(params)``, ``**params``, ``copy``, pickling, JSON) counts as bulk, after
+    which nothing can be said of single names. The worker stores :meth:`usage` with the outcome,
+    and the checklist warns when a varied hyperparameter is never read (a typo in the training
+    function makes a scientific comparison meaningless, silently).
+    """
+
+    __slots__ = ("_read", "_missing", "_bulk")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._read: set[str] = set()
+        self._missing: set[str] = set()
+        self._bulk = False
+
+    def _note(self, key: Any, found: bool) -> None:
+        if isinstance(key, str):
+            (self._read if found else self._missing).add(key)
+
+    def __getitem__(self, key: Any) -> Any:
+        try:
+            value = dict.__getitem__(self, key)
+        except KeyError:
+            self._note(key, False)
+            raise
+        self._note(key, True)
+        return value
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        found = dict.__contains__(self, key)
+        self._note(key, found)
+        return dict.__getitem__(self, key) if found else default
+
+    def __contains__(self, key: Any) -> bool:
+        found = dict.__contains__(self, key)
+        self._note(key, found)
+        return found
+
+    def pop(self, key: Any, *default: Any) -> Any:
+        self._note(key, dict.__contains__(self, key))
+        return dict.pop(self, key, *default)
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        self._note(key, dict.__contains__(self, key))
+        return dict.setdefault(self, key, default)
+
+    def _all(self) -> None:
+        self._bulk = True
+
+    def __iter__(self) -> Any:
+        self._all()
+        return dict.__iter__(self)
+
+    def keys(self) -> Any:
+        self._all()
+        return dict.keys(self)
+
+    def values(self) -> Any:
+        self._all()
+        return dict.values(self)
+
+    def items(self) -> Any:
+        self._all()
+        return dict.items(self)
+
+    def copy(self) -> dict[str, Any]:
+        self._all()
+        return dict(dict.items(self))
+
+    def __or__(self, other: Any) -> Any:
+        self._all()
+        return dict(dict.items(self)) | other
+
+    def __ror__(self, other: Any) -> Any:
+        self._all()
+        return other | dict(dict.items(self))
+
+    def __reduce__(self) -> Any:  # pickled (to a data-loader worker, a rank): a plain dict on the other side
+        self._all()
+        return (dict, (dict(dict.items(self)),))
+
+    def usage(self) -> dict[str, Any]:
+        """What the training function asked for: ``{"read": [...], "missing": [...], "bulk": bool}``."""
+        return {"read": sorted(self._read), "missing": sorted(self._missing - self._read), "bulk": self._bulk}
+
+
 class HeartbeatThread:
     """The thread that beats for the :class:`Heartbeat` attached to it, one at a time: a worker
     keeps one for all its trials. ``idle``: seconds between two looks while none is attached."""
@@ -214,7 +305,7 @@ class Trial:
         self.number = record.number
         self.seed = int(record.seed)
         self.attempt = record.attempts
-        self.params: dict[str, Any] = {**study.space.fixed, **record.params}
+        self.params: dict[str, Any] = Params({**study.space.fixed, **record.params})
         self.max_train_steps = study.max_train_steps
         self._storage = storage
         self._worker_id = worker_id
@@ -410,5 +501,5 @@ class Trial:
         return f"Trial(study={self.study.name!r}, number={self.number}, params={self.params!r})"
 
 
-__all__ = ["Checkpoint", "ClaimLost", "Heartbeat", "HeartbeatThread", "Trial", "TrialInfeasible", "TrialThreads",
+__all__ = ["Checkpoint", "ClaimLost", "Heartbeat", "HeartbeatThread", "Params", "Trial", "TrialInfeasible", "TrialThreads",
            "as_step", "check_rules"]

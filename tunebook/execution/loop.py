@@ -66,7 +66,7 @@ from tunebook.errors import (
 )
 from tunebook.storage.base import COMPLETED, FAILED, INFEASIBLE, PENDING, RUNNING, MetricBatch, Storage, TrialRecord
 from tunebook.study import Study, resolve_train
-from tunebook.trial import Trial, TrialThreads
+from tunebook.trial import Params, Trial, TrialThreads
 from tunebook.writers import MetricWriter, TrialInfo, WriterFactory
 
 log = logging.getLogger("tunebook.execution")
@@ -224,8 +224,9 @@ def run_trial(
     def finish(state: str, batch: MetricBatch | None, **values: Any) -> str:
         """Store the outcome with the trial's last metric points (``batch``), in one transaction;
         "lost" (nothing stored) when another worker took the trial over meanwhile."""
+        used = usage()
         try:
-            stored = storage.finish_trial(record.id, worker_id, state, metrics=batch, **values)
+            stored = storage.finish_trial(record.id, worker_id, state, metrics=batch, params_used=used, **values)
         except ClaimLost:
             summary["state"] = "lost"
             return "lost"
@@ -236,7 +237,7 @@ def run_trial(
             plain = {k: (ascii(v.strip().splitlines()[-1] if v.strip() else v)[:1000] if isinstance(v, str) else v)
                      for k, v in values.items()}
             try:
-                stored = storage.finish_trial(record.id, worker_id, state, metrics=batch, **plain)
+                stored = storage.finish_trial(record.id, worker_id, state, metrics=batch, params_used=used, **plain)
             except ClaimLost:
                 summary["state"] = "lost"
                 return "lost"
@@ -245,7 +246,7 @@ def run_trial(
             except StorageError:  # the points themselves are refused: the outcome is stored without them
                 log.warning("trial #%d: its last metric points were refused by the store; stored without them",
                             record.number)
-                stored = storage.finish_trial(record.id, worker_id, state, **plain)
+                stored = storage.finish_trial(record.id, worker_id, state, params_used=used, **plain)
         values.pop("objective", None)
         state, value, best_step = stored
         if state == COMPLETED:
@@ -274,6 +275,12 @@ def run_trial(
     # The last metric points are held back at close (converted and checked, not written) and stored
     # in the transaction that records the outcome: a trial ends in one transaction after its claim.
     held = trial.take_held_metrics
+
+    def usage() -> dict[str, Any] | None:
+        """Which hyperparameters the training function asked for (see :class:`~tunebook.trial.Params`)."""
+        params = trial.params
+        return params.usage() if isinstance(params, Params) else None  # the function may have replaced it
+
     try:
         try:
             try:

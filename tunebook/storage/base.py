@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 PENDING, RUNNING, COMPLETED, INFEASIBLE, FAILED = "pending", "running", "completed", "infeasible", "failed"
 STATES = (PENDING, RUNNING, COMPLETED, INFEASIBLE, FAILED)
@@ -257,6 +257,7 @@ class Storage(ABC):
         error: str | None = None,
         metrics: MetricBatch | None = None,
         objective: tuple[str, str] | None = None,
+        params_used: Mapping[str, Any] | None = None,
     ) -> tuple[str, float | None, int | None]:
         """Store the trial's outcome; returns the ``(state, value, best_step)`` stored.
 
@@ -266,7 +267,9 @@ class Storage(ABC):
         ``state`` must be ``completed``), ``value`` and ``best_step`` are the best
         finite value of that metric stored for the trial and its first step, as
         :meth:`best_metric` computes it, once ``metrics`` are written; when there is
-        none, the trial is stored ``failed`` with ``error``.
+        none, the trial is stored ``failed`` with ``error``. ``params_used``: which
+        hyperparameters the training function asked for (:meth:`tunebook.trial.Params.usage`),
+        read back by :meth:`params_used`.
         """
 
     @abstractmethod
@@ -275,6 +278,11 @@ class Storage(ABC):
         """Running → pending (the worker is stopping); checkpoints are kept for the resume.
         ``cause``: why (an infrastructure fault), kept in the trial's ``error`` until it finishes;
         ``metrics``: the trial's last metric points, written in the same transaction."""
+
+    def params_used(self, study_id: int) -> dict[int, dict[str, Any]]:
+        """Trial number -> which hyperparameters its training function asked for (``read``, ``missing``,
+        ``bulk``), for the finished trials that recorded it."""
+        return {}
 
     def lose_trial(self, trial_id: int, worker_id: str, cause: str, max_lost_workers: int = 3) -> str:
         """The trial's worker is lost (it died, or the training function killed it): count it in

@@ -182,10 +182,12 @@ def lambda_lr(optimizer: Any, schedule: Schedule) -> Any:
     return LambdaLR(optimizer, factors)
 
 
-def from_params(params: dict[str, Any], max_train_steps: int, lr_key: str = "learning_rate") -> Schedule:
+def from_params(params: dict[str, Any], max_train_steps: int, lr_key: str = "learning_rate",
+                lr: float | None = None) -> Schedule:
     """A schedule from trial hyperparameters: ``schedule`` (constant|linear|cosine|rsqrt), ``warmup_steps``,
-    ``end_lr`` and, for a linear decay extended by a later round, ``constant_steps``."""
-    lr = float(params[lr_key])
+    ``end_lr`` and, for a linear decay extended by a later round, ``constant_steps``; the peak rate is
+    ``params[lr_key]`` unless ``lr`` is given. ``params`` is read by key (``trial.params`` notes what is read)."""
+    lr = float(params[lr_key] if lr is None else lr)
     kind = params.get("schedule", "constant")
     warm = int(params.get("warmup_steps", 0))
     end_lr = float(params.get("end_lr", 0.0))

@@ -102,8 +102,9 @@ def train(trial: Any) -> None:
     x_tr, y_tr, x_val, y_val = (torch.from_numpy(a) for a in split())
     model = build_model(hp)
     peak = max(float(hp.get("learning_rate", 1e-3)), 1e-12)  # a group without its own learning rate: the default
-    schedule = schedules.from_params({**hp, "learning_rate": peak}, trial.max_train_steps)
-    opt = optimizers.from_params(model.parameters(), {"learning_rate": peak, **hp}, lr=peak)
+    # hp is read by key, never copied whole: trial.params notes which hyperparameters this function uses
+    schedule = schedules.from_params(hp, trial.max_train_steps, lr=peak)
+    opt = optimizers.from_params(model.parameters(), hp, lr=peak)
     scheduler = schedules.lambda_lr(opt, schedule)
     batch_size = int(hp.get("batch_size", 64))
     weight_decay = float(hp.get("weight_decay", 0.0))

@@ -11,7 +11,7 @@ Families (modules): :mod:`.space` (boundaries, infeasible trials),
 :mod:`.curves` (the curves of the best trials, judged against their noise),
 :mod:`.sampling` (max_train_steps, have we sampled enough, trial variance),
 :mod:`.training` (Adam's budget, input pipeline, clipping), :mod:`.fairness`
-(batch size, test set). :mod:`.goal` answers the study's goal from the findings.
+(hyperparameters the training function never reads, batch size, test set). :mod:`.goal` answers the study's goal from the findings.
 
 Checks about "the best trials" run on each group (the trials sharing one
 scientific value) and name the group. Every threshold lives in
@@ -52,6 +52,7 @@ from .training import adam_recommendation, recommend_clipping
 
 #: the stable ids, in the order the report lists them
 CHECKS = (
+    "unused_hyperparameter",
     "search_space_boundary",
     "infeasible_share",
     "infeasible_region",

@@ -1,4 +1,5 @@
-"""The playbook's other fairness warnings: batch size is not tuned for validation; the test set waits.
+"""The playbook's other fairness warnings: batch size is not tuned for validation; the test set waits;
+a varied hyperparameter the training function never reads.
 
 - "Why shouldn't the batch size be tuned to directly improve validation set
   performance?": the difference between batch sizes typically goes away once
@@ -6,6 +7,10 @@
   throughput, and changing it means re-tuning most hyperparameters.
 - The test set is looked at when exploration is over ("After exploration
   concludes"); choices during tuning rest on validation metrics.
+- A scientific comparison is fair only if each value is really trained with: a
+  name the training function never reads (``wd`` in the spec, ``weight_decay``
+  in the code) makes every group train identically and the study answer
+  nothing, without any error.
 """
 
 from __future__ import annotations
@@ -57,3 +62,65 @@ def check_test_set(data: StudyData, th: Thresholds) -> list[Finding]:
         "Do not pick hyperparameters or compare scientific values by the test metrics; check them once, at the end.",
         {"metrics": sorted(logged), "objective": False},
     )]
+
+
+def _initials(name: str) -> str:
+    parts = [p for p in name.replace("-", "_").replace(".", "_").split("_") if p]
+    return "".join(p[0] for p in parts) if len(parts) > 1 else ""
+
+
+def near_miss(name: str, candidates: list[str], cutoff: float) -> str | None:
+    """The candidate most likely meant as ``name``: a spelling within ``cutoff`` (difflib's ratio), or one
+    being the other's initials (``wd`` and ``weight_decay``, ``lr`` and ``learning_rate``); else None."""
+    import difflib
+
+    for c in candidates:
+        if c.lower() == _initials(name).lower() or name.lower() == _initials(c).lower():
+            return c
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=cutoff)
+    return close[0] if close else None
+
+
+@check("unused_hyperparameter", family="fairness", uses=("unused_name_cutoff",))
+def check_unused_hyperparameter(data: StudyData, th: Thresholds) -> list[Finding]:
+    """A varied hyperparameter the training function never read: its values cannot change the outcome.
+
+    Read from what each completed trial's training function asked of ``trial.params``
+    (:class:`tunebook.trial.Params`): a name counts as used once any trial read it by key, and
+    nothing is said of a name while a trial handed the whole dict on (``**params``, iteration).
+    A name asked for but absent and close to an unread one is named as the likely typo.
+    """
+    used = data.study.storage.params_used(data.study.id)
+    recorded = [(t, used[t.number]) for t in data.completed if t.number in used]
+    if not recorded:
+        return []
+    read: set[str] = set()
+    missing: set[str] = set()
+    for _, u in recorded:
+        read.update(u.get("read", ()))
+        missing.update(u.get("missing", ()))
+    out: list[Finding] = []
+    for name, role in data.roles.items():
+        having = [u for t, u in recorded if name in t.params]
+        if not having or name in read or any(u.get("bulk") for u in having):
+            continue
+        asked = near_miss(name, sorted(missing), th.unused_name_cutoff)
+        if role == "fixed" and asked is None:
+            continue  # a fixed value may be a label (a dataset's name); only a near miss says it was meant to be read
+        consequence = {
+            "scientific": "so the study compares identical training runs and cannot answer its goal",
+            "nuisance": "so its trials spend the budget on noise and the tuning of the others is thinner",
+            "fixed": "so its value in the spec is not the one used",
+        }[role]
+        seen = (f"it asked for {asked!r} instead, which the spec does not have (a typo?)" if asked else
+                f"it read {', '.join(sorted(read)[:8]) or 'none of them'}")
+        out.append(Finding(
+            "unused_hyperparameter", INFO if role == "fixed" else WARNING,
+            f"The training function never read the {role} hyperparameter {name!r} in {len(having)} completed "
+            f"trial(s) ({seen}): its values cannot change the outcome, {consequence}.",
+            f"Read trial.params[{name!r}] in the training function"
+            + (f" where it reads {asked!r}" if asked else "") + ", or rename it in the spec; the trials run so far "
+            "did not use it, so run the study again (a new name) once it is read.",
+            {"param": name, "role": role, "trials": len(having), "asked_for": asked, "read": sorted(read)},
+        ))
+    return out

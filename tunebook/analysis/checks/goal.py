@@ -70,6 +70,9 @@ def build_answer(data: StudyData, findings: list[Finding], th: Thresholds) -> Go
     for f in findings:
         if f.check == "sampled_enough" and f.severity == WARNING and f.evidence.get("group"):
             reasons.append(f"{f.evidence['group']} is probably not sampled enough")
+        if f.check == "unused_hyperparameter" and f.evidence.get("role") == "scientific":
+            reasons.insert(0, f"the training function never reads the scientific hyperparameter "
+                              f"{f.evidence['param']!r}, so its values cannot differ")
     fair = not reasons
     verdict = _verdict(data, results, ordered, difference, sd, source, fair, reasons)
     return GoalAnswer(

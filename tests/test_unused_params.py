@@ -1,0 +1,158 @@
+"""A hyperparameter the training function never reads: noted by ``trial.params``, stored with the
+outcome, and judged by the ``unused_hyperparameter`` check (a typo in the training function makes a
+scientific comparison meaningless, silently)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import pickle
+
+import pytest
+
+import tunebook as tb
+from tunebook.execution.loop import worker_loop
+from tunebook.trial import Params
+from tunebook.workloads import digits
+
+# --- what trial.params notes -------------------------------------------------------------------
+
+
+def test_reads_by_key_and_names_asked_for_but_absent_are_noted():
+    p = Params({"lr": 0.1, "wd": 0.0, "optimizer": "adam"})
+    assert p["lr"] == 0.1 and p.get("weight_decay", 0.5) == 0.5 and "optimizer" in p
+    with pytest.raises(KeyError):
+        p["momentum"]
+    assert p.usage() == {"read": ["lr", "optimizer"], "missing": ["momentum", "weight_decay"], "bulk": False}
+    assert p == {"lr": 0.1, "wd": 0.0, "optimizer": "adam"} and isinstance(p, dict)
+    assert p.usage()["bulk"] is False  # comparing or printing is not using
+
+
+@pytest.mark.parametrize("hand_on", [
+    lambda p: dict(p), lambda p: {**p}, lambda p: (lambda **kw: kw)(**p), lambda p: list(p), lambda p: p.items(),
+    lambda p: json.dumps(p), lambda p: pickle.loads(pickle.dumps(p)), lambda p: copy.deepcopy(p), lambda p: p | {},
+    lambda p: p.copy(),
+], ids=["dict", "unpack", "kwargs", "iter", "items", "json", "pickle", "deepcopy", "or", "copy"])
+def test_handing_the_whole_dict_on_counts_as_bulk(hand_on):
+    p = Params({"lr": 0.1})
+    out = hand_on(p)
+    assert p.usage()["bulk"] is True
+    if isinstance(out, dict):
+        assert out == {"lr": 0.1} and type(out) is dict  # the copy is a plain dict
+
+
+# --- stored with the outcome -------------------------------------------------------------------
+
+
+def _space(wd_name: str = "weight_decay") -> tb.SearchSpace:
+    return tb.SearchSpace(scientific={wd_name: tb.Choice([0.0, 0.3])},
+                          nuisance={"learning_rate": tb.Float(3e-3, 3e-2, "log")}, fixed={"optimizer": "adam"})
+
+
+def _study(url: str, name: str, space: tb.SearchSpace, trials: int = 4, steps: int = 40) -> tb.Study:
+    return tb.create_study(name, space=space, objective=("val/error", "min"), trials=trials, max_train_steps=steps,
+                           storage=url, goal="does weight decay help?")
+
+
+def _digits(trial) -> None:
+    digits.train(trial)
+
+
+def test_the_worker_stores_what_each_trial_read(sqlite_url, tmp_path):
+    study = _study(sqlite_url, "stored", _space(), trials=2, steps=5)
+
+    def train(trial):
+        lr = trial.params["learning_rate"]
+        trial.params.get("warmup", 0)
+        trial.log(1, **{"val/error": lr})
+
+    assert worker_loop(study, train, tmp_path) == {"completed": 2}
+    used = study.storage.params_used(study.id)
+    assert set(used) == {0, 1}
+    assert used[0] == {"read": ["learning_rate"], "missing": ["warmup"], "bulk": False}
+
+
+# --- the judgment, on the digits workload ------------------------------------------------------
+
+
+def _analyze(study: tb.Study):
+    return tb.analyze(study)
+
+
+def unused(report) -> list:
+    return [f for f in report.findings if f.check == "unused_hyperparameter"]
+
+
+def test_a_misnamed_scientific_hyperparameter_is_caught_and_the_answer_is_not_fair(sqlite_url, tmp_path):
+    # The spec calls it "wd"; the digits workload reads "weight_decay" (default 0.0): a typo.
+    study = _study(sqlite_url, "typo", _space("wd"))
+    tb.run(study, _digits, workers=0, progress=False, checkpoint_dir=str(tmp_path))
+    # The known answer, established first: paired trials (same nuisance point and seed) of the two
+    # "weight decay" values trained identically, so the scientific value had no effect at all.
+    by_group: dict[float, list[float]] = {}
+    for t in sorted(study.trials(), key=lambda t: t.number):
+        by_group.setdefault(t.params["wd"], []).append(t.value)
+    assert by_group[0.0] == by_group[0.3] and len(by_group[0.0]) == 2
+
+    report = _analyze(study)
+    (f,) = unused(report)
+    assert f.severity == "warning" and f.evidence["param"] == "wd" and f.evidence["role"] == "scientific"
+    assert f.evidence["asked_for"] == "weight_decay" and f.evidence["trials"] == 4
+    assert "'wd'" in f.message and "'weight_decay'" in f.message and "cannot answer its goal" in f.message
+    assert report.answer is not None and report.answer.fair is False
+    assert any("'wd'" in r for r in report.answer.reasons) and "Do not conclude yet" in report.answer.verdict
+    assert report.findings[0].check == "unused_hyperparameter"  # warnings first, this one leads
+
+
+def test_the_same_study_spelled_right_is_silent(sqlite_url, tmp_path):
+    study = _study(sqlite_url, "clean", _space("weight_decay"))
+    tb.run(study, _digits, workers=0, progress=False, checkpoint_dir=str(tmp_path))
+    values = {t.params["weight_decay"]: t.value for t in study.trials() if t.number in (0, 1)}
+    assert len(set(values.values())) == 2  # weight decay now changes training
+    report = _analyze(study)
+    assert unused(report) == []
+    assert not any("never reads" in r for r in report.answer.reasons)
+
+
+def test_a_misnamed_nuisance_hyperparameter_is_caught(sqlite_url, tmp_path):
+    space = tb.SearchSpace(nuisance={"lr": tb.Float(1e-3, 1e-1, "log"), "warmup_steps": tb.Int(0, 10)})
+    study = tb.create_study("nuisance", space=space, objective=("val/error", "min"), trials=4, max_train_steps=5,
+                            storage=sqlite_url)
+
+    def train(trial):
+        warm = trial.params.get("warmup", 0)  # the spec says warmup_steps
+        for step in range(1, 6):
+            trial.log(step, **{"val/error": trial.params["lr"] + warm + 1.0 / step})
+
+    tb.run(study, train, workers=0, progress=False, checkpoint_dir=str(tmp_path))
+    (f,) = unused(_analyze(study))
+    assert (f.severity, f.evidence["param"], f.evidence["role"], f.evidence["asked_for"]) == (
+        "warning", "warmup_steps", "nuisance", "warmup")
+
+
+def test_a_function_that_hands_params_on_whole_is_not_judged(sqlite_url, tmp_path):
+    study = _study(sqlite_url, "bulk", _space("wd"), trials=2, steps=5)
+
+    def train(trial):
+        config = {**trial.params}  # a config object built from them: which names it uses is not known
+        for step in range(1, 6):
+            trial.log(step, **{"val/error": config["learning_rate"] + 1.0 / step})
+
+    tb.run(study, train, workers=0, progress=False, checkpoint_dir=str(tmp_path))
+    assert unused(_analyze(study)) == []
+
+
+def test_a_fixed_value_is_named_only_when_the_function_asked_for_a_near_miss(sqlite_url, tmp_path):
+    space = tb.SearchSpace(nuisance={"lr": tb.Float(1e-3, 1e-1, "log")},
+                           fixed={"batch_size": 64, "dataset": "digits"})
+    study = tb.create_study("fixed", space=space, objective=("val/error", "min"), trials=2, max_train_steps=3,
+                            storage=sqlite_url)
+
+    def train(trial):
+        bs = trial.params.get("batchsize", 32)  # the spec's batch_size is not the one used; "dataset" is a label
+        for step in range(1, 4):
+            trial.log(step, **{"val/error": trial.params["lr"] * bs / step})
+
+    tb.run(study, train, workers=0, progress=False, checkpoint_dir=str(tmp_path))
+    (f,) = unused(_analyze(study))
+    assert (f.severity, f.evidence["param"], f.evidence["asked_for"]) == ("info", "batch_size", "batchsize")
