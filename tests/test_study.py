@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pytest
 import sqlalchemy as sa
 
@@ -113,3 +114,18 @@ def test_bad_arguments_store_nothing(sqlite_url, overrides, field):
         create(sqlite_url, **overrides)
     assert info.value.field == field
     assert tb.open_storage(sqlite_url).list_studies() == []
+
+
+@pytest.mark.parametrize("stored, given", [([0.0, 0.1], [-0.0, 0.1]), ([1, 2], [True, 2])])
+def test_a_spec_differing_only_as_json_sees_it_names_the_field(sqlite_url, stored, given):
+    """-0.0 == 0.0 and True == 1 in Python, but not in the stored spec: the refusal still names the field."""
+    def make(values):
+        return tb.create_study("same", space=tb.SearchSpace(scientific={"wd": tb.Choice(values)},
+                                                            nuisance={"lr": tb.Float(1e-3, 1.0, "log")}),
+                               objective=("val/error", "min"), trials=2, max_train_steps=5, storage=sqlite_url)
+
+    make(stored)
+    with pytest.raises(tb.SpecError) as info:
+        make(given)
+    assert info.value.field == "search_space.scientific.wd.choice"
+    assert json.dumps(stored) in str(info.value) and json.dumps(given) in str(info.value)

@@ -486,11 +486,13 @@ def spec_hash(spec: Mapping[str, Any]) -> str:
 
 
 def _first_difference(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> tuple[str, Any, Any]:
+    """The first field whose stored and new values differ as the spec hash sees them (JSON: ``-0.0`` is
+    not ``0.0``, ``true`` is not ``1``), with both values."""
     for key in sorted(set(old) | set(new), key=str):
         if key in _MUTABLE and not prefix:
             continue
         a, b = old.get(key), new.get(key)
-        if a != b:
+        if a != b or json.dumps(a, sort_keys=True, default=str) != json.dumps(b, sort_keys=True, default=str):
             if isinstance(a, Mapping) and isinstance(b, Mapping):
                 return _first_difference(a, b, f"{prefix}{key}.")
             return f"{prefix}{key}", a, b
