@@ -322,3 +322,12 @@ def test_a_training_loss_that_never_learned_is_not_rising():
     learned = exp_decay(steps, 0.1, 2.3, 20) + 0.012 * rng.standard_normal(len(steps))
     learned[steps > 120] += np.linspace(0, 1.5, int((steps > 120).sum()))
     assert loss_rising(steps, learned, Thresholds()) is not None
+
+
+def test_a_share_of_the_improvement_above_100_percent_reads_right():
+    from tunebook.analysis.checks.curves import improvement_given_back
+
+    assert improvement_given_back(0.4) == "40% of its improvement"
+    assert improvement_given_back(2.5) == "all of its improvement and more (250% of it: worse than at its start)"
+    assert improvement_given_back(float("inf")) == "more than it had gained (it never improved)"
+    assert "inf" not in improvement_given_back(float("inf"))

@@ -148,6 +148,15 @@ def top_of(view: StudyData, th: Thresholds) -> list[TrialRow]:
     return view.ranked()[: th.curve_top_k]
 
 
+def improvement_given_back(share: float) -> str:
+    """How much of its improvement a curve gives back, in words a share above 100% reads right in."""
+    if not math.isfinite(share):
+        return "more than it had gained (it never improved)"
+    if share > 1.0:
+        return f"all of its improvement and more ({share:.0%} of it: worse than at its start)"
+    return f"{share:.0%} of its improvement"
+
+
 # the checks -------------------------------------------------------------------
 @check("overfitting", family="curves", uses=("overfit_rise", "overfit_rise_relative", "noise_z", "spike_fraction", "train_metric"))
 def check_overfitting(data: StudyData, th: Thresholds) -> list[Finding]:
@@ -183,7 +192,7 @@ def check_overfitting(data: StudyData, th: Thresholds) -> list[Finding]:
             "overfitting", WARNING,
             prefix + f"Problematic overfitting: the validation {data.metric} of trial #{best.number} (the best"
             + (f" of {g.label}" if g.label else "") + f") gets worse after step {best_step} while its training loss "
-            f"keeps falling: it ends {rel}{ev['rise_share']:.0%} of its improvement back ({ev['rise']:.3g}, "
+            f"keeps falling: it ends {rel}giving back {improvement_given_back(ev['rise_share'])} ({ev['rise']:.3g}, "
             f"noise {ev['noise']:.2g}).",
             "Add regularization (weight decay, dropout, label smoothing, augmentation) or compare the scientific "
             "values with regularization tuned as a nuisance; the trial value already uses the best checkpoint.",
@@ -301,7 +310,7 @@ def check_train_loss_rising(data: StudyData, th: Thresholds) -> list[Finding]:
             "train_loss_rising", g, hits, read,
             lambda t, ev: (
                 f"The training loss ({th.train_metric}) rises during training in trial #{t.number} "
-                f"(after step {ev['min_step']} it climbs back {ev['rise_share']:.0%} of its improvement)."
+                f"(after step {ev['min_step']} it climbs back {improvement_given_back(ev['rise_share'])})."
             ),
             "A training loss that increases usually means a bug in the pipeline (data, augmentation, schedule) "
             "or instability: check the input pipeline and the learning-rate schedule.",
