@@ -15,7 +15,7 @@ import pytest
 
 import tunebook as tb
 from conftest import run_cli
-from tunebook.checkpoints import atomic_save
+from tunebook.checkpoints import atomic_save, checkpoint_dir
 from tunebook.errors import ClaimLost, SpecError, TrialInfeasible
 from tunebook.execution.multiproc import (
     RankEnd,
@@ -276,7 +276,7 @@ def test_the_rank_environment_is_torchruns(monkeypatch):
 def test_a_replica_trial_reads_rank_zeros_checkpoint_and_writes_nothing(sqlite_url, tmp_path):
     study = ddp_study(sqlite_url, "replica")
     record = study.storage.claim_trial("w")
-    folder = tmp_path / "ckpt" / "replica" / "trial-00000"
+    folder = checkpoint_dir(tmp_path / "ckpt", study.storage.store_id, "replica", 0)  # where rank 0 writes
     folder.mkdir(parents=True)
     path = folder / "step-000000010.ckpt"
     atomic_save({"w": 3}, path)
@@ -302,6 +302,11 @@ def test_a_replica_trial_reads_rank_zeros_checkpoint_and_writes_nothing(sqlite_u
         other.flush()
     trial.close()
     other.close()
+    # rank 0's own Trial writes the very file the replica named
+    writer = tb.Trial(study, record, study.storage, "w", tmp_path / "ckpt")
+    assert writer.checkpoint(20, {"w": 4}) == str(folder / "step-000000020.ckpt")
+    writer.close()
+    assert (folder / "step-000000020.ckpt").exists()
 
 
 def test_a_lost_rank_requeues_then_fails_after_max_lost_workers(storage_url):

@@ -274,7 +274,22 @@ class TrialThreads:
         self.close()
 
 
-class Trial:
+class TrialIdentity:
+    """What every handle on a trial carries (a :class:`Trial`, a multi-process trial's other ranks):
+    the study, the trial's id, number, seed and attempt, its hyperparameters (every role merged, a
+    :class:`Params`) and the step budget."""
+
+    def __init__(self, study: "Study", record: TrialRecord) -> None:
+        self.study = study
+        self.id = record.id
+        self.number = record.number
+        self.seed = int(record.seed)
+        self.attempt = record.attempts
+        self.params: dict[str, Any] = Params({**study.space.fixed, **record.params})
+        self.max_train_steps = study.max_train_steps
+
+
+class Trial(TrialIdentity):
     """One training run: its hyperparameters, seed and the way to report back.
 
     Args (made by tunebook, not by users): the study, the claimed trial
@@ -300,13 +315,7 @@ class Trial:
         heartbeat_interval: float | None = None,
         threads: TrialThreads | None = None,
     ) -> None:
-        self.study = study
-        self.id = record.id
-        self.number = record.number
-        self.seed = int(record.seed)
-        self.attempt = record.attempts
-        self.params: dict[str, Any] = Params({**study.space.fixed, **record.params})
-        self.max_train_steps = study.max_train_steps
+        super().__init__(study, record)
         self._storage = storage
         self._worker_id = worker_id
         self._halt: BaseException | None = None  # set by the writer/heartbeat threads: what stops the trial
@@ -501,5 +510,5 @@ class Trial:
         return f"Trial(study={self.study.name!r}, number={self.number}, params={self.params!r})"
 
 
-__all__ = ["Checkpoint", "ClaimLost", "Heartbeat", "HeartbeatThread", "Params", "Trial", "TrialInfeasible", "TrialThreads",
+__all__ = ["Checkpoint", "ClaimLost", "Heartbeat", "HeartbeatThread", "Params", "Trial", "TrialIdentity", "TrialInfeasible", "TrialThreads",
            "as_step", "check_rules"]

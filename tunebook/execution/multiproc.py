@@ -84,7 +84,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from tunebook.checkpoints import MARK as CHECKPOINT_MARK
-from tunebook.checkpoints import Checkpoint, select_kept
+from tunebook.checkpoints import Checkpoint, checkpoint_dir, select_kept
 from tunebook.errors import ClaimLost, SpecError, StorageUnavailable, TrialInfeasible, TunebookError
 from tunebook.execution.loop import (
     WorkerStop,
@@ -95,7 +95,7 @@ from tunebook.execution.loop import (
     trial_info,
 )
 from tunebook.storage.base import COMPLETED, FAILED, INFEASIBLE, CheckpointRecord, TrialRecord
-from tunebook.trial import Heartbeat, Trial, as_step
+from tunebook.trial import Heartbeat, Trial, TrialIdentity, as_step
 
 if TYPE_CHECKING:
     from tunebook.study import Study
@@ -206,7 +206,7 @@ def _load_open(f: Any) -> Any:
     return payload["state"] if isinstance(payload, dict) and payload.get(CHECKPOINT_MARK) == 1 else payload
 
 
-class ReplicaTrial:
+class ReplicaTrial(TrialIdentity):
     """The trial as ranks 1..N-1 see it: the same values as rank 0's; writes nothing.
 
     ``log``, ``flush`` and ``checkpoint`` only check the stop flag (``log`` raises
@@ -225,17 +225,12 @@ class ReplicaTrial:
         rank: int,
         world_size: int,
     ) -> None:
-        self.study = study
-        self.id = record.id
-        self.number = record.number
-        self.seed = int(record.seed)
-        self.attempt = record.attempts
-        self.params: dict[str, Any] = {**study.space.fixed, **record.params}
-        self.max_train_steps = study.max_train_steps
+        super().__init__(study, record)
         self.rank, self.local_rank, self.world_size = rank, rank, world_size
         self._flag = flag
         self._kept = list(checkpoints)
-        self._directory = Path(checkpoint_root) / study.name / f"trial-{record.number:05d}"
+        # rank 0's folder: the same store-keyed path its CheckpointManager writes in
+        self._directory = checkpoint_dir(checkpoint_root, study.storage.store_id, study.name, record.number)
         self._latest: tuple[CheckpointRecord, Any] | None = None
         if self._kept:
             latest = max(self._kept, key=lambda c: c.step)
