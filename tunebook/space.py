@@ -56,7 +56,7 @@ SPACE_KEYS = (*ROLES, "conditional")
 SCALES = ("linear", "log")
 
 
-def _number(value: Any, field: str) -> float:
+def spec_number(value: Any, field: str) -> float:
     """A YAML number; PyYAML reads ``1e-4`` (no dot) as a string, so accept that too."""
     if isinstance(value, bool):
         raise SpecError(field, f"expected a number, got {value!r}", "write a number such as 0.001")
@@ -93,7 +93,7 @@ class Float:
 
     def validate(self, field: str) -> None:
         _check_scale(self.scale, field)
-        low, high = _number(self.low, f"{field}.min"), _number(self.high, f"{field}.max")
+        low, high = spec_number(self.low, f"{field}.min"), spec_number(self.high, f"{field}.max")
         if low >= high:
             raise SpecError(
                 field,
@@ -252,7 +252,7 @@ def param_from_spec(spec: Any, field: str) -> Param:
         if kind == "int":
             param = Int(spec["min"], spec["max"], scale)
         elif kind == "float":
-            param = Float(_number(spec["min"], f"{field}.min"), _number(spec["max"], f"{field}.max"), scale)
+            param = Float(spec_number(spec["min"], f"{field}.min"), spec_number(spec["max"], f"{field}.max"), scale)
         else:
             raise SpecError(f"{field}.type", f"unknown type {kind!r}", "use 'float' or 'int'")
     param.validate(field)

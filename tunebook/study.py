@@ -25,7 +25,7 @@ from typing import Any, Callable, ClassVar, Mapping
 from tunebook import specio
 from tunebook.design import GENERATOR_VERSION, SCIENTIFIC_DESIGNS, design_names, get_design
 from tunebook.errors import MissingExtraError, SpecError, StudyExists
-from tunebook.space import SearchSpace, _number
+from tunebook.space import SearchSpace, spec_number
 from tunebook.storage import normalize_url, open_storage, redact
 from tunebook.storage.base import FINISHED, Storage, StudyRecord, TrialRecord
 
@@ -81,7 +81,7 @@ def _rules(value: Any) -> dict[str, dict[str, float]]:
             raise SpecError("infeasible_if", f"invalid metric name {metric!r}", "name a logged metric")
         if not isinstance(rule, Mapping) or not rule or set(rule) - {"above", "below"}:
             raise SpecError(field, f"expected {{above: x}} and/or {{below: y}}, got {rule!r}", "e.g. {above: 10}")
-        rules[metric] = {k: _number(v, f"{field}.{k}") for k, v in rule.items()}
+        rules[metric] = {k: spec_number(v, f"{field}.{k}") for k, v in rule.items()}
     return rules
 
 
