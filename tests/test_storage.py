@@ -277,3 +277,23 @@ def test_concurrent_extends_and_proposals_never_collide(storage_url):
         t.join()
     assert sorted(n for n in numbers if n is not None) == [10, 11, 12] and numbers.count(None) == 2
     assert [t.seed for t in study.trials()][10:] == [1010, 1011, 1012]
+
+
+def test_the_analysis_reads_agree_with_the_contracts_generic_ones(storage_url):
+    """trial_rows/metric_rows: the SQL store's one-query versions return what the generic versions (any
+    store implementing the abstract contract) build from get_trials/get_metrics, NaN included."""
+    from tunebook.storage.base import Storage
+
+    space = tb.SearchSpace(nuisance={"lr": tb.Float(1e-3, 1.0, "log")}, scientific={"wd": tb.Choice([0.0, 0.1])})
+    study = tb.create_study("reads", space=space, objective=("val/error", "min"), trials=4, max_train_steps=3,
+                            storage=storage_url)
+    store = study.storage
+    for n, value in ((0, 0.5), (1, float("nan"))):
+        t = store.claim_trial("w", study.id)
+        store.write_metrics(t.id, "w", [(1, "val/error", value), (2, "val/error", 0.25 * (n + 1)), (1, "x", 1.0)])
+        store.finish_trial(t.id, "w", "completed", value=0.25, best_step=2)
+    ids = [t.id for t in study.trials()]
+    assert store.trial_rows(study.id) == Storage.trial_rows(store, study.id)
+    fast, generic = store.metric_rows(ids, "val/error"), Storage.metric_rows(store, ids, "val/error")
+    assert [tuple(r) for r in fast] == generic and len(generic) == 4
+    assert generic[2][2] is None  # NaN is read back as None, as SQL's NULL

@@ -151,13 +151,11 @@ class StudyData:
         return self.curves(trial).get(name)
 
     def preload(self, trials: list[TrialRow], name: str, chunk: int = 900) -> None:
-        """Load one metric of many trials in a few queries (SQL stores), for :meth:`curve`.
-
-        A store without a bulk read (or a trial already loaded) is left to :meth:`curves`.
-        """
+        """Load one metric of many trials in a few store reads (``chunk`` trials each), for :meth:`curve`;
+        a trial already loaded is left to :meth:`curves`."""
         bulk = _bulk_reader(self.study.storage)
         wanted = [t.id for t in trials if t.id not in self._curves and (t.id, name) not in self._partial]
-        if bulk is None or not wanted:
+        if not wanted:
             return
         for begin in range(0, len(wanted), chunk):
             ids = wanted[begin:begin + chunk]
@@ -202,19 +200,11 @@ class StudyData:
 
 
 def _bulk_reader(storage: Any) -> Any:
-    """``read(trial_ids, name) -> {trial id: (steps, values)}`` for a SQL store (one query), else None."""
-    from tunebook.storage.sql import SQLStorage, metrics
-
-    if not isinstance(storage, SQLStorage):
-        return storage.get_metric_curves if hasattr(storage, "get_metric_curves") else None
-    import sqlalchemy as sa
+    """``read(trial_ids, name) -> {trial id: (steps, values)}``: one store read per call
+    (:meth:`~tunebook.storage.base.Storage.metric_rows`)."""
 
     def read(trial_ids: list[int], name: str) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-        query = (sa.select(metrics.c.trial_id, metrics.c.step, metrics.c.value)
-                 .where(metrics.c.name == name, metrics.c.trial_id.in_(trial_ids))
-                 .order_by(metrics.c.trial_id, metrics.c.step))
-        with storage._read() as conn:
-            rows = conn.execute(query).cursor.fetchall()  # the driver's own tuples (no Row objects)
+        rows = storage.metric_rows(trial_ids, name)
         if not rows:
             return {}
         table = np.array(rows, dtype=float)  # NULL (a NaN) becomes NaN
@@ -229,27 +219,10 @@ def _bulk_reader(storage: Any) -> Any:
 
 
 def _trial_rows(study: Study) -> list[TrialRow]:
-    """The study's trials as rows: on a SQL store one query of the columns used here (no records built)."""
-    from tunebook.storage.sql import SQLStorage, trials
-
+    """The study's trials as rows (:meth:`~tunebook.storage.base.Storage.trial_rows`: no records built)."""
     fixed = study.space.fixed
-    storage = study.storage
-    if not isinstance(storage, SQLStorage):
-        return [TrialRow(number=t.number, id=t.id, state=t.state, params={**fixed, **t.params}, value=t.value,
-                         best_step=t.best_step, infeasible_reason=t.infeasible_reason, seed=t.seed)
-                for t in study.trials()]
-    import json
-
-    import sqlalchemy as sa
-
-    query = (sa.select(trials.c.number, trials.c.id, trials.c.state, trials.c.params, trials.c.value,
-                       trials.c.best_step, trials.c.infeasible_reason, trials.c.seed)
-             .where(trials.c.study_id == study.id).order_by(trials.c.number))
-    with storage._read() as conn:
-        raw = conn.execute(query).cursor.fetchall()
-    decoded = json.loads("[" + ",".join(r[3] for r in raw) + "]")  # one call decodes every trial's params
     return [TrialRow(number, id_, state, {**fixed, **params}, value, best_step, reason, seed)
-            for (number, id_, state, _, value, best_step, reason, seed), params in zip(raw, decoded)]
+            for number, id_, state, params, value, best_step, reason, seed in study.storage.trial_rows(study.id)]
 
 
 def load(study: Study) -> StudyData:

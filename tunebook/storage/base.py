@@ -327,6 +327,23 @@ class Storage(ABC):
     def best_metric(self, trial_id: int, name: str, mode: str) -> tuple[float, int] | None:
         """Best finite value of ``name`` and its (first) step, computed in the database."""
 
+    # bulk reads for analysis ------------------------------------------------
+    def trial_rows(self, study_id: int) -> list[tuple[int, int, str, dict[str, Any], float | None, int | None,
+                                                      str | None, int]]:
+        """Every trial of a study as ``(number, id, state, params, value, best_step, infeasible_reason,
+        seed)``, by number: what the analysis reads, without building records (a SQL store: one query)."""
+        return [(t.number, t.id, t.state, t.params, t.value, t.best_step, t.infeasible_reason, t.seed)
+                for t in self.get_trials(study_id)]
+
+    def metric_rows(self, trial_ids: Sequence[int], name: str) -> list[tuple[int, int, float | None]]:
+        """One metric of many trials as ``(trial id, step, value)``, by trial then step; ``None`` is NaN
+        (a SQL store: one query)."""
+        out: list[tuple[int, int, float | None]] = []
+        for trial_id in sorted(trial_ids):
+            out.extend((trial_id, r.step, None if r.value != r.value else r.value)
+                       for r in self.get_metrics(trial_id, [name]))
+        return out
+
     # notebook --------------------------------------------------------------
     @abstractmethod
     def add_note(self, kind: str, conclusion: str, evidence: dict[str, Any], *, experiment: str | None = None,

@@ -991,6 +991,24 @@ class SQLStorage(Storage):
             rows = conn.execute(query.order_by(metrics.c.name, metrics.c.step)).all()
         return [MetricRow(r.step, r.name, _none_to_nan(r.value)) for r in rows]
 
+    def trial_rows(self, study_id: int) -> list[tuple[int, int, str, dict[str, Any], float | None, int | None,
+                                                      str | None, int]]:
+        query = (sa.select(trials.c.number, trials.c.id, trials.c.state, trials.c.params, trials.c.value,
+                           trials.c.best_step, trials.c.infeasible_reason, trials.c.seed)
+                 .where(trials.c.study_id == study_id).order_by(trials.c.number))
+        with self._read() as conn:
+            raw = conn.execute(query).cursor.fetchall()  # the driver's own tuples (no Row objects)
+        decoded = json.loads("[" + ",".join(r[3] for r in raw) + "]")  # one call decodes every trial's params
+        return [(number, id_, state, params, value, best_step, reason, seed)
+                for (number, id_, state, _, value, best_step, reason, seed), params in zip(raw, decoded)]
+
+    def metric_rows(self, trial_ids: Sequence[int], name: str) -> list[tuple[int, int, float | None]]:
+        query = (sa.select(metrics.c.trial_id, metrics.c.step, metrics.c.value)
+                 .where(metrics.c.name == name, metrics.c.trial_id.in_(list(trial_ids)))
+                 .order_by(metrics.c.trial_id, metrics.c.step))
+        with self._read() as conn:
+            return conn.execute(query).cursor.fetchall()
+
     def best_metric(self, trial_id: int, name: str, mode: str) -> tuple[float, int] | None:
         order = metrics.c.value.asc() if mode == "min" else metrics.c.value.desc()
         query = (
