@@ -263,10 +263,26 @@ def test_figure_data(sqlite_url):
     assert ax.log_x and not ax.categorical
     assert len(ax.x) + len(ax.infeasible_x) == 30 and all(x > 0.3 for x in ax.infeasible_x)
     assert ax.best_y == min(ax.y) and ax.best_x == data.best().params["learning_rate"]
+    # a nuisance axis is coloured by scientific group: one trace per group, each trial in its own
+    assert ax.group_order == ["wd=0.0", "wd=0.01"]
+    assert ax.group_of == [f"wd={data.trials[[t.number for t in data.trials].index(n)].params['wd']}"
+                           for n in ax.numbers]
+    from tunebook.analysis.figures import Figure, spec as figure_spec
+
+    traces = figure_spec(Figure("axis", "t", ax))["data"]
+    assert [t["name"] for t in traces[:2]] == ["wd=0.0", "wd=0.01"]
+    assert sum(len(t["x"]) for t in traces[:2]) == len(ax.x) and traces[0]["marker"]["color"] != traces[1]["marker"]["color"]
+    assert axis_plot(data, "wd").group_of == []  # a scientific axis: x already tells the group
     iso = isolation_plot(data, "wd", baseline=0.1)
     assert iso.labels == ["0.0", "0.01"] and iso.baseline == 0.1
     for label, value in zip(iso.labels, iso.best_values):
         assert value == min(t.value for t in data.completed if str(t.params["wd"]) == label)
+    # error bars of one trial sd, the same the answer to the goal compares the difference with
+    report = analyze(study)
+    assert (iso.trial_sd, iso.trial_sd_source) == (report.answer.trial_sd, report.answer.trial_sd_source)
+    assert iso.trial_sd is not None and iso.trial_sd > 0
+    drawn = figure_spec(Figure("isolation", "t", iso))["data"][0]
+    assert drawn["error_y"]["value"] == iso.trial_sd and "trial sd" in drawn["name"]
     bs = best_steps(data)
     assert len(bs.steps) == len(data.completed) and bs.max_train_steps == STEPS
     se = sampled_enough(data, Thresholds())

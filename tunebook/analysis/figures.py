@@ -159,6 +159,10 @@ class AxisPlotData:
     y_range: tuple[float, float] | None = None  # the useful range when a long tail of bad trials would flatten it
     outliers: int = 0  # completed points outside y_range
     mode: str = "min"
+    #: per completed point, its scientific group's label ("optimizer=sgd"); empty without scientific
+    #: hyperparameters (or on a scientific one's own plot, whose x already tells the group)
+    group_of: list[str] = field(default_factory=list)
+    group_order: list[str] = field(default_factory=list)  # the groups, in the order of their values
 
 
 @dataclass
@@ -172,6 +176,9 @@ class IsolationPlotData:
     metric: str
     baseline: float | None = None
     best_steps: list[int | None] = field(default_factory=list)
+    #: trial variance as a standard deviation (error bars of +/- one sd around each best) and its source
+    trial_sd: float | None = None
+    trial_sd_source: str = ""
 
 
 @dataclass
@@ -251,6 +258,16 @@ def axis_plot(data: StudyData, param: str) -> AxisPlotData:
     rows = customdata_rows(data)
     y = [float(t.value) for t in ok]  # type: ignore[arg-type]
     y_range, outliers = useful_range(y, data.mode)
+    group_of: list[str] = []
+    group_order: list[str] = []
+    if data.roles[param] != "scientific":
+        from tunebook.analysis.checks.common import groups
+
+        found = [g for g in groups(data) if g.label]
+        if len(found) > 1:
+            label_of = data._once("group_label_of", lambda: {t.number: g.label for g in found for t in g.trials})
+            group_of = [label_of.get(t.number, "") for t in ok]
+            group_order = [g.label for g in found]
     return AxisPlotData(
         param=param,
         role=data.roles[param],
@@ -273,10 +290,15 @@ def axis_plot(data: StudyData, param: str) -> AxisPlotData:
         y_range=y_range,
         outliers=outliers,
         mode=data.mode,
+        group_of=group_of,
+        group_order=group_order,
     )
 
 
-def isolation_plot(data: StudyData, param: str, baseline: float | None = None, buckets: int = 5) -> IsolationPlotData:
+def isolation_plot(data: StudyData, param: str, baseline: float | None = None, buckets: int = 5,
+                   th: Thresholds | None = None) -> IsolationPlotData:
+    """The best trial of each scientific value (or bucket), with +/- one trial standard deviation: two
+    bests closer than that may differ by the luck of the seed alone."""
     p = data.space[param]
     s = data.sign()
     groups: dict[str, list[TrialRow]] = {}
@@ -308,7 +330,10 @@ def isolation_plot(data: StudyData, param: str, baseline: float | None = None, b
             values.append(float(best.value))  # type: ignore[arg-type]
             numbers.append(best.number)
             steps.append(best.best_step)
-    return IsolationPlotData(param, labels, values, numbers, data.metric, baseline, steps)
+    from tunebook.analysis.checks.sampling import trial_sd
+
+    sd, source = trial_sd(data, th or Thresholds())
+    return IsolationPlotData(param, labels, values, numbers, data.metric, baseline, steps, sd, source)
 
 
 def _curve(data: StudyData, t: TrialRow, metric: str) -> tuple[list[int], list[float]] | None:
@@ -398,7 +423,7 @@ def compute_figures(data: StudyData, th: Thresholds | None = None, baseline: flo
         figures.append(Figure("axis", f"{data.metric} against {name} ({data.roles[name]})", axis_plot(data, name)))
     for name, role in data.roles.items():
         if role == "scientific":
-            figures.append(Figure("isolation", f"Isolation plot: best {data.metric} for each {name}", isolation_plot(data, name, baseline)))
+            figures.append(Figure("isolation", f"Isolation plot: best {data.metric} for each {name}", isolation_plot(data, name, baseline, th=th)))
     colors: dict[int, str] = {}  # one colour per trial across every curve figure
     for cs in curve_sets(data, th):
         for label, number in cs.numbers.items():
@@ -448,11 +473,23 @@ def _axis_spec(d: AxisPlotData) -> tuple[list[dict[str, Any]], dict[str, Any]]:
 
     many = len(d.x) > 300
     template = hover_template(d.metric, d.hover_params, d.numeric_params)
-    data: list[dict[str, Any]] = [{
-        "type": "scatter", "x": _short(xs(d.x, d.numbers)), "y": _short(d.y), "mode": "markers", "name": "completed",
-        "customdata": d.customdata, "hovertemplate": template,
-        "marker": {"color": POINT_COLOR, "size": 5 if many else 7, "opacity": 0.45 if (d.categorical or many) else 0.8},
-    }]
+    marker = {"size": 5 if many else 7, "opacity": 0.45 if (d.categorical or many) else 0.8}
+    if d.group_of:  # one trace (one colour) per scientific group: each group's optimum can sit elsewhere
+        data: list[dict[str, Any]] = []
+        for i, label in enumerate(d.group_order):
+            at = [j for j, g in enumerate(d.group_of) if g == label]
+            if at:
+                data.append({
+                    "type": "scatter", "x": _short(xs([d.x[j] for j in at], [d.numbers[j] for j in at])),
+                    "y": _short([d.y[j] for j in at]), "mode": "markers", "name": label,
+                    "customdata": [d.customdata[j] for j in at], "hovertemplate": template,
+                    "marker": {**marker, "color": trial_color(i)},
+                })
+    else:
+        data = [{
+            "type": "scatter", "x": _short(xs(d.x, d.numbers)), "y": _short(d.y), "mode": "markers", "name": "completed",
+            "customdata": d.customdata, "hovertemplate": template, "marker": {**marker, "color": POINT_COLOR},
+        }]
     if d.best_y is not None and d.best_x is not None:
         best = [c for n, c in zip(d.numbers, d.customdata) if n == d.best_number]
         data.append({"type": "scatter", "x": xs([d.best_x], [d.best_number or 0]), "y": [d.best_y], "mode": "markers",
@@ -490,8 +527,11 @@ def _isolation_spec(d: IsolationPlotData) -> tuple[list[dict[str, Any]], dict[st
         "customdata": [[n, "-" if s is None else s] for n, s in zip(d.best_numbers, steps)], "marker": {"size": 10},
         "hovertemplate": f"{d.param} %{{x}}<br>" + hover_template(d.metric, [], set()),
     }]
+    if d.trial_sd is not None:
+        data[0]["error_y"] = {"type": "constant", "value": d.trial_sd, "visible": True, "thickness": 1.5, "width": 6}
+        data[0]["name"] = f"best {d.metric} \u00b1 trial sd ({d.trial_sd:.3g}, from {d.trial_sd_source})"
     layout: dict[str, Any] = {"xaxis": {"title": {"text": d.param}, "type": "category"},
-                              "yaxis": {"title": {"text": f"best {d.metric}"}}}
+                              "yaxis": {"title": {"text": f"best {d.metric}"}}, "showlegend": d.trial_sd is not None}
     if d.baseline is not None:
         layout["shapes"] = [{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": d.baseline, "y1": d.baseline,
                              "line": {"dash": "dash", "color": "#888"}}]

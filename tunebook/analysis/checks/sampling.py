@@ -223,8 +223,13 @@ def trial_sd(data: StudyData, th: Thresholds) -> tuple[float | None, str]:
 
     From retrains where they exist (pooled over the retrain studies of this study), else from
     paired seeds (trials of this study with identical hyperparameters), else from the evaluation
-    noise of the best curves; ``(None, "")`` when nothing tells.
+    noise of the best curves; ``(None, "")`` when nothing tells. Computed once per data and thresholds
+    (the checks, the answer and the isolation plot all read it).
     """
+    return data._once(f"trial_sd:{hash(th)}", lambda: _trial_sd(data, th))
+
+
+def _trial_sd(data: StudyData, th: Thresholds) -> tuple[float | None, str]:
     # the retrains of the best configurations (a group's best, or the study's): a retrain of a poor trial
     # (e.g. one asked for by `tunebook compare`) measures another configuration's spread
     bests = [t.params for t in (data.ranked()[:1] + [b for b in _group_bests(data, th)])]
