@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -34,8 +35,13 @@ def _noisy_study(url, tmp_path, name="base", shift=0.0, trials=4):
 # the training function travels with the study -----------------------------------------------
 def test_tb_run_records_an_importable_function_not_a_lambda(sqlite_url, tmp_path):
     study = _noisy_study(sqlite_url, tmp_path)
-    assert study.record.spec["train"] is None and study.train_ref == "_workloads:noisy"
-    assert tb.load_study("base", sqlite_url).train_ref == "_workloads:noisy"
+    # _workloads is a top-level module found beside the tests: recorded by its path, importable from anywhere
+    ref = f"{Path(w.__file__).resolve()}:noisy"
+    assert study.record.spec["train"] is None and study.train_ref == ref
+    assert tb.load_study("base", sqlite_url).train_ref == ref
+    from tunebook.workloads import digits
+
+    assert train_reference(digits.train) == "tunebook.workloads.digits:train"  # an installed module
     assert train_reference(lambda t: None) is None
 
     def local(trial):
@@ -50,6 +56,38 @@ def test_tb_run_records_an_importable_function_not_a_lambda(sqlite_url, tmp_path
     again = tb.create_study("base", space=study.space, objective=("val/error", "min"), trials=4, max_train_steps=5,
                             storage=sqlite_url, experiment="exp")
     assert again.id == study.id
+
+
+def test_a_function_of_a_module_beside_the_script_is_recorded_by_its_path(tmp_path):
+    """`python run.py` with `from mytrain import train`: mytrain is importable only from that folder, so
+    the study records /abs/path/mytrain.py:train, which `tunebook retrain` run elsewhere can import."""
+    job = tmp_path / "job"
+    job.mkdir()
+    (job / "mytrain.py").write_text(textwrap.dedent("""
+        def train(trial):
+            for step in range(1, trial.max_train_steps + 1):
+                trial.log(step, **{"val/error": (trial.params["lr"] - 0.01) ** 2 + 1.0 / step})
+    """))
+    (job / "run.py").write_text(textwrap.dedent("""
+        import tunebook as tb
+        from mytrain import train
+
+        if __name__ == "__main__":
+            s = tb.create_study("beside", space=tb.SearchSpace(nuisance={"lr": tb.Float(1e-3, 1e-1, "log")}),
+                                objective=("val/error", "min"), trials=2, max_train_steps=3, storage="sqlite:///tb.db")
+            tb.run(s, train, workers=0)
+    """))
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "run.py"], cwd=job, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    db = f"sqlite:///{job / 'tb.db'}"
+    assert tb.load_study("beside", db).train_ref == f"{(job / 'mytrain.py').resolve()}:train"
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    out = run_cli("run", "beside", "--storage", db, "--workers", "0", cwd=other)  # resolves it from another folder
+    assert out.returncode == 0, out.stderr
 
 
 def test_a_script_function_is_recorded_by_its_absolute_path(tmp_path):

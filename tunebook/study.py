@@ -149,7 +149,24 @@ def train_reference(func: Callable[..., Any]) -> str | None:
         found = getattr(importlib.import_module(module_name), name, None)
     except Exception:  # noqa: BLE001 - not importable again: nothing to record
         return None
-    return f"{module_name}:{name}" if found is func else None
+    if found is not func:
+        return None
+    if "." not in module_name and file and str(file).endswith(".py") and _found_beside(Path(file)):
+        # a module found only because it sits in the working (or the script's) folder: by its path, so
+        # that `tunebook retrain NAME` run from elsewhere imports it too
+        return f"{Path(file).resolve()}:{name}"
+    return f"{module_name}:{name}"
+
+
+def _found_beside(file: Path) -> bool:
+    """Is ``file`` a top-level module of the working folder or of the running script's folder?"""
+    import sys
+
+    folder = file.resolve().parent
+    beside = {Path.cwd().resolve()}
+    if sys.path and sys.path[0]:
+        beside.add(Path(sys.path[0]).resolve())
+    return folder in beside
 
 
 def _has_main_guard(path: Path) -> bool:
