@@ -111,6 +111,8 @@ def test_run_and_worker_stream_to_trackers_from_the_command_line(tmp_path):
     ("comet", "x", "'comet' is not a live writer; use one of tensorboard, mlflow, wandb"),
     ("csv", "out.csv", "written after the fact: `tunebook export NAME --to csv PATH`"),
     ("tensorboard", "IS_A_FILE", "is a file"),
+    ("tensorboard", "/proc/no-such-folder", "cannot write there"),
+    ("wandb", "", "needs a folder, got an empty one"),
 ])
 def test_a_bad_live_writer_is_one_line_exit_2_and_nothing_stored(tmp_path, kind, target, says):
     from conftest import run_cli

@@ -151,6 +151,10 @@ def test_training_args_from_maps_params_steps_seed_and_output_dir(sqlite_url, tm
     assert a.seed == seed and a.data_seed == seed
     assert a.output_dir == str(tmp_path / "hf" / "hf-args" / f"trial-{number:05d}")
     assert BASE_ARGS.max_steps != 77  # the base is not changed
+    # the names it maps are read by key (not handed on whole): "width" is left to the model, unread
+    (used,) = study.storage.params_used(study.id).values()
+    assert used["bulk"] is False and used["read"] == ["batch_size", "beta1", "grad_clip", "learning_rate",
+                                                      "weight_decay"]
 
 
 def test_default_names_and_the_closed_search_backend_registry():

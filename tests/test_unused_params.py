@@ -23,7 +23,8 @@ def test_reads_by_key_and_names_asked_for_but_absent_are_noted():
     assert p["lr"] == 0.1 and p.get("weight_decay", 0.5) == 0.5 and "optimizer" in p
     with pytest.raises(KeyError):
         p["momentum"]
-    assert p.usage() == {"read": ["lr", "optimizer"], "missing": ["momentum", "weight_decay"], "bulk": False}
+    assert p.usage() == {"read": ["lr", "optimizer"], "missing": ["momentum", "weight_decay"], "bulk": False,
+                         "unknown": None}
     assert p == {"lr": 0.1, "wd": 0.0, "optimizer": "adam"} and isinstance(p, dict)
     assert p.usage()["bulk"] is False  # comparing or printing is not using
 
@@ -69,7 +70,7 @@ def test_the_worker_stores_what_each_trial_read(sqlite_url, tmp_path):
     assert worker_loop(study, train, tmp_path) == {"completed": 2}
     used = study.storage.params_used(study.id)
     assert set(used) == {0, 1}
-    assert used[0] == {"read": ["learning_rate"], "missing": ["warmup"], "bulk": False}
+    assert used[0] == {"read": ["learning_rate"], "missing": ["warmup"], "bulk": False, "unknown": None}
 
 
 # --- the judgment, on the digits workload ------------------------------------------------------
@@ -156,3 +157,84 @@ def test_a_fixed_value_is_named_only_when_the_function_asked_for_a_near_miss(sql
     tb.run(study, train, workers=0, progress=False, checkpoint_dir=str(tmp_path))
     (f,) = unused(_analyze(study))
     assert (f.severity, f.evidence["param"], f.evidence["asked_for"]) == ("info", "batch_size", "batchsize")
+
+
+# --- reads that happen out of sight: never a false warning -------------------------------------
+
+
+def test_yaml_dumps_params_as_a_plain_mapping():
+    import yaml
+
+    p = Params({"lr": 0.1, "optimizer": "adam"})
+    assert yaml.safe_load(yaml.safe_dump(p)) == {"lr": 0.1, "optimizer": "adam"}
+    assert yaml.safe_load(yaml.dump(p)) == {"lr": 0.1, "optimizer": "adam"}  # no python/object tag
+    assert p.usage()["bulk"] is True
+
+
+def _typo_train(trial) -> None:
+    wd = trial.params.get("weight_decay", 0.0)  # the spec says wd
+    for step in range(1, 4):
+        trial.log(step, **{"val/error": trial.params["learning_rate"] + wd + 1.0 / step})
+
+
+def test_live_writers_do_not_hide_a_typo(sqlite_url, tmp_path):
+    """Writers get the hyperparameters as a copy: their iterating them is not the function reading them."""
+    from tunebook.writers import MetricWriter
+
+    class Keep(MetricWriter):
+        def write_hparams(self, hparams):
+            assert type(hparams) is dict
+            list(hparams.items())
+
+        def write_scalars(self, step, scalars):
+            pass
+
+    study = _study(sqlite_url, "typo-writers", _space("wd"), trials=2, steps=3)
+    tb.run(study, _typo_train, workers=0, progress=False, checkpoint_dir=str(tmp_path), writers=[lambda info: Keep()])
+    (f,) = unused(_analyze(study))
+    assert (f.evidence["param"], f.evidence["asked_for"]) == ("wd", "weight_decay")
+
+
+def _forking_train(trial) -> None:
+    """Reads wd only in a forked child (as a forking DataLoader worker does)."""
+    import os
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(write, str(trial.params["wd"]).encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    wd = float(os.read(read, 64))
+    for step in range(1, 4):
+        trial.log(step, **{"val/error": trial.params["learning_rate"] + wd + 1.0 / step})
+
+
+def test_reads_in_a_forked_child_make_the_check_say_nothing(sqlite_url, tmp_path):
+    study = _study(sqlite_url, "forked", _space("wd"), trials=2, steps=3)
+    tb.run(study, _forking_train, workers=0, progress=False, checkpoint_dir=str(tmp_path))
+    assert {u["unknown"] for u in study.storage.params_used(study.id).values()} == {"forked"}
+    assert unused(_analyze(study)) == []
+    assert not any("never reads" in r for r in _analyze(study).answer.reasons)
+
+
+def test_a_resumed_attempt_that_reads_its_settings_from_the_checkpoint_is_not_judged(sqlite_url, tmp_path):
+    from tunebook.execution.loop import run_trial
+
+    study = _study(sqlite_url, "resumed", _space("wd"), trials=2, steps=3)
+    storage = study.storage
+
+    def train(trial):
+        if trial.restore() is None:  # a first attempt reads its hyperparameters and checkpoints them
+            trial.checkpoint(1, {"wd": trial.params["wd"], "lr": trial.params["learning_rate"]})
+            raise KeyboardInterrupt
+        config = trial.restore().state  # resumed: its settings come from the checkpoint
+        for step in range(2, 4):
+            trial.log(step, **{"val/error": config["lr"] + config["wd"] + 1.0 / step})
+
+    for record in [storage.claim_trial("w", study.id), storage.claim_trial("w", study.id)]:
+        with pytest.raises(KeyboardInterrupt):
+            run_trial(study, record, train, "w", tmp_path)
+    assert worker_loop(study, train, tmp_path) == {"completed": 2}
+    assert {u["unknown"] for u in storage.params_used(study.id).values()} == {"resumed"}
+    assert unused(_analyze(study)) == []

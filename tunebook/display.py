@@ -171,7 +171,8 @@ def trial_html(trial: Any, study: Any = None) -> str:
     if study is None:
         raise TypeError("trial_html needs the trial's study: trial_html(trial, study)")
     record = study.storage.get_trial(trial.id)
-    params = {**study.space.fixed, **(record.params if record else trial.params)}
+    own = record.params if record else getattr(trial.params, "plain", lambda: trial.params)()
+    params = {**study.space.fixed, **own}  # shown, not used: a live trial's params note nothing
     metric, mode = study.objective
     state = record.state if record else "?"
     parts = [f"<h3>Trial {trial.number} of {_esc(study.name)} "

@@ -70,19 +70,21 @@ class Params(dict):
     A name read by key (``params["lr"]``, ``get``, ``in``, ``pop``, ``setdefault``) counts as
     read; a name asked for but absent (``params.get("weight_decay", 0.0)`` while the spec says
     ``wd``) counts as missing; handing the whole dict on (iterating it, ``keys``/``values``/
-    ``items``, ``dict(params)``, ``**params``, ``copy``, pickling, JSON) counts as bulk, after
-    which nothing can be said of single names. The worker stores :meth:`usage` with the outcome,
-    and the checklist warns when a varied hyperparameter is never read (a typo in the training
-    function makes a scientific comparison meaningless, silently).
+    ``items``, ``dict(params)``, ``**params``, ``copy``, pickling, JSON, YAML) counts as bulk,
+    after which nothing can be said of single names; so does a fork of the process while the
+    trial runs (a forked data-loader worker reads its own copy). The worker stores :meth:`usage`
+    with the outcome, and the checklist warns when a varied hyperparameter is never read (a typo
+    in the training function makes a scientific comparison meaningless, silently).
     """
 
-    __slots__ = ("_read", "_missing", "_bulk")
+    __slots__ = ("_read", "_missing", "_bulk", "_forks")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._read: set[str] = set()
         self._missing: set[str] = set()
         self._bulk = False
+        self._forks = _FORKS[0]  # forks of this process so far (see _forked)
 
     def _note(self, key: Any, found: bool) -> None:
         if isinstance(key, str):
@@ -150,9 +152,50 @@ class Params(dict):
         self._all()
         return (dict, (dict(dict.items(self)),))
 
-    def usage(self) -> dict[str, Any]:
-        """What the training function asked for: ``{"read": [...], "missing": [...], "bulk": bool}``."""
-        return {"read": sorted(self._read), "missing": sorted(self._missing - self._read), "bulk": self._bulk}
+    def plain(self) -> dict[str, Any]:
+        """A plain copy, noting nothing (for tunebook's own use: writers, records)."""
+        return dict(dict.items(self))
+
+    def usage(self, resumed: bool = False) -> dict[str, Any]:
+        """What the training function asked for: ``{"read": [...], "missing": [...], "bulk": bool}``, and
+        ``"unknown"``: why the reads seen here may not be all of them (``"forked"``: the process forked
+        while the trial ran; ``"resumed"``: an attempt after the first, which may take its settings
+        from the checkpoint), or None."""
+        unknown = "forked" if _FORKS[0] != self._forks else "resumed" if resumed else None
+        return {"read": sorted(self._read), "missing": sorted(self._missing - self._read), "bulk": self._bulk,
+                "unknown": unknown}
+
+
+#: How many times this process forked (os.fork, multiprocessing's fork start method, a forking
+#: DataLoader): a child reads its own copy of ``trial.params``, out of the parent's sight.
+_FORKS = [0]
+
+
+def _forked() -> None:
+    _FORKS[0] += 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_forked)
+
+
+def _yaml_as_mapping() -> None:
+    """``yaml.safe_dump(trial.params)`` writes a plain mapping (PyYAML's safe dumper looks a type up
+    exactly; a dict subclass would be refused)."""
+    try:
+        import yaml
+    except ImportError:  # pragma: no cover - a dependency of tunebook
+        return
+
+    def represent(dumper: Any, data: Params) -> Any:
+        return dumper.represent_dict(data.items())  # handed on whole: counts as bulk
+
+    for dumper in (yaml.SafeDumper, yaml.Dumper, getattr(yaml, "CSafeDumper", None), getattr(yaml, "CDumper", None)):
+        if dumper is not None:
+            yaml.add_representer(Params, represent, Dumper=dumper)
+
+
+_yaml_as_mapping()
 
 
 class HeartbeatThread:
@@ -344,7 +387,8 @@ class Trial(TrialIdentity):
             thread=threads.writer if threads is not None else None,
         )
         if self._writers:
-            self._writer.write_hparams(self.params)  # written by the writer thread
+            # a plain copy: the writers iterate it, which is not the training function reading it
+            self._writer.write_hparams(self.params.plain())  # written by the writer thread
         self._pending = self._writer.pending
         self._early = 2 * max_pending
         self._heartbeat = Heartbeat(

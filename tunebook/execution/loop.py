@@ -279,7 +279,9 @@ def run_trial(
     def usage() -> dict[str, Any] | None:
         """Which hyperparameters the training function asked for (see :class:`~tunebook.trial.Params`)."""
         params = trial.params
-        return params.usage() if isinstance(params, Params) else None  # the function may have replaced it
+        if not isinstance(params, Params):  # the function replaced it
+            return None
+        return params.usage(resumed=record.attempts > 1)
 
     try:
         try:

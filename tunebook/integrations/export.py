@@ -51,6 +51,8 @@ def live_writers(pairs: Sequence[Sequence[str]], field: str = "--write-to") -> l
             fix = ("csv and parquet are written after the fact: `tunebook export NAME --to " + kind + " PATH`"
                    if kind in TARGETS else f"use one of {', '.join(LIVE)}")
             raise SpecError(field, f"{kind!r} is not a live writer", fix)
+        if kind in FOLDER_TARGETS:
+            _writable_folder(kind, target, field)
         module, function = LIVE[kind]
         try:
             out.append(getattr(importlib.import_module(module), function)(target))
@@ -62,6 +64,28 @@ def live_writers(pairs: Sequence[Sequence[str]], field: str = "--write-to") -> l
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise SpecError(field, f"{kind} {target!r}: {first}", "give a target the tracker can write to") from None
     return out
+
+
+#: live writers whose target is a folder (checked writable before anything runs)
+FOLDER_TARGETS = ("tensorboard", "wandb")
+
+
+def _writable_folder(kind: str, target: str, field: str) -> None:
+    import os
+
+    if not str(target).strip():
+        raise SpecError(field, f"{kind} needs a folder, got an empty one", f"e.g. {field} {kind} runs/")
+    path = Path(target)
+    if path.exists() and not path.is_dir():
+        raise SpecError(field, f"{kind} {str(target)!r} is a file", "give a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".tunebook-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise SpecError(field, f"{kind} {str(target)!r}: cannot write there ({exc.strerror or exc})",
+                        "give a folder this user can write") from None
 
 
 @dataclass(frozen=True)

@@ -211,10 +211,11 @@ def training_args_from(trial: Any, base_args: Any, aliases: Mapping[str, str] | 
     names = {f.name for f in dataclasses.fields(base_args) if f.init}
     table = {**PARAM_ALIASES, **(aliases or {})}
     changes: dict[str, Any] = {}
-    for name, value in trial.params.items():
+    params = trial.params
+    for name in list(dict.keys(params)):  # each name it uses is read by key: trial.params notes those only
         field = name if name in names else table.get(name)
         if field in names:
-            changes[field] = value
+            changes[field] = params[name]
     changes.update(
         max_steps=trial.max_train_steps,
         seed=trial.seed,

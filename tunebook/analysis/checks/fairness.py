@@ -87,7 +87,9 @@ def check_unused_hyperparameter(data: StudyData, th: Thresholds) -> list[Finding
 
     Read from what each completed trial's training function asked of ``trial.params``
     (:class:`tunebook.trial.Params`): a name counts as used once any trial read it by key, and
-    nothing is said of a name while a trial handed the whole dict on (``**params``, iteration).
+    nothing is said of a name while a trial's reads are not all known (it handed the whole dict on,
+    its process forked, e.g. for data-loader workers, or it was resumed and may read its settings
+    from the checkpoint).
     A name asked for but absent and close to an unread one is named as the likely typo.
     """
     used = data.study.storage.params_used(data.study.id)
@@ -102,8 +104,8 @@ def check_unused_hyperparameter(data: StudyData, th: Thresholds) -> list[Finding
     out: list[Finding] = []
     for name, role in data.roles.items():
         having = [u for t, u in recorded if name in t.params]
-        if not having or name in read or any(u.get("bulk") for u in having):
-            continue
+        if not having or name in read or any(u.get("bulk") or u.get("unknown") for u in having):
+            continue  # read somewhere, or some trial's reads are not all known: nothing to say
         asked = near_miss(name, sorted(missing), th.unused_name_cutoff)
         if role == "fixed" and asked is None:
             continue  # a fixed value may be a label (a dataset's name); only a near miss says it was meant to be read
