@@ -129,3 +129,20 @@ def test_a_spec_differing_only_as_json_sees_it_names_the_field(sqlite_url, store
         make(given)
     assert info.value.field == "search_space.scientific.wd.choice"
     assert json.dumps(stored) in str(info.value) and json.dumps(given) in str(info.value)
+
+
+def test_metrics_by_number_means_this_studys_trial(sqlite_url):
+    """study.metrics(3) is trial #3 of this study, never a trial of another study with that store id."""
+    space = tb.SearchSpace(nuisance={"lr": tb.Float(1e-3, 1.0, "log")})
+    first = tb.create_study("first", space=space, objective=("val/error", "min"), trials=4, max_train_steps=2,
+                            storage=sqlite_url)
+    second = tb.create_study("second", space=space, objective=("val/error", "min"), trials=2, max_train_steps=2,
+                             storage=sqlite_url)
+    for study, value in ((first, 1.0), (second, 2.0)):
+        for t in study.trials():
+            study.storage.claim_trial("w", study.id)
+            study.storage.write_metrics(t.id, "w", [(1, "val/error", value + t.number)])
+    assert second.metrics(1) == {"val/error": [(1, 3.0)]} and first.metrics(0) == {"val/error": [(1, 1.0)]}
+    assert second.metrics(second.trials()[0]) == {"val/error": [(1, 2.0)]}
+    with pytest.raises(KeyError, match="no trial #2"):
+        second.metrics(2)

@@ -187,7 +187,7 @@ def trial_html(trial: Any, study: Any = None) -> str:
         if record.error:
             parts.append(f"<p class='state-failed'>error: {_esc(record.error.splitlines()[-1] if record.error else '')}</p>")
     parts.append("<h4>Hyperparameters</h4>" + _params_by_role(params, study.space.roles))
-    curves = study.metrics(trial.id)
+    curves = study.metrics(trial)
     if curves:
         parts.append("<h4>Curves</h4><table class='curves'>")
         ordered = sorted(curves, key=lambda name: (name != metric, name))

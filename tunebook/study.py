@@ -297,8 +297,16 @@ class Study:
         return all(t.state in FINISHED for t in self.trials())
 
     def metrics(self, trial: TrialRecord | int, names: list[str] | None = None) -> dict[str, list[tuple[int, float]]]:
-        """Curves of one trial: ``{metric: [(step, value), ...]}``."""
-        trial_id = trial if isinstance(trial, int) else trial.id
+        """Curves of one trial of this study: ``{metric: [(step, value), ...]}``. ``trial``: a trial
+        (anything with its store ``id``: a record, a report's row, a running ``Trial``) or its number
+        in this study (``study.metrics(3)`` is trial #3; ``KeyError`` if there is none)."""
+        if isinstance(trial, int) and not isinstance(trial, bool):
+            record = self.storage.get_trial_by_number(self.id, trial)
+            if record is None:
+                raise KeyError(f"study {self.name!r} has no trial #{trial} (numbers 0..{self.trials_budget - 1})")
+            trial_id = record.id
+        else:
+            trial_id = trial.id
         out: dict[str, list[tuple[int, float]]] = {}
         for row in self.storage.get_metrics(trial_id, names):
             out.setdefault(row.name, []).append((row.step, row.value))

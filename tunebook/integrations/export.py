@@ -126,7 +126,7 @@ def study_rows(study: Study) -> list[TrialExport]:
 
 def trial_curves(study: Study, trial: TrialExport) -> dict[str, list[tuple[int, float]]]:
     """``{metric: [(step, value), ...]}`` of one trial, in step order."""
-    return study.metrics(trial.id)
+    return study.metrics(trial)
 
 
 def summary_of(trial: TrialExport) -> dict[str, Any]:
