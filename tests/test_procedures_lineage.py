@@ -456,3 +456,19 @@ def test_more_retrains_extend_the_same_retrain_study(sqlite_url, tmp_path):
     first = variance.retrain(s, "best", 3)
     again = variance.retrain(s, "best", 5)  # `tunebook retrain STUDY --n 5` after `--n 3`
     assert again.name == first.name and again.trials_budget == 5 and len(again.trials()) == 5
+
+
+def test_a_misnamed_objective_is_told_both_ways_out(sqlite_url, tmp_path):
+    """Every trial failed because the spec's objective was never logged: --retry-failed alone would fail
+    again, and a fixed spec needs a new name; the summary says so."""
+    space = tb.SearchSpace(nuisance={"lr": tb.Float(1e-3, 1e-1, "log")})
+    study = tb.create_study("typo-objective", space=space, objective=("val/los", "min"), trials=2,
+                            max_train_steps=3, storage=sqlite_url)
+
+    def train(trial):
+        trial.log(1, **{"val/loss": trial.params["lr"]})
+
+    tb.run(study, train, workers=0, progress=False, checkpoint_dir=tmp_path)
+    hint = outcome_lines(study)[-2]
+    assert "the objective 'val/los' was never logged" in hint and "--retry-failed" in hint
+    assert "new name" in hint and "never changes" in hint

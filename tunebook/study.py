@@ -205,7 +205,15 @@ def outcome_lines(study: "Study") -> list[str]:
         params = best.params or study.space.fixed  # a replicate study varies nothing: show what it holds fixed
         lines.append(f"best {metric} ({mode}) = {best.value:.6g} at step {best.best_step}, trial #{best.number}: {params}")
     total = sum(counts.values())
-    if total and counts["failed"] == total:
+    missing = (counts["failed"] == total and total
+               and all((t.error or "").startswith(f"the objective {metric!r} was never logged")
+                       for t in study.storage.get_trials(study.id, ["failed"])))
+    if missing:  # the spec's objective cannot change under this name: say both ways out
+        lines.append(f"every trial failed: the objective {metric!r} was never logged (see `tunebook status {study.name}`). "
+                     f"Either log {metric!r} in the training function, then `tunebook run {study.name} --retry-failed`; "
+                     "or fix objective.metric in the spec and give the study a new name (a stored study's objective "
+                     "never changes)")
+    elif total and counts["failed"] == total:
         lines.append(f"every trial failed: see the errors with `tunebook status {study.name}`, fix the cause (the training function or the spec), "
                      f"then `tunebook run {study.name} --retry-failed`")
     elif counts["failed"]:
