@@ -227,6 +227,13 @@ def test_input_bound(sqlite_url):
     f = finding(analyze(study_with(sqlite_url, curve, space={"nuisance": LR})), "input_bound")
     assert f.evidence["wait_fraction"] == pytest.approx(0.4)
 
+    def busy(params, steps, rng):  # a fast pipeline whose few windows met a busy machine
+        c = clean_curve(params, steps, rng)
+        c["input/wait_fraction"] = np.where(np.arange(len(steps)) % 3 == 0, 0.6, 0.05)  # mean 0.23
+        return c
+
+    assert "input_bound" not in checks(analyze(study_with(sqlite_url, busy, name="busy", space={"nuisance": LR})))
+
 
 # the parts ------------------------------------------------------------------
 def test_thresholds_are_configurable(sqlite_url):
