@@ -259,9 +259,11 @@ def check_still_improving(data: StudyData, th: Thresholds) -> list[Finding]:
         return curve_finding(
             "still_improving", g, hits, read,
             lambda t, ev: (
-                f"The best trials are still improving at the end of training ({len(hits)} of {read}; trial #{t.number} "
-                f"gains {ev['late_gain']:.3g} over the last 25% of steps, {ev['late_improvement_share']:.1%} of its "
-                f"improvement and {ev['late_gain'] / max(ev['late_gain_se'], 1e-300):.1f} standard errors of its noise): "
+                f"The best trials are still improving at the end of training ({len(hits)} of {read}; for example "
+                f"trial #{t.number} gains {ev['late_gain']:.3g} over the last 25% of steps, "
+                + (f"{ev['late_improvement_share']:.0%} of its improvement"
+                   if ev['late_improvement_share'] <= 1 else "most of its improvement (its trend is steepest at the end)")
+                + f" and {ev['late_gain'] / max(ev['late_gain_se'], 1e-300):.1f} standard errors of its noise): "
                 "training is compute-bound."
             ),
             "Train longer: raise max_train_steps in the next round (a new study), or retune the schedule "

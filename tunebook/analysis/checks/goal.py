@@ -98,9 +98,17 @@ def _verdict(data: StudyData, results: list[GroupResult], ordered: list[GroupRes
     size = ""
     if sd is not None and sd > 0 and difference is not None:
         size = f", {difference / sd:.1f} trial standard deviations ({fmt(sd)}, from {source})"
-    head = (f"{top.group} has the best {metric} ({fmt(top.mean if top.mean is not None else top.best_value)}), "
-            f"ahead of {runner.group} ({fmt(runner.mean if runner.mean is not None else runner.best_value)}) "
-            f"by {fmt(difference)}{size}.")
+    level = fmt(top.mean if top.mean is not None else top.best_value)
+    if difference is not None and difference == 0:
+        head = f"{top.group} and {runner.group} tie on the best {metric} ({level})."
+    else:
+        head = (f"{top.group} has the best {metric} ({level}), "
+                f"ahead of {runner.group} ({fmt(runner.mean if runner.mean is not None else runner.best_value)}) "
+                f"by {fmt(difference)}{size}.")
+    unread = [r for r in reasons if r.startswith("the training function never reads")]
+    if unread:  # not a matter of more trials: the training function or the spec is wrong
+        return (head + " This study cannot answer its goal: " + "; ".join(unread) + ". Fix the name in the training "
+                "function or the spec, then run the study again under a new name.")
     if not fair:
         return head + " The comparison is not yet fair: " + "; ".join(reasons) + ". Do not conclude yet."
     if sd is None or sd <= 0 or difference is None or not math.isfinite(difference):
