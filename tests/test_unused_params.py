@@ -241,3 +241,23 @@ def test_a_resumed_attempt_that_reads_its_settings_from_the_checkpoint_is_not_ju
     assert worker_loop(study, train, tmp_path) == {"completed": 2}
     assert {u["unknown"] for u in storage.params_used(study.id).values()} == {"resumed"}
     assert unused(_analyze(study)) == []
+
+
+def test_tunebook_run_warns_at_once_when_a_varied_name_went_unread(tmp_path):
+    from conftest import ROOT, run_cli
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text(
+        f"study: cli-typo\ntrain: {ROOT / 'tests' / 'test_unused_params.py'}:_typo_train\n"
+        "objective: {metric: val/error, mode: min}\ntrials: 2\nmax_train_steps: 3\n"
+        "search_space:\n  scientific: {wd: {choice: [0.0, 0.3]}}\n"
+        "  nuisance: {learning_rate: {min: 1.0e-3, max: 1.0e-1, scale: log}}\n"
+    )
+    out = run_cli("run", str(spec), "--storage", str(tmp_path / "tb.db"), "--workers", "0", "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert "warning: The training function never read the scientific hyperparameter 'wd'" in out.stderr
+    assert "asked for 'weight_decay'" in out.stderr
+    clean = tmp_path / "clean.yaml"
+    clean.write_text(spec.read_text().replace("cli-typo", "cli-clean").replace("wd:", "weight_decay:"))
+    out = run_cli("run", str(clean), "--storage", str(tmp_path / "tb.db"), "--workers", "0", "--quiet")
+    assert out.returncode == 0 and "never read" not in out.stderr, out.stderr

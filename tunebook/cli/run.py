@@ -136,6 +136,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     if args.quiet:  # run() printed the summary unless quiet
         print_outcome(study)
+    _warn_unread(study)
     if result.interrupted:
         print(f"interrupted: running trials went back to pending; run the same command again to resume {printable(study.name)!r}")
         return EXIT_INTERRUPTED
@@ -149,6 +150,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"run: {result.problem}", file=sys.stderr)
         return 1
     return 0
+
+
+def _warn_unread(study: Any) -> None:
+    """Right after a run: a varied hyperparameter the training function never read wastes the study
+    (the checklist's first finding); say it now rather than at the report."""
+    from tunebook.analysis.checks import Thresholds
+    from tunebook.analysis.checks.fairness import check_unused_hyperparameter
+    from tunebook.analysis.data import load
+
+    for f in check_unused_hyperparameter(load(study), Thresholds()):
+        if f.severity == "warning":
+            print(f"warning: {printable(f.message)}\n    -> {printable(f.action)}", file=sys.stderr)
 
 
 # worker ----------------------------------------------------------------------
@@ -252,6 +265,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     result = run(study, train, workers=args.workers, progress=not args.quiet)
     if args.quiet:  # run() printed the summary unless quiet
         print_outcome(study)
+    _warn_unread(study)
     if result.interrupted:
         return EXIT_INTERRUPTED
     print(f"demo took {time.monotonic() - started:.0f}s; the answer and the playbook's checklist:")
