@@ -331,3 +331,41 @@ def test_a_share_of_the_improvement_above_100_percent_reads_right():
     assert improvement_given_back(2.5) == "all of its improvement and more (250% of it: worse than at its start)"
     assert improvement_given_back(float("inf")) == "more than it had gained (it never improved)"
     assert "inf" not in improvement_given_back(float("inf"))
+
+
+def _fails_for_sgd(trial) -> None:
+    if trial.params["optimizer"] == "sgd" and trial.params["lr"] > 0.01:
+        raise ValueError("sgd: a shape mismatch in my code")
+    for step in range(1, 6):
+        trial.log(step, **{"val/error": abs(math.log10(trial.params["lr"]) + 2) + 1.0 / step})
+
+
+def test_failed_trials_are_named_with_their_cause_and_group_and_make_a_short_group_unfair(sqlite_url, tmp_path):
+    space = tb.SearchSpace(scientific={"optimizer": tb.Choice(["adam", "sgd"])},
+                           nuisance={"lr": tb.Float(1e-3, 1e-1, "log")})
+    study = tb.create_study("fails", space=space, objective=("val/error", "min"), trials=16, max_train_steps=5,
+                            storage=sqlite_url)
+    tb.run(study, _fails_for_sgd, workers=0, progress=False, checkpoint_dir=str(tmp_path))
+    n_failed = sum(t.state == "failed" for t in study.trials())
+    assert n_failed >= 2  # the sgd trials above lr 0.01
+    report = tb.analyze(study)
+    (f,) = [f for f in report.findings if f.check == "failed_trials"]
+    assert f.severity == "warning" and f.evidence["failed"] == n_failed and f.evidence["ended"] == 16
+    assert list(f.evidence["causes"]) == ["ValueError: sgd: a shape mismatch in my code"]
+    assert f"optimizer=sgd: {n_failed} of 8" in f.message and "--retry-failed" in f.action
+    assert f.evidence["short_groups"] == ["optimizer=sgd"]
+    assert not report.answer.fair and any(r.startswith("optimizer=sgd lost") for r in report.answer.reasons)
+
+
+def test_a_study_whose_trials_all_failed_says_so(sqlite_url, tmp_path):
+    study = tb.create_study("all-fail", space=tb.SearchSpace(nuisance={"lr": tb.Float(1e-3, 1e-1, "log")}),
+                            objective=("val/error", "min"), trials=2, max_train_steps=5, storage=sqlite_url)
+
+    def broken(trial):
+        raise RuntimeError("CUDA error: an illegal memory access")
+
+    tb.run(study, broken, workers=0, progress=False, checkpoint_dir=str(tmp_path))
+    report = tb.analyze(study)
+    assert report.answer.verdict.startswith("No trial has completed: 2 failed")
+    (f,) = [f for f in report.findings if f.check == "failed_trials"]
+    assert "RuntimeError: CUDA error: an illegal memory access" in f.message

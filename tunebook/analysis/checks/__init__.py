@@ -56,6 +56,7 @@ CHECKS = (
     "search_space_boundary",
     "infeasible_share",
     "infeasible_region",
+    "failed_trials",
     "overfitting",
     "step_variance",
     "still_improving",

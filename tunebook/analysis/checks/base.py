@@ -114,6 +114,9 @@ class Thresholds:
     #: hyperparameters that set the batch size, and prefixes of test-set metrics (fairness checks).
     batch_size_params: tuple[str, ...] = ("batch_size", "global_batch_size", "per_device_batch_size")
     test_prefixes: tuple[str, ...] = ("test/", "test_")
+    #: failed trials: a group that lost at least this share of its ended trials to failures was tuned less
+    #: than the others (the comparison is not yet fair).
+    failed_group_share: float = 0.25
     #: unused hyperparameters: how close (difflib ratio) a name the training function asked for must be to
     #: an unread one to be named as its likely typo.
     unused_name_cutoff: float = 0.6

@@ -70,6 +70,10 @@ def build_answer(data: StudyData, findings: list[Finding], th: Thresholds) -> Go
     for f in findings:
         if f.check == "sampled_enough" and f.severity == WARNING and f.evidence.get("group"):
             reasons.append(f"{f.evidence['group']} is probably not sampled enough")
+        if f.check == "failed_trials":
+            for label in f.evidence.get("short_groups", ()):
+                bad, n = f.evidence["groups"][label]
+                reasons.append(f"{label} lost {bad} of its {n} trials to failures (fix them and --retry-failed)")
         if f.check == "unused_hyperparameter" and f.evidence.get("role") == "scientific":
             reasons.insert(0, f"the training function never reads the scientific hyperparameter "
                               f"{f.evidence['param']!r}, so its values cannot differ")
@@ -85,6 +89,10 @@ def _verdict(data: StudyData, results: list[GroupResult], ordered: list[GroupRes
              sd: float | None, source: str, fair: bool, reasons: list[str]) -> str:
     metric = data.metric
     if not ordered:
+        failed = sum(t.state == "failed" for t in data.trials)
+        if failed:
+            return (f"No trial has completed: {failed} failed (see `tunebook status {data.study.name}`); "
+                    "nothing to conclude until they are fixed and run again.")
         return "No trial has completed yet: nothing to conclude."
     top = ordered[0]
     if len(results) == 1 and not top.group:

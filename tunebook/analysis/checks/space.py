@@ -15,7 +15,7 @@ import numpy as np
 from tunebook.analysis.data import StudyData
 
 from .base import INFO, WARNING, Finding, Thresholds, check
-from .common import Group, for_groups, has, in_group, top_k
+from .common import Group, for_groups, groups, has, in_group, top_k
 
 
 def _outer(u: float, width: float, side: str) -> bool:
@@ -69,6 +69,50 @@ def boundary_findings(view: StudyData, group: Group, th: Thresholds) -> list[Fin
                                                                    "boundary_extreme_min_trials", "top_k_min", "top_k_share"))
 def check_search_space_boundary(data: StudyData, th: Thresholds) -> list[Finding]:
     return for_groups(data, th, lambda view, g: boundary_findings(view, g, th))
+
+
+def _cause(error: str | None) -> str:
+    """The one-line cause of a failed trial: a traceback's last line, else the error's first."""
+    lines = [line.strip() for line in (error or "").strip().splitlines() if line.strip()]
+    if not lines:
+        return "no error recorded"
+    return (lines[-1] if lines[0].startswith("Traceback") else lines[0])[:200]
+
+
+@check("failed_trials", family="space", uses=("failed_group_share",))
+def check_failed_trials(data: StudyData, th: Thresholds) -> list[Finding]:
+    """Failed trials are not data (a bug, not a bad point): say how many, why, and in which groups; a
+    group that lost a large share of its trials was tuned less than the others."""
+    failed = [t for t in data.trials if t.state == "failed"]
+    if not failed:
+        return []
+    errors = {t.id: t.error for t in data.study.storage.get_trials(data.study.id, ["failed"])}
+    causes: dict[str, list[int]] = {}
+    for t in failed:
+        causes.setdefault(_cause(errors.get(t.id)), []).append(t.number)
+    top, numbers = max(causes.items(), key=lambda kv: len(kv[1]))
+    done = [t for t in data.trials if t.state in ("completed", "infeasible", "failed")]
+    by_group: dict[str, tuple[int, int]] = {}
+    for g in groups(data, th.scientific_buckets):
+        if g.label:
+            mine = [t for t in g.trials if t.state in ("completed", "infeasible", "failed")]
+            bad = sum(t.state == "failed" for t in mine)
+            if bad:
+                by_group[g.label] = (bad, len(mine))
+    short = sorted(label for label, (bad, n) in by_group.items() if bad / n >= th.failed_group_share)
+    where = ("; " + ", ".join(f"{label}: {bad} of {n}" for label, (bad, n) in by_group.items())) if by_group else ""
+    more = f" ({len(causes) - 1} other cause(s))" if len(causes) > 1 else ""
+    return [Finding(
+        "failed_trials", WARNING,
+        f"{len(failed)} of {len(done)} ended trials failed{where}: {top} (trial #{numbers[0]}"
+        + (f" and {len(numbers) - 1} more" if len(numbers) > 1 else "") + f"){more}. Failed trials are not data: "
+        + (f"{', '.join(short)} lost a large share of its trials, so its nuisance hyperparameters were tuned less."
+           if short else "the study's results rest on the others."),
+        f"See every error with `tunebook status {data.study.name}`, fix the cause, then "
+        f"`tunebook run {data.study.name} --retry-failed`.",
+        {"failed": len(failed), "ended": len(done), "causes": causes, "groups": {k: list(v) for k, v in by_group.items()},
+         "short_groups": short},
+    )]
 
 
 @check("infeasible_share", family="space", uses=("infeasible_share",))
