@@ -127,3 +127,17 @@ def test_a_bad_live_writer_is_one_line_exit_2_and_nothing_stored(tmp_path, kind,
         lines = out.stderr.strip().splitlines()
         assert len(lines) == 1 and "--write-to" in lines[0] and says in lines[0], out.stderr
     assert not db.exists() or tb.open_storage(str(db)).list_studies() == []
+
+
+def test_an_export_after_live_mlflow_runs_adds_nothing_twice(tmp_path, sqlite_url):
+    from tunebook.integrations import export, mlflow
+
+    study = tb.create_study("live-then-export", space=tb.SearchSpace(nuisance={"learning_rate": tb.Float(0.01, 0.5, "log")}),
+                            objective=("val/error", "min"), trials=2, max_train_steps=10, storage=sqlite_url)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tb.run(study, train, workers=0, progress=False, writers=[mlflow.writer_factory(uri)])
+    export.to_mlflow(study, uri)
+    client = mlflow._client(uri)
+    runs = client.search_runs([client.get_experiment_by_name("tunebook").experiment_id])
+    kinds = sorted(r.data.tags.get("tunebook.kind") for r in runs)
+    assert kinds == ["study", "trial", "trial"], kinds

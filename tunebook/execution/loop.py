@@ -131,10 +131,13 @@ def trial_info(study: Study, record: TrialRecord) -> TrialInfo:
     space = study.space
     roles = {**{k: "fixed" for k in space.fixed}, **{k: "nuisance" for k in space.nuisance},
              **{k: "scientific" for k in space.scientific}}
+    from tunebook.storage import redact
+
     return TrialInfo(
         study=study.name, number=record.number, seed=int(record.seed),
         params={**space.fixed, **record.params}, roles=roles, objective=study.objective,
         goal=study.goal, attempt=record.attempts,
+        storage_id=redact(study.storage.url),  # as exports name the store: a later export finds these runs
     )
 
 
