@@ -159,7 +159,8 @@ def test_a_fixed_value_is_named_only_when_the_function_asked_for_a_near_miss(sql
 
     tb.run(study, train, workers=0, progress=False, checkpoint_dir=str(tmp_path))
     (f,) = unused(_analyze(study))
-    assert (f.severity, f.evidence["param"], f.evidence["asked_for"]) == ("info", "batch_size", "batchsize")
+    assert (f.severity, f.evidence["param"], f.evidence["asked_for"]) == ("warning", "batch_size", "batchsize")
+    assert "its value in the spec is not the one used" in f.message
 
 
 # --- reads that happen out of sight: never a false warning -------------------------------------

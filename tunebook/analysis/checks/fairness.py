@@ -117,7 +117,7 @@ def check_unused_hyperparameter(data: StudyData, th: Thresholds) -> list[Finding
         seen = (f"it asked for {asked!r} instead, which the spec does not have (a typo?)" if asked else
                 f"it read {', '.join(sorted(read)[:8]) or 'none of them'}")
         out.append(Finding(
-            "unused_hyperparameter", INFO if role == "fixed" else WARNING,
+            "unused_hyperparameter", WARNING,  # a fixed one is named only with its near miss: as sure
             f"The training function never read the {role} hyperparameter {name!r} in {len(having)} completed "
             f"trial(s) ({seen}): its values cannot change the outcome, {consequence}.",
             f"Read trial.params[{name!r}] in the training function"
