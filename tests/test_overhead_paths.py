@@ -354,3 +354,36 @@ def test_shared_threads_still_flush_and_heartbeat_each_trial(sqlite_url, tmp_pat
             threading.Event().wait(0.05)
             assert trial._heartbeat.beats == beats  # closed: no beat for it any more
             storage.finish_trial(record.id, "w", "completed", value=0.5, best_step=1)
+
+
+def test_an_outcome_the_store_refuses_is_stored_plain_then_without_its_points(sqlite_url, tmp_path, monkeypatch):
+    """The store refuses the text (first try): a plain one-line error is stored with the points; refuses the
+    points too (second try): the outcome is stored without them. Never a worker crash, never a lost trial."""
+    from tunebook.errors import StorageError
+
+    study = make_study(sqlite_url, trials=2)
+    storage = study.storage
+    real = storage.finish_trial
+    calls: list[tuple[str | None, bool]] = []
+
+    def picky(trial_id, worker_id, state, *, metrics=None, refuse=0, **values):
+        calls.append((values.get("error"), metrics is not None))
+        if len(calls) <= picky.refuse:
+            raise StorageError("the store refused it")
+        return real(trial_id, worker_id, state, metrics=metrics, **values)
+
+    monkeypatch.setattr(storage, "finish_trial", picky)
+
+    def train(trial):
+        trial.log(1, **{"val/error": 0.5})
+        raise ValueError("line one\nline two \u00e9\ud800")
+
+    for refuse, kept_points in ((1, True), (2, False)):
+        calls.clear()
+        picky.refuse = refuse
+        record = storage.claim_trial("w", study.id)
+        assert run_trial(study, record, train, "w", tmp_path, flush_interval=3600.0) == "failed"
+        after = storage.get_trial(record.id)
+        assert after.state == "failed" and after.error == "ValueError: line one"  # the exception's line, plain
+        assert "Traceback" in calls[0][0] and [points for _, points in calls][-1] is kept_points
+        assert (rows_of(storage, record.id) == [(1, "val/error", 0.5)]) is kept_points

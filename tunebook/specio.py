@@ -349,6 +349,17 @@ def check_train_ref(ref: Any) -> None:
         raise SpecError("train", f"{function!r} is not a function name", fix)
 
 
+def writable_folder(path: Path) -> None:
+    """Make ``path`` (and its parents) if missing and write a probe file there: a folder given on the
+    command line is known writable before anything runs. Raises ``OSError`` otherwise."""
+    import os
+
+    path.mkdir(parents=True, exist_ok=True)
+    probe = path / f".tunebook-probe-{os.getpid()}"
+    probe.write_bytes(b"")
+    probe.unlink()
+
+
 def check_train_path(path: Path) -> None:
     """A training file that is a file (not a folder named ``x.py``) and readable."""
     if path.is_dir():

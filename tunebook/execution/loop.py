@@ -61,6 +61,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from tunebook.checkpoints import is_disk_fault
 from tunebook.design import get_design, propose_next
+from tunebook.specio import writable_folder
 from tunebook.errors import (
     ClaimLost, ConfigurationError, SpecError, StorageError, StorageUnavailable, TrialInfeasible, TunebookError,
 )
@@ -102,6 +103,18 @@ def objective_missing(storage: Storage, trial_id: int, metric: str, also: Iterab
     hint = (f"; did the spec mean objective.metric: {close[0]}?" if close
             else f"; call trial.log(step, **{{{metric!r}: value}}) or fix objective.metric in the spec")
     return f"the objective {metric!r} was never logged (logged: {', '.join(logged[:8])}){hint}"
+
+
+def plain_line(text: str, limit: int = 1000) -> str:
+    """One ASCII line for a text a store refused: a traceback's exception line (``ValueError: ...``),
+    else the text's last line; characters outside ASCII escaped."""
+    lines = text.strip().splitlines()
+    if not lines:
+        return ""
+    frames = [i for i, line in enumerate(lines) if line.startswith("  File ")]
+    after = [line for line in lines[frames[-1] + 1:] if line and not line[0].isspace()] if frames else []
+    line = after[0] if after else lines[-1]
+    return line.strip().encode("ascii", "backslashreplace").decode("ascii")[:limit]
 
 
 def worker_id_for(pid: int | None = None) -> str:
@@ -226,30 +239,26 @@ def run_trial(
 
     def finish(state: str, batch: MetricBatch | None, **values: Any) -> str:
         """Store the outcome with the trial's last metric points (``batch``), in one transaction;
-        "lost" (nothing stored) when another worker took the trial over meanwhile."""
+        "lost" (nothing stored) when another worker took the trial over meanwhile. When the store
+        refuses the text, a plain one-line version is stored; when it refuses the points too, the
+        outcome is stored without them."""
         used = usage()
-        try:
-            stored = storage.finish_trial(record.id, worker_id, state, metrics=batch, params_used=used, **values)
-        except ClaimLost:
-            summary["state"] = "lost"
-            return "lost"
-        except StorageUnavailable:
-            raise
-        except StorageError as exc:  # the store refused the text: record a plain one-line version
-            log.warning("recording trial #%d as %s failed (%s); recording a plain message", record.number, state, exc)
-            plain = {k: (ascii(v.strip().splitlines()[-1] if v.strip() else v)[:1000] if isinstance(v, str) else v)
-                     for k, v in values.items()}
+        plain = {k: plain_line(v) if isinstance(v, str) else v for k, v in values.items()}
+        tries = [(values, batch), (plain, batch), (plain, None)]
+        for i, (texts, points) in enumerate(tries):
             try:
-                stored = storage.finish_trial(record.id, worker_id, state, metrics=batch, params_used=used, **plain)
+                stored = storage.finish_trial(record.id, worker_id, state, metrics=points, params_used=used, **texts)
+                break
             except ClaimLost:
                 summary["state"] = "lost"
                 return "lost"
             except StorageUnavailable:
                 raise
-            except StorageError:  # the points themselves are refused: the outcome is stored without them
-                log.warning("trial #%d: its last metric points were refused by the store; stored without them",
-                            record.number)
-                stored = storage.finish_trial(record.id, worker_id, state, params_used=used, **plain)
+            except StorageError as exc:
+                if i == len(tries) - 1:
+                    raise
+                log.warning("recording trial #%d as %s failed (%s); trying %s", record.number, state, exc,
+                            "a plain message" if i == 0 else "without its last metric points")
         values.pop("objective", None)
         state, value, best_step = stored
         if state == COMPLETED:
@@ -436,10 +445,7 @@ def check_checkpoint_root(root: str | os.PathLike[str]) -> Path:
         if parent.exists():
             break
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".tunebook-probe-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        writable_folder(path)
     except OSError as exc:
         raise ConfigurationError("checkpoint_dir", f"cannot write in {str(path)!r} ({exc.strerror or exc})",
                                  fix) from None

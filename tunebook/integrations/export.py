@@ -71,7 +71,7 @@ FOLDER_TARGETS = ("tensorboard", "wandb")
 
 
 def _writable_folder(kind: str, target: str, field: str) -> None:
-    import os
+    from tunebook.specio import writable_folder
 
     if not str(target).strip():
         raise SpecError(field, f"{kind} needs a folder, got an empty one", f"e.g. {field} {kind} runs/")
@@ -79,10 +79,7 @@ def _writable_folder(kind: str, target: str, field: str) -> None:
     if path.exists() and not path.is_dir():
         raise SpecError(field, f"{kind} {str(target)!r} is a file", "give a folder")
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".tunebook-probe-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        writable_folder(path)
     except OSError as exc:
         raise SpecError(field, f"{kind} {str(target)!r}: cannot write there ({exc.strerror or exc})",
                         "give a folder this user can write") from None
