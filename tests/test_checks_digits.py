@@ -22,8 +22,19 @@ def digits_studies(tmp_path_factory):
     return {key: built[case.name] for key, case in CASES.items()}
 
 
+#: Findings about the machine's timing, not the study: the digits workload spends 14-17% of its tiny step
+#: fetching a batch on a quiet machine and 21% on a busy one, around input_bound's 20%. They are judged
+#: neither way here (input_bound has its own known-answer tests on curves whose right answer is set).
+TIMING_CHECKS = {"input_bound"}
+
+
+def judged(report) -> list:
+    """The warnings about the study itself (see TIMING_CHECKS)."""
+    return [f for f in report.warnings() if f.check not in TIMING_CHECKS]
+
+
 def warnings_of(report) -> set[str]:
-    return {f.check for f in report.findings if f.severity == "warning"}
+    return {f.check for f in judged(report)}
 
 
 def test_a_crossed_optimizer_comparison_with_sgd_limited_by_its_range_is_unfair(digits_studies):
@@ -39,7 +50,7 @@ def test_a_crossed_optimizer_comparison_with_sgd_limited_by_its_range_is_unfair(
     longer = [f for f in report.findings if f.check in ("still_improving", "max_train_steps")]
     assert all(f.severity == "info" and f.evidence.get("qualified_by") == "search_space_boundary" for f in longer)
     # nothing warns about Adam
-    assert not any(f.evidence.get("group") == "optimizer=adam" for f in report.warnings())
+    assert not any(f.evidence.get("group") == "optimizer=adam" for f in judged(report))
 
 
 def test_the_conditional_version_of_the_optimizer_comparison_is_fair(digits_studies):
@@ -57,7 +68,7 @@ def test_the_conditional_version_of_the_optimizer_comparison_is_fair(digits_stud
     # What may still warn is SGD's own noise at its high best learning rates (the pilot's 0.5-1.0 region): a real
     # property of that optimizer here, not of the comparison. Nothing may warn about the search space or Adam.
     by_number = {t.number: t for t in study.trials()}
-    for f in report.warnings():
+    for f in judged(report):
         assert f.check in ("step_variance", "instability"), (f.check, f.message)
         numbers = [int(n) for n in re.findall(r"#(\d+)", f.message)]
         assert numbers and all(by_number[n].params["optimizer"] == "sgd" and by_number[n].params["learning_rate"] >= 0.4
@@ -68,21 +79,21 @@ def test_a_far_too_long_study_with_flat_validation(digits_studies):
     report = tb.analyze(digits_studies["too_long"])
     fired = warnings_of(report)
     assert "saturated_early" in fired or any(
-        f.check == "max_train_steps" and f.evidence["verdict"] == "too long" for f in report.warnings())
+        f.check == "max_train_steps" and f.evidence["verdict"] == "too long" for f in judged(report))
     assert "still_improving" not in {f.check for f in report.findings}
-    assert fired <= {"saturated_early", "max_train_steps"}, [f.message for f in report.warnings()]
+    assert fired <= {"saturated_early", "max_train_steps"}, [f.message for f in judged(report)]
 
 
 def test_a_far_too_short_study_is_told_to_train_longer(digits_studies):
     report = tb.analyze(digits_studies["too_short"])
     fired = warnings_of(report)
     assert "still_improving" in fired or any(
-        f.check == "max_train_steps" and f.evidence["verdict"] == "train longer" for f in report.warnings())
+        f.check == "max_train_steps" and f.evidence["verdict"] == "train longer" for f in judged(report))
     assert "saturated_early" not in fired
-    assert fired <= {"still_improving", "max_train_steps"}, [f.message for f in report.warnings()]
+    assert fired <= {"still_improving", "max_train_steps"}, [f.message for f in judged(report)]
 
 
 def test_a_well_posed_study_gives_no_warnings(digits_studies):
     report = tb.analyze(digits_studies["well_posed"])
-    assert report.warnings() == [], [f.message for f in report.warnings()]
+    assert judged(report) == [], [f.message for f in judged(report)]
     assert report.answer.fair and report.answer.groups[0].best_value == digits_studies["well_posed"].best_trial().value
