@@ -34,3 +34,23 @@ def test_worker_pool_passes_on_a_bad_argument_as_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "tunebook", "worker", "--storage", url, "--workers", "0"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "--workers" in proc.stderr
+
+
+def test_a_quiet_worker_prints_only_its_summary(tmp_path):
+    url = f"sqlite:///{tmp_path / 'tunebook.db'}"
+    study = tb.create_study("quiet", space=tb.SearchSpace(nuisance={"lr": tb.Float(1e-3, 1.0, "log")}),
+                            objective=("val/error", "min"), trials=2, max_train_steps=3, storage=url,
+                            train=f"{ROOT / 'tests' / '_workloads.py'}:quadratic")
+    for quiet, lines in ((True, 0), (False, 4)):  # a line when each trial starts and ends
+        proc = subprocess.run([sys.executable, "-m", "tunebook", "worker", "--storage", url, "--study", "quiet",
+                               *(["--quiet"] if quiet else [])], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        assert sum("trial #" in line for line in proc.stdout.splitlines()) == lines, proc.stdout
+        assert "worker done" in proc.stdout
+        if quiet:  # the trials ran; make them pending again for the loud run
+            import sqlalchemy as sa
+
+            engine = sa.create_engine(url)
+            with engine.begin() as conn:
+                conn.execute(sa.text("UPDATE tb_trials SET state = 'pending', worker_id = NULL"))
+            engine.dispose()

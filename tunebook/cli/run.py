@@ -180,6 +180,7 @@ def _worker_arguments(p: argparse.ArgumentParser) -> None:
                    help="processes per trial, with torch.distributed's environment like torchrun")
     p.add_argument("--workers", type=positive, default=1,
                    help="worker processes on this machine, each claiming its own trials (CPU threads shared out)")
+    p.add_argument("--quiet", action="store_true", help="no line per trial (the closing summary still prints)")
     _write_to_argument(p)
 
 
@@ -233,8 +234,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
         storage=args.storage, study=args.study, wait=args.wait, poll_interval=args.poll_interval,
         idle_timeout=args.idle_timeout, max_trials=args.max_trials, stale_after=args.stale_after,
         max_lost_workers=args.max_lost_workers, checkpoint_dir=args.checkpoint_dir,
-        nproc_per_trial=args.nproc_per_trial, writers=writers,
+        nproc_per_trial=args.nproc_per_trial, writers=writers, **({"log": _silent} if args.quiet else {}),
     )
+
+
+def _silent(line: str) -> None:
+    """``tunebook worker --quiet``: no line per trial."""
 
 
 # demo ------------------------------------------------------------------------
