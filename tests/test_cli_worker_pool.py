@@ -38,9 +38,9 @@ def test_worker_pool_passes_on_a_bad_argument_as_one_line(tmp_path):
 
 def test_a_quiet_worker_prints_only_its_summary(tmp_path):
     url = f"sqlite:///{tmp_path / 'tunebook.db'}"
-    study = tb.create_study("quiet", space=tb.SearchSpace(nuisance={"lr": tb.Float(1e-3, 1.0, "log")}),
-                            objective=("val/error", "min"), trials=2, max_train_steps=3, storage=url,
-                            train=f"{ROOT / 'tests' / '_workloads.py'}:quadratic")
+    tb.create_study("quiet", space=tb.SearchSpace(nuisance={"lr": tb.Float(1e-3, 1.0, "log")}),
+                    objective=("val/error", "min"), trials=2, max_train_steps=3, storage=url,
+                    train=f"{ROOT / 'tests' / '_workloads.py'}:quadratic")
     for quiet, lines in ((True, 0), (False, 4)):  # a line when each trial starts and ends
         proc = subprocess.run([sys.executable, "-m", "tunebook", "worker", "--storage", url, "--study", "quiet",
                                *(["--quiet"] if quiet else [])], capture_output=True, text=True, timeout=300)
