@@ -108,9 +108,16 @@ def raises_on_rank_one(trial) -> None:
     rank = int(os.environ["RANK"])
     record("start", attempt=trial.attempt)
     if rank == 1:
+        # once rank 0 has logged (on a busy machine it may start later than this rank raises)
+        zero = Path(os.environ.get("TB_DDP_LOG", ".")) / "rank-0.jsonl"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (zero.exists() and '"logged"' in zero.read_text()):
+            time.sleep(0.01)
         raise ValueError("a bug on rank 1")
     for step in range(1, 10_000):
         trial.log(step, **{"val/error": 1.0 / step})
+        if step == 3:
+            record("logged", step=step)
         time.sleep(0.01)
 
 
