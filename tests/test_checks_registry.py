@@ -369,3 +369,14 @@ def test_a_study_whose_trials_all_failed_says_so(sqlite_url, tmp_path):
     assert report.answer.verdict.startswith("No trial has completed: 2 failed")
     (f,) = [f for f in report.findings if f.check == "failed_trials"]
     assert "RuntimeError: CUDA error: an illegal memory access" in f.message
+
+
+def test_a_failure_is_told_by_its_exception_line():
+    """The failed_trials finding and a refused outcome use one reading of a traceback: its exception line."""
+    from tunebook.errors import failure_line
+
+    tb_text = ('Traceback (most recent call last):\n  File "t.py", line 3, in f\n    raise ValueError("a\\nb")\n'
+               "    ^^^^^^^^^^^^^^^^^^^^\nValueError: a\nb\n")
+    assert failure_line(tb_text) == "ValueError: a"
+    assert failure_line("the objective 'x' was never logged\nsecond") == "the objective 'x' was never logged"
+    assert failure_line(None) == "" and failure_line("  ") == ""

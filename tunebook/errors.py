@@ -89,6 +89,17 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
 )
 
 
+def failure_line(text: str | None) -> str:
+    """The one line that says why something failed: a traceback's exception line (``ValueError: ...``,
+    the first line after the last frame), else the text's first line; ``""`` for no text."""
+    lines = (text or "").strip().splitlines()
+    if not lines:
+        return ""
+    frames = [i for i, line in enumerate(lines) if line.startswith("  File ")]
+    after = [line for line in lines[frames[-1] + 1:] if line and not line[0].isspace()] if frames else []
+    return (after[0] if after else lines[0]).strip()
+
+
 def exit_code_for(exc: BaseException) -> int | None:
     """The CLI's exit code for ``exc``, or None when it is not one of ours (a bug: show the traceback)."""
     for cls, code in EXIT_CODES:

@@ -64,6 +64,7 @@ from tunebook.design import get_design, propose_next
 from tunebook.specio import writable_folder
 from tunebook.errors import (
     ClaimLost, ConfigurationError, SpecError, StorageError, StorageUnavailable, TrialInfeasible, TunebookError,
+    failure_line,
 )
 from tunebook.storage.base import COMPLETED, FAILED, INFEASIBLE, PENDING, RUNNING, MetricBatch, Storage, TrialRecord
 from tunebook.study import Study, resolve_train
@@ -106,15 +107,9 @@ def objective_missing(storage: Storage, trial_id: int, metric: str, also: Iterab
 
 
 def plain_line(text: str, limit: int = 1000) -> str:
-    """One ASCII line for a text a store refused: a traceback's exception line (``ValueError: ...``),
-    else the text's last line; characters outside ASCII escaped."""
-    lines = text.strip().splitlines()
-    if not lines:
-        return ""
-    frames = [i for i, line in enumerate(lines) if line.startswith("  File ")]
-    after = [line for line in lines[frames[-1] + 1:] if line and not line[0].isspace()] if frames else []
-    line = after[0] if after else lines[-1]
-    return line.strip().encode("ascii", "backslashreplace").decode("ascii")[:limit]
+    """One ASCII line for a text a store refused (:func:`~tunebook.errors.failure_line`), characters
+    outside ASCII escaped."""
+    return failure_line(text).encode("ascii", "backslashreplace").decode("ascii")[:limit]
 
 
 def worker_id_for(pid: int | None = None) -> str:

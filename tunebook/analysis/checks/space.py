@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from tunebook.analysis.data import StudyData
+from tunebook.errors import failure_line
 
 from .base import INFO, WARNING, Finding, Thresholds, check
 from .common import Group, for_groups, groups, has, in_group, top_k
@@ -72,11 +73,8 @@ def check_search_space_boundary(data: StudyData, th: Thresholds) -> list[Finding
 
 
 def _cause(error: str | None) -> str:
-    """The one-line cause of a failed trial: a traceback's last line, else the error's first."""
-    lines = [line.strip() for line in (error or "").strip().splitlines() if line.strip()]
-    if not lines:
-        return "no error recorded"
-    return (lines[-1] if lines[0].startswith("Traceback") else lines[0])[:200]
+    """The one-line cause of a failed trial (:func:`~tunebook.errors.failure_line`)."""
+    return failure_line(error)[:200] or "no error recorded"
 
 
 @check("failed_trials", family="space", uses=("failed_group_share",))
