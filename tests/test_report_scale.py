@@ -15,7 +15,8 @@ import tunebook.analysis.data as data_module
 from tunebook.analysis import Thresholds, analyze, load
 from tunebook.analysis.checks import expected_best_of_k, running_median
 from tunebook.analysis.checks.common import curve_trials, groups
-from tunebook.analysis.checks.sampling import effective_best_steps, paired_seed_sd
+from tunebook.analysis.checks.sampling import effective_best_steps
+from tunebook.analysis.checks.variance import paired_seed_sd
 from tunebook.analysis.figures import axis_plot, best_of_k_quantiles, customdata_rows, round_sig, varying
 from tunebook.analysis.synthetic import exp_decay, write_study
 

@@ -330,7 +330,7 @@ def isolation_plot(data: StudyData, param: str, baseline: float | None = None, b
             values.append(float(best.value))  # type: ignore[arg-type]
             numbers.append(best.number)
             steps.append(best.best_step)
-    from tunebook.analysis.checks.sampling import trial_sd
+    from tunebook.analysis.checks.variance import trial_sd
 
     sd, source = trial_sd(data, th or Thresholds())
     return IsolationPlotData(param, labels, values, numbers, data.metric, baseline, steps, sd, source)

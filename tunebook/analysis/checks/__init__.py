@@ -47,7 +47,7 @@ from .common import (
 )
 from .curves import loss_rising, loss_spikes
 from .goal import build_answer
-from .sampling import trial_sd
+from .variance import trial_sd
 from .training import adam_recommendation, recommend_clipping
 
 #: the stable ids, in the order the report lists them

@@ -18,7 +18,7 @@ from tunebook.analysis.data import StudyData
 
 from .base import WARNING, Finding, Thresholds
 from .common import fmt, group_view, groups
-from .sampling import retrain_values, trial_sd
+from .variance import retrain_values, trial_sd
 
 
 def _retrains_of(best_params: dict, retrains: list[tuple[dict, np.ndarray]]) -> np.ndarray | None:

@@ -1,0 +1,167 @@
+"""Trial variance: how much one configuration's result moves over seeds.
+
+Every answer's "N trial standard deviations" rests on this number. Sources, best first: retrains of the
+best configurations, trials of this study that share every hyperparameter (paired seeds), and, only as a
+labelled stand-in, the evaluation noise of the best curves.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from tunebook.analysis.data import StudyData, TrialRow
+from tunebook.space import Choice, Float
+
+from .base import Thresholds
+from .common import Group, curve_noise, groups, read_curve, resolution
+
+
+def retrain_values(data: StudyData) -> list[tuple[dict[str, Any], np.ndarray]]:
+    """(fixed params, completed values) of every retrain study of this study (``tunebook retrain``).
+
+    Only retrains count: a next-round or early-instability study is a replicate design too, but it trains
+    for another number of steps or another learning rate, so its values say nothing of this study's trials."""
+    from tunebook.study import Study
+
+    study = data.study
+    out = []
+    try:
+        records = study.storage.list_studies()
+    except Exception:  # noqa: BLE001 - a store that cannot list studies has no retrains to offer
+        return []
+    for rec in records:
+        if rec.parent != study.name or rec.spec.get("design") != "replicates":
+            continue
+        derived = rec.spec.get("derived")
+        is_retrain = (derived or {}).get("kind") == "retrain" if derived else rec.goal.startswith("Trial variance of ")
+        if not is_retrain or rec.max_train_steps != study.max_train_steps:
+            continue
+        child = Study(rec, study.storage)
+        values = np.array([t.value for t in child.trials(["completed"]) if t.value is not None], dtype=float)
+        values = values[np.isfinite(values)]
+        if len(values):
+            out.append((dict(child.space.fixed), values))
+    return out
+
+
+def in_this_group(data: StudyData, g: Group, params: dict[str, Any]) -> bool:
+    for name, v in g.values.items():
+        have = params.get(name)
+        if isinstance(v, tuple):  # a bucket of a continuous scientific hyperparameter
+            if have is None or not (v[0] <= have <= v[1]):
+                return False
+        elif have != v:
+            return False
+    return True
+
+
+def paired_seed_sd(data: StudyData) -> tuple[float, int] | None:
+    """Pooled sd of trials that share every hyperparameter and differ only in their seed (and their count)."""
+    return data._once("paired_seed_sd", lambda: _paired_seed_sd(data))
+
+
+def _exact_key(t: TrialRow) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((k, repr(v)) for k, v in t.params.items()))
+
+
+def _paired_seed_sd(data: StudyData) -> tuple[float, int] | None:
+    completed = data.completed
+    # a cheap hashed key first (equal values, NaN by its text): only trials that share it can share the exact key
+    names = sorted({k for t in completed for k in t.params})
+    # a NaN decoded in two trials is two unequal objects: only a choice can hold one (ranges cannot)
+    nan_choice = any(isinstance(p, Choice) and any(v != v for v in p.values) for p in data.space.values())
+    pivot = next((k for k, p in data.space.items() if isinstance(p, Float) and k in names), None)
+    if pivot is not None:  # a sampled float first: trials that share every value share this one
+        by_pivot: dict[Any, list[TrialRow]] = {}
+        for t in completed:
+            by_pivot.setdefault(t.params.get(pivot), []).append(t)
+        completed = [t for same in by_pivot.values() if len(same) >= 2 for t in same]
+    try:
+        coarse: dict[tuple[Any, ...], list[TrialRow]] = {}
+        for t in completed:
+            key = tuple(v if v == v else repr(v) for v in map(t.params.get, names)) if nan_choice \
+                else tuple(map(t.params.get, names))
+            coarse.setdefault(key, []).append(t)
+        candidates = [t for same in coarse.values() if len(same) >= 2 for t in same]
+    except TypeError:  # an unhashable value: compare every trial exactly
+        candidates = completed
+    chosen = {id(t) for t in candidates}
+    candidates = [t for t in data.completed if id(t) in chosen]  # in the trials' order (the sums' order)
+    by_config: dict[tuple[tuple[str, str], ...], list[float]] = {}
+    for t in candidates:
+        by_config.setdefault(_exact_key(t), []).append(float(t.value))  # type: ignore[arg-type]
+    sets = [np.array(v) for v in by_config.values() if len(v) >= 2]
+    dof = sum(len(v) - 1 for v in sets)
+    if dof < 2:
+        return None
+    return math.sqrt(sum(float(((v - v.mean()) ** 2).sum()) for v in sets) / dof), sum(len(v) for v in sets)
+
+
+def evaluation_noise(data: StudyData, th: Thresholds) -> float | None:
+    """The median noise of each group's best validation curve: how much the value moves between evaluations.
+
+    For a rate measured on N validation examples (a metric in [0, 1] quantized at 1/N), the
+    binomial sampling sd sqrt(p (1 - p) / N) of the best value p is a floor.
+    """
+    noises = []
+    for g in groups(data, th.scientific_buckets):
+        view = data if not g.label else _view(data, g)
+        for t in view.ranked()[:1]:
+            c = read_curve(view, t, data.metric, data.sign(), min_points=6)
+            if c is not None:
+                noise = curve_noise(c[1])
+                raw = data.sign() * c[1]
+                res = resolution(raw)
+                p = float(t.value)  # type: ignore[arg-type]
+                if res > 0 and 0 <= p <= 1 and np.all((raw >= 0) & (raw <= 1)):
+                    # a rate over 1/res validation examples: its binomial sampling sd is a floor
+                    noise = max(noise, math.sqrt(p * (1 - p) * res))
+                noises.append(noise)
+    return float(np.median(noises)) if noises else None
+
+
+def _view(data: StudyData, g: Group) -> StudyData:
+    from .common import group_view
+
+    return group_view(data, g)
+
+
+def _group_bests(data: StudyData, th: Thresholds) -> list[TrialRow]:
+    out = []
+    for g in groups(data, th.scientific_buckets):
+        best = _view(data, g).best()
+        if best is not None:
+            out.append(best)
+    return out
+
+
+def trial_sd(data: StudyData, th: Thresholds) -> tuple[float | None, str]:
+    """Trial variance as a standard deviation, and where it comes from.
+
+    From retrains where they exist (pooled over the retrain studies of this study), else from
+    paired seeds (trials of this study with identical hyperparameters), else from the evaluation
+    noise of the best curves; ``(None, "")`` when nothing tells. Computed once per data and thresholds
+    (the checks, the answer and the isolation plot all read it).
+    """
+    return data._once(f"trial_sd:{hash(th)}", lambda: _trial_sd(data, th))
+
+
+def _trial_sd(data: StudyData, th: Thresholds) -> tuple[float | None, str]:
+    # the retrains of the best configurations (a group's best, or the study's): a retrain of a poor trial
+    # (e.g. one asked for by `tunebook compare`) measures another configuration's spread
+    bests = [t.params for t in (data.ranked()[:1] + [b for b in _group_bests(data, th)])]
+    retrains = [v for fixed, v in retrain_values(data) if len(v) >= 2
+                and any(all(p.get(k) == x for k, x in fixed.items() if k in p) for p in bests)]
+    dof = sum(len(v) - 1 for v in retrains)
+    if dof >= 1:
+        return math.sqrt(sum(float(((v - v.mean()) ** 2).sum()) for v in retrains) / dof), "retrains"
+    paired = paired_seed_sd(data)
+    if paired is not None:
+        return paired[0], "paired seeds"
+    noise = evaluation_noise(data, th)
+    if noise is not None and noise > 0:
+        return noise, "evaluation noise"
+    return None, ""
