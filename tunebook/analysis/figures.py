@@ -30,6 +30,14 @@ PALETTE = ("#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#b
            "#ff7f0e", "#d62728", "#2e91e5", "#1ca71c", "#750d86", "#fb0d0d", "#222a2a", "#b68100")
 NUMBER_FORMAT = ".4g"  # the one precision of numbers shown to people (see tunebook.analysis.notebook.fmt)
 HOVER_FORMAT = ".4~g"  # the same in d3-format (Plotly's hovers): 4 significant digits, no trailing zeros
+#: Plotly's mode bar, set explicitly on every figure (dashboard, report, Jupyter): no logo, and nothing a
+#: user studies one click from a third party (this Plotly calls its upload button ``sendChartToCloud``
+#: and shows it unless ``showSendToCloud`` is false; older ones ``sendDataToCloud``, and an
+#: "Edit in Chart Studio" link). Only keys this Plotly knows (plotly.py warns on others).
+PLOTLY_CONFIG: dict[str, Any] = {
+    "responsive": True, "displaylogo": False, "showSendToCloud": False,
+    "modeBarButtonsToRemove": ["sendDataToCloud", "sendChartToCloud", "editInChartStudio"],
+}
 
 
 def trial_color(index: int) -> str:

@@ -22,7 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from tunebook.analysis.figures import Figure, render, spec, varying
+from tunebook.analysis.figures import PLOTLY_CONFIG, Figure, render, spec, varying
 from tunebook.analysis.notebook import fmt
 
 HERE = Path(__file__).parent
@@ -179,7 +179,8 @@ def plots_js() -> str:
     import plotly.io as pio
 
     template = json.dumps(pio.templates["plotly_dark"].to_plotly_json())
-    return f"window.TUNEBOOK_DARK_TEMPLATE = {script_safe(template)};\n" + (HERE / "plots.js").read_text(encoding="utf-8")
+    return (f"window.TUNEBOOK_DARK_TEMPLATE = {script_safe(template)};\n"
+            f"window.TUNEBOOK_PLOTLY_CONFIG = {script_safe(json.dumps(PLOTLY_CONFIG))};\n" + (HERE / "plots.js").read_text(encoding="utf-8"))
 
 
 # CSV ----------------------------------------------------------------------------

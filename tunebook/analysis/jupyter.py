@@ -32,11 +32,11 @@ def report_html(report: Any, *, figures: bool = True) -> str:
     if figures and report.figures:
         from plotly.offline import get_plotlyjs
 
-        from tunebook.analysis.figures import render
+        from tunebook.analysis.figures import PLOTLY_CONFIG, render
 
         parts.append(f"<h4>Figures</h4><script type='text/javascript'>{get_plotlyjs()}</script>")
         for i, figure in enumerate(report.figures):
-            div = render(figure).to_html(full_html=False, include_plotlyjs=False,
+            div = render(figure).to_html(full_html=False, include_plotlyjs=False, config=PLOTLY_CONFIG,
                                          div_id=f"tunebook-{study.name}-{id(report)}-{i}")
             parts.append(f"<div class='figure' data-kind='{_esc(figure.kind)}'>{div}</div>")
     return _wrap("report", parts)

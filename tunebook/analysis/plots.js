@@ -4,7 +4,11 @@
 // redraws a figure in place (Plotly.react), keeping the user's zoom.
 (function () {
   "use strict";
-  var CONFIG = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["sendDataToCloud"] };
+  // the mode bar, explicitly: nothing a user studies is one click from a third party (no Plotly logo, no
+  // "Share chart"/Chart Studio upload, no "Edit in Chart Studio" link)
+  // (figures.PLOTLY_CONFIG, set by the page; this copy only if a page forgets it)
+  var CONFIG = window.TUNEBOOK_PLOTLY_CONFIG || { responsive: true, displaylogo: false, showSendToCloud: false,
+    modeBarButtonsToRemove: ["sendDataToCloud", "sendChartToCloud", "editInChartStudio"] };
   var dark = window.matchMedia ? window.matchMedia("(prefers-color-scheme: dark)") : null;
 
   function isDark() { return !!(dark && dark.matches); }
