@@ -373,6 +373,7 @@ class Trial(TrialIdentity):
             owner=record.id,
             background=True,
             store_id=storage.store_id,
+            key=storage.checkpoint_key,
         )
         self._writers = list(writers)  # extra writers (exporters): fed host floats, see tunebook.writers
         self._objective = ObjectiveWriter(study.objective[0])

@@ -83,8 +83,7 @@ from multiprocessing.connection import wait as wait_for
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
-from tunebook.checkpoints import MARK as CHECKPOINT_MARK
-from tunebook.checkpoints import Checkpoint, checkpoint_dir, select_kept
+from tunebook.checkpoints import Checkpoint, checkpoint_dir, read_open, select_kept
 from tunebook.errors import ClaimLost, SpecError, StorageUnavailable, TrialInfeasible, TunebookError
 from tunebook.execution.loop import (
     WorkerStop,
@@ -191,19 +190,10 @@ class RankStopped(TunebookError):
     """Raised on a rank other than 0 when rank 0's trial stopped for a reason other than infeasibility."""
 
 
-def _load_open(f: Any) -> Any:
-    """A checkpoint from an open file (see :func:`tunebook.checkpoints.load`)."""
-    f.seek(0)
-    head = f.read(2)
-    f.seek(0)
-    if head == b"PK":
-        import torch
-
-        payload = torch.load(f, map_location="cpu", weights_only=False)
-    else:
-        payload = pickle.load(f)
-    # a file of a CheckpointManager wraps the state with its store and trial ids (rank 0 checked them)
-    return payload["state"] if isinstance(payload, dict) and payload.get(CHECKPOINT_MARK) == 1 else payload
+def _load_open(f: Any, trial: "ReplicaTrial", path: str) -> Any:
+    """A checkpoint's state from an open file, checked as rank 0 checks it (see :func:`tunebook.checkpoints.read_open`)."""
+    storage = trial.study.storage
+    return read_open(f, path, key=storage.checkpoint_key, store_id=storage.store_id, trial_id=trial.id)["state"]
 
 
 class ReplicaTrial(TrialIdentity):
@@ -273,7 +263,7 @@ class ReplicaTrial(TrialIdentity):
         if self._latest is None:
             return None
         record, f = self._latest
-        return Checkpoint(record.step, _load_open(f), record.value, record.path)
+        return Checkpoint(record.step, _load_open(f, self, record.path), record.value, record.path)
 
     def best_checkpoint(self) -> Checkpoint | None:
         """The best checkpoint kept when the trial was claimed (None if rank 0 deleted it since)."""
@@ -281,7 +271,7 @@ class ReplicaTrial(TrialIdentity):
         if not scored or not Path(scored[0].path).exists():
             return None
         with open(scored[0].path, "rb") as f:
-            return Checkpoint(scored[0].step, _load_open(f), scored[0].value, scored[0].path)
+            return Checkpoint(scored[0].step, _load_open(f, self, scored[0].path), scored[0].value, scored[0].path)
 
     def close(self) -> None:
         if self._closed:

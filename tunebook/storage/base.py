@@ -296,6 +296,12 @@ class Storage(ABC):
         """The store's identity (checkpoint folders and files are keyed by it); None if it has none."""
         return None
 
+    @property
+    def checkpoint_key(self) -> bytes | None:
+        """A secret only this store holds: checkpoint files are signed with it, and only a file signed
+        with it is loaded in full (see :mod:`tunebook.checkpoints`); None: files are not signed."""
+        return None
+
     @abstractmethod
     def release_worker_trials(self, worker_ids: Iterable[str]) -> int:
         """Put every trial still running under these (dead) workers back to pending."""

@@ -11,12 +11,21 @@ error message, a goal or a note is written as the two characters ``\\0``.
 Every store has an id (a uuid in ``tb_meta``, made when the store is created,
 or on the first write-open of an older store): checkpoint folders are keyed by
 it, so two stores never share checkpoint files (see :mod:`tunebook.checkpoints`).
+It also keeps a secret checkpoint key (every checkpoint file is signed with it)
+and the identity of its file (SQLite: device and inode, and the path; PostgreSQL:
+the database's oid and name). A store opened under another identity in both
+respects is a copy (``cp a.db b.db``, ``CREATE DATABASE b TEMPLATE a``): it gets
+a new id and key on that open, with one warning line, so a copy and its original
+never share, or restore each other's, checkpoints.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
+import secrets
 import time
 import uuid
 from contextlib import contextmanager
@@ -45,6 +54,8 @@ from tunebook.storage.base import (
 )
 from tunebook.errors import SpecError, StudyNotFound, TunebookError
 from tunebook.storage.translate import translate_errors
+
+log = logging.getLogger("tunebook")
 
 SCHEMA_VERSION = 3
 
@@ -343,14 +354,54 @@ class SQLStorage(Storage):
                     "upgrade tunebook",
                 )
 
-    @staticmethod
-    def _ensure_store_id(conn: sa.Connection) -> str:
-        """The store's id, made now if the store has none (a new store, or one from before ids)."""
-        found = conn.execute(sa.select(meta.c.value).where(meta.c.key == "store_id")).scalar()
-        if found is None:
-            found = uuid.uuid4().hex
-            conn.execute(meta.insert().values(key="store_id", value=found))
-        return str(found)
+    def _file_identity(self, conn: sa.Connection) -> dict[str, str] | None:
+        """Where this store lives and which file (or database object) it is; None when it has no file."""
+        if self.dialect == "sqlite":
+            database = sa.engine.make_url(self.url).database
+            if not database or database == ":memory:" or database.startswith("file:"):
+                return None
+            st = os.stat(database)
+            return {"where": os.path.abspath(database), "file": f"{st.st_dev}:{st.st_ino}"}
+        if self.dialect == "postgresql":
+            row = conn.exec_driver_sql(
+                "SELECT current_database(), oid FROM pg_database WHERE datname = current_database()").first()
+            return None if row is None else {"where": str(row[0]), "file": str(row[1])}
+        return None
+
+    def _ensure_store_id(self, conn: sa.Connection) -> str:
+        """The store's id, made now if the store has none (a new store, or one from before ids), or made
+        anew when this store is a copy of another (see the module's doc); also its checkpoint key."""
+        facts = {k: v for k, v in conn.execute(sa.select(meta.c.key, meta.c.value))}
+        store_id, key, here = facts.get("store_id"), facts.get("checkpoint_key"), self._file_identity(conn)
+        was = json.loads(facts["file_identity"]) if facts.get("file_identity") else None
+        if store_id is not None and here is not None and was is not None \
+                and was.get("where") != here["where"] and was.get("file") != here["file"]:
+            copied, store_id, key = store_id, None, None
+            new = uuid.uuid4().hex
+            log.warning("tunebook: %s is a copy of store %s (%s); it gets its own id %s so that the two never "
+                        "share checkpoints (its trials do not resume from the original's)",
+                        here["where"], copied, was.get("where"), new)
+            store_id = new
+        changes = {"store_id": store_id or uuid.uuid4().hex, "checkpoint_key": key or secrets.token_hex(32),
+                   "file_identity": json.dumps(here, sort_keys=True) if here is not None else None}
+        for name, value in changes.items():
+            if value is not None and facts.get(name) != value:
+                conn.execute(meta.delete().where(meta.c.key == name))
+                conn.execute(meta.insert().values(key=name, value=value))
+        self._checkpoint_key = bytes.fromhex(changes["checkpoint_key"])
+        return str(changes["store_id"])
+
+    @property
+    def checkpoint_key(self) -> bytes | None:
+        """The secret every checkpoint file of this store is signed with (see :mod:`tunebook.checkpoints`)."""
+        if getattr(self, "_checkpoint_key", None) is None:
+            try:
+                with self._read() as conn:
+                    found = conn.execute(sa.select(meta.c.value).where(meta.c.key == "checkpoint_key")).scalar()
+            except TunebookError:  # an old store read without its tb_meta table
+                return None
+            self._checkpoint_key = bytes.fromhex(found) if found else None
+        return self._checkpoint_key
 
     @property
     def store_id(self) -> str | None:
