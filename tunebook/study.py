@@ -46,6 +46,20 @@ def _check_name(name: Any, field: str) -> str:
     return name
 
 
+#: The finished trials that keep every checkpoint they kept: the study's best five.
+DEFAULT_KEEP_TOP_TRIALS = 5
+
+
+def _keep_top_trials(value: Any) -> int | None:
+    if value is None or value == "all":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise SpecError("keep_top_trials", f"expected a non-negative integer or 'all', got {value!r}",
+                        "e.g. keep_top_trials: 5 (the best 5 finished trials keep all their checkpoints, the others "
+                        "their best one), or 'all' to prune nothing")
+    return value
+
+
 def _positive_int(value: Any, field: str, example: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise SpecError(field, f"expected a positive integer, got {value!r}", f"e.g. {field}: {example}")
@@ -241,6 +255,9 @@ class Study:
         self.scientific_design: str = spec["scientific_design"]
         self.infeasible_if: dict[str, dict[str, float]] = spec.get("infeasible_if") or {}
         self.keep_checkpoints: int = spec.get("keep_checkpoints", 3)
+        #: How many of the best finished trials keep every checkpoint they kept (the others keep their best
+        #: one); None keeps everything (see :mod:`tunebook.checkpoints.prune`).
+        self.keep_top_trials: int | None = spec.get("keep_top_trials", DEFAULT_KEEP_TOP_TRIALS)
         #: The lineage of a study a procedure derived (``{"kind", "source", "trial"}``), else None.
         self.derived: dict[str, Any] | None = spec.get("derived")
 
@@ -380,6 +397,7 @@ class StudySpec:
     seed: int = 0
     infeasible_if: dict[str, dict[str, float]] = field(default_factory=dict)
     keep_checkpoints: int = 3
+    keep_top_trials: int | None = 5  # finished trials outside the top keep their best checkpoint only; None: all
     grid_force: bool = False
     parent: str | None = None
     sampler: str | None = None
@@ -448,6 +466,7 @@ class StudySpec:
         elif isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise SpecError("seed", f"expected a non-negative integer, got {seed!r}", "e.g. seed: 0")
         keep = _positive_int(data.get("keep_checkpoints", 3), "keep_checkpoints", 3)
+        keep_top = _keep_top_trials(data.get("keep_top_trials", DEFAULT_KEEP_TOP_TRIALS))
         grid_force = data.get("grid_force", False)
         if not isinstance(grid_force, bool):
             raise SpecError("grid_force", f"expected true or false, got {grid_force!r}", "write grid_force: true")
@@ -458,15 +477,18 @@ class StudySpec:
             study=name, objective=(metric, mode), trials=trials, max_train_steps=max_train_steps,
             search_space=space.to_spec(), goal=goal, experiment=experiment, train=train, design=design_name,
             scientific_design=scientific_design, seed=seed, infeasible_if=_rules(data.get("infeasible_if")),
-            keep_checkpoints=keep, grid_force=grid_force, parent=parent, sampler=sampler, derived=derived,
+            keep_checkpoints=keep, keep_top_trials=keep_top, grid_force=grid_force, parent=parent, sampler=sampler, derived=derived,
         )
 
     def to_mapping(self) -> dict[str, Any]:
-        """The canonical form (what is stored; ``parent``, ``sampler`` and ``derived`` only when set)."""
+        """The canonical form (what is stored; ``parent``, ``sampler`` and ``derived`` only when set,
+        ``keep_top_trials`` only when not the default, so older studies keep their hash)."""
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name in ("parent", "sampler", "derived") and value is None:
+                continue
+            if f.name == "keep_top_trials" and value == DEFAULT_KEEP_TOP_TRIALS:
                 continue
             if f.name == "objective":
                 value = {"metric": value[0], "mode": value[1]}
@@ -584,6 +606,7 @@ def create_study(
     seed: int | None = None,
     infeasible_if: Mapping[str, Mapping[str, float]] | None = None,
     keep_checkpoints: int = 3,
+    keep_top_trials: int | None = 5,
     grid_force: bool = False,
     config_path: str | None = None,
     config_hash: str | None = None,
@@ -606,7 +629,7 @@ def create_study(
         "study": name, "search_space": space, "objective": objective, "trials": trials,
         "max_train_steps": max_train_steps, "goal": goal, "experiment": experiment, "train": train,
         "design": design, "scientific_design": scientific_design, "seed": seed, "infeasible_if": infeasible_if,
-        "keep_checkpoints": keep_checkpoints, "grid_force": grid_force,
+        "keep_checkpoints": keep_checkpoints, "keep_top_trials": keep_top_trials, "grid_force": grid_force,
         # the spec's parent warm-starts a proposing design; for others it is the record's lineage only
         "parent": parent if proposes else None, "sampler": sampler, "derived": derived,
     })

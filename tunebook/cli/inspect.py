@@ -20,6 +20,8 @@ from tunebook.errors import SpecError
 # status ----------------------------------------------------------------------
 def _status_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("study", nargs="?")
+    p.add_argument("--checkpoint-dir", help="where the checkpoints are, for their disk use (default: beside the "
+                   "SQLite file)")
 
 
 @command("status", "trial states of the stored studies, or of one study (running, stale, re-queued)",
@@ -66,6 +68,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         elif t.state == "failed":
             last = (t.error or "").strip().splitlines()[-1:] or [""]
             say(f"  failed #{t.number}: {last[0]}")
+    from tunebook.cli.disk import disk_line
+
+    disk = disk_line(study, args.checkpoint_dir)
+    if disk is not None:
+        say("  " + disk)
     return 0
 
 

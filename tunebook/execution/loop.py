@@ -59,7 +59,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
-from tunebook.checkpoints import is_disk_fault
+from tunebook.checkpoints import checkpoint_dir, is_disk_fault, prune
 from tunebook.design import get_design, propose_next
 from tunebook.specio import writable_folder
 from tunebook.errors import (
@@ -121,6 +121,20 @@ def default_checkpoint_root(storage: Storage) -> Path:
     if storage.url.startswith("sqlite:///"):
         return Path(storage.url[len("sqlite:///"):]).parent / "tunebook_checkpoints"
     return Path.cwd() / "tunebook_checkpoints"
+
+
+def _prune_after(study: Study, record: TrialRecord, root: Path) -> None:
+    """Bound the study's checkpoint disk once a trial finished (see :mod:`tunebook.checkpoints.prune`);
+    a failure here is logged, never the trial's outcome. A trial that saved nothing costs one stat."""
+    if study.keep_top_trials is None or not checkpoint_dir(root, study.storage.store_id, study.name,
+                                                            record.number).exists():
+        return
+    try:
+        prune.after_trial(study.storage, study.id, record.id, study.objective[1],
+                          prune.KeepPolicy(study.keep_top_trials))
+    except (TunebookError, OSError) as exc:
+        log.warning("tunebook: could not prune the checkpoints of %s after trial #%d: %s", study.name,
+                    record.number, exc)
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -603,6 +617,8 @@ def worker_loop(
                 state = runner(owner, record, owner_train, worker_id, root, flush_interval, writers,
                                max_lost_workers=max_lost_workers)
             faults = 0
+            if state in prune.FINISHED:
+                _prune_after(owner, record, root)
         except StorageUnavailable as exc:
             faults += 1
             unreleased = getattr(exc, "unreleased", None) or unreleased

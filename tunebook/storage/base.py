@@ -375,5 +375,14 @@ class Storage(ABC):
     @abstractmethod
     def get_checkpoints(self, trial_id: int) -> list[CheckpointRecord]: ...
 
+    def study_checkpoints(self, study_id: int) -> dict[int, list[CheckpointRecord]]:
+        """Every trial's checkpoint manifest (trial id -> records in step order), for a whole study."""
+        return {t.id: found for t in self.get_trials(study_id) if (found := self.get_checkpoints(t.id))}
+
+    def replace_checkpoints(self, trial_id: int, kept: Sequence[CheckpointRecord]) -> bool:
+        """Replace the manifest of a trial that no worker runs (pruning a finished trial); False, and
+        nothing changed, when the trial is running."""
+        raise NotImplementedError
+
     def close(self) -> None:  # pragma: no cover - default no-op
         """Release connections."""

@@ -1106,24 +1106,41 @@ class SQLStorage(Storage):
             return {r.name: r.baseline for r in conn.execute(sa.select(experiments.c.name, experiments.c.baseline))}
 
     # checkpoints -----------------------------------------------------------
+    @staticmethod
+    def _write_manifest(conn: sa.Connection, trial_id: int, kept: Sequence[CheckpointRecord]) -> None:
+        conn.execute(checkpoints.delete().where(checkpoints.c.trial_id == trial_id))
+        if kept:
+            conn.execute(checkpoints.insert(), [
+                {"trial_id": trial_id, "step": c.step, "path": c.path, "value": _nan_to_none(c.value)} for c in kept
+            ])
+
     def set_checkpoints(self, trial_id: int, worker_id: str, kept: Sequence[CheckpointRecord]) -> None:
         with self._write() as conn:
             self._touch(conn, trial_id, worker_id)
-            conn.execute(checkpoints.delete().where(checkpoints.c.trial_id == trial_id))
-            if kept:
-                conn.execute(
-                    checkpoints.insert(),
-                    [
-                        {"trial_id": trial_id, "step": c.step, "path": c.path, "value": _nan_to_none(c.value)}
-                        for c in kept
-                    ],
-                )
+            self._write_manifest(conn, trial_id, kept)
 
     def params_used(self, study_id: int) -> dict[int, dict[str, Any]]:
         query = (sa.select(trials.c.number, trials.c.params_used)
                  .where(trials.c.study_id == study_id, trials.c.params_used.is_not(None)))
         with self._read() as conn:
             return {number: json.loads(text) for number, text in conn.execute(query)}
+
+    def replace_checkpoints(self, trial_id: int, kept: Sequence[CheckpointRecord]) -> bool:
+        with self._write() as conn:
+            state = conn.execute(sa.select(trials.c.state).where(trials.c.id == trial_id)).scalar()
+            if state is None or state == "running":
+                return False
+            self._write_manifest(conn, trial_id, kept)
+        return True
+
+    def study_checkpoints(self, study_id: int) -> dict[int, list[CheckpointRecord]]:
+        query = (sa.select(checkpoints).join(trials, trials.c.id == checkpoints.c.trial_id)
+                 .where(trials.c.study_id == study_id).order_by(checkpoints.c.trial_id, checkpoints.c.step))
+        out: dict[int, list[CheckpointRecord]] = {}
+        with self._read() as conn:
+            for r in conn.execute(query):
+                out.setdefault(r.trial_id, []).append(CheckpointRecord(r.trial_id, r.step, r.path, r.value))
+        return out
 
     def get_checkpoints(self, trial_id: int) -> list[CheckpointRecord]:
         with self._read() as conn:

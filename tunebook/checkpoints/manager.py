@@ -1,29 +1,26 @@
-"""Checkpoints: keep the N best by the objective plus the latest, written atomically.
-
-The playbook ("Saving checkpoints and retrospectively selecting the best
-checkpoint"): train for a fixed number of steps and pick the best checkpoint
-afterwards. :class:`CheckpointManager` keeps the ``keep_best`` checkpoints with
-the best objective and the latest one (for resuming), deleting the others.
-``Trial.checkpoint``/``Trial.restore`` use it, recording the manifest in the
-store; it also works on its own. It is part of the core (every trial uses
-it); PyTorch's exact-resume helpers (``training_state``,
-``restore_training_state``) live in :mod:`tunebook.training.checkpoints`.
-
-This module imports torch only when a checkpoint holds tensors.
-"""
+"""Keep-N-best-plus-latest checkpoints of one trial (:class:`CheckpointManager`) and where they live."""
 
 from __future__ import annotations
 
+import logging
 import math
 import os
-import pickle
-import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from tunebook.storage.base import CheckpointRecord
+
+from .files import CORRUPT, CheckpointIOError, CheckpointMismatch, atomic_save, is_disk_fault, read, snapshot
+
+log = logging.getLogger("tunebook")
+
+
+def checkpoint_dir(root: str | os.PathLike[str], store_id: str | None, study: str, number: int) -> Path:
+    """Where a trial's checkpoints go: ``<root>/<store id>/<study>/trial-NNNNN``."""
+    base = Path(root) / store_id if store_id else Path(root)
+    return base / study / f"trial-{number:05d}"
 
 
 @dataclass(frozen=True)
@@ -48,60 +45,6 @@ def select_kept(records: Sequence[CheckpointRecord], keep_best: int, mode: str) 
     return [kept[s] for s in sorted(kept)]
 
 
-def atomic_save(state: Any, path: Path) -> None:
-    """Write to a temporary file, fsync, rename over ``path``, fsync the folder."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        if "torch" in sys.modules:
-            import torch
-
-            torch.save(state, f)
-        else:
-            pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def snapshot(state: Any) -> Any:
-    """A copy of ``state`` whose tensors are on the CPU and no longer shared with training."""
-    if "torch" not in sys.modules:
-        import copy
-
-        return copy.deepcopy(state)
-    import torch
-
-    def copy_tree(obj: Any) -> Any:
-        if isinstance(obj, torch.Tensor):
-            return obj.detach().to("cpu", copy=True)
-        if isinstance(obj, dict):
-            return type(obj)((k, copy_tree(v)) for k, v in obj.items())
-        if isinstance(obj, (list, tuple)) and not hasattr(obj, "_fields"):
-            return type(obj)(copy_tree(v) for v in obj)
-        import copy
-
-        return copy.deepcopy(obj)
-
-    return copy_tree(state)
-
-
-def load(path: str | Path, map_location: Any = "cpu") -> Any:
-    """Read a checkpoint written by :func:`atomic_save`."""
-    with open(path, "rb") as f:
-        head = f.read(2)
-    if head == b"PK":  # torch.save writes a zip archive
-        import torch
-
-        return torch.load(path, map_location=map_location, weights_only=False)
-    with open(path, "rb") as f:
-        return pickle.load(f)
-
-
 class CheckpointManager:
     """Keep-N-best-plus-latest checkpoints in one folder.
 
@@ -111,9 +54,13 @@ class CheckpointManager:
         mode: ``"min"`` or ``"max"``: which values are better.
         records: the manifest to start from (e.g. from the store, when resuming).
         on_change: called with the new manifest after every save (e.g. to store it).
+        owner: the trial id (recorded in every file and checked on load; 0: not checked).
         background: write files in a background thread. ``save`` then only copies
             the state (to the CPU) and returns; at most one write is in flight, and
             :meth:`wait` (called by ``latest``, ``best`` and ``close``) waits for it.
+        store_id: the store's id (recorded in every file and checked on load; None: not checked).
+        key: the store's checkpoint key (signs every file; a file signed with it is loaded in full,
+            any other only through the restricted unpickler; None: files are not signed).
     """
 
     def __init__(
@@ -125,6 +72,8 @@ class CheckpointManager:
         on_change: Callable[[list[CheckpointRecord]], None] | None = None,
         owner: int = 0,
         background: bool = False,
+        store_id: str | None = None,
+        key: bytes | None = None,
     ) -> None:
         if mode not in ("min", "max"):
             raise ValueError("mode: use 'min' or 'max'")
@@ -135,12 +84,19 @@ class CheckpointManager:
         self.on_change = on_change
         self.owner = owner
         self.background = background
+        self.store_id = store_id
+        self.key = key
         self._writer: threading.Thread | None = None
         self._error: BaseException | None = None
+        self._swept = False
 
     def save(self, step: int, state: Any, value: float | None = None) -> str:
         """Write ``state`` at ``step`` (ranked by ``value``), then drop what is no longer kept."""
         self.directory.mkdir(parents=True, exist_ok=True)
+        if not self._swept:  # temporary files of a writer killed mid-write (this trial is ours now)
+            self._swept = True
+            for stale in self.directory.glob(".step-*.ckpt.*.tmp"):
+                stale.unlink(missing_ok=True)
         path = self.directory / f"step-{step:09d}.ckpt"
         if not self.background:
             self._write(step, state, value, path)
@@ -171,7 +127,12 @@ class CheckpointManager:
         self.wait()
 
     def _write(self, step: int, state: Any, value: float | None, path: Path) -> None:
-        atomic_save(state, path)
+        try:
+            atomic_save(state, path, store_id=self.store_id, trial_id=self.owner, step=step, key=self.key)
+        except OSError as exc:
+            if is_disk_fault(exc):
+                raise CheckpointIOError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from exc
+            raise
         records = [c for c in self.kept if c.step != step] + [CheckpointRecord(self.owner, step, str(path), value)]
         keep = select_kept(records, self.keep_best, self.mode)
         if self.on_change is not None:
@@ -181,18 +142,45 @@ class CheckpointManager:
                 Path(old.path).unlink(missing_ok=True)
         self.kept = keep
 
-    def _open(self, record: CheckpointRecord | None) -> Checkpoint | None:
-        if record is None or not Path(record.path).exists():
+    def _open(self, record: CheckpointRecord) -> Checkpoint | None:
+        """The checkpoint of ``record``; None when its file is missing or corrupt (it is then dropped).
+
+        Raises :class:`CheckpointMismatch` for another store's or trial's file and
+        :class:`CheckpointIOError` when the disk fails."""
+        path = Path(record.path)
+        try:
+            payload = read(path, key=self.key, store_id=self.store_id, trial_id=self.owner or None)
+        except FileNotFoundError:
+            log.warning("tunebook: checkpoint %s is missing; using an earlier one", path)
             return None
-        return Checkpoint(record.step, load(record.path), record.value, record.path)
+        except OSError as exc:
+            raise CheckpointIOError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from exc
+        except CheckpointMismatch:
+            raise  # refused, not corrupt: the file is left where it is
+        except CORRUPT as exc:
+            log.warning("tunebook: checkpoint %s is truncated or corrupt (%s); using an earlier one",
+                        path, type(exc).__name__)
+            self.kept = [c for c in self.kept if c.step != record.step]
+            path.unlink(missing_ok=True)
+            return None
+        return Checkpoint(record.step, payload["state"], record.value, record.path)
+
+    def _first_readable(self, records: Sequence[CheckpointRecord]) -> Checkpoint | None:
+        for record in records:
+            found = self._open(record)
+            if found is not None:
+                return found
+        return None
 
     def latest(self) -> Checkpoint | None:
-        """The checkpoint with the highest step (what a resumed run continues from)."""
+        """The checkpoint with the highest step (what a resumed run continues from); a missing or
+        corrupt one is skipped for the previous intact one."""
         self.wait()
-        return self._open(max(self.kept, key=lambda c: c.step) if self.kept else None)
+        return self._first_readable(sorted(self.kept, key=lambda c: -c.step))
 
     def best(self) -> Checkpoint | None:
-        """The kept checkpoint with the best value (retrospective selection)."""
+        """The kept checkpoint with the best value (retrospective selection); a corrupt one is skipped."""
         self.wait()
-        scored = [c for c in select_kept(self.kept, 1, self.mode) if c.value is not None and not math.isnan(c.value)]
-        return self._open(scored[0] if scored else None)
+        scored = [c for c in self.kept if c.value is not None and not math.isnan(c.value)]
+        sign = 1.0 if self.mode == "min" else -1.0
+        return self._first_readable(sorted(scored, key=lambda c: (sign * c.value, c.step)))  # type: ignore[operator]
