@@ -3,7 +3,7 @@
     PYTHONPATH=$PWD python benchmarks/render_notebook.py /work/wt/exporters-shots
 
 Builds ``notebook.ipynb`` (a tiny synthetic study, then the study, a trial and
-``tb.analyze`` shown through tunebook.integrations.jupyter), executes it with
+``tb.analyze`` shown through tunebook.analysis.jupyter and tunebook.display), executes it with
 ``jupyter nbconvert --to html --execute``, and saves a full-page screenshot of
 the HTML from headless Chromium (Playwright) as ``notebook.png``.
 """
@@ -23,7 +23,8 @@ import os, tempfile
 import numpy as np
 import tunebook as tb
 from tunebook.analysis.synthetic import exp_decay, write_study
-from tunebook.integrations.jupyter import report_html, study_html, trial_html
+from tunebook.analysis.jupyter import report_html
+from tunebook.display import study_html, trial_html
 from IPython.display import HTML
 
 def curves(params, steps, rng):

@@ -9,7 +9,7 @@ import pytest
 
 import tunebook as tb
 from tunebook.analysis import CHECKS, Thresholds, analyze, load, trials_dataframe
-from tunebook.analysis.diagnostics import adam_recommendation, moving_average, recommend_clipping
+from tunebook.analysis.checks import adam_recommendation, moving_average, recommend_clipping
 from tunebook.analysis.figures import axis_plot, best_steps, isolation_plot, render, sampled_enough
 from tunebook.analysis.synthetic import exp_decay, write_study
 

@@ -7,7 +7,8 @@ from html.parser import HTMLParser
 import tunebook as tb
 from _exports import make_study
 from tunebook.analysis.answer import GoalAnswer, GroupResult
-from tunebook.integrations.jupyter import report_html, study_html, trial_html
+from tunebook.analysis.jupyter import report_html
+from tunebook.display import study_html, trial_html
 
 
 class _Tags(HTMLParser):
@@ -104,9 +105,9 @@ def test_the_repr_html_one_liners_for_the_lead_work_with_ipython(sqlite_url, mon
     from tunebook.study import Study
 
     # The exact one-line methods the lead adds to Report and Study (NOTES-exporters.md).
-    def report_repr(self) -> str: return __import__("tunebook.integrations.jupyter", fromlist=["_"]).report_html(self)  # noqa: E704
+    def report_repr(self) -> str: return __import__("tunebook.analysis.jupyter", fromlist=["_"]).report_html(self)  # noqa: E704
 
-    def study_repr(self) -> str: return __import__("tunebook.integrations.jupyter", fromlist=["_"]).study_html(self)  # noqa: E704
+    def study_repr(self) -> str: return __import__("tunebook.display", fromlist=["_"]).study_html(self)  # noqa: E704
 
     monkeypatch.setattr(Report, "_repr_html_", report_repr, raising=False)
     monkeypatch.setattr(Study, "_repr_html_", study_repr, raising=False)

@@ -14,7 +14,8 @@ from torch import nn
 
 from tunebook.training import schedules as sch
 from tunebook.training.batchnorm import GhostBatchNorm, sync_batchnorm_stats
-from tunebook.training.checkpoints import CheckpointManager, restore_training_state, training_state
+from tunebook.checkpoints import CheckpointManager
+from tunebook.training.checkpoints import restore_training_state, training_state
 from tunebook.training.clipping import clip_and_log, clip_by_global_norm, global_norm
 from tunebook.training.evaluation import PeriodicAction, eval_batch_size, evaluate_classifier, padded_batches
 from tunebook.training.optimizers import OPTIMIZERS, SGD, Adam, Momentum, NAdam, Nesterov, RMSProp

@@ -47,7 +47,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Union
 
-from tunebook._errors import SpecError
+from tunebook.errors import SpecError
 from tunebook.specio import check_bounds, check_json
 
 ROLES = ("scientific", "nuisance", "fixed")

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from tunebook.analysis.data import StudyData, TrialRow
-from tunebook.analysis.diagnostics import Thresholds, bootstrap_ks, recommend_clipping
+from tunebook.analysis.checks import Thresholds, bootstrap_ks, recommend_clipping
 from tunebook.space import Choice, Float, Int
 
 INFEASIBLE_COLOR = "#d62728"

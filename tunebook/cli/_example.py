@@ -12,7 +12,7 @@ ADAM_RANGES = {
 
 def example_spec(trials: int = 12) -> str:
     """The commented example study; Adam's nuisance hyperparameters follow the playbook's budget rule."""
-    from tunebook.analysis.diagnostics import adam_recommendation
+    from tunebook.analysis.checks import adam_recommendation
 
     per_value = max(1, trials // 2)  # two scientific values share the budget
     tuned = adam_recommendation(per_value)

@@ -325,6 +325,3 @@ def _stop_workers(procs: list[Any], grace: float) -> None:
                 p.join()
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-_Reporter = Reporter  # old private name

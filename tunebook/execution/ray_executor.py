@@ -46,9 +46,6 @@ def import_ray() -> Any:
     return ray
 
 
-_import_ray = import_ray  # old private name
-
-
 def _one_trial(storage_url: str, study_name: str, train: Callable[..., Any], checkpoint_root: str,
                stale_after: float, max_lost_workers: int, writers: Sequence[WriterFactory] = ()) -> str | None:
     """The body of a Ray task: the shared worker loop, for one trial of the study."""

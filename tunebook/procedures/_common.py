@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from tunebook.space import SearchSpace
 from tunebook.storage import redact
-from tunebook.study import Study, create_study, load_study, resolve_train
+from tunebook.study import Study, create_study, resolve_train
 
 
 @dataclass
@@ -41,7 +41,7 @@ def record(study: Study, result: Conclusion) -> Conclusion:
 
 def best_params(study: Study, number: int | None = None) -> tuple[dict[str, Any], Any]:
     """Every hyperparameter (fixed included) of the best trial, or of trial ``number``."""
-    from tunebook._errors import SpecError
+    from tunebook.errors import SpecError
 
     if number is None:
         trial = study.best_trial()
@@ -71,7 +71,7 @@ def study_train(study: Study, override: str | None = None) -> tuple[str, Callabl
     ``file.py:function`` is resolved against the spec's folder (as ``tunebook worker``
     does); raises :class:`SpecError` before anything is stored.
     """
-    from tunebook._errors import SpecError
+    from tunebook.errors import SpecError
 
     if override is not None:  # typed on the command line: a file is relative to the current folder
         module, _, func = override.partition(":")
@@ -178,8 +178,3 @@ def free_name(source: Study, base: str) -> str:
     while source.storage.get_study(f"{base}-{i}") is not None:
         i += 1
     return f"{base}-{i}"
-
-
-def open_study(name: str, storage: Any) -> Study:
-    """:func:`tunebook.study.load_study` (one place for the procedures to open studies)."""
-    return load_study(name, storage)

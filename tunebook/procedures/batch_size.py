@@ -58,7 +58,7 @@ def measure(
     clock: Callable[[], float] = time.perf_counter,
 ) -> list[Measurement]:
     """Time each batch size (best of ``repeats`` windows of ``steps``), stopping at the first out-of-memory."""
-    from tunebook.execution import is_out_of_memory as _is_out_of_memory
+    from tunebook.execution import is_out_of_memory
 
     out = []
     for bs in batch_sizes:
@@ -76,7 +76,7 @@ def measure(
                 windows.append((clock() - start) / steps)
             out.append(Measurement(bs, min(windows)))
         except Exception as exc:  # noqa: BLE001 - only out-of-memory is expected here
-            if not _is_out_of_memory(exc):
+            if not is_out_of_memory(exc):
                 raise
             out.append(Measurement(bs, None, f"out of memory: {exc}".splitlines()[0]))
             break

@@ -112,7 +112,7 @@ def run_sweep(
     ``fixed`` may not set a schedule, warmup or regularization (the sweep needs a
     constant rate and no regularization) unless ``force``, which the note records.
     """
-    from tunebook._errors import SpecError
+    from tunebook.errors import SpecError
 
     broken = premise_overrides(fixed or {})
     if broken and not force:

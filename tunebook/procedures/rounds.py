@@ -20,7 +20,7 @@ import fnmatch
 import re
 from typing import Any
 
-from tunebook._errors import SpecError
+from tunebook.errors import SpecError
 from tunebook.procedures._common import Conclusion, best_params, derived_study, free_name, record, run_command, study_train
 from tunebook.space import Choice, Float, Int, Param
 from tunebook.study import Study

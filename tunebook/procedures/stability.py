@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from tunebook._errors import SpecError
-from tunebook.analysis.diagnostics import Thresholds, loss_rising, loss_spikes, recommend_clipping
+from tunebook.errors import SpecError
+from tunebook.analysis.checks import Thresholds, loss_rising, loss_spikes, recommend_clipping
 from tunebook.procedures._common import Conclusion, best_params, derived_study, free_name, record, study_train
 from tunebook.space import SearchSpace
 from tunebook.study import Study

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from tunebook._errors import SpecError
+from tunebook.errors import SpecError
 from tunebook.procedures._common import (
     Conclusion, best_params, derived_studies, derived_study, free_name, lineage, record, run_command, study_train,
 )

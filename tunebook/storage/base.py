@@ -25,7 +25,6 @@ checkpoint manifest. Every implementation keeps these promises:
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -137,13 +136,6 @@ class MetricRow:
     step: int
     name: str
     value: float
-
-
-def is_better(a: float, b: float | None, mode: str) -> bool:
-    """Is objective value ``a`` better than ``b`` (None or NaN loses to anything finite)?"""
-    if b is None or math.isnan(b):
-        return not math.isnan(a)
-    return a < b if mode == "min" else a > b
 
 
 class Storage(ABC):

@@ -18,7 +18,7 @@ from typing import Any
 _EXPORTS = {
     "schedules": None, "optimizers": None, "clipping": None, "checkpoints": None,
     "evaluation": None, "batchnorm": None, "seeds": None, "pipeline": None,
-    "CheckpointManager": "checkpoints", "training_state": "checkpoints", "restore_training_state": "checkpoints",
+    "CheckpointManager": "tunebook.checkpoints", "training_state": "checkpoints", "restore_training_state": "checkpoints",
     "clip_and_log": "clipping", "clip_by_global_norm": "clipping", "global_norm": "clipping",
     "PeriodicAction": "evaluation", "evaluate_classifier": "evaluation", "padded_batches": "evaluation",
     "GhostBatchNorm": "batchnorm", "sync_batchnorm_stats": "batchnorm",
@@ -31,13 +31,14 @@ def __getattr__(name: str) -> Any:
     if name not in _EXPORTS:
         raise AttributeError(f"module 'tunebook.training' has no attribute {name!r}")
     module_name = _EXPORTS[name] or name
+    path = module_name if module_name.startswith("tunebook.") else f"tunebook.training.{module_name}"
     try:
-        module = importlib.import_module(f"tunebook.training.{module_name}")
+        module = importlib.import_module(path)
     except ImportError as exc:
         if "torch" in str(exc):
-            from tunebook._errors import MissingExtraError
+            from tunebook.errors import MissingExtraError
 
-            raise MissingExtraError("torch", "torch", f"tunebook.training.{module_name}") from exc
+            raise MissingExtraError("torch", "torch", path) from exc
         raise
     return module if _EXPORTS[name] is None else getattr(module, name)
 

@@ -1,11 +1,10 @@
-"""Exact resume for PyTorch training; keep-N-best checkpoints (re-exported from :mod:`tunebook.checkpoints`).
+"""Exact resume for PyTorch training (keep-N-best checkpoints live in :mod:`tunebook.checkpoints`).
 
 :func:`training_state` and :func:`restore_training_state` capture and restore
 everything a resumed run needs to continue exactly: model, optimizer,
 scheduler, the step, and the random states of Python, NumPy and PyTorch (CPU
-and every CUDA device). :class:`CheckpointManager` and :class:`Checkpoint`
-live in the core, :mod:`tunebook.checkpoints`; they are re-exported here for
-old imports.
+and every CUDA device). :class:`~tunebook.checkpoints.CheckpointManager` and
+:class:`~tunebook.checkpoints.Checkpoint` live in the core, :mod:`tunebook.checkpoints`.
 
 This module imports torch only inside the functions that need it.
 """
@@ -14,15 +13,6 @@ from __future__ import annotations
 
 import random
 from typing import Any
-
-from tunebook.checkpoints import (  # noqa: F401  (re-exported)
-    Checkpoint,
-    CheckpointManager,
-    atomic_save,
-    load,
-    select_kept,
-    snapshot,
-)
 
 
 def _rng_states() -> dict[str, Any]:

@@ -9,7 +9,7 @@ aggressive" (lower the learning rate instead).
 (``grad/norm``) and whether this step was clipped (``grad/clipped``) through
 ``trial.log``: the values stay on the device until the trial's buffer is
 flushed. The threshold recommendation reads those logs
-(:func:`tunebook.analysis.diagnostics.recommend_clipping`).
+(:func:`tunebook.analysis.checks.recommend_clipping`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any, Iterable
 
 import torch
 
-from tunebook.analysis.diagnostics import recommend_clipping
+from tunebook.analysis.checks import recommend_clipping
 
 __all__ = ["clip_and_log", "clip_by_global_norm", "global_norm", "recommend_clipping"]
 

@@ -121,13 +121,10 @@ def run_checks(data: StudyData, thresholds: Thresholds | None = None, checks: It
     return sorted(findings, key=lambda f: (f.severity != WARNING, order.get(f.check, len(order))))
 
 
-#: the old name
-run_diagnostics = run_checks
-
 __all__ = [
     "CHECKS", "INFO", "REGISTRY", "WARNING", "Check", "Finding", "Thresholds", "adam_recommendation",
     "bootstrap_best_of_k", "bootstrap_ks", "build_answer", "check", "curve_noise", "curve_trials",
     "effective_best_step", "expected_best_of_k", "group_view", "groups", "initial_level", "is_learning_rate",
     "loss_rising", "loss_spikes", "moving_average", "qualify_train_longer", "recommend_clipping", "resolution",
-    "run_checks", "run_diagnostics", "running_median", "thresholds_of", "top_k", "trial_sd",
+    "run_checks", "running_median", "thresholds_of", "top_k", "trial_sd",
 ]

@@ -47,17 +47,6 @@ def retrain_values(data: StudyData) -> list[tuple[dict[str, Any], np.ndarray]]:
     return out
 
 
-def in_this_group(data: StudyData, g: Group, params: dict[str, Any]) -> bool:
-    for name, v in g.values.items():
-        have = params.get(name)
-        if isinstance(v, tuple):  # a bucket of a continuous scientific hyperparameter
-            if have is None or not (v[0] <= have <= v[1]):
-                return False
-        elif have != v:
-            return False
-    return True
-
-
 def paired_seed_sd(data: StudyData) -> tuple[float, int] | None:
     """Pooled sd of trials that share every hyperparameter and differ only in their seed (and their count)."""
     return data._once("paired_seed_sd", lambda: _paired_seed_sd(data))
