@@ -46,15 +46,18 @@ _CSS = """
 _COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
 
 
-def _esc(value: Any) -> str:
+def esc(value: Any) -> str:
+    """``value`` as text safe inside HTML."""
     return html.escape(str(value))
 
 
-def _wrap(kind: str, body: Iterable[str]) -> str:
+def html_block(kind: str, body: Iterable[str]) -> str:
+    """The HTML parts ``body`` in one styled block (``kind``: report, study, trial)."""
     return f"<div class='tunebook tunebook-{kind}'><style>{_CSS}</style>{''.join(body)}</div>"
 
 
-def _counts_line(counts: Mapping[str, int]) -> str:
+def counts_line(counts: Mapping[str, int]) -> str:
+    """Trial counts by state as one line ("3 completed, 1 failed"; "no trials")."""
     return ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no trials"
 
 
@@ -64,7 +67,7 @@ def _params_by_role(params: Mapping[str, Any], roles: Mapping[str, str]) -> str:
     for role in (*_ROLES, "other"):
         items = [(k, v) for k, v in params.items() if roles.get(k, "other") == role]
         if items:
-            cells = ", ".join(f"<code>{_esc(k)}</code> = {_esc(fmt(v))}" for k, v in items)
+            cells = ", ".join(f"<code>{esc(k)}</code> = {esc(fmt(v))}" for k, v in items)
             rows.append(f"<tr><th>{role}</th><td>{cells}</td></tr>")
     return f"<table class='params'>{''.join(rows)}</table>"
 
@@ -75,41 +78,42 @@ def answer_html(answer: Any) -> str:
     metric, mode = answer.objective
     fair = "fair comparison" if answer.fair else "not yet a fair comparison"
     parts = [f"<div class='answer{'' if answer.fair else ' unfair'}' data-fair='{str(answer.fair).lower()}'>",
-             f"<b>{_esc(answer.verdict)}</b><br><span class='muted'>{fair}"]
+             f"<b>{esc(answer.verdict)}</b><br><span class='muted'>{fair}"]
     if answer.difference is not None:
-        parts.append(f"; best group ahead by {fmt(answer.difference)} {_esc(metric)}")
+        parts.append(f"; best group ahead by {fmt(answer.difference)} {esc(metric)}")
     if answer.trial_sd is not None:
-        parts.append(f"; trial variance sd {fmt(answer.trial_sd)} ({_esc(answer.trial_sd_source)})")
+        parts.append(f"; trial variance sd {fmt(answer.trial_sd)} ({esc(answer.trial_sd_source)})")
     parts.append("</span>")
     if answer.reasons:
-        parts.append("<ul>" + "".join(f"<li>{_esc(r)}</li>" for r in answer.reasons) + "</ul>")
+        parts.append("<ul>" + "".join(f"<li>{esc(r)}</li>" for r in answer.reasons) + "</ul>")
     parts.append("</div>")
     if answer.groups:
-        parts.append(f"<table class='groups'><tr><th>group</th><th>best {_esc(metric)} ({mode})</th><th>trial</th>"
+        parts.append(f"<table class='groups'><tr><th>group</th><th>best {esc(metric)} ({mode})</th><th>trial</th>"
                      "<th>step</th><th>finished</th><th>limited by</th></tr>")
         for g in answer.groups:
             best = fmt(g.best_value)
             if g.mean is not None and g.sd is not None:
                 best += f" <span class='muted'>(retrains {fmt(g.mean)} &plusmn; {fmt(g.sd)}, n={g.n_retrains})</span>"
             mark = " &#9733;" if g.group == answer.best_group else ""
-            parts.append(f"<tr><td>{_esc(g.group or '(all)')}{mark}</td><td>{best}</td><td>{fmt(g.best_trial)}</td>"
+            parts.append(f"<tr><td>{esc(g.group or '(all)')}{mark}</td><td>{best}</td><td>{fmt(g.best_trial)}</td>"
                          f"<td>{fmt(g.best_step)}</td><td>{g.n_completed} completed / {g.n_trials}</td>"
-                         f"<td>{_esc('; '.join(g.limited_by)) or '-'}</td></tr>")
+                         f"<td>{esc('; '.join(g.limited_by)) or '-'}</td></tr>")
         parts.append("</table>")
     return "".join(parts)
 
 
 # a report ----------------------------------------------------------------------------------
-def _trials_table(trials: Sequence[Any], roles: Mapping[str, str], metric: str) -> str:
+def trials_table(trials: Sequence[Any], roles: Mapping[str, str], metric: str) -> str:
+    """An HTML table of ``trials``: number, value, best step, seed and the varied hyperparameters by role."""
     if not trials:
         return "<p class='muted'>No completed trial yet.</p>"
     varied: list[str] = []  # the union over the rows: a conditional hyperparameter may be missing from the first
     for t in trials:
         varied.extend(k for k in t.params if roles.get(k) in ("scientific", "nuisance") and k not in varied)
-    head = "".join(f"<th>{_esc(k)}<br><span class='role'>{roles[k]}</span></th>" for k in varied)
-    rows = [f"<table class='trials'><tr><th>#</th><th>{_esc(metric)}</th><th>best step</th><th>seed</th>{head}</tr>"]
+    head = "".join(f"<th>{esc(k)}<br><span class='role'>{roles[k]}</span></th>" for k in varied)
+    rows = [f"<table class='trials'><tr><th>#</th><th>{esc(metric)}</th><th>best step</th><th>seed</th>{head}</tr>"]
     for t in trials:
-        cells = "".join(f"<td>{_esc(fmt(t.params.get(k)))}</td>" for k in varied)
+        cells = "".join(f"<td>{esc(fmt(t.params.get(k)))}</td>" for k in varied)
         rows.append(f"<tr><td>{t.number}</td><td>{fmt(t.value)}</td><td>{fmt(t.best_step)}</td><td>{t.seed}</td>{cells}</tr>")
     rows.append("</table>")
     return "".join(rows)
@@ -129,21 +133,21 @@ def study_html(study: Any, top: int = 5) -> str:
     counts = study.counts()
     space = study.space
     rows = [
-        f"<tr><th>goal</th><td>{_esc(study.goal) or '<i>none recorded</i>'}</td></tr>",
-        f"<tr><th>experiment</th><td>{_esc(study.experiment)} (round {study.record.round})</td></tr>",
-        f"<tr><th>objective</th><td>{_esc(metric)} ({mode})</td></tr>",
-        f"<tr><th>trials</th><td>{_counts_line(counts)} of {study.trials_budget}</td></tr>",
+        f"<tr><th>goal</th><td>{esc(study.goal) or '<i>none recorded</i>'}</td></tr>",
+        f"<tr><th>experiment</th><td>{esc(study.experiment)} (round {study.record.round})</td></tr>",
+        f"<tr><th>objective</th><td>{esc(metric)} ({mode})</td></tr>",
+        f"<tr><th>trials</th><td>{counts_line(counts)} of {study.trials_budget}</td></tr>",
         f"<tr><th>max_train_steps</th><td>{study.max_train_steps}</td></tr>",
     ]
     for role in _ROLES:
         given = getattr(space, role)
         if given:
-            text = ", ".join(f"<code>{_esc(k)}</code> {_esc(json.dumps(p.to_spec() if hasattr(p, 'to_spec') else p, default=str))}"
+            text = ", ".join(f"<code>{esc(k)}</code> {esc(json.dumps(p.to_spec() if hasattr(p, 'to_spec') else p, default=str))}"
                              for k, p in given.items())
             rows.append(f"<tr><th>{role}</th><td>{text}</td></tr>")
-    parts = [f"<h3>Study {_esc(study.name)}</h3><table class='summary'>{''.join(rows)}</table>",
-             "<h4>Best trials</h4>", _trials_table(_ranked(study)[:top], study.space.roles, metric)]
-    return _wrap("study", parts)
+    parts = [f"<h3>Study {esc(study.name)}</h3><table class='summary'>{''.join(rows)}</table>",
+             "<h4>Best trials</h4>", trials_table(_ranked(study)[:top], study.space.roles, metric)]
+    return html_block("study", parts)
 
 
 # a trial -----------------------------------------------------------------------------------
@@ -175,17 +179,17 @@ def trial_html(trial: Any, study: Any = None) -> str:
     params = {**study.space.fixed, **own}  # shown, not used: a live trial's params note nothing
     metric, mode = study.objective
     state = record.state if record else "?"
-    parts = [f"<h3>Trial {trial.number} of {_esc(study.name)} "
-             f"<span class='state-{_esc(state)}'>({_esc(state)})</span></h3>"]
+    parts = [f"<h3>Trial {trial.number} of {esc(study.name)} "
+             f"<span class='state-{esc(state)}'>({esc(state)})</span></h3>"]
     if record is not None:
-        summary = f"{_esc(metric)} ({mode}) {fmt(record.value)} at step {fmt(record.best_step)} &middot; seed {record.seed}"
+        summary = f"{esc(metric)} ({mode}) {fmt(record.value)} at step {fmt(record.best_step)} &middot; seed {record.seed}"
         if record.attempts > 1:
             summary += f" &middot; attempt {record.attempts}"
         parts.append(f"<p>{summary}</p>")
         if record.infeasible_reason:
-            parts.append(f"<p class='state-infeasible'>infeasible: {_esc(record.infeasible_reason)}</p>")
+            parts.append(f"<p class='state-infeasible'>infeasible: {esc(record.infeasible_reason)}</p>")
         if record.error:
-            parts.append(f"<p class='state-failed'>error: {_esc(record.error.splitlines()[-1] if record.error else '')}</p>")
+            parts.append(f"<p class='state-failed'>error: {esc(record.error.splitlines()[-1] if record.error else '')}</p>")
     parts.append("<h4>Hyperparameters</h4>" + _params_by_role(params, study.space.roles))
     curves = study.metrics(trial)
     if curves:
@@ -194,9 +198,9 @@ def trial_html(trial: Any, study: Any = None) -> str:
         for i, name in enumerate(ordered):
             points = curves[name]
             last = points[-1]
-            parts.append(f"<tr><th>{_esc(name)}</th><td>{_sparkline(points, _COLORS[i % len(_COLORS)])}</td>"
+            parts.append(f"<tr><th>{esc(name)}</th><td>{_sparkline(points, _COLORS[i % len(_COLORS)])}</td>"
                          f"<td class='muted'>{len(points)} points, last {fmt(last[1])} at step {last[0]}</td></tr>")
         parts.append("</table>")
     else:
         parts.append("<p class='muted'>No metric logged yet.</p>")
-    return _wrap("trial", parts)
+    return html_block("trial", parts)

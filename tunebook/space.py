@@ -108,19 +108,20 @@ class Float:
             )
         check_bounds(low, high, self.scale, field)
 
-    def _scaled(self) -> tuple[float, float]:
+    def scaled_bounds(self) -> tuple[float, float]:
+        """``(low, high)`` in the coordinates the range is uniform in (their logs on a log scale)."""
         if self.scale == "log":
             return math.log(self.low), math.log(self.high)
         return float(self.low), float(self.high)
 
     def from_unit(self, u: float) -> float:
-        a, b = self._scaled()
+        a, b = self.scaled_bounds()
         x = a + u * (b - a)
         return min(max(math.exp(x) if self.scale == "log" else x, self.low), self.high)
 
     def to_unit(self, value: float) -> float:
         """Position of ``value`` in scaled coordinates, 0 at ``low`` and 1 at ``high``."""
-        a, b = self._scaled()
+        a, b = self.scaled_bounds()
         x = math.log(value) if self.scale == "log" else float(value)
         return (x - a) / (b - a)
 

@@ -498,6 +498,11 @@ class Trial(TrialIdentity):
         if self._halt is not None and not isinstance(self._halt, TrialInfeasible):
             self._raise_halt()
 
+    @property
+    def extra_writers(self) -> tuple[Any, ...]:
+        """The extra writers (exporters, e.g. MLflow) this trial feeds beside the store, until :meth:`end`."""
+        return tuple(self._writers)
+
     def take_held_metrics(self) -> "MetricBatch | None":
         """The metric points held back by ``close(hold=True)``, or None: they count as
         written from now on, so give them to ``Storage.finish_trial`` or ``release_trial``."""

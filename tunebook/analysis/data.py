@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, Hashable, TypeVar
 
 import numpy as np
 
@@ -22,6 +22,8 @@ from tunebook.space import Choice, Float, Int, Param, SearchSpace
 
 if TYPE_CHECKING:
     from tunebook.study import Study
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -65,31 +67,36 @@ class StudyData:
     search_space: SearchSpace | None = field(default=None, repr=False)
     #: single metrics of trials whose other metrics are not loaded: ``{(trial id, name): curve or None}``
     _partial: dict[tuple[int, str], Curve | None] = field(default_factory=dict, repr=False)
-    #: selections computed once (a StudyData is a snapshot; a view made by ``replace`` starts empty)
-    _memo: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    #: what :meth:`once` computed, by function and arguments, for the list of trials it was computed from
+    _memo: dict[tuple[Callable[..., Any], tuple[Hashable, ...]], Any] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
+    _memo_trials: list[TrialRow] | None = field(default=None, init=False, repr=False, compare=False)
 
     # selections ------------------------------------------------------------
-    def _once(self, key: str, compute: Any) -> Any:
-        memo = self._memo
-        if memo.get("_trials") is not self.trials:  # a view or a replaced list of trials: start again
-            memo.clear()
-            memo["_trials"] = self.trials
-        if key not in memo:
-            memo[key] = compute()
-        return memo[key]
+    def once(self, compute: Callable[..., T], *args: Hashable) -> T:
+        """``compute(self, *args)``, computed once per StudyData and kept (keyed by the function and its
+        arguments, which must be hashable). A StudyData is a snapshot: a view made by ``replace`` (or a
+        replaced list of trials) starts again. ``compute`` is a module-level function, not a lambda made
+        per call (whose identity would change at each call and never be found again)."""
+        if self._memo_trials is not self.trials:
+            self._memo.clear()
+            self._memo_trials = self.trials
+        key = (compute, args)
+        if key not in self._memo:
+            self._memo[key] = compute(self, *args)
+        return self._memo[key]  # type: ignore[no-any-return]
 
     @property
     def completed(self) -> list[TrialRow]:
-        return list(self._once("completed", lambda: [
-            t for t in self.trials if t.state == "completed" and t.value is not None and math.isfinite(t.value)]))
+        return list(self.once(_completed))
 
     @property
     def infeasible(self) -> list[TrialRow]:
-        return list(self._once("infeasible", lambda: [t for t in self.trials if t.state == "infeasible"]))
+        return list(self.once(_infeasible))
 
     @property
     def finished(self) -> list[TrialRow]:
-        return list(self._once("finished", lambda: [t for t in self.trials if t.state in ("completed", "infeasible")]))
+        return list(self.once(_finished))
 
     def sign(self) -> float:
         """+1 when lower is better, -1 when higher is better."""
@@ -97,37 +104,22 @@ class StudyData:
 
     def ranked(self) -> list[TrialRow]:
         """Completed trials, best first (ties: lower number); sorted once per StudyData (a copy is returned)."""
-        return list(self._ranked())
-
-    def _ranked(self) -> list[TrialRow]:
-        s = self.sign()
-        return self._once("ranked", lambda: sorted(self.completed, key=lambda t: (s * t.value, t.number)))  # type: ignore[operator]
+        return list(self.once(_ranked))
 
     def best(self) -> TrialRow | None:
-        ranked = self._ranked()
+        ranked = self.once(_ranked)
         return ranked[0] if ranked else None
 
     def loss_like_values(self) -> np.ndarray:
         """Values of the finished trials, lower is better; +inf for an infeasible one (bootstraps)."""
-        s = self.sign()
-        return self._once("loss_like", lambda: np.array(
-            [s * t.value if t.state == "completed" else np.inf for t in self.finished], dtype=float)).copy()  # type: ignore[operator]
+        return self.once(_loss_like).copy()
 
     def numeric_params(self) -> dict[str, Float | Int]:
         return {k: p for k, p in self.space.items() if isinstance(p, (Float, Int))}
 
     def best_by_scientific(self) -> dict[tuple[Any, ...], TrialRow]:
         """The best trial for each combination of scientific values (isolation)."""
-        names = [k for k, r in self.roles.items() if r == "scientific"]
-
-        def compute() -> dict[tuple[Any, ...], TrialRow]:
-            out: dict[tuple[Any, ...], TrialRow] = {}
-            for t in self._ranked():
-                key = tuple(t.params[k] for k in names)
-                out.setdefault(key, t)
-            return out
-
-        return dict(self._once("best_by_scientific", compute))
+        return dict(self.once(_best_by_scientific))
 
     # curves ----------------------------------------------------------------
     def curves(self, trial: TrialRow) -> dict[str, Curve]:
@@ -177,7 +169,7 @@ class StudyData:
         """:meth:`unit` of ``name`` for each trial (which must have it), each in its own group's range."""
         p = self.space.get(name)
         if isinstance(p, Float) and not (self.search_space is not None and self.search_space.conditional):
-            a, b = p._scaled()  # Float.to_unit with its range computed once
+            a, b = p.scaled_bounds()  # Float.to_unit with its range computed once
             if p.scale == "log":
                 log = math.log
                 return [(log(t.params[name]) - a) / (b - a) for t in trials]
@@ -247,3 +239,35 @@ def trials_dataframe(study: Study) -> Any:
 
 
 __all__ = ["Choice", "Curve", "StudyData", "TrialRow", "load", "trials_dataframe"]
+
+
+# what StudyData.once computes (module-level functions: the memo's keys) ------------------------------
+def _completed(data: StudyData) -> list[TrialRow]:
+    return [t for t in data.trials if t.state == "completed" and t.value is not None and math.isfinite(t.value)]
+
+
+def _infeasible(data: StudyData) -> list[TrialRow]:
+    return [t for t in data.trials if t.state == "infeasible"]
+
+
+def _finished(data: StudyData) -> list[TrialRow]:
+    return [t for t in data.trials if t.state in ("completed", "infeasible")]
+
+
+def _ranked(data: StudyData) -> list[TrialRow]:
+    s = data.sign()
+    return sorted(data.once(_completed), key=lambda t: (s * t.value, t.number))  # type: ignore[operator]
+
+
+def _loss_like(data: StudyData) -> np.ndarray:
+    s = data.sign()
+    return np.array([s * t.value if t.state == "completed" else np.inf for t in data.once(_finished)],  # type: ignore[operator]
+                    dtype=float)
+
+
+def _best_by_scientific(data: StudyData) -> dict[tuple[Any, ...], TrialRow]:
+    names = [k for k, r in data.roles.items() if r == "scientific"]
+    out: dict[tuple[Any, ...], TrialRow] = {}
+    for t in data.once(_ranked):
+        out.setdefault(tuple(t.params[k] for k in names), t)
+    return out

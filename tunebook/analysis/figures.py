@@ -101,30 +101,30 @@ def _hover_value(value: Any) -> Any:
 
 def hover_values(data: StudyData) -> dict[int, tuple[Any, ...]]:
     """Each trial's varying hyperparameters as shown in hovers, by trial number (computed once per StudyData)."""
-    names = varying(data)
+    return data.once(_hover_values)
 
-    def compute() -> dict[int, tuple[Any, ...]]:
-        columns = []
-        for k in names:
-            column = [t.params.get(k) for t in data.trials]
-            if all(type(v) is float and math.isfinite(v) for v in column):
-                columns.append(round_sig(column, 4))  # what _hover_value gives, a column at a time
-            else:
-                columns.append([_hover_value(v) for v in column])
-        return {t.number: row for t, row in zip(data.trials, zip(*columns))} if columns else {t.number: () for t in data.trials}
 
-    return data._once("hover_values", compute)
+def _hover_values(data: StudyData) -> dict[int, tuple[Any, ...]]:
+    columns = []
+    for k in varying(data):
+        column = [t.params.get(k) for t in data.trials]
+        if all(type(v) is float and math.isfinite(v) for v in column):
+            columns.append(round_sig(column, 4))  # what _hover_value gives, a column at a time
+        else:
+            columns.append([_hover_value(v) for v in column])
+    return {t.number: row for t, row in zip(data.trials, zip(*columns))} if columns else {t.number: () for t in data.trials}
 
 
 def customdata_rows(data: StudyData) -> dict[int, list[Any]]:
     """Each trial's hover data, by number: ``[number, best step, *varying]`` for a completed trial,
     ``[number, reason, *varying]`` for an infeasible one. One list per trial, shared by every axis figure."""
-    def compute() -> dict[int, list[Any]]:
-        hovers = hover_values(data)
-        return {t.number: [t.number, t.infeasible_reason or "infeasible" if t.state == "infeasible" else t.best_step,
-                           *hovers[t.number]] for t in data.trials}
+    return data.once(_customdata_rows)
 
-    return data._once("customdata_rows", compute)
+
+def _customdata_rows(data: StudyData) -> dict[int, list[Any]]:
+    hovers = hover_values(data)
+    return {t.number: [t.number, t.infeasible_reason or "infeasible" if t.state == "infeasible" else t.best_step,
+                       *hovers[t.number]] for t in data.trials}
 
 
 def _short(values: list[Any], digits: int = 7) -> list[Any]:
@@ -254,10 +254,17 @@ def useful_range(values: list[float], mode: str) -> tuple[tuple[float, float] | 
     return (zlo, zhi), int(((finite < zlo) | (finite > zhi)).sum())
 
 
+def _group_label_of(data: StudyData) -> dict[int, str]:
+    """Each trial's group label, by number (the groups of the study's scientific values)."""
+    from tunebook.analysis.checks.common import groups
+
+    return {t.number: g.label for g in groups(data) if g.label for t in g.trials}
+
+
 def axis_plot(data: StudyData, param: str) -> AxisPlotData:
     p = data.space[param]
     # a conditional hyperparameter: only the trials of the groups that have it (the best among them)
-    best = next((t for t in data._ranked() if param in t.params), None)
+    best = next((t for t in data.ranked() if param in t.params), None)
     ok = [t for t in data.completed if param in t.params]
     bad = [t for t in data.infeasible if param in t.params]
     hover = varying(data)
@@ -273,7 +280,7 @@ def axis_plot(data: StudyData, param: str) -> AxisPlotData:
 
         found = [g for g in groups(data) if g.label]
         if len(found) > 1:
-            label_of = data._once("group_label_of", lambda: {t.number: g.label for g in found for t in g.trials})
+            label_of = data.once(_group_label_of)
             group_of = [label_of.get(t.number, "") for t in ok]
             group_order = [g.label for g in found]
     return AxisPlotData(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tunebook.display import _counts_line, _esc, _trials_table, _wrap, answer_html
+from tunebook.display import answer_html, counts_line, esc, html_block, trials_table
 
 
 def report_html(report: Any, *, figures: bool = True) -> str:
@@ -14,9 +14,9 @@ def report_html(report: Any, *, figures: bool = True) -> str:
     counts: dict[str, int] = {}
     for t in report.data.trials:
         counts[t.state] = counts.get(t.state, 0) + 1
-    parts = [f"<h3>Study {_esc(study.name)}</h3>",
-             f"<p>{_esc(study.goal) if study.goal else '<i>no goal recorded</i>'}</p>",
-             f"<p class='muted'>objective {_esc(metric)} ({mode}) &middot; {_counts_line(counts)} &middot; "
+    parts = [f"<h3>Study {esc(study.name)}</h3>",
+             f"<p>{esc(study.goal) if study.goal else '<i>no goal recorded</i>'}</p>",
+             f"<p class='muted'>objective {esc(metric)} ({mode}) &middot; {counts_line(counts)} &middot; "
              f"max_train_steps {study.max_train_steps}</p>"]
     answer = getattr(report, "answer", None)
     if answer is not None:
@@ -26,9 +26,9 @@ def report_html(report: Any, *, figures: bool = True) -> str:
     if not report.findings:
         parts.append("<p class='muted'>No findings.</p>")
     for f in report.findings:
-        parts.append(f"<div class='finding {_esc(f.severity)}' data-check='{_esc(f.check)}'><b>{_esc(f.check)}</b>: "
-                     f"{_esc(f.message)}<br>&rarr; {_esc(f.action)}</div>")
-    parts.append("<h4>Best trials</h4>" + _trials_table(report.top_trials[:5], report.data.roles, metric))
+        parts.append(f"<div class='finding {esc(f.severity)}' data-check='{esc(f.check)}'><b>{esc(f.check)}</b>: "
+                     f"{esc(f.message)}<br>&rarr; {esc(f.action)}</div>")
+    parts.append("<h4>Best trials</h4>" + trials_table(report.top_trials[:5], report.data.roles, metric))
     if figures and report.figures:
         from plotly.offline import get_plotlyjs
 
@@ -38,5 +38,5 @@ def report_html(report: Any, *, figures: bool = True) -> str:
         for i, figure in enumerate(report.figures):
             div = render(figure).to_html(full_html=False, include_plotlyjs=False, config=PLOTLY_CONFIG,
                                          div_id=f"tunebook-{study.name}-{id(report)}-{i}")
-            parts.append(f"<div class='figure' data-kind='{_esc(figure.kind)}'>{div}</div>")
-    return _wrap("report", parts)
+            parts.append(f"<div class='figure' data-kind='{esc(figure.kind)}'>{div}</div>")
+    return html_block("report", parts)

@@ -40,7 +40,7 @@ def _rate_param(study: Any, given: str | None) -> str:
 def _run_derived(study: Any, train: Any, args: argparse.Namespace) -> None:
     """Run a derived study as `tunebook run NAME` would, and print that command."""
     from tunebook.execution import run
-    from tunebook.procedures._common import run_command
+    from tunebook.procedures import run_command
 
     print(printable(f"{study.name}: run it again or resume it with `{run_command(study.name, study.storage)}`"))
     run(study, train, workers=args.workers, progress=not args.quiet)
@@ -152,7 +152,7 @@ def _stability_arguments(p: argparse.ArgumentParser) -> None:
          "tunebook stability lr-sweep --run", arguments=_stability_arguments)
 def cmd_stability(args: argparse.Namespace) -> int:
     from tunebook.procedures import stability
-    from tunebook.procedures._common import study_train
+    from tunebook.procedures import study_train
     from tunebook.study import load_study
 
     study = load_study(args.study, args.storage)
@@ -191,10 +191,10 @@ def cmd_warmup(args: argparse.Namespace) -> int:
     if unstable is None:
         raise SpecError("--unstable-lr", f"no unstable rate is recorded for {study.name!r}",
                         f"run `tunebook stability {study.name}` first, or give --unstable-lr")
-    from tunebook.procedures._common import study_train
+    from tunebook.procedures import study_train
 
     args.param = _rate_param(study, args.param)
-    stability._rate(study, stability.best_params(study)[0], args.param)  # a bad --param before anything is stored
+    stability.learning_rate_of(study, stability.best_params(study)[0], args.param)  # a bad --param before anything is stored
     ref, train = study_train(study, args.train)
     warm = stability.warmup_study(study, unstable, param=args.param, factor=args.factor, train=ref)
     print(printable(f"warmup study {warm.name}: warmup_steps {list(warm.space.params['warmup_steps'].values)} at base rate "
@@ -215,7 +215,7 @@ def _retrain_arguments(p: argparse.ArgumentParser) -> None:
 @command("retrain", "retrain one trial with new seeds to measure trial variance",
          "tunebook retrain wd-ablation --trial best --n 5", arguments=_retrain_arguments)
 def cmd_retrain(args: argparse.Namespace) -> int:
-    from tunebook.procedures._common import study_train
+    from tunebook.procedures import study_train
     from tunebook.procedures.variance import retrain, trial_variance
     from tunebook.study import load_study
 
@@ -283,7 +283,7 @@ def _next_round_arguments(p: argparse.ArgumentParser) -> None:
 @command("next-round", "the next round: a few long runs of the best configuration, schedule extended",
          "tunebook next-round wd-ablation --steps 4000", arguments=_next_round_arguments)
 def cmd_next_round(args: argparse.Namespace) -> int:
-    from tunebook.procedures._common import study_train
+    from tunebook.procedures import study_train
     from tunebook.procedures.rounds import check_retune, next_round
     from tunebook.study import load_study
 
@@ -309,7 +309,7 @@ def _study_variance_arguments(p: argparse.ArgumentParser) -> None:
 @command("study-variance", "would a second study pick the same winner? re-run it with other design seeds",
          "tunebook study-variance wd-ablation --seeds 2 --run", arguments=_study_variance_arguments)
 def cmd_study_variance(args: argparse.Namespace) -> int:
-    from tunebook.procedures._common import run_command, study_train
+    from tunebook.procedures import run_command, study_train
     from tunebook.procedures.variance import study_variance, study_variance_studies
     from tunebook.study import load_study
 

@@ -99,7 +99,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise SpecError("--train", "a spec file names its own training function", "set train: in the YAML instead")
         study, train = study_from_spec_file(args.spec, storage=args.storage, repro_command=repro)
     else:
-        from tunebook.procedures._common import study_train
+        from tunebook.procedures import study_train
         from tunebook.study import load_study
 
         study = load_study(args.spec, args.storage)

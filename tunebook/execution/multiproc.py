@@ -404,7 +404,7 @@ def _rank_main(spec: RankSpec, rank: int, train: Callable[[Any], Any], writers: 
     else:
         result = _outcome(trial, train)
     result.update(rank=rank, time=time.time())
-    if rank == 0 and trial is not None and trial._writers:
+    if rank == 0 and trial is not None and trial.extra_writers:
         _end_writers(trial, storage, study, result)  # before the report: the worker ends the ranks once it has them
     _write_json(Path(spec.folder) / f"result-{rank}.json", result)
 

@@ -69,7 +69,8 @@ def trial_instability(study: Study, trial: Any, metric: str) -> str | None:
     return curve_instability(np.array([s for s, _ in curve]), np.array([v for _, v in curve], dtype=float))
 
 
-def _rate(study: Study, params: dict[str, Any], param: str) -> float:
+def learning_rate_of(study: Study, params: dict[str, Any], param: str) -> float:
+    """The learning rate ``param`` in ``params``; a :class:`SpecError` naming ``--param`` when the study has none."""
     if param not in params:
         raise SpecError("--param", f"study {study.name!r} has no hyperparameter {param!r}", "name its learning-rate hyperparameter")
     return float(params[param])
@@ -78,7 +79,7 @@ def _rate(study: Study, params: dict[str, Any], param: str) -> float:
 def check(study: Study, *, param: str = "learning_rate", above: int = 3, train_metric: str = "train/loss") -> Conclusion:
     """lr*, the rates just above it, and whether they are unstable (recorded in the notebook)."""
     best, best_trial = best_params(study)
-    lr_star = _rate(study, best, param)
+    lr_star = learning_rate_of(study, best, param)
     candidates = []
     for t in study.trials(["completed", "infeasible"]):
         rate = float({**study.space.fixed, **t.params}.get(param, lr_star))
@@ -121,7 +122,7 @@ def early_instability_study(study: Study, *, param: str = "learning_rate", steps
     very instability it looks for); NaN/Inf still stop a trial.
     """
     best, trial = best_params(study)
-    lr = 2 * _rate(study, best, param)
+    lr = 2 * learning_rate_of(study, best, param)
     ref = train or study_train(study)[0]
     fixed = {**best, param: lr, "eval_every": 1}
     name = f"{study.name}-early-instability"

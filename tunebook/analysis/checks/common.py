@@ -55,7 +55,7 @@ def _bucket(data: StudyData, name: str, value: Any, buckets: int) -> tuple[str, 
 
 def groups(data: StudyData, buckets: int = 5) -> list[Group]:
     """The study's groups in the order of the scientific values (one group without scientific hyperparameters)."""
-    return list(data._once(f"groups/{buckets}", lambda: _groups(data, buckets)))
+    return list(data.once(_groups, buckets))
 
 
 def _groups(data: StudyData, buckets: int) -> list[Group]:
@@ -109,9 +109,13 @@ def _groups(data: StudyData, buckets: int) -> list[Group]:
     return sorted(out.values(), key=order)
 
 
+def _no_views(data: StudyData) -> dict[tuple[str, int], StudyData]:
+    return {}  # filled by group_view, once per StudyData
+
+
 def group_view(data: StudyData, group: Group) -> StudyData:
     """The study restricted to one group's trials (sharing the curve cache; one view per group, made once)."""
-    views = data._once("group_views", dict)
+    views = data.once(_no_views)
     key = (group.label, id(group.trials))
     view = views.get(key)
     if view is None or view.trials is not group.trials:

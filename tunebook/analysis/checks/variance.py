@@ -49,7 +49,7 @@ def retrain_values(data: StudyData) -> list[tuple[dict[str, Any], np.ndarray]]:
 
 def paired_seed_sd(data: StudyData) -> tuple[float, int] | None:
     """Pooled sd of trials that share every hyperparameter and differ only in their seed (and their count)."""
-    return data._once("paired_seed_sd", lambda: _paired_seed_sd(data))
+    return data.once(_paired_seed_sd)
 
 
 def _exact_key(t: TrialRow) -> tuple[tuple[str, str], ...]:
@@ -135,7 +135,7 @@ def trial_sd(data: StudyData, th: Thresholds) -> tuple[float | None, str]:
     noise of the best curves; ``(None, "")`` when nothing tells. Computed once per data and thresholds
     (the checks, the answer and the isolation plot all read it).
     """
-    return data._once(f"trial_sd:{hash(th)}", lambda: _trial_sd(data, th))
+    return data.once(_trial_sd, th)
 
 
 def _trial_sd(data: StudyData, th: Thresholds) -> tuple[float | None, str]:
