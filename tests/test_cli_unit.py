@@ -23,9 +23,9 @@ def plugged(monkeypatch):
 def test_every_verb_has_help_and_an_example():
     verbs = cli.commands()
     names = [v.name for v in verbs]
-    assert len(names) == len(set(names)) == 17
+    assert len(names) == len(set(names)) == 20
     assert {"run", "worker", "demo", "init", "status", "ls", "report", "dashboard", "retrain", "compare", "adopt",
-            "lr-sweep", "batch-size", "stability", "warmup", "next-round", "study-variance"} == set(names)
+            "lr-sweep", "batch-size", "stability", "warmup", "next-round", "study-variance", "next", "pursue", "prune"} == set(names)
     for v in verbs:
         assert v.example.startswith("tunebook ") and v.help
 

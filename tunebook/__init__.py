@@ -52,6 +52,11 @@ _EXPORTS: dict[str, str] = {
     "MetricWriter": "tunebook.writers",
     "TrialInfo": "tunebook.writers",
     "WriterFactory": "tunebook.writers",
+    "NextStudy": "tunebook.procedures.next",
+    "next_study": "tunebook.procedures.next",
+    "create_next": "tunebook.procedures.next",
+    "PursueResult": "tunebook.procedures.pursue",
+    "pursue": "tunebook.procedures.pursue",
 }
 
 __all__ = [
@@ -66,6 +71,8 @@ __all__ = [
     "Int",
     "MetricWriter",
     "MissingExtraError",
+    "NextStudy",
+    "PursueResult",
     "Report",
     "RunResult",
     "SearchSpace",
@@ -83,10 +90,13 @@ __all__ = [
     "TunebookError",
     "WriterFactory",
     "analyze",
+    "create_next",
     "create_study",
     "get_design",
     "load_study",
+    "next_study",
     "open_storage",
+    "pursue",
     "register_design",
     "run",
 ]  # the keys of _EXPORTS (tests/test_startup.py checks), written out for linters and type checkers
@@ -97,6 +107,8 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
     from tunebook.design import Design, get_design, register_design
     from tunebook.errors import ClaimLost, ConfigurationError, MissingExtraError, SpecError, StorageError, StorageUnavailable, StudyExists, StudyNotFound, TrialInfeasible, TunebookError
     from tunebook.execution import RunResult, run
+    from tunebook.procedures.next import NextStudy, create_next, next_study
+    from tunebook.procedures.pursue import PursueResult, pursue
     from tunebook.space import Choice, Float, Int, SearchSpace
     from tunebook.storage import open_storage
     from tunebook.study import Study, StudySpec, create_study, load_study

@@ -31,7 +31,8 @@ from tunebook.storage.base import FINISHED, Storage, StudyRecord, TrialRecord
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 #: Kinds of derived studies (``spec["derived"]["kind"]``), made by the procedures from a source study.
-DERIVED_KINDS = ("retrain", "early-instability", "warmup", "next-round", "bayesian-exploitation", "study-variance")
+DERIVED_KINDS = ("retrain", "early-instability", "warmup", "next-round", "bayesian-exploitation", "study-variance",
+                 "next")
 #: Designs a study can have (the registry's names; see :mod:`tunebook.design`).
 STUDY_DESIGNS = design_names()
 
@@ -525,13 +526,21 @@ def build_spec(name: str, *, space: SearchSpace | Mapping[str, Any], **options: 
 
 
 def _derived(value: Mapping[str, Any]) -> dict[str, Any]:
-    """The lineage of a derived study: ``{"kind", "source", "trial"}`` (trial: a number or None)."""
+    """The lineage of a derived study: ``{"kind", "source", "trial"}`` (trial: a number or None), and for
+    ``next`` the ``findings`` that called for it."""
     if not isinstance(value, Mapping) or value.get("kind") not in DERIVED_KINDS or not isinstance(value.get("source"), str):
         raise SpecError("derived", f"expected {{kind, source, trial}}, got {value!r}", f"kind is one of {', '.join(DERIVED_KINDS)}")
     trial = value.get("trial")
     if trial is not None and (isinstance(trial, bool) or not isinstance(trial, int)):
         raise SpecError("derived.trial", f"expected a trial number, got {trial!r}", "e.g. trial: 3")
-    return {"kind": value["kind"], "source": value["source"], "trial": trial}
+    out = {"kind": value["kind"], "source": value["source"], "trial": trial}
+    findings = value.get("findings")
+    if findings is not None:  # `tunebook next`: the check ids that called for the study
+        if not isinstance(findings, (list, tuple)) or not all(isinstance(f, str) and f for f in findings):
+            raise SpecError("derived.findings", f"expected a list of check ids, got {findings!r}",
+                            "e.g. findings: [search_space_boundary]")
+        out["findings"] = list(findings)
+    return out
 
 
 def spec_hash(spec: Mapping[str, Any]) -> str:
@@ -666,6 +675,9 @@ def create_study_from_spec(
     existing = store.get_study(name)
     if existing is not None:
         return _resume(store, existing, spec, points)
+    if study_spec.derived and study_spec.derived["kind"] == "next" and round == 1:  # a next study written to YAML
+        source = store.get_study(study_spec.derived["source"])
+        round = source.round + 1 if source is not None else round
     git_commit, git_dirty = _git_state(Path(config_path).resolve() if config_path else Path.cwd())
     if repro_command is None:
         repro_command = _script_command()

@@ -24,6 +24,19 @@ def ago(t: float | None, now: float | None = None) -> str:
     return f"{s:.0f}s ago" if s < 120 else f"{s / 60:.0f}m ago" if s < 7200 else f"{s / 3600:.1f}h ago"
 
 
+def lineage_text(spec: dict[str, Any]) -> str:
+    """How a derived study came to be, in a few words ("next of opt: search_space_boundary"); "" otherwise."""
+    derived = spec.get("derived") or {}
+    if not derived.get("kind") or not derived.get("source"):
+        return ""
+    text = f"{derived['kind']} of {derived['source']}"
+    if derived.get("trial") is not None:
+        text += f" #{derived['trial']}"
+    if derived.get("findings"):
+        text += f": {', '.join(derived['findings'])}"
+    return text
+
+
 def notebook_rows(storage: Storage) -> list[dict[str, Any]]:
     """One row per study: the playbook's experiment-tracking columns (aggregated by the store)."""
     rows = []
@@ -59,6 +72,8 @@ def notebook_rows(storage: Storage) -> list[dict[str, Any]]:
                 "git_dirty": s.git_dirty,
                 "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(s.created_at)),
                 "parent": s.parent,
+                "derived": s.spec.get("derived"),
+                "lineage": lineage_text(s.spec),
                 "baseline": baselines.get(s.experiment) == s.name,
                 "notes": [f"{n['kind']}: {n['conclusion']}" for n in notes_by_study.get(s.name, [])],
             }

@@ -25,7 +25,7 @@ from tunebook.errors import exit_code_for
 
 #: The modules whose ``COMMANDS`` make the verbs, in the order ``--help`` lists them: a name of a module of
 #: ``tunebook.cli``, or a full dotted module path.
-MODULES = ("run", "inspect", "procedures", "disk", "tunebook.integrations.cli_export")
+MODULES = ("run", "inspect", "procedures", "disk", "loop", "tunebook.integrations.cli_export")
 
 #: Exit status after the reader of stdout went away: 1, as Python's documentation advises and as rich's
 #: consoles (`ls`, `report --format terminal`) do on their own.

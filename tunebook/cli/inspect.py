@@ -106,7 +106,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
         marker = "  * baseline" if r["baseline"] else ""
         goal = r["goal"] + "".join(f"\n- {n}" for n in r["notes"][-2:])
         cells = (
-            f"{r['experiment']}\n{r['study']} (round {r['round']}){marker}",
+            f"{r['experiment']}\n{r['study']} (round {r['round']}){marker}" + (f"\n<- {r['lineage']}" if r.get("lineage") else ""),
             goal,
             r["config"],
             f"{r['completed']}/{r['infeasible']}/{r['failed']}/{r['total']}",

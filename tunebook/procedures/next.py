@@ -1,0 +1,724 @@
+"""From findings to the next study: what the playbook's loop does after reading a study's checklist.
+
+The playbook ("The incremental tuning strategy", "Extracting insight from
+experimental results"): before a study's answer can be trusted, fix what the
+checklist found (a search space too small, a budget too short or too long, too
+few trials), one round at a time, and only then act on the answer. Each move
+here is taken *per scientific group, in the group's own range*: the playbook's
+mistakes are widening every group's range when one is limited, re-tuning what
+was settled, and comparing across rounds that changed two things.
+
+:func:`next_study` reads a stored study (its findings and its answer) and
+returns a :class:`NextStudy`: one decision, the next study as a spec (plain
+YAML-ready data), the changes against the source's spec, and for each change
+the finding that calls for it. :func:`create_next` stores it (lineage kind
+``next``, the source, the findings used). The moves, first that applies:
+
+1. nothing completed, failed trials in a group, a scientific hyperparameter the
+   training function never reads with no near-miss name: **fix** (nothing to
+   derive; the cause is in the code);
+2. an unread hyperparameter whose near-miss name the training function asked
+   for: **the spec with the name corrected** (the code is not changed);
+3. a group's best at a boundary of its range: **widen that side of that
+   group's range only**, by :data:`WIDEN_RULE` (a shared range two groups read
+   becomes a conditional range per group when only some are limited);
+4. the best rate next to divergence (``infeasible_region``): **the
+   warmup/clipping study** (`tunebook stability` / `tunebook warmup`);
+5. still improving at ``max_train_steps``: **twice the steps**
+   (:data:`LONGER_FACTOR`); saturated early: **the measured best step with a
+   margin** (:data:`SHORTER_MARGIN`);
+6. too few trials to separate the groups: **extend the same study** by the
+   number the sampling check names (``more_trials``), else by its own budget;
+7. a fair answer whose trial variance is not measured: **retrain each group's
+   best** (``retrain`` studies the answer reads);
+8. a fair answer, separated or a measured tie: **answered, nothing to add**
+   (with the retrain/compare/adopt step to act on it).
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from tunebook.errors import SpecError
+from tunebook.study import Study, StudySpec
+
+#: How a range at its boundary grows: that side moves out by the range's own width in its scale.
+WIDEN_RULE = "as far again in its scale (a log range of d decades gains d decades on that side)"
+#: Still improving at the end: the next study trains this many times longer.
+LONGER_FACTOR = 2
+#: Saturated early: the next max_train_steps is the 90th percentile of the better trials' effective best steps times
+#: this...
+SHORTER_MARGIN = 1.5
+#: ...proposed only when it saves at least a quarter of the steps.
+SHORTER_AT_MOST = 0.75
+#: Retrains of each group's best when the trial variance is not measured yet.
+RETRAINS = 3
+#: Retrains per group beyond which an answer between one and two trial sd is called "not separated".
+MAX_RETRAINS = 6
+#: Hyperparameters that live in [0, 1): an upper bound grows at most halfway to 1.
+_UNIT_NAMES = re.compile(r"(^|_)(beta\d?|momentum|dropout|prob|p|label_smoothing|ema|decay_rate|keep)($|_)")
+#: Fixed hyperparameters that set how often a trial evaluates (kept at the same number of evaluations).
+EVAL_EVERY = ("eval_every", "eval_interval", "eval_steps", "evaluate_every")
+#: trial_sd sources that are measured (re-runs of a configuration with new seeds).
+MEASURED = ("retrain", "replicate", "paired")
+
+_ROUND_SUFFIX = re.compile(r" [(]round \d+ of [^)]*[)]$")
+
+ACTIONS = ("fix", "rename", "widen", "stability", "budget", "extend", "retrain", "answered")
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change of the next spec: the field (dotted), its old and new value, and why."""
+
+    field: str
+    old: Any
+    new: Any
+    finding: str  # the check id that calls for it
+    reason: str  # one line: what was measured and the rule applied
+
+    def line(self) -> str:
+        what = f"{_show(self.old)} (kept)" if self.old == self.new else f"{_show(self.old)} -> {_show(self.new)}"
+        return f"{self.field}: {what}  [{self.finding}] {self.reason}"
+
+
+@dataclass
+class NextStudy:
+    """What comes after ``source``: a decision, and (for a new or extended study) its spec."""
+
+    source: str
+    action: str  # one of ACTIONS
+    decision: str  # one line
+    spec: dict[str, Any] | None = None  # the next study's spec (file form: ``parent`` included); None: nothing to run
+    source_spec: dict[str, Any] | None = None
+    changes: list[Change] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)  # check ids used
+    commands: list[str] = field(default_factory=list)  # what to run (also for actions without a spec)
+    retrain: dict[int, int] = field(default_factory=dict)  # action "retrain": trial number -> new seeds
+    not_acted_on: list[str] = field(default_factory=list)  # warnings no move here covers
+    answer: Any = None  # the source's GoalAnswer
+    answered: bool = False
+
+    @property
+    def name(self) -> str | None:
+        return None if self.spec is None else self.spec["study"]
+
+    @property
+    def trials(self) -> int:
+        """Trials this step adds: a new study's budget, an extension's extra trials, or the retrains."""
+        if self.action == "retrain":
+            return sum(self.retrain.values())
+        if self.spec is None:
+            return 0
+        if self.action == "extend":
+            return self.spec["trials"] - (self.source_spec or {}).get("trials", 0)
+        return self.spec["trials"]
+
+    def to_yaml(self) -> str:
+        """The next spec as YAML (valid input for ``tunebook run``); "" when there is none."""
+        return "" if self.spec is None else _yaml(self.spec)
+
+    def diff(self) -> str:
+        """A unified diff of the source's spec against the next one."""
+        if self.spec is None or self.source_spec is None:
+            return ""
+        lines = difflib.unified_diff(_yaml(self.source_spec).splitlines(), self.to_yaml().splitlines(),
+                                     f"{self.source} (stored)", f"{self.name} (next)", lineterm="", n=1)
+        return "\n".join(lines)
+
+    def lines(self) -> list[str]:
+        """The decision, one line per change with its finding, then the commands."""
+        out = [self.decision]
+        out += [f"  - {c.line()}" for c in self.changes]
+        if self.not_acted_on:
+            out.append("  not acted on here (see the report): " + "; ".join(self.not_acted_on))
+        out += [f"  run: {c}" for c in self.commands]
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data (the dashboard's panel, ``--format json``)."""
+        return {"source": self.source, "action": self.action, "decision": self.decision, "name": self.name,
+                "trials": self.trials, "answered": self.answered, "findings": list(self.findings),
+                "changes": [{"field": c.field, "old": c.old, "new": c.new, "finding": c.finding, "reason": c.reason}
+                            for c in self.changes],
+                "commands": list(self.commands), "not_acted_on": list(self.not_acted_on),
+                "yaml": self.to_yaml(), "diff": self.diff()}
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_show(v)}" for k, v in value.items()) + "}"
+    return "(none)" if value is None else str(value)
+
+
+def _yaml(spec: dict[str, Any]) -> str:
+    import yaml
+
+    return yaml.safe_dump(spec, sort_keys=False, default_flow_style=False, width=120)
+
+
+# the study's findings ----------------------------------------------------------------------------
+def read_study(study: Study, thresholds: Any = None) -> tuple[list[Any], Any]:
+    """The checklist's findings and the answer of ``study`` (no figures)."""
+    from tunebook.analysis.checks import Thresholds, build_answer, run_checks
+    from tunebook.analysis.data import load
+
+    data = load(study)
+    th = thresholds or Thresholds()
+    findings = run_checks(data, th)
+    return findings, build_answer(data, findings, th)
+
+
+def _warnings(findings: list[Any], check: str) -> list[Any]:
+    return [f for f in findings if f.check == check and f.severity == "warning"]
+
+
+# names and lineage -----------------------------------------------------------------------------
+def next_name(study: Study) -> str:
+    """``NAME-n2`` for round 2 of NAME, ``NAME-n3`` after it (a trailing ``-nK`` is replaced)."""
+    base = re.sub(r"-n\d+$", "", study.name)
+    return f"{base}-n{study.record.round + 1}"
+
+
+def chain(study: Study) -> list[Study]:
+    """The rounds that led to ``study`` through ``next`` (oldest first, ``study`` last)."""
+    from tunebook.procedures._common import lineage
+    from tunebook.study import load_study
+
+    out = [study]
+    seen = {study.name}
+    while True:
+        derived = lineage(out[0])
+        if not derived or derived.get("kind") != "next" or derived.get("source") in seen:
+            return out
+        try:
+            source = load_study(derived["source"], study.storage)
+        except SpecError:
+            return out
+        seen.add(source.name)
+        out.insert(0, source)
+
+
+def successor(study: Study) -> Study | None:
+    """The newest study made from ``study`` by ``next`` (empty ones included), or None."""
+    from tunebook.procedures._common import derived_studies
+
+    found = derived_studies(study, "next", nonempty=False)
+    return found[-1] if found else None
+
+
+# ranges --------------------------------------------------------------------------------------
+def widened(param: Any, side: str, name: str) -> tuple[Any, str] | None:
+    """``param`` with ``side`` moved out by :data:`WIDEN_RULE`, and the rule as applied; None if it cannot move."""
+    from tunebook.space import Int
+
+    low, high, log = param.low, param.high, param.scale == "log"
+    unit = _UNIT_NAMES.search(name.lower()) is not None and 0 <= low and high <= 1
+    if log:
+        ratio = high / low
+        new = high * ratio if side == "upper" else low / ratio
+        how = f"x{ratio:.3g}" if side == "upper" else f"/{ratio:.3g}"
+        if unit and side == "upper":
+            new = min(new, (1 + high) / 2)
+    else:
+        width = high - low
+        new = high + width if side == "upper" else low - width
+        how = f"{'+' if side == 'upper' else '-'}{width:.3g}"
+        if side == "lower" and low >= 0:
+            new = max(0.0, new)
+        if unit and side == "upper":
+            new = (1 + high) / 2
+            how = "halfway to 1 (a value in [0, 1))"
+    if isinstance(param, Int):
+        new = int(math.ceil(new)) if side == "upper" else int(math.floor(new))
+        if log and new < 1:
+            new = 1
+    if (side == "upper" and new <= high) or (side == "lower" and new >= low):
+        return None
+    bounds = (low, new) if side == "lower" else (high, new)
+    rule = f"{side} bound {bounds[0]:.4g} -> {bounds[1]:.4g} ({how}: {WIDEN_RULE})"
+    out = type(param)(new, high, param.scale) if side == "lower" else type(param)(low, new, param.scale)
+    return out, rule
+
+
+def _nice_steps(steps: float, eval_every: int | None) -> int:
+    """A step count rounded up to a multiple of ``eval_every`` (or to 2 significant digits)."""
+    steps = max(1, int(math.ceil(steps)))
+    if eval_every and eval_every > 1:
+        return int(math.ceil(steps / eval_every) * eval_every)
+    digits = max(0, len(str(steps)) - 2)
+    return int(math.ceil(steps / 10 ** digits) * 10 ** digits)
+
+
+# the moves -----------------------------------------------------------------------------------
+def next_study(study: Study, *, thresholds: Any = None, findings: list[Any] | None = None,
+               answer: Any = None) -> NextStudy:
+    """What the playbook does after ``study``: see the module docstring for the moves and their order."""
+    if findings is None or answer is None:
+        findings, answer = read_study(study, thresholds)
+    plan = _Plan(study, findings, answer)
+    return plan.decide()
+
+
+class _Plan:
+    def __init__(self, study: Study, findings: list[Any], answer: Any) -> None:
+        self.study = study
+        self.findings = findings
+        self.answer = answer
+        try:  # the canonical order (a store may hand the spec back with its keys sorted)
+            spec = StudySpec.from_mapping(study.record.spec).to_mapping()
+        except SpecError:
+            spec = dict(study.record.spec)
+        self.spec = {**spec, "trials": study.trials_budget}  # an extended study's budget grew
+        self.space = study.space
+        self.groups = {g.group: g for g in answer.groups}
+
+    # helpers
+    def result(self, action: str, decision: str, **kw: Any) -> NextStudy:
+        used = kw.pop("findings", None)
+        if used is None:
+            used = sorted({c.finding for c in kw.get("changes", [])})
+        out = NextStudy(self.study.name, action, decision, findings=used, answer=self.answer,
+                        source_spec=self._file_spec(self.spec, self.study.name) if kw.get("spec") is not None else None,
+                        **kw)
+        acted = set(used)
+        out.not_acted_on = [f"{f.check}{' (' + f.evidence['group'] + ')' if f.evidence.get('group') else ''}"
+                            for f in self.findings if f.severity == "warning" and f.check not in acted
+                            and f.check not in ("sampled_enough",)]
+        return out
+
+    def _file_spec(self, spec: dict[str, Any], name: str) -> dict[str, Any]:
+        """A stored or new spec in the order a YAML file reads best (every field kept)."""
+        order = ("study", "goal", "experiment", "train", "objective", "trials", "max_train_steps", "search_space",
+                 "design", "scientific_design", "seed", "infeasible_if", "keep_checkpoints", "grid_force", "parent",
+                 "sampler", "derived")
+        out = {k: spec[k] for k in order if k in spec}
+        out.update({k: v for k, v in spec.items() if k not in out})
+        out["study"] = name
+        return out
+
+    def new_spec(self, space: dict[str, Any], changes: list[Change], *, max_train_steps: int | None = None,
+                 fixed_changes: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The next study's spec: the source's with ``space`` and steps changed, a derived name and its lineage."""
+        from tunebook.procedures._common import free_name, portable_train_ref
+
+        name = next_name(self.study)
+        existing = successor(self.study)
+        train = portable_train_ref(self.study, self.study.train_ref)
+        spec = {k: v for k, v in self.spec.items() if k not in ("study", "seed", "parent", "derived", "goal")}
+        spec["search_space"] = space
+        if max_train_steps is not None:
+            spec["max_train_steps"] = max_train_steps
+        spec["train"] = train
+        spec["derived"] = {"kind": "next", "source": self.study.name, "trial": None,
+                           "findings": sorted({c.finding for c in changes})}
+        goal = self.spec.get("goal") or ""
+        round_ = self.study.record.round + 1
+        base_goal = _ROUND_SUFFIX.sub("", goal)
+        spec["goal"] = f"{base_goal} (round {round_} of {self._root()}: {', '.join(sorted({c.finding for c in changes}))})".strip()
+        # the same proposal twice (a second `tunebook next --run`) names the same study, so it resumes
+        if existing is not None and self._same(existing, spec):
+            name = existing.name
+        elif self.study.storage.get_study(name) is not None:
+            name = free_name(self.study, name)
+        spec = StudySpec.from_mapping({**spec, "study": name}).to_mapping()  # validated; defaults filled
+        if train is None:
+            spec.pop("train", None)
+        return {**self._file_spec(spec, name), "parent": self.study.name}
+
+    def _root(self) -> str:
+        return chain(self.study)[0].name
+
+    def _same(self, existing: Study, spec: dict[str, Any]) -> bool:
+        from tunebook.study import spec_hash
+
+        probe = StudySpec.from_mapping({**spec, "study": existing.name}).to_mapping()
+        return spec_hash(probe) == existing.record.spec_hash
+
+    # the order of the moves
+    def decide(self) -> NextStudy:
+        for move in (self.nothing_yet, self.fix, self.rename, self.widen, self.stability, self.budget_longer,
+                     self.extend, self.budget_shorter, self.measure, self.answered):
+            out = move()
+            if out is not None:
+                return out
+        return self.result("fix", "The answer is not fair for a reason no move covers: "  # pragma: no cover
+                           + "; ".join(self.answer.reasons) + ".", findings=[])
+
+    def nothing_yet(self) -> NextStudy | None:
+        counts = self.study.counts()
+        if counts["pending"] + counts["running"] and not counts["completed"]:
+            return self.result("fix", f"{self.study.name} has not run yet: run it first.", findings=[],
+                               commands=[f"tunebook run {self.study.name}"])
+        if not counts["completed"]:
+            return self.result("fix", f"{self.study.name} has no completed trial: {self.answer.verdict}", findings=[],
+                               commands=[f"tunebook status {self.study.name}"])
+        return None
+
+    def fix(self) -> NextStudy | None:
+        for f in _warnings(self.findings, "unused_hyperparameter"):
+            if f.evidence.get("asked_for") is None and f.evidence.get("role") == "scientific":
+                return self.result("fix", f"Fix the training function first: {f.message} No next study can answer the "
+                                   "goal until it reads it.", findings=[f.check])
+        for f in _warnings(self.findings, "failed_trials"):
+            if f.evidence.get("short_groups"):
+                return self.result("fix", f"Fix the failing trials first: {f.message}", findings=[f.check],
+                                   commands=[f"tunebook status {self.study.name}",
+                                             f"tunebook run {self.study.name} --retry-failed"])
+        return None
+
+    def rename(self) -> NextStudy | None:
+        renames = {f.evidence["param"]: (f.evidence["asked_for"], f) for f in _warnings(self.findings, "unused_hyperparameter")
+                   if f.evidence.get("asked_for") and f.evidence["asked_for"] not in self.space.roles}
+        if not renames:
+            return None
+        space = _rename_space(self.space.to_spec(), {k: v[0] for k, v in renames.items()})
+        changes = [Change(f"search_space: {old}", old, new, f.check,
+                          f"the training function never read {old!r} and asked for {new!r}: the spec's name is "
+                          "corrected; the training code was not changed")
+                   for old, (new, f) in renames.items()]
+        spec = self.new_spec(space, changes)
+        return self.result("rename", f"New study {spec['study']}: the spec with {len(changes)} name(s) corrected "
+                           "(the code was not changed); the trials so far did not use them.",
+                           spec=spec, changes=changes, commands=[f"tunebook run {spec['study']}"])
+
+    def widen(self) -> NextStudy | None:
+        hits = _warnings(self.findings, "search_space_boundary")
+        blocked = {(f.evidence.get("group", ""), f.evidence["param"], f.evidence["side"])
+                   for f in _warnings(self.findings, "infeasible_region")}
+        hits = [f for f in hits if (f.evidence.get("group", ""), f.evidence["param"], f.evidence["side"]) not in blocked]
+        if not hits:
+            return None
+        spec_space = self.space.to_spec()
+        changes: list[Change] = []
+        by_param: dict[str, list[Any]] = {}
+        for f in hits:
+            by_param.setdefault(f.evidence["param"], []).append(f)
+        on = _choice_groups(self.space)  # (scientific name, values) when groups can take conditional ranges
+        labels = [g.group for g in self.answer.groups if g.group]
+        for name, found in by_param.items():
+            if name in self.space.nuisance:
+                limited = {(f.evidence.get("group", ""), f.evidence["side"]) for f in found}
+                groups_limited = {g for g, _ in limited}
+                sides = {s for _, s in limited}
+                every_group_alike = (not labels or (groups_limited >= set(labels)
+                                     and all({s for g, s in limited if g == lab} == sides for lab in labels)))
+                if every_group_alike or on is None:
+                    param = self.space.nuisance[name]
+                    for side in sorted(sides):
+                        moved = widened(param, side, name)
+                        if moved is None:
+                            continue
+                        new, rule = moved
+                        changes.append(Change(f"search_space.nuisance.{name}", param.to_spec(), new.to_spec(),
+                                              "search_space_boundary", _why(found, side) + "; " + rule))
+                        param = new
+                    spec_space["nuisance"][name] = param.to_spec()
+                    continue
+                # only some groups are limited: each group gets its own range, widened only where limited
+                sci, values = on
+                old = self.space.nuisance[name]
+                del spec_space["nuisance"][name]
+                cond = spec_space.setdefault("conditional", {})
+                for value in values:
+                    key = f"{sci}={value}"
+                    param = old
+                    mine = [f for f in found if f.evidence.get("group", "") == key]
+                    for side in sorted({f.evidence["side"] for f in mine}):
+                        moved = widened(param, side, name)
+                        if moved is not None:
+                            param = moved[0]
+                            rule = moved[1]
+                    cond.setdefault(key, {})[name] = param.to_spec()
+                    if mine and param != old:
+                        changes.append(Change(f"search_space.conditional.{key}.{name}", old.to_spec(), param.to_spec(),
+                                              "search_space_boundary",
+                                              f"{_why(mine, mine[0].evidence['side'])}; the shared range becomes one "
+                                              f"range per {sci} so that only {key}'s moves; {rule}"))
+                    else:
+                        changes.append(Change(f"search_space.conditional.{key}.{name}", old.to_spec(), param.to_spec(),
+                                              "search_space_boundary",
+                                              f"{key} is not limited by its range: it keeps the shared range as its own"))
+            else:
+                for f in found:
+                    key = f.evidence.get("group", "")
+                    sub = self.space.conditional.get(key)
+                    if sub is None or name not in sub:
+                        continue  # a scientific or fixed name: nothing to widen
+                    param = self._current(spec_space, key, name)
+                    moved = widened(param, f.evidence["side"], name)
+                    if moved is None:
+                        continue
+                    new, rule = moved
+                    spec_space["conditional"][key][name] = new.to_spec()
+                    changes.append(Change(f"search_space.conditional.{key}.{name}", param.to_spec(), new.to_spec(),
+                                          "search_space_boundary", _why([f], f.evidence["side"]) + "; " + rule))
+        widening = [c for c in changes if c.old != c.new]
+        if not widening:
+            return None
+        spec = self.new_spec(spec_space, changes)
+        kept = [g for g in labels if not any(c.field.endswith(f"{g}.{n}") and c.old != c.new
+                                               for c in changes for n in by_param)]
+        also = (f"; {', '.join(kept)} {'keeps its range' if len(kept) == 1 else 'keep their ranges'}"
+                if kept and len(kept) < len(labels) else "")
+        return self.result("widen", f"New study {spec['study']}: widen the range(s) where a group's best sits at a "
+                           f"boundary ({len(widening)} change(s){also}), same budget ({spec['trials']} trials, "
+                           f"{spec['max_train_steps']} steps).", spec=spec, changes=changes,
+                           commands=[f"tunebook run {spec['study']}"])
+
+    def _current(self, spec_space: dict[str, Any], key: str, name: str) -> Any:
+        from tunebook.space import param_from_spec
+
+        return param_from_spec(spec_space["conditional"][key][name], f"search_space.conditional.{key}.{name}")
+
+    def stability(self) -> NextStudy | None:
+        hits = _warnings(self.findings, "infeasible_region")
+        if not hits:
+            return None
+        f = hits[0]
+        ev = f.evidence
+        rate = ev.get("nearest_infeasible")
+        commands = [f"tunebook stability {self.study.name} --param {ev['param']} --run"]
+        if rate is not None:
+            commands.append(f"tunebook warmup {self.study.name} --param {ev['param']}   (or --unstable-lr {rate:.4g}, "
+                            "the nearest diverged rate)")
+        where = f" in {ev['group']}" if ev.get("group") else ""
+        return self.result("stability", f"The best {ev['param']}{where} ({ev['best_value']:.4g}) sits next to divergence "
+                           f"(the nearest infeasible trial at {rate:.4g}): the next study is the warmup/clipping study, "
+                           "not a wider range.", findings=[f.check], commands=commands)
+
+    def _eval_every(self) -> tuple[str, int] | None:
+        for name in EVAL_EVERY:
+            value = self.space.fixed.get(name)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return name, value
+        return None
+
+    def _budget(self, steps: int, changes: list[Change], action_text: str) -> NextStudy:
+        spec_space = self.space.to_spec()
+        evals = self._eval_every()
+        if evals is not None:
+            name, every = evals
+            n_evals = max(1, self.study.max_train_steps // every)
+            new_every = max(1, steps // n_evals)
+            if new_every != every:
+                spec_space["fixed"][name] = new_every
+                changes.append(Change(f"search_space.fixed.{name}", every, new_every, changes[0].finding,
+                                      f"the same number of evaluations ({n_evals}) over the new length"))
+        spec = self.new_spec(spec_space, changes, max_train_steps=steps)
+        return self.result("budget", f"New study {spec['study']}: {action_text}, the search space unchanged "
+                           f"({spec['trials']} trials).", spec=spec, changes=changes, commands=[f"tunebook run {spec['study']}"])
+
+    def budget_longer(self) -> NextStudy | None:
+        late = [f for f in _warnings(self.findings, "max_train_steps") if f.evidence.get("verdict") == "train longer"]
+        late += _warnings(self.findings, "still_improving")
+        if not late:
+            return None
+        old = self.study.max_train_steps
+        new = _nice_steps(LONGER_FACTOR * old, (self._eval_every() or (None, None))[1])
+        groups = sorted({f.evidence.get("group", "") or "the study" for f in late})
+        measured = late[0].message
+        change = Change("max_train_steps", old, new, late[0].check,
+                        f"{', '.join(groups)}: {_short(measured)}; rule: x{LONGER_FACTOR} (the playbook: when in doubt, "
+                        "train longer; judge the next length from where its best steps land)")
+        return self._budget(new, [change], f"train {LONGER_FACTOR}x longer ({old} -> {new} steps)")
+
+    def budget_shorter(self) -> NextStudy | None:
+        early = [f for f in _warnings(self.findings, "max_train_steps") if f.evidence.get("verdict") == "too long"]
+        sat = _warnings(self.findings, "saturated_early")
+        if not early and not sat:
+            return None
+        labels = [g.group for g in self.answer.groups]
+        flagged = {f.evidence.get("group", "") for f in early + sat}
+        if set(labels) - flagged:
+            return None  # one group still needs the length: keep it
+        steps = self._best_steps()
+        if len(steps) < 3:
+            return None
+        latest = steps[min(len(steps) - 1, int(math.ceil(0.9 * len(steps))) - 1)]  # the 90th percentile
+        old = self.study.max_train_steps
+        new = _nice_steps(max(latest * SHORTER_MARGIN, 1), (self._eval_every() or (None, None))[1])
+        if new > SHORTER_AT_MOST * old:
+            return None  # not worth a round: the trials already use most of their length
+        f = (early or sat)[0]
+        change = Change("max_train_steps", old, new, f.check,
+                        f"the better trials come within their noise of their best by step {latest} (90th percentile of "
+                        f"{len(steps)} effective best steps, the better half of each group); rule: that step "
+                        f"x{SHORTER_MARGIN} (a margin), rounded up")
+        return self._budget(new, [change], f"train shorter ({old} -> {new} steps), the compute spent on trials instead")
+
+    def _best_steps(self) -> list[int]:
+        """The effective best steps (within noise of the best) of the better half of every group, sorted."""
+        from tunebook.analysis.checks import Thresholds, group_view, groups
+        from tunebook.analysis.checks.sampling import effective_best_steps
+        from tunebook.analysis.data import load
+
+        data, th = load(self.study), Thresholds()
+        steps: list[int] = []
+        for g in groups(data, th.scientific_buckets):
+            steps += effective_best_steps(group_view(data, g), th)
+        return sorted(steps)
+
+    def extend(self) -> NextStudy | None:
+        under = [f for f in _warnings(self.findings, "sampled_enough")]
+        few = [g for g in self.answer.groups if g.group and g.n_completed < 3]
+        if not under and not few:
+            return None
+        n_groups = max(1, len([g for g in self.answer.groups if g.group]) if len(self.answer.groups) > 1 else 1)
+        more = [f.evidence.get("more_trials") for f in under]
+        per_group = [int(m) for m in more if isinstance(m, (int, float)) and m > 0]
+        budget = self.study.trials_budget
+        if per_group:
+            extra = max(per_group) * n_groups
+            rule = f"the sampling check's informative number: {max(per_group)} more per group x {n_groups} group(s)"
+        else:
+            per = max(1, budget // n_groups)
+            extra = per * n_groups
+            rule = f"no informative number measured: the budget doubles ({per} more per group)"
+        if few:
+            need = max(3 - g.n_completed for g in few) * n_groups
+            if need > extra:
+                extra, rule = need, f"{', '.join(g.group for g in few)} need(s) at least 3 completed trials"
+        f = (under or [None])[0]
+        finding = f.check if f is not None else "min_group_trials"
+        why = _short(f.message) if f is not None else "; ".join(r for r in self.answer.reasons if "completed trial" in r)
+        change = Change("trials", budget, budget + extra, finding, f"{why}; rule: {rule}")
+        spec = dict(self._file_spec(self.spec, self.study.name))
+        spec["trials"] = budget + extra
+        return self.result("extend", f"Extend {self.study.name} by {extra} trials ({budget} -> {budget + extra}): the same "
+                           "study, its finished trials kept (too few to separate the groups).",
+                           spec=spec, changes=[change], commands=[f"tunebook run {self.study.name}"])
+
+    def measure(self) -> NextStudy | None:
+        a = self.answer
+        groups = [g for g in a.groups if g.best_trial is not None]
+        if len(groups) < 2 or not a.fair:
+            return None
+        measured = any(m in (a.trial_sd_source or "") for m in MEASURED)
+        n = min((g.n_retrains for g in groups), default=0)
+        if measured and a.trial_sd and a.difference is not None:
+            gap = a.difference / a.trial_sd
+            if gap > 2 or gap <= 1 or n >= MAX_RETRAINS or "paired" in a.trial_sd_source:
+                return None  # separated, a measured tie, or as many retrains as this step gives
+            want = {g.best_trial: RETRAINS for g in groups}
+            text = (f"{a.best_group} leads by {gap:.1f} trial sd: between one and two, not yet separated; "
+                    f"{RETRAINS} more retrains of each group's best")
+        elif measured:
+            return None
+        else:
+            want = {g.best_trial: RETRAINS for g in groups}
+            text = (f"the answer is fair but its trial variance is not measured ({a.trial_sd_source or 'unknown'}): "
+                    f"retrain each group's best with {RETRAINS} new seeds")
+        return self.result("retrain", f"Measure trial variance: {text} ({sum(want.values())} trials).",
+                           findings=["trial_variance"], retrain=want,
+                           commands=[f"tunebook retrain {self.study.name} --trial {t} --n {k + _retrained(self.study, t)}"
+                                     for t, k in want.items()])
+
+    def answered(self) -> NextStudy | None:
+        a = self.answer
+        if not a.fair:
+            return None
+        follow: list[str] = []
+        groups = [g for g in a.groups if g.best_trial is not None]
+        if len(groups) >= 2 and a.best_group:
+            winner = next(g for g in groups if g.group == a.best_group)
+            gap = a.difference / a.trial_sd if a.trial_sd and a.difference is not None else None
+            if gap is not None and gap > 2:
+                follow = [f"tunebook retrain {self.study.name} --trial {winner.best_trial} --n 5   "
+                          "(the winner's final retrains, then compare against your baseline and adopt)"]
+        elif groups:
+            follow = [f"tunebook retrain {self.study.name} --trial {groups[0].best_trial} --n 5   "
+                      "(its variance, then compare against your baseline and adopt)"]
+        return self.result("answered", f"Answered, nothing to add: {a.verdict}", findings=[], commands=follow,
+                           answered=True)
+
+
+def _short(message: str) -> str:
+    """A finding's message without its group prefix, cut at its first sentence."""
+    text = re.sub(r"^\[[^\]]*\] ", "", message)
+    return text.split(": ")[0] if len(text) > 160 else text.rstrip(".")
+
+
+def _why(found: list[Any], side: str) -> str:
+    f = next((x for x in found if x.evidence["side"] == side), found[0])
+    ev = f.evidence
+    where = f"{ev['group']}'s" if ev.get("group") else "the"
+    return f"{where} best {ev['param']} {ev['best_value']:.4g} (#{ev['trial']}) is at the {side} bound {ev['bound']:g}"
+
+
+def _choice_groups(space: Any) -> tuple[str, list[Any]] | None:
+    """The scientific choice conditional ranges can hang on (one scientific hyperparameter, a choice), or None."""
+    from tunebook.space import Choice
+
+    if len(space.scientific) != 1:
+        return None
+    name, param = next(iter(space.scientific.items()))
+    if not isinstance(param, Choice) or len(param.values) < 2:
+        return None
+    if space.conditional_on not in (None, name):
+        return None
+    return name, list(param.values)
+
+
+def _rename_space(spec: dict[str, Any], renames: dict[str, str]) -> dict[str, Any]:
+    """The space spec with hyperparameters renamed (every role and conditional group, order kept)."""
+    def swap(mapping: dict[str, Any]) -> dict[str, Any]:
+        return {renames.get(k, k): v for k, v in mapping.items()}
+
+    out = {role: swap(spec.get(role) or {}) for role in ("scientific", "nuisance", "fixed")}
+    if spec.get("conditional"):
+        out["conditional"] = {}
+        for key, sub in spec["conditional"].items():
+            name, _, value = key.partition("=")
+            out["conditional"][f"{renames.get(name, name)}={value}"] = swap(sub)
+    return out
+
+
+# creating it -----------------------------------------------------------------------------------
+def create_next(source: Study, proposal: NextStudy) -> Study | None:
+    """Store the proposed study (or extend the source); None when the proposal runs no study of its own."""
+    from tunebook.procedures._common import run_command
+    from tunebook.study import create_study_from_spec
+
+    if proposal.action == "retrain":
+        from tunebook.procedures.variance import retrain
+
+        for number, n in proposal.retrain.items():
+            retrain(source, number, n + _retrained(source, number))
+        return None
+    if proposal.spec is None:
+        return None
+    fields = {k: v for k, v in proposal.spec.items() if k != "parent"}
+    if proposal.action == "extend":
+        return create_study_from_spec(StudySpec.from_mapping(fields), storage=source.storage)
+    if fields.get("train") is None:
+        raise SpecError("train", f"study {source.name!r} stores no training function",
+                        "pass --train module:function, or run it once with tb.run(study, train)")
+    spec = StudySpec.from_mapping(fields)
+    study = create_study_from_spec(spec, storage=source.storage, parent=source.name,
+                                   round=source.record.round + 1, repro_command=run_command(spec.study, source.storage))
+    source.storage.add_note("next", f"{proposal.decision}", {"study": spec.study, "changes": [c.line() for c in proposal.changes],
+                                                            "findings": proposal.findings},
+                            experiment=source.experiment, study=source.name)
+    return study
+
+
+def _retrained(source: Study, number: int) -> int:
+    """How many seeds the retrain study of trial ``number`` has already (a retrain study only grows)."""
+    from tunebook.procedures._common import derived_studies
+
+    found = derived_studies(source, "retrain", trial=number, nonempty=False)
+    return max((s.trials_budget for s in found), default=0)
+
+
+def retrain_studies(source: Study, proposal: NextStudy) -> list[Study]:
+    """The retrain studies a ``retrain`` proposal made (to run them)."""
+    from tunebook.procedures._common import derived_studies
+
+    return [s for n in proposal.retrain for s in derived_studies(source, "retrain", trial=n, nonempty=False)[-1:]]

@@ -1,0 +1,252 @@
+"""The playbook's loop, run to an answer: the study, then :func:`~tunebook.procedures.next.next_study`, then the next.
+
+``pursue(spec, budget=N)`` runs a study, reads its checklist, takes the one
+move the findings call for (widen a group's range, train longer or shorter,
+extend the study, retrain each group's best to measure trial variance), runs
+that, and so on, until the answer to the goal is fair and either separated or
+a measured tie, or until ``N`` trials (in all: every round, every extension,
+every retrain) are spent. It stops too where no move can be made without a
+person (a bug to fix, the warmup/clipping study), and says so.
+
+Nothing is kept outside the store: the rounds are the chain of ``next``
+studies from the first one (their lineage), and the retrains are the source's
+``retrain`` studies, so an interrupted ``pursue`` run again with the same
+arguments finds where it stopped (the last round, its pending trials first)
+and goes on. Each decision is written to the notebook (kind ``pursue``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from tunebook.errors import SpecError
+from tunebook.procedures.next import RETRAINS, NextStudy, chain, create_next, next_study, retrain_studies, successor
+from tunebook.study import Study
+
+#: A round that would need more than what is left is cut to what is left, if that leaves this many trials per group.
+MIN_TRIALS_PER_GROUP = 3
+#: At most this many rounds (a guard: each round spends trials, so a budget ends the loop first in practice).
+MAX_ROUNDS = 30
+
+
+@dataclass
+class Round:
+    """One step of the loop: the study it read, the decision, and the trials spent so far."""
+
+    study: str
+    action: str
+    decision: str
+    trials: int  # trials the decision adds (0 when it stops)
+    spent: int  # trials spent once it has run (all rounds so far)
+    changes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PursueResult:
+    """Where the loop ended: answered or not, the answer with its evidence, and what is missing."""
+
+    rounds: list[Round]
+    budget: int
+    spent: int
+    answered: bool
+    study: str  # the last round (the study holding the answer)
+    answer: Any  # its GoalAnswer
+    missing: str = ""  # what is still missing, and the budget it would take ("" when answered)
+    needed: int | None = None  # trials the next step would take, when known
+
+    def lines(self) -> list[str]:
+        a = self.answer
+        out = [f"{'answered' if self.answered else 'not answered'} after {len(self.rounds)} round(s), "
+               f"{self.spent} of {self.budget} trials spent; the answer is read from {self.study}:",
+               f"  {a.verdict}"]
+        out += [f"  evidence: {line}" for line in evidence_lines(a)]
+        if not self.answered:
+            out.append(f"  missing: {self.missing}")
+        return out
+
+
+def evidence_lines(a: Any) -> list[str]:
+    """Each group's best (and retrain mean +/- sd), the difference and the trial sd, as lines."""
+    metric = a.objective[0]
+    out = []
+    for g in a.groups:
+        if g.best_value is None:
+            out.append(f"{g.group or 'the study'}: nothing completed")
+            continue
+        line = f"{g.group or 'the study'}: best {metric} {g.best_value:.4g} (trial #{g.best_trial}, {g.n_completed} completed)"
+        if g.mean is not None:
+            line += f", retrains {g.mean:.4g}" + (f" +/- {g.sd:.2g}" if g.sd is not None else "") + f" (n={g.n_retrains})"
+        if g.limited_by:
+            line += f"; limited by {'; '.join(g.limited_by)}"
+        out.append(line)
+    if a.difference is not None:
+        sd = f", trial sd {a.trial_sd:.3g} from {a.trial_sd_source}" if a.trial_sd else ", trial sd not measured"
+        ratio = f" ({a.difference / a.trial_sd:.1f} sd)" if a.trial_sd else ""
+        out.append(f"difference {a.difference:.4g}{ratio}{sd}; fair: {'yes' if a.fair else 'no: ' + '; '.join(a.reasons)}")
+    return out
+
+
+def spent(first: Study) -> int:
+    """Trials spent by the chain from ``first`` (every round's budget, its extensions and retrains included)."""
+    from tunebook.procedures._common import derived_studies
+
+    total = 0
+    study: Study | None = first
+    seen = set()
+    while study is not None and study.name not in seen:
+        seen.add(study.name)
+        total += study.trials_budget
+        total += sum(r.trials_budget for r in derived_studies(study, "retrain", nonempty=False))
+        study = successor(study)
+    return total
+
+
+def _groups(proposal: NextStudy) -> int:
+    return max(1, len([g for g in proposal.answer.groups if g.group]))
+
+
+def reserve(proposal: NextStudy) -> int:
+    """Trials kept back for the last step, measuring trial variance (retrains of each group's best), while a
+    search round is cut to the budget: a comparison of two or more groups cannot be answered without it."""
+    groups = _groups(proposal)
+    if (proposal.spec or {}).get("replicates"):
+        return 0  # the study re-runs each group's best itself
+    return RETRAINS * groups if groups >= 2 and proposal.action not in ("retrain", "answered") else 0
+
+
+def _fit(proposal: NextStudy, left: int) -> str | None:
+    """Cut the proposal to ``left`` trials when that still leaves a round worth running; the note, or None if not."""
+    need = proposal.trials
+    if need <= left - reserve(proposal) or (proposal.action == "retrain" and need <= left):
+        return ""
+    groups = _groups(proposal)
+    left = left - reserve(proposal)
+    if proposal.action in ("widen", "budget", "rename") and left >= MIN_TRIALS_PER_GROUP * groups:
+        assert proposal.spec is not None
+        proposal.spec["trials"] = left - left % groups
+        return (f"cut from {need} to {proposal.spec['trials']} trials: the budget left"
+                + (f", {reserve(proposal)} kept back to measure trial variance" if reserve(proposal) else ""))
+    if proposal.action == "extend" and left >= groups:
+        assert proposal.spec is not None and proposal.source_spec is not None
+        extra = left - left % groups
+        proposal.spec["trials"] = proposal.source_spec["trials"] + extra
+        return (f"cut from {need} to {extra} more trials: the budget left"
+                + (f", {reserve(proposal)} kept back to measure trial variance" if reserve(proposal) else ""))
+    return None
+
+
+def _open_first(spec: Any, storage: Any) -> tuple[Study, Callable[..., Any] | None]:
+    from tunebook.study import load_study, study_from_spec_file
+
+    if isinstance(spec, Study):
+        return spec, None
+    if isinstance(spec, (str, Path)) and (str(spec).endswith((".yaml", ".yml")) or Path(spec).is_file()):
+        return study_from_spec_file(spec, storage=storage)
+    if isinstance(spec, str):
+        return load_study(spec, storage), None
+    raise SpecError("spec", f"expected a YAML spec file, a study name or a Study, got {type(spec).__name__}",
+                    "e.g. tb.pursue('study.yaml', budget=64)")
+
+
+def pursue(spec: Any, *, budget: int, storage: Any = None, workers: int | None = 1, train: Callable[..., Any] | None = None,
+           progress: bool = False, log: Callable[[str], None] | None = print, thresholds: Any = None) -> PursueResult:
+    """Run ``spec`` (a YAML file, a stored study's name, or a :class:`Study`) and its next studies until answered.
+
+    ``budget``: trials in all (every round, extension and retrain). Run again with the
+    same arguments after an interruption, it resumes at the last round. ``train``: the
+    training function for every round (default: each study's stored one).
+    """
+    from tunebook.execution import run
+    from tunebook.procedures._common import Conclusion, record, study_train
+    from tunebook.study import load_study
+
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise SpecError("--budget", f"expected a number of trials (1 or more), got {budget!r}", "e.g. --budget 64")
+    say = log or (lambda line: None)
+    first, first_train = _open_first(spec, storage)
+    if first.trials_budget > budget:
+        raise SpecError("--budget", f"the first study alone has {first.trials_budget} trials, more than the budget ({budget})",
+                        f"give --budget {first.trials_budget} or more (e.g. {3 * first.trials_budget})")
+    rounds: list[Round] = []
+    current = first
+    while (after := successor(current)) is not None:  # resume: the last round made so far
+        current = after
+    if current is not first:
+        say(f"resuming at {current.name} (round {len(chain(current))} of {first.name})")
+
+    def train_of(study: Study) -> Callable[..., Any]:
+        if train is not None:
+            return train
+        if study is first and first_train is not None:
+            return first_train
+        return study_train(study)[1]
+
+    def run_round(study: Study) -> None:
+        """The round's pending trials, then those of its retrain studies (an interrupted round resumes)."""
+        for s in [study, *retrains_of(study)]:
+            counts = s.counts()
+            if counts["pending"] or counts["running"]:
+                fn = train_of(study) if s is study or train is not None or not s.train_ref else study_train(s)[1]
+                run(s, fn, workers=workers, progress=progress)
+
+    proposal: NextStudy | None = None
+    for _ in range(MAX_ROUNDS):
+        run_round(current)
+        proposal = next_study(current, thresholds=thresholds)
+        used = spent(first)
+        left = budget - used
+        if proposal.answered:
+            rounds.append(Round(current.name, proposal.action, proposal.decision, 0, used))
+            say(f"round {len(rounds)}: {current.name}: {proposal.decision}")
+            break
+        if proposal.action in ("fix", "stability"):
+            rounds.append(Round(current.name, proposal.action, proposal.decision, 0, used))
+            say(f"round {len(rounds)}: {current.name}: {proposal.decision}")
+            break
+        cut = _fit(proposal, left)
+        if cut is None:
+            rounds.append(Round(current.name, proposal.action, proposal.decision, 0, used))
+            say(f"round {len(rounds)}: {current.name}: {proposal.decision} -- not taken: it needs {proposal.trials} "
+                f"trial(s), {left} left of {budget}")
+            break
+        text = proposal.decision + (f" ({cut})" if cut else "")
+        rounds.append(Round(current.name, proposal.action, text, proposal.trials, used + proposal.trials,
+                            [c.line() for c in proposal.changes]))
+        say(f"round {len(rounds)}: {current.name}: {text}")
+        for c in proposal.changes:
+            say(f"    {c.line()}")
+        made = create_next(current, proposal)
+        current = made if made is not None else load_study(current.name, current.storage)  # a fresh record
+        proposal = None
+    final = next_study(current, thresholds=thresholds) if proposal is None else proposal
+    used = spent(first)
+    answered = final.answered
+    missing, needed = "", None
+    if not answered:
+        needed = final.trials or None
+        if final.action in ("fix", "stability"):
+            missing = f"{final.decision} (needs a person: {'; '.join(final.commands) or 'see the report'})"
+        elif needed:
+            missing = (f"{final.decision} It would take {needed} more trial(s) (budget {budget}, {used} spent): "
+                       f"`tunebook pursue ... --budget {used + needed}` goes on from here.")
+        else:
+            missing = final.decision
+    result = PursueResult(rounds, budget, used, answered, current.name, final.answer, missing, needed)
+    for line in result.lines():
+        say(line)
+    record(current, Conclusion("pursue", ("Answered: " if answered else "Not answered: ") + final.answer.verdict,
+                               {"budget": budget, "spent": used, "rounds": [r.__dict__ for r in rounds],
+                                "missing": missing}, studies=[s.name for s in chain(current)], concluded=answered))
+    return result
+
+
+def retrains_of(study: Study) -> list[Study]:
+    """Every retrain study of ``study`` (empty ones included)."""
+    from tunebook.procedures._common import derived_studies
+
+    return derived_studies(study, "retrain", nonempty=False)
+
+
+__all__ = ["PursueResult", "Round", "evidence_lines", "pursue", "retrain_studies", "spent"]
