@@ -30,14 +30,12 @@ def _next_arguments(p: argparse.ArgumentParser) -> None:
     running_options(p)
 
 
-def _with_train(proposal: Any, study: Any, given: str | None) -> None:
+def _with_train(proposal: Any, study: Any, ref: str | None) -> None:
     """Put ``--train`` (checked, a file made absolute) into the proposal's spec."""
     if proposal.spec is None:
         return
-    if given is not None:
-        from tunebook.procedures import study_train
-
-        proposal.spec["train"] = study_train(study, given)[0]
+    if ref is not None:
+        proposal.spec["train"] = ref
     elif not proposal.spec.get("train"):
         raise SpecError("--train", f"study {study.name!r} stores no training function, so the next spec would name none",
                         "pass --train module:function (or path/to/file.py:function)")
@@ -52,8 +50,13 @@ def cmd_next(args: argparse.Namespace) -> int:
     output_file(args.write, "--write")
     study = load_study(args.study, args.storage)
     proposal = next_study(study)
+    ref = train = None
+    if (args.write or args.run) and (args.train or study.train_ref):
+        from tunebook.procedures import study_train
+
+        ref, train = study_train(study, args.train)  # imported once: worker processes pickle it by reference
     if args.write or args.run:
-        _with_train(proposal, study, args.train)
+        _with_train(proposal, study, ref if args.train else None)
     if args.format == "json":
         print(json.dumps(proposal.as_dict(), indent=2, default=str))
     else:
@@ -75,12 +78,14 @@ def cmd_next(args: argparse.Namespace) -> int:
             print(f"wrote {args.write}: `tunebook run {args.write}` runs it")
     if args.run:
         from tunebook.execution import run
-        from tunebook.procedures import study_train
 
-        made = create_next(study, proposal)
+        if train is None:  # no function stored and no --train: one line saying so, before anything is stored
+            from tunebook.procedures import study_train
+
+            study_train(study, args.train)
+        made = create_next(study, proposal)  # the next studies train with the source's function
         todo = retrain_studies(study, proposal) if proposal.action == "retrain" else [made]
         for s in todo:
-            train = study_train(s, args.train)[1]
             run(s, train, workers=args.workers, progress=not args.quiet)
             if args.quiet:
                 print_outcome(s)

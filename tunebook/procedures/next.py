@@ -722,3 +722,29 @@ def retrain_studies(source: Study, proposal: NextStudy) -> list[Study]:
     from tunebook.procedures._common import derived_studies
 
     return [s for n in proposal.retrain for s in derived_studies(source, "retrain", trial=n, nonempty=False)[-1:]]
+
+
+def rounds_panel(study: Study) -> dict[str, Any]:
+    """What the dashboard's study page shows: the proposed next step (plain data) and the chain of rounds.
+
+    ``{"proposal": NextStudy.as_dict(), "chain": [{"study", "round", "kind", "findings", "trials", "completed",
+    "best", "current"}...]}``; the chain runs from the first round through ``study`` to the newest round made
+    from it. A study that cannot be judged yet (nothing completed) still gets its chain and a ``fix`` proposal.
+    """
+    rounds = chain(study)
+    after = successor(study)
+    seen = {s.name for s in rounds}
+    while after is not None and after.name not in seen:
+        rounds.append(after)
+        seen.add(after.name)
+        after = successor(after)
+    rows = []
+    for s in rounds:
+        counts = s.counts()
+        best = s.best_trial()
+        derived = s.derived or {}
+        rows.append({"study": s.name, "round": s.record.round, "kind": derived.get("kind") or "",
+                     "findings": list(derived.get("findings") or []), "trials": s.trials_budget,
+                     "completed": counts["completed"], "best": None if best is None else best.value,
+                     "current": s.name == study.name})
+    return {"proposal": next_study(study).as_dict(), "chain": rows}

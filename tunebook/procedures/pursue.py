@@ -159,12 +159,19 @@ def pursue(spec: Any, *, budget: int, storage: Any = None, workers: int | None =
     training function for every round (default: each study's stored one).
     """
     from tunebook.execution import run
-    from tunebook.procedures._common import Conclusion, record, study_train
+    from tunebook.procedures._common import Conclusion, portable_train_ref, record, study_train
     from tunebook.study import load_study
 
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise SpecError("--budget", f"expected a number of trials (1 or more), got {budget!r}", "e.g. --budget 64")
     say = log or (lambda line: None)
+    if isinstance(spec, (str, Path)) and str(spec).endswith((".yaml", ".yml")) and Path(spec).is_file():
+        from tunebook.study import read_spec_file
+
+        trials = read_spec_file(spec)[0].get("trials")  # before anything is stored
+        if isinstance(trials, int) and not isinstance(trials, bool) and trials > budget:
+            raise SpecError("--budget", f"the first study alone has {trials} trials, more than the budget ({budget})",
+                            f"give --budget {trials} or more (e.g. {3 * trials})")
     first, first_train = _open_first(spec, storage)
     if first.trials_budget > budget:
         raise SpecError("--budget", f"the first study alone has {first.trials_budget} trials, more than the budget ({budget})",
@@ -176,20 +183,24 @@ def pursue(spec: Any, *, budget: int, storage: Any = None, workers: int | None =
     if current is not first:
         say(f"resuming at {current.name} (round {len(chain(current))} of {first.name})")
 
+    functions: dict[str | None, Callable[..., Any]] = {}  # one import of each training function (workers pickle it)
+    if first_train is not None:
+        functions[portable_train_ref(first, first.train_ref)] = first_train
+
     def train_of(study: Study) -> Callable[..., Any]:
         if train is not None:
             return train
-        if study is first and first_train is not None:
-            return first_train
-        return study_train(study)[1]
+        ref = portable_train_ref(study, study.train_ref)
+        if ref not in functions:
+            functions[ref] = study_train(study)[1]
+        return functions[ref]
 
     def run_round(study: Study) -> None:
         """The round's pending trials, then those of its retrain studies (an interrupted round resumes)."""
         for s in [study, *retrains_of(study)]:
             counts = s.counts()
             if counts["pending"] or counts["running"]:
-                fn = train_of(study) if s is study or train is not None or not s.train_ref else study_train(s)[1]
-                run(s, fn, workers=workers, progress=progress)
+                run(s, train_of(s) if s.train_ref else train_of(study), workers=workers, progress=progress)
 
     proposal: NextStudy | None = None
     for _ in range(MAX_ROUNDS):
@@ -225,11 +236,12 @@ def pursue(spec: Any, *, budget: int, storage: Any = None, workers: int | None =
     answered = final.answered
     missing, needed = "", None
     if not answered:
-        needed = final.trials or None
+        needed = (final.trials + reserve(final)) or None  # with what measuring trial variance will take after it
         if final.action in ("fix", "stability"):
             missing = f"{final.decision} (needs a person: {'; '.join(final.commands) or 'see the report'})"
         elif needed:
-            missing = (f"{final.decision} It would take {needed} more trial(s) (budget {budget}, {used} spent): "
+            kept = f", {reserve(final)} of them to measure trial variance after it" if reserve(final) else ""
+            missing = (f"{final.decision} It would take {needed} more trial(s){kept} (budget {budget}, {used} spent): "
                        f"`tunebook pursue ... --budget {used + needed}` goes on from here.")
         else:
             missing = final.decision
