@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 
 import tunebook as tb
-from tunebook.bayesian import infeasible_neighbourhood
+from tunebook.designs.bayesian import infeasible_neighbourhood
 from tunebook.workloads.digits import train
 
 SPACE = tb.SearchSpace(

@@ -22,7 +22,7 @@ from conftest import run_cli
 from tunebook.analysis.data import load
 from tunebook.analysis.figures import axis_plot
 from tunebook.analysis.synthetic import exp_decay, write_study
-from tunebook.design import materialize
+from tunebook.designs import materialize
 from tunebook.errors import SpecError
 from tunebook.space import SearchSpace
 
@@ -296,9 +296,10 @@ def test_a_plain_space_keeps_its_points():
     plain = SearchSpace.from_spec({"scientific": {"wd": {"choice": [0.0, 0.1]}},
                                    "nuisance": {"lr": {"min": 1e-4, "max": 1.0, "scale": "log"},
                                                 "act": {"choice": ["relu", "gelu", "tanh"]}}})
-    from tunebook.design import _sequence, trial_seed
+    from tunebook.designs import trial_seed
+    from tunebook.designs.sequences import halton, sequence
 
-    rows = _sequence(plain.nuisance, 5, 7, 0, "quasi_random")
+    rows = sequence(plain.nuisance, 5, 7, 0, halton)
     expected = [({"wd": wd, **row}, trial_seed(7, i)) for i, row in enumerate(rows) for wd in (0.0, 0.1)]
     assert [(p.params, p.seed) for p in materialize(plain, 10, seed=7)] == expected
 
@@ -387,7 +388,8 @@ def test_data_layer_and_figures_read_each_trial_in_its_own_group(synthetic):
 def test_a_bayesian_study_warm_starts_from_the_matching_group_of_a_conditional_study(synthetic):
     """Exploit one group with Optuna: only the parent's trials inside the new space seed it."""
     pytest.importorskip("optuna")
-    from tunebook.bayesian import propose, refined_space
+    from tunebook.designs.bayesian import propose, refined_space
+    from tunebook.proposing import history
 
     parent = tb.load_study("cond-syn", storage=synthetic)
     refined = refined_space(parent)
@@ -397,7 +399,7 @@ def test_a_bayesian_study_warm_starts_from_the_matching_group_of_a_conditional_s
                                            "fixed": {"optimizer": "adam"}},
                          objective=("val/error", "min"), trials=2, max_train_steps=200, storage=synthetic,
                          design="bayesian", sampler="tpe", parent="cond-syn")
-    point = propose(bo, parent=parent, sampler="tpe")
+    point = propose(history(bo), sampler="tpe")
     assert set(point) == {"beta1"} and 0.8 <= point["beta1"] <= 0.99
 
 

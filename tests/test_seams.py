@@ -12,7 +12,8 @@ from sqlalchemy import event
 
 import _workloads as w
 import tunebook as tb
-from tunebook.design import MaterializedDesign, ProposingDesign, design_names, propose_next, unregister_design
+from tunebook.designs import History, MaterializedDesign, ProposingDesign, design_names, unregister_design
+from tunebook.proposing import history, propose_next
 from tunebook.storage.base import TrialOutcome
 from tunebook.storage.translate import classify
 from tunebook.writers import MetricWriter, TrialInfo
@@ -28,15 +29,18 @@ def test_the_registry_holds_the_five_designs_and_refuses_others_in_one_line():
     assert set(design_names()) >= {"quasi_random", "random", "grid", "replicates", "bayesian"}
     for name in ("quasi_random", "random", "grid", "replicates"):
         design = tb.get_design(name)
-        assert isinstance(design, tb.Design) and not design.proposes
-    assert tb.get_design("bayesian").proposes and tb.get_design("bayesian").extendable
-    assert not tb.get_design("grid").extendable
+        assert isinstance(design, tb.Design) and not design.capabilities.proposes
+    bayesian = tb.get_design("bayesian").capabilities
+    assert bayesian.proposes and bayesian.extendable and bayesian.samplers == ("gp", "tpe")
+    assert not tb.get_design("grid").capabilities.extendable
+    assert [n for n in design_names() if tb.get_design(n).capabilities.conditional] == ["quasi_random", "random"]
+    assert [n for n in design_names() if tb.get_design(n).capabilities.fixed_only] == ["replicates"]
     with pytest.raises(tb.SpecError, match="design: unknown design 'sobol'; use one of quasi_random"):
         tb.get_design("sobol")
 
 
 def test_a_registry_design_materializes_what_the_old_function_did():
-    from tunebook.design import materialize
+    from tunebook.designs import materialize
 
     for name in ("quasi_random", "random"):
         assert tb.get_design(name).materialize(SPACE, 8, 3) == materialize(SPACE, 8, 3, design=name)
@@ -45,12 +49,13 @@ def test_a_registry_design_materializes_what_the_old_function_did():
 class _Ladder(ProposingDesign):
     """A proposing design made outside tunebook: lr = 10^-(number+1)."""
 
-    def propose(self, study: Any, number: int) -> dict[str, Any]:
+    def propose(self, history: History, number: int) -> dict[str, Any]:
+        assert [t.number for t in history.trials] == list(range(number))  # it sees the trials so far
         return {"lr": 10.0 ** -(number + 1)}
 
 
 def test_a_new_proposing_design_runs_through_the_worker_loop_unnamed(sqlite_url, tmp_path):
-    tb.register_design("ladder")(_Ladder)
+    tb.register_design("ladder", proposes=True)(_Ladder)
     try:
         space = tb.SearchSpace(nuisance={"lr": tb.Float(1e-6, 1.0, "log")})
         study = tb.create_study("ladder", space=space, objective=("val/error", "min"), trials=3, max_train_steps=5,
@@ -69,7 +74,7 @@ def test_a_materialized_design_never_proposes(sqlite_url):
                             storage=sqlite_url)
     assert propose_next(study) is None and len(study.trials()) == 4
     with pytest.raises(NotImplementedError):
-        MaterializedDesign().propose(study, 4)
+        MaterializedDesign().propose(history(study), 4)
 
 
 def test_concurrent_proposals_in_threads_never_repeat_a_number_seed_or_point(storage_url):

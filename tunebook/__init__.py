@@ -38,9 +38,9 @@ _EXPORTS: dict[str, str] = {
     "StudyNotFound": "tunebook.errors",
     "TunebookError": "tunebook.errors",
     "TrialInfeasible": "tunebook.errors",
-    "Design": "tunebook.design",
-    "get_design": "tunebook.design",
-    "register_design": "tunebook.design",
+    "Design": "tunebook.designs",
+    "get_design": "tunebook.designs",
+    "register_design": "tunebook.designs",
     "RunResult": "tunebook.execution",
     "run": "tunebook.execution",
     "open_storage": "tunebook.storage",
@@ -104,7 +104,7 @@ __all__ = [
 if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
     from tunebook.analysis import Finding, Report, Thresholds, analyze
     from tunebook.checkpoints import Checkpoint, CheckpointManager
-    from tunebook.design import Design, get_design, register_design
+    from tunebook.designs import Design, get_design, register_design
     from tunebook.errors import ClaimLost, ConfigurationError, MissingExtraError, SpecError, StorageError, StorageUnavailable, StudyExists, StudyNotFound, TrialInfeasible, TunebookError
     from tunebook.execution import RunResult, run
     from tunebook.procedures.next import NextStudy, create_next, next_study

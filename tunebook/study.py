@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping
 
 from tunebook import specio
-from tunebook.design import GENERATOR_VERSION, SCIENTIFIC_DESIGNS, design_names, get_design
+from tunebook.designs import GENERATOR_VERSION, check_space, get_design, sampler_for
 from tunebook.errors import MissingExtraError, SpecError, StudyExists
 from tunebook.space import SearchSpace, spec_number
 from tunebook.storage import normalize_url, open_storage, redact
@@ -33,8 +33,14 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 #: Kinds of derived studies (``spec["derived"]["kind"]``), made by the procedures from a source study.
 DERIVED_KINDS = ("retrain", "early-instability", "warmup", "next-round", "bayesian-exploitation", "study-variance",
                  "next")
-#: Designs a study can have (the registry's names; see :mod:`tunebook.design`).
-STUDY_DESIGNS = design_names()
+
+
+def _fixed_only(design: str) -> bool:
+    """May a study of ``design`` fix every value (a registration capability; False for a design not registered here)?"""
+    try:
+        return get_design(design).capabilities.fixed_only
+    except SpecError:
+        return False
 
 
 def _check_name(name: Any, field: str) -> str:
@@ -248,7 +254,7 @@ class Study:
         self.name: str = record.name
         self.goal: str = record.goal
         self.experiment: str = record.experiment
-        self.space = SearchSpace.from_spec(spec["search_space"], allow_fixed_only=spec["design"] == "replicates")
+        self.space = SearchSpace.from_spec(spec["search_space"], allow_fixed_only=_fixed_only(spec["design"]))
         self.objective: tuple[str, str] = (record.objective_metric, record.objective_mode)
         self.max_train_steps: int = record.max_train_steps
         self.seed: int = record.seed
@@ -441,21 +447,18 @@ class StudySpec:
         design_name = data.get("design") or "quasi_random"
         design = get_design(design_name)
         space = data["search_space"]
-        allow_fixed_only = design_name == "replicates"
+        allow_fixed_only = design.capabilities.fixed_only
         if not isinstance(space, SearchSpace):
             space = SearchSpace.from_spec(space, allow_fixed_only=allow_fixed_only)
         elif not allow_fixed_only and not space.params:
             raise SpecError("search_space", "nothing varies", "give at least one scientific or nuisance hyperparameter")
         specio.check_combinations(space, grid=design_name == "grid")  # before any design lists them
-        if space.conditional and design.proposes:
-            raise SpecError("design", f"{design_name} does not support conditional spaces yet", "use design: quasi_random")
+        scientific_design = data.get("scientific_design") or "crossed"
+        check_space(design, space, scientific_design)
         metric, mode = _objective(data["objective"])
         trials = _positive_int(data["trials"], "trials", 24)
         max_train_steps = _positive_int(data["max_train_steps"], "max_train_steps", 2000)
-        scientific_design = data.get("scientific_design") or "crossed"
-        if scientific_design not in SCIENTIFIC_DESIGNS:
-            raise SpecError("scientific_design", f"unknown value {scientific_design!r}", "use 'crossed' or 'joint'")
-        sampler = design.sampler_for(data.get("sampler"))
+        sampler = sampler_for(design, data.get("sampler"))
         derived = data.get("derived")
         derived = _derived(derived) if derived is not None else None
         parent = data.get("parent")
@@ -506,7 +509,7 @@ class StudySpec:
 
     @property
     def space(self) -> SearchSpace:
-        return SearchSpace.from_spec(self.search_space, allow_fixed_only=self.design == "replicates")
+        return SearchSpace.from_spec(self.search_space, allow_fixed_only=_fixed_only(self.design))
 
     def replace(self, **changes: Any) -> "StudySpec":
         """A copy with ``changes``, validated again."""
@@ -633,7 +636,7 @@ def create_study(
     """
     if parent is not None:  # stored as the previous round even when it is not a proposing design's warm start
         _check_name(parent, "parent")
-    proposes = get_design(design).proposes if isinstance(design, str) else False
+    proposes = get_design(design).capabilities.proposes if isinstance(design, str) else False
     study_spec = StudySpec.from_mapping({
         "study": name, "search_space": space, "objective": objective, "trials": trials,
         "max_train_steps": max_train_steps, "goal": goal, "experiment": experiment, "train": train,
@@ -669,7 +672,7 @@ def create_study_from_spec(
         study_spec.space, study_spec.trials, study_spec.seed,
         scientific_design=study_spec.scientific_design, grid_force=study_spec.grid_force,
     )
-    if design.proposes and study_spec.parent is not None and store.get_study(study_spec.parent) is None:
+    if design.capabilities.proposes and study_spec.parent is not None and store.get_study(study_spec.parent) is None:
         raise SpecError("parent", f"no study named {study_spec.parent!r} to warm-start from",
                         "name the exploration study")
     existing = store.get_study(name)
@@ -731,7 +734,7 @@ def _resume(store: Storage, existing: StudyRecord, spec: dict[str, Any], points:
         )
     if want > have:
         design = get_design(spec["design"])
-        if not design.extendable:
+        if not design.capabilities.extendable:
             raise SpecError("trials", f"a {design.name} study cannot be extended", f"use trials: {have}, or a new study name")
         # proposing designs store no points: raising the budget is all (proposed as the study runs)
         new = [{"number": i, "params": p.params, "seed": p.seed} for i, p in enumerate(points)][have:]
@@ -797,7 +800,7 @@ def study_from_spec_file(
     storage = storage if storage is not None else data.get("storage")
     fields_ = {k: v for k, v in data.items() if k not in StudySpec.FILE_ONLY}
     parent = fields_.get("parent")
-    if parent is not None and not get_design(fields_.get("design") or "quasi_random").proposes:
+    if parent is not None and not get_design(fields_.get("design") or "quasi_random").capabilities.proposes:
         fields_.pop("parent")  # only a proposing design is warm-started from its parent
     study = create_study_from_spec(
         StudySpec.from_mapping(fields_), storage=storage, config_path=_stored_config_path(path, storage), config_hash=digest,

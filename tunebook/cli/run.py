@@ -104,10 +104,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         study = load_study(args.spec, args.storage)
         train = study_train(study, args.train)[1]
-    from tunebook.design import get_design
+    from tunebook.designs import get_design
 
-    if get_design(study.design).proposes and study.record.spec.get("parent"):
-        from tunebook.bayesian import refined_space
+    if get_design(study.design).capabilities.proposes and study.record.spec.get("parent"):
+        from tunebook.designs.bayesian import refined_space
         from tunebook.study import load_study
 
         refined = refined_space(load_study(study.record.spec["parent"], study.storage))

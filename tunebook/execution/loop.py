@@ -10,7 +10,7 @@ elsewhere. The loop:
    stopped heartbeating for ``stale_after`` seconds first go back to pending,
    or to failed once they lost ``max_lost_workers`` workers;
 2. nothing pending: asks the study's design to propose one when the design
-   proposes (:func:`tunebook.design.propose_next`: number, seed and point in
+   proposes (:func:`tunebook.proposing.propose_next`: number, seed and point in
    one store transaction) — the loop never names a design;
 3. runs the user's training function with a :class:`~tunebook.trial.Trial`
    (its metric buffer heartbeats while it runs; a resumed trial restores its
@@ -60,7 +60,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from tunebook.checkpoints import checkpoint_dir, is_disk_fault, prune
-from tunebook.design import get_design, propose_next
+from tunebook.designs import get_design
+from tunebook.proposing import propose_next
 from tunebook.specio import writable_folder
 from tunebook.errors import (
     ClaimLost, ConfigurationError, SpecError, StorageError, StorageUnavailable, TrialInfeasible, TunebookError,
@@ -386,7 +387,7 @@ def install_worker_signals() -> None:
 
 def _proposing_studies(store: Storage, scope: Study | None) -> Iterator[Study]:
     if scope is not None:
-        if get_design(scope.design).proposes:
+        if get_design(scope.design).capabilities.proposes:
             yield scope
         return
     for record in store.list_studies():
@@ -396,7 +397,7 @@ def _proposing_studies(store: Storage, scope: Study | None) -> Iterator[Study]:
             log.warning("study %s: design %r is not registered here; not proposing for it",
                         record.name, record.spec.get("design"))
             continue
-        if design.proposes:
+        if design.capabilities.proposes:
             yield Study(record, store)
 
 

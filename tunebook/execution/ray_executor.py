@@ -27,7 +27,7 @@ import socket
 import time
 from typing import Any, Callable, Sequence
 
-from tunebook.design import get_design
+from tunebook.designs import get_design
 from tunebook.errors import MissingExtraError, SpecError
 from tunebook.execution.loop import (
     DEFAULT_STALE_AFTER, default_checkpoint_root, reclaim_dead_workers, worker_id_for, worker_loop,
@@ -140,7 +140,7 @@ def run_ray(
         checkpoint_root = str(checkpoint_dir or default_checkpoint_root(study.storage))
         _ship_by_value(train)
         task = ray.remote(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial, max_retries=0)(_one_trial)
-        proposes = get_design(study.design).proposes
+        proposes = get_design(study.design).capabilities.proposes
         reporter = Reporter(study, progress)
         interrupted = False
         in_flight: list[Any] = []

@@ -7,7 +7,8 @@ import pytest
 from scipy.stats import qmc
 
 import tunebook as tb
-from tunebook.design import halton, materialize, pseudo_random
+from tunebook.designs import materialize
+from tunebook.designs.sequences import halton, pseudo_random
 
 
 def test_halton_first_points_are_pinned_for_a_seed():

@@ -17,7 +17,7 @@ ask/tell mode, over tunebook's own store:
 - trials still running (or proposed and not yet claimed) are passed as
   running trials, so parallel workers do not all get the same point;
 - proposals are atomic: the store assigns the trial's number, its training
-  seed and its point in one transaction (:func:`tunebook.design.propose_next`),
+  seed and its point in one transaction (:func:`tunebook.proposing.propose_next`),
   and the sampler is seeded from the study's seed and that number, so two
   workers asking at once never add the same point or the same seed.
 
@@ -31,10 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from tunebook.design import ProposingDesign, propose_next, register_design
+from tunebook.designs.base import History, PastTrial, ProposingDesign, register_design
 from tunebook.errors import MissingExtraError, SpecError
 from tunebook.space import Choice, Float, Int, Param, SearchSpace
-from tunebook.storage.base import TrialRecord
 
 SAMPLERS = ("gp", "tpe")
 CONSTRAINT = "constraints:infeasible"
@@ -75,8 +74,9 @@ def _in_space(space: SearchSpace, params: dict[str, Any]) -> bool:
     return True
 
 
-def _frozen(optuna: Any, space: SearchSpace, dists: dict[str, Any], t: TrialRecord, fixed: dict[str, Any]) -> Any | None:
-    params = {**fixed, **t.params}
+def _frozen(optuna: Any, space: SearchSpace, dists: dict[str, Any], t: PastTrial) -> Any | None:
+    """``t`` (its params with its study's fixed values) as an Optuna trial; None when outside ``space``."""
+    params = dict(t.params)
     if not _in_space(space, params):
         return None  # an exploration point outside this study's space
     values = {k: params[k] for k in dists}
@@ -116,9 +116,8 @@ def sampler_seed(study_seed: int, number: int) -> int:
     return int(np.random.SeedSequence([study_seed, number, 0x0B0]).generate_state(1)[0] & 0x7FFFFFFF)
 
 
-def propose(study: Any, *, parent: Any | None = None, sampler: str = "gp", seed: int | None = None,
-            number: int | None = None) -> dict[str, Any]:
-    """The sampler's next point for ``study`` (as trial ``number``), given its trials and the parent's.
+def propose(history: History, *, sampler: str = "gp", number: int | None = None) -> dict[str, Any]:
+    """The sampler's next point (as trial ``number``), given the study's trials and its parent's.
 
     A point equal to one the study already holds is set aside and the sampler
     asked again (as for GP proposals in an infeasible region).
@@ -126,23 +125,22 @@ def propose(study: Any, *, parent: Any | None = None, sampler: str = "gp", seed:
     if sampler not in SAMPLERS:
         raise SpecError("sampler", f"unknown sampler {sampler!r}", "use 'gp' or 'tpe'")
     optuna = _optuna()
-    space: SearchSpace = study.space
+    space = history.space
     dists = {k: distribution(p) for k, p in space.params.items()}
-    history = []
-    for source in ([parent] if parent is not None else []) + [study]:
-        history += [(source, t) for t in source.trials(["completed", "infeasible", "running", "pending"])]
-    seed = study.seed if seed is None else seed
+    own = [PastTrial(t.number, {**space.fixed, **t.params}, t.seed, t.state, t.value) for t in history.trials]
+    history_trials = [t for t in (*history.prior, *own) if t.state in ("completed", "infeasible", "running", "pending")]
+    seed = history.seed
     if number is None:
-        number = len(study.trials())
-    taken = [{**study.space.fixed, **t.params} for s, t in history if s is study]
+        number = len(history.trials)
+    taken = [dict(t.params) for t in own if t.state in ("completed", "infeasible", "running", "pending")]
     if sampler == "tpe":
         chosen = optuna.samplers.TPESampler(seed=sampler_seed(seed, number), constant_liar=True, n_startup_trials=5,
                                             multivariate=True)
     else:
         chosen = optuna.samplers.GPSampler(seed=sampler_seed(seed, number), n_startup_trials=5)
-    direction = "minimize" if study.objective[1] == "min" else "maximize"
+    direction = "minimize" if history.mode == "min" else "maximize"
     ostudy = optuna.create_study(direction=direction, sampler=chosen)
-    frozen = [f for s, t in history if (f := _frozen(optuna, space, dists, t, s.space.fixed)) is not None]
+    frozen = [f for t in history_trials if (f := _frozen(optuna, space, dists, t)) is not None]
     ostudy.add_trials(frozen)
     known = [({k: f.params[k] for k in dists}, f.state == optuna.trial.TrialState.PRUNED)
              for f in frozen if f.state != optuna.trial.TrialState.RUNNING]
@@ -157,27 +155,12 @@ def propose(study: Any, *, parent: Any | None = None, sampler: str = "gp", seed:
     return point
 
 
-@register_design("bayesian")
+@register_design("bayesian", proposes=True, samplers=SAMPLERS)
 class BayesianDesign(ProposingDesign):
-    """Bayesian optimization (Optuna's GP or TPE sampler), warm-started from the ``parent`` study."""
+    """Bayesian optimization (Optuna's GP or TPE sampler), warm-started from the ``parent`` study's trials."""
 
-    def sampler_for(self, sampler: str | None) -> str | None:
-        sampler = sampler or "gp"
-        if sampler not in SAMPLERS:
-            raise SpecError("sampler", f"unknown sampler {sampler!r}", "use 'gp' (Optuna's GPSampler) or 'tpe'")
-        return sampler
-
-    def propose(self, study: Any, number: int) -> dict[str, Any] | None:
-        from tunebook.study import load_study
-
-        parent_name = study.record.spec.get("parent")
-        parent = load_study(parent_name, study.storage) if parent_name else None
-        return propose(study, parent=parent, sampler=study.record.spec.get("sampler", "gp"), number=number)
-
-
-def propose_and_add(study: Any) -> int | None:
-    """Add the next proposed trial to a bayesian study (None once its budget is reached); atomic."""
-    return propose_next(study)
+    def propose(self, history: History, number: int) -> dict[str, Any] | None:
+        return propose(history, sampler=history.sampler or SAMPLERS[0], number=number)
 
 
 def refined_space(parent: Any, *, top_share: float = 0.2, margin: float = 0.25) -> dict[str, dict[str, Any]]:

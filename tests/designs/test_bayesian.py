@@ -7,7 +7,7 @@ import pytest
 
 import _workloads as w
 import tunebook as tb
-from tunebook import bayesian
+from tunebook.designs import bayesian
 
 SPACE = tb.SearchSpace(nuisance={"lr": tb.Float(1e-4, 1.0, "log")})
 
@@ -28,11 +28,11 @@ def test_infeasible_trials_are_constraints_never_values(sqlite_url, tmp_path):
     bad = [t for t in parent.trials() if t.state == "infeasible"]
     assert bad, "the exploration must hit the cliff"
     dists = {"lr": bayesian.distribution(SPACE.params["lr"])}
-    frozen = bayesian._frozen(optuna, SPACE, dists, bad[0], {})
+    frozen = bayesian._frozen(optuna, SPACE, dists, bad[0])
     assert frozen.state == optuna.trial.TrialState.PRUNED and frozen.value is None
     assert frozen.constraints == {"infeasible": 1.0} and frozen.intermediate_values == {}
     good = next(t for t in parent.trials() if t.state == "completed")
-    feasible = bayesian._frozen(optuna, SPACE, dists, good, {})
+    feasible = bayesian._frozen(optuna, SPACE, dists, good)
     assert feasible.value == good.value and feasible.constraints == {"infeasible": 0.0}
 
 
