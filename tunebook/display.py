@@ -17,6 +17,8 @@ import json
 import math
 from typing import Any, Iterable, Mapping, Sequence
 
+from tunebook.errors import failure_line
+
 
 
 def fmt(value: Any, digits: int = 4) -> str:
@@ -189,7 +191,7 @@ def trial_html(trial: Any, study: Any = None) -> str:
         if record.infeasible_reason:
             parts.append(f"<p class='state-infeasible'>infeasible: {esc(record.infeasible_reason)}</p>")
         if record.error:
-            parts.append(f"<p class='state-failed'>error: {esc(record.error.splitlines()[-1] if record.error else '')}</p>")
+            parts.append(f"<p class='state-failed'>error: {esc(failure_line(record.error))}</p>")
     parts.append("<h4>Hyperparameters</h4>" + _params_by_role(params, study.space.roles))
     curves = study.metrics(trial)
     if curves:

@@ -100,6 +100,43 @@ def failure_line(text: str | None) -> str:
     return (after[0] if after else lines[0]).strip()
 
 
+def exception_line(exc: BaseException) -> str:
+    """One line for an exception: its message's :func:`failure_line`, else its type's name."""
+    return failure_line(str(exc)) or type(exc).__name__
+
+
+def infrastructure_cause(fault: str | BaseException) -> str:
+    """What a trial put back after an infrastructure fault keeps in its ``error`` until it finishes."""
+    text = exception_line(fault) if isinstance(fault, BaseException) else failure_line(fault)
+    return f"{INFRASTRUCTURE_PREFIX}{text}"
+
+
+#: How the cause of an infrastructure fault starts (see :func:`infrastructure_cause`).
+INFRASTRUCTURE_PREFIX = "infrastructure fault, retried: "
+
+
+def objective_never_logged(metric: str, logged: "list[str]") -> str:
+    """The error of a trial that returned without logging its objective ``metric`` (``logged``: what it did log)."""
+    import difflib
+
+    start = _never_logged(metric)
+    if not logged:
+        return f"{start} (nothing was); call trial.log(step, **{{{metric!r}: value}})"
+    close = difflib.get_close_matches(metric, logged, n=1)
+    hint = (f"; did the spec mean objective.metric: {close[0]}?" if close
+            else f"; call trial.log(step, **{{{metric!r}: value}}) or fix objective.metric in the spec")
+    return f"{start} (logged: {', '.join(logged[:8])}){hint}"
+
+
+def is_objective_never_logged(error: str | None, metric: str) -> bool:
+    """Is ``error`` the one :func:`objective_never_logged` wrote for ``metric``?"""
+    return (error or "").startswith(_never_logged(metric))
+
+
+def _never_logged(metric: str) -> str:
+    return f"the objective {metric!r} was never logged"
+
+
 def exit_code_for(exc: BaseException) -> int | None:
     """The CLI's exit code for ``exc``, or None when it is not one of ours (a bug: show the traceback)."""
     for cls, code in EXIT_CODES:

@@ -24,7 +24,7 @@ from typing import Any, Callable, ClassVar, Mapping
 
 from tunebook import specio
 from tunebook.designs import GENERATOR_VERSION, check_space, get_design, sampler_for
-from tunebook.errors import MissingExtraError, SpecError, StudyExists
+from tunebook.errors import MissingExtraError, SpecError, StudyExists, is_objective_never_logged
 from tunebook.space import SearchSpace, spec_number
 from tunebook.storage import normalize_url, open_storage, redact
 from tunebook.storage.base import FINISHED, Storage, StudyRecord, TrialRecord
@@ -227,7 +227,7 @@ def outcome_lines(study: "Study") -> list[str]:
         lines.append(f"best {metric} ({mode}) = {best.value:.6g} at step {best.best_step}, trial #{best.number}: {params}")
     total = sum(counts.values())
     missing = (counts["failed"] == total and total
-               and all((t.error or "").startswith(f"the objective {metric!r} was never logged")
+               and all(is_objective_never_logged(t.error, metric)
                        for t in study.storage.get_trials(study.id, ["failed"])))
     if missing:  # the spec's objective cannot change under this name: say both ways out
         lines.append(f"every trial failed: the objective {metric!r} was never logged (see `tunebook status {study.name}`). "

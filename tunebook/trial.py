@@ -38,7 +38,7 @@ import time
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-from tunebook.errors import SpecError, TrialInfeasible
+from tunebook.errors import SpecError, TrialInfeasible, exception_line
 from tunebook.storage.base import ClaimLost, Storage, TrialRecord
 from tunebook.checkpoints import Checkpoint, CheckpointManager, checkpoint_dir
 from tunebook.writers import AsyncWriter, FanOutWriter, ObjectiveWriter, StoreWriter, WriterThread, check_rules
@@ -276,7 +276,7 @@ class Heartbeat:
             return False
         except Exception as exc:  # an infrastructure fault: keep beating
             if self.last_error is None or type(exc) is not type(self.last_error):
-                log.warning("tunebook: heartbeat failed, retrying: %s", str(exc).splitlines()[0] if str(exc) else exc)
+                log.warning("tunebook: heartbeat failed, retrying: %s", exception_line(exc))
             self.last_error = exc
         return True
 
@@ -546,7 +546,7 @@ class Trial(TrialIdentity):
         halt = self._halt
         if halt is None or isinstance(halt, TrialInfeasible):
             return None
-        return str(halt).splitlines()[0] if str(halt) else type(halt).__name__
+        return exception_line(halt)
 
     _close = close  # old private names, kept until every caller uses the public ones
     _infeasible_reason = infeasible_reason

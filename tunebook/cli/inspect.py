@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tunebook.cli._base import command, output_file, port, printable
-from tunebook.errors import SpecError
+from tunebook.errors import SpecError, failure_line
 
 
 # status ----------------------------------------------------------------------
@@ -56,9 +56,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             say(f"  running #{t.number} on {t.worker_id}, heartbeat {ago(t.heartbeat_at, now)}"
                 + ("  STALE: its worker looks dead; it is re-queued on the next claim" if stale else ""))
         elif t.state == "pending" and (t.attempts or t.error):
-            cause = (t.error or "").strip().splitlines()[-1:]  # an infrastructure fault or a lost worker
+            cause = failure_line(t.error)  # an infrastructure fault or a lost worker
             say(f"  re-queued #{t.number} (attempts {t.attempts}, lost workers {t.lost_workers})"
-                + (f": {cause[0]}" if cause else ""))
+                + (f": {cause}" if cause else ""))
     best = study.best_trial()
     if best is not None:
         say(f"  best {study.objective[0]} = {best.value:.6g} at step {best.best_step}, trial #{best.number}: {best.params}")

@@ -7,7 +7,8 @@ from typing import Any, Callable, Sequence
 
 from tunebook.errors import SpecError
 from tunebook.execution.local import RunResult, run_local
-from tunebook.execution.loop import DEFAULT_STALE_AFTER, is_out_of_memory, run_trial, worker_loop
+from tunebook.execution.loop import DEFAULT_STALE_AFTER, run_trial, worker_loop
+from tunebook.execution.outcome import is_out_of_memory
 from tunebook.study import Study
 from tunebook.writers import WriterFactory
 

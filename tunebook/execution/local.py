@@ -35,8 +35,6 @@ from typing import Any, Callable, Iterator, Sequence
 from tunebook.errors import ClaimLost, SpecError, StorageUnavailable
 from tunebook.execution.loop import (
     DEFAULT_STALE_AFTER,
-    LOST_WORKER,
-    WorkerStop,
     check_checkpoint_root,
     default_checkpoint_root,
     install_worker_signals,
@@ -44,6 +42,7 @@ from tunebook.execution.loop import (
     worker_id_for,
     worker_loop,
 )
+from tunebook.execution.outcome import LOST_WORKER, WorkerStop
 from tunebook.study import Study, load_study
 from tunebook.writers import WriterFactory
 

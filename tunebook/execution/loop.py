@@ -55,19 +55,21 @@ import os
 import signal
 import socket
 import time
-import traceback
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from tunebook.checkpoints import checkpoint_dir, is_disk_fault, prune
+from tunebook.checkpoints import checkpoint_dir, prune
 from tunebook.designs import get_design
 from tunebook.proposing import propose_next
 from tunebook.specio import writable_folder
 from tunebook.errors import (
-    ClaimLost, ConfigurationError, SpecError, StorageError, StorageUnavailable, TrialInfeasible, TunebookError,
-    failure_line,
+    ClaimLost, ConfigurationError, SpecError, StorageUnavailable, TunebookError, exception_line, failure_line,
 )
-from tunebook.storage.base import COMPLETED, FAILED, INFEASIBLE, PENDING, RUNNING, MetricBatch, Storage, TrialRecord
+from tunebook.execution.outcome import (
+    INFRASTRUCTURE, LOST_WORKER, Outcome, Recorded, WorkerStop, is_out_of_memory, killed_cause, record_outcome,
+    run_training,
+)
+from tunebook.storage.base import PENDING, RUNNING, Storage, TrialRecord
 from tunebook.study import Study, resolve_train
 from tunebook.trial import Params, Trial, TrialThreads
 from tunebook.writers import MetricWriter, TrialInfo, WriterFactory
@@ -83,34 +85,6 @@ INFRA_RETRIES = 8
 #: Backoff after the n-th infrastructure fault in a row: 0.5 s, 1 s, 2 s, ... at most 30 s.
 def backoff(n: int) -> float:
     return min(30.0, 0.5 * 2 ** max(0, n - 1))
-
-
-#: What run_trial returns when the training function killed its worker (counted as a lost worker).
-LOST_WORKER = "lost-worker"
-
-
-class WorkerStop(BaseException):
-    """Raised in a worker by SIGTERM: stop like Ctrl-C (the trial is re-queued)."""
-
-
-def objective_missing(storage: Storage, trial_id: int, metric: str, also: Iterable[str] = ()) -> str:
-    """Why a trial that returned has no value: the objective never logged, with what was logged instead
-    (stored, plus ``also``: the names of points about to be stored with the outcome)."""
-    import difflib
-
-    logged = sorted({row.name for row in storage.get_metrics(trial_id)} | set(also))
-    if not logged:
-        return f"the objective {metric!r} was never logged (nothing was); call trial.log(step, **{{{metric!r}: value}})"
-    close = difflib.get_close_matches(metric, logged, n=1)
-    hint = (f"; did the spec mean objective.metric: {close[0]}?" if close
-            else f"; call trial.log(step, **{{{metric!r}: value}}) or fix objective.metric in the spec")
-    return f"the objective {metric!r} was never logged (logged: {', '.join(logged[:8])}){hint}"
-
-
-def plain_line(text: str, limit: int = 1000) -> str:
-    """One ASCII line for a text a store refused (:func:`~tunebook.errors.failure_line`), characters
-    outside ASCII escaped."""
-    return failure_line(text).encode("ascii", "backslashreplace").decode("ascii")[:limit]
 
 
 def worker_id_for(pid: int | None = None) -> str:
@@ -136,14 +110,6 @@ def _prune_after(study: Study, record: TrialRecord, root: Path) -> None:
     except (TunebookError, OSError) as exc:
         log.warning("tunebook: could not prune the checkpoints of %s after trial #%d: %s", study.name,
                     record.number, exc)
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """Is ``exc`` an out-of-memory error (host or accelerator)? Such a trial is infeasible."""
-    if isinstance(exc, MemoryError):
-        return True
-    name = type(exc).__name__
-    return name == "OutOfMemoryError" or (isinstance(exc, RuntimeError) and "out of memory" in str(exc))
 
 
 # --- extra writers -------------------------------------------------------------------
@@ -220,15 +186,6 @@ def _end(trial: Trial, summary: dict[str, Any]) -> None:
 # --- one trial ----------------------------------------------------------------------
 
 
-def killed_cause(exc: BaseException) -> str:
-    """The observed cause when the training function raised a ``BaseException`` that kills a worker."""
-    if isinstance(exc, SystemExit):
-        return f"the training function called sys.exit({exc.code!r})"
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"the training function raised {type(exc).__name__} (a BaseException, which stops a worker)" + (
-        f": {text}" if text else "")
-
-
 def run_trial(
     study: Study,
     record: TrialRecord,
@@ -242,124 +199,34 @@ def run_trial(
 ) -> str:
     """Run one claimed trial to its end; returns the state it ended in ("lost": taken over elsewhere;
     :data:`LOST_WORKER`: the training function killed its worker). ``threads``: the worker's writer and
-    heartbeat threads, reused across trials (else the trial starts its own)."""
-    storage = study.storage
-    summary: dict[str, Any] = {"state": None, "value": None, "best_step": None, "infeasible_reason": None,
-                               "error": None}
+    heartbeat threads, reused across trials (else the trial starts its own).
 
-    def finish(state: str, batch: MetricBatch | None, **values: Any) -> str:
-        """Store the outcome with the trial's last metric points (``batch``), in one transaction;
-        "lost" (nothing stored) when another worker took the trial over meanwhile. When the store
-        refuses the text, a plain one-line version is stored; when it refuses the points too, the
-        outcome is stored without them."""
-        used = usage()
-        plain = {k: plain_line(v) if isinstance(v, str) else v for k, v in values.items()}
-        tries = [(values, batch), (plain, batch), (plain, None)]
-        for i, (texts, points) in enumerate(tries):
-            try:
-                stored = storage.finish_trial(record.id, worker_id, state, metrics=points, params_used=used, **texts)
-                break
-            except ClaimLost:
-                summary["state"] = "lost"
-                return "lost"
-            except StorageUnavailable:
-                raise
-            except StorageError as exc:
-                if i == len(tries) - 1:
-                    raise
-                log.warning("recording trial #%d as %s failed (%s); trying %s", record.number, state, exc,
-                            "a plain message" if i == 0 else "without its last metric points")
-        values.pop("objective", None)
-        state, value, best_step = stored
-        if state == COMPLETED:
-            values.pop("error", None)  # the failure it would have had without an objective
-        summary.update(values, state=state, value=value, best_step=best_step)
-        return state
-
-    def infrastructure(exc: BaseException, batch: MetricBatch | None = None) -> StorageUnavailable:
-        """Back to pending with the cause recorded (and the points logged so far); the loop retries with backoff."""
-        fault = exc if isinstance(exc, StorageUnavailable) else StorageUnavailable(f"disk fault: {exc}")
-        cause = f"infrastructure fault, retried: {str(fault).splitlines()[0] if str(fault) else type(fault).__name__}"
-        summary.update(state=PENDING, error=cause)
-        try:
-            storage.release_trial(record.id, worker_id, cause, metrics=batch)
-        except TunebookError:  # still away: the loop releases it once the store answers
-            fault.unreleased = (record.id, cause)  # type: ignore[attr-defined]
-        return fault
-
+    The outcome (:func:`~tunebook.execution.outcome.run_training`) is stored by the one recorder
+    (:func:`~tunebook.execution.outcome.record_outcome`) with the trial's last metric points, held
+    back at close (converted and checked, not written): a trial ends in one transaction after its claim.
+    An interruption or an infrastructure fault is raised once the trial is back to pending."""
     extra = make_writers(writers, trial_info(study, record)) if writers else []
     try:
-        trial = Trial(study, record, storage, worker_id, checkpoint_root, flush_interval, writers=extra, threads=threads)
+        trial = Trial(study, record, study.storage, worker_id, checkpoint_root, flush_interval, writers=extra,
+                      threads=threads)
     except StorageUnavailable as exc:  # the store went away between the claim and the start
         for writer in extra:
             writer.close()
-        raise infrastructure(exc) from None
-    # The last metric points are held back at close (converted and checked, not written) and stored
-    # in the transaction that records the outcome: a trial ends in one transaction after its claim.
-    held = trial.take_held_metrics
-
-    def usage() -> dict[str, Any] | None:
-        """Which hyperparameters the training function asked for (see :class:`~tunebook.trial.Params`)."""
-        params = trial.params
-        if not isinstance(params, Params):  # the function replaced it
-            return None
-        return params.usage(resumed=record.attempts > 1)
-
+        raise record_outcome(study, record, worker_id, Outcome(INFRASTRUCTURE, exception_line(exc))).raises from None
+    recorded = Recorded("pending", {"state": "pending"})
     try:
-        try:
-            try:
-                train(trial)
-            finally:
-                trial.close(hold=True)  # the last buffered metrics, also when training raised
-            if trial.infeasible_reason is not None:
-                raise TrialInfeasible(trial.infeasible_reason)
-        except TrialInfeasible as exc:
-            return finish(INFEASIBLE, held(), infeasible_reason=trial.infeasible_reason or str(exc))
-        except (KeyboardInterrupt, WorkerStop):
-            try:
-                storage.release_trial(record.id, worker_id, metrics=held())
-            except ClaimLost:  # taken over meanwhile: nothing of ours to put back
-                pass
-            summary["state"] = "pending"  # interrupted: resumed by the next run
-            raise
-        except ClaimLost:
-            summary["state"] = "lost"
-            return "lost"
-        except StorageUnavailable as exc:
-            raise infrastructure(exc, held()) from None
-        except Exception as exc:
-            if is_disk_fault(exc):  # the disk, not the training code
-                raise infrastructure(exc, held()) from exc
-            if trial.infeasible_reason is not None:  # e.g. a NaN loss made the user's code raise
-                return finish(INFEASIBLE, held(), infeasible_reason=trial.infeasible_reason)
-            if is_out_of_memory(exc):
-                return finish(INFEASIBLE, held(), infeasible_reason=f"out of memory: {exc}".splitlines()[0])
-            return finish(FAILED, held(), error=traceback.format_exc())
-        except BaseException as exc:  # SystemExit and friends: the training function killed its worker
-            cause = killed_cause(exc)
-            batch = held()
-            if batch is not None:  # the points logged so far stay with the trial
-                try:
-                    storage.write_metrics(record.id, worker_id, batch.rows, drop_from_step=batch.drop_from_step,
-                                          replace=batch.replace)
-                except TunebookError:
-                    pass
-            state = storage.lose_trial(record.id, worker_id, cause, max_lost_workers)
-            log.warning("trial #%d: %s; counted as a lost worker (now %s)", record.number, cause, state)
-            summary.update(state=state, error=cause)
-            return LOST_WORKER
-        metric, _ = study.objective
-        batch = held()
-        missing = None
-        if not trial.objective_logged:  # not in this attempt: an earlier attempt's points may hold it
-            missing = objective_missing(storage, record.id, metric, {n for _, n, _ in batch.rows} if batch else ())
-            if record.attempts == 1:
-                return finish(FAILED, batch, error=missing)
-        # Completed with the best objective stored for the trial and its step: one statement, after the points.
-        return finish(COMPLETED, batch, objective=study.objective, error=missing)
+        outcome = run_training(train, trial, lambda: trial.close(hold=True))
+        params = trial.params  # which hyperparameters it asked for (None: the function replaced the dict)
+        used = params.usage(resumed=record.attempts > 1) if isinstance(params, Params) else None
+        recorded = record_outcome(study, record, worker_id, outcome, metrics=trial.take_held_metrics(),
+                                  params_used=used, objective_logged=trial.objective_logged,
+                                  max_lost_workers=max_lost_workers)
     finally:
         if extra:
-            _end(trial, summary)
+            _end(trial, recorded.summary)
+    if recorded.raises is not None:
+        raise recorded.raises
+    return recorded.state
 
 
 # --- signals ------------------------------------------------------------------------
@@ -436,9 +303,8 @@ def train_for(study: Study) -> Callable[..., Any]:
     except SpecError as exc:
         raise ConfigurationError(exc.field, f"study {study.name!r}: {exc.problem}", exc.fix) from None
     except Exception as exc:  # the module raised at import (a syntax error, a bug)  # noqa: BLE001
-        first = str(exc).splitlines()[0] if str(exc) else ""
         raise ConfigurationError("train", f"study {study.name!r}: importing {study.train_ref!r} raised "
-                                 f"{type(exc).__name__}: {first}", "fix the training module") from None
+                                 f"{type(exc).__name__}: {failure_line(str(exc))}", "fix the training module") from None
     except BaseException as exc:  # sys.exit at import time
         raise ConfigurationError("train", f"study {study.name!r}: importing {study.train_ref!r} raised "
                                  f"{type(exc).__name__}", "the training module must not exit when imported") from None
@@ -627,7 +493,7 @@ def worker_loop(
             if faults > infra_retries:
                 raise
             delay = backoff(faults)
-            say(f"{worker_id}: infrastructure fault ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+            say(f"{worker_id}: infrastructure fault ({exception_line(exc)}); "
                 f"retrying in {delay:g} s")
             log.warning("tunebook: infrastructure fault, retrying in %g s: %s", delay, exc)
             try:

@@ -76,7 +76,6 @@ import socket
 import tempfile
 import threading
 import time
-import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import wait as wait_for
@@ -84,14 +83,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from tunebook.checkpoints import Checkpoint, checkpoint_dir, read_open, select_kept
-from tunebook.errors import ClaimLost, SpecError, StorageUnavailable, TrialInfeasible, TunebookError
-from tunebook.execution.loop import (
-    WorkerStop,
-    install_worker_signals,
-    is_out_of_memory,
-    make_writers,
-    objective_missing,
-    trial_info,
+from tunebook.errors import SpecError, TrialInfeasible, TunebookError, exception_line
+from tunebook.execution.loop import install_worker_signals, make_writers, trial_info
+from tunebook.execution.outcome import (
+    CLAIM_LOST, DIED, INFRASTRUCTURE, INTERRUPTED, STOPPED, Outcome, RankStopped, Recorded, WorkerStop, outcome_of,
+    record_outcome, run_training,
 )
 from tunebook.storage.base import COMPLETED, FAILED, INFEASIBLE, CheckpointRecord, TrialRecord
 from tunebook.trial import Heartbeat, Trial, TrialIdentity, as_step
@@ -179,15 +175,10 @@ class WritingRankTrial(Trial):
         super()._stop(cause)
         if first:
             kind = "infeasible" if isinstance(cause, TrialInfeasible) else "stop"
-            text = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
             try:
-                self._flag.set(kind, text)
+                self._flag.set(kind, exception_line(cause))
             except OSError:  # the folder is gone: the worker is ending the trial anyway
                 log.warning("could not raise the stop flag of trial #%d", self.number, exc_info=True)
-
-
-class RankStopped(TunebookError):
-    """Raised on a rank other than 0 when rank 0's trial stopped for a reason other than infeasibility."""
 
 
 def _load_open(f: Any, trial: "ReplicaTrial", path: str) -> Any:
@@ -342,88 +333,74 @@ def _die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="tunebook-rank-watchdog", daemon=True).start()
 
 
-def _outcome(trial: Any, train: Callable[[Any], Any]) -> dict[str, Any]:
-    """Run ``train(trial)``; how it ended, as run_trial would record it (``status``, ``reason``, ``traceback``)."""
-    try:
-        try:
-            train(trial)
-        finally:
-            trial.close()
-        if trial.infeasible_reason is not None:
-            raise TrialInfeasible(trial.infeasible_reason)
-    except TrialInfeasible as exc:
-        return {"status": "infeasible", "reason": trial.infeasible_reason or str(exc)}
-    except (KeyboardInterrupt, WorkerStop):
-        return {"status": "interrupted"}
-    except ClaimLost as exc:
-        return {"status": "lost", "reason": str(exc)}
-    except StorageUnavailable as exc:
-        return {"status": "unavailable", "reason": str(exc)}
-    except RankStopped as exc:
-        return {"status": "stopped", "reason": str(exc)}
-    except Exception as exc:
-        if trial.infeasible_reason is not None:  # e.g. a NaN loss made the user's code raise
-            return {"status": "infeasible", "reason": trial.infeasible_reason}
-        if is_out_of_memory(exc):
-            return {"status": "oom", "reason": f"out of memory: {exc}".splitlines()[0]}
-        return {"status": "error", "reason": f"{type(exc).__name__}: {exc}".splitlines()[0],
-                "traceback": traceback.format_exc()}
-    return {"status": "ok"}
+#: A rank's report: its outcome's kind as the status :func:`decide` reads.
+_STATUS = {COMPLETED: "ok", FAILED: "error", INFEASIBLE: "infeasible", INTERRUPTED: "interrupted",
+           CLAIM_LOST: "lost", INFRASTRUCTURE: "unavailable", STOPPED: "stopped", "lost-worker": "died", DIED: "died"}
+_KIND = {"ok": COMPLETED, "error": FAILED, "infeasible": INFEASIBLE, "oom": INFEASIBLE, "interrupted": INTERRUPTED,
+         "lost": CLAIM_LOST, "unavailable": INFRASTRUCTURE, "stopped": STOPPED, "died": DIED}
+
+
+def rank_report(outcome: Outcome, **extra: Any) -> dict[str, Any]:
+    """What a rank writes for the worker (``status``, ``reason``, ``traceback``, and ``extra``)."""
+    return {"status": _STATUS[outcome.kind], "reason": outcome.reason, "traceback": outcome.error,
+            "signal": outcome.signal, **extra}
+
+
+def _build_trial(spec: RankSpec, rank: int, flag: StopFlag, writers: Sequence[WriterFactory]) -> tuple[Any, Any, Any]:
+    """This rank's storage, study and trial (rank 0: a writing trial with the extra writers)."""
+    from tunebook.storage import open_storage
+    from tunebook.study import load_study
+
+    storage = open_storage(spec.storage_url)
+    study = load_study(spec.study_name, storage)
+    if rank == 0:
+        extra = make_writers(writers, trial_info(study, spec.record)) if writers else []
+        trial = WritingRankTrial(
+            study, spec.record, storage, spec.worker_id, spec.checkpoint_root, spec.flush_interval,
+            writers=extra, heartbeat_interval=_NO_HEARTBEAT, flag=flag, world_size=spec.world_size,
+        )
+    else:
+        trial = ReplicaTrial(study, spec.record, spec.checkpoint_root, spec.checkpoints, flag, rank, spec.world_size)
+    return storage, study, trial
 
 
 def _rank_main(spec: RankSpec, rank: int, train: Callable[[Any], Any], writers: Sequence[WriterFactory]) -> None:
     """The entry of each rank process: build this rank's trial, run ``train``, report how it ended."""
     _die_with_parent(spec.parent_pid)
-    from tunebook.storage import open_storage
-    from tunebook.study import load_study
-
     install_worker_signals()
     flag = StopFlag(Path(spec.folder) / "stop")
-    result: dict[str, Any]
     trial: Any = None
     try:
-        storage = open_storage(spec.storage_url)
-        study = load_study(spec.study_name, storage)
-        if rank == 0:
-            extra = make_writers(writers, trial_info(study, spec.record)) if writers else []
-            trial = WritingRankTrial(
-                study, spec.record, storage, spec.worker_id, spec.checkpoint_root, spec.flush_interval,
-                writers=extra, heartbeat_interval=_NO_HEARTBEAT, flag=flag, world_size=spec.world_size,
-            )
-        else:
-            trial = ReplicaTrial(study, spec.record, spec.checkpoint_root, spec.checkpoints, flag, rank,
-                                 spec.world_size)
+        storage, study, trial = _build_trial(spec, rank, flag, writers)
     except BaseException as exc:  # noqa: BLE001 - reported to the worker, which records it
-        if isinstance(exc, (KeyboardInterrupt, SystemExit, WorkerStop)):
-            result = {"status": "interrupted"}
-        elif isinstance(exc, StorageUnavailable):
-            result = {"status": "unavailable", "reason": str(exc)}
-        else:
-            result = {"status": "error", "reason": f"{type(exc).__name__}: {exc}".splitlines()[0],
-                      "traceback": traceback.format_exc()}
+        stopped = isinstance(exc, (KeyboardInterrupt, SystemExit, WorkerStop))
+        outcome = Outcome(INTERRUPTED) if stopped else outcome_of(exc, None)
     else:
-        result = _outcome(trial, train)
-    result.update(rank=rank, time=time.time())
-    if rank == 0 and trial is not None and trial.extra_writers:
-        _end_writers(trial, storage, study, result)  # before the report: the worker ends the ranks once it has them
+        outcome = run_training(train, trial, trial.close)
+    result = rank_report(outcome, rank=rank, time=time.time())
+    if rank == 0 and isinstance(trial, Trial):
+        params = trial.params
+        result["params_used"] = params.usage(resumed=spec.record.attempts > 1) if hasattr(params, "usage") else None
+        result["objective_logged"] = trial.objective_logged
+        if trial.extra_writers:
+            _end_writers(trial, storage, study, outcome)  # before the report: the worker ends the ranks once it has them
     _write_json(Path(spec.folder) / f"result-{rank}.json", result)
 
 
-def _end_writers(trial: Trial, storage: Any, study: Study, result: dict[str, Any]) -> None:
+def _end_writers(trial: Trial, storage: Any, study: Study, outcome: Outcome) -> None:
     """Tell rank 0's extra writers how the trial ended, as rank 0 saw it (the worker records the outcome)."""
     summary: dict[str, Any] = {"state": None, "value": None, "best_step": None, "infeasible_reason": None,
                                "error": None}
-    status = result["status"]
-    if status == "ok":
+    if outcome.kind == COMPLETED:
         best = storage.best_metric(trial.id, *study.objective)
         if best is None:
             summary.update(state=FAILED, error=f"the objective {study.objective[0]!r} was never logged")
         else:
             summary.update(state=COMPLETED, value=best[0], best_step=best[1])
-    elif status in ("infeasible", "oom"):
-        summary.update(state=INFEASIBLE, infeasible_reason=result.get("reason"))
-    elif status == "error":
-        summary.update(state=FAILED, error=result.get("traceback"))
+    elif outcome.kind == INFEASIBLE:
+        summary.update(state=INFEASIBLE, infeasible_reason=outcome.reason)
+    elif outcome.kind == FAILED:
+        summary.update(state=FAILED, error=outcome.error)
     else:
         summary.update(state="pending")
     try:
@@ -444,6 +421,19 @@ class RankEnd:
     reason: str = ""
     traceback: str = ""
     time: float = 0.0
+    signal: str = ""
+    #: rank 0 only: which hyperparameters its function read, and whether it logged the objective
+    params_used: dict[str, Any] | None = None
+    objective_logged: bool | None = None
+
+    def outcome(self, nproc: int) -> Outcome:
+        """This end as the trial's :class:`~tunebook.execution.outcome.Outcome`."""
+        kind = _KIND.get(self.status, FAILED)
+        if kind == FAILED:
+            return Outcome(FAILED, self.reason, f"rank {self.rank} of {nproc} raised:\n{self.traceback or self.reason}")
+        if kind == DIED:
+            return Outcome(DIED, lost_process(self.reason))
+        return Outcome(kind, self.reason, signal=self.signal)
 
 
 def read_end(folder: str | os.PathLike[str], rank: int, exitcode: int | None) -> RankEnd:
@@ -459,7 +449,8 @@ def read_end(folder: str | os.PathLike[str], rank: int, exitcode: int | None) ->
         else:
             how = f"exited with code {exitcode} without reporting"
         return RankEnd(rank, "died", f"rank {rank} {how}")
-    return RankEnd(rank, data["status"], data.get("reason") or "", data.get("traceback") or "", data.get("time", 0.0))
+    return RankEnd(rank, data["status"], data.get("reason") or "", data.get("traceback") or "", data.get("time", 0.0),
+                   data.get("signal") or "", data.get("params_used"), data.get("objective_logged"))
 
 
 #: Rank 0 ended the training itself: its outcome is the trial's (unless a rank raised).
@@ -682,37 +673,19 @@ def _release(storage: Any, record: TrialRecord, worker_id: str) -> None:
 
 def _record(study: Study, record: TrialRecord, worker_id: str, end: RankEnd | None, nproc: int,
             max_lost_workers: int) -> str:
-    """Store the trial's outcome from the deciding rank end (as run_trial does for one process)."""
-    storage = study.storage
-    if end is None or end.status == "lost":
-        return "lost"
-    try:
-        if end.status == "interrupted":
-            storage.release_trial(record.id, worker_id)
-            raise KeyboardInterrupt
-        if end.status == "unavailable":
-            _release(storage, record, worker_id)
-            raise StorageUnavailable(end.reason)
-        if end.status == "died":
-            log.warning("trial #%d of %s: %s; re-queued", record.number, study.name, end.reason)
-            return storage.lose_trial(record.id, worker_id, lost_process(end.reason), max_lost_workers)
-        if end.status == "error":
-            storage.finish_trial(record.id, worker_id, FAILED,
-                                 error=f"rank {end.rank} of {nproc} raised:\n{end.traceback or end.reason}")
-            return FAILED
-        if end.status in ("infeasible", "oom"):
-            storage.finish_trial(record.id, worker_id, INFEASIBLE, infeasible_reason=end.reason)
-            return INFEASIBLE
-        metric, mode = study.objective
-        best = storage.best_metric(record.id, metric, mode)
-        if best is None:
-            storage.finish_trial(record.id, worker_id, FAILED,
-                                 error=objective_missing(storage, record.id, metric) + " (rank 0 writes the metrics)")
-            return FAILED
-        storage.finish_trial(record.id, worker_id, COMPLETED, value=best[0], best_step=best[1])
-        return COMPLETED
-    except ClaimLost:
-        return "lost"
+    """Store the trial's outcome from the deciding rank end, through the one recorder."""
+    if end is None:
+        return CLAIM_LOST
+    outcome = end.outcome(nproc)
+    first = end if end.rank == 0 else None
+    recorded: Recorded = record_outcome(
+        study, record, worker_id, outcome, params_used=first.params_used if first else None,
+        objective_logged=first.objective_logged if first else None, max_lost_workers=max_lost_workers,
+        missing_note=" (rank 0 writes the metrics)",
+    )
+    if recorded.raises is not None:
+        raise recorded.raises
+    return recorded.state
 
 
 __all__ = [

@@ -20,7 +20,8 @@ import os
 import sys
 from typing import Any, Callable, Sequence
 
-from tunebook.execution.loop import DEFAULT_STALE_AFTER, WorkerStop, install_worker_signals, worker_loop
+from tunebook.execution.loop import DEFAULT_STALE_AFTER, install_worker_signals, worker_loop
+from tunebook.execution.outcome import WorkerStop
 from tunebook.storage import open_storage
 from tunebook.study import load_study
 from tunebook.writers import WriterFactory

@@ -21,7 +21,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
-from tunebook.errors import StorageError, StorageUnavailable, TunebookError
+from tunebook.errors import StorageError, StorageUnavailable, TunebookError, failure_line
 
 #: Substrings of driver messages that mean "not now, try again": an infrastructure fault.
 UNAVAILABLE = (
@@ -56,7 +56,7 @@ def classify(exc: BaseException, where: str = "") -> TunebookError:
     import sqlalchemy as sa
 
     text = str(getattr(exc, "orig", None) or exc)
-    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    first = failure_line(text) or type(exc).__name__
     lowered = text.lower()
     prefix = f"{where}: " if where else ""
     if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
