@@ -238,8 +238,9 @@ def test_input_bound(sqlite_url):
 # the parts ------------------------------------------------------------------
 def test_thresholds_are_configurable(sqlite_url):
     study = study_with(sqlite_url, lambda p, s, r: clean_curve(p, s, r, noise=0.01))
-    assert "step_variance" not in checks(analyze(study))
-    assert "step_variance" in checks(analyze(study, thresholds=Thresholds(step_noise=0.003)))
+    assert "step_variance" not in checks(analyze(study)) | checks(analyze(study), "info")
+    # info: no trial variance is measured in this study, so the finding cannot say the noise decides
+    assert "step_variance" in checks(analyze(study, thresholds=Thresholds(step_noise=0.003)), "info")
 
 
 def test_every_check_id_is_documented_and_stable():

@@ -91,6 +91,9 @@ def test_a_far_too_short_study_is_told_to_train_longer(digits_studies):
         f.check == "max_train_steps" and f.evidence["verdict"] == "train longer" for f in judged(report))
     assert "saturated_early" not in fired
     assert fired <= {"still_improving", "max_train_steps"}, [f.message for f in judged(report)]
+    for f in report.findings:  # the message names the window actually fitted (issue 21)
+        if f.check == "still_improving":
+            assert f.evidence["window_words"] in f.message and "25% of steps" not in f.message
 
 
 def test_a_well_posed_study_gives_no_warnings(digits_studies):

@@ -328,7 +328,8 @@ def test_a_share_of_the_improvement_above_100_percent_reads_right():
     from tunebook.analysis.checks.curves import improvement_given_back
 
     assert improvement_given_back(0.4) == "40% of its improvement"
-    assert improvement_given_back(2.5) == "all of its improvement and more (250% of it: worse than at its start)"
+    # no percentage of an improvement smaller than the rise (issue 21: "805% worse than at its start")
+    assert improvement_given_back(2.5) == "all of its improvement and more (it ends above its first evaluations)"
     assert improvement_given_back(float("inf")) == "more than it had gained (it never improved)"
     assert "inf" not in improvement_given_back(float("inf"))
 

@@ -22,19 +22,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from tunebook.analysis.checks.base import FIGURE_OF_CHECK  # which figure a finding is about: its @check(figure=)
 from tunebook.analysis.figures import PLOTLY_CONFIG, Figure, render, spec, varying
 from tunebook.analysis.notebook import fmt
 
 HERE = Path(__file__).parent
 STATES = ("completed", "infeasible", "failed", "running", "pending")
-
-# which figure a finding is about (the first figure of that kind, or the axis plot of its hyperparameter)
-FIGURE_OF_CHECK = {
-    "search_space_boundary": "axis", "infeasible_share": "axis", "infeasible_region": "axis",
-    "overfitting": "curves", "step_variance": "curves", "still_improving": "curves", "saturated_early": "curves",
-    "train_loss_rising": "curves", "periodic_validation": "curves", "instability": "curves",
-    "max_train_steps": "best_steps", "sampled_enough": "sampled_enough", "gradient_clipping": "grad_norms",
-}
 
 
 def num(value: Any) -> str:

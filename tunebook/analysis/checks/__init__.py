@@ -17,7 +17,8 @@ Checks about "the best trials" run on each group (the trials sharing one
 scientific value) and name the group. Every threshold lives in
 :class:`Thresholds`; each check declares the ones it reads
 (:func:`thresholds_of`). ``run_checks(data, th, checks=[...])`` selects checks
-by id or adds custom functions ``(data, th) -> list[Finding]``.
+by id or adds custom functions ``(data, th) -> list[Finding]``. A check's report order, figure and
+thresholds live on its ``@check`` (:mod:`.base`): adding one is one decorated function plus its test.
 """
 
 from __future__ import annotations
@@ -29,7 +30,21 @@ from typing import Iterable
 from tunebook.analysis.data import StudyData
 
 from . import curves, fairness, sampling, space, training  # noqa: F401  (registers the checks)
-from .base import INFO, REGISTRY, WARNING, Check, CheckSpec, Finding, Thresholds, check, resolve, thresholds_of
+from .base import (
+    FIGURE_OF_CHECK,
+    INFO,
+    REGISTRY,
+    WARNING,
+    Check,
+    CheckSpec,
+    Finding,
+    Thresholds,
+    check,
+    check_ids,
+    resolve,
+    thresholds_of,
+    unregister,
+)
 from .common import (
     bootstrap_best_of_k,
     bootstrap_ks,
@@ -50,29 +65,9 @@ from .goal import build_answer
 from .variance import trial_sd
 from .training import adam_recommendation, recommend_clipping
 
-#: the stable ids, in the order the report lists them
-CHECKS = (
-    "unused_hyperparameter",
-    "search_space_boundary",
-    "infeasible_share",
-    "infeasible_region",
-    "failed_trials",
-    "overfitting",
-    "step_variance",
-    "still_improving",
-    "saturated_early",
-    "train_loss_rising",
-    "periodic_validation",
-    "max_train_steps",
-    "sampled_enough",
-    "adam_budget",
-    "input_bound",
-    "gradient_clipping",
-    "instability",
-    "batch_size",
-    "test_set",
-)
-assert set(CHECKS) == set(REGISTRY), set(CHECKS) ^ set(REGISTRY)
+#: the built-in checks' stable ids, in the order the report lists them (each check's ``@check(order=...)``);
+#: :func:`check_ids` gives the live order, with checks registered since
+CHECKS = check_ids()
 
 _LR = re.compile(r"(^|_)(learning_rate|lr)($|_)")
 
@@ -111,20 +106,20 @@ def qualify_train_longer(findings: list[Finding]) -> list[Finding]:
 
 
 def run_checks(data: StudyData, thresholds: Thresholds | None = None, checks: Iterable[CheckSpec] | None = None) -> list[Finding]:
-    """The selected checks (default: every registered one), warnings first, then in :data:`CHECKS` order."""
+    """The selected checks (default: every registered one), warnings first, then in each check's ``order``."""
     th = thresholds or Thresholds()
     findings: list[Finding] = []
     for c in resolve(checks):
         findings.extend(c(data, th))
     findings = qualify_train_longer(findings)
-    order = {name: i for i, name in enumerate(CHECKS)}
+    order = {name: i for i, name in enumerate(check_ids())}
     return sorted(findings, key=lambda f: (f.severity != WARNING, order.get(f.check, len(order))))
 
 
 __all__ = [
-    "CHECKS", "INFO", "REGISTRY", "WARNING", "Check", "Finding", "Thresholds", "adam_recommendation",
-    "bootstrap_best_of_k", "bootstrap_ks", "build_answer", "check", "curve_noise", "curve_trials",
+    "CHECKS", "FIGURE_OF_CHECK", "INFO", "REGISTRY", "WARNING", "Check", "Finding", "Thresholds", "adam_recommendation",
+    "bootstrap_best_of_k", "bootstrap_ks", "build_answer", "check", "check_ids", "curve_noise", "curve_trials",
     "effective_best_step", "expected_best_of_k", "group_view", "groups", "initial_level", "is_learning_rate",
     "loss_rising", "loss_spikes", "moving_average", "qualify_train_longer", "recommend_clipping", "resolution",
-    "run_checks", "running_median", "thresholds_of", "top_k", "trial_sd",
+    "run_checks", "running_median", "thresholds_of", "top_k", "trial_sd", "unregister",
 ]

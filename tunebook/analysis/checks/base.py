@@ -1,17 +1,20 @@
 """The registry of checks: :class:`Finding`, :class:`Thresholds` and the :func:`check` decorator.
 
 A check is a function ``(data: StudyData, th: Thresholds) -> list[Finding]``.
-Decorating it with ``@check("id", family=..., uses=(...))`` registers it under
-its stable id, names the family (the module it lives in) and the thresholds
-it reads (fields of :class:`Thresholds`), so that ``tb.analyze(study,
-checks=[...])`` can select checks by id and the documentation can list each
-check's own thresholds (:func:`thresholds_of`).
+Decorating it with ``@check("id", family=..., order=..., figure=..., uses=(...), thresholds={...})``
+registers it under its stable id with everything the rest of the package reads about it: the family
+(the module it lives in), where the report lists its findings (``order``), the figure its findings
+are about (``figure``, read by the report through :data:`FIGURE_OF_CHECK`), the shared thresholds it
+reads (fields of :class:`Thresholds`) and thresholds of its own with their defaults (read as
+``th.name`` like the others, set with :meth:`Thresholds.with_values`). Adding a check is one
+decorated function (plus its test); no list elsewhere is kept in step by hand.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-from typing import Any, Callable, Iterable, Union
+import math
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Callable, Iterable, Iterator, Mapping, Union
 
 INFO, WARNING = "info", "warning"
 
@@ -120,6 +123,29 @@ class Thresholds:
     #: unused hyperparameters: how close (difflib ratio) a name the training function asked for must be to
     #: an unread one to be named as its likely typo.
     unused_name_cutoff: float = 0.6
+    #: values given (with :meth:`with_values`) to thresholds that checks declare on their ``@check``
+    overrides: tuple[tuple[str, Any], ...] = ()
+
+    def __getattr__(self, name: str) -> Any:
+        """A threshold a check declared on its registration: its override, else its default."""
+        if name.startswith("__"):
+            raise AttributeError(name)
+        for key, value in self.__dict__.get("overrides", ()):
+            if key == name:
+                return value
+        for c in REGISTRY.values():
+            if name in c.defaults:
+                return c.defaults[name]
+        raise AttributeError(f"{type(self).__name__} has no threshold {name!r} (no registered check declares it)")
+
+    def with_values(self, **values: Any) -> "Thresholds":
+        """These thresholds with some replaced: shared fields and any registered check's own thresholds."""
+        own = {k: v for k, v in values.items() if k not in _KNOWN}
+        unknown = [k for k in own if not any(k in c.defaults for c in REGISTRY.values())]
+        if unknown:
+            raise ValueError(f"no threshold named {unknown}: use a field of Thresholds or one a registered check declares")
+        merged = {**dict(self.overrides), **own}
+        return replace(self, **{k: v for k, v in values.items() if k in _KNOWN}, overrides=tuple(sorted(merged.items())))
 
 
 CheckFn = Callable[[Any, Thresholds], "list[Finding]"]
@@ -128,36 +154,82 @@ CheckSpec = Union[str, CheckFn]
 
 @dataclass(frozen=True)
 class Check:
-    """A registered check: its stable id, family (module), function and the thresholds it reads."""
+    """A registered check: its stable id, family (module), function, the thresholds it reads (``uses``, its
+    own ones included), where the report lists it (``order``, ascending), the figure its findings are
+    about (a figure kind of :mod:`tunebook.analysis.figures`, or None) and its own thresholds' defaults."""
 
     id: str
     family: str
     fn: CheckFn
     uses: tuple[str, ...] = ()
+    order: float = math.inf
+    figure: str | None = None
+    defaults: Mapping[str, Any] = field(default_factory=dict)
 
     def __call__(self, data: Any, th: Thresholds) -> list[Finding]:
         return self.fn(data, th)
 
 
-#: every registered check, in the order the report lists them
+#: every registered check (in registration order; :func:`check_ids` gives the report's order)
 REGISTRY: dict[str, Check] = {}
-_KNOWN = {f.name for f in fields(Thresholds)}
+_KNOWN = {f.name for f in fields(Thresholds)} - {"overrides"}
 
 
-def check(id: str, *, family: str, uses: Iterable[str] = ()) -> Callable[[CheckFn], CheckFn]:
-    """Register a check function under its stable ``id`` (the decorator returns the function unchanged)."""
-    uses = tuple(uses)
-    unknown = [u for u in uses if u not in _KNOWN]
+def check(id: str, *, family: str, order: float | None = None, figure: str | None = None,
+          uses: Iterable[str] = (), thresholds: Mapping[str, Any] | None = None) -> Callable[[CheckFn], CheckFn]:
+    """Register a check function under its stable ``id`` (the decorator returns the function unchanged).
+
+    ``order``: where the report lists its findings among the checks (default: after every other);
+    ``figure``: the figure kind its findings point at; ``uses``: the shared thresholds it reads;
+    ``thresholds``: its own thresholds and their defaults (read as ``th.<name>``).
+    """
+    own = dict(thresholds or {})
+    clash = [k for k in own if k in _KNOWN or any(k in c.defaults for c in REGISTRY.values() if c.id != id)]
+    if clash:
+        raise ValueError(f"check {id!r} declares thresholds {clash} that already exist")
+    uses = tuple(dict.fromkeys([*uses, *own]))
+    unknown = [u for u in uses if u not in _KNOWN and u not in own]
     if unknown:  # a typo in a threshold name is a bug in the check, found at import
         raise ValueError(f"check {id!r} uses unknown thresholds {unknown}")
 
     def register(fn: CheckFn) -> CheckFn:
         if id in REGISTRY and REGISTRY[id].fn is not fn:
             raise ValueError(f"a check with id {id!r} is already registered")
-        REGISTRY[id] = Check(id, family, fn, uses)
+        REGISTRY[id] = Check(id, family, fn, uses, math.inf if order is None else float(order), figure, own)
         return fn
 
     return register
+
+
+def unregister(id: str) -> None:
+    """Remove a registered check (a plugin's or a test's); unknown ids are ignored."""
+    REGISTRY.pop(id, None)
+
+
+def check_ids() -> tuple[str, ...]:
+    """The registered checks' ids in the report's order (``order``, then registration)."""
+    position = {k: i for i, k in enumerate(REGISTRY)}
+    return tuple(sorted(REGISTRY, key=lambda k: (REGISTRY[k].order, position[k])))
+
+
+class _FigureOfCheck(Mapping[str, str]):
+    """``{check id: figure kind}`` read live from the registry (a check registered later is in it)."""
+
+    def __getitem__(self, id: str) -> str:
+        figure = REGISTRY[id].figure
+        if figure is None:
+            raise KeyError(id)
+        return figure
+
+    def __iter__(self) -> Iterator[str]:
+        return (k for k in check_ids() if REGISTRY[k].figure is not None)
+
+    def __len__(self) -> int:
+        return sum(c.figure is not None for c in REGISTRY.values())
+
+
+#: which figure a check's findings are about: each check's ``@check(figure=...)``
+FIGURE_OF_CHECK: Mapping[str, str] = _FigureOfCheck()
 
 
 def thresholds_of(id: str, th: Thresholds | None = None) -> dict[str, Any]:

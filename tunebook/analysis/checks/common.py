@@ -197,17 +197,44 @@ def resolution(y: np.ndarray) -> float:
     return float(nonzero.min()) if len(nonzero) else 0.0
 
 
+#: the fewest evaluations a noise estimate is computed from (after the early transient is left out)
+MIN_NOISE_EVALS = 5
+
+
+def late_part(y: np.ndarray) -> np.ndarray:
+    """The part of a curve its noise is read from: past the early transient (the initial drop, an early spike).
+
+    The second half of a curve of 12 or more evaluations; of a shorter one, the evaluations from the
+    first one that comes within half its total drop of its final level (at least the first quarter
+    left out), keeping at least :data:`MIN_NOISE_EVALS` when the curve has them.
+    """
+    y = np.asarray(y, dtype=float)
+    n = len(y)
+    if n >= 12:
+        return y[n // 2:]
+    if n <= MIN_NOISE_EVALS:
+        return y
+    smooth = running_median(y, 3)
+    end = float(np.median(y[-3:]))
+    drop = float(np.max(smooth) - end)
+    settled = int(np.argmax(np.abs(smooth - end) <= 0.5 * drop)) if drop > 0 else 0
+    start = min(max(n // 4, settled), n - MIN_NOISE_EVALS)
+    return y[start:]
+
+
 def curve_noise(y: np.ndarray) -> float:
     """The standard deviation of a curve's noise, from its second differences.
 
     ``y[i-1] - 2 y[i] + y[i+1]`` is zero on a straight line and small on a smooth trend; on
-    white noise of standard deviation s its spread is s * sqrt(6). Over the second half of
-    the curve (past the initial drop; where the trial ends), their robust spread (the MAD; the RMS with the largest tenth
-    trimmed when most are zero, as on a quantized metric) over sqrt(6) estimates the per-point
-    noise. Zero on a noise-free straight line; floored at the metric's :func:`resolution`.
+    white noise of standard deviation s its spread is s * sqrt(6). Over the curve's :func:`late_part`
+    (past the initial drop and any early spike; where the trial ends), their robust spread (the MAD;
+    the RMS with the largest tenth trimmed when most are zero, as on a quantized metric) over sqrt(6)
+    estimates the per-point noise; from fewer than 12 late evaluations, never more than the late part's
+    own variation (its standard deviation: a few second differences across a bend overstate the noise). Zero on a noise-free
+    straight line; floored at the metric's :func:`resolution`.
     """
     y = np.asarray(y, dtype=float)
-    part = y[len(y) // 2:] if len(y) >= 12 else y
+    part = late_part(y)
     d2 = np.diff(part, 2)
     if len(d2) < 2:
         return resolution(y)
@@ -215,7 +242,10 @@ def curve_noise(y: np.ndarray) -> float:
     if spread == 0:  # most second differences are zero (a quantized, mostly flat metric)
         a = np.sort(np.abs(d2))[: max(1, int(math.ceil(0.9 * len(d2))))]
         spread = float(np.sqrt(np.mean(a**2)))
-    return max(spread / math.sqrt(6), resolution(y))
+    noise = spread / math.sqrt(6)
+    if len(part) < 12:  # a few second differences: across a bend they overstate the noise
+        noise = min(noise, float(np.std(part, ddof=1)))
+    return max(noise, resolution(y))
 
 
 def scale(y: np.ndarray) -> float:
@@ -223,8 +253,23 @@ def scale(y: np.ndarray) -> float:
     return initial_level(y) - float(np.min(running_median(y)))
 
 
-def tail_gain(steps: np.ndarray, y: np.ndarray, share: float = 0.25) -> tuple[float, float]:
-    """The improvement of a loss-like curve's linear trend over its last ``share`` of steps, and its standard error.
+@dataclass(frozen=True)
+class Window:
+    """The evaluations a trend was fitted on: first and last step, how many, and their share of the run."""
+
+    first_step: int
+    last_step: int
+    evals: int
+    share: float  # (last - first step) / (last - first step of the whole curve)
+
+    def words(self) -> str:
+        """What was fitted, as a message says it: "the last 6 evaluations (steps 520-1000, 48% of the run)"."""
+        return f"the last {self.evals} evaluations (steps {self.first_step}-{self.last_step}, {self.share:.0%} of the run)"
+
+
+def tail_gain(steps: np.ndarray, y: np.ndarray, share: float = 0.25) -> tuple[float, float, Window]:
+    """The improvement of a loss-like curve's linear trend over its last ``share`` of steps (at least its
+    last 4 evaluations), its standard error, and the window actually fitted.
 
     The standard error uses the whole curve's noise (a few tail points estimate it badly).
     """
@@ -234,12 +279,22 @@ def tail_gain(steps: np.ndarray, y: np.ndarray, share: float = 0.25) -> tuple[fl
         tail = np.zeros(len(steps), dtype=bool)
         tail[-4:] = True
     x, v = steps[tail].astype(float), y[tail]
+    run = float(steps[-1] - steps[0])
+    window = Window(int(x[0]), int(x[-1]), int(tail.sum()), float(x[-1] - x[0]) / run if run > 0 else 1.0)
     sxx = float(np.sum((x - x.mean()) ** 2))
     if sxx <= 0:
-        return 0.0, math.inf
+        return 0.0, math.inf, window
     slope = float(np.sum((x - x.mean()) * (v - v.mean())) / sxx)
     span = float(x[-1] - x[0])
-    return -slope * span, curve_noise(y) * span / math.sqrt(sxx)
+    return -slope * span, curve_noise(y) * span / math.sqrt(sxx), window
+
+
+def percent_of(part: float, base: float, noise: float = 0.0) -> str | None:
+    """``part`` as a percentage of ``base``, or None when the base is zero or near zero (within its
+    noise, or smaller than half of ``part``): a percentage of such a base says nothing measured."""
+    if not math.isfinite(part) or not math.isfinite(base) or abs(base) <= max(noise, 1e-12) or abs(part) > 2 * abs(base):
+        return None
+    return f"{part / abs(base):.0%}"
 
 
 def effective_best_step(steps: np.ndarray, y: np.ndarray, th: Thresholds) -> int:

@@ -31,14 +31,21 @@ from .common import (
     curve_hits,
     curve_noise,
     curve_trials,
+    fmt,
     for_groups,
     initial_level,
     moving_average,
+    percent_of,
     read_curve,
     running_median,
     scale,
     tail_gain,
 )
+from .sampling import measured_trial_sd
+
+
+#: the fewest evaluations a curve needs for its step-to-step noise to be judged
+MIN_CURVE_EVALS = 8
 
 
 def majority(hits: list[Any], read: int) -> bool:
@@ -48,13 +55,15 @@ def majority(hits: list[Any], read: int) -> bool:
 
 # tests on one curve (loss-like arrays) -----------------------------------------
 def still_improving(steps: np.ndarray, y: np.ndarray, th: Thresholds) -> dict[str, Any] | None:
-    """The trend over the last 25% of steps gains materially: against the noise and the curve's improvement."""
+    """The trend over the last 25% of steps (at least the last 4 evaluations) gains materially: against the
+    noise and the curve's improvement. The evidence names the window actually fitted."""
     sc = scale(y)
     if sc <= 0:
         return None
-    gain, se = tail_gain(steps, y)
+    gain, se, window = tail_gain(steps, y)
     if gain > th.noise_z * se and gain > th.still_improving * sc:
-        return {"late_gain": gain, "late_gain_se": se, "late_improvement_share": gain / sc, "noise": curve_noise(y)}
+        return {"late_gain": gain, "late_gain_se": se, "late_improvement_share": gain / sc, "noise": curve_noise(y),
+                "window": window.__dict__, "window_words": window.words()}
     return None
 
 
@@ -71,25 +80,53 @@ def saturation(steps: np.ndarray, y: np.ndarray, th: Thresholds) -> dict[str, An
     return {"saturation_step": int(steps[first]), "band": band, "noise": noise}
 
 
-def rise_after_best(y: np.ndarray, th: Thresholds, positive_floor: float | None) -> dict[str, Any] | None:
-    """How far a curve ends above its best, if that is material: more than its noise, and more than
-    ``overfit_rise`` of its improvement or (for a positive loss or error) ``overfit_rise_relative`` of its best.
+def rise_after_best(y: np.ndarray, th: Thresholds, positive_floor: float | None,
+                    spread: float | None = None) -> dict[str, Any] | None:
+    """How far a curve ends above its best point, if that is material: more than its noise, and more than
+    ``overfit_rise`` of its improvement (when the improvement since the first evaluation is itself beyond
+    the noise), or, for a positive loss or error, ``overfit_rise_relative`` of its best, or (when the first
+    evaluation came too late to measure an improvement) ``overfit_rise`` of ``spread``, how much the group's
+    configurations differ (its median trial's value minus its best).
+
+    The rise is measured from the best point of the robust smooth to the median of the last 3 evaluations.
     """
     smooth = running_median(y)
     b = int(np.argmin(smooth))
     if b >= len(y) - 2:
         return None
     best = float(smooth[b])
-    rise = float(np.median(y[-3:])) - best
+    end = float(np.median(y[-3:]))
+    rise = end - best
     noise = curve_noise(y)
     improvement = initial_level(y) - best
+    measured = improvement > th.noise_z * noise  # a first evaluation already near the best measures no improvement
     relative = rise / positive_floor if positive_floor and positive_floor > 0 else None
-    big = (improvement > 0 and rise > th.overfit_rise * improvement) or (
-        relative is not None and relative > th.overfit_rise_relative)
+    big = (measured and rise > th.overfit_rise * improvement) or (
+        relative is not None and relative > th.overfit_rise_relative) or (
+        not measured and spread is not None and spread > 0 and rise > th.overfit_rise * spread)
     if rise > th.noise_z * noise and big:
-        return {"best_index": b, "rise": rise, "rise_share": rise / improvement if improvement > 0 else math.inf,
-                "rise_relative": relative, "noise": noise}
+        return {"best_index": b, "best_level": best, "end_level": end, "rise": rise,
+                "rise_share": rise / improvement if measured else None, "rise_relative": relative, "noise": noise,
+                "improvement": improvement, "group_spread": spread}
     return None
+
+
+def train_trend_after(steps: np.ndarray, y: np.ndarray, after: int, th: Thresholds) -> tuple[str, float, float] | None:
+    """What a training loss did from step ``after`` to the end: ("falls" | "is flat" | "rises", level then,
+    level at the end), each level the median of the evaluations around it; None when nothing is logged after."""
+    after_steps = steps >= after
+    if after_steps.sum() < 3:
+        return None
+    at = y[(steps >= after * 0.9) & (steps <= after * 1.1 + 1)]
+    k = max(3, len(y) // 10)
+    end = y[-k:]
+    level_at, level_end = float(np.median(at if len(at) else y[after_steps][:1])), float(np.median(end))
+    se = th.noise_z * curve_noise(y) / math.sqrt(len(end))
+    if level_end < level_at - se:
+        return "falls", level_at, level_end
+    if level_end > level_at + se:
+        return "rises", level_at, level_end
+    return "is flat", level_at, level_end
 
 
 def loss_rising(steps: np.ndarray, y: np.ndarray, th: Thresholds) -> dict[str, Any] | None:
@@ -144,6 +181,20 @@ def training_unstable_after(steps: np.ndarray, y: np.ndarray, after: int, th: Th
     return None
 
 
+def rise_context(ev: dict[str, Any], steps: np.ndarray) -> str:
+    """The rise as shares of what was measured: of the best value (a positive loss or error, not near zero)
+    and of the improvement since the first evaluation (when that improvement is beyond the noise)."""
+    out = ""
+    of_best = percent_of(ev["rise"], ev["best_level"], ev["noise"]) if ev.get("rise_relative") is not None else None
+    if of_best is not None:
+        out += f", {of_best} above its best"
+    share = ev.get("rise_share")
+    if share is not None:
+        out += (f", giving back {share:.0%} of its improvement since its first evaluation (step {int(steps[0])})"
+                if share <= 1 else f", above its first evaluation (step {int(steps[0])})")
+    return out
+
+
 def top_of(view: StudyData, th: Thresholds) -> list[TrialRow]:
     return view.ranked()[: th.curve_top_k]
 
@@ -152,13 +203,13 @@ def improvement_given_back(share: float) -> str:
     """How much of its improvement a curve gives back, in words a share above 100% reads right in."""
     if not math.isfinite(share):
         return "more than it had gained (it never improved)"
-    if share > 1.0:
-        return f"all of its improvement and more ({share:.0%} of it: worse than at its start)"
+    if share > 1.0:  # no percentage of an improvement smaller than the rise: the levels say it
+        return "all of its improvement and more (it ends above its first evaluations)"
     return f"{share:.0%} of its improvement"
 
 
 # the checks -------------------------------------------------------------------
-@check("overfitting", family="curves", uses=("overfit_rise", "overfit_rise_relative", "noise_z", "spike_fraction", "train_metric"))
+@check("overfitting", family="curves", order=60, figure="curves", uses=("overfit_rise", "overfit_rise_relative", "noise_z", "spike_fraction", "train_metric"))
 def check_overfitting(data: StudyData, th: Thresholds) -> list[Finding]:
     s = data.sign()
 
@@ -171,12 +222,13 @@ def check_overfitting(data: StudyData, th: Thresholds) -> list[Finding]:
             return []
         steps, y = c
         floor = float(best.value) if data.mode == "min" and best.value is not None and best.value > 0 else None
-        ev = rise_after_best(y, th, floor)
+        values = view.loss_like_values()
+        values = values[np.isfinite(values)]
+        ev = rise_after_best(y, th, floor, float(np.median(values) - np.min(values)) if len(values) >= 3 else None)
         if ev is None:
             return []
         best_step = int(steps[ev.pop("best_index")])
         ev = {"trial": best.number, "trials": [best.number], "best_step": best_step, **ev}
-        rel = f"{ev['rise_relative']:.0%} above its best, " if ev["rise_relative"] is not None else ""
         train = read_curve(view, best, th.train_metric, 1.0)
         why = training_unstable_after(*train, best_step, th) if train is not None else None
         prefix = f"[{g.label}] " if g.label else ""
@@ -188,12 +240,18 @@ def check_overfitting(data: StudyData, th: Thresholds) -> list[Finding]:
                 "Treat it as instability (see the instability check): warmup, gradient clipping or a lower learning rate.",
                 {**ev, "instability": why},
             )]
+        trend = train_trend_after(*train, best_step, th) if train is not None else None
+        if trend is None:
+            train_words = f"no training loss ({th.train_metric}) was logged after it to compare"
+        else:
+            ev["train_after_best"] = {"trend": trend[0], "at_best_step": trend[1], "at_end": trend[2]}
+            train_words = f"meanwhile its training loss {trend[0]} ({trend[1]:.3g} then, {trend[2]:.3g} at the end)"
         return [Finding(
             "overfitting", WARNING,
             prefix + f"Problematic overfitting: the validation {data.metric} of trial #{best.number} (the best"
-            + (f" of {g.label}" if g.label else "") + f") gets worse after step {best_step} while its training loss "
-            f"keeps falling: it ends {rel}giving back {improvement_given_back(ev['rise_share'])} ({ev['rise']:.3g}, "
-            f"noise {ev['noise']:.2g}).",
+            + (f" of {g.label}" if g.label else "") + f") is best at step {best_step} ({fmt(s * ev['best_level'])}) "
+            f"and ends {ev['rise']:.3g} worse ({fmt(s * ev['end_level'])}, the median of its last 3 evaluations"
+            + rise_context(ev, steps) + f"; noise {ev['noise']:.2g}); {train_words}.",
             "Add regularization (weight decay, dropout, label smoothing, augmentation) or compare the scientific "
             "values with regularization tuned as a nuisance; the trial value already uses the best checkpoint.",
             ev,
@@ -216,41 +274,63 @@ def compared_gap(data: StudyData, th: Thresholds) -> tuple[float, str]:
     return (max(top) - min(top), "the spread of the top trials") if len(top) >= 2 else (math.inf, "")
 
 
-@check("step_variance", family="curves", uses=("step_noise", "curve_top_k"))
+@check("step_variance", family="curves", order=70, figure="curves", uses=("step_noise", "curve_top_k"))
 def check_step_variance(data: StudyData, th: Thresholds) -> list[Finding]:
-    """High step-to-step variance: noise large against the curve's range *and* against what the study compares.
+    """High step-to-step variance: noise large against the curve's range, against what the study compares
+    *and* against the measured trial variance.
 
     The playbook's concern is that trials randomly end on "lucky" or "unlucky" steps, which
-    interferes with comparing scientific values (or, in a study without them, its trials).
+    interferes with comparing scientific values (or, in a study without them, its trials). Which
+    evaluation a trial ends on decides a comparison only when that noise is larger than the gap
+    compared and than the seed-to-seed spread (the trial sd): a comparison of identical groups (gap 0)
+    has nothing to decide, and under a larger trial sd the step noise is not what decides it. Without
+    a measured trial sd the finding is info (it says that sd is unmeasured).
     """
     gap, what = compared_gap(data, th)
+    if not gap > 0:
+        return []  # identical bests: nothing for the step noise to decide
+    sd, source = measured_trial_sd(data, th)
 
     def test(t: TrialRow, steps: np.ndarray, y: np.ndarray) -> dict[str, Any] | None:
-        if len(y) < 8:
+        if len(y) < MIN_CURVE_EVALS:
             return None
         span = float(np.max(moving_average(y, 3)) - np.min(running_median(y)))  # the curve's range, robust to one outlier
         if span <= 0:
             return None
         noise = curve_noise(y)
-        if noise / span > th.step_noise and noise > gap:
-            return {"relative_noise": noise / span, "noise": noise, "compared_gap": gap}
+        if noise / span > th.step_noise and noise > gap and (sd is None or noise > sd):
+            return {"relative_noise": noise / span, "noise": noise, "compared_gap": gap, "trial_sd": sd,
+                    "trial_sd_source": source or None, "evals": len(y)}
         return None
 
     hits, read = curve_hits(data, curve_trials(data, th), data.metric, data.sign(), test)
+    if sd is None:
+        return curve_finding(
+            "step_variance", Group("", {}, []), hits, read,
+            lambda t, ev: (
+                f"Step-to-step variance in the validation {data.metric} of the best trials (trial #{t.number}: noise "
+                f"{ev['noise']:.3g} over {ev['evals']} evaluations, {ev['relative_noise']:.1%} of the curve's range) "
+                f"is larger than {what} ({ev['compared_gap']:.3g}). The trial variance (seed to seed) is not measured, "
+                "so whether the evaluation a trial ends on decides the comparison is unknown."
+            ),
+            "Measure the trial variance (replicates of each group's best, or `tunebook retrain`); if the step noise "
+            "is larger, evaluate on a larger validation sample, decay the learning rate or use Polyak averaging.",
+            severity=INFO,
+        )
     return curve_finding(
         "step_variance", Group("", {}, []), hits, read,
         lambda t, ev: (
             f"High step-to-step variance in the validation {data.metric} of the best trials "
-            f"(trial #{t.number}: noise {ev['noise']:.3g}, {ev['relative_noise']:.1%} of the curve's range, "
-            f"more than {what}, {ev['compared_gap']:.3g}): which step a trial ends on decides the comparison, "
-            "and results are hard to reproduce."
+            f"(trial #{t.number}: noise {ev['noise']:.3g} over {ev['evals']} evaluations, {ev['relative_noise']:.1%} of "
+            f"the curve's range, more than {what}, {ev['compared_gap']:.3g}, and than the trial sd, {ev['trial_sd']:.3g} "
+            f"from {source}): which step a trial ends on decides the comparison, and results are hard to reproduce."
         ),
         "Evaluate on a larger validation sample, decay the learning rate, increase the batch size, "
         "or use Polyak averaging.",
     )
 
 
-@check("still_improving", family="curves", uses=("still_improving", "noise_z", "curve_top_k"))
+@check("still_improving", family="curves", order=80, figure="curves", uses=("still_improving", "noise_z", "curve_top_k"))
 def check_still_improving(data: StudyData, th: Thresholds) -> list[Finding]:
     def judge(view: StudyData, g: Group) -> list[Finding]:
         hits, read = curve_hits(view, top_of(view, th), view.metric, view.sign(), lambda t, s, y: still_improving(s, y, th))
@@ -260,7 +340,7 @@ def check_still_improving(data: StudyData, th: Thresholds) -> list[Finding]:
             "still_improving", g, hits, read,
             lambda t, ev: (
                 f"The best trials are still improving at the end of training ({len(hits)} of {read}; for example "
-                f"trial #{t.number} gains {ev['late_gain']:.3g} over the last 25% of steps, "
+                f"trial #{t.number} gains {ev['late_gain']:.3g} over {ev['window_words']}, "
                 + (f"{ev['late_improvement_share']:.0%} of its improvement"
                    if ev['late_improvement_share'] <= 1 else "most of its improvement (its trend is steepest at the end)")
                 + f" and {ev['late_gain'] / max(ev['late_gain_se'], 1e-300):.1f} standard errors of its noise): "
@@ -273,7 +353,7 @@ def check_still_improving(data: StudyData, th: Thresholds) -> list[Finding]:
     return for_groups(data, th, judge)
 
 
-@check("saturated_early", family="curves", uses=("saturated_share", "saturation_tol", "noise_z", "curve_top_k"))
+@check("saturated_early", family="curves", order=90, figure="curves", uses=("saturated_share", "saturation_tol", "noise_z", "curve_top_k"))
 def check_saturated_early(data: StudyData, th: Thresholds) -> list[Finding]:
     def test(t: TrialRow, steps: np.ndarray, y: np.ndarray) -> dict[str, Any] | None:
         sat = saturation(steps, y, th)
@@ -304,7 +384,7 @@ def check_saturated_early(data: StudyData, th: Thresholds) -> list[Finding]:
     return for_groups(data, th, judge)
 
 
-@check("train_loss_rising", family="curves", uses=("train_rise", "noise_z", "train_metric", "curve_top_k"))
+@check("train_loss_rising", family="curves", order=100, figure="curves", uses=("train_rise", "noise_z", "train_metric", "curve_top_k"))
 def check_train_loss_rising(data: StudyData, th: Thresholds) -> list[Finding]:
     def judge(view: StudyData, g: Group) -> list[Finding]:
         hits, read = curve_hits(view, top_of(view, th), th.train_metric, 1.0, lambda t, s, y: loss_rising(s, y, th))
@@ -321,7 +401,7 @@ def check_train_loss_rising(data: StudyData, th: Thresholds) -> list[Finding]:
     return for_groups(data, th, judge)
 
 
-@check("periodic_validation", family="curves", uses=("periodic_pvalue", "periodic_amplitude", "periodic_cycles"))
+@check("periodic_validation", family="curves", order=110, figure="curves", uses=("periodic_pvalue", "periodic_amplitude", "periodic_cycles"))
 def check_periodic_validation(data: StudyData, th: Thresholds) -> list[Finding]:
     def test(t: TrialRow, steps: np.ndarray, y: np.ndarray) -> dict[str, Any] | None:
         if len(y) < 16:
@@ -355,7 +435,7 @@ def check_periodic_validation(data: StudyData, th: Thresholds) -> list[Finding]:
     )
 
 
-@check("instability", family="curves", uses=("spike_fraction", "train_metric"))
+@check("instability", family="curves", order=170, figure="curves", uses=("spike_fraction", "train_metric"))
 def check_instability(data: StudyData, th: Thresholds) -> list[Finding]:
     hits, read = curve_hits(data, curve_trials(data, th), th.train_metric, 1.0, lambda t, s, y: loss_spikes(s, y, th))
     return curve_finding(

@@ -21,7 +21,7 @@ from .base import INFO, WARNING, Finding, Thresholds, check
 from .common import curve_trials
 
 
-@check("batch_size", family="fairness", uses=("batch_size_params",))
+@check("batch_size", family="fairness", order=180, uses=("batch_size_params",))
 def check_batch_size(data: StudyData, th: Thresholds) -> list[Finding]:
     tuned = [(name, data.roles.get(name)) for name in data.space
              if name in th.batch_size_params and data.roles.get(name) in ("scientific", "nuisance")]
@@ -40,7 +40,7 @@ def check_batch_size(data: StudyData, th: Thresholds) -> list[Finding]:
     )]
 
 
-@check("test_set", family="fairness", uses=("test_prefixes",))
+@check("test_set", family="fairness", order=190, uses=("test_prefixes",))
 def check_test_set(data: StudyData, th: Thresholds) -> list[Finding]:
     metric = data.metric
     if metric.startswith(th.test_prefixes):
@@ -81,7 +81,7 @@ def near_miss(name: str, candidates: list[str], cutoff: float) -> str | None:
     return close[0] if close else None
 
 
-@check("unused_hyperparameter", family="fairness", uses=("unused_name_cutoff",))
+@check("unused_hyperparameter", family="fairness", order=10, uses=("unused_name_cutoff",))
 def check_unused_hyperparameter(data: StudyData, th: Thresholds) -> list[Finding]:
     """A varied hyperparameter the training function never read: its values cannot change the outcome.
 

@@ -40,6 +40,16 @@ from .common import (
 from .variance import trial_sd
 
 
+def measured_trial_sd(data: StudyData, th: Thresholds) -> tuple[float | None, str]:
+    """The trial sd where runs of one configuration over seeds measured it, with its source; ``(None, "")``
+    otherwise. The evaluation noise of a curve is not trial variance (it can be several times smaller or
+    larger than the seed-to-seed sd): the checks never judge against it."""
+    sd, source = trial_sd(data, th)
+    if sd is None or not sd > 0 or source == "evaluation noise":
+        return None, ""
+    return sd, source
+
+
 def effective_best_steps(view: StudyData, th: Thresholds) -> list[int]:
     """Effective best steps of the better half of a view's trials (the stored best step when no curve).
 
@@ -62,7 +72,7 @@ def effective_best_steps(view: StudyData, th: Thresholds) -> list[int]:
     return out
 
 
-@check("max_train_steps", family="sampling",
+@check("max_train_steps", family="sampling", order=120, figure="best_steps",
        uses=("best_step_share", "best_step_early", "best_step_late", "best_step_curves", "noise_z", "saturation_tol"))
 def check_max_train_steps(data: StudyData, th: Thresholds) -> list[Finding]:
     def judge(view: StudyData, g: Group) -> list[Finding]:
@@ -96,7 +106,7 @@ def check_max_train_steps(data: StudyData, th: Thresholds) -> list[Finding]:
 
 
 # trial variance ---------------------------------------------------------------
-@check("sampled_enough", family="sampling", uses=("sampled_enough_tol", "noise_z"))
+@check("sampled_enough", family="sampling", order=130, figure="sampled_enough", uses=("sampled_enough_tol", "noise_z"))
 def check_sampled_enough(data: StudyData, th: Thresholds) -> list[Finding]:
     if len(data.completed) < 2:
         return []

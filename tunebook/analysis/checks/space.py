@@ -66,7 +66,7 @@ def boundary_findings(view: StudyData, group: Group, th: Thresholds) -> list[Fin
     return findings
 
 
-@check("search_space_boundary", family="space", uses=("boundary_fraction", "boundary_top_share", "boundary_extreme_fraction",
+@check("search_space_boundary", family="space", order=20, figure="axis", uses=("boundary_fraction", "boundary_top_share", "boundary_extreme_fraction",
                                                                    "boundary_extreme_min_trials", "top_k_min", "top_k_share"))
 def check_search_space_boundary(data: StudyData, th: Thresholds) -> list[Finding]:
     return for_groups(data, th, lambda view, g: boundary_findings(view, g, th))
@@ -77,7 +77,7 @@ def _cause(error: str | None) -> str:
     return failure_line(error)[:200] or "no error recorded"
 
 
-@check("failed_trials", family="space", uses=("failed_group_share",))
+@check("failed_trials", family="space", order=50, uses=("failed_group_share",))
 def check_failed_trials(data: StudyData, th: Thresholds) -> list[Finding]:
     """Failed trials are not data (a bug, not a bad point): say how many, why, and in which groups; a
     group that lost a large share of its trials was tuned less than the others."""
@@ -113,7 +113,7 @@ def check_failed_trials(data: StudyData, th: Thresholds) -> list[Finding]:
     )]
 
 
-@check("infeasible_share", family="space", uses=("infeasible_share",))
+@check("infeasible_share", family="space", order=30, figure="axis", uses=("infeasible_share",))
 def check_infeasible_share(data: StudyData, th: Thresholds) -> list[Finding]:
     finished = data.finished
     n_bad = len(data.infeasible)
@@ -174,6 +174,6 @@ def infeasible_region_findings(view: StudyData, group: Group, th: Thresholds) ->
     return findings
 
 
-@check("infeasible_region", family="space", uses=("infeasible_window", "infeasible_region_share"))
+@check("infeasible_region", family="space", order=40, figure="axis", uses=("infeasible_window", "infeasible_region_share"))
 def check_infeasible_region(data: StudyData, th: Thresholds) -> list[Finding]:
     return for_groups(data, th, lambda view, g: infeasible_region_findings(view, g, th))

@@ -60,7 +60,7 @@ def _uses_adam(data: StudyData) -> bool:
     return any("adam" in v.lower() for v in values)
 
 
-@check("adam_budget", family="training")
+@check("adam_budget", family="training", order=140)
 def check_adam_budget(data: StudyData, th: Thresholds) -> list[Finding]:
     if not _uses_adam(data):
         return []
@@ -90,7 +90,7 @@ def check_adam_budget(data: StudyData, th: Thresholds) -> list[Finding]:
     return []
 
 
-@check("input_bound", family="training", uses=("input_bound",))
+@check("input_bound", family="training", order=150, uses=("input_bound",))
 def check_input_bound(data: StudyData, th: Thresholds) -> list[Finding]:
     best = data.best()
     if best is None:
@@ -111,7 +111,7 @@ def check_input_bound(data: StudyData, th: Thresholds) -> list[Finding]:
     )]
 
 
-@check("gradient_clipping", family="training", uses=("grad_norm_metric", "clip_params", "clipped_share"))
+@check("gradient_clipping", family="training", order=160, figure="grad_norms", uses=("grad_norm_metric", "clip_params", "clipped_share"))
 def check_gradient_clipping(data: StudyData, th: Thresholds) -> list[Finding]:
     best = data.best()
     if best is None:
