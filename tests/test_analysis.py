@@ -189,8 +189,10 @@ def test_not_sampled_enough_with_few_trials_on_a_sharp_optimum(sqlite_url):
 
     space = {"nuisance": LR}
     f = finding(analyze(study_with(sqlite_url, curve, trials=6, space=space)), "sampled_enough")
-    assert f.severity == "warning" and f.evidence["relative_gain"] > 0.05
-    assert "Raise `trials`" in f.action
+    # the room between the best and its neighbours (a V of slope 2 per decade, 6 trials over 4 decades) is far
+    # above 5% of the spread of the trial values
+    assert f.severity == "warning" and f.evidence["room"] > 0.05 * f.evidence["spread"]
+    assert "Raise `trials`" in f.action and f.evidence["more_trials"] > 0
 
 
 def test_adam_budget_rule(sqlite_url):

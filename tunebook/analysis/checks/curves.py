@@ -304,29 +304,23 @@ def check_step_variance(data: StudyData, th: Thresholds) -> list[Finding]:
         return None
 
     hits, read = curve_hits(data, curve_trials(data, th), data.metric, data.sign(), test)
-    if sd is None:
-        return curve_finding(
-            "step_variance", Group("", {}, []), hits, read,
-            lambda t, ev: (
-                f"Step-to-step variance in the validation {data.metric} of the best trials (trial #{t.number}: noise "
-                f"{ev['noise']:.3g} over {ev['evals']} evaluations, {ev['relative_noise']:.1%} of the curve's range) "
-                f"is larger than {what} ({ev['compared_gap']:.3g}). The trial variance (seed to seed) is not measured, "
-                "so whether the evaluation a trial ends on decides the comparison is unknown."
-            ),
-            "Measure the trial variance (replicates of each group's best, or `tunebook retrain`); if the step noise "
-            "is larger, evaluate on a larger validation sample, decay the learning rate or use Polyak averaging.",
-            severity=INFO,
-        )
+
+    def message(t: TrialRow, ev: dict[str, Any]) -> str:
+        noise = f"trial #{t.number}: noise {ev['noise']:.3g} over {ev['evals']} evaluations, {ev['relative_noise']:.1%} of"
+        if sd is None:
+            return (f"Step-to-step variance in the validation {data.metric} of the best trials ({noise} the curve's "
+                    f"range) is larger than {what} ({ev['compared_gap']:.3g}). The trial variance (seed to seed) is not "
+                    "measured, so whether the evaluation a trial ends on decides the comparison is unknown.")
+        return (f"High step-to-step variance in the validation {data.metric} of the best trials ({noise} the curve's "
+                f"range, more than {what}, {ev['compared_gap']:.3g}, and than the trial sd, {sd:.3g} from {source}): "
+                "which step a trial ends on decides the comparison, and results are hard to reproduce.")
+
+    remedy = "evaluate on a larger validation sample, decay the learning rate, increase the batch size, or use Polyak averaging."
     return curve_finding(
-        "step_variance", Group("", {}, []), hits, read,
-        lambda t, ev: (
-            f"High step-to-step variance in the validation {data.metric} of the best trials "
-            f"(trial #{t.number}: noise {ev['noise']:.3g} over {ev['evals']} evaluations, {ev['relative_noise']:.1%} of "
-            f"the curve's range, more than {what}, {ev['compared_gap']:.3g}, and than the trial sd, {ev['trial_sd']:.3g} "
-            f"from {source}): which step a trial ends on decides the comparison, and results are hard to reproduce."
-        ),
-        "Evaluate on a larger validation sample, decay the learning rate, increase the batch size, "
-        "or use Polyak averaging.",
+        "step_variance", Group("", {}, []), hits, read, message,
+        ("Measure the trial variance (replicates of each group's best, or `tunebook retrain`); if the step noise is "
+         "larger, " + remedy) if sd is None else remedy[0].upper() + remedy[1:],
+        severity=INFO if sd is None else WARNING,
     )
 
 

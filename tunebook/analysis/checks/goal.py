@@ -68,8 +68,12 @@ def build_answer(data: StudyData, findings: list[Finding], th: Thresholds) -> Go
         if r.group and r.n_completed < th.min_group_trials:
             reasons.append(f"{r.group} has only {r.n_completed} completed trial(s)")
     for f in findings:
-        if f.check == "sampled_enough" and f.severity == WARNING and f.evidence.get("group"):
-            reasons.append(f"{f.evidence['group']} is probably not sampled enough")
+        # only where more sampling could change the answer (its room against the gap and the trial sd), never
+        # because the best-of-k curve still moves
+        if (f.check == "sampled_enough" and f.severity == WARNING and f.evidence.get("group")
+                and f.evidence.get("could_change_answer")):
+            reasons.append(f"more trials of {f.evidence['group']} could change the answer (about "
+                           f"{f.evidence['more_trials']} more, see sampled_enough)")
         if f.check == "failed_trials":
             for label in f.evidence.get("short_groups", ()):
                 bad, n = f.evidence["groups"][label]

@@ -9,13 +9,16 @@ flat, noisy curve the argmin lands wherever the noise put it.
 
 Sampled enough. The playbook says that it is hard to know whether a search
 space was sampled densely enough, and that we usually sample what we can
-afford. What can be computed: how much the expected best of a group moves
-when its budget doubles from n/2 to n trials (the exact expectation of the
-best of k trials drawn without replacement from the n finished ones), set
-against the trial variance (the spread of one configuration's result over
-seeds). A best that still moves by more than one trial standard deviation is
-still being found by sampling; a best that moves by less is dominated by
-trial variance.
+afford. What can be judged is whether more sampling could change the answer:
+how densely each group's best is sampled (its nearest trials in the
+normalized nuisance space, against the typical spacing), how much a point
+between them could still gain (a quarter of how much worse they are: a
+quadratic bowl), and whether that room exceeds the gap by which the group
+trails the one ahead of it and the measured trial sd. Not whether the
+best-of-k curve still moves: over a wide range of learning rates that
+measures how peaked the landscape is, not how far the best found is from the
+best possible. Each finding says how many more trials would be informative
+(``evidence["more_trials"]``, read by ``tunebook next``).
 """
 
 from __future__ import annotations
@@ -25,15 +28,17 @@ from typing import Any
 
 import numpy as np
 
-from tunebook.analysis.data import StudyData
+from tunebook.analysis.data import StudyData, TrialRow
 
 from .base import INFO, WARNING, Finding, Thresholds, check
 from .common import (
     Group,
+    curve_noise,
     effective_best_step,
-    expected_best_of_k,
     fmt,
     for_groups,
+    group_view,
+    groups,
     in_group,
     read_curve,
 )
@@ -105,68 +110,191 @@ def check_max_train_steps(data: StudyData, th: Thresholds) -> list[Finding]:
     return for_groups(data, th, judge)
 
 
-# trial variance ---------------------------------------------------------------
-@check("sampled_enough", family="sampling", order=130, figure="sampled_enough", uses=("sampled_enough_tol", "noise_z"))
+# have we sampled enough? ---------------------------------------------------------
+#: how many nearest trials of a group's best are read (fewer when the group has fewer)
+NEIGHBOURS = 3
+#: more trials are never estimated beyond this many times the group's count (the estimate's power law is local)
+MORE_TRIALS_CAP = 10
+
+
+def nuisance_positions(view: StudyData, trials: list[TrialRow]) -> tuple[np.ndarray, int]:
+    """The trials' positions in the normalized nuisance space of their group, and its numeric dimension.
+
+    Numeric nuisance hyperparameters that every trial has, each in [0, 1] of the group's own (scaled)
+    range; a choice adds one axis on which two trials are 0 (same value) or 1 (different) apart.
+    """
+    have = [name for name, role in view.roles.items() if role == "nuisance" and name in view.space
+            and all(name in t.params for t in trials)]
+    numeric = [n for n in have if n in view.numeric_params()]
+    choices = [n for n in have if n not in numeric]
+    cols = [np.array(view.units(n, trials), dtype=float) for n in numeric]
+    for n in choices:  # one-hot of each choice, scaled so that two different values are 1 apart
+        values = [repr(t.params[n]) for t in trials]
+        for v in sorted(set(values)):
+            cols.append(np.array([(x == v) / math.sqrt(2) for x in values], dtype=float))
+    return (np.stack(cols, axis=1) if cols else np.zeros((len(trials), 0))), len(numeric)
+
+
+def sampling_around_best(view: StudyData) -> dict[str, Any] | None:
+    """How densely a group's best is sampled, and how much denser sampling could improve it.
+
+    Of the group's completed trials (loss-like values), the best's ``NEIGHBOURS`` nearest in the
+    normalized nuisance space: their distance (against the typical distance between a trial and its
+    nearest ones: ``density_ratio`` > 1 means the best sits in a more sparsely sampled region than the
+    typical trial) and how much worse they are (``neighbour_gap``, their median value minus the best).
+    ``room``, a quarter of that gap, estimates how much a point sampled between the best and its
+    neighbours could improve on the best (a quadratic bowl whose optimum lies between them: the best
+    of a bowl sampled at spacing h is about a quarter of the rise over h above the optimum).
+    """
+    s = view.sign()
+    done = view.completed
+    n = len(done)
+    if n < 2:
+        return None
+    values = np.array([s * float(t.value) for t in done], dtype=float)  # type: ignore[arg-type]
+    x, dims = nuisance_positions(view, done)
+    if x.shape[1] == 0:
+        return None
+    b = int(np.argmin(values))
+    k = min(NEIGHBOURS, n - 1)
+    d = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(axis=2))
+    np.fill_diagonal(d, np.inf)
+    near = np.argsort(d[b])[:k]
+    typical = float(np.median(np.sort(d, axis=1)[:, :k].mean(axis=1)))
+    at_best = float(d[b, near].mean())
+    gap = float(np.median(values[near]) - values[b])
+    return {"neighbours": k, "neighbour_distance": at_best, "typical_distance": typical,
+            "density_ratio": at_best / typical if typical > 0 else 1.0, "neighbour_gap": gap, "room": gap / 4,
+            "axes": int(x.shape[1]), "numeric_axes": dims, "best": s * float(values[b]), "trial": done[b].number,
+            "spread": float(np.median(values) - values[b])}
+
+
+def evaluation_noise_of(view: StudyData) -> float | None:
+    """The evaluation noise of a group's best curve (:func:`curve_noise`): how much its value moves from one
+    evaluation to the next. Not trial variance (that is seed to seed); a floor under what a trial's value can
+    tell apart when no trial variance is measured."""
+    best = view.best()
+    c = read_curve(view, best, view.metric, view.sign(), min_points=6) if best is not None else None
+    return curve_noise(c[1]) if c is not None else None
+
+
+def more_trials_for(n: int, room: float, target: float, dims: int) -> int:
+    """How many more trials bring ``room`` under ``target``: spacing shrinks as n^(-1/dims) and a bowl's room
+    with the square of the spacing, so n' = n (room / target)^(dims / 2); capped at ``MORE_TRIALS_CAP`` x n."""
+    if not room > target or n <= 0:
+        return 0
+    if not target > 0:
+        return MORE_TRIALS_CAP * n
+    wanted = n * (room / target) ** (max(dims, 1) / 2)
+    return int(min(math.ceil(wanted - n), MORE_TRIALS_CAP * n))
+
+
+@check("sampled_enough", family="sampling", order=130, figure="sampled_enough",
+       uses=("sampled_enough_tol", "min_group_trials", "noise_z"))
 def check_sampled_enough(data: StudyData, th: Thresholds) -> list[Finding]:
+    """Could more sampling change the answer? Per group: the room denser sampling around the best could gain
+    (:func:`sampling_around_best`) against the gap to the group just ahead and the measured trial sd.
+
+    A warning says more trials of a group could change the answer (its room exceeds the gap by which it
+    trails, and the trial sd when measured); the leader's room never changes who leads. Every finding
+    carries ``evidence["more_trials"]``: how many more trials of the group would bring its room under the
+    trial sd (when measured; else under ``sampled_enough_tol`` of the spread of its trial values), 0 when
+    none are needed (:func:`more_trials_for`; ``evidence["more_trials_how"]`` says how it was computed).
+    """
     if len(data.completed) < 2:
         return []
-    sd, source = trial_sd(data, th)
+    sd, source = measured_trial_sd(data, th)
+    per_group = [(g, group_view(data, g)) for g in groups(data, th.scientific_buckets)]
+    judged = [(g, view, sampling_around_best(view)) for g, view in per_group]
     s = data.sign()
-
-    def judge(view: StudyData, g: Group) -> list[Finding]:
-        values = view.loss_like_values()
-        n = len(values)
-        if n < 4 or len(view.completed) < 2:
-            return []  # the best of fewer than 2 trials says nothing about sampling
-        half = max(1, n // 2)
-        e_half, e_full = expected_best_of_k(values, half), expected_best_of_k(values, n)
-        if not math.isfinite(e_half):
-            return []
-        gain = e_half - e_full
-        feasible = np.sort(values[np.isfinite(values)])
-        top_gap = float(feasible[1] - feasible[0]) if len(feasible) >= 2 else math.nan
-        ev: dict[str, Any] = {
-            "trials": n, "expected_best_of_half": s * e_half, "expected_best_of_all": s * e_full,
-            "expected_gain": gain, "trial_sd": sd, "trial_sd_source": source, "top_two_gap": top_gap,
-        }
-        # material against both the trial variance and the landscape (the spread of the group's values)
-        spread = float(np.median(feasible) - feasible[0])
-        ev["relative_gain"] = gain / spread if spread > 0 else 0.0
-        moving = spread > 0 and gain > th.sampled_enough_tol * spread
-        against = f"{th.sampled_enough_tol:.0%} of the spread of trial values ({fmt(th.sampled_enough_tol * spread)})"
-        if sd is not None and sd > 0:
-            ev["gain_in_sd"] = gain / sd
-            # the best region is dense when the top quarter of the trials (at least 2) lies within one trial sd
-            m = max(2, math.ceil(len(feasible) / 4))
-            dense = len(feasible) >= m and float(feasible[m - 1] - feasible[0]) <= sd
-            ev["dense_top"] = dense
-            moving = moving and gain > sd and not dense
-            against = f"the trial standard deviation ({fmt(sd)}, from {source})" + (
-                f" and {against}" if moving else "" if gain <= sd else
-                "; its best trials lie within one trial sd of each other (a densely sampled best region)" if dense
-                else f" though not {against}")
-        else:
-            against += "; no trial variance is known"
+    bests = {g.label: s * float(view.best().value) for g, view, _ in judged if view.best() is not None}  # type: ignore[union-attr]
+    rooms = {g.label: (around or {}).get("room", 0.0) for g, _, around in judged}
+    out = []
+    for g, view, around in judged:
+        n = len(view.completed)
         where = in_group(g.label)
-        units = f"{data.metric}"
-        if moving:
-            return [Finding(
+        if around is None or n < 3:
+            if n == 0:
+                continue
+            need = max(0, th.min_group_trials - n)
+            out.append(Finding(
+                "sampled_enough", INFO,
+                where + f"{n} completed trial(s): too few to judge how densely the best is sampled.",
+                f"Run at least {need} more trial(s) of this group." if need else "No action needed for sampling.",
+                {"group": g.label, "trials": n, "more_trials": need,
+                 "more_trials_how": f"up to min_group_trials ({th.min_group_trials})"},
+            ))
+            continue
+        others = {label: v for label, v in bests.items() if label != g.label}
+        ahead = [label for label, v in others.items() if v <= bests[g.label]]
+        # the group just ahead (for one that trails), or the runner-up (for the leader)
+        rival = (max(ahead, key=lambda k: others[k]) if ahead else
+                 min(others, key=lambda k: others[k]) if others else None)
+        room = around["room"]
+        noise = evaluation_noise_of(view) if sd is None else None
+        # what a trial's value can tell apart: the trial sd, else noise_z standard errors of the evaluation noise
+        floor = sd if sd is not None else th.noise_z * (noise or 0.0)
+        if sd is not None:
+            target, target_words = sd, f"the trial sd ({fmt(sd)}, from {source})"
+        elif floor > 0 and floor >= th.sampled_enough_tol * around["spread"]:
+            target, target_words = floor, (f"{th.noise_z:g} x the evaluation noise of its best curve ({fmt(floor)}; "
+                                           "trial variance is not measured)")
+        else:
+            target = th.sampled_enough_tol * around["spread"]
+            target_words = f"{th.sampled_enough_tol:.0%} of the spread of its trial values ({fmt(target)})"
+        more = more_trials_for(n, room, target, around["numeric_axes"])
+        trails_by = bests[g.label] - others[rival] if ahead else None
+        leads_by = others[rival] - bests[g.label] if rival is not None and not ahead else None
+        # more trials of every group: each best gains about its room, so what can move the answer is the
+        # difference of the rooms (a true tie sampled alike gains alike)
+        extra = room - rooms[rival] if rival is not None else room
+        if trails_by is not None:  # could it pass the group just ahead?
+            could = extra > trails_by and extra > floor
+        elif leads_by is not None:  # the leader: only a tie can change (into a lead)
+            could = leads_by <= floor and extra > floor
+        else:  # no other group: could its best move materially?
+            could = room > target and room > floor
+        ev: dict[str, Any] = {
+            "group": g.label, **around, "trials": n, "room": room, "trial_sd": sd, "trial_sd_source": source or None,
+            "evaluation_noise": noise,
+            "trails_by": trails_by, "leads_by": leads_by, "rival": rival, "rival_room": rooms.get(rival or "", None),
+            "relative_room": extra, "could_change_answer": could, "more_trials": more,
+            "more_trials_how": (f"n (room / target)^(d/2) - n with n = {n}, room = {fmt(room)}, target = "
+                                f"{target_words}, d = {max(around['numeric_axes'], 1)} numeric nuisance axes"
+                                + (f"; capped at {MORE_TRIALS_CAP} x n" if more == MORE_TRIALS_CAP * n else "")),
+            "gap_in_sd": (trails_by / sd) if sd is not None and trails_by is not None else None,
+        }
+        sampled = (f"its best (#{around['trial']}, {fmt(s * around['best'])}) has its {around['neighbours']} nearest trials "
+                   f"{around['neighbour_distance']:.2f} away in the normalized nuisance space (the typical trial's: "
+                   f"{around['typical_distance']:.2f}), {fmt(around['neighbour_gap'])} worse on median: sampling between "
+                   f"them could improve it by about {fmt(room)} (a quarter of that)")
+        if rival is not None:
+            sampled += (f"; {rival} could gain about {fmt(rooms[rival])} the same way, so more trials of both would "
+                        f"move this group's standing by about {fmt(extra)}")
+        then = f" About {more} more trial(s) of this group would bring its room under {target_words}." if more else ""
+        if could:
+            against = (f"more than the {fmt(trails_by)} by which it trails" if trails_by is not None
+                       else f"more than its lead of {fmt(leads_by)}, a tie within {target_words}" if leads_by is not None
+                       else f"more than {target_words}")
+            out.append(Finding(
                 "sampled_enough", WARNING,
-                where + f"Probably not sampled enough: with {n} trials, doubling from {half} to {n} moves the expected "
-                f"best {units} by {fmt(gain)}, more than {against}: the best is still being found by sampling. "
-                "(The playbook notes that it is hard to know when a space is sampled densely enough.)",
+                where + f"Probably not sampled enough: with {n} trials, {sampled}, {against}"
+                + (f" and than {target_words}" if trails_by is not None and floor > 0 else "")
+                + ": more trials could change the answer." + then,
                 "Raise `trials` of this study (it appends the next quasi-random points and keeps the finished ones), "
                 "and look at the axis plots for how many trials fall in the good region.",
                 ev,
-            )]
-        tie = " (its top trials tie)" if top_gap == 0 else ""
-        return [Finding(
+            ))
+            continue
+        why = (f"within {target_words}" if rival is not None and extra <= floor
+               else f"less than the {fmt(trails_by)} by which it trails" if trails_by is not None
+               else "it leads, and more sampling would only widen its lead" if leads_by is not None
+               else f"not more than {target_words}")
+        out.append(Finding(
             "sampled_enough", INFO,
-            where + f"Doubling from {half} to {n} trials moves the expected best {units} by {fmt(gain)}{tie}, "
-            f"{'against' if ev.get('dense_top') and sd is not None and gain > sd else 'less than'} {against}: more trials of this search space would probably not change the best by more than trial variance. "
-            "The playbook notes this is hard to know: check the axis plots for how densely the good region is sampled.",
-            "No action needed for sampling; sample more only if you can afford it.",
+            where + f"Sampled enough for the answer: with {n} trials, {sampled}; {why}." + then,
+            "No action needed for sampling; sample more only if you can afford it." if not more else
+            f"Optional: about {more} more trial(s) of this group would sharpen its best.",
             ev,
-        )]
-
-    return for_groups(data, th, judge)
+        ))
+    return out
