@@ -290,24 +290,13 @@ def report_html(report: Any) -> str:
     from plotly.offline import get_plotlyjs
 
     s = report.study
-    data = report.data
     esc = html.escape
-    names = [n for n in data.space]
-    shown = {t.number for t in report.top_trials}
-    for f in report.findings:
-        shown.update(int(n) for n in _TRIAL.findall(f.message))
     h = headline(report)
-    if h.best_number is not None:
-        shown.add(h.best_number)
-    shown.update(g.best_trial for g in h.groups if g.best_trial is not None)
-    rows = sorted((t for t in data.trials if t.number in shown),
-                  key=lambda t: (t.value is None, data.sign() * (t.value if t.value is not None else 0), t.number))
+    shown = _shown_trials(report, h)
 
     def trial_href(n: int) -> str | None:
         return f"#trial-{n}" if n in shown else None
 
-    csv_text = trials_csv(data.trials, names, data.metric)
-    csv_href = "data:text/csv;base64," + base64.b64encode(csv_text.encode()).decode()
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
@@ -317,6 +306,39 @@ def report_html(report: Any) -> str:
         "</head><body>",
         f"<h1>Study {esc(s.name)}</h1>",
         headline_html(h, trial_href),
+        *_contents_html(report),
+        f"<h2 id='findings'>Findings ({len(report.warnings())} warnings)</h2>",
+    ]
+    if not report.findings:
+        parts.append("<p>No findings.</p>")
+    parts.extend(finding_html(f, report.figures, trial_href) for f in report.findings)
+    parts += _notes_html(s, trial_href)
+    parts += _study_html(s)
+    parts += _trials_html(report, shown, h.best_number)
+    parts.append("</table></div><h2 id='figures'>Figures</h2>")
+    for i, figure in enumerate(report.figures):
+        parts.append(f"<div class='figure' id='figure-{i}' data-kind='{figure.kind}'>"
+                     f"<script type='application/json'>{figure_json(figure)}</script></div>")
+    parts.append(f"<p class='footer'>tunebook report, {time.strftime('%Y-%m-%d %H:%M', time.localtime(report.created_at))}</p>")
+    parts.append(f"<script>{plots_js()}</script>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _shown_trials(report: Any, h: Headline) -> set[int]:
+    """The trials the page lists (and links to): the best few, those a finding names, each group's best."""
+    shown = {t.number for t in report.top_trials}
+    for f in report.findings:
+        shown.update(int(n) for n in _TRIAL.findall(f.message))
+    if h.best_number is not None:
+        shown.add(h.best_number)
+    shown.update(g.best_trial for g in h.groups if g.best_trial is not None)
+    return shown
+
+
+def _contents_html(report: Any) -> list[str]:
+    esc = html.escape
+    return [
         "<nav class='toc'><b>Contents</b><ul>",
         "<li><a href='#headline'>Goal and answer</a></li>",
         f"<li><a href='#findings'>Findings ({len(report.warnings())} warnings)</a></li>",
@@ -325,19 +347,27 @@ def report_html(report: Any) -> str:
         "<li><a href='#figures'>Figures</a><ul>",
         *(f"<li><a href='#figure-{i}'>{esc(f.title)}</a></li>" for i, f in enumerate(report.figures)),
         "</ul></li></ul></nav>",
-        f"<h2 id='findings'>Findings ({len(report.warnings())} warnings)</h2>",
     ]
-    if not report.findings:
-        parts.append("<p>No findings.</p>")
-    parts.extend(finding_html(f, report.figures, trial_href) for f in report.findings)
+
+
+def _notes_html(s: Any, trial_href: Callable[[int], str | None]) -> list[str]:
+    """The study's notebook entries (the procedures' conclusions), or nothing."""
+    esc = html.escape
     notes = s.storage.get_notes(study=s.name)
-    if notes:
-        parts.append("<h2 id='notebook'>Notebook</h2><ul class='notes'>")
-        for n in notes:
-            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(n["created_at"]))
-            parts.append(f"<li data-kind='{esc(n['kind'])}'><b>{esc(n['kind'])}</b> ({when}): {rich_text(n['conclusion'], trial_href)}</li>")
-        parts.append("</ul>")
-    parts += [
+    if not notes:
+        return []
+    parts = ["<h2 id='notebook'>Notebook</h2><ul class='notes'>"]
+    for n in notes:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(n["created_at"]))
+        parts.append(f"<li data-kind='{esc(n['kind'])}'><b>{esc(n['kind'])}</b> ({when}): {rich_text(n['conclusion'], trial_href)}</li>")
+    parts.append("</ul>")
+    return parts
+
+
+def _study_html(s: Any) -> list[str]:
+    """The study's record (experiment, objective, budget, how to reproduce it) and its search space."""
+    esc = html.escape
+    return [
         "<h2 id='study'>The study</h2><div class='scroll'><table class='meta'>",
         f"<tr><th>experiment</th><td>{esc(s.experiment)} (round {s.record.round})</td></tr>",
         f"<tr><th>objective</th><td>{esc(s.objective[0])} ({s.objective[1]})</td></tr>",
@@ -349,6 +379,19 @@ def report_html(report: Any) -> str:
         "<div class='scroll'><table class='space'><tr><th>hyperparameter</th><th>role</th><th>search space</th></tr>",
         *(f"<tr><td>{esc(n)}</td><td>{esc(r)}</td><td>{esc(d)}</td></tr>" for n, r, d in _space_rows(s)),
         "</table></div>",
+    ]
+
+
+def _trials_html(report: Any, shown: set[int], best_number: int | None) -> list[str]:
+    """The shown trials, best first, and every trial as a CSV download (the table left open for the caller)."""
+    esc = html.escape
+    s, data = report.study, report.data
+    names = list(data.space)
+    rows = sorted((t for t in data.trials if t.number in shown),
+                  key=lambda t: (t.value is None, data.sign() * (t.value if t.value is not None else 0), t.number))
+    csv_text = trials_csv(data.trials, names, data.metric)
+    csv_href = "data:text/csv;base64," + base64.b64encode(csv_text.encode()).decode()
+    parts = [
         f"<h2 id='trials'>Best trials</h2><p><a class='download' download='{esc(s.name)}-trials.csv' href='{csv_href}'>"
         f"Download every trial ({len(data.trials)}) as CSV</a></p>",
         "<div class='scroll'><table class='trials'><tr><th class='num'>#</th>"
@@ -357,15 +400,8 @@ def report_html(report: Any) -> str:
         "</tr>",
     ]
     for t in rows:
-        best = " class='best'" if t.number == h.best_number else ""
+        best = " class='best'" if t.number == best_number else ""
         cells = "".join(f"<td class='num'>{esc(num(t.params.get(n)))}</td>" for n in names)
         parts.append(f"<tr id='trial-{t.number}'{best}><td class='num'>{t.number}</td><td class='num'>{num(t.value)}</td>"
                      f"<td class='num'>{num(t.best_step)}</td><td>{esc(t.state)}</td>{cells}</tr>")
-    parts.append("</table></div><h2 id='figures'>Figures</h2>")
-    for i, figure in enumerate(report.figures):
-        parts.append(f"<div class='figure' id='figure-{i}' data-kind='{figure.kind}'>"
-                     f"<script type='application/json'>{figure_json(figure)}</script></div>")
-    parts.append(f"<p class='footer'>tunebook report, {time.strftime('%Y-%m-%d %H:%M', time.localtime(report.created_at))}</p>")
-    parts.append(f"<script>{plots_js()}</script>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    return parts
