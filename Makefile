@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Parallel test processes (pytest-xdist); CI machines have 2 cores.
 TEST_WORKERS ?= 2
 
-.PHONY: demo test test-fast lint lint-imports clean bench
+.PHONY: demo test test-fast lint lint-imports docs clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,14 +23,15 @@ demo: $(VENV)/.demo-installed
 	$(BIN)/tunebook demo --storage sqlite:///tunebook.db
 	$(BIN)/tunebook ls --storage sqlite:///tunebook.db
 
-# The import contracts (.importlinter) run before the tests: a broken layering fails fast.
-test: lint-imports
+# The import contracts (.importlinter) and the docs build run before the tests: a broken layering or a
+# broken link fails fast.
+test: lint-imports docs
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -q -rs tests
 
 # The fast lane (under 2 minutes on 2 cores): unit tests on SQLite. Leaves out the tests marked slow (real
 # multi-process runs: faults, interrupts, Ray), the PostgreSQL half of the storage suite and the browser test.
 FAST_TESTS := -m "not slow and not postgres" -k "not postgresql" --ignore=tests/test_report_browser.py
-test-fast: lint-imports
+test-fast: lint-imports docs
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -q -rs $(FAST_TESTS) tests
 
 lint: lint-imports
@@ -39,6 +40,11 @@ lint: lint-imports
 # DESIGN.md's one-way dependencies: nothing imports cli or dashboard, storage at the bottom, no cycles.
 lint-imports: $(VENV)/.test-installed
 	$(BIN)/lint-imports
+
+# The documentation site (mkdocs.yml, pages in docs/) into site/ (git-ignored). --strict: a link to a missing
+# page or anchor, or a nav entry without its page, fails the build.
+docs: $(VENV)/.test-installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 # Each prints its ratios against a named peer measured in the same run, and the floor it is measured against
 # (raw driver, bare list append, plain loop, bare interpreter); minutes each, see benchmarks/.
@@ -52,4 +58,4 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python benchmarks/bench_bayesian.py
 
 clean:
-	rm -rf $(VENV) tunebook.db tunebook.db-* tunebook_checkpoints tunebook-report-*.html
+	rm -rf $(VENV) site tunebook.db tunebook.db-* tunebook_checkpoints tunebook-report-*.html

@@ -14,7 +14,9 @@ import os
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Iterator
 
 CELLS = [
     ("markdown", "# tunebook in Jupyter\nA tiny synthetic study: does the optimizer matter?"),
@@ -47,6 +49,23 @@ HTML(study_html(study))"""),
 ]
 
 
+@contextmanager
+def drawn_page(page: Path, selector: str, width: int = 1200, height: int = 900) -> Iterator[Any]:
+    """``page`` open in Debian's Chromium (headless, through Playwright) once ``selector`` is on it."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium"),
+                                    args=["--headless", "--no-sandbox", "--disable-gpu"])
+        try:
+            tab = browser.new_page(viewport={"width": width, "height": height})
+            tab.goto(page.resolve().as_uri())
+            tab.wait_for_selector(selector, timeout=60_000)
+            yield tab
+        finally:
+            browser.close()
+
+
 def main(out: Path) -> None:
     import nbformat
 
@@ -60,17 +79,8 @@ def main(out: Path) -> None:
     jupyter = str(Path(sys.executable).with_name("jupyter"))
     subprocess.run([jupyter, "nbconvert", "--to", "html", "--execute", str(path), "--output-dir", str(out)],
                    check=True, env=env)
-    page = out / "notebook.html"
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium"),
-                                    args=["--headless", "--no-sandbox", "--disable-gpu"])
-        tab = browser.new_page(viewport={"width": 1200, "height": 900})
-        tab.goto(page.resolve().as_uri())
-        tab.wait_for_selector(".tunebook-report .js-plotly-plot", timeout=60_000)
+    with drawn_page(out / "notebook.html", ".tunebook-report .js-plotly-plot") as tab:
         tab.screenshot(path=str(out / "notebook.png"), full_page=True)
-        browser.close()
     print(out / "notebook.png")
 
 
