@@ -117,9 +117,9 @@ def _raw(spec: dict, old: str, new: str) -> str:
 
 
 SPEC_CASES = {
-    "nested aliases in fixed (billion laughs)": (LAUGHS, "alias *a at line"),
-    "self-referencing value in fixed": (SELF_REFERENCE, "alias *loop"),
-    "self-referencing choice": (SELF_REFERENCE_CHOICE, "alias *c"),
+    "nested aliases in fixed (billion laughs)": (LAUGHS, "YAML anchor &a at line"),
+    "self-referencing value in fixed": (SELF_REFERENCE, "YAML anchor &loop"),
+    "self-referencing choice": (SELF_REFERENCE_CHOICE, "YAML anchor &c"),
     "trials 10,000,000": (base_spec(trials=10_000_000), "trials: 10,000,000 is above the limit"),
     "trials 10**12": (base_spec(trials=10**12), "trials: 1,000,000,000,000 is above the limit"),
     "max_train_steps 2**63": (base_spec(max_train_steps=2**63), "max_train_steps: "),
@@ -139,11 +139,11 @@ SPEC_CASES = {
     "date in choice": (with_space("scientific", "day", {"choice": [datetime.date(2024, 1, 31), "x"]}),
                        "search_space.scientific.day.choice[0]: a date"),
     "datetime in fixed": (with_space("fixed", "at", datetime.datetime(2024, 1, 31, 12)), "search_space.fixed.at"),
-    "bytes in fixed": (with_space("fixed", "blob", b"\x00\x01"), "search_space.fixed.blob: bytes"),
-    "bytes in choice": (with_space("scientific", "blob", {"choice": [b"a", b"b"]}), "search_space.scientific.blob.choice[0]"),
-    "set in fixed": (_raw(with_space("fixed", "tags", "SET"), "tags: SET", "tags: !!set {a, b}"), "search_space.fixed.tags: a set"),
+    "bytes in fixed": (with_space("fixed", "blob", b"\x00\x01"), "YAML tag !!binary at line"),  # a YAML tag, refused where it is met
+    "bytes in choice": (with_space("scientific", "blob", {"choice": [b"a", b"b"]}), "YAML tag !!binary at line"),
+    "set in fixed": (_raw(with_space("fixed", "tags", "SET"), "tags: SET", "tags: !!set {a, b}"), "YAML tag !!set at line"),
     "set in choice": (_raw(with_space("scientific", "tags", {"choice": ["SET", 1]}), "- SET", "- !!set {a, b}"),
-                      "search_space.scientific.tags.choice[0]: a set"),
+                      "YAML tag !!set at line"),
     "NaN in fixed": (_raw(with_space("fixed", "clip", 1.0), "clip: 1.0", "clip: .nan"), "search_space.fixed.clip"),
     "non-text key in fixed": (with_space("fixed", "table", {1: "a"}), "search_space.fixed.table.1: a key must be text"),
     "fixed nested 40 deep": (with_space("fixed", "deep", json.loads("[" * 40 + "]" * 40)), "search_space.fixed.deep"),
@@ -164,9 +164,9 @@ SPEC_CASES = {
     "impossible date": (_raw(with_space("fixed", "day", "DAY"), "day: DAY", "day: 2024-13-45"), "month must be in 1..12"),
     "YAML nested 5000 deep": (_yaml(base_spec()) + "deep: " + "[" * 5000 + "]" * 5000 + "\n", "spec: limits.yaml"),
     "python object tag": (_raw(base_spec(), "trials: 4", "trials: !!python/object/apply:os.getcwd []"),
-                          "could not determine a constructor"),
+                          "YAML tag !!python/object/apply:os.getcwd at line"),
     "tab-indented YAML": ("study: x\n\ttrials: 4\n", "spec: limits.yaml is not valid YAML at line 2"),
-    "spec over a megabyte": (_yaml(base_spec()) + "#" + " " * 1_100_000 + "\n", "spec: limits.yaml is 1,"),
+    "spec over a megabyte": (_yaml(base_spec()) + "#" + " " * 1_100_000 + "\n", "limits.yaml' is 1,"),
 }
 
 
@@ -201,7 +201,7 @@ def test_the_alias_file_is_tiny_and_the_store_stays_small(folder_and_store):
     path = write_spec(folder, LAUGHS)
     assert path.stat().st_size < 1000
     size = Path(url.split(":///")[1]).stat().st_size
-    check_refused(path, url, "aliases and anchors are not allowed")
+    check_refused(path, url, "anchors and aliases are not allowed")
     assert Path(url.split(":///")[1]).stat().st_size == size
 
 

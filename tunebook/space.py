@@ -200,11 +200,12 @@ class Choice:
         if not self.values:
             raise SpecError(f"{field}.choice", "is empty", "list at least one value")
         check_json(list(self.values), f"{field}.choice")  # plain JSON values, none containing itself
-        seen = []
+        seen: set[Any] = set()  # hashable values by ==, as `in` on a list would (1, 1.0 and True are one value)
         for value in self.values:
-            if value in seen:
-                raise SpecError(f"{field}.choice", f"lists {value!r} twice", "list each value once")
-            seen.append(value)
+            key = value if not isinstance(value, (list, dict)) else ("json", _canonical(value))
+            if key in seen:
+                raise SpecError(f"{field}.choice", f"lists {value!r:.60} twice", "list each value once")
+            seen.add(key)
 
     def from_unit(self, u: float) -> Any:
         return self.values[min(int(u * len(self.values)), len(self.values) - 1)]
@@ -215,6 +216,22 @@ class Choice:
 
     def to_spec(self) -> dict[str, Any]:
         return {"choice": list(self.values)}
+
+
+def _canonical(value: Any) -> str:
+    """A list or mapping choice value as text, equal for equal values (numbers as floats, keys sorted)."""
+    import json
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, bool) or v is None or isinstance(v, str):
+            return v
+        if isinstance(v, (int, float)):
+            return float(v)
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        return {str(k): plain(x) for k, x in v.items()}
+
+    return json.dumps(plain(value), sort_keys=True)
 
 
 Param = Union[Float, Int, Choice]
@@ -371,7 +388,13 @@ class SearchSpace:
             if self.conditional_on is not None and name != self.conditional_on:
                 raise SpecError(where, f"every entry keys on one scientific hyperparameter, here '{self.conditional_on}'",
                                 f"key this one by {self.conditional_on}=... too")
-            value = next((v for v in param.values if _same_value(text, v)), _MISSING)
+            matches = [v for v in param.values if _same_value(text, v)]
+            value = matches[0] if matches else _MISSING
+            if len(matches) > 1 or (matches and sum(1 for v in param.values if str(v) == str(value)) > 1):
+                same = [v for v in param.values if _same_value(text, v) or str(v) == str(value)]
+                raise SpecError(where, f"'{text}' names more than one value of scientific '{name}' "
+                                f"({', '.join(repr(v) for v in same)})",
+                                f"give the values of '{name}' distinct spellings, e.g. make them all text")
             if value is _MISSING:
                 raise SpecError(where, f"no such value of scientific '{name}'",
                                 f"use one of {', '.join(str(v) for v in param.values)}")

@@ -55,6 +55,8 @@ MAX_NAME_CHARS = 200
 MAX_GOAL_CHARS = 10_000
 #: Largest spec file, in bytes.
 MAX_SPEC_BYTES = 1_000_000
+#: Largest token file (``tunebook dashboard --token-file``), in bytes: a token is one line.
+MAX_TOKEN_BYTES = 64 * 1024
 #: Deepest nesting of lists and mappings in a spec.
 MAX_DEPTH = 32
 #: Most values (scalars, lists and mappings counted once each) in a spec.
@@ -62,31 +64,59 @@ MAX_SPEC_ITEMS = 100_000
 #: Most characters of text (keys and values) in a spec.
 MAX_SPEC_CHARS = 1_000_000
 
-_CONTROL = {chr(c) for c in range(32)} | {chr(127)}
+#: Characters no name may hold: C0 and C1 controls (newline, tab and ESC among them), DEL, the Unicode line
+#: and paragraph separators, and the bidirectional overrides that make text display in another order.
+_CONTROL = frozenset(chr(c) for c in (*range(32), *range(127, 160), 0x2028, 0x2029, *range(0x202A, 0x202F),
+                                      *range(0x2066, 0x206A)))
 
 
 # YAML -------------------------------------------------------------------------
 def _loader() -> type:
     import yaml
 
-    class NoAliasLoader(yaml.SafeLoader):
-        """PyYAML's safe loader, refusing aliases (``*name``) where they are met."""
+    class StrictLoader(yaml.SafeLoader):
+        """PyYAML's safe loader, refusing what a hand-written spec never needs where it is met: anchors
+        and aliases (``&name``/``*name``), explicit tags (``!!timestamp``, ``!!bool``, ``!foo``) and a
+        key given twice in one mapping (the later value would silently win)."""
 
         def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
-            if self.check_event(yaml.AliasEvent):
-                event = self.peek_event()
-                raise SpecError(
-                    "spec",
-                    f"YAML alias *{event.anchor} at line {event.start_mark.line + 1} (aliases and anchors are not allowed)",
-                    "write the value out in full",
-                )
+            event = self.peek_event()
+            line = event.start_mark.line + 1
+            if isinstance(event, yaml.AliasEvent):
+                raise SpecError("spec", f"YAML alias *{event.anchor} at line {line} (aliases and anchors are not allowed)",
+                                "write the value out in full")
+            if getattr(event, "anchor", None) is not None:
+                raise SpecError("spec", f"YAML anchor &{one_line(event.anchor, 40)} at line {line} (anchors and aliases "
+                                "are not allowed)", "remove the anchor and write every value out in full")
+            tag = getattr(event, "tag", None)
+            if tag is not None:
+                shown = tag.replace("tag:yaml.org,2002:", "!!")
+                raise SpecError("spec", f"YAML tag {one_line(shown, 60)} at line {line} (tags are not allowed)",
+                                "remove the tag; quote the value to keep it as text")
             return super().compose_node(parent, index)
 
-    return NoAliasLoader
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:  # type: ignore[override]
+            seen: dict[Any, int] = {}  # key -> the line it was first given at
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    continue  # a list or mapping as a key: refused as a non-text key later
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                try:
+                    if key in seen:
+                        raise SpecError("spec", f"key {one_line(repr(key), 60)} is given twice (lines {seen[key]} and "
+                                        f"{line})", "keep one of them (YAML would silently use the last)")
+                    seen[key] = line
+                except TypeError:  # unhashable: PyYAML's own error follows
+                    continue
+            return super().construct_mapping(node, deep=deep)
+
+    return StrictLoader
 
 
 def load_yaml(raw: bytes, name: str) -> Any:
-    """Parse a spec file's bytes: no aliases, at most :data:`MAX_SPEC_BYTES`, errors as one line."""
+    """Parse a spec file's bytes: no aliases, anchors, tags or repeated keys, at most :data:`MAX_SPEC_BYTES`,
+    errors as one line."""
     import yaml
 
     if len(raw) > MAX_SPEC_BYTES:
@@ -103,8 +133,27 @@ def load_yaml(raw: bytes, name: str) -> Any:
         raise SpecError("spec", one_line(f"{name} is not valid YAML{where}: {problem}"), "fix the YAML syntax") from None
     except RecursionError:
         raise SpecError("spec", f"{name} nests too deeply", f"use at most {MAX_DEPTH} levels") from None
-    except (UnicodeError, ValueError, OverflowError) as exc:  # bad encodings, out-of-range timestamps
+    except (UnicodeError, ValueError, OverflowError, TypeError) as exc:  # bad encodings, out-of-range timestamps
         raise SpecError("spec", one_line(f"{name} cannot be read: {exc}"), "write plain UTF-8 YAML") from None
+
+
+def read_limited(path: str | Path, limit: int, field: str, fix: str) -> bytes:
+    """The bytes of the file at ``path``, refused (one line naming ``field``) when it holds more than ``limit``:
+    its size is looked at before anything is read, and at most ``limit + 1`` bytes are ever read (a file that
+    grows, or one whose size the file system does not report)."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size <= limit:
+            with path.open("rb") as f:
+                raw = f.read(limit + 1)
+            size = max(size, len(raw))
+    except OSError as exc:
+        raise SpecError(field, f"cannot read {one_line(str(path), 120)!r} ({exc.strerror or type(exc).__name__})",
+                        "give a readable file") from None
+    if size > limit:
+        raise SpecError(field, f"{one_line(str(path), 120)!r} is {size:,} bytes, more than {limit:,}", fix)
+    return raw
 
 
 def one_line(text: str, limit: int = 300) -> str:
@@ -210,9 +259,23 @@ def check_name_text(value: Any, field: str) -> None:
         return
     if len(value) > MAX_NAME_CHARS:
         raise SpecError(field, f"is {len(value)} characters long", f"use at most {MAX_NAME_CHARS}")
-    bad = next((ch for ch in value if ch in _CONTROL), None)
-    if bad is not None:
-        raise SpecError(field, f"contains the control character {bad!r}", "use printable characters only")
+    problem = name_chars_problem(value)
+    if problem is not None:
+        raise SpecError(field, problem, "use printable characters only")
+
+
+def name_chars_problem(name: str) -> str | None:
+    """What is wrong with the characters of a name (a study, experiment or metric name), or None.
+
+    A name is shown in terminals, file names and reports: a control character
+    (newline, ESC, a C1 control, a bidirectional override) would break or forge
+    what is printed. For a metric name logged by ``trial.log`` this is called
+    once per new name, never per step.
+    """
+    if _CONTROL.isdisjoint(name):
+        return None
+    bad = next(ch for ch in name if ch in _CONTROL)
+    return f"contains the control character {bad!r} (U+{ord(bad):04X})"
 
 
 def check_goal(goal: Any) -> None:
@@ -366,6 +429,28 @@ def check_train_path(path: Path) -> None:
         raise ConfigurationError("train", f"{str(path)!r} is a folder, not a Python file", "name a .py file before ':'")
     if not os.access(path, os.R_OK):
         raise ConfigurationError("train", f"{str(path)!r} is not readable", "fix its permissions")
+
+
+# the store named on the command line -----------------------------------------------
+def check_storage_url(url: str | None, field: str = "--storage") -> None:
+    """A ``--storage`` (or ``$TUNEBOOK_STORAGE``) URL that parses, e.g. a PostgreSQL port that is a number."""
+    import os
+
+    text = url if url else os.environ.get("TUNEBOOK_STORAGE")
+    if not text or "://" not in text:
+        return  # a bare file name, or the default: normalize_url says what is wrong with it
+    import sqlalchemy as sa
+
+    try:
+        parsed = sa.engine.make_url(text)
+    except (ValueError, TypeError, sa.exc.ArgumentError) as exc:
+        port = text.partition("://")[2].partition("/")[0].rpartition("@")[2].rpartition(":")[2]
+        problem = (f"the port {one_line(port, 20)!r} is not a number" if port and not port.isdigit()
+                   else one_line(f"cannot parse the URL ({exc})", 200))
+        raise SpecError(field, problem, "use sqlite:///path/to/file.db or "
+                        "postgresql://user:password@host:5432/dbname") from None
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise SpecError(field, f"the port {parsed.port} is out of range", "give a port from 1 to 65535")
 
 
 # a corrupted store ---------------------------------------------------------------

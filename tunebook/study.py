@@ -29,7 +29,7 @@ from tunebook.space import SearchSpace, spec_number
 from tunebook.storage import normalize_url, open_storage, redact
 from tunebook.storage.base import FINISHED, Storage, StudyRecord, TrialRecord
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 #: Kinds of derived studies (``spec["derived"]["kind"]``), made by the procedures from a source study.
 DERIVED_KINDS = ("retrain", "early-instability", "warmup", "next-round", "bayesian-exploitation", "study-variance",
                  "next")
@@ -44,7 +44,7 @@ def _fixed_only(design: str) -> bool:
 
 
 def _check_name(name: Any, field: str) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):  # fullmatch: "$" would let a trailing newline in
         raise SpecError(
             field,
             f"invalid name {name!r}",
@@ -760,7 +760,7 @@ def read_spec_file(path: str | Path) -> tuple[dict[str, Any], str]:
     path = Path(path)
     if not path.is_file():
         raise SpecError("spec", f"no such file: {str(path)!r}", "give the path of a study YAML (see `tunebook init`)")
-    raw = path.read_bytes()
+    raw = specio.read_limited(path, specio.MAX_SPEC_BYTES, "spec", "a study spec is a few kilobytes; move data out of it")
     data = specio.load_yaml(raw, path.name)  # no aliases, errors as one line
     if not isinstance(data, Mapping):
         raise SpecError("spec", f"{path.name} must be a mapping of fields", "see `tunebook init` for an example")
@@ -800,8 +800,13 @@ def study_from_spec_file(
     storage = storage if storage is not None else data.get("storage")
     fields_ = {k: v for k, v in data.items() if k not in StudySpec.FILE_ONLY}
     parent = fields_.get("parent")
-    if parent is not None and not get_design(fields_.get("design") or "quasi_random").capabilities.proposes:
-        fields_.pop("parent")  # only a proposing design is warm-started from its parent
+    design_name = fields_.get("design") or "quasi_random"
+    if parent is not None:
+        _check_name(parent, "parent")
+    if parent is not None and isinstance(design_name, str) and not get_design(design_name).capabilities.proposes:
+        # only a proposing design is warm-started from its parent: anywhere else the field would do nothing
+        raise SpecError("parent", f"design {design_name} does not use a parent (only a proposing design, "
+                        "e.g. bayesian, is warm-started from one)", "remove parent:, or set design: bayesian")
     study = create_study_from_spec(
         StudySpec.from_mapping(fields_), storage=storage, config_path=_stored_config_path(path, storage), config_hash=digest,
         repro_command=repro_command, parent=parent,

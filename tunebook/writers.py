@@ -456,6 +456,7 @@ class AsyncWriter(MetricWriter):
         self.failure: SpecError | None = None
         self.error: BaseException | None = None
         self._hparams: Mapping[str, Any] | None = None
+        self._names: set[str] = set()  # metric names already checked (each new name is checked once)
         self._last_flush = clock()
         self._last_duration = 0.0
         self._lock = threading.Lock()  # one flush at a time
@@ -588,6 +589,8 @@ class AsyncWriter(MetricWriter):
         for _ in range(n):
             steps.append(popleft())
             dicts.append(popleft())
+        if min(steps) < 0 or any(not self._names.issuperset(metrics) for metrics in dicts):
+            steps, dicts = self._refuse_names_and_steps(steps, dicts)
         values = [v for metrics in dicts for v in metrics.values()]
         floats = iter(to_floats(values))
         merged: dict[int, dict[str, float]] = {}  # step -> {name: value}; the last value of a step wins
@@ -621,6 +624,38 @@ class AsyncWriter(MetricWriter):
                 self.error = exc
                 self._stop(exc)
 
+    def _refuse_names_and_steps(self, steps: list[int], dicts: list[Any]) -> tuple[list[int], list[Any]]:
+        """Drop the points at a negative step or under a name that is not text, or that holds a control
+        character (a newline, ESC: names reach terminals, files and other trackers); the first such point
+        fails the trial with one line naming the metric and the step. Each new name is looked at once."""
+        from tunebook.specio import name_chars_problem
+
+        kept_steps, kept = [], []
+        for step, metrics in zip(steps, dicts):
+            if step < 0:
+                if self.failure is None:
+                    self.failure = SpecError("step", f"{step} is negative (metric {printable_name(next(iter(metrics), ''))})",
+                                             "log at the training step, counting from 0")
+                    self._stop(self.failure)
+                continue
+            bad = []
+            for name in metrics:
+                if name in self._names:
+                    continue
+                problem = (f"a metric name must be text, got {type(name).__name__}" if not isinstance(name, str)
+                           else name_chars_problem(name))
+                if problem is None:
+                    self._names.add(name)
+                    continue
+                bad.append(name)
+                if self.failure is None:
+                    self.failure = SpecError(f"metric {printable_name(name)} at step {step}", problem,
+                                             "name metrics with printable characters, e.g. trial.log(step, loss=...)")
+                    self._stop(self.failure)
+            kept_steps.append(step)
+            kept.append({k: v for k, v in metrics.items() if k not in bad} if bad else metrics)
+        return kept_steps, kept
+
     def _reject(self, step: int, name: str, bad: BadValue) -> None:
         if self.failure is None:
             self.failure = SpecError(f"metric {name!r} at step {step}", bad.problem, bad.fix)
@@ -632,6 +667,13 @@ class AsyncWriter(MetricWriter):
                 self.on_stop(cause)
             except Exception:  # pragma: no cover - a callback must not kill the writer thread
                 pass
+
+
+def printable_name(name: Any) -> str:
+    """A metric name for a message: quoted, control characters escaped, at most 80 characters."""
+    from tunebook.specio import one_line
+
+    return one_line(repr(name), 80)
 
 
 __all__ = [

@@ -179,14 +179,17 @@ def plots_js() -> str:
 # CSV ----------------------------------------------------------------------------
 def trials_csv(trials: Iterable[Any], params: list[str], metric: str) -> str:
     """Trials as CSV: number, state, the objective, its step, one column per hyperparameter (blank when absent), the reason."""
+    from tunebook.textsafe import csv_cell, csv_row
+
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["number", "state", metric, "best_step", *params, "infeasible_reason"])
+    writer.writerow(csv_row(["number", "state", metric, "best_step", *params, "infeasible_reason"]))
     commas = len(params) + 4
     lines = []
-    for t in trials:
+    for t in trials:  # text cells that a spreadsheet would run as a formula get a leading ' (tunebook.textsafe)
         row = [t.number, t.state, "" if t.value is None else repr(float(t.value)), "" if t.best_step is None else t.best_step,
-               *["" if t.params.get(k) is None else t.params[k] for k in params], t.infeasible_reason or ""]
+               *["" if t.params.get(k) is None else csv_cell(t.params[k]) for k in params],
+               csv_cell(t.infeasible_reason or "")]
         line = ",".join(map(str, row))
         # what csv writes for a row that needs no quoting; the writer itself for one that does
         if line.count(",") == commas and '"' not in line and "\n" not in line and "\r" not in line:

@@ -62,27 +62,31 @@ class Report:
         from rich.console import Console
         from rich.table import Table
 
+        from rich.text import Text
+
+        from tunebook.textsafe import terminal
+
         console = console or Console()
         s = self.study
-        from rich.markup import escape
-
-        console.print(f"[bold]Study {escape(s.name)}[/bold]: {escape(s.goal)}", markup=True, highlight=False)
+        # Stored text (goal, choices, metric names, errors) is plain Text without escape sequences: never rich markup,
+        # never a sequence that moves the cursor or clears the screen.
+        console.print(Text(f"Study {terminal(s.name)}", style="bold") + Text(f": {terminal(s.goal)}"))
         if self.answer is not None:
             print_answer(self.answer, console)
         findings = Table(title=f"Findings ({len(self.warnings())} warnings)", show_lines=True)
         for column in ("severity", "check", "finding", "action"):
             findings.add_column(column, overflow="fold")
-        from rich.text import Text
-
         for f in self.findings:
             style = "yellow" if f.severity == WARNING else "cyan"
-            findings.add_row(Text(f.severity, style=style), f.check, Text(f.message), Text(f.action))
+            findings.add_row(Text(f.severity, style=style), Text(terminal(f.check)), Text(terminal(f.message)),
+                             Text(terminal(f.action)))
         console.print(findings)
         trials = Table(title="Best trials")
-        for column in ("#", s.objective[0], "step", "params"):
-            trials.add_column(column, overflow="fold")
+        for column in ("#", terminal(s.objective[0]), "step", "params"):
+            trials.add_column(Text(column), overflow="fold")
         for t in self.top_trials[:top]:
-            trials.add_row(str(t.number), f"{t.value:.6g}", str(t.best_step), Text(json.dumps(t.params, default=str)))
+            trials.add_row(str(t.number), f"{t.value:.6g}", str(t.best_step),
+                           Text(terminal(json.dumps(t.params, default=str, ensure_ascii=False))))
         console.print(trials)
 
 
@@ -147,15 +151,17 @@ def print_answer(answer: GoalAnswer, console: Any) -> None:
     from rich.table import Table
     from rich.text import Text
 
+    from tunebook.textsafe import terminal
+
     style = "green" if answer.fair else "yellow"
-    console.print(Text("Answer: ", style="bold") + Text(answer.verdict, style=style))
+    console.print(Text("Answer: ", style="bold") + Text(terminal(answer.verdict), style=style))
     if answer.trial_sd is not None:
-        console.print(Text(f"Trial standard deviation: {answer.trial_sd:.3g} (from {answer.trial_sd_source})"))
+        console.print(Text(terminal(f"Trial standard deviation: {answer.trial_sd:.3g} (from {answer.trial_sd_source})")))
     table = Table(title="Each group's best" if any(g.group for g in answer.groups) else None)
     for column in ("group", f"best {answer.objective[0]}", "retrains: mean +/- sd", "completed/finished", "limited by"):
-        table.add_column(column, overflow="fold")
+        table.add_column(Text(terminal(column)), overflow="fold")
     for row in _group_rows(answer):
-        table.add_row(*(Text(c) for c in row))
+        table.add_row(*(Text(terminal(c)) for c in row))
     console.print(table)
 
 

@@ -20,7 +20,7 @@ import os
 import sys
 from typing import Sequence
 
-from tunebook.cli._base import EXIT_BAD_INPUT, EXIT_INTERRUPTED, Command, Parser, command, printable
+from tunebook.cli._base import EXIT_BAD_INPUT, EXIT_INTERRUPTED, Command, Parser, command, existing_store, printable
 from tunebook.errors import exit_code_for
 
 #: The modules whose ``COMMANDS`` make the verbs, in the order ``--help`` lists them: a name of a module of
@@ -83,6 +83,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = argv
     args.workers_given = "--workers" in argv or any(a.startswith("--workers=") for a in argv)
     try:
+        from tunebook.specio import check_storage_url
+
+        if hasattr(args, "storage"):
+            check_storage_url(args.storage)
+        if getattr(args, "store_must_exist", False):
+            existing_store(args.storage)
         code = args.handler(args)
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
         return code

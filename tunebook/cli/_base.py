@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -34,6 +33,7 @@ class Command:
     example: str
     arguments: Arguments | None = None
     storage: bool = True  # takes --storage
+    creates_store: bool = False  # may create the store; a verb that only reads never does (the store must exist)
 
     def __call__(self, args: argparse.Namespace) -> int:
         return self.handler(args)
@@ -42,7 +42,7 @@ class Command:
         """Add this verb to an ``add_subparsers`` object."""
         p = sub.add_parser(self.name, help=self.help, description=self.help, epilog=f"example: {self.example}",
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-        p.set_defaults(handler=self.handler)
+        p.set_defaults(handler=self.handler, store_must_exist=self.storage and not self.creates_store)
         if self.storage:
             p.add_argument("--storage", help="sqlite:///file.db (default ./tunebook.db, or $TUNEBOOK_STORAGE) or postgresql://...")
         if self.arguments is not None:
@@ -51,13 +51,13 @@ class Command:
 
 
 def command(name: str, help: str, example: str, *, arguments: Arguments | None = None,
-            storage: bool = True) -> Callable[[Handler], Command]:
+            storage: bool = True, creates_store: bool = False) -> Callable[[Handler], Command]:
     """Make a handler a verb: ``@command("ls", "the notebook", "tunebook ls", arguments=_ls_arguments)``."""
     if not example.startswith("tunebook "):
         raise ValueError(f"the example of {name!r} must be a tunebook command line")
 
     def wrap(handler: Handler) -> Command:
-        return Command(name, handler, help, example, arguments, storage)
+        return Command(name, handler, help, example, arguments, storage, creates_store)
 
     return wrap
 
@@ -82,11 +82,32 @@ def _number(text: str, kind: type) -> Any:
 
 
 def non_negative(text: str) -> int:
-    """A whole number >= 0 (e.g. --workers, where 0 means in this process)."""
+    """A whole number >= 0."""
     value = _number(text, int)
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
     return value
+
+
+#: Most worker processes one command starts (``--workers``): each is a Python process with its own copy of
+#: the training libraries, so thousands would exhaust the machine before the first trial ran.
+MAX_WORKERS = 256
+
+
+def workers_count(text: str, minimum: int = 0) -> int:
+    """``--workers``: a whole number from ``minimum`` (0: in this process) to :data:`MAX_WORKERS`."""
+    value = _number(text, int)
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected {minimum} or more, got {value}")
+    if value > MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_WORKERS} worker processes, got {value:,} "
+                                         "(on a cluster, start `tunebook worker` on each machine instead)")
+    return value
+
+
+def some_workers(text: str) -> int:
+    """``--workers`` of ``tunebook worker``: 1 to :data:`MAX_WORKERS`."""
+    return workers_count(text, minimum=1)
 
 
 def positive(text: str) -> int:
@@ -150,15 +171,42 @@ def output_file(path: str | None, option: str = "--output") -> None:
         raise SpecError(option, f"folder {str(target.parent)!r} does not exist", "create it first, or write elsewhere")
 
 
+def existing_store(url: str | None, field: str = "--storage") -> None:
+    """A verb that only reads a store never creates one: a SQLite file that is missing (a mistyped path), or
+    that holds no tunebook tables (another tool's database), is one line, and nothing is written."""
+    from tunebook.storage import normalize_url
+
+    normalized = normalize_url(url)
+    if not normalized.startswith("sqlite:///"):
+        return
+    path = Path(normalized[len("sqlite:///"):])
+    if not path.exists():
+        raise SpecError(field, f"no store at {str(path)!r}",
+                        "check the path (or $TUNEBOOK_STORAGE); `tunebook run` creates a store, commands that only "
+                        "read never do")
+    if path.is_dir():
+        raise SpecError(field, f"{str(path)!r} is a folder", "give the store's file, e.g. sqlite:///tunebook.db")
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return  # unreadable or damaged: opening the store says which, in one line
+    if tables and "tb_studies" not in tables:
+        raise SpecError(field, f"{str(path)!r} is not a tunebook store (it holds other tables)",
+                        "give the tunebook store; `tunebook import optuna --storage ...` reads an Optuna database")
+
+
 # output ------------------------------------------------------------------------
-# Escape sequences (CSI, OSC and two-character ones), then any remaining C0/C1 control character but tab and newline.
-_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]|\x9b[0-?]*[ -/]*[@-~]")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
 def printable(text: Any) -> str:
     """``text`` without terminal escape sequences or control characters (stored text is never trusted)."""
-    return _CONTROL.sub("", _ESCAPES.sub("", str(text)))
+    from tunebook.textsafe import terminal
+
+    return terminal(text)
 
 
 def print_outcome(study: Any) -> None:
@@ -179,5 +227,6 @@ def print_conclusion(result: Any) -> int:
 
 def running_options(p: argparse.ArgumentParser, workers: int = 1) -> None:
     """--workers and --quiet, for verbs that run trials."""
-    p.add_argument("--workers", type=non_negative, default=workers, help="worker processes (0: in this process)")
+    p.add_argument("--workers", type=workers_count, default=workers,
+                   help=f"worker processes (0: in this process; at most {MAX_WORKERS})")
     p.add_argument("--quiet", action="store_true", help="no progress output")

@@ -128,7 +128,12 @@ def write_report(study: Any, output: str | None, top_findings: int = 5) -> Path:
     from tunebook.analysis import analyze
 
     report = analyze(study)
-    path = report.save(output or f"tunebook-report-{study.name}.html")
+    target = output or f"tunebook-report-{study.name}.html"
+    try:
+        path = report.save(target)
+    except OSError as exc:  # a full disk, /dev/full, a read-only folder: one line, not a traceback
+        raise SpecError("--output", f"cannot write {target!r} ({exc.strerror or type(exc).__name__})",
+                        "free some space or write the report elsewhere with -o") from None
     console = Console(width=None if sys.stdout.isatty() else 160)
     answer = getattr(report, "answer", None)
     if answer is not None and answer.verdict:  # the answer to the study's goal comes first
@@ -203,6 +208,10 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     from tunebook.dashboard import check_bind, resolve_token, serve
     from tunebook.storage import open_storage
 
+    if args.token is None and args.token_file is not None:
+        from tunebook.specio import MAX_TOKEN_BYTES, read_limited
+
+        read_limited(args.token_file, MAX_TOKEN_BYTES, "--token-file", "give a file holding the token on its first line")
     token = resolve_token(args.token, args.token_file)
     check_bind(args.host, token)
     check_listen(args.host, args.port)

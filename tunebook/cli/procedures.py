@@ -75,7 +75,8 @@ def _batch_size_arguments(p: argparse.ArgumentParser) -> None:
 
 
 @command("batch-size", "measure throughput over powers of two and recommend a batch size",
-         "tunebook batch-size tunebook.workloads.digits:make_step --max 2048", arguments=_batch_size_arguments)
+         "tunebook batch-size tunebook.workloads.digits:make_step --max 2048", arguments=_batch_size_arguments,
+         creates_store=True)
 def cmd_batch_size(args: argparse.Namespace) -> int:
     from tunebook.procedures import batch_size as bs
     from tunebook.storage import open_storage
@@ -116,7 +117,7 @@ def _lr_sweep_arguments(p: argparse.ArgumentParser) -> None:
 
 @command("lr-sweep", "pick an initial max_train_steps with a constant learning-rate sweep",
          "tunebook lr-sweep --train tunebook.workloads.digits:train --metric train/error --threshold 0 --steps 1000",
-         arguments=_lr_sweep_arguments)
+         arguments=_lr_sweep_arguments, creates_store=True)
 def cmd_lr_sweep(args: argparse.Namespace) -> int:
     from tunebook.procedures.lr_sweep import run_sweep
     from tunebook.study import resolve_train

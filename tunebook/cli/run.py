@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from tunebook.cli._base import (
-    EXIT_INTERRUPTED, at_least, command, non_negative, output_file, positive, positive_float, print_outcome, printable,
-    running_options,
+    EXIT_INTERRUPTED, MAX_WORKERS, at_least, command, output_file, positive, positive_float, print_outcome, printable,
+    running_options, some_workers, workers_count,
 )
 from tunebook.errors import SpecError
 
@@ -47,7 +47,8 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
                                    "(default: the one stored with the study)")
     p.add_argument("--retry-failed", action="store_true",
                    help="put failed trials back to pending first (attempts stay counted; infeasible trials stay data)")
-    p.add_argument("--workers", type=non_negative, default=1, help="worker processes (0: in this process)")
+    p.add_argument("--workers", type=workers_count, default=1,
+                   help=f"worker processes (0: in this process; at most {MAX_WORKERS})")
     p.add_argument("--devices", help="comma-separated device ids, one per worker (CUDA_VISIBLE_DEVICES)")
     p.add_argument("--nproc-per-trial", type=positive, default=1,
                    help="processes per trial, with torch.distributed's environment like torchrun (with --devices: "
@@ -71,14 +72,17 @@ def _is_spec_file(text: str) -> bool:
 
 
 @command("run", "run (or resume) a study: a YAML spec, or a stored study by name", "tunebook run study.yaml --workers 2",
-         arguments=_run_arguments)
+         arguments=_run_arguments, creates_store=True)
 def cmd_run(args: argparse.Namespace) -> int:
     from tunebook.execution import run
     from tunebook.study import study_from_spec_file
 
     devices = None
-    if args.devices:
+    if args.devices is not None:
         devices = [d.strip() for d in args.devices.split(",") if d.strip()]
+        if not devices:
+            raise SpecError("--devices", f"{args.devices!r} lists no device", "give comma-separated device ids, e.g. "
+                            "--devices 0,1, or leave --devices out")
         if len(devices) % args.nproc_per_trial:
             raise SpecError("--devices", f"{len(devices)} devices for trials of {args.nproc_per_trial} processes",
                             f"give {args.nproc_per_trial} devices per worker")
@@ -178,8 +182,8 @@ def _worker_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint-dir", help="where checkpoints go (a shared filesystem for several machines)")
     p.add_argument("--nproc-per-trial", type=positive, default=1,
                    help="processes per trial, with torch.distributed's environment like torchrun")
-    p.add_argument("--workers", type=positive, default=1,
-                   help="worker processes on this machine, each claiming its own trials (CPU threads shared out)")
+    p.add_argument("--workers", type=some_workers, default=1,
+                   help=f"at most {MAX_WORKERS} worker processes on this machine, each claiming its own trials (CPU threads shared out)")
     p.add_argument("--quiet", action="store_true", help="no line per trial (the closing summary still prints)")
     _write_to_argument(p)
 
@@ -223,7 +227,8 @@ def _worker_pool(args: argparse.Namespace) -> int:
 
 
 @command("worker", "claim and run pending trials from a shared store (one per machine or GPU)",
-         "tunebook worker --storage postgresql://tb@db-host/tunebook --wait", arguments=_worker_arguments)
+         "tunebook worker --storage postgresql://tb@db-host/tunebook --wait", arguments=_worker_arguments,
+         creates_store=True)
 def cmd_worker(args: argparse.Namespace) -> int:
     writers = _writers(args)  # checked here too: a bad target is one line, before any worker starts
     if args.workers > 1:
@@ -249,7 +254,7 @@ def _demo_arguments(p: argparse.ArgumentParser) -> None:
 
 
 @command("demo", "run the bundled digits study end to end and write its report", "tunebook demo --workers 2",
-         arguments=_demo_arguments)
+         arguments=_demo_arguments, creates_store=True)
 def cmd_demo(args: argparse.Namespace) -> int:
     from tunebook.cli.inspect import write_report
     from tunebook.execution import run

@@ -59,7 +59,7 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("--to", required=True, choices=tuple(TARGETS), help="where to: " + ", ".join(TARGETS))
     p.add_argument("target", help="a log folder (tensorboard, wandb), a tracking URI (mlflow) or a file (csv, parquet)")
     p.add_argument("--storage", help=_STORAGE_HELP)
-    p.set_defaults(handler=cmd_export)
+    p.set_defaults(handler=cmd_export, store_must_exist=True)  # exporting reads: a mistyped path never makes a store
 
     p = subparsers.add_parser("import", help="bring another tool's study into tunebook (Optuna)",
                               description="Import a study from another tool so the playbook's checklist runs on it.",

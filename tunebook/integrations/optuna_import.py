@@ -92,15 +92,62 @@ def _load_optuna(storage: str, name: str) -> Any:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if not isinstance(storage, str) or not storage:
         raise SpecError("storage", f"expected an Optuna storage URL, got {storage!r}", "e.g. --storage sqlite:///optuna.db")
+    source = read_only_storage(optuna, storage)
     try:
-        known = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+        known = optuna.study.get_all_study_names(source)  # not the summaries: they rank trials, which may be damaged
     except Exception as exc:  # noqa: BLE001 - any driver error means the URL does not lead to an Optuna store
-        raise SpecError("storage", f"cannot open Optuna storage {redact(storage)!r}: {str(exc).splitlines()[0]}",
+        raise SpecError("storage", f"cannot read Optuna storage {redact(storage)!r}: {str(exc).splitlines()[0]}",
                         "give the RDB URL the Optuna study was created with, e.g. sqlite:///optuna.db") from None
     if name not in known:
         hint = f"known studies: {', '.join(known[:8])}" if known else "that storage holds no study"
         raise SpecError("study", f"no Optuna study named {name!r} in {redact(storage)}", hint)
-    return optuna.load_study(study_name=name, storage=storage)
+    return optuna.load_study(study_name=name, storage=source)
+
+
+def read_only_storage(optuna: Any, url: str) -> Any:
+    """Optuna's RDB storage at ``url``, opened so that importing never writes to it: no tables created (a
+    tunebook store or another database named by mistake stays as it was), a SQLite file that must exist and
+    is opened read-only, a PostgreSQL session in read-only transactions."""
+    from pathlib import Path
+
+    import sqlalchemy as sa
+
+    try:
+        parsed = sa.engine.make_url(url)
+    except Exception:  # noqa: BLE001 - any parse error
+        raise SpecError("storage", f"{url!r} is not a storage URL", "e.g. --storage sqlite:///optuna.db") from None
+    engine_kwargs: dict[str, Any] = {}
+    if parsed.get_backend_name() == "sqlite":
+        path = Path(parsed.database or "")
+        if not parsed.database or parsed.database == ":memory:" or not path.is_file():
+            raise SpecError("storage", f"no SQLite file at {str(path)!r}",
+                            "give the file the Optuna study was stored in, e.g. --storage sqlite:///optuna.db")
+        if "studies" not in _sqlite_tables(path):
+            raise SpecError("storage", f"{str(path)!r} is not an Optuna storage (it holds no Optuna tables)",
+                            "give the file the Optuna study was stored in, e.g. --storage sqlite:///optuna.db")
+        url = f"sqlite:///file:{path.resolve()}?mode=ro&uri=true"
+    elif parsed.get_backend_name() == "postgresql":
+        engine_kwargs = {"connect_args": {"options": "-c default_transaction_read_only=on"}}
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, skip_compatibility_check=True,
+                                          skip_table_creation=True)
+    except Exception as exc:  # noqa: BLE001 - a driver's error about the URL
+        raise SpecError("storage", f"cannot open Optuna storage {redact(str(parsed))!r}: {str(exc).splitlines()[0]}",
+                        "give the RDB URL the Optuna study was created with, e.g. sqlite:///optuna.db") from None
+
+
+def _sqlite_tables(path: Any) -> set[str]:
+    """The table names of the SQLite file at ``path``, read without writing (empty when it cannot be read)."""
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            return {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return set()
 
 
 def _merge(name: str, a: Any, b: Any) -> Any:
@@ -161,7 +208,12 @@ def plan_import(
     mode = "max" if source.direction.name == "MAXIMIZE" else "min"
     names = getattr(source, "metric_names", None)
     metric = metric or (names[0] if names else None) or "value"
-    trials = sorted(source.get_trials(deepcopy=False), key=lambda t: t.number)
+    try:
+        trials = sorted(source.get_trials(deepcopy=False), key=lambda t: t.number)
+    except Exception as exc:  # noqa: BLE001 - Optuna's own reader failing on a damaged row (a NULL value)
+        raise SpecError("storage", f"Optuna cannot read the trials of {study!r} ({type(exc).__name__}"
+                        f"{': ' + str(exc).splitlines()[0] if str(exc) else ''}): a stored row is damaged",
+                        "repair or delete the damaged trial in the Optuna storage, then import again") from None
     skipped: dict[str, int] = {}
     kept = []
     for t in trials:
@@ -231,8 +283,11 @@ def _trial(number: int, t: Any, metric: str, mode: str, max_train_steps: int, fi
     curve = sorted((int(s), float(v)) for s, v in t.intermediate_values.items())
     params = {k: v for k, v in t.params.items() if k not in fixed}
     out = ImportedTrial(number, t.number, params, COMPLETED, None, None, curve)
-    if t.state == TrialState.COMPLETE:
-        value = float(t.value)
+    values = t.values  # a COMPLETE trial whose value row is missing or NULL has none (t.value would raise)
+    if t.state == TrialState.COMPLETE and (not values or values[0] is None):
+        out.state, out.error = FAILED, "COMPLETE in Optuna but no objective value is stored"
+    elif t.state == TrialState.COMPLETE:
+        value = float(values[0])
         if not math.isfinite(value):
             out.state, out.infeasible_reason = INFEASIBLE, f"objective returned {value}"
         elif curve:

@@ -22,6 +22,7 @@ from typing import Any
 from tunebook.errors import SpecError
 from tunebook.integrations.export import require, roles_of, study_rows, trial_curves
 from tunebook.study import Study
+from tunebook.textsafe import csv_cell, csv_row
 
 TRIAL_COLUMNS = ("number", "state", "value", "best_step", "seed", "infeasible_reason", "error", "attempts")
 CURVE_COLUMNS = ("trial", "metric", "step", "value")
@@ -81,15 +82,15 @@ def export_csv(study: Study, path: str | Path) -> tuple[Path, Path]:
     """Write the trials table to ``path`` and the curves to its ``-curves`` sibling; returns both paths."""
     path = _check_file(path, (".csv",), "CSV")
     columns, rows, curves = tables(study)
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
+    with path.open("w", newline="", encoding="utf-8") as f:  # text that starts like a formula gets a leading '
+        writer = csv.writer(f)
+        writer.writerow(csv_row(columns))
+        writer.writerows(csv_row("" if row[c] is None else row[c] for c in columns) for row in rows)
     second = curves_path(path)
     with second.open("w", newline="", encoding="utf-8") as f:
         out = csv.writer(f)
         out.writerow(CURVE_COLUMNS)
-        out.writerows((n, m, s, repr(v)) for n, m, s, v in curves)
+        out.writerows((n, csv_cell(m), s, repr(v)) for n, m, s, v in curves)
     return path, second
 
 
