@@ -50,11 +50,11 @@ def test_terminal_formats_print_no_escape_sequence(store, argv):
     assert result.returncode == 0, result.stderr
     _no_escapes(result.stdout + result.stderr)
     if argv == ["status", "evil"]:
-        assert "does owned" in result.stdout  # the text is shown, only its escapes go
+        assert "does redXevillink help" in result.stdout  # the text is shown, only its escapes go
 
 
 def test_terminal_strips_sequences_and_controls_keeps_text():
-    assert terminal(EVIL) == "ownedredXevillink"
+    assert terminal(EVIL) == "redXevillink"  # an OSC payload (the window title) is part of its sequence
     assert terminal("a\tb\nc\x00d\x7fe\x85f") == "a\tb\ncdef"
 
 
