@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 import tunebook as tb
 from tunebook.analysis.synthetic import exp_decay, write_study
-from tunebook.dashboard.table import TableQuery, trials_page
+from tunebook.dashboard.table import TableQuery, page as trials_page
 
 SPACE = {"scientific": {"opt": {"choice": ["adam", "sgd"]}},
          "nuisance": {"lr": {"min": 1e-4, "max": 1.0, "scale": "log"}, "beta1": {"min": 0.8, "max": 0.99}}}

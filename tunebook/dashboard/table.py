@@ -1,24 +1,32 @@
-"""The study page's trial table: one page of trials, filtered and sorted in SQL by any column.
+"""The study page's trial table: what the query string asks for, read through the storage contract.
 
-The storage's ``trials_page`` sorts by the trial columns; a hyperparameter lives
-in the JSON ``params`` text, so this module sorts and filters on it with the
-database's JSON functions (SQLite's ``json_extract``, PostgreSQL's ``jsonb``).
-A trial that lacks a hyperparameter (a conditional one) sorts last, like a
-trial with no value. Stores other than SQL ones are sorted in Python.
+:func:`parse` turns ``?state=&order=&desc=&page=&top=&p.<name>=`` into a :class:`TableQuery`, or raises
+:class:`FilterError` with one line naming the field and the fix (the page shows it above the table: a
+malformed filter never replaces the page). :func:`page` asks the store (``Storage.trials_page``, which
+sorts and filters in the database, also by a hyperparameter) for one page.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
-
-import sqlalchemy as sa
+from typing import Any, Mapping
 
 from tunebook.space import Choice
+from tunebook.storage.base import Storage, TrialRecord
 
 COLUMNS = ("number", "value", "best_step", "state", "attempts")
-MAX_NUMBER = 2**31 - 1  # trial numbers and pages beyond this are 404 (PostgreSQL's INTEGER)
+STATES = ("completed", "infeasible", "failed", "running", "pending")
+PAGE_SIZE = 50
+MAX_PAGE = 2**31 - 1
+
+
+class FilterError(ValueError):
+    """A table filter the page cannot apply: ``field`` names it, the message says the fix."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
 
 
 @dataclass
@@ -31,7 +39,7 @@ class TableQuery:
     order: str = "value"  # a column of COLUMNS, or "p.<hyperparameter>"
     descending: bool = False
     offset: int = 0
-    limit: int = 50
+    limit: int = PAGE_SIZE
 
 
 def parse_range(text: str) -> tuple[float | None, float | None] | None:
@@ -50,84 +58,65 @@ def parse_range(text: str) -> tuple[float | None, float | None] | None:
 
 
 def choice_value(param: Choice, text: str) -> Any:
-    """The choice's value whose text is ``text`` (the typed value, for SQL), or raise KeyError."""
+    """The choice's value whose text is ``text`` (the typed value, as stored), or raise KeyError."""
     for v in param.values:
         if str(v) == text:
             return v
     raise KeyError(text)
 
 
-def _json_value(store: Any, name: str) -> Any:
-    from tunebook.storage.sql import trials
-
-    if store.dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import JSONB
-
-        return sa.cast(trials.c.params, JSONB).op("->")(name)
-    return sa.func.json_extract(trials.c.params, f'$."{name}"')
-
-
-def _json_number(store: Any, name: str) -> Any:
-    from tunebook.storage.sql import trials
-
-    if store.dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import JSONB
-
-        return sa.cast(sa.cast(trials.c.params, JSONB).op("->>")(name), sa.Float)
-    return sa.func.json_extract(trials.c.params, f'$."{name}"')
+def _positive(qp: Mapping[str, str], name: str) -> int | None:
+    text = (qp.get(name) or "").strip()
+    if not text:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise FilterError(name, f"{text!r} is not a whole number; give e.g. {name}=2") from None
+    if not 1 <= value <= MAX_PAGE:
+        raise FilterError(name, f"{value} is out of range; give 1 or more")
+    return value
 
 
-def trials_page(store: Any, study_id: int, q: TableQuery) -> tuple[list[Any], int]:
-    """One page of trials and the filtered total."""
-    if not hasattr(store, "_reader") or getattr(store, "dialect", None) not in ("sqlite", "postgresql"):
-        return _python_page(store, study_id, q)
-    from tunebook.storage.sql import trials
-
-    where: list[Any] = [trials.c.study_id == study_id]
-    if q.states:
-        where.append(trials.c.state.in_(q.states))
-    for name, value in q.choices.items():
-        if store.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import JSONB
-
-            where.append(_json_value(store, name) == sa.cast(sa.literal(_json_text(value)), JSONB))
+def _filters(q: TableQuery, qp: Mapping[str, str], params: Mapping[str, Any]) -> None:
+    for name, p in params.items():
+        text = (qp.get("p." + name) or "").strip()
+        if not text:
+            continue
+        if isinstance(p, Choice):
+            try:
+                q.choices[name] = choice_value(p, text)
+            except KeyError:
+                raise FilterError(name, f"has no value {text!r}; pick one of {', '.join(map(str, p.values))}") from None
         else:
-            where.append(_json_value(store, name) == value)
-    for name, (lo, hi) in q.ranges.items():
-        column = _json_number(store, name)
-        if lo is not None:
-            where.append(column >= lo)
-        if hi is not None:
-            where.append(column <= hi)
-    column = trials.c[q.order] if q.order in COLUMNS else _json_value(store, q.order[2:])
-    keys = [column.is_(None), column.desc() if q.descending else column.asc(), trials.c.number]
-    with store._reader.connect() as conn:
-        total = conn.execute(sa.select(sa.func.count()).select_from(trials).where(*where)).scalar() or 0
-        rows = conn.execute(sa.select(trials).where(*where).order_by(*keys).offset(q.offset).limit(q.limit)).all()
-    return [store._trial(r) for r in rows], int(total)
+            bounds = parse_range(text)
+            if bounds is None:
+                raise FilterError(name, f"{text!r} is not a range; write lo..hi, e.g. 0.001..0.1 (either side may be empty)")
+            q.ranges[name] = bounds
 
 
-def _json_text(value: Any) -> str:
-    import json
+def parse(qp: Mapping[str, str], params: Mapping[str, Any], mode: str) -> TableQuery:
+    """The query string's table, or :class:`FilterError`. ``params``: the study's hyperparameters."""
+    order = qp.get("order") or "value"
+    if order not in COLUMNS and not (order.startswith("p.") and order[2:] in params):
+        raise FilterError("order", f"no column {order!r}; sort by one of {', '.join(COLUMNS)} or p.<hyperparameter>")
+    desc_text = qp.get("desc")
+    descending = (mode == "max") if (desc_text in (None, "") and order == "value") else desc_text == "1"
+    states = [s for s in (qp.get("state") or "").split(",") if s]
+    if any(s not in STATES for s in states):
+        raise FilterError("state", f"no trial state {qp.get('state')!r}; use one of {', '.join(STATES)}")
+    q = TableQuery(states=states or None, order=order, descending=descending)
+    _filters(q, qp, params)
+    top = _positive(qp, "top")
+    if top is not None:  # the best N (of the sort), on one page
+        q.limit = min(top, 1000)
+    q.offset = ((_positive(qp, "page") or 1) - 1) * q.limit
+    return q
 
-    return json.dumps(value)
 
+def page(store: Storage, study_id: int, q: TableQuery) -> tuple[list[TrialRecord], int]:
+    """One page of trials and the filtered total, sorted and filtered by the store."""
+    order = q.order if q.order in COLUMNS else "params." + q.order[2:]
+    return store.trials_page(study_id, states=q.states, order=order, descending=q.descending, offset=q.offset,
+                             limit=q.limit, params_equal=q.choices, params_between=q.ranges)
 
-def _python_page(store: Any, study_id: int, q: TableQuery) -> tuple[list[Any], int]:
-    rows = store.get_trials(study_id, states=q.states)
-    for name, value in q.choices.items():
-        rows = [t for t in rows if t.params.get(name) == value]
-    for name, (lo, hi) in q.ranges.items():
-        rows = [t for t in rows if isinstance(t.params.get(name), (int, float))
-                and (lo is None or t.params[name] >= lo) and (hi is None or t.params[name] <= hi)]
-
-    def key(t: Any) -> Any:
-        v = getattr(t, q.order) if q.order in COLUMNS else t.params.get(q.order[2:])
-        return v is None, v
-
-    present = sorted((t for t in rows if key(t)[0] is False), key=lambda t: (key(t)[1], t.number), reverse=q.descending)
-    if q.descending:  # ties stay in ascending number, as in SQL
-        present.sort(key=lambda t: key(t)[1], reverse=True)
-    absent = sorted((t for t in rows if key(t)[0]), key=lambda t: t.number)
-    ordered = present + absent
-    return ordered[q.offset:q.offset + q.limit], len(ordered)

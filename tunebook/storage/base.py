@@ -203,8 +203,15 @@ class Storage(ABC):
         descending: bool = False,
         offset: int = 0,
         limit: int = 50,
+        params_equal: Mapping[str, Any] | None = None,
+        params_between: Mapping[str, tuple[float | None, float | None]] | None = None,
     ) -> tuple[list[TrialRecord], int]:
-        """One page of a study's trials, filtered and sorted by the store, and the filtered total."""
+        """One page of a study's trials, filtered and sorted by the store, and the filtered total.
+
+        ``order``: a trial column (``TRIAL_ORDERS``) or ``"params.<name>"``, a hyperparameter; a trial
+        without a value there (none yet, or a conditional hyperparameter it lacks) sorts last either way,
+        ties by number. ``params_equal``: hyperparameter -> the value kept (typed, as stored);
+        ``params_between``: hyperparameter -> ``(lo, hi)`` inclusive, either side None for open."""
 
     @abstractmethod
     def study_signature(self, study_id: int) -> dict[str, Any]:

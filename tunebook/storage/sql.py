@@ -752,20 +752,44 @@ class SQLStorage(Storage):
         descending: bool = False,
         offset: int = 0,
         limit: int = 50,
+        params_equal: Mapping[str, Any] | None = None,
+        params_between: Mapping[str, tuple[float | None, float | None]] | None = None,
     ) -> tuple[list[TrialRecord], int]:
-        """One page of a study's trials, filtered and sorted in SQL, and the filtered total."""
-        if order not in self.TRIAL_ORDERS:
-            raise SpecError("order", f"unknown order {order!r}", f"use one of {', '.join(self.TRIAL_ORDERS)}")
+        """One page of a study's trials, filtered and sorted in SQL (hyperparameters through the database's
+        JSON functions: SQLite's ``json_extract``, PostgreSQL's ``jsonb``), and the filtered total."""
+        if order not in self.TRIAL_ORDERS and not order.startswith("params."):
+            raise SpecError("order", f"unknown order {order!r}", f"use one of {', '.join(self.TRIAL_ORDERS)} or params.<name>")
         where = [trials.c.study_id == study_id]
         if states:
             where.append(trials.c.state.in_(list(states)))
-        column = trials.c[order]
-        # NULL values (no value yet) always last, whatever the direction
+        for name, value in (params_equal or {}).items():
+            where.append(self._param(name) == (sa.cast(sa.literal(json.dumps(value)), self._jsonb()) if self._jsonb() else value))
+        for name, (lo, hi) in (params_between or {}).items():
+            column = self._param(name, number=True)
+            where += ([column >= lo] if lo is not None else []) + ([column <= hi] if hi is not None else [])
+        column = trials.c[order] if order in self.TRIAL_ORDERS else self._param(order[len("params."):])
+        # NULL values (no value yet, or no such hyperparameter) always last, whatever the direction
         keys = [column.is_(None), column.desc() if descending else column.asc(), trials.c.number]
         with self._read() as conn:
             total = conn.execute(sa.select(sa.func.count()).select_from(trials).where(*where)).scalar() or 0
             rows = conn.execute(sa.select(trials).where(*where).order_by(*keys).offset(offset).limit(limit)).all()
         return [self._trial(r) for r in rows], int(total)
+
+    def _jsonb(self) -> Any:
+        if self.dialect != "postgresql":
+            return None
+        from sqlalchemy.dialects.postgresql import JSONB
+
+        return JSONB
+
+    def _param(self, name: str, number: bool = False) -> Any:
+        """A hyperparameter of the trials' JSON ``params`` as a SQL expression (a number for ranges)."""
+        jsonb = self._jsonb()
+        if jsonb is None:
+            return sa.func.json_extract(trials.c.params, f'$."{name}"')
+        if number:
+            return sa.cast(sa.cast(trials.c.params, jsonb).op("->>")(name), sa.Float)
+        return sa.cast(trials.c.params, jsonb).op("->")(name)
 
     def study_signature(self, study_id: int) -> dict[str, Any]:
         """What changes while a study runs: counts by state and the latest finish/heartbeat."""
