@@ -32,8 +32,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     from tunebook.storage import open_storage
     from tunebook.study import load_study
 
-    def say(line: str) -> None:
-        print(printable(line))
+    from tunebook.cli._text import width as columns, wrap
+
+    def say(line: str) -> None:  # wrapped at spaces to the terminal, continuation lines indented
+        line = printable(line)
+        lead = " " * (len(line) - len(line.lstrip(" ")))
+        for part in wrap(line.strip(), columns(), indent=lead + "  ", first=lead):
+            print(part)
 
     storage = open_storage(args.storage)
     if not args.study:
@@ -61,7 +66,12 @@ def cmd_status(args: argparse.Namespace) -> int:
                 + (f": {cause}" if cause else ""))
     best = study.best_trial()
     if best is not None:
-        say(f"  best {study.objective[0]} = {best.value:.6g} at step {best.best_step}, trial #{best.number}: {best.params}")
+        from tunebook.cli._text import pairs
+
+        say(f"  best {study.objective[0]} = {best.value:.6g} at step {best.best_step}, trial #{best.number}:")
+        shown = [(k, f"{v:.6g}" if isinstance(v, float) else str(v)) for k, v in best.params.items()]
+        for line in pairs(shown, columns(), "    "):  # a pair per column, never split: full values in `tunebook show`
+            say(line)
     for t in trials:
         if t.state == "infeasible":
             say(f"  infeasible #{t.number}: {t.infeasible_reason}")
@@ -94,6 +104,13 @@ def cmd_ls(args: argparse.Namespace) -> int:
     if not rows:
         print("no studies yet: `tunebook init` writes an example, `tunebook demo` runs one")
         return 0
+    from tunebook.cli._text import width
+
+    columns = width(200 if not sys.stdout.isatty() else 100)
+    if columns < 140:  # seven columns do not fit: one block per study, wrapped at spaces
+        for line in _ls_blocks(rows, columns):
+            print(printable(line))
+        return 0
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -118,6 +135,25 @@ def cmd_ls(args: argparse.Namespace) -> int:
     # Wide enough not to fold the reproduction command when piped to a file.
     Console(width=None if sys.stdout.isatty() else 200).print(table)
     return 0
+
+
+def _ls_blocks(rows: list[dict[str, Any]], columns: int) -> list[str]:
+    """The notebook for a narrow terminal: per study a heading line and its fields, wrapped at spaces."""
+    from tunebook.cli._text import wrap
+
+    lines = ["tunebook experiment notebook (trials: completed/infeasible/failed/total)"]
+    for r in rows:
+        best = "-" if r["best_value"] is None else f"{r['objective']} = {r['best_value']:.4g} @ step {r['best_step']} (#{r['best_trial']})"
+        lines.append("")
+        lines += wrap(f"{r['experiment']} / {r['study']} (round {r['round']})" + ("  * baseline" if r["baseline"] else ""), columns)
+        fields = [("goal", r["goal"]), *(("note", n) for n in r["notes"][-2:]),
+                  ("trials", f"{r['completed']}/{r['infeasible']}/{r['failed']}/{r['total']}"
+                   + (f", {r['running']} running" if r.get("running") else "")),
+                  ("best", best), ("config", r["config"]), ("reproduce", r["reproduce"]), ("created", r["created"])]
+        for name, value in fields:
+            if value not in (None, ""):
+                lines += wrap(str(value), columns, indent=" " * 13, first=f"  {name:<10} ")
+    return lines
 
 
 # report ----------------------------------------------------------------------
