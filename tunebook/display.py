@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 from typing import Any, Iterable, Mapping, Sequence
 
 from tunebook.errors import failure_line
@@ -141,15 +142,106 @@ def study_html(study: Any, top: int = 5) -> str:
         f"<tr><th>trials</th><td>{counts_line(counts)} of {study.trials_budget}</td></tr>",
         f"<tr><th>max_train_steps</th><td>{study.max_train_steps}</td></tr>",
     ]
-    for role in _ROLES:
-        given = getattr(space, role)
-        if given:
-            text = ", ".join(f"<code>{esc(k)}</code> {esc(json.dumps(p.to_spec() if hasattr(p, 'to_spec') else p, default=str))}"
-                             for k, p in given.items())
-            rows.append(f"<tr><th>{role}</th><td>{text}</td></tr>")
+    rows.append(_space_rows(space))
     parts = [f"<h3>Study {esc(study.name)}</h3><table class='summary'>{''.join(rows)}</table>",
              "<h4>Best trials</h4>", trials_table(_ranked(study)[:top], study.space.roles, metric)]
     return html_block("study", parts)
+
+
+# a search space ----------------------------------------------------------------------------
+def _describe(p: Any) -> str:
+    spec = p.to_spec() if hasattr(p, "to_spec") else p
+    return json.dumps(spec, default=str)
+
+
+def _space_rows(space: Any) -> str:
+    """Rows per role, and one per conditional group (the nuisance hyperparameters of one scientific value)."""
+    rows = []
+    for role in _ROLES:
+        given = getattr(space, role)
+        if given:
+            text = ", ".join(f"<code>{esc(k)}</code> {esc(_describe(p))}" for k, p in given.items())
+            rows.append(f"<tr><th>{role}</th><td>{text}</td></tr>")
+    conditional = getattr(space, "conditional", None) or {}
+    on = getattr(space, "conditional_on", None)  # the scientific hyperparameter the groups hang on
+    for key, sub in conditional.items():
+        text = ", ".join(f"<code>{esc(k)}</code> {esc(_describe(p))}" for k, p in sub.items()) or "<i>none</i>"
+        when = key if "=" in str(key) else f"{on or '?'}={key}"
+        rows.append(f"<tr><th>nuisance when <code>{esc(when)}</code></th><td>{text}</td></tr>")
+    return "".join(rows)
+
+
+def space_html(space: Any) -> str:
+    """A search space by role, conditional groups included."""
+    return html_block("space", [f"<table class='summary space'>{_space_rows(space)}</table>"])
+
+
+# findings ----------------------------------------------------------------------------------
+_CODE = re.compile(r"`([^`]+)`")
+_BOLD = re.compile(r"\*\*([^*]+)\*\*")
+
+
+def inline_markdown(escaped: str) -> str:
+    """Already-escaped text with its inline markdown rendered: `code` and **bold**."""
+    return _BOLD.sub(lambda m: f"<b>{m.group(1)}</b>", _CODE.sub(lambda m: f"<code>{m.group(1)}</code>", escaped))
+
+
+def findings_html(findings: Sequence[Any]) -> str:
+    """Findings as in the report: severity, check, the message and the action with their markdown rendered."""
+    parts = [f"<div class='finding {esc(f.severity)}' data-check='{esc(f.check)}'><b>{esc(f.check)}</b>: "
+             f"{inline_markdown(esc(f.message))}<br>&rarr; {inline_markdown(esc(f.action))}</div>" for f in findings]
+    return "".join(parts) or "<p class='muted'>No findings.</p>"
+
+
+def finding_html(finding: Any) -> str:
+    return html_block("finding", [findings_html([finding])])
+
+
+# a stored trial ----------------------------------------------------------------------------
+_STUDIES: dict[int, Any] = {}  # study id -> the last Study opened with that id (a record's display finds it)
+
+
+def remember(study: Any) -> None:
+    if study.record.id is not None:
+        _STUDIES[study.record.id] = study
+
+
+def record_html(record: Any) -> str:
+    """A stored trial (``study.best_trial()``, ``study.trials()[i]``): :func:`trial_html` when its study is
+    open in this process (by roles, with curves), else its state, value and hyperparameters."""
+    study = _STUDIES.get(getattr(record, "study_id", None))
+    if study is not None:
+        stored = study.storage.get_trial(record.id)
+        if stored is not None and stored.number == record.number:
+            return trial_html(record, study)
+    parts = [f"<h3>Trial {record.number} <span class='state-{esc(record.state)}'>({esc(record.state)})</span></h3>",
+             f"<p>value {fmt(record.value)} at step {fmt(record.best_step)} &middot; seed {record.seed}</p>",
+             "<h4>Hyperparameters</h4>" + _params_by_role(record.params, {})]
+    return html_block("trial", parts)
+
+
+def register_notebook_display() -> None:
+    """In IPython/Jupyter, show stored trials and findings as HTML (their classes live in layers that know
+    nothing of display). Registered once, when the first study is opened; a no-op outside IPython."""
+    import sys
+
+    if "IPython" not in sys.modules or _REGISTERED:
+        return
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - a partial IPython
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    formatter = shell.display_formatter.formatters["text/html"]
+    # by name: the classes live in layers below display (nothing here imports them)
+    formatter.for_type_by_name("tunebook.storage.base", "TrialRecord", record_html)
+    formatter.for_type_by_name("tunebook.analysis.checks.base", "Finding", finding_html)
+    _REGISTERED.append(True)
+
+
+_REGISTERED: list[bool] = []
 
 
 # a trial -----------------------------------------------------------------------------------

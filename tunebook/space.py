@@ -502,5 +502,10 @@ class SearchSpace:
     def __repr__(self) -> str:
         return f"SearchSpace({self.to_spec()!r})"
 
+    def _repr_html_(self) -> str:
+        from tunebook.display import space_html
+
+        return space_html(self)
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, SearchSpace) and self.to_spec() == other.to_spec()

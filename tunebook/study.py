@@ -18,6 +18,7 @@ import hashlib
 import json
 import re
 import subprocess
+import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping
@@ -267,6 +268,11 @@ class Study:
         self.keep_top_trials: int | None = spec.get("keep_top_trials", DEFAULT_KEEP_TOP_TRIALS)
         #: The lineage of a study a procedure derived (``{"kind", "source", "trial"}``), else None.
         self.derived: dict[str, Any] | None = spec.get("derived")
+        if "IPython" in sys.modules:  # a notebook: its stored trials and findings display as HTML
+            from tunebook.display import register_notebook_display, remember
+
+            remember(self)
+            register_notebook_display()
 
     @property
     def train_ref(self) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tunebook.display import answer_html, counts_line, esc, html_block, trials_table
+from tunebook.display import answer_html, counts_line, esc, findings_html, html_block, trials_table
 
 
 def report_html(report: Any, *, figures: bool = True) -> str:
@@ -25,9 +25,8 @@ def report_html(report: Any, *, figures: bool = True) -> str:
     parts.append(f"<h4>Findings ({len(warnings)} warnings)</h4>")
     if not report.findings:
         parts.append("<p class='muted'>No findings.</p>")
-    for f in report.findings:
-        parts.append(f"<div class='finding {esc(f.severity)}' data-check='{esc(f.check)}'><b>{esc(f.check)}</b>: "
-                     f"{esc(f.message)}<br>&rarr; {esc(f.action)}</div>")
+    if report.findings:
+        parts.append(findings_html(report.findings))
     parts.append("<h4>Best trials</h4>" + trials_table(report.top_trials[:5], report.data.roles, metric))
     if figures and report.figures:
         from plotly.offline import get_plotlyjs
