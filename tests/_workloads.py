@@ -124,3 +124,12 @@ def rendezvous(trial) -> None:
             raise RuntimeError("no second worker process ran a trial at the same time")
         time.sleep(0.05)
     trial.log(1, **{"val/error": trial.params["lr"], "threads": float(os.environ.get("OMP_NUM_THREADS", "0"))})
+
+
+def slow_curve(trial) -> None:
+    """A point every 0.2 s (a run a page can watch): val/error falls towards a floor set by lr and wd."""
+    lr, wd = trial.params["lr"], trial.params.get("wd", 0.0)
+    floor = 0.05 + 0.1 * abs(math.log10(lr) + 2) + wd
+    for step in range(1, trial.max_train_steps + 1):
+        trial.log(step, **{"val/error": floor + 1.0 / step, "train/loss": floor + 0.5 / step})
+        time.sleep(0.2)

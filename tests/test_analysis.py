@@ -282,7 +282,8 @@ def test_figure_data(sqlite_url):
     traces = figure_spec(Figure("axis", "t", ax))["data"]
     assert [t["name"] for t in traces[:2]] == ["wd=0.0", "wd=0.01"]
     assert sum(len(t["x"]) for t in traces[:2]) == len(ax.x) and traces[0]["marker"]["color"] != traces[1]["marker"]["color"]
-    assert axis_plot(data, "wd").group_of == []  # a scientific axis: x already tells the group
+    own = axis_plot(data, "wd")  # a scientific axis too: one colour per value in every figure
+    assert own.group_of == [f"wd={v}" for v in own.x] and own.group_colors == ax.group_colors
     iso = isolation_plot(data, "wd", baseline=0.1)
     assert iso.labels == ["0.0", "0.01"] and iso.baseline == 0.1
     for label, value in zip(iso.labels, iso.best_values):
@@ -291,8 +292,10 @@ def test_figure_data(sqlite_url):
     report = analyze(study)
     assert (iso.trial_sd, iso.trial_sd_source) == (report.answer.trial_sd, report.answer.trial_sd_source)
     assert iso.trial_sd is not None and iso.trial_sd > 0
-    drawn = figure_spec(Figure("isolation", "t", iso))["data"][0]
-    assert drawn["error_y"]["value"] == iso.trial_sd and "trial sd" in drawn["name"]
+    built = figure_spec(Figure("isolation", "t", iso))
+    drawn = built["data"][0]  # one trace per group (its colour in every figure), the error bars said once
+    assert drawn["error_y"]["value"] == iso.trial_sd and drawn["name"] == "wd=0.0"
+    assert "trial sd" in built["layout"]["annotations"][0]["text"]
     bs = best_steps(data)
     assert len(bs.steps) == len(data.completed) and bs.max_train_steps == STEPS
     se = sampled_enough(data, Thresholds())

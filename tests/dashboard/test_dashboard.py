@@ -54,6 +54,35 @@ def client_for(url: str, **options) -> TestClient:
     return TestClient(create_app(url, **options), base_url="http://127.0.0.1")
 
 
+def test_a_bad_table_filter_is_named_above_the_table_and_the_page_stays(store):
+    client = client_for(store)
+    for query, said in (("order=params", "order: no column 'params'"),
+                        ("p.learning_rate=abc", "learning_rate: 'abc' is not a range; write lo..hi"),
+                        ("p.wd=0.5", "wd: has no value '0.5'; pick one of 0.0, 0.1"),
+                        ("state=done", "state: no trial state 'done'"),
+                        ("page=x", "page: 'x' is not a whole number"),
+                        ("page=99", "page: there is no page 99; the table has 1")):
+        page = client.get(f"/study/wd-study?{query}")
+        assert page.status_code == 400, query
+        assert "Filter not applied: " + said in page.text.replace("&#39;", "'"), (query, page.text[-3000:])
+        assert "Not found" not in page.text and 'class="headline' in page.text.replace("'", '"')  # the study page stays
+        assert page.text.count('class="trial-row') == 16  # the table, unfiltered
+        fragment = client.get(f"/study/wd-study/table?{query}")
+        assert fragment.status_code == 400 and "Filter not applied" in fragment.text and "<html" not in fragment.text
+    csv = client.get("/study/wd-study/trials.csv?p.learning_rate=abc")
+    assert csv.status_code == 400 and "learning_rate" in csv.text
+
+
+def test_the_best_n_and_a_page_jump(store):
+    client = client_for(store)
+    page = client.get("/study/wd-study/table?top=3")
+    assert page.status_code == 200 and page.text.count('class="trial-row') == 3
+    study = tb.load_study("wd-study", storage=store)
+    best = sorted((t for t in study.trials() if t.value is not None), key=lambda t: (t.value, t.number))[:3]
+    rows = [int(n) for n in __import__("re").findall(r'class="trial-row[^"]*" data-number="(\d+)"', page.text)]
+    assert rows == [t.number for t in best]
+
+
 def snapshot(url: str) -> dict:
     engine = sa.create_engine(url)
     with engine.connect() as conn:
@@ -73,7 +102,7 @@ def test_pages_answer_and_unknown_ids_are_404_pages(store):
         assert response.status_code == 200, path
         assert "Server-Timing" in response.headers
     for path in ("/study/nope", "/study/wd-study/trial/999", "/study/nope/trial/0", "/compare?studies=wd-study,nope",
-                 "/compare?study=wd-study&trials=0,x", "/compare", "/nowhere", "/study/wd-study?order=params"):
+                 "/compare?study=wd-study&trials=0,x", "/compare", "/nowhere"):
         response = client.get(path)
         assert response.status_code == 404, path
         assert "Not found" in response.text and "<html" in response.text, path

@@ -44,6 +44,34 @@ def trial_color(index: int) -> str:
     return PALETTE[index % len(PALETTE)]
 
 
+@dataclass
+class GroupColors:
+    """One colour per scientific group (value or bucket), the same in every figure of a study: the axis
+    plots, their infeasible strips, the isolation plot and the per-group curves."""
+
+    colors: dict[str, str]  # group label ("wd=0.1") -> colour, in the order of the scientific values
+    label_of: dict[int, str]  # trial number -> its group's label
+
+    def of_trial(self, number: int) -> str | None:
+        label = self.label_of.get(number)
+        return None if label is None else self.colors.get(label)
+
+
+def _group_colors(data: StudyData) -> GroupColors:
+    from tunebook.analysis.checks.common import groups
+
+    found = [g for g in groups(data) if g.label]
+    if len(found) < 2:
+        return GroupColors({}, {})
+    return GroupColors({g.label: trial_color(i) for i, g in enumerate(found)},
+                       {t.number: g.label for g in found for t in g.trials})
+
+
+def group_colors(data: StudyData) -> GroupColors:
+    """The study's :class:`GroupColors` (empty without two groups or more), computed once per StudyData."""
+    return data.once(_group_colors)
+
+
 def varying(data: StudyData) -> list[str]:
     """The hyperparameters that take more than one value among the study's trials (hovers and headlines name only these)."""
     cached = data.__dict__.get("_varying")
@@ -167,10 +195,11 @@ class AxisPlotData:
     y_range: tuple[float, float] | None = None  # the useful range when a long tail of bad trials would flatten it
     outliers: int = 0  # completed points outside y_range
     mode: str = "min"
-    #: per completed point, its scientific group's label ("optimizer=sgd"); empty without scientific
-    #: hyperparameters (or on a scientific one's own plot, whose x already tells the group)
+    #: per completed point, its scientific group's label ("optimizer=sgd"); empty without two groups
     group_of: list[str] = field(default_factory=list)
     group_order: list[str] = field(default_factory=list)  # the groups, in the order of their values
+    group_colors: dict[str, str] = field(default_factory=dict)  # group label -> its colour in every figure
+    infeasible_group_of: list[str] = field(default_factory=list)  # per infeasible point, its group's label
 
 
 @dataclass
@@ -187,6 +216,9 @@ class IsolationPlotData:
     #: trial variance as a standard deviation (error bars of +/- one sd around each best) and its source
     trial_sd: float | None = None
     trial_sd_source: str = ""
+    categorical: bool = False  # a choice's values: drawn as categories (markers), never joined by a line
+    colors: list[str | None] = field(default_factory=list)  # per label, its group's colour (None: no group)
+    group_labels: list[str] = field(default_factory=list)  # per label, the group it is ("wd=0.1"), for the legend
 
 
 @dataclass
@@ -199,6 +231,8 @@ class CurveSet:
     max_train_steps: int
     numbers: dict[str, int] = field(default_factory=dict)  # label -> trial number
     colors: dict[str, str] = field(default_factory=dict)  # label -> colour, one per trial across the report
+    #: the best trial of each scientific group (labels name the group), not the top trials overall
+    by_group: bool = False
 
 
 @dataclass
@@ -236,6 +270,9 @@ class Figure:
     title: str
     data: Any
     notes: list[str] = field(default_factory=list)
+    #: what the figure shows, stable while the study runs (its title may count trials): pages address a
+    #: figure by it (``figure_anchor``), a live page updates the figure of the same key
+    key: str = ""
 
 
 # computing -------------------------------------------------------------------
@@ -254,13 +291,6 @@ def useful_range(values: list[float], mode: str) -> tuple[tuple[float, float] | 
     return (zlo, zhi), int(((finite < zlo) | (finite > zhi)).sum())
 
 
-def _group_label_of(data: StudyData) -> dict[int, str]:
-    """Each trial's group label, by number (the groups of the study's scientific values)."""
-    from tunebook.analysis.checks.common import groups
-
-    return {t.number: g.label for g in groups(data) if g.label for t in g.trials}
-
-
 def axis_plot(data: StudyData, param: str) -> AxisPlotData:
     p = data.space[param]
     # a conditional hyperparameter: only the trials of the groups that have it (the best among them)
@@ -273,16 +303,14 @@ def axis_plot(data: StudyData, param: str) -> AxisPlotData:
     rows = customdata_rows(data)
     y = [float(t.value) for t in ok]  # type: ignore[arg-type]
     y_range, outliers = useful_range(y, data.mode)
+    colors = group_colors(data)
     group_of: list[str] = []
     group_order: list[str] = []
-    if data.roles[param] != "scientific":
-        from tunebook.analysis.checks.common import groups
-
-        found = [g for g in groups(data) if g.label]
-        if len(found) > 1:
-            label_of = data.once(_group_label_of)
-            group_of = [label_of.get(t.number, "") for t in ok]
-            group_order = [g.label for g in found]
+    bad_group_of: list[str] = []
+    if colors.colors:  # every point in its group's colour (also on a scientific value's own axis: one colour per value)
+        bad_group_of = [colors.label_of.get(t.number, "") for t in bad]
+        group_of = [colors.label_of.get(t.number, "") for t in ok]
+        group_order = list(colors.colors)
     return AxisPlotData(
         param=param,
         role=data.roles[param],
@@ -307,6 +335,8 @@ def axis_plot(data: StudyData, param: str) -> AxisPlotData:
         mode=data.mode,
         group_of=group_of,
         group_order=group_order,
+        group_colors=dict(colors.colors),
+        infeasible_group_of=bad_group_of,
     )
 
 
@@ -348,7 +378,14 @@ def isolation_plot(data: StudyData, param: str, baseline: float | None = None, b
     from tunebook.analysis.checks.variance import trial_sd
 
     sd, source = trial_sd(data, th or Thresholds())
-    return IsolationPlotData(param, labels, values, numbers, data.metric, baseline, steps, sd, source)
+    colors = group_colors(data)
+    group_labels = [colors.label_of.get(n, "") for n in numbers]
+    # a group's colour only where the group is this hyperparameter's value (the only scientific one)
+    alone = sum(r == "scientific" for r in data.roles.values()) == 1
+    return IsolationPlotData(param, labels, values, numbers, data.metric, baseline, steps, sd, source,
+                             categorical=isinstance(p, Choice),
+                             colors=[colors.colors.get(g) if alone else None for g in group_labels],
+                             group_labels=group_labels if alone else [])
 
 
 def _curve(data: StudyData, t: TrialRow, metric: str) -> tuple[list[int], list[float]] | None:
@@ -378,7 +415,7 @@ def curve_sets(data: StudyData, th: Thresholds, top: int = 5) -> list[CurveSet]:
                     numbers[label] = t.number
             if per_value:
                 sets.append(CurveSet(metric, f"{metric}: best trial of each scientific value", per_value, data.max_train_steps,
-                                     numbers))
+                                     numbers, by_group=True))
     return sets
 
 
@@ -435,22 +472,28 @@ def compute_figures(data: StudyData, th: Thresholds | None = None, baseline: flo
     th = th or Thresholds()
     figures = []
     for name in data.space:
-        figures.append(Figure("axis", f"{data.metric} against {name} ({data.roles[name]})", axis_plot(data, name)))
+        figures.append(Figure("axis", f"{data.metric} against {name} ({data.roles[name]})", axis_plot(data, name),
+                              key=f"axis:{name}"))
     for name, role in data.roles.items():
         if role == "scientific":
-            figures.append(Figure("isolation", f"Isolation plot: best {data.metric} for each {name}", isolation_plot(data, name, baseline, th=th)))
+            figures.append(Figure("isolation", f"Isolation plot: best {data.metric} for each {name}",
+                                  isolation_plot(data, name, baseline, th=th), key=f"isolation:{name}"))
     colors: dict[int, str] = {}  # one colour per trial across every curve figure
+    groups = group_colors(data)
     for cs in curve_sets(data, th):
         for label, number in cs.numbers.items():
-            cs.colors[label] = colors.setdefault(number, trial_color(len(colors)))
-        figures.append(Figure("curves", cs.title, cs))
-    figures.append(Figure("best_steps", "Step of the best checkpoint, against max_train_steps", best_steps(data)))
+            by_group = groups.of_trial(number) if cs.by_group else None  # the best of each group: its group's colour
+            cs.colors[label] = by_group or colors.setdefault(number, trial_color(len(colors)))
+        figures.append(Figure("curves", cs.title, cs, key=f"curves:{cs.metric}:{'groups' if cs.by_group else 'top'}"))
+    figures.append(Figure("best_steps", "Step of the best checkpoint, against max_train_steps", best_steps(data),
+                          key="best_steps"))
     se = sampled_enough(data, th)
     if se is not None:
-        figures.append(Figure("sampled_enough", "Have we sampled enough? Best of k trials (exact quantiles of k draws)", se))
+        figures.append(Figure("sampled_enough", "Have we sampled enough? Best of k trials (exact quantiles of k draws)", se,
+                              key="sampled_enough"))
     gn = grad_norms(data, th)
     if gn is not None:
-        figures.append(Figure("grad_norms", f"Gradient norm of trial #{gn.trial}", gn))
+        figures.append(Figure("grad_norms", f"Gradient norm of trial #{gn.trial}", gn, key="grad_norms"))
     return figures
 
 
@@ -498,7 +541,7 @@ def _axis_spec(d: AxisPlotData) -> tuple[list[dict[str, Any]], dict[str, Any]]:
                     "type": "scatter", "x": _short(xs([d.x[j] for j in at], [d.numbers[j] for j in at])),
                     "y": _short([d.y[j] for j in at]), "mode": "markers", "name": label,
                     "customdata": [d.customdata[j] for j in at], "hovertemplate": template,
-                    "marker": {**marker, "color": trial_color(i)},
+                    "marker": {**marker, "color": d.group_colors.get(label, trial_color(i))}, "legendgroup": label,
                 })
     else:
         data = [{
@@ -516,11 +559,7 @@ def _axis_spec(d: AxisPlotData) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     yaxis: dict[str, Any] = {"title": {"text": d.metric}}
     layout: dict[str, Any] = {"xaxis": xaxis, "yaxis": yaxis}
     if strip:
-        data.append({"type": "scatter", "x": _short(xs(d.infeasible_x, d.infeasible_numbers)), "yaxis": "y2",
-                     "y": _short([_jitter(n, 1.6) for n in d.infeasible_numbers], 3), "mode": "markers",
-                     "name": f"infeasible ({len(d.infeasible_x)})", "customdata": d.infeasible_customdata,
-                     "hovertemplate": hover_template(d.metric, d.hover_params, d.numeric_params, first="infeasible: %{customdata[1]}"),
-                     "marker": {"color": INFEASIBLE_COLOR, "symbol": "x", "size": 8, "opacity": 0.7}})
+        data.extend(_strip_traces(d, xs))
         yaxis["domain"] = [0.2, 1.0]
         xaxis["anchor"] = "y2"
         layout["yaxis2"] = {"domain": [0.0, 0.13], "anchor": "x", "range": [-1, 1], "showticklabels": False,
@@ -535,22 +574,62 @@ def _axis_spec(d: AxisPlotData) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     return data, layout
 
 
+def _strip_traces(d: AxisPlotData, xs: Any) -> list[dict[str, Any]]:
+    """The infeasible strip (on ``y2``): one trace, red, or one per scientific group in the group's colour."""
+    parts: list[tuple[str, str, list[int]]] = []
+    if d.infeasible_group_of and d.group_colors:
+        for label, color in d.group_colors.items():
+            at = [j for j, g in enumerate(d.infeasible_group_of) if g == label]
+            if at:
+                parts.append((f"infeasible {label} ({len(at)})", color, at))
+    else:
+        parts.append((f"infeasible ({len(d.infeasible_x)})", INFEASIBLE_COLOR, list(range(len(d.infeasible_x)))))
+    template = hover_template(d.metric, d.hover_params, d.numeric_params, first="infeasible: %{customdata[1]}")
+    out = []
+    for name, color, at in parts:
+        numbers = [d.infeasible_numbers[j] for j in at]
+        out.append({"type": "scatter", "x": _short(xs([d.infeasible_x[j] for j in at], numbers)), "yaxis": "y2",
+                    "y": _short([_jitter(n, 1.6) for n in numbers], 3), "mode": "markers", "name": name,
+                    "customdata": [d.infeasible_customdata[j] for j in at], "hovertemplate": template,
+                    "marker": {"color": color, "symbol": "x", "size": 8, "opacity": 0.8}})
+    return out
+
+
 def _isolation_spec(d: IsolationPlotData) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     steps = d.best_steps or [None] * len(d.best_numbers)
-    data: list[dict[str, Any]] = [{
-        "type": "scatter", "x": d.labels, "y": d.best_values, "mode": "lines+markers", "name": f"best {d.metric}",
-        "customdata": [[n, "-" if s is None else s] for n, s in zip(d.best_numbers, steps)], "marker": {"size": 10},
+    customdata = [[n, "-" if s is None else s] for n, s in zip(d.best_numbers, steps)]
+    # a choice's values are categories: markers only (a line would say they are ordered); buckets of a
+    # continuous value keep the line
+    trace: dict[str, Any] = {
+        "type": "scatter", "x": d.labels, "y": d.best_values, "mode": "markers" if d.categorical else "lines+markers",
+        "name": f"best {d.metric}", "customdata": customdata, "marker": {"size": 12 if d.categorical else 10},
         "hovertemplate": f"{d.param} %{{x}}<br>" + hover_template(d.metric, [], set()),
-    }]
+    }
     if d.trial_sd is not None:
-        data[0]["error_y"] = {"type": "constant", "value": d.trial_sd, "visible": True, "thickness": 1.5, "width": 6}
-        data[0]["name"] = f"best {d.metric} \u00b1 trial sd ({d.trial_sd:.3g}, from {d.trial_sd_source})"
-    layout: dict[str, Any] = {"xaxis": {"title": {"text": d.param}, "type": "category"},
-                              "yaxis": {"title": {"text": f"best {d.metric}"}}, "showlegend": d.trial_sd is not None}
+        trace["error_y"] = {"type": "constant", "value": d.trial_sd, "visible": True, "thickness": 1.5, "width": 6}
+        trace["name"] = f"best {d.metric} \u00b1 trial sd ({d.trial_sd:.3g}, from {d.trial_sd_source})"
+    data: list[dict[str, Any]] = [trace]
+    if any(d.colors):  # one trace per group, in its colour, named in the legend
+        data = []
+        for i, label in enumerate(d.labels):
+            one = {**trace, "x": [label], "y": [d.best_values[i]], "customdata": [customdata[i]], "mode": "markers",
+                   "name": d.group_labels[i] or label, "legendgroup": d.group_labels[i] or label,
+                   "marker": {**trace["marker"], "color": d.colors[i]}}
+            if "error_y" in one:
+                one["error_y"] = {**one["error_y"], "color": d.colors[i]}
+            data.append(one)
+    layout: dict[str, Any] = {"xaxis": {"title": {"text": d.param}, "type": "category", "categoryorder": "array",
+                                        "categoryarray": d.labels},
+                              "yaxis": {"title": {"text": f"best {d.metric}"}},
+                              "showlegend": d.trial_sd is not None or len(data) > 1}
+    if d.trial_sd is not None and len(data) > 1:
+        layout["annotations"] = [{"text": f"error bars: \u00b1 trial sd ({d.trial_sd:.3g}, from {d.trial_sd_source})",
+                                  "showarrow": False, "xref": "paper", "yref": "paper", "x": 0, "y": 1.0,
+                                  "xanchor": "left", "yanchor": "bottom", "font": {"size": 11, "color": "#888"}}]
     if d.baseline is not None:
         layout["shapes"] = [{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": d.baseline, "y1": d.baseline,
                              "line": {"dash": "dash", "color": "#888"}}]
-        layout["annotations"] = [{"text": "baseline", "xref": "paper", "x": 1, "y": d.baseline, "showarrow": False,
+        layout["annotations"] = layout.get("annotations", []) + [{"text": "baseline", "xref": "paper", "x": 1, "y": d.baseline, "showarrow": False,
                                   "xanchor": "right", "yanchor": "bottom"}]
     return data, layout
 

@@ -17,6 +17,7 @@ import io
 import json
 import re
 import time
+import zlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any, Callable, Iterable
 from tunebook.analysis.checks.base import FIGURE_OF_CHECK  # which figure a finding is about: its @check(figure=)
 from tunebook.analysis.figures import PLOTLY_CONFIG, Figure, render, spec, varying
 from tunebook.analysis.notebook import fmt
+from tunebook.display import inline_markdown
 
 HERE = Path(__file__).parent
 STATES = ("completed", "infeasible", "failed", "running", "pending")
@@ -104,13 +106,11 @@ def headline(report: Any) -> Headline:
 
 # findings --------------------------------------------------------------------
 _TRIAL = re.compile(r"trial #(\d+)")
-_CODE = re.compile(r"`([^`]+)`")
 
 
 def rich_text(text: str, trial_href: Callable[[int], str | None] | None = None) -> str:
-    """Escaped text with `backticks` as <code> and "trial #N" linked to the trial (safe HTML)."""
-    out = html.escape(text, quote=True)
-    out = _CODE.sub(lambda m: f"<code>{m.group(1)}</code>", out)
+    """Escaped text with its markdown (`code`, **bold**) rendered and "trial #N" linked to the trial (safe HTML)."""
+    out = inline_markdown(html.escape(text, quote=True))
     if trial_href is not None:
         def link(m: re.Match[str]) -> str:
             href = trial_href(int(m.group(1)))
@@ -133,11 +133,27 @@ def figure_index(finding: Any, figures: list[Figure]) -> int | None:
     return next((i for i, f in enumerate(figures) if f.kind == kind), None)
 
 
+def figure_id(figure: Figure, index: int = 0) -> str:
+    """The figure's element id on a page: ``figure-`` and its key, stable while the study runs (a live page
+    updates the figure of the same id); the index only for a figure without a key."""
+    return dom_id(figure.key or f"{figure.kind}-{index}")
+
+
+def dom_id(key: str, prefix: str = "figure-") -> str:
+    """``key`` as an element id (letters, digits, ``-``, ``_``); keys that differ only in other characters
+    (``val/error``, ``val_error``) keep distinct ids."""
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", key).strip("-")
+    if slug != key:
+        slug += "-" + format(zlib.crc32(key.encode()), "08x")
+    return prefix + slug
+
+
 def finding_html(finding: Any, figures: list[Figure], trial_href: Callable[[int], str | None] | None = None) -> str:
     """One finding as markup: severity, check, message and action, with links to its trial and its figure."""
     esc = html.escape
     index = figure_index(finding, figures)
-    figure_link = f" <a class='figure-ref' href='#figure-{index}'>see the figure</a>" if index is not None else ""
+    figure_link = (f" <a class='figure-ref' href='#{figure_id(figures[index], index)}'>see the figure</a>"
+                   if index is not None else "")
     return (f"<div class='finding {esc(finding.severity)}' data-check='{esc(finding.check)}'>"
             f"<b>{esc(finding.severity)}</b> <code>{esc(finding.check)}</code>: {rich_text(finding.message, trial_href)}"
             f"{figure_link}<div class='action'>&rarr; {rich_text(finding.action, trial_href)}</div></div>")
@@ -320,7 +336,7 @@ def report_html(report: Any) -> str:
     parts += _trials_html(report, shown, h.best_number)
     parts.append("</table></div><h2 id='figures'>Figures</h2>")
     for i, figure in enumerate(report.figures):
-        parts.append(f"<div class='figure' id='figure-{i}' data-kind='{figure.kind}'>"
+        parts.append(f"<div class='figure' id='{figure_id(figure, i)}' data-kind='{figure.kind}'>"
                      f"<script type='application/json'>{figure_json(figure)}</script></div>")
     parts.append(f"<p class='footer'>tunebook report, {time.strftime('%Y-%m-%d %H:%M', time.localtime(report.created_at))}</p>")
     parts.append(f"<script>{plots_js()}</script>")
@@ -348,7 +364,7 @@ def _contents_html(report: Any) -> list[str]:
         "<li><a href='#study'>The study</a></li>",
         "<li><a href='#trials'>Best trials</a></li>",
         "<li><a href='#figures'>Figures</a><ul>",
-        *(f"<li><a href='#figure-{i}'>{esc(f.title)}</a></li>" for i, f in enumerate(report.figures)),
+        *(f"<li><a href='#{figure_id(f, i)}'>{esc(f.title)}</a></li>" for i, f in enumerate(report.figures)),
         "</ul></li></ul></nav>",
     ]
 

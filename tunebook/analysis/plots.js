@@ -13,9 +13,12 @@
 
   function isDark() { return !!(dark && dark.matches); }
 
+  // the figure fills its box: the box's height comes from the spec (once, as CSS), Plotly sizes to the box
+  // (a layout height would overflow the box after a resize and cover what follows)
   function themed(layout) {
     var out = Object.assign({ autosize: true }, layout || {});
     delete out.width;
+    delete out.height;
     if (isDark() && window.TUNEBOOK_DARK_TEMPLATE) {
       out.template = window.TUNEBOOK_DARK_TEMPLATE;
       out.paper_bgcolor = "#16191d";
@@ -100,12 +103,29 @@
     bar.querySelector(".log-y").addEventListener("change", apply);
   }
 
+  function sizeBox(div, layout) {
+    if (layout && layout.height && !div.dataset.height) {
+      div.dataset.height = String(layout.height);
+      div.style.height = layout.height + "px";
+    }
+  }
+
+  // a box that changes size (window resize, phone rotation, grid reflow): the figure follows it
+  var resizer = window.ResizeObserver ? new ResizeObserver(function (entries) {
+    entries.forEach(function (entry) {
+      var div = entry.target;
+      if (div.dataset.rendered && div.offsetParent !== null) { Plotly.Plots.resize(div); }
+    });
+  }) : null;
+
   function draw(div) {
     var holder = div.querySelector('script[type="application/json"]');
     if (!holder || div.dataset.rendered) { return; }
     addControls(div);
     var spec = figureData(div);
+    sizeBox(div, spec.layout);
     Plotly.newPlot(div, spec.data, themed(spec.layout), CONFIG);
+    if (resizer) { resizer.observe(div); }
     div.dataset.rendered = "1";
     div.tbZoomed = {};
     div.on("plotly_relayout", function (change) {
