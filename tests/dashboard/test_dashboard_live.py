@@ -67,7 +67,7 @@ def test_a_running_study_is_watched_live(tmp_path):
     print(f"\nlive screenshots: {shots}")
     sync_api = browser_or_skip()
     server = Server(url, refresh_seconds=0.5)
-    run = start_run(url, tmp_path)
+    run = None
     study_url = server.base + "/study/watched"
     try:
         with sync_api.sync_playwright() as p:
@@ -80,6 +80,10 @@ def test_a_running_study_is_watched_live(tmp_path):
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(study_url)
             page.evaluate("window.__same_page = true")
+            # the running trial's curve grows, with no reload (the page records what its running figure shows)
+            page.evaluate("""window.__running = {}; setInterval(() => { const d = document.getElementById('figure-running');
+                (d && d.data ? d.data : []).filter(t => t.mode === 'lines').forEach(t => { const seen = window.__running[t.customdata[0]] || [];
+                  if (seen[seen.length - 1] !== t.x.length) seen.push(t.x.length); window.__running[t.customdata[0]] = seen; }); }, 100)""")
             notebook = window()
             notebook.goto(server.base + "/")
             # the last trial's page, open before the trial starts: it records the lengths of its curve it shows
@@ -87,11 +91,8 @@ def test_a_running_study_is_watched_live(tmp_path):
             trial.goto(f"{study_url}/trial/{TRIALS - 1}")
             trial.evaluate("""window.__seen = []; setInterval(() => { const d = document.querySelector('div.figure');
                 const n = d && d.data ? d.data[0].x.length : 0; if (window.__seen[window.__seen.length - 1] !== n) window.__seen.push(n); }, 100)""")
+            run = start_run(url, tmp_path)  # every page open and recording: the run starts
 
-            # the running trial's curve grows, with no reload (the page records what its running figure shows)
-            page.evaluate("""window.__running = {}; setInterval(() => { const d = document.getElementById('figure-running');
-                (d && d.data ? d.data : []).filter(t => t.mode === 'lines').forEach(t => { const seen = window.__running[t.customdata[0]] || [];
-                  if (seen[seen.length - 1] !== t.x.length) seen.push(t.x.length); window.__running[t.customdata[0]] = seen; }); }, 100)""")
             page.wait_for_function(f"(() => {{ const n = {RUNNING_POINTS}; return n && n.length === 1 && n[0] >= 3; }})()",
                                    timeout=60000, polling=250)
             page.screenshot(path=str(shots / "running-curve.png"), full_page=True)
@@ -135,6 +136,6 @@ def test_a_running_study_is_watched_live(tmp_path):
             assert errors == []
             browser.close()
     finally:
-        if run.poll() is None:
+        if run is not None and run.poll() is None:
             run.kill()
         server.stop()
