@@ -59,13 +59,15 @@ class PilotTrial:
 
 
 def run_point(train: Callable[[Any], None], params: dict[str, Any], seed: int, steps: int, objective: str,
-              infeasible_above: float) -> float | None:
-    """The best objective of one run (min), or None when it diverged."""
+              infeasible_above: float, curves: list[dict[int, float]] | None = None) -> float | None:
+    """The best objective of one run (min), or None when it diverged; its curve is appended to ``curves``."""
     trial = PilotTrial(params, seed, steps, objective, infeasible_above)
     try:
         train(trial)
     except Diverged:
         return None
+    if curves is not None:
+        curves.append(trial.curve)
     return min(trial.curve.values())
 
 
@@ -95,8 +97,11 @@ def run_grid(train: Callable[[Any], None], points: dict[str, dict[str, Any]], se
             out[key] = done[key]
             continue
         t0 = time.process_time()
-        values = [run_point(train, dict(params), s, steps, objective, infeasible_above) for s in seeds]
-        out[key] = {"params": params, **summarize(values)}
+        curves: list[dict[int, float]] = []
+        values = [run_point(train, dict(params), s, steps, objective, infeasible_above, curves) for s in seeds]
+        # the mean curve of the seeds that trained: {step: value}
+        mean_curve = {str(k): statistics.fmean(c[k] for c in curves) for k in curves[0]} if curves else {}
+        out[key] = {"params": params, **summarize(values), "curve": mean_curve}
         print(f"{key:40s} mean={out[key]['mean']} sd={out[key]['sd']} inf={out[key]['infeasible']} "
               f"({time.process_time() - t0:.1f} cpu-s)", file=sys.stderr, flush=True)
     return out

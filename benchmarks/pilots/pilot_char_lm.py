@@ -41,4 +41,4 @@ if __name__ == "__main__":
     settings = {"workload": "tunebook.workloads.char_lm", "objective": "val/bpc", "steps": STEPS, "seeds": SEEDS,
                 "infeasible_above": INFEASIBLE_ABOVE}
     grid = run_grid(char_lm.train, points(), SEEDS, STEPS, "val/bpc", INFEASIBLE_ABOVE, previous("char_lm", settings))
-    print(save("char_lm", {**settings, "points": grid}))
+    print(save("char_lm", {**settings, "fixed": FIXED, "points": grid}))
