@@ -112,3 +112,12 @@ def save(name: str, payload: dict[str, Any]) -> Path:
     path = ASSETS / f"{name}.json"
     path.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
     return path
+
+
+def main(workload: str, train: Callable[[Any], None], points: dict[str, dict[str, Any]], *, steps: int,
+         seeds: list[int], objective: str, infeasible_above: float, fixed: dict[str, Any]) -> None:
+    """Run a workload's pilot (only the points not saved yet with these settings) and save it."""
+    settings = {"workload": f"tunebook.workloads.{workload}", "objective": objective, "steps": steps, "seeds": seeds,
+                "infeasible_above": infeasible_above}
+    grid = run_grid(train, points, seeds, steps, objective, infeasible_above, previous(workload, settings))
+    print(save(workload, {**settings, "fixed": fixed, "points": grid}))

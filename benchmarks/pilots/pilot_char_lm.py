@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _pilot import previous, run_grid, save  # noqa: E402
+from _pilot import main  # noqa: E402
 
 from tunebook.workloads import char_lm  # noqa: E402
 
@@ -38,7 +38,5 @@ def points() -> dict[str, dict]:
 
 
 if __name__ == "__main__":
-    settings = {"workload": "tunebook.workloads.char_lm", "objective": "val/bpc", "steps": STEPS, "seeds": SEEDS,
-                "infeasible_above": INFEASIBLE_ABOVE}
-    grid = run_grid(char_lm.train, points(), SEEDS, STEPS, "val/bpc", INFEASIBLE_ABOVE, previous("char_lm", settings))
-    print(save("char_lm", {**settings, "fixed": FIXED, "points": grid}))
+    main("char_lm", char_lm.train, points(), steps=STEPS, seeds=SEEDS, objective="val/bpc",
+         infeasible_above=INFEASIBLE_ABOVE, fixed=FIXED)

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _pilot import previous, run_grid, save  # noqa: E402
+from _pilot import main  # noqa: E402
 
 from tunebook.workloads import tabular  # noqa: E402
 
@@ -41,7 +41,5 @@ def points() -> dict[str, dict]:
 
 
 if __name__ == "__main__":
-    settings = {"workload": "tunebook.workloads.tabular", "objective": "val/loss", "steps": STEPS, "seeds": SEEDS,
-                "infeasible_above": INFEASIBLE_ABOVE}
-    grid = run_grid(tabular.train, points(), SEEDS, STEPS, "val/loss", INFEASIBLE_ABOVE, previous("tabular", settings))
-    print(save("tabular", {**settings, "fixed": FIXED, "points": grid}))
+    main("tabular", tabular.train, points(), steps=STEPS, seeds=SEEDS, objective="val/loss",
+         infeasible_above=INFEASIBLE_ABOVE, fixed=FIXED)

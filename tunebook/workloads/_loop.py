@@ -93,6 +93,31 @@ def fit(trial: Any, build: Callable[[dict[str, Any]], Task]) -> None:
             trial.checkpoint(step, training_state(step, model, opt, scheduler))
 
 
+def classifier(model: Any, x_train: Any, y_train: Any, x_val: Any, y_val: Any, n_train_eval: int | None = None,
+               **defaults: Any) -> Task:
+    """A classification task on in-memory tensors: batches of rows drawn from (data seed, step), cross-entropy,
+    and ``val/loss``, ``val/error`` and ``train/error`` (on the first ``n_train_eval`` training rows, all by
+    default) at each evaluation. ``defaults``: Task's ``default_*`` fields."""
+    import torch
+    import torch.nn.functional as F
+
+    x_seen, y_seen = x_train[:n_train_eval], y_train[:n_train_eval]
+
+    def batch(seed: int, step: int, batch_size: int) -> tuple[Any, Any]:
+        idx = torch.from_numpy(rows(seed, step, len(x_train), batch_size))
+        return x_train[idx], y_train[idx]
+
+    def loss(m: Any, x: Any, y: Any) -> Any:
+        return F.cross_entropy(m(x), y)
+
+    def evaluate(m: Any) -> dict[str, Any]:
+        logits = m(x_val)
+        return {"val/loss": F.cross_entropy(logits, y_val), "val/error": (logits.argmax(1) != y_val).float().mean(),
+                "train/error": (m(x_seen).argmax(1) != y_seen).float().mean()}
+
+    return Task(model, batch, loss, evaluate, **defaults)
+
+
 def rows(seed: int, step: int, n: int, batch_size: int) -> Any:
     """``batch_size`` row indices in ``range(n)``, drawn from (seed, step) alone."""
     import numpy as np

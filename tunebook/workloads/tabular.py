@@ -69,27 +69,12 @@ def build_model(params: dict[str, Any], n_features: int) -> Any:
 
 def _task(params: dict[str, Any]) -> Any:
     import torch
-    import torch.nn.functional as F
 
-    from tunebook.workloads._loop import Task, rows
+    from tunebook.workloads._loop import classifier
 
     x_tr, y_tr, x_val, y_val = (torch.from_numpy(a) for a in split())
-    model = build_model(params, x_tr.shape[1])
-
-    def batch(seed: int, step: int, batch_size: int) -> tuple[Any, Any]:
-        idx = torch.from_numpy(rows(seed, step, len(x_tr), batch_size))
-        return x_tr[idx], y_tr[idx]
-
-    def loss(m: Any, x: Any, y: Any) -> Any:
-        return F.cross_entropy(m(x), y)
-
-    def evaluate(m: Any) -> dict[str, Any]:
-        logits = m(x_val)
-        return {"val/loss": F.cross_entropy(logits, y_val),
-                "val/error": (logits.argmax(1) != y_val).float().mean(),
-                "train/error": (m(x_tr).argmax(1) != y_tr).float().mean()}
-
-    return Task(model, batch, loss, evaluate, default_lr=1e-2, default_batch_size=32, default_eval_every=10)
+    return classifier(build_model(params, x_tr.shape[1]), x_tr, y_tr, x_val, y_val,
+                      default_lr=1e-2, default_batch_size=32, default_eval_every=10)
 
 
 def train(trial: Any) -> None:
