@@ -103,10 +103,10 @@ def bench_browser(db: Path) -> dict[str, float] | None:
             browser = p.chromium.launch(executable_path=chromium, args=["--headless", "--no-sandbox", "--disable-gpu"])
             page = browser.new_page(viewport={"width": 1300, "height": 900})
             for label, path in (("study page", "/study/bench"), ("explore page", "/study/bench/explore")):
-                page.goto(f"http://127.0.0.1:{port}{path}")  # warm: the analysis cache and Plotly's file
+                page.goto(f"http://127.0.0.1:{port}{path}", timeout=600_000)  # warm: the analysis cache and Plotly's file
                 page.wait_for_function(drawn, timeout=600_000)
                 start = time.perf_counter()
-                page.goto(f"http://127.0.0.1:{port}{path}")
+                page.goto(f"http://127.0.0.1:{port}{path}", timeout=600_000)
                 page.wait_for_function(drawn, timeout=600_000, polling=50)
                 out[label] = (time.perf_counter() - start) * 1e3
                 # from the page's data arriving (the HTML holds every figure's JSON) to every figure drawn

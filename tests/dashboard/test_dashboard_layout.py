@@ -1,5 +1,5 @@
-"""Figures fill their boxes and follow them through window resizes and a phone's rotation: no figure's drawing
-leaves its box or covers another element (the next row's figures, the curve controls, the table's filter
+"""Figures fill their boxes and follow them through window resizes and a phone's rotation: each drawing is
+its box's size (wider or narrower), none leaves its box or covers another element (the next row's figures, the curve controls, the table's filter
 row), in a real browser (Debian's Chromium through Playwright)."""
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ OVERLAPS = """(() => {
     const box = r(f);
     f.querySelectorAll('svg.main-svg').forEach(svg => { const s = r(svg);
       if (s.left < box.left - 1 || s.right > box.right + 1 || s.top < box.top - 1 || s.bottom > box.bottom + 1)
-        out.push(`${f.id}: drawing ${Math.round(s.width)}x${Math.round(s.height)} leaves its box ${Math.round(box.width)}x${Math.round(box.height)}`); });
+        out.push(`${f.id}: drawing ${Math.round(s.width)}x${Math.round(s.height)} leaves its box ${Math.round(box.width)}x${Math.round(box.height)}`);
+      if (Math.abs(s.width - f.clientWidth) > 3 || Math.abs(s.height - f.clientHeight) > 3)
+        out.push(`${f.id}: drawing ${Math.round(s.width)}x${Math.round(s.height)} does not fill its box ${f.clientWidth}x${f.clientHeight}`); });
   });
   const items = Array.from(document.querySelectorAll('.figures > *, .curve-controls, form.filter-form, h2, table.trials'));
   for (let i = 0; i < items.length; i++) for (let j = i + 1; j < items.length; j++) {
