@@ -24,6 +24,7 @@ class SweepPoint:
     learning_rate: float
     state: str
     perfect_at: int | None  # first step where the metric reached the threshold
+    group: str = ""  # the scientific values of its group ("optimizer=sgd"), "" without any
 
 
 def first_step_at(steps: list[int], values: list[float], threshold: float, mode: str = "min") -> int | None:
@@ -35,7 +36,30 @@ def first_step_at(steps: list[int], values: list[float], threshold: float, mode:
 
 
 def decide(points: list[SweepPoint], steps: int, metric: str, threshold: float) -> Conclusion:
-    """The sweep's conclusion from its points (pure: tested on known answers)."""
+    """The sweep's conclusion from its points (pure: tested on known answers).
+
+    Points of several groups (a conditional sweep: each optimizer over its own range of rates) are judged
+    each against its own group's grid: whether a group's fastest rate sits at an edge of *its* grid, and its
+    own first step at the threshold. The sweep concludes when every group does; its max_train_steps is the
+    largest of the groups' (every group's fastest rate reaches the threshold by then).
+    """
+    labels = list(dict.fromkeys(p.group for p in points))
+    if len(labels) <= 1:
+        return _decide_one(points, steps, metric, threshold)
+    parts = {label: _decide_one([p for p in points if p.group == label], steps, metric, threshold) for label in labels}
+    evidence: dict[str, Any] = {"steps": steps, "metric": metric, "threshold": threshold,
+                                "groups": {label: c.evidence for label, c in parts.items()}}
+    open_ = [label for label, c in parts.items() if not c.concluded]
+    text = " ".join(f"[{label}] {c.conclusion}" for label, c in parts.items())
+    if open_:
+        return Conclusion("lr-sweep", f"Not concluding for {', '.join(open_)}. {text}", evidence, concluded=False)
+    worst = max(parts, key=lambda label: parts[label].evidence["max_train_steps"])
+    evidence.update({"max_train_steps": parts[worst].evidence["max_train_steps"], "slowest_group": worst})
+    return Conclusion("lr-sweep", f"Initial max_train_steps = {evidence['max_train_steps']} (every group's fastest rate "
+                      f"reaches the threshold by then; {worst} is the slowest). {text}", evidence)
+
+
+def _decide_one(points: list[SweepPoint], steps: int, metric: str, threshold: float) -> Conclusion:
     grid = sorted({p.learning_rate for p in points})
     reached = [p for p in points if p.state == "completed" and p.perfect_at is not None]
     evidence: dict[str, Any] = {
@@ -61,6 +85,23 @@ def decide(points: list[SweepPoint], steps: int, metric: str, threshold: float) 
         f"{metric} <= {threshold:g} at step {fastest.perfect_at}.",
         evidence,
     )
+
+
+def sweep_points(study: Any, metric: str, threshold: float, param: str = "learning_rate") -> list[SweepPoint]:
+    """The points of a finished sweep study, each labelled with its group's scientific values (so that a
+    conditional sweep, each group over its own range of ``param``, is judged group by group)."""
+    mode = study.objective[1] if study.objective[0] == metric else "min"
+    out = []
+    for t in study.trials():
+        if param not in t.params:
+            continue
+        perfect = None
+        if t.state == "completed":
+            curve = study.metrics(t, [metric]).get(metric, [])
+            perfect = first_step_at([s for s, _ in curve], [v for _, v in curve], threshold, mode)
+        label = ", ".join(f"{k}={t.params[k]}" for k in study.space.scientific if k in t.params)
+        out.append(SweepPoint(float(t.params[param]), t.state, perfect, label))
+    return out
 
 
 #: What the sweep's premise holds off: a constant rate and no regularization (``--fixed`` may not set them).
@@ -129,14 +170,7 @@ def run_sweep(
         infeasible_if={"train/loss": {"above": 1e6}},
     )
     run(study, workers=workers, progress=progress)
-    result_points = []
-    for t in study.trials():
-        perfect = None
-        if t.state == "completed":
-            curve = study.metrics(t, [metric]).get(metric, [])
-            perfect = first_step_at([s for s, _ in curve], [v for _, v in curve], threshold)
-        result_points.append(SweepPoint(float(t.params["learning_rate"]), t.state, perfect))
-    result = decide(result_points, steps, metric, threshold)
+    result = decide(sweep_points(study, metric, threshold), steps, metric, threshold)
     result.studies = [study.name]
     if broken:
         result.evidence["forced_overrides"] = {k: (fixed or {})[k] for k in broken}

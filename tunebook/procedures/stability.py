@@ -76,13 +76,53 @@ def learning_rate_of(study: Study, params: dict[str, Any], param: str) -> float:
     return float(params[param])
 
 
-def check(study: Study, *, param: str = "learning_rate", above: int = 3, train_metric: str = "train/loss") -> Conclusion:
-    """lr*, the rates just above it, and whether they are unstable (recorded in the notebook)."""
-    best, best_trial = best_params(study)
+def scientific_values(study: Study, params: dict[str, Any]) -> dict[str, Any]:
+    """The scientific values of a trial's parameters: the group it belongs to ({} without scientific ones)."""
+    return {k: params[k] for k in study.space.scientific if k in params}
+
+
+def group_label(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in values.items())
+
+
+def group_best(study: Study, group: dict[str, Any] | None = None) -> tuple[dict[str, Any], Any]:
+    """Every hyperparameter of the best trial of one group (the scientific values ``group``), or of the study."""
+    if not group:
+        return best_params(study)
+    s = 1.0 if study.objective[1] == "min" else -1.0
+    done = [t for t in study.trials(["completed"]) if t.value is not None
+            and all(t.params.get(k) == v for k, v in group.items())]
+    if not done:
+        raise SpecError("--group", f"study {study.name!r} has no completed trial with {group_label(group)}",
+                        "name a group that has completed trials")
+    trial = min(done, key=lambda t: (s * t.value, t.number))
+    return {**study.space.fixed, **trial.params}, trial
+
+
+def rate_range(study: Study, values: dict[str, Any], param: str) -> tuple[float, float] | None:
+    """The range of ``param`` in the group with these scientific values (its own, in a conditional study)."""
+    p = study.space.params_for(values).get(param)
+    return (float(p.low), float(p.high)) if p is not None and hasattr(p, "low") else None
+
+
+def check(study: Study, *, param: str = "learning_rate", above: int = 3, train_metric: str = "train/loss",
+          group: dict[str, Any] | None = None) -> Conclusion:
+    """lr*, the rates just above it, and whether they are unstable (recorded in the notebook).
+
+    Judged within one group (``group``: scientific values; default: the best trial's), over that group's
+    trials and, in a conditional study, its own range of ``param``: another group's rates (another range,
+    another optimizer) say nothing about this one's stability.
+    """
+    best, best_trial = group_best(study, group)
     lr_star = learning_rate_of(study, best, param)
+    values = scientific_values(study, best)
+    label = group_label(values)
     candidates = []
     for t in study.trials(["completed", "infeasible"]):
-        rate = float({**study.space.fixed, **t.params}.get(param, lr_star))
+        params = {**study.space.fixed, **t.params}
+        if param not in params or scientific_values(study, params) != values:
+            continue
+        rate = float(params[param])
         if rate > lr_star:
             candidates.append((rate, t))
     candidates.sort(key=lambda c: c[0])
@@ -94,34 +134,63 @@ def check(study: Study, *, param: str = "learning_rate", above: int = 3, train_m
         why = trial_instability(study, t, train_metric)
         checks.append(RateCheck(rate, t.state, why is not None, why or "stable"))
     unstable = [c for c in checks if c.unstable]
+    # a gradual edge: the rates just above train (worse), and every rate from some point up diverged
+    first = len(candidates)
+    while first > 0 and candidates[first - 1][1].state == "infeasible":
+        first -= 1
+    diverged_from = candidates[first][0] if len(candidates) - first >= 2 and not unstable else None
+    span = rate_range(study, values, param)
     evidence: dict[str, Any] = {
-        "lr_star": lr_star, "best_trial": best_trial.number, "param": param,
+        "lr_star": lr_star, "best_trial": best_trial.number, "param": param, "group": label,
+        "range": list(span) if span else None,
         "rates_above": [c.__dict__ for c in checks],
-        "unstable_learning_rate": unstable[0].learning_rate if unstable else None,
+        "unstable_learning_rate": unstable[0].learning_rate if unstable else diverged_from,
+        "diverged_from": diverged_from,
     }
+    where = f" in {label}" if label else ""
     if not checks:
-        text = (f"lr* = {lr_star:.3g} is the largest rate tried: no rate above it to inspect. "
-                "Sweep higher rates to see where training becomes unstable.")
+        ceiling = span is not None and lr_star >= span[1] * (1 - 1e-9)
+        text = (f"lr* = {lr_star:.3g} is the largest rate tried{where}"
+                + (f" (its range {span[0]:.3g} to {span[1]:.3g})" if span else "") + ": no rate above it to inspect. "
+                + ("It sits at the top of the range: widen the range upwards" if ceiling else "Sweep higher rates")
+                + " to see where training becomes unstable.")
         return record(study, Conclusion("stability", text, evidence, concluded=False))
     if unstable:
         first = unstable[0]
-        text = (f"Instability limits the learning rate: lr* = {lr_star:.3g}, and {first.learning_rate:.3g} just above it is "
-                f"unstable ({first.reason}). Fixing it (warmup, clipping) should allow higher rates and better results: "
-                f"run `tunebook warmup {study.name}`.")
+        text = (f"Instability limits the learning rate{where}: lr* = {lr_star:.3g}, and {first.learning_rate:.3g} just "
+                f"above it is unstable ({first.reason}). Fixing it (warmup, clipping) should allow higher rates and "
+                f"better results: run `tunebook warmup {study.name}`.")
+    elif diverged_from is not None:
+        text = (f"lr* = {lr_star:.3g}{where} sits at the edge of stability: the {len(checks)} rate(s) just above it train "
+                f"stably, and every rate from {diverged_from:.3g} up diverged ({len(candidates) - first} trials). Fixing "
+                f"the instability (warmup, clipping) may allow higher rates: run `tunebook warmup {study.name}`.")
     else:
-        text = (f"No instability just above lr* = {lr_star:.3g}: the rates above it train stably "
+        text = (f"No instability just above lr* = {lr_star:.3g}{where}: the rates above it train stably "
                 "but worse. Instability is not what limits this workload.")
     return record(study, Conclusion("stability", text, evidence))
 
 
+def check_groups(study: Study, *, param: str = "learning_rate", above: int = 3,
+                 train_metric: str = "train/loss") -> list[Conclusion]:
+    """:func:`check` in every group that has ``param`` and a completed trial, each in its own range."""
+    seen: list[dict[str, Any]] = []
+    for t in study.trials(["completed"]):
+        params = {**study.space.fixed, **t.params}
+        values = scientific_values(study, params)
+        if param in params and t.value is not None and values not in seen:
+            seen.append(values)
+    return [check(study, param=param, above=above, train_metric=train_metric, group=v) for v in seen]
+
+
 def early_instability_study(study: Study, *, param: str = "learning_rate", steps: int = EARLY_STEPS,
-                            seeds: int = 1, train: str | None = None) -> Study:
+                            seeds: int = 1, train: str | None = None, group: dict[str, Any] | None = None) -> Study:
     """~500 steps at 2 x lr*, evaluated every step (the playbook's early-instability check).
 
     It runs without the study's ``infeasible_if`` (a loss rule would stop the
-    very instability it looks for); NaN/Inf still stop a trial.
+    very instability it looks for); NaN/Inf still stop a trial. ``group``: the scientific values whose
+    best trial is read (default: the study's best).
     """
-    best, trial = best_params(study)
+    best, trial = group_best(study, group)
     lr = 2 * learning_rate_of(study, best, param)
     ref = train or study_train(study)[0]
     fixed = {**best, param: lr, "eval_every": 1}
@@ -207,11 +276,13 @@ def warmup_steps_grid(max_train_steps: int) -> list[int]:
 
 
 def warmup_study(study: Study, unstable_learning_rate: float, *, param: str = "learning_rate",
-                 factor: float = WARMUP_FACTOR, grid: list[int] | None = None, train: str | None = None) -> Study:
-    """The warmup study: base rate ``factor`` x the unstable one, warmup_steps over orders of magnitude."""
+                 factor: float = WARMUP_FACTOR, grid: list[int] | None = None, train: str | None = None,
+                 group: dict[str, Any] | None = None) -> Study:
+    """The warmup study: base rate ``factor`` x the unstable one, warmup_steps over orders of magnitude, on the
+    best trial of ``group`` (scientific values; default: the study's best)."""
     if not unstable_learning_rate > 0:
         raise SpecError("--unstable-lr", f"must be positive, got {unstable_learning_rate!r}", "run `tunebook stability` first")
-    best, source_trial = best_params(study)
+    best, source_trial = group_best(study, group)
     grid = grid or warmup_steps_grid(study.max_train_steps)
     base_lr = factor * unstable_learning_rate
     # Every trial runs warmup plus at least 2 x warmup at the base rate (constant after the ramp).
@@ -271,8 +342,10 @@ def analyze_warmup(source: Study, warm: Study, *, param: str = "learning_rate", 
     return record(source, result)
 
 
-def recorded_unstable_rate(study: Study) -> float | None:
-    """The unstable learning rate the last stability check of ``study`` recorded in the notebook, or None."""
+def recorded_unstable_rate(study: Study, group: dict[str, Any] | None = None) -> float | None:
+    """The unstable learning rate the last stability check of ``study`` (of ``group`` when given: another
+    group's rate belongs to another range) recorded in the notebook, or None."""
     notes = study.storage.get_notes(study=study.name, kind="stability")
-    return next((n["evidence"]["unstable_learning_rate"] for n in reversed(notes) if n["evidence"].get("unstable_learning_rate")),
-                None)
+    label = group_label(group) if group else None
+    return next((n["evidence"]["unstable_learning_rate"] for n in reversed(notes) if n["evidence"].get("unstable_learning_rate")
+                 and (label is None or n["evidence"].get("group", "") == label)), None)

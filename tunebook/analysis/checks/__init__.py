@@ -23,7 +23,6 @@ thresholds live on its ``@check`` (:mod:`.base`): adding one is one decorated fu
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 from typing import Iterable
 
@@ -55,6 +54,7 @@ from .common import (
     group_view,
     groups,
     initial_level,
+    is_learning_rate,
     moving_average,
     resolution,
     running_median,
@@ -68,13 +68,6 @@ from .training import adam_recommendation, recommend_clipping
 #: the built-in checks' stable ids, in the order the report lists them (each check's ``@check(order=...)``);
 #: :func:`check_ids` gives the live order, with checks registered since
 CHECKS = check_ids()
-
-_LR = re.compile(r"(^|_)(learning_rate|lr)($|_)")
-
-
-def is_learning_rate(name: str) -> bool:
-    return bool(_LR.search(name.lower()))
-
 
 def qualify_train_longer(findings: list[Finding]) -> list[Finding]:
     """While a group's best learning rate sits at a boundary, "train longer" is not the conclusion yet.

@@ -19,6 +19,7 @@ material.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
@@ -121,6 +122,14 @@ def group_view(data: StudyData, group: Group) -> StudyData:
     if view is None or view.trials is not group.trials:
         view = views[key] = replace(data, trials=group.trials)
     return view
+
+
+_LR = re.compile(r"(^|_)(learning_rate|lr)($|_)")
+
+
+def is_learning_rate(name: str) -> bool:
+    """Whether a hyperparameter's name says it is a learning rate (``learning_rate``, ``lr``, ``base_lr``...)."""
+    return bool(_LR.search(name.lower()))
 
 
 def has(t: TrialRow, name: str) -> bool:

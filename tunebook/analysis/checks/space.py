@@ -1,9 +1,12 @@
-"""Is the search space big enough, and where are the infeasible trials? (run per group)
+"""Is the search space big enough, where are the infeasible trials, is the best at the edge of stability?
+(run per group)
 
 The playbook ("Identifying bad search space boundaries"): a study is suspect
 when its best point is near the boundary of a range; if every trial above
 some learning rate is infeasible and the best sits at the edge of that
-region, the model may suffer from instability. Both are asked of each
+region, the model may suffer from instability; so may a best learning rate
+followed by rates that train worse and then diverge (the edge of stability,
+reached gradually). All are asked of each
 group's best trials: one group whose best is limited by its range makes the
 comparison unfair, whatever the study's overall best does.
 """
@@ -16,7 +19,7 @@ from tunebook.analysis.data import StudyData
 from tunebook.errors import failure_line
 
 from .base import INFO, WARNING, Finding, Thresholds, check
-from .common import Group, for_groups, groups, has, in_group, top_k
+from .common import Group, fmt, for_groups, groups, has, in_group, is_learning_rate, top_k
 
 
 def _outer(u: float, width: float, side: str) -> bool:
@@ -177,3 +180,59 @@ def infeasible_region_findings(view: StudyData, group: Group, th: Thresholds) ->
 @check("infeasible_region", family="space", order=40, figure="axis", uses=("infeasible_window", "infeasible_region_share"))
 def check_infeasible_region(data: StudyData, th: Thresholds) -> list[Finding]:
     return for_groups(data, th, lambda view, g: infeasible_region_findings(view, g, th))
+
+
+def stability_edge_findings(view: StudyData, group: Group, th: Thresholds) -> list[Finding]:
+    """A group's best learning rate at the edge of stability: the rates above it train worse, then every
+    trial from some rate up diverged, within ``stability_edge_window`` of the best (scaled axis of the
+    group's own range). Not said where :func:`infeasible_region_findings` already says it."""
+    best = view.best()
+    if best is None or not view.infeasible:
+        return []
+    s = view.sign()
+    already = {(f.evidence["param"], f.evidence["side"]) for f in infeasible_region_findings(view, group, th)}
+    findings = []
+    for name in view.numeric_params():
+        if (view.roles.get(name) == "scientific" or not is_learning_rate(name) or not has(best, name)
+                or (name, "upper") in already):
+            continue
+        star = float(best.params[name])
+        above = sorted((t for t in view.finished if has(t, name) and float(t.params[name]) > star),
+                       key=lambda t: float(t.params[name]))
+        first = len(above)  # the first of the trailing run of diverged trials
+        while first > 0 and above[first - 1].state == "infeasible":
+            first -= 1
+        diverged, between = above[first:], [t for t in above[:first] if t.state == "completed"]
+        if len(diverged) < th.stability_edge_min_diverged or any(t.state == "infeasible" for t in above[:first]):
+            continue
+        edge = float(diverged[0].params[name])
+        width = view.unit(name, edge, diverged[0]) - view.unit(name, star, best)
+        worse = [s * float(t.value) - s * float(best.value) for t in between]  # type: ignore[arg-type]
+        if width > th.stability_edge_window or any(w <= 0 for w in worse):
+            continue
+        if len(worse) >= 2 and float(np.corrcoef([float(t.params[name]) for t in between], worse)[0, 1]) <= 0:
+            continue  # not worsening towards the edge: no gradual edge
+        rates = ", ".join(f"{float(t.params[name]):.3g}" for t in between)
+        findings.append(Finding(
+            "stability_edge", WARNING,
+            in_group(group.label)
+            + f"The best {name} = {star:.4g} sits at the edge of stability: "
+            + (f"the rates just above it train worse ({rates}: {fmt(min(worse))} to {fmt(max(worse))} worse) and "
+               if between else "")
+            + f"every trial from {edge:.3g} up diverged ({len(diverged)} of {len(diverged)}). Instability limits the "
+            "usable learning rate; removing it usually lets higher rates train, and train better.",
+            f"Try learning-rate warmup or gradient clipping (`tunebook stability {view.study.name}`, then "
+            f"`tunebook warmup {view.study.name}`), then re-tune {name}.",
+            {"param": name, "side": "upper", "best_value": star, "trial": best.number,
+             "worse_rates": [float(t.params[name]) for t in between], "worse_by": worse,
+             "first_diverged": edge, "diverged": len(diverged), "width": width},
+        ))
+    return findings
+
+
+@check("stability_edge", family="space", order=45, figure="axis",
+       thresholds={"stability_edge_window": 0.35, "stability_edge_min_diverged": 2})
+def check_stability_edge(data: StudyData, th: Thresholds) -> list[Finding]:
+    """The playbook's sign of instability on an axis plot: the best learning rate right at the edge of the
+    rates that diverge, reached gradually (worse rates first), judged per group in the group's own range."""
+    return for_groups(data, th, lambda view, g: stability_edge_findings(view, g, th))
