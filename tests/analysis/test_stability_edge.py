@@ -54,6 +54,25 @@ def test_a_gradual_edge_of_stability_is_named_for_its_group_only(sqlite_url, kin
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
+def test_an_edge_where_more_and_more_seeds_diverge_is_named(sqlite_url, kind):
+    """Between 12 and 24 a growing share of SGD's runs diverges (none at 12, all at 24): the rates above the best
+    train worse or diverge, then all diverge. Named by stability_edge, or by infeasible_region where half the
+    trials just above already diverged; nothing for Adam."""
+    plain = _edge_curve(kind)
+
+    def curve(params, steps, rng):
+        lr = params["learning_rate"]
+        if params["optimizer"] == "sgd" and 12 <= lr < 24 and rng.random() < math.log(lr / 12) / math.log(2):
+            return "train/loss = nan"
+        return plain(params, steps, rng)
+
+    report = analyze(study(sqlite_url, kind, curve, trials=24, space=SPACE))
+    found = [f for f in report.findings if f.check in ("stability_edge", "infeasible_region")]
+    assert [f.evidence["group"] for f in found] == ["optimizer=sgd"], [f.message for f in report.findings]
+    assert "warmup" in found[0].action
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
 def test_no_edge_where_divergence_is_far_above_the_best_or_absent(sqlite_url, kind):
     """Divergence only from 90 up (over a decade above the best at 3): not an edge. Adam never diverges."""
     far = analyze(study(sqlite_url, kind, _edge_curve(kind, diverge_at=90.0, sgd_best=3.0), trials=24, space=SPACE))

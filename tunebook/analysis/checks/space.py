@@ -183,9 +183,10 @@ def check_infeasible_region(data: StudyData, th: Thresholds) -> list[Finding]:
 
 
 def stability_edge_findings(view: StudyData, group: Group, th: Thresholds) -> list[Finding]:
-    """A group's best learning rate at the edge of stability: the rates above it train worse, then every
-    trial from some rate up diverged, within ``stability_edge_window`` of the best (scaled axis of the
-    group's own range). Not said where :func:`infeasible_region_findings` already says it."""
+    """A group's best learning rate at the edge of stability: the rates above it train steadily worse (some
+    may diverge already), every trial from some rate up diverged (at least ``stability_edge_min_diverged``),
+    and the first divergence lies within ``stability_edge_window`` of the best (scaled axis of the group's
+    own range). Not said where :func:`infeasible_region_findings` already says it."""
     best = view.best()
     if best is None or not view.infeasible:
         return []
@@ -202,30 +203,35 @@ def stability_edge_findings(view: StudyData, group: Group, th: Thresholds) -> li
         first = len(above)  # the first of the trailing run of diverged trials
         while first > 0 and above[first - 1].state == "infeasible":
             first -= 1
-        diverged, between = above[first:], [t for t in above[:first] if t.state == "completed"]
-        if len(diverged) < th.stability_edge_min_diverged or any(t.state == "infeasible" for t in above[:first]):
-            continue
-        edge = float(diverged[0].params[name])
-        width = view.unit(name, edge, diverged[0]) - view.unit(name, star, best)
+        diverged = [t for t in above if t.state == "infeasible"]
+        between = [t for t in above[:first] if t.state == "completed"]
+        if len(above) - first < th.stability_edge_min_diverged:
+            continue  # not every trial from some rate up diverged
+        nearest = diverged[0]  # the edge: the first rate above the best that diverged
+        edge = float(above[first].params[name])
+        width = view.unit(name, float(nearest.params[name]), nearest) - view.unit(name, star, best)
         worse = [s * float(t.value) - s * float(best.value) for t in between]  # type: ignore[arg-type]
-        if width > th.stability_edge_window or any(w <= 0 for w in worse):
+        if width > th.stability_edge_window:
             continue
         if len(worse) >= 2 and float(np.corrcoef([float(t.params[name]) for t in between], worse)[0, 1]) <= 0:
             continue  # not worsening towards the edge: no gradual edge
         rates = ", ".join(f"{float(t.params[name]):.3g}" for t in between)
+        mixed = len(diverged) - (len(above) - first)
         findings.append(Finding(
             "stability_edge", WARNING,
             in_group(group.label)
             + f"The best {name} = {star:.4g} sits at the edge of stability: "
-            + (f"the rates just above it train worse ({rates}: {fmt(min(worse))} to {fmt(max(worse))} worse) and "
-               if between else "")
-            + f"every trial from {edge:.3g} up diverged ({len(diverged)} of {len(diverged)}). Instability limits the "
+            + (f"the rates just above it train worse ({rates}: {fmt(min(worse))} to {fmt(max(worse))} worse)"
+               + (f" or diverge ({mixed} of them, the first at {float(nearest.params[name]):.3g})" if mixed else "")
+               + " and " if between else "")
+            + f"every trial from {edge:.3g} up diverged ({len(above) - first} of them). Instability limits the "
             "usable learning rate; removing it usually lets higher rates train, and train better.",
             f"Try learning-rate warmup or gradient clipping (`tunebook stability {view.study.name}`, then "
             f"`tunebook warmup {view.study.name}`), then re-tune {name}.",
             {"param": name, "side": "upper", "best_value": star, "trial": best.number,
              "worse_rates": [float(t.params[name]) for t in between], "worse_by": worse,
-             "first_diverged": edge, "diverged": len(diverged), "width": width},
+             "first_diverged": float(nearest.params[name]), "all_diverged_from": edge,
+             "diverged": len(diverged), "width": width},
         ))
     return findings
 
