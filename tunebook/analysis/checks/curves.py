@@ -18,6 +18,7 @@ overfitting.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -347,14 +348,32 @@ def check_still_improving(data: StudyData, th: Thresholds) -> list[Finding]:
     return for_groups(data, th, judge)
 
 
-@check("saturated_early", family="curves", order=90, figure="curves", uses=("saturated_share", "saturation_tol", "noise_z", "curve_top_k"))
+def derived_kind(data: StudyData) -> str | None:
+    """The kind of procedure that made this study (``next-round``, ``retrain``...), None for a tuned one."""
+    record = getattr(data.study, "record", None)
+    derived = (getattr(record, "spec", None) or {}).get("derived") if record is not None else None
+    return derived.get("kind") if isinstance(derived, dict) else None
+
+
+@check("saturated_early", family="curves", order=90, figure="curves",
+       uses=("saturated_share", "saturation_tol", "noise_z", "curve_top_k"), thresholds={"saturated_share_round": 0.5})
 def check_saturated_early(data: StudyData, th: Thresholds) -> list[Finding]:
+    """The best trials come within their noise of their best long before the final step.
+
+    "Long before" is ``saturated_share`` (20%) of max_train_steps in a tuning study. A next round
+    (`tunebook next-round`: the best configuration trained longer, nothing tuned) exists to measure how long
+    to train: there a flat second half (``saturated_share_round``, 50%) already says the budget is too long,
+    and the finding proposes a shorter one (the latest step at which the curves read went flat).
+    """
+    round_ = derived_kind(data) == "next-round"
+    share_limit = th.saturated_share_round if round_ else th.saturated_share
+
     def test(t: TrialRow, steps: np.ndarray, y: np.ndarray) -> dict[str, Any] | None:
         sat = saturation(steps, y, th)
         if sat is None:
             return None
         share = sat["saturation_step"] / data.max_train_steps
-        if share > th.saturated_share or still_improving(steps, y, th) is not None:
+        if share > share_limit or still_improving(steps, y, th) is not None:
             return None
         if rise_after_best(y, th, None) is not None:
             return None  # worse after its best: overfitting's business
@@ -364,16 +383,25 @@ def check_saturated_early(data: StudyData, th: Thresholds) -> list[Finding]:
         hits, read = curve_hits(view, top_of(view, th), view.metric, view.sign(), test)
         if not majority(hits, read):
             return []
-        return curve_finding(
+        latest = max(ev["saturation_step"] for _, ev in hits)
+        found = curve_finding(
             "saturated_early", g, hits, read,
             lambda t, ev: (
-                f"The best trials saturate early ({len(hits)} of {read}): trial #{t.number} is within its noise "
-                f"({ev['band']:.3g}) of its best by step {ev['saturation_step']} ({ev['share']:.0%} of "
-                f"max_train_steps) and gains nothing material after."
+                (f"This round's runs saturate ({len(hits)} of {read}): trial #{t.number} is within its noise "
+                 f"({ev['band']:.3g}) of its best by step {ev['saturation_step']} ({ev['share']:.0%} of "
+                 f"max_train_steps) and gains nothing material after; the latest of them by step {latest}."
+                 if round_ else
+                 f"The best trials saturate early ({len(hits)} of {read}): trial #{t.number} is within its noise "
+                 f"({ev['band']:.3g}) of its best by step {ev['saturation_step']} ({ev['share']:.0%} of "
+                 f"max_train_steps) and gains nothing material after.")
             ),
-            "Most of the compute is spent after the curve went flat: lower max_train_steps in the next round, "
-            "or use the budget for more trials.",
+            (f"Training longer did not help past step {latest}: use a shorter budget (about {latest} steps, not "
+             f"{data.max_train_steps}) for the next studies." if round_ else
+             "Most of the compute is spent after the curve went flat: lower max_train_steps in the next round, "
+             "or use the budget for more trials."),
         )
+        return [replace(f, evidence={**f.evidence, "round": round_, "share_limit": share_limit,
+                                     **({"suggested_max_train_steps": latest} if round_ else {})}) for f in found]
 
     return for_groups(data, th, judge)
 
