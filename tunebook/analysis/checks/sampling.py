@@ -113,6 +113,8 @@ def check_max_train_steps(data: StudyData, th: Thresholds) -> list[Finding]:
 # have we sampled enough? ---------------------------------------------------------
 #: how many nearest trials of a group's best are read (fewer when the group has fewer)
 NEIGHBOURS = 3
+#: how many trials (evenly spread) the typical distance to the nearest trials is measured on
+TYPICAL_SAMPLE = 64
 #: more trials are never estimated beyond this many times the group's count (the estimate's power law is local)
 MORE_TRIALS_CAP = 10
 
@@ -157,11 +159,18 @@ def sampling_around_best(view: StudyData) -> dict[str, Any] | None:
         return None
     b = int(np.argmin(values))
     k = min(NEIGHBOURS, n - 1)
-    d = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(axis=2))
-    np.fill_diagonal(d, np.inf)
-    near = np.argsort(d[b])[:k]
-    typical = float(np.median(np.sort(d, axis=1)[:, :k].mean(axis=1)))
-    at_best = float(d[b, near].mean())
+
+    def nearest(i: int) -> tuple[np.ndarray, np.ndarray]:  # the k nearest trials of trial i (O(n): no n x n matrix)
+        d = np.sqrt(((x - x[i]) ** 2).sum(axis=1))
+        d[i] = np.inf
+        idx = np.argpartition(d, k - 1)[:k]
+        return idx[np.argsort(d[idx])], d
+
+    near, d_best = nearest(b)
+    # the typical trial's distance to its k nearest, from at most TYPICAL_SAMPLE trials evenly spread
+    sample = np.unique(np.linspace(0, n - 1, min(n, TYPICAL_SAMPLE)).round().astype(int))
+    typical = float(np.median([dist[idx].mean() for idx, dist in map(nearest, sample)]))
+    at_best = float(d_best[near].mean())
     gap = float(np.median(values[near]) - values[b])
     return {"neighbours": k, "neighbour_distance": at_best, "typical_distance": typical,
             "density_ratio": at_best / typical if typical > 0 else 1.0, "neighbour_gap": gap, "room": gap / 4,
@@ -219,7 +228,8 @@ def check_sampled_enough(data: StudyData, th: Thresholds) -> list[Finding]:
             need = max(0, th.min_group_trials - n)
             out.append(Finding(
                 "sampled_enough", INFO,
-                where + f"{n} completed trial(s): too few to judge how densely the best is sampled.",
+                where + (f"{n} completed trial(s): too few to judge how densely the best is sampled." if n < 3 else
+                         "No nuisance hyperparameter varies in this group: there is no space to sample more densely."),
                 f"Run at least {need} more trial(s) of this group." if need else "No action needed for sampling.",
                 {"group": g.label, "trials": n, "more_trials": need,
                  "more_trials_how": f"up to min_group_trials ({th.min_group_trials})"},
