@@ -77,9 +77,15 @@ def test_the_page_names_its_method_and_draws_parallel_coordinates(sqlite_url):
     assert "<b>Method:</b> main-effect share of the objective&#39;s ranks (tunebook)" in page.text
     assert 'id="figure-parallel"' in page.text and 'id="figure-importance"' in page.text
     assert client.get("/study/p/explore?method=nope").status_code == 404
+    assert client.get("/study/p/explore?view=interactive").status_code == 200
     spec = parallel_spec(load(study))
-    labels = [d["label"] for d in spec["data"][0]["dimensions"]]
-    assert labels == ["wd", "log10 lr", "idle", "val/error"]
-    completed = [t for t in study.trials() if t.state == "completed"]
-    assert len(spec["data"][0]["dimensions"][-1]["values"]) == len(completed)
+    assert spec["layout"]["xaxis"]["ticktext"] == ["wd", "log10 lr", "idle", "val/error"]
+    completed = {t.number: t for t in study.trials() if t.state == "completed"}
+    assert sum(t["x"].count(None) for t in spec["data"]) == len(completed)  # one line per trial
     assert [g["label"] for g in spec["groups"]] == ["wd=0.0", "wd=0.1"]
+    # the objective's axis: each line ends at its trial's value, scaled to the objective's range
+    values = sorted(t.value for t in completed.values())
+    ends = sorted(y for t in spec["data"] for i, y in enumerate(t["y"]) if i % 5 == 3)
+    assert ends[0] == 0.0 and ends[-1] == 1.0 and len(ends) == len(values)
+    scaled = [round((v - values[0]) / (values[-1] - values[0]), 4) for v in values]
+    assert ends == pytest.approx(scaled, abs=2e-4)

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
 
-from tunebook.analysis.explore import METHODS, importance, importance_spec, parallel_spec
+from tunebook.analysis.explore import METHODS, importance, importance_spec, parallel_spec, parallel_webgl_spec
 from tunebook.analysis.html import script_safe
 from tunebook.dashboard.context import ctx, trial_url
 
@@ -18,14 +18,17 @@ router = APIRouter()
 
 
 @router.get("/study/{name}/explore", response_class=HTMLResponse)
-def explore(request: Request, name: str, method: str = "main-effect") -> Any:
+def explore(request: Request, name: str, method: str = "main-effect", view: str = "lines") -> Any:
     c = ctx(request)
     study = c.study(name)
     if method not in METHODS:
         raise HTTPException(404, f"no importance method {method!r}: use one of {', '.join(METHODS)}")
     analysed, key, _ = c.analysed(study)
     data = analysed.report.data
-    parallel = c.cache.part(study, key, "parallel", lambda r: parallel_spec(r.data))
+    if view not in ("lines", "interactive"):
+        raise HTTPException(404, f"no view {view!r}: use lines or interactive")
+    build = parallel_webgl_spec if view == "interactive" else parallel_spec
+    parallel = c.cache.part(study, key, f"parallel/{view}", lambda r: build(r.data))
     result = c.cache.part(study, key, f"importance/{method}", lambda r: importance(r.data, method))
     figures = []
     if parallel is not None:
@@ -35,4 +38,4 @@ def explore(request: Request, name: str, method: str = "main-effect") -> Any:
         figures.append(("figure-importance", "importance", script_safe(json.dumps(importance_spec(result)))))
     return c.page(request, "explore.html", {
         "study": study, "figures": figures, "groups": parallel["groups"] if parallel else [], "importance": result,
-        "method": method, "methods": METHODS, "completed": len(data.completed), "trial_url": trial_url(study)})
+        "method": method, "methods": METHODS, "view": view, "completed": len(data.completed), "trial_url": trial_url(study)})
