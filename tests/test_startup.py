@@ -84,12 +84,6 @@ def test_exports_map_every_public_name_to_its_module():
         assert getattr(sys.modules.get(module) or __import__(module, fromlist=[name]), name) is getattr(tunebook, name)
 
 
-def test_export_verb_lists_every_export_target():
-    from tunebook.integrations import cli_export, export
-
-    assert tuple(cli_export.TARGETS) == tuple(export.TARGETS)
-
-
 def test_python_m_tunebook_help_runs():
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     out = subprocess.run([sys.executable, "-m", "tunebook", "--help"], env=env, cwd=ROOT, capture_output=True,

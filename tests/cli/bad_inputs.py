@@ -12,6 +12,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from _store_dump import dump  # noqa: F401 - the tests compare a dump before and after
+
 TRAIN = "def train(trial):\n    trial.log(1, **{'val/error': 0.5})\n"
 
 SPEC = """\
@@ -110,14 +112,3 @@ def write_files(folder: Path, files: dict) -> None:
             conn.close()
         else:
             path.write_text(content)
-
-
-def dump(folder: Path) -> tuple:
-    """Everything a command could have changed: each SQLite file's content and the folder's file names."""
-    names = sorted(p.name for p in folder.iterdir() if not p.name.endswith(("-wal", "-shm", "-journal")))
-    stores = []
-    for p in sorted(folder.glob("*.db")):
-        conn = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True)
-        stores.append((p.name, list(conn.iterdump())))
-        conn.close()
-    return names, stores

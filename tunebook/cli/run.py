@@ -27,9 +27,10 @@ MIN_STALE_AFTER = 2.0
 
 # run -------------------------------------------------------------------------
 def _write_to_argument(p: argparse.ArgumentParser) -> None:
+    from tunebook.integrations.trackers import described, live_kinds
+
     p.add_argument("--write-to", nargs=2, action="append", default=[], metavar=("KIND", "TARGET"),
-                   help="stream each trial to a tracker while it trains (repeatable): tensorboard DIR, "
-                        "mlflow URI, wandb DIR")
+                   help=f"stream each trial to a tracker while it trains (repeatable): {described(live_kinds())}")
 
 
 def _writers(args: argparse.Namespace) -> list[Any]:

@@ -11,9 +11,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-# The names of tunebook.integrations.export.TARGETS, written out so that building the parser (`tunebook --help`)
-# does not import the exporters' module and, through it, numpy (tests/test_startup.py keeps the two equal).
-TARGETS = ("tensorboard", "mlflow", "wandb", "csv", "parquet")
+from tunebook.integrations.trackers import TRACKERS  # light: the exporters are imported when used
+
 
 _STORAGE_HELP = "sqlite:///file.db (default ./tunebook.db, or $TUNEBOOK_STORAGE) or postgresql://..."
 _EXPORT_EXAMPLES = """examples:
@@ -52,12 +51,12 @@ def cmd_import_optuna(args: argparse.Namespace) -> int:
 def add_parsers(subparsers: Any) -> None:
     """Register ``export`` and ``import`` (with ``import optuna``) on the CLI's subparsers."""
     p = subparsers.add_parser(
-        "export", help="write a study to TensorBoard, MLflow, W&B, CSV or Parquet",
+        "export", help="write a study to a tracker or a file: " + ", ".join(TRACKERS),
         description="Write a stored study's trials, hyperparameters (with their roles) and curves to a tracker or a file.",
         epilog=_EXPORT_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("study", help="the study's name")
-    p.add_argument("--to", required=True, choices=tuple(TARGETS), help="where to: " + ", ".join(TARGETS))
-    p.add_argument("target", help="a log folder (tensorboard, wandb), a tracking URI (mlflow) or a file (csv, parquet)")
+    p.add_argument("--to", required=True, choices=tuple(TRACKERS), help="where to: " + ", ".join(TRACKERS))
+    p.add_argument("target", help="by tracker: " + "; ".join(f"{k}: a {t.target}, e.g. {t.example}" for k, t in TRACKERS.items()))
     p.add_argument("--storage", help=_STORAGE_HELP)
     p.set_defaults(handler=cmd_export, store_must_exist=True)  # exporting reads: a mistyped path never makes a store
 

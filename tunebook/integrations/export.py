@@ -21,41 +21,23 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from tunebook.errors import MissingExtraError, SpecError
+from tunebook.integrations.trackers import TRACKERS, Tracker, function, live_kinds
 from tunebook.study import Study
 
-#: Export target -> (module, function): each function takes (study, target) and returns where it wrote.
-TARGETS: dict[str, tuple[str, str]] = {
-    "tensorboard": ("tunebook.integrations.tensorboard", "export_study"),
-    "mlflow": ("tunebook.integrations.mlflow", "export_study"),
-    "wandb": ("tunebook.integrations.wandb", "export_study"),
-    "csv": ("tunebook.integrations.tabular", "export_csv"),
-    "parquet": ("tunebook.integrations.tabular", "export_parquet"),
-}
-
-
-#: Live writer kind -> (module, factory): each factory takes a target and returns a WriterFactory
-#: (``tb.run(..., writers=[...])``, ``tunebook run|worker --write-to KIND TARGET``).
-LIVE: dict[str, tuple[str, str]] = {
-    "tensorboard": ("tunebook.integrations.tensorboard", "writer_factory"),
-    "mlflow": ("tunebook.integrations.mlflow", "writer_factory"),
-    "wandb": ("tunebook.integrations.wandb", "writer_factory"),
-}
-
-
 def live_writers(pairs: Sequence[Sequence[str]], field: str = "--write-to") -> list[Any]:
-    """Writer factories for ``[(kind, target), ...]``, each checked now (a missing extra, a target that
-    cannot be written): one line naming ``field`` otherwise, before any trial runs."""
+    """Writer factories for ``[(kind, target), ...]`` (kinds of :data:`~tunebook.integrations.trackers.TRACKERS`),
+    each checked now (a missing extra, a folder that cannot be written, a server that does not answer): one line
+    naming ``field`` otherwise, before any trial runs."""
     out = []
     for kind, target in pairs:
-        if kind not in LIVE:
-            fix = ("csv and parquet are written after the fact: `tunebook export NAME --to " + kind + " PATH`"
-                   if kind in TARGETS else f"use one of {', '.join(LIVE)}")
+        tracker = _tracker(kind, field)
+        if tracker.live is None:
+            fix = (f"{kind} is written after the fact: `tunebook export NAME --to {kind} {tracker.example or 'TARGET'}`; "
+                   f"live: {', '.join(live_kinds())}")
             raise SpecError(field, f"{kind!r} is not a live writer", fix)
-        if kind in FOLDER_TARGETS:
-            _writable_folder(kind, target, field)
-        module, function = LIVE[kind]
+        check_target(tracker, target, field)
         try:
-            out.append(getattr(importlib.import_module(module), function)(target))
+            out.append(function(tracker.live)(target))
         except MissingExtraError:
             raise
         except SpecError as exc:  # the tracker's own check of its target, told as the option's
@@ -66,15 +48,31 @@ def live_writers(pairs: Sequence[Sequence[str]], field: str = "--write-to") -> l
     return out
 
 
-#: live writers whose target is a folder (checked writable before anything runs)
-FOLDER_TARGETS = ("tensorboard", "wandb")
+def _tracker(kind: str, field: str) -> Tracker:
+    tracker = TRACKERS.get(kind) if isinstance(kind, str) else None
+    if tracker is None:
+        raise SpecError(field, f"unknown tracker {kind!r}", f"use one of {', '.join(TRACKERS)}")
+    return tracker
+
+
+def check_target(tracker: Tracker, target: Any, field: str) -> None:
+    """What every tracker's target goes through before anything is written: not empty; a folder writable; the
+    tracker's own check (e.g. a server answering within a few seconds), its errors told as ``field``'s."""
+    if not str(target).strip():
+        raise SpecError(field, f"{tracker.kind} needs a {tracker.target}, got an empty one",
+                        f"e.g. {tracker.kind} {tracker.example or 'TARGET'}")
+    if tracker.check is not None:  # first: it may refuse the target before a folder is made for it
+        try:
+            function(tracker.check)(target)
+        except SpecError as exc:
+            raise SpecError(field, f"{tracker.kind} {exc.problem}", exc.fix) from None
+    if tracker.target == "folder":
+        _writable_folder(tracker.kind, target, field)
 
 
 def _writable_folder(kind: str, target: str, field: str) -> None:
     from tunebook.specio import writable_folder
 
-    if not str(target).strip():
-        raise SpecError(field, f"{kind} needs a folder, got an empty one", f"e.g. {field} {kind} runs/")
     path = Path(target)
     if path.exists() and not path.is_dir():
         raise SpecError(field, f"{kind} {str(target)!r} is a file", "give a folder")
@@ -185,13 +183,11 @@ def require(module: str, extra: str, purpose: str) -> Any:
 
 
 def export(study: Study, *, to: str, target: str | Path) -> Any:
-    """Export ``study`` to ``to`` (tensorboard, mlflow, wandb, csv, parquet) at ``target`` (a folder, URI or file)."""
-    if to not in TARGETS:
-        raise SpecError("to", f"unknown export target {to!r}", f"use one of {', '.join(TARGETS)}")
-    if not str(target):
-        raise SpecError("target", "is empty", "give a folder (tensorboard, wandb), a tracking URI (mlflow) or a file")
-    module, function = TARGETS[to]
-    return getattr(importlib.import_module(module), function)(study, target)
+    """Export ``study`` to tracker ``to`` (a kind of :data:`~tunebook.integrations.trackers.TRACKERS`: tensorboard,
+    mlflow, wandb, csv, parquet) at ``target`` (a folder, URI or file), after checking the target."""
+    tracker = _tracker(to, "to")
+    check_target(tracker, target, "target")
+    return function(tracker.exporter)(study, target)
 
 
 def to_tensorboard(study: Study, directory: str | Path) -> Path:

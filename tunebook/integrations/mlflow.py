@@ -47,6 +47,62 @@ def _client(uri: str) -> Any:
     return MlflowClient(tracking_uri=uri)
 
 
+#: Seconds an MLflow server has to answer the check made before an export or a run (``check_target``).
+CHECK_TIMEOUT = 5.0
+
+
+def check_target(uri: str, timeout: float = CHECK_TIMEOUT) -> None:
+    """Before anything is exported or run: the tracking URI is one MLflow can open, and a server behind it
+    answers within ``timeout`` seconds (MLflow's own client retries for minutes). Raises :class:`SpecError`."""
+    import os
+    from urllib.parse import urlparse
+
+    require("mlflow", "mlflow", _PURPOSE)
+    if not isinstance(uri, str) or not uri:
+        raise SpecError("target", f"expected an MLflow tracking URI, got {uri!r}",
+                        "e.g. sqlite:///mlflow.db, a folder, or http://host:5000")
+    fix = "start the tracking server, or give another URI (e.g. sqlite:///mlflow.db or a folder)"
+    if urlparse(uri).scheme.lower() in ("http", "https"):
+        _ping(uri, timeout, fix)
+    from mlflow.exceptions import MlflowException
+
+    bounded = {"MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, int(timeout))), "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
+    saved = {k: os.environ.get(k) for k in bounded}
+    os.environ.update(bounded)
+    try:
+        _client(uri).search_experiments(max_results=1)
+    except MlflowException as exc:
+        first = str(exc.message if hasattr(exc, "message") else exc).strip().splitlines()
+        raise SpecError("target", f"{uri!r}: {first[0].split('. ')[0] if first else type(exc).__name__}", fix) from None
+    except Exception as exc:  # noqa: BLE001 - a driver's or the network's error about this URI
+        first = str(exc).strip().splitlines()
+        raise SpecError("target", f"{uri!r}: {type(exc).__name__}: {first[0] if first else ''}", fix) from None
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _ping(uri: str, timeout: float, fix: str) -> None:
+    """One HTTP request to the server's ``/health`` within ``timeout`` seconds: any answer will do."""
+    import socket
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):  # noqa: S310 - the user's URI
+            pass
+    except urllib.error.HTTPError:
+        return  # it answered
+    except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        text = "did not answer within " + f"{timeout:g} s" if isinstance(reason, (socket.timeout, TimeoutError)) \
+            else f"cannot be reached ({getattr(reason, 'strerror', None) or reason})"
+        raise SpecError("target", f"server {uri} {text}", fix) from None
+
+
 def _experiment_id(client: Any, name: str) -> str:
     """The MLflow experiment ``name``, created when missing (two workers may race: the store keeps one)."""
     from mlflow.exceptions import MlflowException
