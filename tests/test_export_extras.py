@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-MODULES = ["export", "tabular", "tensorboard", "mlflow", "wandb", "optuna_import", "jupyter", "cli_export"]
+MODULES = ["export", "trackers", "tabular", "tensorboard", "mlflow", "wandb", "optuna_import", "cli_export"]
 HEAVY = ["tensorboard", "mlflow", "wandb", "optuna", "pyarrow", "torch"]
 
 

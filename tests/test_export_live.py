@@ -108,8 +108,8 @@ def test_run_and_worker_stream_to_trackers_from_the_command_line(tmp_path):
 
 
 @pytest.mark.parametrize("kind, target, says", [
-    ("comet", "x", "'comet' is not a live writer; use one of tensorboard, mlflow, wandb"),
-    ("csv", "out.csv", "written after the fact: `tunebook export NAME --to csv PATH`"),
+    ("comet", "x", "unknown tracker 'comet'; use one of tensorboard, mlflow, wandb, csv, parquet"),
+    ("csv", "out.csv", "csv is written after the fact: `tunebook export NAME --to csv trials.csv`"),
     ("tensorboard", "IS_A_FILE", "is a file"),
     ("tensorboard", "/proc/no-such-folder", "cannot write there"),
     ("wandb", "", "needs a folder, got an empty one"),

@@ -64,7 +64,7 @@ def test_bad_targets_are_refused_before_writing(sqlite_url, tmp_path):
         export.to_csv(study, tmp_path / "wd.txt")
     with pytest.raises(SpecError, match="folder .* does not exist"):
         export.to_csv(study, tmp_path / "missing" / "wd.csv")
-    with pytest.raises(SpecError, match="to: unknown export target 'excel'"):
+    with pytest.raises(SpecError, match="to: unknown tracker 'excel'"):
         export.export(study, to="excel", target=tmp_path / "x")
     assert not [p for p in tmp_path.iterdir() if not p.name.startswith("tunebook.db")]
     assert curves_path("a/b.parquet").as_posix() == "a/b-curves.parquet"
