@@ -96,7 +96,7 @@ def answer_html(answer: Any) -> str:
         for g in answer.groups:
             best = fmt(g.best_value)
             if g.mean is not None and g.sd is not None:
-                best += f" <span class='muted'>(retrains {fmt(g.mean)} &plusmn; {fmt(g.sd)}, n={g.n_retrains})</span>"
+                best += f" <span class='muted'>({esc(g.runs_source)} {fmt(g.mean)} &plusmn; {fmt(g.sd)}, n={g.n_runs})</span>"
             mark = " &#9733;" if g.group == answer.best_group else ""
             parts.append(f"<tr><td>{esc(g.group or '(all)')}{mark}</td><td>{best}</td><td>{fmt(g.best_trial)}</td>"
                          f"<td>{fmt(g.best_step)}</td><td>{g.n_completed} completed / {g.n_trials}</td>"

@@ -1,8 +1,17 @@
-"""Trials added while a study runs: a proposing design's next trial.
+"""Trials added while a study runs: a proposing design's next trial, and the replicate phase.
 
-A proposing design (:mod:`tunebook.designs`) sees a :class:`History`, never the
-study: :func:`history` builds it from the store, inside the store's transaction
-that assigns the new trial's number and seed (:func:`propose_next`).
+A design (:mod:`tunebook.designs`) sees a :class:`History`, never the study:
+:func:`history` builds it from the store, inside the store's transaction that
+assigns the new trials' numbers and seeds, so two workers asking at once never
+add the same trial twice.
+
+- :func:`propose_next`: the next trial of a proposing design (bayesian), until
+  the search part of the budget is reached.
+- :func:`add_replicates`: once every search trial has finished, the replicates
+  of each group's best (:mod:`tunebook.designs.replicates`), stored pending with
+  a note that lists them (what marks them as replicates, see
+  :func:`tunebook.study.replicate_numbers`).
+- :func:`add_next`: whichever applies; the worker loop calls it when nothing is pending.
 """
 
 from __future__ import annotations
@@ -10,7 +19,9 @@ from __future__ import annotations
 from typing import Any
 
 from tunebook.designs import History, PastTrial, get_design, trial_seed
-from tunebook.storage.base import TrialRecord
+from tunebook.designs.replicates import NOTE_KIND, replicate_trials
+from tunebook.errors import SpecError
+from tunebook.storage.base import Storage, StudyRecord, TrialRecord
 from tunebook.study import Study, load_study
 
 
@@ -32,7 +43,7 @@ def history(study: Study) -> History:
 
 
 def propose_next(study: Study) -> int | None:
-    """Add the next trial of a proposing design atomically; returns its number, None at the budget.
+    """Add the next trial of a proposing design atomically; returns its number, None at the search budget.
 
     Number, training seed and point are assigned in one store transaction
     (:meth:`~tunebook.storage.base.Storage.propose_trial`): two workers asking
@@ -41,9 +52,73 @@ def propose_next(study: Study) -> int | None:
     design = get_design(study.design)
     if not design.capabilities.proposes:
         return None
+    search = study.replicate_plan.search
 
     def propose(number: int, study_seed: int) -> tuple[dict[str, Any], int] | None:
-        point = design.propose(history(study), number)
+        seen = history(study)
+        if len(seen.trials) - len(study.replicate_numbers()) >= search:
+            return None  # the rest of the budget is the replicates'
+        point = design.propose(seen, number)
         return None if point is None else (point, trial_seed(study_seed, number))
 
     return study.storage.propose_trial(study.id, propose)
+
+
+def add_replicates(study: Study) -> list[int]:
+    """Add the replicates of each group's best once every search trial has finished; returns their numbers.
+
+    One store transaction (:meth:`~tunebook.storage.base.Storage.add_trials`) reads the trials, adds
+    what is missing and the note that marks them, so two workers never add them twice.
+    """
+    plan = study.replicate_plan
+    if plan.per_group == 0:
+        return []
+
+    def choose(first: int, study_seed: int, room: int) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        chosen = replicate_trials(history(study), plan, study.replicate_numbers(), first, room)
+        if not chosen:
+            return [], None
+        numbers = list(range(first, first + len(chosen)))
+        of = sorted({n for _, _, n in chosen})
+        note = {"kind": NOTE_KIND, "experiment": study.experiment,
+                "conclusion": (f"trials {numbers[0]}-{numbers[-1]} re-run the best of each group "
+                               f"(trial{'s' if len(of) > 1 else ''} {', '.join(f'#{n}' for n in of)}) with new seeds "
+                               "to measure trial variance"),
+                "evidence": {"trials": numbers, "of": {str(k): n for k, (_, _, n) in zip(numbers, chosen)}}}
+        return [{"params": p, "seed": s} for p, s, _ in chosen], note
+
+    return study.storage.add_trials(study.id, choose)
+
+
+def add_next(study: Study) -> int | None:
+    """Add the study's next trial while it runs (a proposal, else the replicates); its number, or None."""
+    number = propose_next(study)
+    if number is not None:
+        return number
+    added = add_replicates(study)
+    return added[0] if added else None
+
+
+def grows(study: Study, counts: dict[str, int] | None = None) -> bool:
+    """Are trials still to be added to ``study`` as it runs (proposals or replicates within its budget)?"""
+    try:
+        design = get_design(study.design)
+    except SpecError:  # a design registered by a plugin not imported here
+        return False
+    if not (design.capabilities.proposes or study.replicate_plan.per_group):
+        return False
+    counts = study.counts() if counts is None else counts
+    return sum(counts.values()) < study.trials_budget
+
+
+def growing_studies(store: Storage, scope: Study | None) -> list[Study]:
+    """The studies of ``scope`` (or of the whole store) to which trials are still added as they run."""
+    if scope is not None:
+        return [scope] if grows(scope) else []
+    out = []
+    for item in store.study_summaries():
+        record: StudyRecord = item["study"]
+        study = Study(record, store)
+        if grows(study, {**item["counts"]}):
+            out.append(study)
+    return out

@@ -25,6 +25,7 @@ from typing import Any, Callable, ClassVar, Mapping
 
 from tunebook import specio
 from tunebook.designs import GENERATOR_VERSION, check_space, get_design, sampler_for
+from tunebook.designs.replicates import DEFAULT_REPLICATES, NOTE_KIND, ReplicatePlan, check_replicates, replicate_plan
 from tunebook.errors import MissingExtraError, SpecError, StudyExists, is_objective_never_logged
 from tunebook.space import SearchSpace, spec_number
 from tunebook.storage import normalize_url, open_storage, redact
@@ -42,6 +43,11 @@ def _fixed_only(design: str) -> bool:
         return get_design(design).capabilities.fixed_only
     except SpecError:
         return False
+
+
+def replicate_numbers(storage: Storage, study: str) -> set[int]:
+    """Numbers of ``study``'s replicate trials: the notes stored with them list them."""
+    return {int(n) for note in storage.get_notes(study=study, kind=NOTE_KIND) for n in note["evidence"].get("trials", ())}
 
 
 def _check_name(name: Any, field: str) -> str:
@@ -223,6 +229,9 @@ def outcome_lines(study: "Study") -> list[str]:
     metric, mode = study.objective
     lines = [f"{study.name}: {counts['completed']} completed, {counts['infeasible']} infeasible, "
              f"{counts['failed']} failed, {counts['pending'] + counts['running']} left of {sum(counts.values())}"]
+    phases = study.phase_line()
+    if phases:
+        lines.append(phases)
     if best is not None:
         params = best.params or study.space.fixed  # a replicate study varies nothing: show what it holds fixed
         lines.append(f"best {metric} ({mode}) = {best.value:.6g} at step {best.best_step}, trial #{best.number}: {params}")
@@ -325,6 +334,35 @@ class Study:
         out.update(self.storage.study_signature(self.id)["counts"])
         return out
 
+    @property
+    def replicate_plan(self) -> ReplicatePlan:
+        """How the study's budget splits between search trials and the replicates of each group's best."""
+        try:
+            replicated = get_design(self.design).capabilities.replicated
+        except SpecError:  # a design registered by a plugin not imported here
+            replicated = False
+        return replicate_plan(self.space, self.trials_budget, self.record.spec.get("replicates", DEFAULT_REPLICATES),
+                              replicated=replicated)
+
+    def replicate_numbers(self) -> set[int]:
+        """Numbers of the study's replicate trials (recorded by the note stored with them)."""
+        return replicate_numbers(self.storage, self.name)
+
+    def phase_line(self) -> str:
+        """``"18 search + 6 replicates of 24"``, or what the replicate phase is waiting for, or why it is off."""
+        plan, stored = self.replicate_plan, self.counts()
+        total = sum(stored.values())
+        have = len(self.replicate_numbers())
+        if plan.per_group == 0 and not have:
+            if plan.skipped:
+                return f"no replicates: {plan.skipped}"
+            return "no replicates (replicates: 0)" if plan.asked == 0 else ""
+        line = f"{total - have} search + {have} replicates of {self.trials_budget}"
+        if have < plan.replicates and total < self.trials_budget:
+            line += (f"; {plan.replicates - have} replicates of each group's best ({plan.per_group} each) "
+                     "are added once every search trial has finished")
+        return line
+
     def best_trial(self) -> TrialRecord | None:
         """The completed trial with the best value (ties: the lower number), found by the store."""
         page, _ = self.storage.trials_page(self.id, states=["completed"], order="value",
@@ -415,6 +453,8 @@ class StudySpec:
     parent: str | None = None
     sampler: str | None = None
     derived: dict[str, Any] | None = None  # lineage of a study a procedure made: {"kind", "source", "trial"}
+    #: seeds of each group's best re-run after the search (the replicate phase); stored only when not the default
+    replicates: int = DEFAULT_REPLICATES
 
     #: Fields a spec must give.
     REQUIRED: ClassVar[tuple[str, ...]] = ("study", "objective", "trials", "max_train_steps", "search_space")
@@ -488,17 +528,20 @@ class StudySpec:
             search_space=space.to_spec(), goal=goal, experiment=experiment, train=train, design=design_name,
             scientific_design=scientific_design, seed=seed, infeasible_if=_rules(data.get("infeasible_if")),
             keep_checkpoints=keep, keep_top_trials=keep_top, grid_force=grid_force, parent=parent, sampler=sampler, derived=derived,
+            replicates=check_replicates(data.get("replicates")),
         )
 
     def to_mapping(self) -> dict[str, Any]:
         """The canonical form (what is stored; ``parent``, ``sampler`` and ``derived`` only when set,
-        ``keep_top_trials`` only when not the default, so older studies keep their hash)."""
+        ``keep_top_trials`` and ``replicates`` only when not the default, so older studies keep their hash)."""
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name in ("parent", "sampler", "derived") and value is None:
                 continue
             if f.name == "keep_top_trials" and value == DEFAULT_KEEP_TOP_TRIALS:
+                continue
+            if f.name == "replicates" and value == DEFAULT_REPLICATES:
                 continue
             if f.name == "objective":
                 value = {"metric": value[0], "mode": value[1]}
@@ -516,6 +559,11 @@ class StudySpec:
     @property
     def space(self) -> SearchSpace:
         return SearchSpace.from_spec(self.search_space, allow_fixed_only=_fixed_only(self.design))
+
+    def replicate_plan(self, budget: int | None = None) -> ReplicatePlan:
+        """How ``budget`` (default: ``trials``) splits between search trials and replicates."""
+        return replicate_plan(self.space, self.trials if budget is None else budget, self.replicates,
+                              replicated=get_design(self.design).capabilities.replicated)
 
     def replace(self, **changes: Any) -> "StudySpec":
         """A copy with ``changes``, validated again."""
@@ -633,8 +681,13 @@ def create_study(
     round: int = 1,
     sampler: str | None = None,
     derived: Mapping[str, Any] | None = None,
+    replicates: int | None = None,
 ) -> Study:
     """Create a study, or resume the stored one of the same name and spec.
+
+    ``replicates``: seeds of each scientific group's best re-run after the
+    search, within ``trials`` (default 3; 0 turns the replicate phase off; see
+    :mod:`tunebook.designs.replicates` for how the budget splits).
 
     Raising ``trials`` of a stored study appends the next design points; any
     other difference raises :class:`SpecError` suggesting a new name. Nothing
@@ -649,7 +702,7 @@ def create_study(
         "design": design, "scientific_design": scientific_design, "seed": seed, "infeasible_if": infeasible_if,
         "keep_checkpoints": keep_checkpoints, "keep_top_trials": keep_top_trials, "grid_force": grid_force,
         # the spec's parent warm-starts a proposing design; for others it is the record's lineage only
-        "parent": parent if proposes else None, "sampler": sampler, "derived": derived,
+        "parent": parent if proposes else None, "sampler": sampler, "derived": derived, "replicates": replicates,
     })
     return create_study_from_spec(
         study_spec, storage=storage, config_path=config_path, config_hash=config_hash,
@@ -673,17 +726,18 @@ def create_study_from_spec(
     parent = parent if parent is not None else study_spec.parent
     design = get_design(study_spec.design)
     store = storage if isinstance(storage, Storage) else open_storage(storage)
-    # Validate the design (trial counts, grids) before touching the store.
+    # Validate the design (trial counts, grids) before touching the store; the designs are prefix-stable,
+    # so the search trials are the first points of the whole budget (the replicates are added as it runs).
     points = design.materialize(
         study_spec.space, study_spec.trials, study_spec.seed,
         scientific_design=study_spec.scientific_design, grid_force=study_spec.grid_force,
-    )
+    )[:study_spec.replicate_plan().search]
     if design.capabilities.proposes and study_spec.parent is not None and store.get_study(study_spec.parent) is None:
         raise SpecError("parent", f"no study named {study_spec.parent!r} to warm-start from",
                         "name the exploration study")
     existing = store.get_study(name)
     if existing is not None:
-        return _resume(store, existing, spec, points)
+        return _resume(store, existing, study_spec)
     if study_spec.derived and study_spec.derived["kind"] == "next" and round == 1:  # a next study written to YAML
         source = store.get_study(study_spec.derived["source"])
         round = source.round + 1 if source is not None else round
@@ -716,11 +770,12 @@ def create_study_from_spec(
     except StudyExists:  # another process created it a moment ago
         existing = store.get_study(name)
         assert existing is not None
-        return _resume(store, existing, spec, points)
+        return _resume(store, existing, study_spec)
     return Study(record, store)
 
 
-def _resume(store: Storage, existing: StudyRecord, spec: dict[str, Any], points: list[Any]) -> Study:
+def _resume(store: Storage, existing: StudyRecord, study_spec: StudySpec) -> Study:
+    spec = study_spec.to_mapping()
     name = spec["study"]
     if existing.spec_hash != spec_hash(spec):
         field, old, new = _first_difference(existing.spec, spec)
@@ -742,8 +797,14 @@ def _resume(store: Storage, existing: StudyRecord, spec: dict[str, Any], points:
         design = get_design(spec["design"])
         if not design.capabilities.extendable:
             raise SpecError("trials", f"a {design.name} study cannot be extended", f"use trials: {have}, or a new study name")
-        # proposing designs store no points: raising the budget is all (proposed as the study runs)
-        new = [{"number": i, "params": p.params, "seed": p.seed} for i, p in enumerate(points)][have:]
+        # proposing designs store no points: raising the budget is all (proposed as the study runs). Else the
+        # next search points, numbered after every stored trial (replicates included): the search part of the
+        # new budget less the search trials stored.
+        stored = len(store.get_trials(existing.id))
+        searched = stored - len(replicate_numbers(store, name))
+        points = design.materialize(study_spec.space, want, study_spec.seed, scientific_design=study_spec.scientific_design,
+                                    grid_force=study_spec.grid_force)[searched:study_spec.replicate_plan(want).search]
+        new = [{"number": stored + i, "params": p.params, "seed": p.seed} for i, p in enumerate(points)]
         # atomic in the store: a concurrent extend of the same study adds nothing twice
         store.extend_study(existing.id, new, want)  # type: ignore[arg-type]
         existing = store.get_study(name)  # type: ignore[assignment]

@@ -21,9 +21,11 @@ class GroupResult:
     best_value: float | None  # None when no trial completed
     best_trial: int | None  # trial number
     best_step: int | None
-    mean: float | None = None  # over retrains of the group's best, where they exist
-    sd: float | None = None
-    n_retrains: int = 0
+    mean: float | None = None  # over the re-runs of the group's best (replicates, else retrains), where they exist
+    sd: float | None = None  # of those runs
+    n_runs: int = 0
+    runs_source: str = ""  # "replicates" or "retrains"
+    runs_of: int | None = None  # the number of the search trial they re-run
     limited_by: list[str] = field(default_factory=list)  # e.g. ["learning_rate at its upper bound"]
 
 
@@ -37,7 +39,13 @@ class GoalAnswer:
     best_group: str | None  # the group whose best is best, None when nothing completed
     difference: float | None  # best group minus the runner-up, in the objective's units (signed so >0 is better)
     trial_sd: float | None  # trial variance as a standard deviation, in the objective's units
-    trial_sd_source: str  # "retrains", "paired seeds", "evaluation noise", or "" when unknown
+    trial_sd_source: str  # "replicates", "retrains", "paired seeds", or "" when trial variance is not measured
     fair: bool  # no group limited by its range and enough trials per group
     reasons: list[str]  # why the comparison is not (yet) fair; empty when fair
     verdict: str  # one or two sentences answering the goal in the playbook's words
+    trial_dof: int | None = None  # degrees of freedom of trial_sd
+    trial_runs: int | None = None  # runs trial_sd was pooled from
+    interval: float | None = None  # half-width of the 95% interval of ``difference`` (means compared only)
+    interval_text: str = ""  # e.g. "0.031 ± 0.012 (95%, 3+3 runs, pooled sd 0.008, 4 dof)"
+    compared: str = "bests"  # "means" (of each group's re-runs) or "bests" (each group's best trial)
+    versus_source: str = ""  # a next round against its source study, in the source's trial sd

@@ -8,6 +8,12 @@ hyperparameters: ``TrialRow.params`` then lacks the other groups' names.
 :meth:`StudyData.with_param` selects the trials that have one, and
 :meth:`StudyData.param_for` gives the range it had in a trial's group;
 ``trials_dataframe`` fills the gaps with NaN.
+
+Replicate trials (each group's best re-run with new seeds after the search, see
+:mod:`tunebook.designs.replicates`) are kept out of ``trials`` and so out of
+every search selection (``completed``, ``ranked``, the groups, best-of-k, the
+curves the checks read): they are in ``replicates``, for the trial variance and
+the answer.
 """
 
 from __future__ import annotations
@@ -71,6 +77,10 @@ class StudyData:
     _memo: dict[tuple[Callable[..., Any], tuple[Hashable, ...]], Any] = field(
         default_factory=dict, init=False, repr=False, compare=False)
     _memo_trials: list[TrialRow] | None = field(default=None, init=False, repr=False, compare=False)
+    #: the replicate trials (each group's best re-run with new seeds), never part of ``trials``
+    replicates: list[TrialRow] = field(default_factory=list)
+    #: replicate trial number -> the number of the search trial it re-runs
+    replicate_of: dict[int, int] = field(default_factory=dict, repr=False)
 
     # selections ------------------------------------------------------------
     def once(self, compute: Callable[..., T], *args: Hashable) -> T:
@@ -218,11 +228,14 @@ def _trial_rows(study: Study) -> list[TrialRow]:
 
 
 def load(study: Study) -> StudyData:
-    """Extract a study's trials (one query) into plain rows."""
+    """Extract a study's trials (one query) into plain rows: the search trials, and the replicates apart."""
     rows = _trial_rows(study)
+    of = replicate_of(study)
     return StudyData(
         study=study,
-        trials=rows,
+        trials=[t for t in rows if t.number not in of],
+        replicates=[t for t in rows if t.number in of],
+        replicate_of=of,
         roles=dict(study.space.roles),
         space=study.space.params,
         fixed=dict(study.space.fixed),
@@ -231,6 +244,16 @@ def load(study: Study) -> StudyData:
         max_train_steps=study.max_train_steps,
         search_space=study.space,
     )
+
+
+def replicate_of(study: Study) -> dict[int, int]:
+    """Each replicate trial's number -> the search trial it re-runs (from the notes stored with them)."""
+    from tunebook.designs.replicates import NOTE_KIND
+
+    out: dict[int, int] = {}
+    for note in study.storage.get_notes(study=study.name, kind=NOTE_KIND):
+        out.update({int(k): int(v) for k, v in note["evidence"].get("of", {}).items()})
+    return out
 
 
 def trials_dataframe(study: Study) -> Any:

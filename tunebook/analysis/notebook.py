@@ -64,6 +64,8 @@ def notebook_rows(storage: Storage) -> list[dict[str, Any]]:
                 "pending": c.get("pending", 0),
                 "running": c.get("running", 0),
                 "total": total,
+                "replicates": len({n for note in notes_by_study.get(s.name, []) if note["kind"] == "replicates"
+                                   for n in note["evidence"].get("trials", ())}),
                 "best_value": None if best is None else best["value"],
                 "best_step": None if best is None else best["step"],
                 "best_trial": None if best is None else best["number"],

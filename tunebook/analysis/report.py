@@ -117,10 +117,16 @@ def _group_rows(answer: GoalAnswer) -> list[tuple[str, str, str, str, str]]:
     for g in answer.groups:
         best = "-" if g.best_value is None else f"{g.best_value:.4g} (#{g.best_trial}, step {g.best_step})"
         retrained = "-" if g.mean is None else (
-            f"{g.mean:.4g} +/- {g.sd:.2g} (n={g.n_retrains})" if g.sd is not None else f"{g.mean:.4g} (n={g.n_retrains})")
+            f"{g.mean:.4g} +/- {g.sd:.2g} (n={g.n_runs} {g.runs_source})" if g.sd is not None
+            else f"{g.mean:.4g} (n={g.n_runs} {g.runs_source})")
         rows.append((g.group or "(all trials)", best, retrained, f"{g.n_completed}/{g.n_trials}",
                      "; ".join(g.limited_by) or "-"))
     return rows
+
+
+def _sd_text(answer: GoalAnswer) -> str:
+    dof = f", {answer.trial_dof} dof" if answer.trial_dof is not None else ""
+    return f"{answer.trial_sd:.3g} (from {answer.trial_sd_source}{dof})"
 
 
 def answer_html(answer: GoalAnswer | None) -> str:
@@ -129,7 +135,7 @@ def answer_html(answer: GoalAnswer | None) -> str:
         return ""
     esc = html.escape
     state = "fair" if answer.fair else "not-fair"
-    sd = "" if answer.trial_sd is None else f" Trial standard deviation: {answer.trial_sd:.3g} (from {esc(answer.trial_sd_source)})."
+    sd = "" if answer.trial_sd is None else f" Trial standard deviation: {_sd_text(answer)}."
     parts = [
         f"<div class='answer {state}' data-fair='{str(answer.fair).lower()}'>",
         "<h2>Answer</h2>",
@@ -139,7 +145,7 @@ def answer_html(answer: GoalAnswer | None) -> str:
     if answer.reasons:
         parts.append("<ul class='reasons'>" + "".join(f"<li>{esc(r)}</li>" for r in answer.reasons) + "</ul>")
     parts.append(f"<table class='groups'><tr><th>group</th><th>best {esc(answer.objective[0])}</th>"
-                 "<th>retrains: mean +/- sd</th><th>completed/finished</th><th>limited by</th></tr>")
+                 "<th>re-runs of the best: mean +/- sd</th><th>completed/finished</th><th>limited by</th></tr>")
     for row in _group_rows(answer):
         parts.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>")
     parts.append("</table></div>")
@@ -156,9 +162,9 @@ def print_answer(answer: GoalAnswer, console: Any) -> None:
     style = "green" if answer.fair else "yellow"
     console.print(Text("Answer: ", style="bold") + Text(terminal(answer.verdict), style=style))
     if answer.trial_sd is not None:
-        console.print(Text(terminal(f"Trial standard deviation: {answer.trial_sd:.3g} (from {answer.trial_sd_source})")))
+        console.print(Text(terminal(f"Trial standard deviation: {_sd_text(answer)}")))
     table = Table(title="Each group's best" if any(g.group for g in answer.groups) else None)
-    for column in ("group", f"best {answer.objective[0]}", "retrains: mean +/- sd", "completed/finished", "limited by"):
+    for column in ("group", f"best {answer.objective[0]}", "re-runs of the best: mean +/- sd", "completed/finished", "limited by"):
         table.add_column(Text(terminal(column)), overflow="fold")
     for row in _group_rows(answer):
         table.add_row(*(Text(terminal(c)) for c in row))

@@ -6,7 +6,9 @@ steps) or a string: the reason the trial is infeasible. The study, its trials
 and every curve point are written through the public storage contract
 (:meth:`~tunebook.storage.base.Storage.record_outcomes`, one transaction per
 chunk of trials) into the same tables a real run fills, so that analysis
-reads exactly what it would read after training.
+reads exactly what it would read after training: once the search trials are
+written, the replicate phase adds each group's best again (new draws of the
+curve function's generator stand for new seeds) and they are written too.
 """
 
 from __future__ import annotations
@@ -42,13 +44,30 @@ def write_study(
     chunk: int = 500,
     **study_options: Any,
 ) -> Study:
-    """Create study ``name`` and fill every trial with the curves ``curve`` returns."""
+    """Create study ``name`` and fill every trial with the curves ``curve`` returns.
+
+    Unlike :func:`~tunebook.study.create_study`, ``replicates`` defaults to 0 here (every trial of the budget
+    searches, as the tests' and benchmarks' fixed budgets expect); pass ``replicates=3`` for the replicate phase.
+    """
+    study_options.setdefault("replicates", 0)
     study = create_study(name, space=space, objective=objective, trials=trials, max_train_steps=max_train_steps,
                          storage=storage, seed=seed, **study_options)
     steps = np.unique(np.linspace(max_train_steps / evals, max_train_steps, evals).round().astype(int))
     rng = np.random.default_rng(seed)
-    metric, mode = objective
-    records = study.trials()
+    _fill(study, study.trials(), curve, steps, rng, chunk)
+    # then the replicate phase, as a run does once the search has finished: each group's best with new draws
+    from tunebook.proposing import add_replicates
+
+    added = set(add_replicates(study))
+    if added:
+        _fill(study, [t for t in study.trials() if t.number in added], curve, steps, rng, chunk)
+    return study
+
+
+def _fill(study: Study, records: list[Any], curve: CurveFn, steps: np.ndarray, rng: np.random.Generator,
+          chunk: int) -> None:
+    """Finish the pending trials ``records`` with the curves ``curve`` returns."""
+    metric, mode = study.objective
     for begin in range(0, len(records), chunk):
         outcomes = []
         for t in records[begin:begin + chunk]:
@@ -69,4 +88,3 @@ def write_study(
             outcomes.append(TrialOutcome(t.number, "completed", value=None if math.isnan(value) else value,
                                          best_step=int(steps[best]), metrics=rows))
         study.storage.record_outcomes(study.id, outcomes)
-    return study

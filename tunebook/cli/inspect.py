@@ -47,7 +47,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             say("no studies yet")
         for r in rows:
             say(f"{r['study']}: {r['completed']} completed, {r['infeasible']} infeasible, {r['failed']} failed, "
-                f"{r['running']} running, {r['pending']} pending of {r['total']}; best {fmt(r['best_value'])}")
+                f"{r['running']} running, {r['pending']} pending of {r['total']}"
+                + (f" ({r['total'] - r['replicates']} search + {r['replicates']} replicates)" if r["replicates"] else "")
+                + f"; best {fmt(r['best_value'])}")
         return 0
     study = load_study(args.study, storage)
     now = time.time()
@@ -55,6 +57,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     counts = study.counts()
     say(f"study {study.name} ({study.experiment}): {study.goal}")
     say("  " + ", ".join(f"{k} {v}" for k, v in counts.items()) + f" of {len(trials)}")
+    phases = study.phase_line()
+    if phases:
+        say(f"  {phases}")
     for t in trials:
         if t.state == "running":
             stale = t.heartbeat_at is not None and now - t.heartbeat_at > DEFAULT_STALE_AFTER
@@ -126,7 +131,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
             f"{r['experiment']}\n{r['study']} (round {r['round']}){marker}" + (f"\n<- {r['lineage']}" if r.get("lineage") else ""),
             goal,
             r["config"],
-            f"{r['completed']}/{r['infeasible']}/{r['failed']}/{r['total']}",
+            f"{r['completed']}/{r['infeasible']}/{r['failed']}/{r['total']}"
+            + (f"\n{r['total'] - r['replicates']} search + {r['replicates']} replicates" if r["replicates"] else ""),
             best,
             r["reproduce"],
             r["created"],

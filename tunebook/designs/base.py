@@ -95,6 +95,8 @@ class Capabilities:
     conditional: bool = False
     #: accepts a space with nothing varying (every value fixed)
     fixed_only: bool = False
+    #: has the replicate phase: each group's best re-run with new seeds after the search (spec ``replicates``)
+    replicated: bool = False
 
 
 @runtime_checkable
@@ -189,6 +191,7 @@ def register_design(
     samplers: tuple[str, ...] = (),
     conditional: bool = False,
     fixed_only: bool = False,
+    replicated: bool = False,
 ) -> Callable[[type], type]:
     """Class decorator: register an instance of the class under ``name``, with its capabilities.
 
@@ -200,7 +203,7 @@ def register_design(
     >>> unregister_design("my-design")
     """
     capabilities = Capabilities(proposes=proposes, extendable=extendable, samplers=tuple(samplers),
-                                conditional=conditional, fixed_only=fixed_only)
+                                conditional=conditional, fixed_only=fixed_only, replicated=replicated)
 
     def decorate(cls: type) -> type:
         instance = cls()

@@ -155,7 +155,7 @@ def propose(history: History, *, sampler: str = "gp", number: int | None = None)
     return point
 
 
-@register_design("bayesian", proposes=True, samplers=SAMPLERS)
+@register_design("bayesian", proposes=True, samplers=SAMPLERS, replicated=True)
 class BayesianDesign(ProposingDesign):
     """Bayesian optimization (Optuna's GP or TPE sampler), warm-started from the ``parent`` study's trials."""
 

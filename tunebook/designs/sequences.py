@@ -152,7 +152,7 @@ def sequence_points(
     return out[start - first * k:]
 
 
-@register_design("quasi_random", conditional=True)
+@register_design("quasi_random", conditional=True, replicated=True)
 class QuasiRandomDesign(MaterializedDesign):
     """Scrambled Halton points, balanced choices (the exploration default)."""
 
@@ -161,7 +161,7 @@ class QuasiRandomDesign(MaterializedDesign):
         return sequence_points(space, trials, seed, halton, scientific_design=scientific_design, start=start)
 
 
-@register_design("random", conditional=True)
+@register_design("random", conditional=True, replicated=True)
 class RandomDesign(MaterializedDesign):
     """Uniform pseudo-random points (prefix-stable)."""
 

@@ -9,9 +9,12 @@ elsewhere. The loop:
 1. claims a pending trial (atomically, in the store); trials whose worker
    stopped heartbeating for ``stale_after`` seconds first go back to pending,
    or to failed once they lost ``max_lost_workers`` workers;
-2. nothing pending: asks the study's design to propose one when the design
-   proposes (:func:`tunebook.proposing.propose_next`: number, seed and point in
-   one store transaction) — the loop never names a design;
+2. nothing pending: asks the study to add its next trial when it grows as it
+   runs (:func:`tunebook.proposing.add_next`: a proposing design's point, or the
+   replicates of each group's best once the search has finished; numbers, seeds
+   and points in one store transaction) — the loop never names a design; while
+   trials are still to be added, a worker with nothing to claim waits for the
+   running ones instead of leaving;
 3. runs the user's training function with a :class:`~tunebook.trial.Trial`
    (its metric buffer heartbeats while it runs; a resumed trial restores its
    latest checkpoint) and records the outcome (:func:`run_trial`):
@@ -56,11 +59,10 @@ import signal
 import socket
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from tunebook.checkpoints import checkpoint_dir, prune
-from tunebook.designs import get_design
-from tunebook.proposing import propose_next
+from tunebook.proposing import add_next, growing_studies
 from tunebook.specio import writable_folder
 from tunebook.errors import (
     ClaimLost, ConfigurationError, SpecError, StorageUnavailable, TunebookError, exception_line, failure_line,
@@ -252,22 +254,6 @@ def install_worker_signals() -> None:
 # --- claiming -----------------------------------------------------------------------
 
 
-def _proposing_studies(store: Storage, scope: Study | None) -> Iterator[Study]:
-    if scope is not None:
-        if get_design(scope.design).capabilities.proposes:
-            yield scope
-        return
-    for record in store.list_studies():
-        try:
-            design = get_design(record.spec.get("design", "quasi_random"))
-        except SpecError:  # a design registered by a plugin this worker has not imported
-            log.warning("study %s: design %r is not registered here; not proposing for it",
-                        record.name, record.spec.get("design"))
-            continue
-        if design.capabilities.proposes:
-            yield Study(record, store)
-
-
 def claim_next(
     study: Study | None,
     worker_id: str,
@@ -277,15 +263,16 @@ def claim_next(
     storage: Storage | None = None,
 ) -> TrialRecord | None:
     """Claim the next pending trial of ``study`` (any study of ``storage`` when None); when none is
-    pending, a study whose design proposes adds its next trial first."""
+    pending, a study that grows as it runs adds its next trial first (a proposal, or the replicates of
+    each group's best once its search has finished: :func:`tunebook.proposing.add_next`)."""
     store = storage if storage is not None else study.storage  # type: ignore[union-attr]
     scope_id = study.id if study is not None else None
     record = store.claim_trial(worker_id, scope_id, stale_after, max_lost_workers)
     if record is not None:
         return record
-    for proposing in _proposing_studies(store, study):
-        if propose_next(proposing) is not None:
-            record = store.claim_trial(worker_id, proposing.id, stale_after, max_lost_workers)
+    for growing in growing_studies(store, study):
+        if add_next(growing) is not None:
+            record = store.claim_trial(worker_id, growing.id, stale_after, max_lost_workers)
             if record is not None:
                 return record
     return None
@@ -463,8 +450,8 @@ def worker_loop(
                 if wait:
                     if idle_timeout is not None and time.monotonic() - idle_since > idle_timeout:
                         break
-                elif not wait_for_running or not _running(store, study):
-                    break  # nothing pending (and, if asked, nothing running): the work is done
+                elif not (wait_for_running or growing_studies(store, study)) or not _running(store, study):
+                    break  # nothing pending (and, if asked or trials are still to be added, nothing running): done
                 # Trials still running elsewhere: if their worker died, they turn stale and come back here.
                 sleep(min(poll_interval, stale_after / 2) if stale_after else poll_interval)
                 continue

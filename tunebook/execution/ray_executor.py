@@ -27,7 +27,7 @@ import socket
 import time
 from typing import Any, Callable, Sequence
 
-from tunebook.designs import get_design
+from tunebook.proposing import grows
 from tunebook.errors import MissingExtraError, SpecError
 from tunebook.execution.loop import (
     DEFAULT_STALE_AFTER, default_checkpoint_root, reclaim_dead_workers, worker_id_for, worker_loop,
@@ -140,7 +140,6 @@ def run_ray(
         checkpoint_root = str(checkpoint_dir or default_checkpoint_root(study.storage))
         _ship_by_value(train)
         task = ray.remote(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial, max_retries=0)(_one_trial)
-        proposes = get_design(study.design).capabilities.proposes
         reporter = Reporter(study, progress)
         interrupted = False
         in_flight: list[Any] = []
@@ -153,7 +152,7 @@ def run_ray(
                 reclaim_dead_workers(study.storage, study, max_lost_workers)
                 counts = study.counts()
                 pending = counts["pending"]
-                if proposes:  # proposed as it runs: one task per trial still in the budget
+                if grows(study, counts):  # trials added as it runs: one task per trial still in the budget
                     pending += max(0, study.trials_budget - sum(counts.values()))
                 room = (limit if limit is not None else max(pending, 1)) - len(in_flight)
                 # A task that finds nothing to claim returns at once: submitting a few too many is harmless.

@@ -169,6 +169,21 @@ class Storage(ABC):
         """
 
     @abstractmethod
+    def add_trials(
+        self, study_id: int,
+        plan: Callable[[int, int, int], tuple[Sequence[dict[str, Any]], dict[str, Any] | None]],
+    ) -> list[int]:
+        """Add several trials of a study and a note about them atomically; returns their numbers.
+
+        In one transaction that excludes every other proposal and extend of the
+        study: ``plan(first, study_seed, room)`` gets the next number, the study's
+        seed and how many trials the budget still takes, and returns trial specs
+        (``{"params", "seed"}``, numbered ``first, first + 1, ...``; at most ``room``
+        are stored) and a note (``{"kind", "conclusion", "evidence"}``) or None.
+        ``plan`` may read the store (committed state) but must not write it.
+        """
+
+    @abstractmethod
     def record_outcomes(self, study_id: int, outcomes: Sequence[TrialOutcome]) -> None:
         """Finish pending trials whose results were computed elsewhere (imports, synthetic studies),
         with their metric rows, in one transaction."""

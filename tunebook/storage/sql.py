@@ -630,6 +630,35 @@ class SQLStorage(Storage):
             self._insert_trials(conn, study_id, [{"number": number, "params": params, "seed": seed}])
         return number
 
+    def add_trials(
+        self, study_id: int,
+        plan: Callable[[int, int, int], tuple[Sequence[dict[str, Any]], dict[str, Any] | None]],
+    ) -> list[int]:
+        with self._write() as conn:
+            budget, study_seed = self._lock_study(conn, study_id)
+            count, last = conn.execute(
+                sa.select(sa.func.count(), sa.func.max(trials.c.number)).where(trials.c.study_id == study_id)
+            ).first()
+            first = 0 if last is None else last + 1
+            room = budget - count
+            if room <= 0:
+                return []
+            specs, note = plan(first, int(study_seed), room)
+            specs = list(specs)[:room]
+            if not specs:
+                return []
+            numbers = list(range(first, first + len(specs)))
+            self._insert_trials(conn, study_id, [{"number": n, "params": t["params"], "seed": t["seed"]}
+                                                 for n, t in zip(numbers, specs)])
+            if note is not None:
+                name = conn.execute(sa.select(studies.c.name).where(studies.c.id == study_id)).scalar()
+                conn.execute(notes.insert().values(
+                    kind=note["kind"], conclusion=note["conclusion"],
+                    evidence=json.dumps(note["evidence"], default=str, sort_keys=True),
+                    experiment=note.get("experiment"), study=name, created_at=time.time(),
+                ))
+        return numbers
+
     def record_outcomes(self, study_id: int, outcomes: Sequence[TrialOutcome]) -> None:
         if not outcomes:
             return

@@ -1,10 +1,19 @@
-"""The answer to a study's goal: each group's best, the difference against trial variance, fairness.
+"""The answer to a study's goal: each group's level, the difference with its interval, fairness.
 
 Built after the checks ran, from their findings: a group whose best sits at a
 boundary of its range is "limited by" that range, which makes the
 comparison not yet fair (the playbook's isolation plot compares the best of
 each scientific value only when every value's nuisance hyperparameters were
 tuned equally well).
+
+One set of numbers. Where every group's best was re-run with new seeds (the
+study's replicates, else retrains), each group's level is the mean of those
+runs (the best trial's own value is left out: it was selected as the best of
+the search, so it leans to a lucky seed), and the difference of the two best
+means is given with its 95% interval from the pooled trial sd (pooled t with
+the sd's degrees of freedom). Otherwise the levels are the best trials' values,
+set against the measured trial sd where one exists; where none does, the answer
+says that trial variance is not measured and how to measure it.
 """
 
 from __future__ import annotations
@@ -17,8 +26,13 @@ from tunebook.analysis.answer import GoalAnswer, GroupResult
 from tunebook.analysis.data import StudyData
 
 from .base import WARNING, Finding, Thresholds
-from .common import fmt, group_view, groups
-from .variance import retrain_values, trial_sd
+from .common import Group, fmt, group_view, groups
+from .variance import TrialVariance, replicate_sets, retrain_values, trial_variance
+
+#: Confidence of the interval the answer states.
+CONFIDENCE = 0.95
+#: Kinds of derived studies that are a next round of their source (compared with the source's replicates).
+ROUND_KINDS = ("next-round", "next")
 
 
 def _retrains_of(best_params: dict, retrains: list[tuple[dict, np.ndarray]]) -> np.ndarray | None:
@@ -29,10 +43,31 @@ def _retrains_of(best_params: dict, retrains: list[tuple[dict, np.ndarray]]) -> 
     return np.concatenate(vals) if vals else None
 
 
+def _runs(data: StudyData, g: Group, best_number: int | None, sets: dict[int, np.ndarray],
+          retrains: list[tuple[dict, np.ndarray]], best_params: dict | None) -> tuple[np.ndarray | None, str, int | None]:
+    """The re-runs of a group's best: its replicates (else those of a former best of the group), else retrains."""
+    own = [t.number for t in g.trials if t.number in sets]
+    if own:
+        of = best_number if best_number in sets else max(own, key=lambda n: len(sets[n]))
+        return sets[of], "replicates", of
+    if best_params is not None:
+        again = _retrains_of(best_params, retrains)
+        if again is not None and len(again):
+            return again, "retrains", best_number
+    return None, "", None
+
+
+def _t_quantile(dof: int) -> float:
+    from scipy.stats import t
+
+    return float(t.ppf(0.5 + CONFIDENCE / 2, dof))
+
+
 def build_answer(data: StudyData, findings: list[Finding], th: Thresholds) -> GoalAnswer:
     s = data.sign()
-    sd, source = trial_sd(data, th)
-    retrains = retrain_values(data)
+    tv = trial_variance(data, th)
+    sets = replicate_sets(data)
+    retrains = retrain_values(data) if not sets else []
     results: list[GroupResult] = []
     for g in groups(data, th.scientific_buckets):
         view = group_view(data, g)
@@ -42,24 +77,28 @@ def build_answer(data: StudyData, findings: list[Finding], th: Thresholds) -> Go
             best_value=None if best is None else float(best.value),  # type: ignore[arg-type]
             best_trial=None if best is None else best.number, best_step=None if best is None else best.best_step,
         )
-        if best is not None:
-            again = _retrains_of(best.params, retrains)
-            if again is not None and len(again) >= 1:
-                r.mean, r.n_retrains = float(np.mean(again)), len(again)
-                r.sd = float(np.std(again, ddof=1)) if len(again) >= 2 else None
+        runs, source, of = _runs(data, g, r.best_trial, sets, retrains, None if best is None else best.params)
+        if runs is not None and len(runs):
+            r.mean, r.n_runs, r.runs_source, r.runs_of = float(np.mean(runs)), len(runs), source, of
+            r.sd = float(np.std(runs, ddof=1)) if len(runs) >= 2 else None
         for f in findings:
             if f.check == "search_space_boundary" and f.severity == WARNING and f.evidence.get("group", "") == g.label:
                 r.limited_by.append(f"{f.evidence['param']} at its {f.evidence['side']} bound ({f.evidence['bound']:g})")
         results.append(r)
 
     done = [r for r in results if r.best_value is not None]
-    # with retrains of each group's best, compare their means; else the bests
+    by_means = bool(done) and all(r.mean is not None for r in done)
+
     def level(r: GroupResult) -> float:
-        return s * (r.mean if r.mean is not None and all(x.mean is not None for x in done) else r.best_value)  # type: ignore[operator]
+        return s * (r.mean if by_means else r.best_value)  # type: ignore[operator]
 
     ordered = sorted(done, key=level)
     best_group = ordered[0].group if ordered else None
     difference = (level(ordered[1]) - level(ordered[0])) if len(ordered) >= 2 else None
+    half = None
+    if by_means and difference is not None and tv is not None:
+        n1, n2 = ordered[0].n_runs, ordered[1].n_runs
+        half = _t_quantile(tv.dof) * tv.sd * math.sqrt(1 / n1 + 1 / n2)
     reasons: list[str] = []
     for r in results:
         if r.limited_by:
@@ -82,16 +121,48 @@ def build_answer(data: StudyData, findings: list[Finding], th: Thresholds) -> Go
             reasons.insert(0, f"the training function never reads the scientific hyperparameter "
                               f"{f.evidence['param']!r}, so its values cannot differ")
     fair = not reasons
-    verdict = _verdict(data, results, ordered, difference, sd, source, fair, reasons)
-    return GoalAnswer(
+    interval = _interval_text(ordered, difference, half, tv) if half is not None else ""
+    answer = GoalAnswer(
         goal=data.study.goal, objective=(data.metric, data.mode), groups=results, best_group=best_group,
-        difference=difference, trial_sd=sd, trial_sd_source=source, fair=fair, reasons=reasons, verdict=verdict,
+        difference=difference, trial_sd=None if tv is None else tv.sd, trial_sd_source="" if tv is None else tv.source,
+        fair=fair, reasons=reasons, verdict="", trial_dof=None if tv is None else tv.dof,
+        trial_runs=None if tv is None else tv.runs, interval=half, interval_text=interval,
+        compared="means" if by_means else "bests",
     )
+    answer.verdict = _verdict(data, answer, ordered, tv)
+    answer.versus_source = versus_source(data, th, answer)
+    if answer.versus_source:
+        answer.verdict += " " + answer.versus_source
+    return answer
 
 
-def _verdict(data: StudyData, results: list[GroupResult], ordered: list[GroupResult], difference: float | None,
-             sd: float | None, source: str, fair: bool, reasons: list[str]) -> str:
-    metric = data.metric
+def _interval_text(ordered: list[GroupResult], difference: float | None, half: float, tv: TrialVariance) -> str:
+    """E.g. ``"0.031 ± 0.012 (95%, 3+3 runs, pooled sd 0.008, 4 dof)"``."""
+    return (f"{fmt(difference)} \u00b1 {fmt(half)} ({CONFIDENCE:.0%}, {ordered[0].n_runs}+{ordered[1].n_runs} runs, "
+            f"pooled sd {fmt(tv.sd)}, {tv.dof} dof)")
+
+
+def not_measured(data: StudyData) -> str:
+    """Why the study has no trial variance, and how to measure it."""
+    study = data.study
+    how = f"set `replicates: 3` in the spec, or run `tunebook retrain {study.name}` on each group's best"
+    try:
+        plan = study.replicate_plan
+    except Exception:  # noqa: BLE001 - a study of a design not registered here
+        plan = None
+    if plan is not None and plan.per_group and not data.replicates:
+        return ("Trial variance is not measured yet: each group's best is re-run with new seeds once every "
+                f"search trial has finished (`tunebook run {study.name}`).")
+    if plan is not None and plan.skipped:
+        return (f"Trial variance is not measured: the replicates were skipped ({plan.skipped}); raise trials, "
+                f"or run `tunebook retrain {study.name}` on each group's best.")
+    if plan is not None and plan.asked == 0:
+        how = f"remove `replicates: 0` from the spec (a new study), or run `tunebook retrain {study.name}`"
+    return f"Trial variance is not measured: {how}."
+
+
+def _verdict(data: StudyData, a: GoalAnswer, ordered: list[GroupResult], tv: TrialVariance | None) -> str:
+    metric, results, reasons, difference = data.metric, a.groups, a.reasons, a.difference
     if not ordered:
         failed = sum(t.state == "failed" for t in data.trials)
         if failed:
@@ -101,32 +172,83 @@ def _verdict(data: StudyData, results: list[GroupResult], ordered: list[GroupRes
     top = ordered[0]
     if len(results) == 1 and not top.group:
         text = f"The best {metric} is {fmt(top.best_value)} (trial #{top.best_trial})."
+        if top.mean is not None:
+            text += (f" Re-run with new seeds ({top.n_runs} {top.runs_source}), it averages {fmt(top.mean)}"
+                     + (f" (sd {fmt(top.sd)})." if top.sd is not None else "."))
         if reasons:
             text += " It may not be the best this setup can do: " + "; ".join(reasons) + "."
         return text
     if len(ordered) == 1:
         return f"Only {top.group} has completed trials (best {metric} {fmt(top.best_value)}): nothing to compare yet."
     runner = ordered[1]
-    size = ""
-    if sd is not None and sd > 0 and difference is not None:
-        size = f", {difference / sd:.1f} trial standard deviations ({fmt(sd)}, from {source})"
-    level = fmt(top.mean if top.mean is not None else top.best_value)
-    if difference is not None and difference == 0:
-        head = f"{top.group} and {runner.group} tie on the best {metric} ({level})."
+    if a.compared == "means":
+        runs = f"{top.runs_source} of each group's best"
+        lead = (f"{top.group} has the best mean {metric} over {runs} ({fmt(top.mean)}, {top.n_runs} runs), "
+                f"ahead of {runner.group} ({fmt(runner.mean)}, {runner.n_runs} runs) by ")
+        head = lead + (a.interval_text or fmt(difference)) + "."
+    elif difference == 0:
+        head = f"{top.group} and {runner.group} tie on the best {metric} ({fmt(top.best_value)})."
     else:
-        head = (f"{top.group} has the best {metric} ({level}), "
-                f"ahead of {runner.group} ({fmt(runner.mean if runner.mean is not None else runner.best_value)}) "
-                f"by {fmt(difference)}{size}.")
+        size = f", {difference / tv.sd:.1f} trial sd ({tv.describe()}, from {tv.source})" \
+            if tv is not None and tv.sd > 0 and difference is not None else ""
+        head = (f"{top.group} has the best {metric} ({fmt(top.best_value)}), ahead of {runner.group} "
+                f"({fmt(runner.best_value)}) by {fmt(difference)}{size}.")
     unread = [r for r in reasons if r.startswith("the training function never reads")]
     if unread:  # not a matter of more trials: the training function or the spec is wrong
         return (head + " This study cannot answer its goal: " + "; ".join(unread) + ". Fix the name in the training "
                 "function or the spec, then run the study again under a new name.")
-    if not fair:
+    if not a.fair:
         return head + " The comparison is not yet fair: " + "; ".join(reasons) + ". Do not conclude yet."
-    if sd is None or sd <= 0 or difference is None or not math.isfinite(difference):
-        return head + " The trial variance is unknown: retrain each group's best (`tunebook retrain`) before concluding."
-    if difference > 2 * sd:
+    if tv is None or tv.sd <= 0 or difference is None or not math.isfinite(difference):
+        return head + " " + not_measured(data) + " Until then the difference cannot be judged."
+    if a.interval is not None:
+        if difference - a.interval > 0:
+            return head + f" The interval excludes 0: {top.group} is better."
+        return head + " The interval includes 0: the difference is within the trial variance; the study does not separate them."
+    if difference > 2 * tv.sd:
         return head + f" The difference is larger than the trial variance: {top.group} is better."
-    if difference > sd:
-        return head + " The difference is only somewhat larger than the trial variance: retrain both bests to confirm."
+    if difference > tv.sd:
+        return head + " The difference is only somewhat larger than the trial variance: re-run both bests to confirm."
     return head + " The difference is within the trial variance: the study does not separate them."
+
+
+def versus_source(data: StudyData, th: Thresholds, answer: GoalAnswer) -> str:
+    """A next round against its source: how far it moved the objective, in the source's trial sd."""
+    derived = data.study.record.spec.get("derived") or {}
+    if derived.get("kind") not in ROUND_KINDS or not derived.get("source"):
+        return ""
+    from tunebook.analysis.data import load
+    from tunebook.study import load_study
+
+    try:
+        source = load(load_study(derived["source"], data.study.storage))
+    except Exception:  # noqa: BLE001 - the source is gone from this store
+        return ""
+    here = _study_level(data, answer)
+    src_tv = trial_variance(source, th)
+    src_answer = build_answer(source, [], th)
+    there = _study_level(source, src_answer)
+    if here is None or there is None:
+        return ""
+    (mine, how_mine), (theirs, how_theirs) = here, there
+    gain = data.sign() * (theirs - mine)
+    name = f"round {data.study.record.round}"
+    moved = f"improved {data.metric} by {fmt(gain)}" if gain > 0 else f"did not improve {data.metric} ({fmt(-gain)} worse)"
+    text = f"Against {source.study.name}: {name} {moved} ({how_mine} {fmt(mine)} against {how_theirs} {fmt(theirs)}"
+    if src_tv is None:
+        return text + f"; {source.study.name}'s trial variance is not measured, so the size cannot be judged)."
+    return text + f"; {gain / src_tv.sd:.1f} source trial sd, sd {src_tv.describe()} from its {src_tv.source})."
+
+
+def _study_level(data: StudyData, answer: GoalAnswer) -> tuple[float, str] | None:
+    """A study's level: the mean of its best group's re-runs, else of all its trials when they are one
+    configuration with seeds (a next round's long runs), else its best value."""
+    best = next((r for r in answer.groups if r.group == answer.best_group), None)
+    if best is not None and best.mean is not None:
+        return best.mean, f"mean of {best.n_runs} {best.runs_source}"
+    values = [float(t.value) for t in data.completed]  # type: ignore[arg-type]
+    if data.study.design == "replicates" and values:
+        return float(np.mean(values)), f"mean of {len(values)} runs"
+    if best is not None and best.best_value is not None:
+        return best.best_value, "best"
+    return None

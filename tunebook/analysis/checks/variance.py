@@ -1,13 +1,21 @@
-"""Trial variance: how much one configuration's result moves over seeds.
+"""Trial variance: how much one configuration's result moves over seeds, measured.
 
-Every answer's "N trial standard deviations" rests on this number. Sources, best first: retrains of the
-best configurations, trials of this study that share every hyperparameter (paired seeds), and, only as a
-labelled stand-in, the evaluation noise of the best curves.
+The answer's difference, its interval and the checks' comparisons rest on this
+number (:func:`trial_variance`). Sources, best first: the study's own
+replicates (each group's best re-run with new seeds after the search, see
+:mod:`tunebook.designs.replicates`), retrains of the best configurations
+(``tunebook retrain``), and trials of this study that share every
+hyperparameter (paired seeds). Each gives a pooled standard deviation with its
+degrees of freedom. Nothing else is trial variance: the evaluation noise of a
+curve (:func:`evaluation_noise`) says how much a value moves between two
+evaluations of one run, which can be several times smaller or larger than the
+spread over seeds, and is only ever shown labelled as what it is.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -49,6 +57,12 @@ def retrain_values(data: StudyData) -> list[tuple[dict[str, Any], np.ndarray]]:
 
 def paired_seed_sd(data: StudyData) -> tuple[float, int] | None:
     """Pooled sd of trials that share every hyperparameter and differ only in their seed (and their count)."""
+    got = _paired(data)
+    return None if got is None else (got[0], got[1])
+
+
+def _paired(data: StudyData) -> tuple[float, int, int, int] | None:
+    """(pooled sd, runs, dof, repeated configurations) of the trials that differ only in their seed."""
     return data.once(_paired_seed_sd)
 
 
@@ -56,7 +70,7 @@ def _exact_key(t: TrialRow) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((k, repr(v)) for k, v in t.params.items()))
 
 
-def _paired_seed_sd(data: StudyData) -> tuple[float, int] | None:
+def _paired_seed_sd(data: StudyData) -> tuple[float, int, int, int] | None:
     completed = data.completed
     # a cheap hashed key first (equal values, NaN by its text): only trials that share it can share the exact key
     names = sorted({k for t in completed for k in t.params})
@@ -86,11 +100,12 @@ def _paired_seed_sd(data: StudyData) -> tuple[float, int] | None:
     dof = sum(len(v) - 1 for v in sets)
     if dof < 2:
         return None
-    return math.sqrt(sum(float(((v - v.mean()) ** 2).sum()) for v in sets) / dof), sum(len(v) for v in sets)
+    return math.sqrt(sum(float(((v - v.mean()) ** 2).sum()) for v in sets) / dof), sum(len(v) for v in sets), dof, len(sets)
 
 
 def evaluation_noise(data: StudyData, th: Thresholds) -> float | None:
-    """The median noise of each group's best validation curve: how much the value moves between evaluations.
+    """The median noise of each group's best validation curve: how much the value moves between evaluations
+    of one run. Not trial variance (the spread over seeds): show it only labelled as evaluation noise.
 
     For a rate measured on N validation examples (a metric in [0, 1] quantized at 1/N), the
     binomial sampling sd sqrt(p (1 - p) / N) of the best value p is a floor.
@@ -127,30 +142,80 @@ def _group_bests(data: StudyData, th: Thresholds) -> list[TrialRow]:
     return out
 
 
-def trial_sd(data: StudyData, th: Thresholds) -> tuple[float | None, str]:
-    """Trial variance as a standard deviation, and where it comes from.
+@dataclass(frozen=True)
+class TrialVariance:
+    """A measured trial standard deviation: pooled over ``sets`` configurations, ``runs`` runs in all."""
 
-    From retrains where they exist (pooled over the retrain studies of this study), else from
-    paired seeds (trials of this study with identical hyperparameters), else from the evaluation
-    noise of the best curves; ``(None, "")`` when nothing tells. Computed once per data and thresholds
-    (the checks, the answer and the isolation plot all read it).
-    """
-    return data.once(_trial_sd, th)
+    sd: float
+    dof: int  # degrees of freedom of the pooled sd (runs less one per configuration)
+    runs: int
+    source: str  # "replicates", "retrains" or "paired seeds"
+    sets: int = 1
+
+    def describe(self) -> str:
+        """E.g. ``"0.008 (pooled over 2 replicate sets, 6 runs, 4 dof)"``."""
+        kind = {"replicates": "replicate set", "retrains": "retrain study", "paired seeds": "repeated configuration"}
+        what = kind.get(self.source, self.source)
+        return (f"{_fmt(self.sd)} (pooled over {self.sets} {what}{'s' if self.sets != 1 else ''}, "
+                f"{self.runs} runs, {self.dof} dof)")
 
 
-def _trial_sd(data: StudyData, th: Thresholds) -> tuple[float | None, str]:
+def _fmt(x: float) -> str:
+    from .common import fmt
+
+    return fmt(x)
+
+
+def pooled(sets: list[np.ndarray]) -> tuple[float, int, int, int] | None:
+    """(pooled sd, dof, runs, sets used) over the value sets with at least two runs; None without any dof."""
+    used = [v for v in sets if len(v) >= 2]
+    dof = sum(len(v) - 1 for v in used)
+    if dof < 1:
+        return None
+    return math.sqrt(sum(float(((v - v.mean()) ** 2).sum()) for v in used) / dof), dof, sum(len(v) for v in used), len(used)
+
+
+def replicate_sets(data: StudyData) -> dict[int, np.ndarray]:
+    """The study's replicates, by the search trial they re-run: their completed, finite values.
+
+    The re-run trial's own value is not among them: it was selected as the best of the search, so it is
+    biased towards a lucky seed; its replicates are not."""
+    out: dict[int, list[float]] = {}
+    for t in data.replicates:
+        of = data.replicate_of.get(t.number)
+        if of is not None and t.state == "completed" and t.value is not None and math.isfinite(t.value):
+            out.setdefault(of, []).append(float(t.value))
+    return {k: np.array(v, dtype=float) for k, v in out.items()}
+
+
+def trial_variance(data: StudyData, th: Thresholds) -> TrialVariance | None:
+    """The measured trial variance (see the module's docstring for the sources), None when nothing measured it.
+
+    Computed once per data and thresholds (the checks, the answer and the isolation plot all read it)."""
+    return data.once(_trial_variance, th)
+
+
+def _trial_variance(data: StudyData, th: Thresholds) -> TrialVariance | None:
+    got = pooled(list(replicate_sets(data).values()))
+    if got is not None:
+        return TrialVariance(got[0], got[1], got[2], "replicates", got[3])
     # the retrains of the best configurations (a group's best, or the study's): a retrain of a poor trial
     # (e.g. one asked for by `tunebook compare`) measures another configuration's spread
     bests = [t.params for t in (data.ranked()[:1] + [b for b in _group_bests(data, th)])]
-    retrains = [v for fixed, v in retrain_values(data) if len(v) >= 2
-                and any(all(p.get(k) == x for k, x in fixed.items() if k in p) for p in bests)]
-    dof = sum(len(v) - 1 for v in retrains)
-    if dof >= 1:
-        return math.sqrt(sum(float(((v - v.mean()) ** 2).sum()) for v in retrains) / dof), "retrains"
-    paired = paired_seed_sd(data)
+    retrains = [v for fixed, v in retrain_values(data)
+                if any(all(p.get(k) == x for k, x in fixed.items() if k in p) for p in bests)]
+    got = pooled(retrains)
+    if got is not None:
+        return TrialVariance(got[0], got[1], got[2], "retrains", got[3])
+    paired = _paired(data)
     if paired is not None:
-        return paired[0], "paired seeds"
-    noise = evaluation_noise(data, th)
-    if noise is not None and noise > 0:
-        return noise, "evaluation noise"
-    return None, ""
+        return TrialVariance(paired[0], paired[2], paired[1], "paired seeds", paired[3])
+    return None
+
+
+def trial_sd(data: StudyData, th: Thresholds) -> tuple[float | None, str]:
+    """``(sd, source)`` of :func:`trial_variance`, ``(None, "")`` when trial variance is not measured.
+
+    Evaluation noise is never returned: it is not trial variance (see :func:`evaluation_noise`)."""
+    tv = trial_variance(data, th)
+    return (None, "") if tv is None else (tv.sd, tv.source)
