@@ -133,3 +133,12 @@ def slow_curve(trial) -> None:
     for step in range(1, trial.max_train_steps + 1):
         trial.log(step, **{"val/error": floor + 1.0 / step, "train/loss": floor + 0.5 / step})
         time.sleep(0.2)
+
+
+def slow_noisy(trial) -> None:
+    """:func:`noisy`, a second per step: long enough to be killed while it runs."""
+    rng = np.random.default_rng(trial.seed)
+    floor = (math.log10(trial.params["lr"]) + 2) ** 2 + float(trial.params.get("shift", 0.0)) + 0.01 * rng.standard_normal()
+    for step in range(1, trial.max_train_steps + 1):
+        trial.log(step, **{"train/loss": floor + 1.0 / step, "val/error": floor + 2.0 / step})
+        time.sleep(1.0)

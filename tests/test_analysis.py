@@ -267,8 +267,10 @@ def test_figure_data(sqlite_url):
     def curve(params, steps, rng):
         return "diverged" if params["learning_rate"] > 0.3 else clean_curve(params, steps, rng)
 
-    study = study_with(sqlite_url, curve)
+    # 30 search trials and the replicates of each group's best (3 each): the figures read the search only
+    study = study_with(sqlite_url, curve, trials=36, replicates=3)
     data = load(study)
+    assert len(data.trials) == 30 and len(data.replicates) == 6
     ax = axis_plot(data, "learning_rate")
     assert ax.log_x and not ax.categorical
     assert len(ax.x) + len(ax.infeasible_x) == 30 and all(x > 0.3 for x in ax.infeasible_x)
@@ -291,7 +293,7 @@ def test_figure_data(sqlite_url):
     # error bars of one trial sd, the same the answer to the goal compares the difference with
     report = analyze(study)
     assert (iso.trial_sd, iso.trial_sd_source) == (report.answer.trial_sd, report.answer.trial_sd_source)
-    assert iso.trial_sd is not None and iso.trial_sd > 0
+    assert iso.trial_sd is not None and iso.trial_sd > 0 and iso.trial_sd_source == "replicates"
     built = figure_spec(Figure("isolation", "t", iso))
     drawn = built["data"][0]  # one trace per group (its colour in every figure), the error bars said once
     assert drawn["error_y"]["value"] == iso.trial_sd and drawn["name"] == "wd=0.0"

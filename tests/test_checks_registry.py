@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -255,7 +256,8 @@ def test_trial_variance_and_group_means_come_from_retrains(sqlite_url):
     tb.run(longer, lambda trial: trial.log(1, **{"val/error": 0.9 + 0.1 * trial.number}), workers=0, progress=False)
     answer = analyze(study).answer
     assert answer.trial_sd_source == "retrains" and 0.001 < answer.trial_sd < 0.01
-    assert all(g.n_retrains == 5 and g.sd is not None and g.mean is not None for g in answer.groups)
+    assert all(g.n_runs == 5 and g.runs_source == "retrains" and g.sd is not None and g.mean is not None
+               for g in answer.groups)
     assert answer.best_group == "optimizer=adam" and answer.difference == pytest.approx(
         answer.groups[1].mean - answer.groups[0].mean)
 
@@ -286,7 +288,8 @@ def test_html_and_terminal_open_with_the_answer(sqlite_url, tmp_path):
     headline = text[text.index("id='headline'"):text.index("id='findings'")]
     import html
 
-    assert html.escape(report.answer.verdict, quote=False) in headline.replace("&#x27;", "'")
+    shown = re.sub(r"</?code>", "`", headline.replace("&#x27;", "'"))  # `commands` are shown as code
+    assert html.escape(report.answer.verdict, quote=False) in shown
     assert "optimizer=adam" in headline and "optimizer=sgd" in headline
     console = Console(record=True, width=200)
     report.print(console)

@@ -145,7 +145,8 @@ def _interval_text(ordered: list[GroupResult], difference: float | None, half: f
 def not_measured(data: StudyData) -> str:
     """Why the study has no trial variance, and how to measure it."""
     study = data.study
-    how = f"set `replicates: 3` in the spec, or run `tunebook retrain {study.name}` on each group's best"
+    retrain = f"`tunebook retrain {study.name} --trial N` for each group's best trial N"
+    how = f"set `replicates: 3` in the spec (each group's best re-run with 3 new seeds, within trials), or run {retrain}"
     try:
         plan = study.replicate_plan
     except Exception:  # noqa: BLE001 - a study of a design not registered here
@@ -155,9 +156,9 @@ def not_measured(data: StudyData) -> str:
                 f"search trial has finished (`tunebook run {study.name}`).")
     if plan is not None and plan.skipped:
         return (f"Trial variance is not measured: the replicates were skipped ({plan.skipped}); raise trials, "
-                f"or run `tunebook retrain {study.name}` on each group's best.")
+                f"or run {retrain}.")
     if plan is not None and plan.asked == 0:
-        how = f"remove `replicates: 0` from the spec (a new study), or run `tunebook retrain {study.name}`"
+        how = f"remove `replicates: 0` from the spec (a new study), or run {retrain}"
     return f"Trial variance is not measured: {how}."
 
 
@@ -197,9 +198,11 @@ def _verdict(data: StudyData, a: GoalAnswer, ordered: list[GroupResult], tv: Tri
     if unread:  # not a matter of more trials: the training function or the spec is wrong
         return (head + " This study cannot answer its goal: " + "; ".join(unread) + ". Fix the name in the training "
                 "function or the spec, then run the study again under a new name.")
+    measured = tv is not None and tv.sd > 0
     if not a.fair:
-        return head + " The comparison is not yet fair: " + "; ".join(reasons) + ". Do not conclude yet."
-    if tv is None or tv.sd <= 0 or difference is None or not math.isfinite(difference):
+        return (head + " The comparison is not yet fair: " + "; ".join(reasons) + ". Do not conclude yet."
+                + ("" if measured else " " + not_measured(data)))
+    if not measured or difference is None or not math.isfinite(difference):
         return head + " " + not_measured(data) + " Until then the difference cannot be judged."
     if a.interval is not None:
         if difference - a.interval > 0:
