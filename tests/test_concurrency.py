@@ -44,7 +44,11 @@ def test_concurrent_workers_never_propose_the_same_point_or_seed(storage_url, tm
     assert [t.number for t in done] == list(range(trials))  # no gap, never past the budget
     assert all(t.state == "completed" and t.attempts == 1 for t in done)
     assert len({t.seed for t in done}) == trials, [t.seed for t in done]
-    assert len({t.params["lr"] for t in done}) == trials, [t.params["lr"] for t in done]
+    # 9 proposals, then the replicate phase: the best of them 3 times, added once by one of the 4 workers
+    proposed, replicas = done[:9], done[9:]
+    assert study.replicate_numbers() == {9, 10, 11}
+    assert len({t.params["lr"] for t in proposed}) == 9, [t.params["lr"] for t in proposed]
+    assert [t.params for t in replicas] == [min(proposed, key=lambda t: t.value).params] * 3
 
 
 SPEC = """\

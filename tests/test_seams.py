@@ -80,7 +80,7 @@ def test_a_materialized_design_never_proposes(sqlite_url):
 def test_concurrent_proposals_in_threads_never_repeat_a_number_seed_or_point(storage_url):
     space = tb.SearchSpace(nuisance={"lr": tb.Float(1e-4, 1.0, "log")})
     tb.create_study("bo", space=space, objective=("val/error", "min"), trials=12, max_train_steps=5,
-                    storage=storage_url, design="bayesian", sampler="tpe")
+                    storage=storage_url, design="bayesian", sampler="tpe", replicates=0)  # every trial proposed
     errors: list[BaseException] = []
 
     def ask() -> None:
