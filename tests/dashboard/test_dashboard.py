@@ -152,11 +152,12 @@ def test_token_is_required_on_every_request_when_given(store):
     assert other.get("/").status_code == 401
 
 
-def test_cli_refuses_a_public_address_without_a_token(tmp_path):
-    proc = run_cli("dashboard", "--host", "0.0.0.0", cwd=tmp_path)
+def test_cli_refuses_a_public_address_without_a_token(store, tmp_path):
+    # an existing store: a read-only verb refuses a missing one first
+    proc = run_cli("dashboard", "--storage", store, "--host", "0.0.0.0", cwd=tmp_path)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert proc.stderr.startswith("tunebook: error: --host: listening on 0.0.0.0") and "--token" in proc.stderr
-    proc = run_cli("dashboard", "--host", "0.0.0.0", "--token", "short", cwd=tmp_path)
+    proc = run_cli("dashboard", "--storage", store, "--host", "0.0.0.0", "--token", "short", cwd=tmp_path)
     assert proc.returncode == 2 and "--token: is too short" in proc.stderr
 
 
