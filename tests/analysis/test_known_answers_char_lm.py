@@ -50,7 +50,12 @@ def test_a_clear_winner_with_8_trials_per_group_is_named_with_a_measured_sd(char
     assert answer.fair, answer.reasons
     sd = TRUTH.seed_sd(TRUTH.best("adam")[0], TRUTH.best("adam dropout=0.3")[0])
     assert answer.trial_sd is not None and sd / 3 < answer.trial_sd < sd * 3, (answer.trial_sd, sd)
-    assert judged(report) == [], [f.message for f in judged(report)]
+    # At 200 steps this model still improves: 3 seeds of Adam (lr 0.02, dropout 0, eval every 20) end at 0.842,
+    # 0.829, 0.840 bpc after 200 steps and 0.804, 0.803, 0.801 after 400 (a 0.034 gain, ~5 seed sd; a seeded
+    # run of the best configuration at both lengths: benchmarks/pilots/pilot_char_lm_length.py). "Still improving"
+    # (or max_train_steps' "train longer") is then right; nothing else may warn.
+    assert all(f.check == "still_improving" or f.evidence.get("verdict") == "train longer" for f in judged(report)), [
+        f.message for f in judged(report)]
 
 
 def test_a_gradual_edge_of_stability_is_named(char_studies):
