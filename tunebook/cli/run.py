@@ -72,32 +72,57 @@ def _is_spec_file(text: str) -> bool:
     return text.endswith((".yaml", ".yml")) or Path(text).is_file()
 
 
+def _devices(args: argparse.Namespace) -> list[str] | None:
+    """``--devices`` as a list (None without it); sets ``--workers`` to one worker per trial's devices when not given."""
+    if args.devices is None:
+        return None
+    devices = [d.strip() for d in args.devices.split(",") if d.strip()]
+    if not devices:
+        raise SpecError("--devices", f"{args.devices!r} lists no device", "give comma-separated device ids, e.g. "
+                        "--devices 0,1, or leave --devices out")
+    if len(devices) % args.nproc_per_trial:
+        raise SpecError("--devices", f"{len(devices)} devices for trials of {args.nproc_per_trial} processes",
+                        f"give {args.nproc_per_trial} devices per worker")
+    if not args.workers_given:
+        args.workers = len(devices) // args.nproc_per_trial
+    return devices
+
+
+def _executor_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The executor's own options (Ray's address and resources per trial); refused for the local executor."""
+    if args.executor == "ray" and args.nproc_per_trial > 1:
+        raise SpecError("--nproc-per-trial", "the Ray executor runs one process per trial",
+                        "use the local executor or `tunebook worker --nproc-per-trial N`")
+    if args.executor == "ray":
+        return {"address": args.address, "cpus_per_trial": args.cpus_per_trial, "gpus_per_trial": args.gpus_per_trial}
+    if args.address or args.gpus_per_trial or args.cpus_per_trial != 1.0:
+        raise SpecError("--executor", "--address, --cpus-per-trial and --gpus-per-trial need the Ray executor", "add --executor ray")
+    return {}
+
+
+def _print_refined_space(study: Any) -> None:
+    """A proposing study with a parent exploration: the narrower bounds its best trials span, as a hint."""
+    from tunebook.designs import get_design
+
+    if get_design(study.design).capabilities.proposes and study.record.spec.get("parent"):
+        from tunebook.designs.bayesian import refined_space
+        from tunebook.study import load_study
+
+        refined = refined_space(load_study(study.record.spec["parent"], study.storage))
+        if refined:
+            print(printable(f"exploration {study.record.spec['parent']} suggests narrower bounds (span of its best trials): "
+                            + "; ".join(f"{k} {v['min']:.3g}..{v['max']:.3g}" for k, v in refined.items())))
+
+
 @command("run", "run (or resume) a study: a YAML spec, or a stored study by name", "tunebook run study.yaml --workers 2",
          arguments=_run_arguments, creates_store=True)
 def cmd_run(args: argparse.Namespace) -> int:
     from tunebook.execution import run
     from tunebook.study import study_from_spec_file
 
-    devices = None
-    if args.devices is not None:
-        devices = [d.strip() for d in args.devices.split(",") if d.strip()]
-        if not devices:
-            raise SpecError("--devices", f"{args.devices!r} lists no device", "give comma-separated device ids, e.g. "
-                            "--devices 0,1, or leave --devices out")
-        if len(devices) % args.nproc_per_trial:
-            raise SpecError("--devices", f"{len(devices)} devices for trials of {args.nproc_per_trial} processes",
-                            f"give {args.nproc_per_trial} devices per worker")
-        if not args.workers_given:
-            args.workers = len(devices) // args.nproc_per_trial
+    devices = _devices(args)
     repro = "tunebook " + shlex.join(args.argv)
-    options: dict[str, Any] = {}
-    if args.executor == "ray":
-        options = {"address": args.address, "cpus_per_trial": args.cpus_per_trial, "gpus_per_trial": args.gpus_per_trial}
-    elif args.address or args.gpus_per_trial or args.cpus_per_trial != 1.0:
-        raise SpecError("--executor", "--address, --cpus-per-trial and --gpus-per-trial need the Ray executor", "add --executor ray")
-    if args.executor == "ray" and args.nproc_per_trial > 1:
-        raise SpecError("--nproc-per-trial", "the Ray executor runs one process per trial",
-                        "use the local executor or `tunebook worker --nproc-per-trial N`")
+    options = _executor_options(args)
     writers = _writers(args)
     if _is_spec_file(args.spec):
         if args.train:
@@ -109,16 +134,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         study = load_study(args.spec, args.storage)
         train = study_train(study, args.train)[1]
-    from tunebook.designs import get_design
-
-    if get_design(study.design).capabilities.proposes and study.record.spec.get("parent"):
-        from tunebook.designs.bayesian import refined_space
-        from tunebook.study import load_study
-
-        refined = refined_space(load_study(study.record.spec["parent"], study.storage))
-        if refined:
-            print(printable(f"exploration {study.record.spec['parent']} suggests narrower bounds (span of its best trials): "
-                            + "; ".join(f"{k} {v['min']:.3g}..{v['max']:.3g}" for k, v in refined.items())))
+    _print_refined_space(study)
     if args.create_only:
         from tunebook.storage import redact
 
