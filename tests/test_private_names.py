@@ -19,10 +19,6 @@ import tunebook
 
 ROOT = Path(tunebook.__file__).parent
 
-#: crossings being removed by work under way: the dashboard's table reads the SQL store's private reader until it
-#: sorts and filters through the storage contract (issue 24). Delete an entry once its crossing is gone.
-PENDING = ("tunebook/dashboard/table.py: reads store._reader", "tunebook/dashboard/table.py: reads store._trial")
-
 
 def _private(name: str) -> bool:
     return name.startswith("_") and not name.startswith("__")
@@ -116,8 +112,7 @@ def crossings(modules: dict[str, tuple[Path, ast.Module]]) -> list[str]:
 
 
 def test_no_module_reads_a_private_name_of_another():
-    found = [line for line in crossings(_modules())
-             if not any(line.startswith(p.split(":")[0] + ":") and p.split(": ")[1] in line for p in PENDING)]
+    found = crossings(_modules())
     assert not found, "private names read across modules (make them public, or move them):\n" + "\n".join(found)
 
 
