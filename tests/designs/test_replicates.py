@@ -244,3 +244,17 @@ def test_a_conditional_study_replicates_each_group_best_with_its_own_hyperparame
         mine = [t for t in replicas if t.params["optimizer"] == opt]
         best = min((t for t in study.trials()[:18] if t.params["optimizer"] == opt), key=lambda t: t.value)
         assert len(mine) == 3 and all(t.params == best.params and own in t.params and other not in t.params for t in mine)
+
+
+def test_ray_tasks_run_the_replicates_through_the_same_loop(sqlite_url, tmp_path):
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="warning",
+             runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]),
+                                                                      str(Path(__file__).resolve().parents[1])])}})
+    try:
+        study = make(sqlite_url, "ray", trials=12, space=tb.SearchSpace(nuisance={"lr": tb.Float(1e-3, 1.0, "log")}))
+        result = tb.run(study, w.noisy, executor="ray", cpus_per_trial=1, progress=False, checkpoint_dir=tmp_path)
+    finally:
+        ray.shutdown()
+    assert result.finished and study.counts()["completed"] == 12
+    assert study.replicate_numbers() == {9, 10, 11} and all(t.worker_id.startswith("ray:") for t in study.trials())
