@@ -142,3 +142,39 @@ def slow_noisy(trial) -> None:
     for step in range(1, trial.max_train_steps + 1):
         trial.log(step, **{"train/loss": floor + 1.0 / step, "val/error": floor + 2.0 / step})
         time.sleep(1.0)
+
+
+def catches_interrupt(trial) -> None:
+    """Like pytorch/examples' word_language_model: Ctrl-C is caught, "Exiting from training early", return.
+
+    Logs val/error every step, sleeping $TB_TEST_DELAY s a step; appends "step <number> <step>" to $TB_TEST_LOG."""
+    log = os.environ.get("TB_TEST_LOG")
+    delay = float(os.environ.get("TB_TEST_DELAY", "0.05"))
+    try:
+        for step in range(1, trial.max_train_steps + 1):
+            trial.log(step, **{"val/error": 1.0 / step})
+            if log:
+                with open(log, "a") as f:
+                    f.write(f"step {trial.number} {step}\n")
+            time.sleep(delay)
+    except KeyboardInterrupt:
+        print("-" * 20 + "\nExiting from training early", flush=True)
+
+
+def stops_at_a_third(trial) -> None:
+    """Returns after a third of max_train_steps without saying why."""
+    for step in range(1, trial.max_train_steps // 3 + 1):
+        trial.log(step, **{"val/error": 1.0 / step})
+
+
+def stops_at_a_third_saying_why(trial) -> None:
+    """Returns after a third of max_train_steps, having said why (trial.end)."""
+    for step in range(1, trial.max_train_steps // 3 + 1):
+        trial.log(step, **{"val/error": 1.0 / step})
+    trial.end("early stopping: val/error stopped improving")
+
+
+def evaluates_every_tenth_step(trial) -> None:
+    """Runs to its end, logging only every 10 steps from step 0 (its last point is max_train_steps - 10)."""
+    for step in range(0, trial.max_train_steps, 10):
+        trial.log(step, **{"val/error": 1.0 / (step + 1)})

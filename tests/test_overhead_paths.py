@@ -358,7 +358,7 @@ def test_shared_threads_still_flush_and_heartbeat_each_trial(sqlite_url, tmp_pat
 
 def test_an_outcome_the_store_refuses_is_stored_plain_then_without_its_points(sqlite_url, tmp_path, monkeypatch):
     """The store refuses the text (first try): a plain one-line error is stored with the points; refuses the
-    points too (second try): the outcome is stored without them. Never a worker crash, never a lost trial."""
+    points too (second try): the outcome is stored without them, saying so. Never a worker crash, never a lost trial."""
     from tunebook.errors import StorageError
 
     study = make_study(sqlite_url, trials=2)
@@ -384,6 +384,9 @@ def test_an_outcome_the_store_refuses_is_stored_plain_then_without_its_points(sq
         record = storage.claim_trial("w", study.id)
         assert run_trial(study, record, train, "w", tmp_path, flush_interval=3600.0) == "failed"
         after = storage.get_trial(record.id)
-        assert after.state == "failed" and after.error == "ValueError: line one"  # the exception's line, plain
+        assert after.state == "failed" and after.error.startswith("ValueError: line one")  # the exception's line, plain
+        # points refused too: stored without them, and the trial says so (never dropped silently)
+        assert (after.error == "ValueError: line one") is kept_points
+        assert ("the store refused its last 1 metric point(s)" in after.error) is not kept_points
         assert "Traceback" in calls[0][0] and [points for _, points in calls][-1] is kept_points
         assert (rows_of(storage, record.id) == [(1, "val/error", 0.5)]) is kept_points

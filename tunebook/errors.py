@@ -128,6 +128,11 @@ def objective_never_logged(metric: str, logged: "list[str]") -> str:
     return f"{start} (logged: {', '.join(logged[:8])}){hint}"
 
 
+def objective_not_finite(metric: str) -> str:
+    """The error of a trial that returned, logged its objective ``metric``, yet has no finite value of it stored."""
+    return f"no finite value of the objective {metric!r} is stored for the trial"
+
+
 def is_objective_never_logged(error: str | None, metric: str) -> bool:
     """Is ``error`` the one :func:`objective_never_logged` wrote for ``metric``?"""
     return (error or "").startswith(_never_logged(metric))

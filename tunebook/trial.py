@@ -38,7 +38,8 @@ import time
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-from tunebook.errors import SpecError, TrialInfeasible, exception_line
+from tunebook.errors import SpecError, TrialInfeasible, exception_line, failure_line
+from tunebook.specio import MAX_TRAIN_STEPS
 from tunebook.storage.base import ClaimLost, Storage, TrialRecord
 from tunebook.checkpoints import Checkpoint, CheckpointManager, checkpoint_dir
 from tunebook.writers import AsyncWriter, FanOutWriter, ObjectiveWriter, StoreWriter, WriterThread, check_rules
@@ -54,13 +55,23 @@ log = logging.getLogger("tunebook")
 MAX_PENDING = 10_000
 
 
+#: The largest step every store keeps (PostgreSQL stores steps as 32-bit integers).
+MAX_STEP = MAX_TRAIN_STEPS
+
+
 def as_step(step: Any) -> int:
-    """``step`` as an int: Python, NumPy and 0-d PyTorch/JAX integers pass; anything else is refused."""
+    """``step`` as an int from 0 to :data:`MAX_STEP`: Python, NumPy and 0-d PyTorch/JAX integers pass;
+    anything else is refused with one line (before anything is buffered: every store keeps what passes)."""
     if not isinstance(step, bool):
         try:
-            return operator.index(step)
+            value = operator.index(step)
         except TypeError:
             pass
+        else:
+            if 0 <= value <= MAX_STEP:
+                return value
+            raise SpecError("step", f"{value} is outside the steps every store keeps (0 to {MAX_STEP:,})",
+                            "log at the training step, counted from 0")
     raise SpecError("step", f"must be an integer, got {step!r:.40}", "log at the integer training step")
 
 
@@ -362,6 +373,8 @@ class Trial(TrialIdentity):
         self._storage = storage
         self._worker_id = worker_id
         self._halt: BaseException | None = None  # set by the writer/heartbeat threads: what stops the trial
+        #: why the function ended before max_train_steps, when it said so (:meth:`end`)
+        self.end_reason: str | None = None
         self._closed = False
         self._checkpoints = CheckpointManager(
             checkpoint_dir(checkpoint_root, storage.store_id, study.name, record.number),
@@ -423,12 +436,14 @@ class Trial(TrialIdentity):
 
         Raises:
             TrialInfeasible: a value logged earlier was NaN/Inf or broke a rule.
-            SpecError: ``step`` is not an integer, or a value logged earlier was no number.
+            SpecError: ``step`` is not an integer from 0 to :data:`MAX_STEP`, or a value or a metric name
+                logged earlier cannot be stored (no number; a name over 200 characters or with control
+                characters: checked once per name, in the writer thread).
             ClaimLost: another worker took the trial over.
         """
         if self._halt is not None:
             self._raise_halt()
-        if type(step) is not int:
+        if type(step) is not int or not 0 <= step <= MAX_STEP:  # one bound check; as_step says what is wrong
             step = as_step(step)
         pending = self._pending  # the AsyncWriter's buffer, inlined: step then metrics (see AsyncWriter.append)
         pending.append(step)
@@ -508,7 +523,29 @@ class Trial(TrialIdentity):
         written from now on, so give them to ``Storage.finish_trial`` or ``release_trial``."""
         return self._store.take()
 
-    def end(self, summary: Mapping[str, Any]) -> None:
+    def end(self, reason: str) -> None:
+        """Say that the training stops here on purpose, before ``max_train_steps`` (early stopping,
+        a target reached): call it, then return. ``reason`` (one line) is stored with the trial, so
+        the checklist does not report it as cut short. Lightning's and Hugging Face's early-stopping
+        callbacks are told apart by tunebook's callbacks, which call this for you."""
+        if not isinstance(reason, str) or not reason.strip():
+            raise SpecError("trial.end", f"expected a reason (a non-empty string), got {reason!r:.60}",
+                            'e.g. trial.end("early stopping: val/loss did not improve for 5 evaluations")')
+        self.end_reason = failure_line(reason)[:500]
+
+    def ended(self) -> dict[str, Any] | None:
+        """How the training ended when it returned before ``max_train_steps`` (None: it ran to its end):
+        ``{"last_step", "max_train_steps", "reason"}``, ``reason`` None when the function did not say why.
+        It ran to its end when its last logged step plus its logging interval reaches ``max_train_steps``
+        (steps counted from 0 or from 1); with a single step logged there is no interval to judge by."""
+        last, gap = self._objective.last_step, self._objective.gap
+        if last is None or (gap == 0 and self.end_reason is None):  # one step logged: no interval to judge by
+            return None
+        if self.end_reason is None and last + max(gap, 1) >= self.max_train_steps:
+            return None
+        return {"last_step": last, "max_train_steps": self.max_train_steps, "reason": self.end_reason}
+
+    def close_writers(self, summary: Mapping[str, Any]) -> None:
         """How the trial ended (``state``, ``value``, ``best_step``, ``infeasible_reason``, ``error``):
         written to the extra writers, which are then closed. The executor calls it once the outcome is stored."""
         writers, self._writers = self._writers, []
@@ -561,4 +598,4 @@ class Trial(TrialIdentity):
 
 
 __all__ = ["Checkpoint", "ClaimLost", "Heartbeat", "HeartbeatThread", "Params", "Trial", "TrialIdentity", "TrialInfeasible", "TrialThreads",
-           "as_step", "check_rules"]
+           "MAX_STEP", "as_step", "check_rules"]

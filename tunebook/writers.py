@@ -339,16 +339,24 @@ class FanOutWriter(MetricWriter):
 
 
 class ObjectiveWriter(MetricWriter):
-    """Remembers the objective's value at each step (a checkpoint is ranked by it)."""
+    """Remembers the objective's value at each step (a checkpoint is ranked by it), the last step
+    logged and the interval before it (whether the training ran to its end)."""
 
     def __init__(self, metric: str) -> None:
         self.metric = metric
         self.by_step: dict[int, float] = {}
+        self.last_step: int | None = None
+        self.gap = 0  # the last step less the step logged before it
 
     def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
         value = scalars.get(self.metric)
         if value is not None:
             self.by_step[step] = value
+        last = self.last_step
+        if last is None or step > last:
+            if last is not None:
+                self.gap = step - last
+            self.last_step = step
 
 
 class WriterThread:
@@ -625,11 +633,9 @@ class AsyncWriter(MetricWriter):
                 self._stop(exc)
 
     def _refuse_names_and_steps(self, steps: list[int], dicts: list[Any]) -> tuple[list[int], list[Any]]:
-        """Drop the points at a negative step or under a name that is not text, or that holds a control
+        """Drop the points at a negative step or under a name that is not text, longer than every store keeps, or that holds a control
         character (a newline, ESC: names reach terminals, files and other trackers); the first such point
         fails the trial with one line naming the metric and the step. Each new name is looked at once."""
-        from tunebook.specio import name_chars_problem
-
         kept_steps, kept = [], []
         for step, metrics in zip(steps, dicts):
             if step < 0:
@@ -642,15 +648,13 @@ class AsyncWriter(MetricWriter):
             for name in metrics:
                 if name in self._names:
                     continue
-                problem = (f"a metric name must be text, got {type(name).__name__}" if not isinstance(name, str)
-                           else name_chars_problem(name))
+                problem, fix = _name_problem(name)
                 if problem is None:
                     self._names.add(name)
                     continue
                 bad.append(name)
                 if self.failure is None:
-                    self.failure = SpecError(f"metric {printable_name(name)} at step {step}", problem,
-                                             "name metrics with printable characters, e.g. trial.log(step, loss=...)")
+                    self.failure = SpecError(f"metric {printable_name(name)} at step {step}", problem, fix)
                     self._stop(self.failure)
             kept_steps.append(step)
             kept.append({k: v for k, v in metrics.items() if k not in bad} if bad else metrics)
@@ -667,6 +671,21 @@ class AsyncWriter(MetricWriter):
                 self.on_stop(cause)
             except Exception:  # pragma: no cover - a callback must not kill the writer thread
                 pass
+
+
+def _name_problem(name: Any) -> tuple[str | None, str]:
+    """What keeps a metric name out of some store, and the fix; ``(None, "")`` for a name every store keeps."""
+    from tunebook.specio import MAX_NAME_CHARS, name_chars_problem
+
+    if not isinstance(name, str):
+        return f"a metric name must be text, got {type(name).__name__}", "e.g. trial.log(step, loss=...)"
+    problem = name_chars_problem(name)
+    if problem is not None:
+        return problem, "name metrics with printable characters, e.g. trial.log(step, loss=...)"
+    if len(name) > MAX_NAME_CHARS:
+        return (f"is {len(name)} characters long (every store keeps at most {MAX_NAME_CHARS})",
+                f"use at most {MAX_NAME_CHARS} characters")
+    return None, ""
 
 
 def printable_name(name: Any) -> str:

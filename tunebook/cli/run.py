@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tunebook.cli._base import (
-    EXIT_INTERRUPTED, MAX_WORKERS, at_least, command, output_file, positive, positive_float, print_outcome, printable,
+    MAX_WORKERS, at_least, command, output_file, positive, positive_float, print_outcome, printable,
     running_options, some_workers, workers_count,
 )
 from tunebook.errors import SpecError
@@ -158,9 +158,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.quiet:  # run() printed the summary unless quiet
         print_outcome(study)
     _warn_unread(study)
-    if result.interrupted:
-        print(f"interrupted: running trials went back to pending; run the same command again to resume {printable(study.name)!r}")
-        return EXIT_INTERRUPTED
+    # interrupted: run() printed the line and raised KeyboardInterrupt (exit 130)
     counts = result.counts
     if counts.get("failed", 0) and counts.get("failed", 0) == sum(counts.values()):
         print(f"error: every trial of {printable(study.name)} failed", file=sys.stderr)
@@ -289,12 +287,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         **spec,
     )
     started = time.monotonic()
-    result = run(study, train, workers=args.workers, progress=not args.quiet)
+    run(study, train, workers=args.workers, progress=not args.quiet)
     if args.quiet:  # run() printed the summary unless quiet
         print_outcome(study)
     _warn_unread(study)
-    if result.interrupted:
-        return EXIT_INTERRUPTED
     print(f"demo took {time.monotonic() - started:.0f}s; the answer and the playbook's checklist:")
     write_report(study, args.output)
     print("see the notebook with `tunebook ls`")

@@ -43,6 +43,9 @@ def run(
     ``retry_failed=True`` first puts the study's failed trials back to pending
     (their attempts stay counted; infeasible trials stay data).
     With ``progress``, ends by printing the summary `tunebook run` prints.
+    Interrupted (Ctrl-C, SIGTERM): the running trials go back to pending, the
+    summary and an ``interrupted:`` line are printed, then ``KeyboardInterrupt``
+    is raised (a script never goes on with a half-finished study).
     A ``train`` given to a study that stores none is recorded with it when it
     can be imported again, so the CLI's procedures can run its derived studies.
     ``nproc_per_trial``: each trial runs as that many processes with
@@ -65,7 +68,15 @@ def run(
                       executor=executor, writers=writers, nproc_per_trial=nproc_per_trial, **options)
     if progress:
         print("\n".join(outcome_lines(study)), flush=True)
+    if result.interrupted:  # saved: the study is not finished, and no caller may go on as if it were
+        print(interrupted_line(study.name), flush=True)
+        raise KeyboardInterrupt
     return result
+
+
+def interrupted_line(name: str) -> str:
+    """What an interrupted run prints before it raises ``KeyboardInterrupt``."""
+    return f"interrupted: running trials went back to pending; run the same command again to resume {name!r}"
 
 
 def _execute(study: Study, train: Callable[..., Any], *, workers: int | None, devices: Sequence[str | int] | None,

@@ -38,6 +38,7 @@ from tunebook.execution.loop import (
     check_checkpoint_root,
     default_checkpoint_root,
     install_worker_signals,
+    interrupt_noted,
     reclaim_dead_workers,
     worker_id_for,
     worker_loop,
@@ -109,6 +110,22 @@ def _worker_main(
 
 #: A worker's exit code when a trial's training function tried to exit it (the trial counted a lost worker).
 EXIT_LOST_WORKER = 75
+
+
+@contextmanager
+def _noting_sigint() -> Iterator[None]:
+    """While trials run in this process: Ctrl-C is noted for the running trial (a training function
+    that catches ``KeyboardInterrupt`` and returns is still interrupted), then raised as usual."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield  # a handler of the caller's own (or not the main thread): left as it is
+        return
+    previous = signal.signal(signal.SIGINT, interrupt_noted)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextmanager
@@ -204,9 +221,10 @@ def run_local(
     reporter = Reporter(study, progress)
     if workers == 0:  # in this process: for debugging and notebooks
         try:
-            done = worker_loop(study, train, checkpoint_root, stale_after=stale_after, flush_interval=flush_interval,
-                               writers=writers, max_lost_workers=max_lost_workers,
-                               runner=ranks_runner(per, max_lost_workers))
+            with _noting_sigint():
+                done = worker_loop(study, train, checkpoint_root, stale_after=stale_after,
+                                   flush_interval=flush_interval, writers=writers, max_lost_workers=max_lost_workers,
+                                   runner=ranks_runner(per, max_lost_workers))
         except KeyboardInterrupt:
             return RunResult(study.name, reporter.update(), interrupted=True)
         finally:

@@ -68,8 +68,8 @@ from tunebook.errors import (
     ClaimLost, ConfigurationError, SpecError, StorageUnavailable, TunebookError, exception_line, failure_line,
 )
 from tunebook.execution.outcome import (
-    INFRASTRUCTURE, LOST_WORKER, Outcome, Recorded, WorkerStop, is_out_of_memory, killed_cause, record_outcome,
-    run_training,
+    INFRASTRUCTURE, LOST_WORKER, Outcome, Recorded, WorkerStop, is_out_of_memory, killed_cause, note_signal,
+    record_outcome, run_training,
 )
 from tunebook.storage.base import PENDING, RUNNING, Storage, TrialRecord
 from tunebook.study import Study, resolve_train
@@ -180,7 +180,7 @@ def make_writers(factories: Sequence[WriterFactory], info: TrialInfo) -> list[Me
 def _end(trial: Trial, summary: dict[str, Any]) -> None:
     """Tell the writers how the trial ended; never changes the stored outcome."""
     try:
-        trial.end(summary)
+        trial.close_writers(summary)
     except Exception:  # noqa: BLE001
         log.warning("a metric writer failed at the end of trial #%d", trial.number, exc_info=True)
 
@@ -222,7 +222,7 @@ def run_trial(
         used = params.usage(resumed=record.attempts > 1) if isinstance(params, Params) else None
         recorded = record_outcome(study, record, worker_id, outcome, metrics=trial.take_held_metrics(),
                                   params_used=used, objective_logged=trial.objective_logged,
-                                  max_lost_workers=max_lost_workers)
+                                  ended=trial.ended(), max_lost_workers=max_lost_workers)
     finally:
         if extra:
             _end(trial, recorded.summary)
@@ -236,6 +236,7 @@ def run_trial(
 
 def _stop_on_sigterm(signum: int, frame: Any) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    note_signal("SIGTERM")  # the running trial is interrupted, whatever its function does with this
     raise WorkerStop()
 
 
@@ -243,6 +244,14 @@ def _interrupt_once(signum: int, frame: Any) -> None:
     # A terminal's Ctrl-C reaches every process of the group and the parent
     # forwards it as well: raise once, then let the trial clean up in peace.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    note_signal("SIGINT")
+    raise KeyboardInterrupt()
+
+
+def interrupt_noted(signum: int, frame: Any) -> None:
+    """SIGINT in a process that runs trials itself (``workers=0``): Python's own behaviour (each
+    Ctrl-C raises ``KeyboardInterrupt``), with the signal noted for the running trial."""
+    note_signal("SIGINT")
     raise KeyboardInterrupt()
 
 
@@ -503,7 +512,7 @@ def worker_loop(
 
 __all__ = [
     "DEFAULT_STALE_AFTER", "GuardedWriter", "INFRA_RETRIES", "LOST_WORKER", "WorkerStop", "backoff",
-    "check_checkpoint_root", "claim_next", "default_checkpoint_root", "install_worker_signals", "is_out_of_memory",
+    "check_checkpoint_root", "claim_next", "default_checkpoint_root", "install_worker_signals", "interrupt_noted", "is_out_of_memory",
     "killed_cause", "make_writers", "reclaim_dead_workers", "run_trial", "train_for", "trial_info",
     "worker_id_for", "worker_is_gone", "worker_loop",
 ]

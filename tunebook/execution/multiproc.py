@@ -271,7 +271,10 @@ class ReplicaTrial(TrialIdentity):
         if self._latest is not None:
             self._latest[1].close()
 
-    def end(self, summary: Any) -> None:
+    def end(self, reason: str) -> None:
+        """Rank 0 stores why the training ended early (its :meth:`~tunebook.trial.Trial.end`)."""
+
+    def close_writers(self, summary: Any) -> None:
         """Rank 0 tells the writers how the trial ended."""
 
     def __enter__(self) -> "ReplicaTrial":
@@ -382,6 +385,7 @@ def _rank_main(spec: RankSpec, rank: int, train: Callable[[Any], Any], writers: 
         params = trial.params
         result["params_used"] = params.usage(resumed=spec.record.attempts > 1) if hasattr(params, "usage") else None
         result["objective_logged"] = trial.objective_logged
+        result["ended"] = trial.ended()
         if trial.extra_writers:
             _end_writers(trial, storage, study, outcome)  # before the report: the worker ends the ranks once it has them
     _write_json(Path(spec.folder) / f"result-{rank}.json", result)
@@ -404,7 +408,7 @@ def _end_writers(trial: Trial, storage: Any, study: Study, outcome: Outcome) -> 
     else:
         summary.update(state="pending")
     try:
-        trial.end(summary)
+        trial.close_writers(summary)
     except Exception:  # noqa: BLE001 - a writer's fault is never the trial's
         log.warning("a metric writer failed at the end of trial #%d", trial.number, exc_info=True)
 
@@ -425,6 +429,7 @@ class RankEnd:
     #: rank 0 only: which hyperparameters its function read, and whether it logged the objective
     params_used: dict[str, Any] | None = None
     objective_logged: bool | None = None
+    ended: dict[str, Any] | None = None
 
     def outcome(self, nproc: int) -> Outcome:
         """This end as the trial's :class:`~tunebook.execution.outcome.Outcome`."""
@@ -450,7 +455,7 @@ def read_end(folder: str | os.PathLike[str], rank: int, exitcode: int | None) ->
             how = f"exited with code {exitcode} without reporting"
         return RankEnd(rank, "died", f"rank {rank} {how}")
     return RankEnd(rank, data["status"], data.get("reason") or "", data.get("traceback") or "", data.get("time", 0.0),
-                   data.get("signal") or "", data.get("params_used"), data.get("objective_logged"))
+                   data.get("signal") or "", data.get("params_used"), data.get("objective_logged"), data.get("ended"))
 
 
 #: Rank 0 ended the training itself: its outcome is the trial's (unless a rank raised).
@@ -680,7 +685,8 @@ def _record(study: Study, record: TrialRecord, worker_id: str, end: RankEnd | No
     first = end if end.rank == 0 else None
     recorded: Recorded = record_outcome(
         study, record, worker_id, outcome, params_used=first.params_used if first else None,
-        objective_logged=first.objective_logged if first else None, max_lost_workers=max_lost_workers,
+        objective_logged=first.objective_logged if first else None, ended=first.ended if first else None,
+        max_lost_workers=max_lost_workers,
         missing_note=" (rank 0 writes the metrics)",
     )
     if recorded.raises is not None:

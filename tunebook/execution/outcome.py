@@ -33,6 +33,8 @@ when it refuses the points too, the outcome is stored without them.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import traceback
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
@@ -40,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 from tunebook.checkpoints import is_disk_fault
 from tunebook.errors import (
     ClaimLost, StorageError, StorageUnavailable, TrialInfeasible, TunebookError, exception_line, failure_line,
-    infrastructure_cause, objective_never_logged,
+    infrastructure_cause, objective_never_logged, objective_not_finite,
 )
 from tunebook.storage.base import COMPLETED, FAILED, INFEASIBLE, PENDING, MetricBatch
 
@@ -98,6 +100,35 @@ class Outcome:
         return WorkerStop() if self.signal == "SIGTERM" else KeyboardInterrupt()
 
 
+# --- signals delivered while a trial runs ----------------------------------------------------
+
+_SIGNALS: list[str] = []  # every SIGINT/SIGTERM this process's handlers received, in order
+
+
+def note_signal(name: str) -> None:
+    """Called by the worker's signal handlers (``SIGINT``/``SIGTERM``) before they raise."""
+    _SIGNALS.append(name)
+
+
+def signal_mark() -> int:
+    """A mark to compare against: :func:`signalled_since` says whether a signal came after it."""
+    return len(_SIGNALS)
+
+
+def signalled_since(mark: int) -> str | None:
+    """The first signal delivered since ``mark``, or None."""
+    return _SIGNALS[mark] if len(_SIGNALS) > mark else None
+
+
+def cut_short(outcome: Outcome, signal_name: str | None) -> Outcome:
+    """A trial that was sent SIGINT/SIGTERM while it ran did not run to its end, whatever its function
+    did with the exception (real scripts catch ``KeyboardInterrupt`` and return, or exit): it is
+    interrupted, back to pending. Infeasible stays data; a lost claim or a fault stays what it is."""
+    if signal_name is None or outcome.kind not in (COMPLETED, FAILED, LOST_WORKER):
+        return outcome
+    return Outcome(INTERRUPTED, f"{signal_name} while the trial ran", signal=signal_name)
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
     """Is ``exc`` an out-of-memory error (host or accelerator)? Such a trial is infeasible."""
     if isinstance(exc, MemoryError):
@@ -142,17 +173,33 @@ def outcome_of(exc: BaseException, infeasible_reason: str | None) -> Outcome:
 
 
 def run_training(train: Callable[[Any], Any], trial: Any, close: Callable[[], None]) -> Outcome:
-    """Run ``train(trial)``, then ``close()`` (also when it raised); how it ended."""
+    """Run ``train(trial)``, then ``close()`` (also when it raised); how it ended. A signal this
+    process received meanwhile makes it interrupted (:func:`cut_short`)."""
+    mark, owner = signal_mark(), os.getpid()
     try:
         try:
             train(trial)
         finally:
+            if os.getpid() != owner:  # a child the function forked came back here: never the trial's outcome
+                _leave_forked_child()
             close()
     except BaseException as exc:  # noqa: BLE001 - every end is an outcome
-        return outcome_of(exc, trial.infeasible_reason)
-    if trial.infeasible_reason is not None:
-        return Outcome(INFEASIBLE, trial.infeasible_reason)
-    return Outcome(COMPLETED)
+        outcome = outcome_of(exc, trial.infeasible_reason)
+    else:
+        outcome = Outcome(INFEASIBLE, trial.infeasible_reason) if trial.infeasible_reason is not None else Outcome(COMPLETED)
+    return cut_short(outcome, signalled_since(mark))
+
+
+def _leave_forked_child() -> None:
+    """End a process the training function forked that returned or raised into tunebook: its exception
+    (printed) is the child's, not the trial's; the parent records the trial's outcome."""
+    exc = sys.exc_info()[1]
+    if exc is not None and not isinstance(exc, SystemExit):
+        traceback.print_exception(type(exc), exc, exc.__traceback__)
+    code = exc.code if isinstance(exc, SystemExit) and isinstance(exc.code, int) else 1 if exc is not None else 0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 # --- the recorder -------------------------------------------------------------------------
@@ -189,28 +236,46 @@ def plain_line(text: str, limit: int = 1000) -> str:
 
 
 def _finish(storage: Storage, record: TrialRecord, worker_id: str, state: str, batch: MetricBatch | None,
-            params_used: Mapping[str, Any] | None, values: dict[str, Any]) -> Recorded:
+            params_used: Mapping[str, Any] | None, values: dict[str, Any],
+            ended: Mapping[str, Any] | None = None) -> Recorded:
     """Store a final state with the last points in one transaction; the plain-text and no-points fallbacks."""
     plain = {k: plain_line(v) if isinstance(v, str) else v for k, v in values.items()}
-    tries = [(values, batch), (plain, batch), (plain, None)]
-    for i, (texts, points) in enumerate(tries):
+    tries = [(state, values, batch), (state, plain, batch)]
+    refused = ""
+    for i, (final_state, texts, points) in enumerate(tries):
         try:
-            stored = storage.finish_trial(record.id, worker_id, state, metrics=points, params_used=params_used, **texts)
+            stored = storage.finish_trial(record.id, worker_id, final_state, metrics=points, params_used=params_used,
+                                          ended=ended, **texts)
             break
         except ClaimLost:
             return Recorded(CLAIM_LOST, _summary(CLAIM_LOST))
         except StorageUnavailable:
             raise
         except StorageError as exc:
-            if i == len(tries) - 1:
+            if i == len(tries) - 1 and points is None:
                 raise
-            log.warning("recording trial #%d as %s failed (%s); trying %s", record.number, state, exc,
+            refused = exception_line(exc)
+            if i == len(tries) - 1:  # the points are refused: never dropped silently, the trial says so
+                tries.append(_without_points(state, plain, batch, refused))
+            log.warning("recording trial #%d as %s failed (%s); trying %s", record.number, state, refused,
                         "a plain message" if i == 0 else "without its last metric points")
     values.pop("objective", None)
     final, value, best_step = stored
     if final == COMPLETED:
         values.pop("error", None)  # the failure it would have had without an objective
     return Recorded(final, _summary(final, **values, value=value, best_step=best_step))
+
+
+def _without_points(state: str, plain: dict[str, Any], batch: MetricBatch | None,
+                    refused: str) -> tuple[str, dict[str, Any], None]:
+    """The last try of a finish whose metric points the store refused: stored without them, and the
+    trial says so (a completed trial whose last points are gone is failed with that cause)."""
+    n = len(batch.rows) if batch is not None else 0
+    note = plain_line(f"the store refused its last {n} metric point(s), which are not stored: {refused}")
+    if state == COMPLETED:
+        return FAILED, {"error": note}
+    cause = plain.get("error")
+    return state, {**plain, "error": f"{cause}; {note}" if cause else note}
 
 
 def _put_back(storage: Storage, record: TrialRecord, worker_id: str, outcome: Outcome,
@@ -256,6 +321,7 @@ def record_outcome(
     metrics: MetricBatch | None = None,
     params_used: Mapping[str, Any] | None = None,
     objective_logged: bool | None = None,
+    ended: Mapping[str, Any] | None = None,
     max_lost_workers: int = 3,
     missing_note: str = "",
 ) -> Recorded:
@@ -263,8 +329,9 @@ def record_outcome(
 
     ``metrics``: the trial's last points, stored in the same transaction; ``params_used``:
     which hyperparameters the function read; ``objective_logged``: whether this attempt
-    logged the objective (None: unknown here, the store is asked); ``missing_note``: added
-    to the error of a trial that never logged its objective.
+    logged the objective (None: unknown here, the store is asked); ``ended``: how a completed
+    trial's training ended before ``max_train_steps`` (:meth:`tunebook.trial.Trial.ended`);
+    ``missing_note``: added to the error of a trial that never logged its objective.
     """
     storage = study.storage
     kind = outcome.kind
@@ -287,13 +354,14 @@ def record_outcome(
             return _finish(storage, record, worker_id, FAILED, metrics, params_used, {"error": missing})
     elif objective_logged is None and metric not in also and storage.best_metric(record.id, metric, mode) is None:
         missing = objective_missing(storage, record.id, metric, also) + missing_note
-    # Completed with the best objective stored for the trial and its step: one statement, after the points.
+    # Completed with the best objective stored for the trial and its step: one statement, after the points;
+    # failed with a cause when the store holds no finite value of it.
     return _finish(storage, record, worker_id, COMPLETED, metrics, params_used,
-                   {"objective": study.objective, "error": missing})
+                   {"objective": study.objective, "error": missing or objective_not_finite(metric)}, ended)
 
 
 __all__ = [
     "CLAIM_LOST", "DIED", "INFRASTRUCTURE", "INTERRUPTED", "KINDS", "LOST_WORKER", "STOPPED", "Outcome", "RankStopped",
     "Recorded", "WorkerStop", "is_out_of_memory", "killed_cause", "objective_missing", "outcome_of", "plain_line",
-    "record_outcome", "run_training",
+    "cut_short", "note_signal", "record_outcome", "run_training", "signal_mark", "signalled_since",
 ]

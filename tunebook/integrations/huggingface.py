@@ -177,6 +177,12 @@ class TunebookCallback(transformers.TrainerCallback):
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._maybe_stop(args, state, control, agree=state.global_step % self.stop_check_every == 0)
 
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        # Stopped before max_steps by a callback (EarlyStoppingCallback): said, so it is not taken for a cut-short trial.
+        end = getattr(self.trial, "end", None)
+        if self.gate.writes and end is not None and 0 < state.global_step < state.max_steps and not self._infeasible:
+            end(f"a Trainer callback set control.should_training_stop (e.g. EarlyStoppingCallback) at step {state.global_step}")
+
     # helpers -----------------------------------------------------------------
     def _renamed(self, metrics: Mapping[str, Any]) -> dict[str, Any]:
         return rename_metrics(metrics, self.rename)

@@ -163,6 +163,15 @@ class TunebookCallback(_Callback):
                 self._infeasible = True
         self._maybe_stop(trainer, agree=True)
 
+    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+        # Stopped before max_steps by a callback (EarlyStopping): said, so it is not taken for a cut-short trial.
+        if self.gate.writes and trainer.should_stop and trainer.global_step < trainer.max_steps and not self._infeasible:
+            stoppers = [f"EarlyStopping on {c.monitor}" for c in trainer.callbacks
+                        if type(c).__name__ == "EarlyStopping" and getattr(c, "stopped_epoch", 0)]
+            end = getattr(self.trial, "end", None)
+            if end is not None:
+                end(f"{', '.join(stoppers) or 'a callback set trainer.should_stop'} at step {trainer.global_step}")
+
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
         if isinstance(exception, KeyboardInterrupt):
             self.interrupted = True

@@ -89,6 +89,9 @@ class TrialRecord:
     started_at: float | None = None
     finished_at: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: a completed trial whose training ended before max_train_steps: ``{"last_step", "max_train_steps",
+    #: "reason"}`` (``reason`` None when the function did not say why); None when it ran to its end
+    ended: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -272,6 +275,7 @@ class Storage(ABC):
         metrics: MetricBatch | None = None,
         objective: tuple[str, str] | None = None,
         params_used: Mapping[str, Any] | None = None,
+        ended: Mapping[str, Any] | None = None,
     ) -> tuple[str, float | None, int | None]:
         """Store the trial's outcome; returns the ``(state, value, best_step)`` stored.
 
@@ -283,7 +287,8 @@ class Storage(ABC):
         :meth:`best_metric` computes it, once ``metrics`` are written; when there is
         none, the trial is stored ``failed`` with ``error``. ``params_used``: which
         hyperparameters the training function asked for (:meth:`tunebook.trial.Params.usage`),
-        read back by :meth:`params_used`.
+        read back by :meth:`params_used`. ``ended``: how the training ended before ``max_train_steps``
+        (:meth:`tunebook.trial.Trial.ended`), read back as :attr:`TrialRecord.ended`.
         """
 
     @abstractmethod

@@ -57,7 +57,7 @@ from tunebook.storage.translate import translate_errors
 
 log = logging.getLogger("tunebook")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 metadata = sa.MetaData()
 
@@ -142,6 +142,9 @@ trials = sa.Table(
     sa.Column("finished_at", sa.Float),
     #: which hyperparameters the training function asked for (JSON: read, missing, bulk); see tunebook.trial.Params
     sa.Column("params_used", sa.Text),
+    #: schema 4: how a completed trial's training ended before max_train_steps (JSON: last_step,
+    #: max_train_steps, reason: None when the function did not say why); NULL: it ran to its end
+    sa.Column("ended", sa.Text),
     sa.UniqueConstraint("study_id", "number", name="tb_trials_study_number"),
     sa.Index("tb_trials_study_state", "study_id", "state", "number"),
 )
@@ -173,6 +176,7 @@ notes = sa.Table(  # schema 2: conclusions of the playbook's procedures, with th
 MIGRATIONS: dict[int, list[str]] = {
     1: ["ALTER TABLE tb_experiments ADD COLUMN baseline VARCHAR(200)"],  # tb_notes comes from create_all
     2: ["ALTER TABLE tb_trials ADD COLUMN params_used TEXT"],
+    3: ["ALTER TABLE tb_trials ADD COLUMN ended TEXT"],
 }
 
 checkpoints = sa.Table(
@@ -281,10 +285,10 @@ class _Statements:
         owned = f"WHERE id = {p} AND worker_id = {p} AND state = '{RUNNING}'"
         #: (now, trial, worker)
         self.touch = f"UPDATE tb_trials SET heartbeat_at = {p} {owned}"
-        #: (state, value, best_step, infeasible_reason, error, params_used, now, now, trial, worker)
+        #: (state, value, best_step, infeasible_reason, error, params_used, ended, now, now, trial, worker)
         self.finish = (
             f"UPDATE tb_trials SET state = {p}, value = {p}, best_step = {p}, infeasible_reason = {p}, error = {p},"
-            f" params_used = {p}, finished_at = {p}, heartbeat_at = {p} {owned}"
+            f" params_used = {p}, ended = {p}, finished_at = {p}, heartbeat_at = {p} {owned}"
         )
         #: (now, trial, worker)
         self.release = f"UPDATE tb_trials SET state = '{PENDING}', worker_id = NULL, heartbeat_at = {p} {owned}"
@@ -305,12 +309,12 @@ class _Statements:
         )
         complete = (
             f"UPDATE tb_trials SET state = '{COMPLETED}', value = best.value, best_step = best.step,"
-            f" infeasible_reason = {p}, error = NULL, params_used = {p}, finished_at = {p}, heartbeat_at = {p}"
+            f" infeasible_reason = {p}, error = NULL, params_used = {p}, ended = {p}, finished_at = {p}, heartbeat_at = {p}"
             f" FROM ({best}) AS best"
             f" WHERE tb_trials.id = {p} AND tb_trials.worker_id = {p} AND tb_trials.state = '{RUNNING}'"
             " RETURNING tb_trials.value, tb_trials.best_step"
         )
-        #: mode -> (infeasible_reason, params_used, now, now, trial, name, inf, -inf, trial, worker): completed with the
+        #: mode -> (infeasible_reason, params_used, ended, now, now, trial, name, inf, -inf, trial, worker): completed with the
         #: best objective, in one statement; no row when the trial is not this worker's or has no such value
         self.complete = {"min": complete.format(direction="ASC"), "max": complete.format(direction="DESC")}
 
@@ -761,6 +765,7 @@ class SQLStorage(Storage):
             lost_workers=row.lost_workers,
             started_at=row.started_at,
             finished_at=row.finished_at,
+            ended=json.loads(row.ended) if row.ended else None,
         )
 
     def get_trials(self, study_id: int, states: Iterable[str] | None = None) -> list[TrialRecord]:
@@ -957,6 +962,7 @@ class SQLStorage(Storage):
         metrics: MetricBatch | None = None,
         objective: tuple[str, str] | None = None,
         params_used: Mapping[str, Any] | None = None,
+        ended: Mapping[str, Any] | None = None,
     ) -> tuple[str, float | None, int | None]:
         if state not in FINISHED:
             raise SpecError("state", f"not a finished state: {state!r}", "use completed, infeasible or failed")
@@ -964,6 +970,7 @@ class SQLStorage(Storage):
             raise SpecError("objective", f"given for a {state} trial", "give it with state='completed' only")
         infeasible_reason, error = no_nul(infeasible_reason), no_nul(error)  # PostgreSQL refuses NUL in text
         used = None if params_used is None else no_nul(json.dumps(params_used, sort_keys=True, default=str))
+        end = None if ended is None else no_nul(json.dumps(ended, sort_keys=True, default=str))
         with self._fast(single=metrics is None and objective is None) as cursor:
             # The ownership check comes last, in the final UPDATE: a lost claim rolls back the rows too.
             if metrics is not None:
@@ -971,14 +978,14 @@ class SQLStorage(Storage):
             now = time.time()
             if objective is not None:
                 metric, mode = objective
-                cursor.execute(self._sql.complete[mode], (infeasible_reason, used, now, now, trial_id, metric,
+                cursor.execute(self._sql.complete[mode], (infeasible_reason, used, end, now, now, trial_id, metric,
                                                           math.inf, -math.inf, trial_id, worker_id))
                 done = cursor.fetchall()  # all: SQLite completes the statement before the commit
                 if done:
                     return state, float(done[0][0]), int(done[0][1])
                 # not this worker's trial (ClaimLost below), or the objective has no finite value
                 state, value, best_step = FAILED, None, None
-            params = (state, _nan_to_none(value), best_step, infeasible_reason, error, used, now, now, trial_id,
+            params = (state, _nan_to_none(value), best_step, infeasible_reason, error, used, end, now, now, trial_id,
                       worker_id)
             self._owned(cursor, self._sql.finish, params, trial_id, worker_id)
         return state, value, best_step

@@ -28,7 +28,7 @@ from typing import Iterable
 
 from tunebook.analysis.data import StudyData
 
-from . import curves, fairness, sampling, space, training  # noqa: F401  (registers the checks)
+from . import curves, ended_early, fairness, sampling, space, training  # noqa: F401  (registers the checks)
 from .base import (
     FIGURE_OF_CHECK,
     INFO,
