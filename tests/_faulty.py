@@ -82,3 +82,11 @@ def ray_victim(trial) -> None:
             time.sleep(0.1)
     for step in range(1, trial.max_train_steps + 1):
         trial.log(step, **{"val/error": 1.0 / step})
+
+
+def eio_every_time(trial) -> None:
+    """The disk under the training fails at every attempt (an I/O error): never the user's code."""
+    import errno
+
+    trial.log(1, **{"val/error": 1.0})
+    raise OSError(errno.EIO, "Input/output error", "/data/shard-0")

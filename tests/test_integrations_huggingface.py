@@ -92,7 +92,8 @@ def test_an_interrupted_trainer_trial_resumes_from_its_packed_checkpoint(sqlite_
         trainer.train(resume_from_checkpoint=resumed_from[-1])
         assert trainer.state.global_step == STEPS
 
-    assert tb.run(study, run, workers=0, progress=False, checkpoint_dir=tmp_path / "ckpt").interrupted
+    with pytest.raises(KeyboardInterrupt):  # saved, then raised: the script does not go on
+        tb.run(study, run, workers=0, progress=False, checkpoint_dir=tmp_path / "ckpt")
     shutil.rmtree(tmp_path / "hf")  # a fresh machine: only tunebook's checkpoint is left
     tb.run(study, run, workers=0, progress=False, checkpoint_dir=tmp_path / "ckpt")
     (t,) = study.trials()

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 import tunebook as tb
 from tunebook.storage import open_storage
 from tunebook.storage.base import CheckpointRecord, ClaimLost
+from tunebook.storage.sql import SCHEMA_VERSION
 
 CROSSED = tb.SearchSpace(scientific={"wd": tb.Choice([0.0, 0.1])}, nuisance={"lr": tb.Float(1e-3, 1, "log")})
 SPACE = tb.SearchSpace(nuisance={"lr": tb.Float(1e-3, 1, "log")})
@@ -38,7 +39,7 @@ def test_schema_version_is_recorded_and_newer_stores_are_refused(storage_url):
     storage = open_storage(storage_url)
     engine = sa.create_engine(storage.url)
     with engine.begin() as conn:
-        assert conn.execute(sa.text("SELECT version FROM tb_schema")).scalar() == 3
+        assert conn.execute(sa.text("SELECT version FROM tb_schema")).scalar() == SCHEMA_VERSION
         conn.execute(sa.text("UPDATE tb_schema SET version = 99"))
     engine.dispose()
     from tunebook.storage.sql import SQLStorage
@@ -58,6 +59,7 @@ def test_a_schema_2_store_gains_params_used_in_place(storage_url):
     engine = sa.create_engine(study.storage.url)
     with engine.begin() as conn:  # back to what tunebook wrote at schema 2
         conn.execute(sa.text("ALTER TABLE tb_trials DROP COLUMN params_used"))
+        conn.execute(sa.text("ALTER TABLE tb_trials DROP COLUMN ended"))  # schema 4
         conn.execute(sa.text("UPDATE tb_schema SET version = 2"))
     engine.dispose()
     from tunebook.storage.sql import SQLStorage
@@ -69,9 +71,10 @@ def test_a_schema_2_store_gains_params_used_in_place(storage_url):
     reopened.finish_trial(second.id, "w", "completed", value=0.25, best_step=1,
                           params_used={"read": ["lr"], "missing": [], "bulk": False})
     assert reopened.params_used(again.id) == {1: {"read": ["lr"], "missing": [], "bulk": False}}
+    assert reopened.get_trial(second.id).ended is None and again.trials()[0].ended is None  # schema 4's column
     engine = sa.create_engine(reopened.url)
     with engine.begin() as conn:
-        assert conn.execute(sa.text("SELECT version FROM tb_schema")).scalar() == 3
+        assert conn.execute(sa.text("SELECT version FROM tb_schema")).scalar() == SCHEMA_VERSION
     engine.dispose()
 
 
@@ -222,7 +225,7 @@ def test_a_schema_1_store_is_upgraded_in_place(tmp_path):
     storage = study.storage
     engine = sa.create_engine(storage.url)
     with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT version FROM tb_schema")).scalar() == 3
+        assert conn.execute(sa.text("SELECT version FROM tb_schema")).scalar() == SCHEMA_VERSION
     engine.dispose()
     storage.add_note("test", "works", {"x": 1}, experiment="old-study")
     storage.set_baseline("old-study", "old-study")

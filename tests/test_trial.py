@@ -215,8 +215,9 @@ def test_an_interrupted_trial_resumes_from_its_checkpoint_without_duplicate_poin
             trial.log = log  # type: ignore[method-assign]
         w.resumable(trial)
 
-    first = tb.run(s, interrupted_once, workers=0, progress=False, checkpoint_dir=tmp_path)
-    assert first.interrupted and s.trials()[0].state == "pending"
+    with pytest.raises(KeyboardInterrupt):
+        tb.run(s, interrupted_once, workers=0, progress=False, checkpoint_dir=tmp_path)
+    assert s.trials()[0].state == "pending"
     second = tb.run(s, interrupted_once, workers=0, progress=False, checkpoint_dir=tmp_path)
     assert second.finished
     (t,) = s.trials()

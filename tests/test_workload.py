@@ -83,7 +83,8 @@ def test_an_interrupted_digits_trial_resumes_to_the_same_curve(sqlite_url, tmp_p
         digits.train(trial)
 
     study = make("resumed", sqlite_url)
-    assert tb.run(study, interrupted, workers=0, progress=False, checkpoint_dir=tmp_path).interrupted
+    with pytest.raises(KeyboardInterrupt):
+        tb.run(study, interrupted, workers=0, progress=False, checkpoint_dir=tmp_path)
     assert tb.run(study, interrupted, workers=0, progress=False, checkpoint_dir=tmp_path).finished
     reference = make("reference", sqlite_url)
     tb.run(reference, digits.train, workers=0, progress=False, checkpoint_dir=tmp_path)

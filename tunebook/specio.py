@@ -454,14 +454,13 @@ def check_storage_url(url: str | None, field: str = "--storage") -> None:
 
 
 # a corrupted store ---------------------------------------------------------------
-def corruption_error(exc: BaseException, url: str) -> SpecError | None:
-    """One line for a SQLite store that is damaged, or None when ``exc`` is something else."""
+def corruption_error(exc: BaseException, path: str | os.PathLike[str] | None) -> SpecError | None:
+    """One line for a SQLite store (its file: ``path``) that is damaged, or None when ``exc`` is something else."""
     text = str(getattr(exc, "orig", None) or exc)
     if "malformed" not in text and "file is not a database" not in text:
         return None
-    if not url.startswith("sqlite"):
+    if path is None:
         return None
-    path = url.split(":///", 1)[-1]
     what = "is corrupted (database disk image is malformed)" if "malformed" in text else "is not a SQLite database"
     return ConfigurationError(
         "storage", f"{path} {what}",
@@ -469,15 +468,12 @@ def corruption_error(exc: BaseException, url: str) -> SpecError | None:
     )
 
 
-def watch_corruption(engines: list[Any], url: str) -> None:
-    """Make every later statement on ``engines`` that meets a damaged SQLite file raise one line."""
+def watch_corruption(engines: list[Any], path: str | os.PathLike[str]) -> None:
+    """Make every later statement on ``engines`` that meets a damaged SQLite file (``path``) raise one line."""
     import sqlalchemy as sa
 
-    if not url.startswith("sqlite"):
-        return
-
     def translate(context: Any) -> None:
-        error = corruption_error(context.original_exception, url)
+        error = corruption_error(context.original_exception, path)
         if error is not None:
             raise error
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Sequence
 
-from tunebook.errors import SpecError
+from tunebook.errors import SpecError, StorageUnavailable
 from tunebook.execution.local import RunResult, run_local
 from tunebook.execution.loop import DEFAULT_STALE_AFTER, run_trial, worker_loop
 from tunebook.execution.outcome import is_out_of_memory
@@ -45,7 +45,10 @@ def run(
     With ``progress``, ends by printing the summary `tunebook run` prints.
     Interrupted (Ctrl-C, SIGTERM): the running trials go back to pending, the
     summary and an ``interrupted:`` line are printed, then ``KeyboardInterrupt``
-    is raised (a script never goes on with a half-finished study).
+    is raised (a script never goes on with a half-finished study). A worker that
+    gave up on an infrastructure fault (the store or the disk away through
+    ``INFRA_RETRIES`` retries) makes it raise
+    :class:`~tunebook.errors.StorageUnavailable` (exit 3), with no trial blamed.
     A ``train`` given to a study that stores none is recorded with it when it
     can be imported again, so the CLI's procedures can run its derived studies.
     ``nproc_per_trial``: each trial runs as that many processes with
@@ -66,6 +69,8 @@ def run(
         study.storage.retry_failed(study.id)
     result = _execute(study, train, workers=workers, devices=devices, checkpoint_dir=checkpoint_dir, progress=progress,
                       executor=executor, writers=writers, nproc_per_trial=nproc_per_trial, **options)
+    if result.infrastructure:  # a worker gave up after INFRA_RETRIES faults in a row: exit 3, nothing blamed
+        raise StorageUnavailable(result.infrastructure)
     if progress:
         print("\n".join(outcome_lines(study)), flush=True)
     if result.interrupted:  # saved: the study is not finished, and no caller may go on as if it were

@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
-from tunebook.errors import ClaimLost, SpecError, StorageUnavailable
+from tunebook.errors import ClaimLost, SpecError, StorageUnavailable, exception_line
 from tunebook.execution.loop import (
     DEFAULT_STALE_AFTER,
     check_checkpoint_root,
@@ -60,6 +60,8 @@ class RunResult:
     lost_workers: int = 0
     #: Infrastructure faults survived (retried) by in-process workers.
     retried: int = 0
+    #: The line of a worker that gave up on an infrastructure fault (the run raises it), else None.
+    infrastructure: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -90,6 +92,7 @@ def _worker_main(
     writers: Sequence[WriterFactory] = (),
     max_lost_workers: int = 3,
     nproc_per_trial: int = 1,
+    faults: Any = None,
 ) -> None:
     install_worker_signals()
     from tunebook.execution.multiproc import ranks_runner
@@ -104,12 +107,18 @@ def _worker_main(
         sys.exit(130)
     except WorkerStop:  # SIGTERM
         sys.exit(143)
+    except StorageUnavailable as exc:  # gave up after INFRA_RETRIES: one line for the run, no traceback
+        if faults is not None:
+            faults.put(exception_line(exc))
+        sys.exit(EXIT_INFRASTRUCTURE)
     if done.get(LOST_WORKER):  # the training function exited this worker (caught): the parent must know
         sys.exit(EXIT_LOST_WORKER)
 
 
 #: A worker's exit code when a trial's training function tried to exit it (the trial counted a lost worker).
 EXIT_LOST_WORKER = 75
+#: A worker's exit code when it gave up on an infrastructure fault (the CLI's code for one).
+EXIT_INFRASTRUCTURE = 3
 
 
 @contextmanager
@@ -232,53 +241,81 @@ def run_local(
         return RunResult(study.name, reporter.update(), lost_workers=done.get(LOST_WORKER, 0),
                          retried=done.get("retried", 0))
 
-    ctx = mp.get_context("spawn")
-    threads = max(1, (os.cpu_count() or 1) // workers)
     args = (study.storage.url, study.name, train, checkpoint_root, stale_after, flush_interval, tuple(writers),
             max_lost_workers, per)
+    return _Pool(study, args, workers, devices, max_lost_workers).run(reporter, stop_grace)
 
-    def start(index: int) -> Any:
-        device = devices[index] if devices else None
-        proc = ctx.Process(target=_worker_main, args=args, name=f"tunebook-worker-{index}")
-        with _child_environment(device, threads):
+
+class _Pool:
+    """The worker processes of one run: started, replaced when one dies while work is left (its trial
+    counted a lost worker), stopped on Ctrl-C. A worker that gives up on an infrastructure fault
+    (:data:`EXIT_INFRASTRUCTURE`) is not replaced and blames no trial: the run ends with its line."""
+
+    def __init__(self, study: Study, args: tuple[Any, ...], workers: int, devices: Sequence[str] | None,
+                 max_lost_workers: int) -> None:
+        self.study, self.workers, self.devices, self.max_lost_workers = study, workers, devices, max_lost_workers
+        self.ctx = mp.get_context("spawn")
+        self.faults = self.ctx.SimpleQueue()  # the line of each worker that gave up on an infrastructure fault
+        self.args = (*args, self.faults)
+        self.threads = max(1, (os.cpu_count() or 1) // workers)
+        self.procs: list[Any] = []  # every worker started, replacements included
+        self.lost = 0
+        self.deaths_in_a_row = 0  # deaths that lost no trial: a worker that cannot even start is not restarted forever
+        self.seen: set[int] = set()  # pids of dead workers already accounted for
+
+    def start(self, index: int) -> Any:
+        device = self.devices[index] if self.devices else None
+        proc = self.ctx.Process(target=_worker_main, args=self.args, name=f"tunebook-worker-{index}")
+        with _child_environment(device, self.threads):
             proc.start()
+        self.procs.append(proc)
         return proc
 
-    slots = [start(index) for index in range(workers)]
-    procs = list(slots)  # every worker started, replacements included
-    interrupted = False
-    lost = 0
-    deaths_in_a_row = 0  # deaths that lost no trial: a worker that cannot even start is not restarted forever
-    seen: set[int] = set()  # pids of dead workers already accounted for
-    try:
-        while any(p.is_alive() for p in slots):
-            _update(reporter)
-            for index, p in enumerate(slots):
-                p.join(timeout=0.5 / workers)
-                if p.is_alive() or p.exitcode in (0, None) or p.pid in seen:
-                    continue
-                seen.add(p.pid)
-                if p.exitcode == EXIT_LOST_WORKER:
-                    lost += 1  # its trial is already counted (the worker caught the exit)
-                    continue
-                n = _lose_worker_trials(study, worker_id_for(p.pid), _death_cause(p.exitcode), max_lost_workers)
-                lost += n
-                deaths_in_a_row = 0 if n else deaths_in_a_row + 1
-                if deaths_in_a_row < 3 and _work_left(study):
-                    slots[index] = start(index)  # a replacement takes the dead worker's place
-                    procs.append(slots[index])
-    except KeyboardInterrupt:
-        interrupted = True
-        _stop_workers(slots, stop_grace)
-    finally:
-        reporter.close()
-        # A worker that died (or was killed) cannot release its own trial.
+    def run(self, reporter: Reporter, stop_grace: float) -> RunResult:
+        slots = [self.start(index) for index in range(self.workers)]
+        interrupted = False
         try:
-            study.storage.release_worker_trials(worker_id_for(p.pid) for p in procs if p.exitcode != 0)
-        except StorageUnavailable:  # the trials turn stale and come back
-            pass
-    counts = _update(reporter) or study.counts()
-    return RunResult(study.name, counts, interrupted, [p.exitcode for p in procs], lost_workers=lost)
+            while any(p.is_alive() for p in slots):
+                _update(reporter)
+                for index, p in enumerate(slots):
+                    p.join(timeout=0.5 / self.workers)
+                    if self._ended(p) and self._replace(p) and _work_left(self.study):
+                        slots[index] = self.start(index)  # a replacement takes the dead worker's place
+        except KeyboardInterrupt:
+            interrupted = True
+            _stop_workers(slots, stop_grace)
+        finally:
+            reporter.close()
+            # A worker that died (or was killed, or gave up) cannot release its own trial.
+            try:
+                self.study.storage.release_worker_trials(worker_id_for(p.pid) for p in self.procs if p.exitcode != 0)
+            except StorageUnavailable:  # the trials turn stale and come back
+                pass
+        counts = _update(reporter) or self.study.counts()
+        faults = []
+        while not self.faults.empty():
+            faults.append(self.faults.get())
+        return RunResult(self.study.name, counts, interrupted, [p.exitcode for p in self.procs], lost_workers=self.lost,
+                         infrastructure=faults[0] if faults else None)
+
+    def _ended(self, p: Any) -> bool:
+        """Has ``p`` ended badly, not yet accounted for?"""
+        if p.is_alive() or p.exitcode in (0, None) or p.pid in self.seen:
+            return False
+        self.seen.add(p.pid)
+        return True
+
+    def _replace(self, p: Any) -> bool:
+        """Account for a worker that ended badly; should it be replaced?"""
+        if p.exitcode == EXIT_INFRASTRUCTURE:
+            return False  # it retried INFRA_RETRIES times: the store or the disk is away, not the trial's fault
+        if p.exitcode == EXIT_LOST_WORKER:
+            self.lost += 1  # its trial is already counted (the worker caught the exit)
+            return False
+        n = _lose_worker_trials(self.study, worker_id_for(p.pid), _death_cause(p.exitcode), self.max_lost_workers)
+        self.lost += n
+        self.deaths_in_a_row = 0 if n else self.deaths_in_a_row + 1
+        return self.deaths_in_a_row < 3
 
 
 def _update(reporter: Reporter) -> dict[str, int] | None:

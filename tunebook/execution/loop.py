@@ -53,6 +53,7 @@ a failing writer is logged, never the trial's fault.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -95,9 +96,8 @@ def worker_id_for(pid: int | None = None) -> str:
 
 def default_checkpoint_root(storage: Storage) -> Path:
     """Beside a SQLite file; under the working directory for a server store."""
-    if storage.url.startswith("sqlite:///"):
-        return Path(storage.url[len("sqlite:///"):]).parent / "tunebook_checkpoints"
-    return Path.cwd() / "tunebook_checkpoints"
+    files = storage.local_files()
+    return (files[0].parent if files else Path.cwd()) / "tunebook_checkpoints"
 
 
 def _prune_after(study: Study, record: TrialRecord, root: Path) -> None:
@@ -427,80 +427,38 @@ def worker_loop(
     store = storage if storage is not None else study.storage  # type: ignore[union-attr]
     root = check_checkpoint_root(checkpoint_root if checkpoint_root else default_checkpoint_root(store))
     worker_id = worker_id or worker_id_for()
-    known: dict[int, tuple[Study, Callable[..., Any]]] = {}
-    if study is not None and train is not None:
-        known[study.id] = (study, train)  # type: ignore[index]
-    elif train is None:
-        known.update(_trains_up_front(store, study))
+    known = {study.id: (study, train)} if study is not None and train is not None else (
+        _trains_up_front(store, study) if train is None else {})
     done: dict[str, int] = {}
     # One writer and one heartbeat thread for all the trials: stopped when the loop ends (or once dropped).
     threads = TrialThreads(flush_interval) if runner is None else None
+    run_one = runner or functools.partial(run_trial, threads=threads)
     idle_since = time.monotonic()
-    faults = 0  # infrastructure faults in a row
-    unreleased: tuple[int, str] | None = None  # a trial to put back once the store answers again
-
-    def say(line: str) -> None:
-        if log_line:
-            log_line(line)
-
+    say = log_line or (lambda line: None)
+    faults = _Faults(store, worker_id, infra_retries, sleep, say)
     while max_trials is None or sum(v for k, v in done.items() if k != "retried") < max_trials:
         try:
-            if unreleased is not None:
-                try:
-                    store.release_trial(unreleased[0], worker_id, unreleased[1])
-                except ClaimLost:  # already back, or taken over
-                    pass
-                unreleased = None
+            faults.put_back()
             record = claim_next(study, worker_id, stale_after, max_lost_workers, storage=store)
             if record is None and reclaim_dead_workers(store, study, max_lost_workers):
                 record = claim_next(study, worker_id, stale_after, max_lost_workers, storage=store)
             if record is None:
-                faults = 0
-                if wait:
-                    if idle_timeout is not None and time.monotonic() - idle_since > idle_timeout:
-                        break
-                elif not (wait_for_running or growing_studies(store, study)) or not _running(store, study):
-                    break  # nothing pending (and, if asked or trials are still to be added, nothing running): done
+                faults.clear()
+                if _work_done(store, study, wait, wait_for_running, idle_timeout, idle_since):
+                    break
                 # Trials still running elsewhere: if their worker died, they turn stale and come back here.
                 sleep(min(poll_interval, stale_after / 2) if stale_after else poll_interval)
                 continue
-            if record.study_id not in known:
-                owner = study or next(Study(s, store) for s in store.list_studies() if s.id == record.study_id)
-                try:
-                    known[record.study_id] = (owner, train or train_for(owner))
-                except ConfigurationError:  # a study created after this worker started: not ours to fail
-                    store.release_trial(record.id, worker_id)
-                    raise
-            owner, owner_train = known[record.study_id]
+            owner, owner_train = _owner_of(record, study, train, known, store, worker_id)
             say(f"{worker_id}: trial #{record.number} of {owner.name} (attempt {record.attempts})")
-            if runner is None:
-                state = run_trial(owner, record, owner_train, worker_id, root, flush_interval, writers,
-                                  max_lost_workers=max_lost_workers, threads=threads)
-            else:
-                state = runner(owner, record, owner_train, worker_id, root, flush_interval, writers,
-                               max_lost_workers=max_lost_workers)
-            faults = 0
+            state = run_one(owner, record, owner_train, worker_id, root, flush_interval, writers,
+                            max_lost_workers=max_lost_workers)
+            faults.clear()
             if state in prune.FINISHED:
                 _prune_after(owner, record, root)
         except StorageUnavailable as exc:
-            faults += 1
-            unreleased = getattr(exc, "unreleased", None) or unreleased
             done["retried"] = done.get("retried", 0) + 1
-            if faults > infra_retries:
-                raise
-            delay = backoff(faults)
-            say(f"{worker_id}: infrastructure fault ({exception_line(exc)}); "
-                f"retrying in {delay:g} s")
-            log.warning("tunebook: infrastructure fault, retrying in %g s: %s", delay, exc)
-            try:
-                sleep(delay)
-            except (KeyboardInterrupt, WorkerStop):  # stopped while waiting: put the trial back if we can
-                if unreleased is not None:
-                    try:
-                        store.release_trial(unreleased[0], worker_id, unreleased[1])
-                    except TunebookError:  # still away: it turns stale
-                        pass
-                raise
+            faults.survive(exc)  # backs off, or gives up (raised)
             continue
         say(f"{worker_id}: trial #{record.number} of {owner.name} {state}")
         done[state] = done.get(state, 0) + 1
@@ -508,6 +466,80 @@ def worker_loop(
     if threads is not None:
         threads.close()
     return done
+
+
+def _work_done(store: Storage, study: Study | None, wait: bool, wait_for_running: bool, idle_timeout: float | None,
+               idle_since: float) -> bool:
+    """Nothing to claim: is the loop done (idle too long with ``wait``; else nothing pending and, if asked
+    with ``wait_for_running`` or trials are still to be added (a replicate phase), nothing running either)?"""
+    if wait:
+        return idle_timeout is not None and time.monotonic() - idle_since > idle_timeout
+    return not (wait_for_running or growing_studies(store, study)) or not _running(store, study)
+
+
+def _owner_of(record: TrialRecord, study: Study | None, train: Callable[..., Any] | None,
+              known: dict[int, tuple[Study, Callable[..., Any]]], store: Storage,
+              worker_id: str) -> tuple[Study, Callable[..., Any]]:
+    """The study of a claimed trial and its training function (resolved once per study)."""
+    if record.study_id not in known:
+        owner = study or next(Study(s, store) for s in store.list_studies() if s.id == record.study_id)
+        try:
+            known[record.study_id] = (owner, train or train_for(owner))
+        except ConfigurationError:  # a study created after this worker started: not ours to fail
+            store.release_trial(record.id, worker_id)
+            raise
+    return known[record.study_id]
+
+
+class _Faults:
+    """Infrastructure faults in a row: the backoff between retries, the trial to put back once the
+    store answers again, and the give-up after ``retries`` (one line, raised as
+    :class:`~tunebook.errors.StorageUnavailable`: exit 3)."""
+
+    def __init__(self, store: Storage, worker_id: str, retries: int, sleep: Callable[[float], None],
+                 say: Callable[[str], None]) -> None:
+        self.store, self.worker_id, self.retries, self.sleep, self.say = store, worker_id, retries, sleep, say
+        self.count = 0
+        self.since = 0.0
+        self.unreleased: tuple[int, str] | None = None
+
+    def clear(self) -> None:
+        self.count = 0
+
+    def put_back(self) -> None:
+        """The trial a fault left running goes back to pending (the store answers again)."""
+        if self.unreleased is not None:
+            try:
+                self.store.release_trial(self.unreleased[0], self.worker_id, self.unreleased[1])
+            except ClaimLost:  # already back, or taken over
+                pass
+            self.unreleased = None
+
+    def _try_put_back(self) -> None:
+        try:
+            self.put_back()
+        except TunebookError:  # still away: it turns stale
+            pass
+
+    def survive(self, exc: StorageUnavailable) -> None:
+        """Back off before the next try; after ``retries`` faults in a row, give up (raised)."""
+        self.count += 1
+        if self.count == 1:
+            self.since = time.monotonic()
+        self.unreleased = getattr(exc, "unreleased", None) or self.unreleased
+        if self.count > self.retries:
+            self._try_put_back()
+            raise StorageUnavailable(
+                f"infrastructure fault: gave up after {self.retries} retries in {time.monotonic() - self.since:.0f} s: "
+                f"{exception_line(exc)}") from None
+        delay = backoff(self.count)
+        self.say(f"{self.worker_id}: infrastructure fault ({exception_line(exc)}); retrying in {delay:g} s")
+        log.warning("tunebook: infrastructure fault, retrying in %g s: %s", delay, exception_line(exc))
+        try:
+            self.sleep(delay)
+        except (KeyboardInterrupt, WorkerStop):  # stopped while waiting: put the trial back if we can
+            self._try_put_back()
+            raise
 
 
 __all__ = [

@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from tunebook.proposing import grows
@@ -94,9 +95,10 @@ def _is_local(address: str | None) -> bool:
         return False
 
 
-def check_storage_for_cluster(storage_url: str, nodes: list[dict[str, Any]]) -> None:
-    """Refuse a SQLite store unless every alive Ray node is this machine."""
-    if not storage_url.startswith("sqlite"):
+def check_storage_for_cluster(local_files: Sequence[Path], nodes: list[dict[str, Any]]) -> None:
+    """Refuse a store that keeps files on this machine (``local_files``: SQLite's) unless every alive
+    Ray node is this machine."""
+    if not local_files:
         return
     alive = [n for n in nodes if n.get("Alive", True)]
     if len(alive) > 1 or not all(_is_local(n.get("NodeManagerAddress")) for n in alive):
@@ -136,7 +138,7 @@ def run_ray(
         ray.init(address=address, include_dashboard=False, logging_level="warning", log_to_driver=True)
         started_here = True
     try:
-        check_storage_for_cluster(study.storage.url, ray.nodes())
+        check_storage_for_cluster(study.storage.local_files(), ray.nodes())
         checkpoint_root = str(checkpoint_dir or default_checkpoint_root(study.storage))
         _ship_by_value(train)
         task = ray.remote(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial, max_retries=0)(_one_trial)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 PENDING, RUNNING, COMPLETED, INFEASIBLE, FAILED = "pending", "running", "completed", "infeasible", "failed"
@@ -154,10 +155,6 @@ class Storage(ABC):
     @abstractmethod
     def extend_study(self, study_id: int, trials: Sequence[dict[str, Any]], budget: int) -> None:
         """Append trials and raise the budget, atomically."""
-
-    @abstractmethod
-    def add_trial_within_budget(self, study_id: int, params: dict[str, Any], seed: int) -> int | None:
-        """Append one pending trial (designs that propose as they go) unless the budget is reached."""
 
     @abstractmethod
     def propose_trial(
@@ -402,6 +399,17 @@ class Storage(ABC):
         """Replace the manifest of a trial that no worker runs (pruning a finished trial); False, and
         nothing changed, when the trial is running."""
         raise NotImplementedError
+
+    # where it lives ---------------------------------------------------------
+    @classmethod
+    def files_of(cls, url: str) -> tuple[Path, ...]:
+        """The files a store of this backend at ``url`` keeps on this machine, the main one first (a
+        SQLite file, its ``-wal`` and ``-shm``); none for a server. Checkpoints go beside the first."""
+        return ()
+
+    def local_files(self) -> tuple[Path, ...]:
+        """The files this store keeps on this machine (see :meth:`files_of`)."""
+        return self.files_of(self.url)
 
     def close(self) -> None:  # pragma: no cover - default no-op
         """Release connections."""

@@ -29,6 +29,7 @@ import secrets
 import time
 import uuid
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import sqlalchemy as sa
@@ -48,6 +49,7 @@ from tunebook.storage.base import (
     MetricRows,
     Storage,
     StudyExists,
+    StorageUnavailable,
     StudyRecord,
     TrialOutcome,
     TrialRecord,
@@ -258,6 +260,15 @@ _TRIAL_COLUMNS = (
 )
 
 
+def store_now(dialect: str) -> str:
+    """SQL for the store's clock in seconds since the epoch: heartbeats are stamped and judged stale by
+    it, so a worker whose clock runs ahead never takes a live worker's trial (PostgreSQL: the server's
+    clock; SQLite: the clock of the machine that holds the file, which every worker of it shares)."""
+    if dialect == "postgresql":
+        return "EXTRACT(EPOCH FROM clock_timestamp())::float8"
+    return "((julianday('now') - 2440587.5) * 86400.0)"
+
+
 class _Statements:
     """The per-trial statements as driver SQL, built once per store (placeholders of its driver).
 
@@ -269,31 +280,32 @@ class _Statements:
 
     def __init__(self, dialect: str) -> None:
         p = "?" if dialect == "sqlite" else "%s"
+        now = store_now(dialect)  # heartbeats are stamped, and judged stale, by the store's clock
         # PostgreSQL: concurrent claims skip the row another claim holds instead of queueing on it;
         # SQLite: BEGIN IMMEDIATE already serializes writers.
         lock = "" if dialect == "sqlite" else " FOR UPDATE SKIP LOCKED"
         claim = (
-            f"UPDATE tb_trials SET state = '{RUNNING}', worker_id = {p}, heartbeat_at = {p},"
+            f"UPDATE tb_trials SET state = '{RUNNING}', worker_id = {p}, heartbeat_at = {now},"
             f" attempts = attempts + 1, started_at = COALESCE(started_at, {p})"
             " WHERE id = (SELECT id FROM tb_trials WHERE state = '{PENDING}'{scope}"
             " ORDER BY {order} LIMIT 1{lock}) AND state = '{PENDING}'"
             f" RETURNING {_TRIAL_COLUMNS}"
         )
-        #: claim one pending trial, in one statement: (worker, now, now[, study_id])
+        #: claim one pending trial, in one statement: (worker, now[, study_id])
         self.claim_study = claim.format(PENDING=PENDING, scope=f" AND study_id = {p}", order="number", lock=lock)
         self.claim_any = claim.format(PENDING=PENDING, scope="", order="study_id, number", lock=lock)
         owned = f"WHERE id = {p} AND worker_id = {p} AND state = '{RUNNING}'"
-        #: (now, trial, worker)
-        self.touch = f"UPDATE tb_trials SET heartbeat_at = {p} {owned}"
-        #: (state, value, best_step, infeasible_reason, error, params_used, ended, now, now, trial, worker)
+        #: (trial, worker)
+        self.touch = f"UPDATE tb_trials SET heartbeat_at = {now} {owned}"
+        #: (state, value, best_step, infeasible_reason, error, params_used, ended, now, trial, worker)
         self.finish = (
             f"UPDATE tb_trials SET state = {p}, value = {p}, best_step = {p}, infeasible_reason = {p}, error = {p},"
-            f" params_used = {p}, ended = {p}, finished_at = {p}, heartbeat_at = {p} {owned}"
+            f" params_used = {p}, ended = {p}, finished_at = {p}, heartbeat_at = {now} {owned}"
         )
-        #: (now, trial, worker)
-        self.release = f"UPDATE tb_trials SET state = '{PENDING}', worker_id = NULL, heartbeat_at = {p} {owned}"
-        #: (now, cause, trial, worker): an infrastructure fault's cause stays in ``error`` until the trial finishes
-        self.release_with_cause = (f"UPDATE tb_trials SET state = '{PENDING}', worker_id = NULL, heartbeat_at = {p},"
+        #: (trial, worker)
+        self.release = f"UPDATE tb_trials SET state = '{PENDING}', worker_id = NULL, heartbeat_at = {now} {owned}"
+        #: (cause, trial, worker): an infrastructure fault's cause stays in ``error`` until the trial finishes
+        self.release_with_cause = (f"UPDATE tb_trials SET state = '{PENDING}', worker_id = NULL, heartbeat_at = {now},"
                                    f" error = {p} {owned}")
         self.insert_metric = f"INSERT INTO tb_metrics (trial_id, step, name, value) VALUES ({p}, {p}, {p}, {p})"
         #: .format(trial_id=int): rows (step, name, value) as they are, without a tuple per row
@@ -309,12 +321,12 @@ class _Statements:
         )
         complete = (
             f"UPDATE tb_trials SET state = '{COMPLETED}', value = best.value, best_step = best.step,"
-            f" infeasible_reason = {p}, error = NULL, params_used = {p}, ended = {p}, finished_at = {p}, heartbeat_at = {p}"
+            f" infeasible_reason = {p}, error = NULL, params_used = {p}, ended = {p}, finished_at = {p}, heartbeat_at = {now}"
             f" FROM ({best}) AS best"
             f" WHERE tb_trials.id = {p} AND tb_trials.worker_id = {p} AND tb_trials.state = '{RUNNING}'"
             " RETURNING tb_trials.value, tb_trials.best_step"
         )
-        #: mode -> (infeasible_reason, params_used, ended, now, now, trial, name, inf, -inf, trial, worker): completed with the
+        #: mode -> (infeasible_reason, params_used, ended, now, trial, name, inf, -inf, trial, worker): completed with the
         #: best objective, in one statement; no row when the trial is not this worker's or has no such value
         self.complete = {"min": complete.format(direction="ASC"), "max": complete.format(direction="DESC")}
 
@@ -329,8 +341,11 @@ class SQLStorage(Storage):
             self._reader, self._writer = _sqlite_engines(url)
         else:
             self._reader = self._writer = _server_engine(url)
+        self._file_id: tuple[int, int] | None = None
         self._ensure_schema()
+        self._file_id = self._identity_of_file()
         self._sql = _Statements(self.dialect)
+        self._store_now = sa.literal_column(store_now(self.dialect))
         self._insert_metric_sql = self._sql.insert_metric
         self._fast_where: str | None = None
         self._requeued_at: dict[int | None, float] = {}  # study scope -> time.monotonic() of the last scan
@@ -407,6 +422,33 @@ class SQLStorage(Storage):
             self._checkpoint_key = bytes.fromhex(found) if found else None
         return self._checkpoint_key
 
+    @classmethod
+    def files_of(cls, url: str) -> tuple[Path, ...]:
+        """SQLite: the file and its ``-wal``/``-shm``; PostgreSQL: none (a server keeps its own)."""
+        if not url.startswith("sqlite:///"):
+            return ()
+        main = Path(url[len("sqlite:///"):])
+        return (main, main.with_name(main.name + "-wal"), main.with_name(main.name + "-shm"))
+
+    def _identity_of_file(self) -> tuple[int, int] | None:
+        files = self.local_files()
+        if not files:
+            return None
+        stat = os.stat(files[0])
+        return (stat.st_dev, stat.st_ino)
+
+    def _check_file(self) -> None:
+        """SQLite: the file this store opened is still the one at its path. Deleted (with its -wal and
+        -shm) or replaced, the connections would go on writing into a file nobody can open again:
+        :class:`StorageUnavailable` (an infrastructure fault: retried, then exit 3), never a silent success."""
+        main = self.local_files()[0]
+        try:
+            stat = os.stat(main)
+        except FileNotFoundError:
+            raise StorageUnavailable(f"the SQLite file {main} is gone (deleted while the store was open)") from None
+        if (stat.st_dev, stat.st_ino) != self._file_id:
+            raise StorageUnavailable(f"the SQLite file {main} was replaced while the store was open")
+
     @property
     def store_id(self) -> str | None:
         """This store's id (a uuid): checkpoint folders and files are keyed by it. None for an
@@ -434,6 +476,8 @@ class SQLStorage(Storage):
     @contextmanager
     def _write(self) -> Iterator[sa.Connection]:
         """A write transaction (SQLite: ``BEGIN IMMEDIATE``); driver errors leave as tunebook errors."""
+        if self._file_id is not None:
+            self._check_file()
         with translate_errors(self._where()):
             with self._writer.begin() as conn:
                 yield conn
@@ -450,6 +494,8 @@ class SQLStorage(Storage):
         where = self._fast_where
         if where is None:
             where = self._fast_where = self._where()
+        if self._file_id is not None:
+            self._check_file()
         sqlite = self.dialect == "sqlite"
         with translate_errors(where):
             pooled = self._writer.raw_connection()
@@ -610,11 +656,6 @@ class SQLStorage(Storage):
             self._insert_trials(conn, study_id, [t for t in trial_specs if t["number"] not in stored])
             if budget > current:
                 conn.execute(studies.update().where(studies.c.id == study_id).values(trials_budget=budget))
-
-    def add_trial_within_budget(self, study_id: int, params: dict[str, Any], seed: int) -> int | None:
-        """Append one pending trial unless the study's budget is reached; returns its number."""
-        number = self.propose_trial(study_id, lambda number, study_seed: (params, seed))
-        return None if number is None else number
 
     def propose_trial(
         self, study_id: int, propose: Callable[[int, int], tuple[dict[str, Any], int] | None]
@@ -859,7 +900,7 @@ class SQLStorage(Storage):
         stale = conn.execute(
             self._lock(
                 sa.select(trials.c.id, trials.c.lost_workers, trials.c.worker_id)
-                .where(trials.c.state == RUNNING, trials.c.heartbeat_at < now - stale_after, *scope)
+                .where(trials.c.state == RUNNING, trials.c.heartbeat_at < self._store_now - stale_after, *scope)
             )
         ).all()
         out = {"requeued": 0, "failed": 0}
@@ -913,9 +954,9 @@ class SQLStorage(Storage):
         now = time.time()
         with self._fast(single=True) as cursor:
             if study_id is None:
-                cursor.execute(self._sql.claim_any, (worker_id, now, now))
+                cursor.execute(self._sql.claim_any, (worker_id, now))
             else:
-                cursor.execute(self._sql.claim_study, (worker_id, now, now, study_id))
+                cursor.execute(self._sql.claim_study, (worker_id, now, study_id))
             rows = cursor.fetchall()  # all: SQLite completes the statement before the commit
         return self._trial_from_tuple(rows[0]) if rows else None
 
@@ -930,11 +971,10 @@ class SQLStorage(Storage):
             started_at=started_at, finished_at=finished_at,
         )
 
-    @staticmethod
-    def _touch(conn: sa.Connection, trial_id: int, owner: str, **values: Any) -> None:
+    def _touch(self, conn: sa.Connection, trial_id: int, owner: str, **values: Any) -> None:
         """Heartbeat (and set ``values``) only while ``owner`` still runs the trial."""
         owned = sa.and_(trials.c.id == trial_id, trials.c.worker_id == owner, trials.c.state == RUNNING)
-        result = conn.execute(trials.update().where(owned).values(heartbeat_at=time.time(), **values))
+        result = conn.execute(trials.update().where(owned).values(heartbeat_at=self._store_now, **values))
         if result.rowcount != 1:
             raise ClaimLost(f"trial {trial_id} is no longer running under worker {owner}")
 
@@ -947,7 +987,7 @@ class SQLStorage(Storage):
 
     def heartbeat(self, trial_id: int, worker_id: str) -> None:
         with self._fast(single=True) as cursor:
-            self._owned(cursor, self._sql.touch, (time.time(), trial_id, worker_id), trial_id, worker_id)
+            self._owned(cursor, self._sql.touch, (trial_id, worker_id), trial_id, worker_id)
 
     def finish_trial(
         self,
@@ -978,14 +1018,14 @@ class SQLStorage(Storage):
             now = time.time()
             if objective is not None:
                 metric, mode = objective
-                cursor.execute(self._sql.complete[mode], (infeasible_reason, used, end, now, now, trial_id, metric,
+                cursor.execute(self._sql.complete[mode], (infeasible_reason, used, end, now, trial_id, metric,
                                                           math.inf, -math.inf, trial_id, worker_id))
                 done = cursor.fetchall()  # all: SQLite completes the statement before the commit
                 if done:
                     return state, float(done[0][0]), int(done[0][1])
                 # not this worker's trial (ClaimLost below), or the objective has no finite value
                 state, value, best_step = FAILED, None, None
-            params = (state, _nan_to_none(value), best_step, infeasible_reason, error, used, end, now, now, trial_id,
+            params = (state, _nan_to_none(value), best_step, infeasible_reason, error, used, end, now, trial_id,
                       worker_id)
             self._owned(cursor, self._sql.finish, params, trial_id, worker_id)
         return state, value, best_step
@@ -996,9 +1036,9 @@ class SQLStorage(Storage):
             if metrics is not None:
                 self._write_batch(cursor, trial_id, metrics.rows, metrics.drop_from_step, metrics.replace)
             if cause is None:
-                self._owned(cursor, self._sql.release, (time.time(), trial_id, worker_id), trial_id, worker_id)
+                self._owned(cursor, self._sql.release, (trial_id, worker_id), trial_id, worker_id)
             else:
-                self._owned(cursor, self._sql.release_with_cause, (time.time(), no_nul(cause), trial_id, worker_id),
+                self._owned(cursor, self._sql.release_with_cause, (no_nul(cause), trial_id, worker_id),
                             trial_id, worker_id)
 
     def lose_trial(self, trial_id: int, worker_id: str, cause: str, max_lost_workers: int = 3) -> str:
@@ -1051,7 +1091,7 @@ class SQLStorage(Storage):
         replace: Sequence[tuple[int, str]] = (),
     ) -> None:
         with self._fast() as cursor:
-            self._owned(cursor, self._sql.touch, (time.time(), trial_id, worker_id), trial_id, worker_id)
+            self._owned(cursor, self._sql.touch, (trial_id, worker_id), trial_id, worker_id)
             self._write_batch(cursor, trial_id, rows, drop_from_step, replace)
 
     #: PostgreSQL: batches of at least this many rows go by COPY (two round trips, the least CPU per

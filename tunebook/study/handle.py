@@ -25,7 +25,7 @@ from tunebook.designs import GENERATOR_VERSION, get_design
 from tunebook.designs.replicates import DEFAULT_REPLICATES, NOTE_KIND, ReplicatePlan, replicate_plan
 from tunebook.errors import MissingExtraError, SpecError, StudyExists, is_objective_never_logged
 from tunebook.space import SearchSpace
-from tunebook.storage import normalize_url, open_storage, redact
+from tunebook.storage import local_files, open_storage, redact
 from tunebook.storage.base import FINISHED, Storage, StudyRecord, TrialRecord
 from tunebook.study.spec import DEFAULT_KEEP_TOP_TRIALS, StudySpec, allows_fixed_only, check_name, read_spec_file, spec_hash
 from tunebook.study.train_ref import resolve_train, train_reference
@@ -131,9 +131,7 @@ class Study:
             path = Path(config)
             candidates = [path] if path.is_absolute() else []
             if not path.is_absolute():
-                url = self.storage.url
-                if url.startswith("sqlite:///"):
-                    candidates.append(Path(url[len("sqlite:///"):]).parent / path)
+                candidates.extend(f.parent / path for f in self.storage.local_files()[:1])
                 candidates.append(Path.cwd() / path)
             for candidate in candidates:
                 if candidate.exists():
@@ -471,12 +469,12 @@ def _stored_config_path(path: str | Path, storage: str | Storage | None) -> str:
     so that every worker resolves it the same way whatever its working directory."""
     absolute = Path(path).resolve()
     try:
-        url = storage.url if isinstance(storage, Storage) else normalize_url(storage)
+        files = storage.local_files() if isinstance(storage, Storage) else local_files(storage)
     except SpecError:
         return str(absolute)
-    if url.startswith("sqlite:///"):
+    if files:
         try:
-            return str(absolute.relative_to(Path(url[len("sqlite:///"):]).parent))
+            return str(absolute.relative_to(files[0].parent))
         except ValueError:
             pass
     return str(absolute)
