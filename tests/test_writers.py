@@ -346,7 +346,7 @@ def test_extra_writers_get_host_floats_from_the_writer_thread(sqlite_url, tmp_pa
             trial.log(step, **{"train/loss": weight * step, "val/error": np.float32(0.5), "count": step})
         trial.flush()
         trial.log(4, **{"val/error": 0.25})
-    trial.end({"state": "completed", "value": 0.25, "best_step": 4})
+    trial.close_writers({"state": "completed", "value": 0.25, "best_step": 4})
     assert [m for m, _, _ in extra.calls][0] == "write_hparams" and extra.calls[0][1] == ({"lr": trial.params["lr"]},)
     assert extra.scalars()[:3] == [(step, {"train/loss": 2.0 * step, "val/error": 0.5, "count": float(step)}) for step in (1, 2, 3)]
     assert extra.scalars()[3] == (4, {"val/error": 0.25})

@@ -515,7 +515,7 @@ class Trial(TrialIdentity):
 
     @property
     def extra_writers(self) -> tuple[Any, ...]:
-        """The extra writers (exporters, e.g. MLflow) this trial feeds beside the store, until :meth:`end`."""
+        """The extra writers (exporters, e.g. MLflow) this trial feeds beside the store, until :meth:`close_writers`."""
         return tuple(self._writers)
 
     def take_held_metrics(self) -> "MetricBatch | None":
