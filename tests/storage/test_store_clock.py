@@ -68,3 +68,33 @@ def test_heartbeats_are_stamped_by_the_stores_clock(storage_url):
     # judged by the same clock: fresh, not stale
     assert study.storage.requeue_stale(60.0, study.id) == {"requeued": 0, "failed": 0}
     assert "clock_timestamp" in store_now("postgresql") and "julianday" in store_now("sqlite")
+
+
+@pytest.mark.slow
+def test_after_an_outage_nothing_is_judged_dead_before_stale_after_has_passed(pg_server):
+    """Before: once PostgreSQL came back, the first claim re-queued a live worker's trial (its heartbeat
+    could not reach the store during the outage), counting it a lost worker."""
+    import threading
+
+    import sqlalchemy as sa
+
+    url = pg_server.new_database()
+    study = tb.create_study("outage", space=tb.SearchSpace(nuisance={"lr": tb.Float(0.1, 0.2)}),
+                            objective=("val/error", "min"), trials=1, max_train_steps=5, storage=url)
+    judge = study.storage
+    live = judge.claim_trial("live", study.id)
+    engine = sa.create_engine(judge.url)
+    with engine.begin() as conn:  # its last beat before the outage, as old as the outage was long
+        conn.execute(sa.text("UPDATE tb_trials SET heartbeat_at = heartbeat_at - 30 WHERE id = :id"), {"id": live.id})
+    engine.dispose()
+    down = threading.Thread(target=pg_server.restart, kwargs={"down_for": 3.0})
+    down.start()
+    time.sleep(1.0)
+    with pytest.raises(tb.StorageUnavailable):
+        judge.claim_trial("judge", study.id, stale_after=5.0)  # the judge meets the outage too
+    down.join()
+    assert judge.claim_trial("judge", study.id, stale_after=5.0) is None  # back: not judged dead yet
+    assert judge.get_trial(live.id).state == "running" and judge.get_trial(live.id).lost_workers == 0
+    time.sleep(5.5)  # the live worker never beat again: now it is presumed dead, by the judge's own measure
+    again = judge.claim_trial("judge", study.id, stale_after=5.0)
+    assert again is not None and again.id == live.id and again.lost_workers == 1

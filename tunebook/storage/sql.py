@@ -342,6 +342,7 @@ class SQLStorage(Storage):
         else:
             self._reader = self._writer = _server_engine(url)
         self._file_id: tuple[int, int] | None = None
+        self._fault_at: float | None = None  # time.monotonic() of this instance's last StorageUnavailable
         self._ensure_schema()
         self._file_id = self._identity_of_file()
         self._sql = _Statements(self.dialect)
@@ -467,18 +468,27 @@ class SQLStorage(Storage):
 
     # the error boundary: every connection is opened here ------------------------
     @contextmanager
+    def _noting_faults(self) -> Iterator[None]:
+        """Remember when this instance last met an unavailable store (see :meth:`requeue_stale`)."""
+        try:
+            yield
+        except StorageUnavailable:
+            self._fault_at = time.monotonic()
+            raise
+
+    @contextmanager
     def _read(self) -> Iterator[sa.Connection]:
         """A reading connection; driver errors leave as tunebook errors (:mod:`.translate`)."""
-        with translate_errors(self._where()):
+        with self._noting_faults(), translate_errors(self._where()):
             with self._reader.connect() as conn:
                 yield conn
 
     @contextmanager
     def _write(self) -> Iterator[sa.Connection]:
         """A write transaction (SQLite: ``BEGIN IMMEDIATE``); driver errors leave as tunebook errors."""
-        if self._file_id is not None:
-            self._check_file()
-        with translate_errors(self._where()):
+        with self._noting_faults(), translate_errors(self._where()):
+            if self._file_id is not None:
+                self._check_file()
             with self._writer.begin() as conn:
                 yield conn
 
@@ -494,10 +504,10 @@ class SQLStorage(Storage):
         where = self._fast_where
         if where is None:
             where = self._fast_where = self._where()
-        if self._file_id is not None:
-            self._check_file()
         sqlite = self.dialect == "sqlite"
-        with translate_errors(where):
+        with self._noting_faults(), translate_errors(where):
+            if self._file_id is not None:
+                self._check_file()
             pooled = self._writer.raw_connection()
             try:
                 dbapi = pooled.driver_connection
@@ -923,8 +933,13 @@ class SQLStorage(Storage):
     def requeue_stale(
         self, stale_after: float, study_id: int | None = None, max_lost_workers: int = 3
     ) -> dict[str, int]:
+        """See the contract. Not while this instance met an unavailable store less than ``stale_after``
+        ago (a duration measured here): after an outage every live worker's heartbeat is old until it
+        reaches the store again, so nothing is judged dead before it had that long to."""
         scope = [] if study_id is None else [trials.c.study_id == study_id]
         self._requeued_at[study_id] = time.monotonic()
+        if self._fault_at is not None and time.monotonic() - self._fault_at < stale_after:
+            return {"requeued": 0, "failed": 0}
         with self._write() as conn:
             return self._requeue_stale(conn, time.time(), stale_after, scope, max_lost_workers)
 
