@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import tunebook as tb
+from _procs import fill, small_disk
 from conftest import ROOT
 from tunebook.checkpoints import CheckpointManager, CheckpointMismatch, read
 
@@ -182,13 +183,7 @@ def test_a_worker_that_cannot_import_train_claims_nothing(tmp_path):
 
 
 def test_disk_full_while_checkpointing_is_retried_never_failed(tmp_path):
-    if os.geteuid() != 0 or not shutil.which("mount"):
-        pytest.skip("needs root to mount a small tmpfs (disk full)")
-    disk = tmp_path / "small"
-    disk.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True).returncode:
-        pytest.skip("mount -t tmpfs is not allowed here")
-    try:
+    with small_disk(tmp_path / "small", "1m") as disk:
         url = f"sqlite:///{tmp_path / 'tunebook.db'}"
         study = tb.create_study("full", space=tb.SearchSpace(nuisance={"lr": tb.Float(0.1, 0.2)}),
                                 objective=("val/error", "min"), trials=2, max_train_steps=6, storage=url,
@@ -210,8 +205,6 @@ def test_disk_full_while_checkpointing_is_retried_never_failed(tmp_path):
         done = tunebook("worker", "--storage", url, "--checkpoint-dir", str(tmp_path / "big"), TB_BLOB="400000")
         assert done.returncode == 0, done.stderr
         assert [t.state for t in study.trials()] == ["completed", "completed"]
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 
 
 @pytest.mark.slow
@@ -295,22 +288,14 @@ def test_a_sigkilled_ray_worker_does_not_leave_its_trial_running(sqlite_url, tmp
 
 
 def test_a_full_disk_under_a_sqlite_store_is_retried_and_the_run_survives(tmp_path):
-    if os.geteuid() != 0 or not shutil.which("mount"):
-        pytest.skip("needs root to mount a small tmpfs (disk full)")
-    disk = tmp_path / "small"
-    disk.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], capture_output=True).returncode:
-        pytest.skip("mount -t tmpfs is not allowed here")
     import threading
 
-    try:
+    with small_disk(tmp_path / "small", "4m") as disk:
         url = f"sqlite:///{disk / 'tunebook.db'}"
         study = tb.create_study("sqlfull", space=tb.SearchSpace(nuisance={"lr": tb.Float(0.1, 0.2)}),
                                 objective=("val/error", "min"), trials=2, max_train_steps=30, storage=url,
                                 train=f"{FAULTY}:slow_steps")
-        stat = os.statvfs(disk)
-        filler = disk / "filler"
-        filler.write_bytes(b"\0" * max(0, stat.f_bavail * stat.f_frsize - 48 * 1024))  # 48 KiB left
+        filler = fill(disk, 48 * 1024)  # 48 KiB left
         proc = start("worker", "--storage", url, "--checkpoint-dir", str(tmp_path / "ckpt"), TB_STEP_DELAY="0.05")
         lines: list[str] = []
         reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
@@ -325,8 +310,6 @@ def test_a_full_disk_under_a_sqlite_store_is_retried_and_the_run_survives(tmp_pa
         assert [t.state for t in trials] == ["completed", "completed"]  # none failed for the full disk
         assert all(t.lost_workers == 0 for t in trials)
         print(f"faults retried: {sum('retrying in' in line for line in lines)}; attempts: {[t.attempts for t in trials]}")
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 
 
 def test_an_unreachable_store_is_one_line_and_exit_2(tmp_path):

@@ -13,12 +13,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 import tunebook as tb
+from _procs import wait_for
 from conftest import ROOT
 from tunebook.analysis.checks import run_checks
 from tunebook.analysis.data import load
@@ -37,14 +37,6 @@ max_train_steps: {steps}
 search_space:
   nuisance: {{lr: {{min: 0.1, max: 0.9}}}}
 """
-
-
-def wait_for(predicate, timeout: float = 300.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.1)
 
 
 def logged_steps(path: Path) -> int:

@@ -8,16 +8,15 @@ stops with one line and exit 3; it is never a lost worker, a failed trial or exi
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 import tunebook as tb
+from _procs import fill, small_disk, wait_for
 from conftest import ROOT
 from tunebook.execution.loop import INFRA_RETRIES
 
@@ -36,14 +35,6 @@ def start_run(folder: Path, url: str, workers: str, **env: str) -> subprocess.Po
         [sys.executable, "-m", "tunebook", "run", "study.yaml", "--storage", url, "--workers", workers,
          "--checkpoint-dir", str(folder / "ckpt")],
         cwd=folder, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def wait_for(predicate, timeout: float = 300.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.1)
 
 
 def one_error_line(err: str) -> str:
@@ -80,21 +71,13 @@ def test_a_sqlite_file_deleted_mid_run_is_an_infrastructure_fault_and_exit_3(tmp
 
 def test_a_full_disk_under_the_store_is_retried_then_exit_3_and_no_trial_is_blamed(tmp_path):
     """Before: `run --workers 0` exited 1 after 2 retries, left trials running, and a later worker failed them."""
-    if os.geteuid() != 0 or not shutil.which("mount"):
-        pytest.skip("needs root to mount a small tmpfs (disk full)")
-    disk = tmp_path / "small"
-    disk.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], capture_output=True).returncode:
-        pytest.skip("mount -t tmpfs is not allowed here")
-    try:
+    with small_disk(tmp_path / "small", "4m") as disk:
         (tmp_path / "study.yaml").write_text(spec("slow_steps", steps=400))
         url = f"sqlite:///{disk / 'tunebook.db'}"
         created = subprocess.run([sys.executable, "-m", "tunebook", "run", "study.yaml", "--storage", url, "--create-only"],
                                  cwd=tmp_path, capture_output=True, text=True)
         assert created.returncode == 0, created.stderr
-        stat = os.statvfs(disk)
-        filler = disk / "filler"
-        filler.write_bytes(b"\0" * max(0, stat.f_bavail * stat.f_frsize - 48 * 1024))  # 48 KiB left, for good
+        filler = fill(disk, 48 * 1024)  # 48 KiB left, for good
         proc = start_run(tmp_path, url, "0", TB_STEP_DELAY="0.01")
         out, err = proc.communicate(timeout=900)
         assert proc.returncode == 3, (out[-2000:], err[-3000:])
@@ -112,8 +95,6 @@ def test_a_full_disk_under_the_store_is_retried_then_exit_3_and_no_trial_is_blam
         assert rerun.returncode == 0, rerun.stderr[-3000:]
         trials = study.trials()
         assert [t.state for t in trials] == ["completed", "completed"] and all(t.lost_workers == 0 for t in trials)
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 
 
 @pytest.mark.parametrize("workers", ["0", "1"])
