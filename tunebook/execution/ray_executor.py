@@ -109,6 +109,29 @@ def check_storage_for_cluster(local_files: Sequence[Path], nodes: list[dict[str,
         )
 
 
+def _to_submit(study: Study, counts: dict[str, int], limit: int | None, in_flight: int) -> int:
+    """How many tasks to submit now: one per pending trial (and, for a study whose trials are added as
+    it runs, per trial still in the budget), at most ``limit`` in flight. A task that finds nothing to
+    claim returns at once: submitting a few too many is harmless."""
+    pending = counts["pending"]
+    if grows(study, counts):
+        pending += max(0, study.trials_budget - sum(counts.values()))
+    room = (limit if limit is not None else max(pending, 1)) - in_flight
+    unclaimed = max(0, in_flight - counts["running"])  # submitted, not running yet
+    return max(0, min(room, pending - unclaimed))
+
+
+def _cancel(ray: Any, in_flight: list[Any]) -> None:
+    """Ctrl-C: a KeyboardInterrupt in each task (its trial goes back to pending), then wait for them."""
+    for ref in in_flight:
+        ray.cancel(ref)
+    for ref in in_flight:
+        try:
+            ray.get(ref, timeout=60)
+        except Exception:  # cancelled, or already finished  # noqa: BLE001
+            pass
+
+
 def run_ray(
     study: Study,
     train: Callable[..., Any],
@@ -153,13 +176,7 @@ def run_ray(
                 study.storage.requeue_stale(stale_after, study.id, max_lost_workers)
                 reclaim_dead_workers(study.storage, study, max_lost_workers)
                 counts = study.counts()
-                pending = counts["pending"]
-                if grows(study, counts):  # trials added as it runs: one task per trial still in the budget
-                    pending += max(0, study.trials_budget - sum(counts.values()))
-                room = (limit if limit is not None else max(pending, 1)) - len(in_flight)
-                # A task that finds nothing to claim returns at once: submitting a few too many is harmless.
-                unclaimed = max(0, len(in_flight) - counts["running"])  # submitted, not running yet
-                submit = max(0, min(room, pending - unclaimed))
+                submit = _to_submit(study, counts, limit, len(in_flight))
                 in_flight += [task.remote(study.storage.url, study.name, train, checkpoint_root, stale_after,
                                           max_lost_workers, tuple(writers)) for _ in range(submit)]
                 if not in_flight:
@@ -177,13 +194,7 @@ def run_ray(
                         pass
         except KeyboardInterrupt:
             interrupted = True
-            for ref in in_flight:
-                ray.cancel(ref)  # KeyboardInterrupt in the task: the trial goes back to pending
-            for ref in in_flight:
-                try:
-                    ray.get(ref, timeout=60)
-                except Exception:  # cancelled, or already finished  # noqa: BLE001
-                    pass
+            _cancel(ray, in_flight)
         finally:
             reporter.close()
         return RunResult(study.name, reporter.update(), interrupted)
