@@ -30,6 +30,7 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from tunebook.errors import ClaimLost, SpecError, StorageUnavailable, exception_line
@@ -40,6 +41,7 @@ from tunebook.execution.loop import (
     install_worker_signals,
     interrupt_noted,
     reclaim_dead_workers,
+    release_left_by_faults,
     worker_id_for,
     worker_loop,
 )
@@ -225,7 +227,9 @@ def run_local(
                             f"give {per} device(s) per worker ({workers * per} in all)")
         devices = [",".join(devices[i:i + per]) for i in range(0, len(devices), per)]  # one entry per worker
     checkpoint_root = str(check_checkpoint_root(checkpoint_dir or default_checkpoint_root(study.storage)))
-    # Trials left running by a crashed earlier run on this host: their workers are provably gone.
+    # Trials left running by a worker that gave up on a fault (noted beside the checkpoints): put back as
+    # they are; then those of a crashed earlier run on this host: their workers are provably gone.
+    release_left_by_faults(study.storage, Path(checkpoint_root))
     reclaim_dead_workers(study.storage, study, max_lost_workers)
     reporter = Reporter(study, progress)
     if workers == 0:  # in this process: for debugging and notebooks
