@@ -19,7 +19,7 @@ from tunebook.analysis.data import StudyData
 from .base import WARNING, Finding, Thresholds, check
 
 
-@check("ended_early", family="sampling")
+@check("ended_early", family="sampling", order=125)
 def check_ended_early(data: StudyData, th: Thresholds) -> list[Finding]:
     """Name the completed trials that stopped before ``max_train_steps`` without a reason."""
     completed = data.study.storage.get_trials(data.study.id, ["completed"])
