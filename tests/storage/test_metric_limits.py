@@ -97,6 +97,8 @@ def test_a_valid_long_name_is_kept_the_same_on_every_backend(storage_url, tmp_pa
     assert [r.value for r in study.storage.get_metrics(trial.id, [name])] == [2.0]
 
 
+@pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called:RuntimeWarning")  # JAX's, third-party
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")  # CPython's
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_that_raises_does_not_change_its_parents_outcome(storage_url, tmp_path):
     """Before: the child's exception was recorded (failed, 0 metric rows) though the parent logged 5 points."""
@@ -115,6 +117,8 @@ def test_a_forked_child_that_raises_does_not_change_its_parents_outcome(storage_
     assert len(study.storage.get_metrics(trial.id)) == 5
 
 
+@pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called:RuntimeWarning")  # JAX's, third-party
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")  # CPython's
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_that_returns_records_nothing(storage_url, tmp_path):
     def train(trial):
