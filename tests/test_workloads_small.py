@@ -81,7 +81,8 @@ def test_an_interrupted_trial_resumes_to_the_same_curve(name, sqlite_url, tmp_pa
         module.train(trial)
 
     study = make("resumed")
-    assert tb.run(study, interrupted, workers=0, progress=False, checkpoint_dir=tmp_path).interrupted
+    with pytest.raises(KeyboardInterrupt):  # saved, then raised
+        tb.run(study, interrupted, workers=0, progress=False, checkpoint_dir=tmp_path)
     assert tb.run(study, interrupted, workers=0, progress=False, checkpoint_dir=tmp_path).finished
     reference = make("reference")
     tb.run(reference, module.train, workers=0, progress=False, checkpoint_dir=tmp_path)

@@ -174,12 +174,12 @@ def output_file(path: str | None, option: str = "--output") -> None:
 def existing_store(url: str | None, field: str = "--storage") -> None:
     """A verb that only reads a store never creates one: a SQLite file that is missing (a mistyped path), or
     that holds no tunebook tables (another tool's database), is one line, and nothing is written."""
-    from tunebook.storage import normalize_url
+    from tunebook.storage import local_files
 
-    normalized = normalize_url(url)
-    if not normalized.startswith("sqlite:///"):
+    files = local_files(url)  # a server store keeps none here
+    if not files:
         return
-    path = Path(normalized[len("sqlite:///"):])
+    path = files[0]
     if not path.exists():
         raise SpecError(field, f"no store at {str(path)!r}",
                         "check the path (or $TUNEBOOK_STORAGE); `tunebook run` creates a store, commands that only "
