@@ -32,10 +32,12 @@ def lr(lo: float, hi: float) -> dict[str, Any]:
     return {"learning_rate": {"min": lo, "max": hi, "scale": "log"}}
 
 
-def optimizers(name: str = "rings-opt", *, conditional: bool = False, trials: int = 16, steps: int = 100) -> dict[str, Any]:
+def optimizers(name: str = "rings-opt", *, conditional: bool = False, trials: int = 16, steps: int = 100,
+               evals: int = 10) -> dict[str, Any]:
     """Adam against SGD with a learning-rate range too low for SGD (1e-3..0.3: its optimum is 0.5..1.0) that holds
     Adam's (0.02..0.05, well inside: at 0.3 Adam's pilot is far worse)."""
-    space: dict[str, Any] = {"scientific": {"optimizer": {"choice": ["adam", "sgd"]}}, "fixed": {"eval_every": 10}}
+    space: dict[str, Any] = {"scientific": {"optimizer": {"choice": ["adam", "sgd"]}},
+                             "fixed": {"eval_every": max(1, steps // evals)}}
     if conditional:
         space["conditional"] = {"optimizer=adam": lr(1e-3, 0.3), "optimizer=sgd": lr(1e-3, 0.3)}
     else:

@@ -175,3 +175,18 @@ def test_a_too_short_digits_study_gets_a_longer_one(tmp_path):
     assert proposal.action == "budget", proposal.lines()
     assert proposal.spec["max_train_steps"] == 80
     assert proposal.spec["search_space"]["nuisance"] == study.space.to_spec()["nuisance"]
+
+
+def test_a_group_that_looks_short_of_steps_with_its_best_rate_near_the_top_gets_a_wider_range_first(url):
+    """8 trials: SGD's best rate (near 0.2, in 1e-3..0.3) trips no boundary warning, but its curves still improve at
+    the end. The playbook: a rate too small also looks like a need for more steps, so widen it before training
+    longer (the pilot: SGD's optimum is 0.5..1.0, beyond the range)."""
+    study = build(optimizers("rings-guard", trials=8), url)
+    proposal = next_study(study)
+    assert proposal.action == "widen", proposal.lines()
+    moved = [c for c in proposal.changes if c.old != c.new]
+    assert [(c.field, c.finding) for c in moved] == [("search_space.conditional.optimizer=sgd.learning_rate",
+                                                      "still_improving")]
+    assert "a rate too small also looks like a need for more steps" in moved[0].reason
+    cond = proposal.spec["search_space"]["conditional"]
+    assert cond["optimizer=adam"]["learning_rate"] == ADAM_RANGE and proposal.spec["max_train_steps"] == 100

@@ -55,6 +55,8 @@ LONGER_FACTOR = 2
 SHORTER_MARGIN = 1.5
 #: ...proposed only when it saves at least a quarter of the steps.
 SHORTER_AT_MOST = 0.75
+#: Before "train longer": a group's best learning rate at or above this position of its range (scaled) is widened first.
+RATE_TOP = 0.75
 #: Retrains of each group's best when the trial variance is not measured yet.
 RETRAINS = 3
 #: Retrains per group beyond which an answer between one and two trial sd is called "not separated".
@@ -389,7 +391,10 @@ class _Plan:
                            spec=spec, changes=changes, commands=[f"tunebook run {spec['study']}"])
 
     def widen(self) -> NextStudy | None:
-        hits = _warnings(self.findings, "search_space_boundary")
+        return self._widen(_warnings(self.findings, "search_space_boundary"), "a group's best sits at a boundary")
+
+    def _widen(self, hits: list[Any], where: str) -> NextStudy | None:
+        """Widen each finding's side of its group's range (``evidence``: group, param, side, best_value, trial)."""
         blocked = {(f.evidence.get("group", ""), f.evidence["param"], f.evidence["side"])
                    for f in _warnings(self.findings, "infeasible_region")}
         hits = [f for f in hits if (f.evidence.get("group", ""), f.evidence["param"], f.evidence["side"]) not in blocked]
@@ -417,7 +422,7 @@ class _Plan:
                             continue
                         new, rule = moved
                         changes.append(Change(f"search_space.nuisance.{name}", param.to_spec(), new.to_spec(),
-                                              "search_space_boundary", _why(found, side) + "; " + rule))
+                                              found[0].check, _why(found, side) + "; " + rule))
                         param = new
                     spec_space["nuisance"][name] = param.to_spec()
                     continue
@@ -438,12 +443,12 @@ class _Plan:
                     cond.setdefault(key, {})[name] = param.to_spec()
                     if mine and param != old:
                         changes.append(Change(f"search_space.conditional.{key}.{name}", old.to_spec(), param.to_spec(),
-                                              "search_space_boundary",
+                                              mine[0].check,
                                               f"{_why(mine, mine[0].evidence['side'])}; the shared range becomes one "
                                               f"range per {sci} so that only {key}'s moves; {rule}"))
                     else:
                         changes.append(Change(f"search_space.conditional.{key}.{name}", old.to_spec(), param.to_spec(),
-                                              "search_space_boundary",
+                                              found[0].check,
                                               f"{key} is not limited by its range: it keeps the shared range as its own"))
             else:
                 for f in found:
@@ -458,7 +463,7 @@ class _Plan:
                     new, rule = moved
                     spec_space["conditional"][key][name] = new.to_spec()
                     changes.append(Change(f"search_space.conditional.{key}.{name}", param.to_spec(), new.to_spec(),
-                                          "search_space_boundary", _why([f], f.evidence["side"]) + "; " + rule))
+                                          f.check, _why([f], f.evidence["side"]) + "; " + rule))
         widening = [c for c in changes if c.old != c.new]
         if not widening:
             return None
@@ -467,8 +472,8 @@ class _Plan:
                                                for c in changes for n in by_param)]
         also = (f"; {', '.join(kept)} {'keeps its range' if len(kept) == 1 else 'keep their ranges'}"
                 if kept and len(kept) < len(labels) else "")
-        return self.result("widen", f"New study {spec['study']}: widen the range(s) where a group's best sits at a "
-                           f"boundary ({len(widening)} change(s){also}), same budget ({spec['trials']} trials, "
+        return self.result("widen", f"New study {spec['study']}: widen the range(s) where {where} "
+                           f"({len(widening)} change(s){also}), same budget ({spec['trials']} trials, "
                            f"{spec['max_train_steps']} steps).", spec=spec, changes=changes,
                            commands=[f"tunebook run {spec['study']}"])
 
@@ -520,6 +525,12 @@ class _Plan:
         late += _warnings(self.findings, "still_improving")
         if not late:
             return None
+        high = self._rates_near_top(late)
+        if high:  # the playbook: too small a learning rate also looks like a need for more steps; widen it first
+            out = self._widen(high, "a group that looks like it needs more steps has its best learning rate in the "
+                                    f"top {1 - RATE_TOP:.0%} of its range")
+            if out is not None:
+                return out
         old = self.study.max_train_steps
         new = _nice_steps(LONGER_FACTOR * old, (self._eval_every() or (None, None))[1])
         groups = sorted({f.evidence.get("group", "") or "the study" for f in late})
@@ -528,6 +539,34 @@ class _Plan:
                         f"{', '.join(groups)}: {_short(measured)}; rule: x{LONGER_FACTOR} (the playbook: when in doubt, "
                         "train longer; judge the next length from where its best steps land)")
         return self._budget(new, [change], f"train {LONGER_FACTOR}x longer ({old} -> {new} steps)")
+
+    def _rates_near_top(self, late: list[Any]) -> list[Any]:
+        """For each group a "train longer" finding names: a stand-in finding per learning rate whose best value lies in
+        the top :data:`RATE_TOP` share of the group's own range (in its scale)."""
+        from tunebook.analysis.checks import WARNING, Finding, is_learning_rate
+
+        out = []
+        for label in sorted({f.evidence.get("group", "") for f in late}):
+            g = self.groups.get(label)
+            if g is None or g.best_trial is None:
+                continue
+            trial = self.study.storage.get_trial_by_number(self.study.id, g.best_trial)
+            if trial is None:
+                continue
+            params = self.space.params_for(trial.params) if self.space.conditional else self.space.params
+            for name, param in params.items():
+                value = trial.params.get(name)
+                if not is_learning_rate(name) or self.space.roles.get(name) == "scientific" or not hasattr(param, "low"):
+                    continue
+                if not isinstance(value, (int, float)) or param.to_unit(value) < RATE_TOP:
+                    continue
+                why = (f"{label + chr(39) + 's' if label else 'the'} best {name} {value:.4g} (#{g.best_trial}) lies in the top "
+                       f"{1 - RATE_TOP:.0%} of its range (up to {param.high:g}) while its curves still improve at the "
+                       "end: a rate too small also looks like a need for more steps")
+                out.append(Finding("still_improving", WARNING, why, "widen the rate first",
+                                   {"group": label, "param": name, "side": "upper", "best_value": value,
+                                    "bound": param.high, "trial": g.best_trial, "why": why}))
+        return out
 
     def budget_shorter(self) -> NextStudy | None:
         early = [f for f in _warnings(self.findings, "max_train_steps") if f.evidence.get("verdict") == "too long"]
@@ -600,21 +639,17 @@ class _Plan:
         groups = [g for g in a.groups if g.best_trial is not None]
         if len(groups) < 2 or not a.fair:
             return None
-        measured = any(m in (a.trial_sd_source or "") for m in MEASURED)
+        state, why = separation(a)
         n = min((g.n_retrains for g in groups), default=0)
-        if measured and a.trial_sd and a.difference is not None:
-            gap = a.difference / a.trial_sd
-            if gap > 2 or gap <= 1 or n >= MAX_RETRAINS or "paired" in a.trial_sd_source:
-                return None  # separated, a measured tie, or as many retrains as this step gives
-            want = {g.best_trial: RETRAINS for g in groups}
-            text = (f"{a.best_group} leads by {gap:.1f} trial sd: between one and two, not yet separated; "
-                    f"{RETRAINS} more retrains of each group's best")
-        elif measured:
+        if state in ("separated", "tie"):
             return None
+        if state == "unclear":
+            if n >= MAX_RETRAINS or "retrain" not in (a.trial_sd_source or ""):
+                return None  # as many retrains as this step gives, or re-runs this step does not add to
+            text = f"{why}; {RETRAINS} more retrains of each group's best"
         else:
-            want = {g.best_trial: RETRAINS for g in groups}
-            text = (f"the answer is fair but its trial variance is not measured ({a.trial_sd_source or 'unknown'}): "
-                    f"retrain each group's best with {RETRAINS} new seeds")
+            text = f"the answer is fair but {why}: retrain each group's best with {RETRAINS} new seeds"
+        want = {g.best_trial: RETRAINS for g in groups}
         return self.result("retrain", f"Measure trial variance: {text} ({sum(want.values())} trials).",
                            findings=["trial_variance"], retrain=want,
                            commands=[f"tunebook retrain {self.study.name} --trial {t} --n {k + _retrained(self.study, t)}"
@@ -628,15 +663,41 @@ class _Plan:
         groups = [g for g in a.groups if g.best_trial is not None]
         if len(groups) >= 2 and a.best_group:
             winner = next(g for g in groups if g.group == a.best_group)
-            gap = a.difference / a.trial_sd if a.trial_sd and a.difference is not None else None
-            if gap is not None and gap > 2:
+            if separation(a)[0] == "separated":
                 follow = [f"tunebook retrain {self.study.name} --trial {winner.best_trial} --n 5   "
                           "(the winner's final retrains, then compare against your baseline and adopt)"]
         elif groups:
             follow = [f"tunebook retrain {self.study.name} --trial {groups[0].best_trial} --n 5   "
                       "(its variance, then compare against your baseline and adopt)"]
-        return self.result("answered", f"Answered, nothing to add: {a.verdict}", findings=[], commands=follow,
+        how = ""
+        if len(groups) >= 2:
+            state, why = separation(a)
+            how = f" ({'a measured tie' if state == 'tie' else state}: {why})"
+        return self.result("answered", f"Answered, nothing to add: {a.verdict}{how}", findings=[], commands=follow,
                            answered=True)
+
+
+def separation(a: Any) -> tuple[str, str]:
+    """Whether a fair answer separates its two best groups: ``separated``, ``tie`` (measured), ``unclear``, or
+    ``unmeasured`` (no re-runs behind its trial sd), with the reason in words.
+
+    With a 95% interval of the difference (replicates): separated when the difference exceeds it, else a measured
+    tie (the interval holds 0). Without: separated beyond 2 measured trial sd, a tie within 1, unclear between.
+    """
+    measured = any(m in (a.trial_sd_source or "") for m in MEASURED)
+    if not measured or not a.trial_sd or a.difference is None:
+        return "unmeasured", f"its trial variance is not measured ({a.trial_sd_source or 'no re-runs'})"
+    interval = getattr(a, "interval", None)
+    if interval is not None and interval > 0:
+        if a.difference > interval:
+            return "separated", f"the difference {a.difference:.3g} exceeds its 95% interval (+/- {interval:.3g})"
+        return "tie", f"the 95% interval of the difference (+/- {interval:.3g}) holds 0"
+    gap = a.difference / a.trial_sd
+    if gap > 2:
+        return "separated", f"{a.best_group} leads by {gap:.1f} measured trial sd"
+    if gap <= 1:
+        return "tie", f"the difference is {gap:.1f} measured trial sd"
+    return "unclear", f"{a.best_group} leads by {gap:.1f} trial sd: between one and two, not yet separated"
 
 
 def _short(message: str) -> str:
@@ -648,6 +709,8 @@ def _short(message: str) -> str:
 def _why(found: list[Any], side: str) -> str:
     f = next((x for x in found if x.evidence["side"] == side), found[0])
     ev = f.evidence
+    if ev.get("why"):
+        return ev["why"]
     where = f"{ev['group']}'s" if ev.get("group") else "the"
     return f"{where} best {ev['param']} {ev['best_value']:.4g} (#{ev['trial']}) is at the {side} bound {ev['bound']:g}"
 

@@ -200,7 +200,10 @@ def pursue(spec: Any, *, budget: int, storage: Any = None, workers: int | None =
         for s in [study, *retrains_of(study)]:
             counts = s.counts()
             if counts["pending"] or counts["running"]:
-                run(s, train_of(s) if s.train_ref else train_of(study), workers=workers, progress=progress)
+                result = run(s, train_of(s) if s.train_ref else train_of(study), workers=workers, progress=progress)
+                if result.interrupted:  # running trials went back to pending: the same call resumes here
+                    say(f"interrupted during {s.name}: run the same command again to resume")
+                    raise KeyboardInterrupt
 
     proposal: NextStudy | None = None
     for _ in range(MAX_ROUNDS):
