@@ -641,6 +641,16 @@ class _Plan:
             return None
         state, why = separation(a)
         n = min((g.n_retrains for g in groups), default=0)
+        bare = [g for g in groups if g.n_retrains < 2]
+        if state != "unmeasured" and "retrain" in (a.trial_sd_source or "") and bare:
+            # retrains measured another configuration (a best that an extension replaced): each group's best needs its own
+            want = {g.best_trial: RETRAINS for g in bare}
+            names = ", ".join(f"{g.group} #{g.best_trial}" for g in bare)
+            return self.result("retrain", f"Measure trial variance: the retrains do not cover every group's best ({names} "
+                               f"has fewer than 2): retrain {'it' if len(bare) == 1 else 'them'} with {RETRAINS} new "
+                               f"seeds ({sum(want.values())} trials).", findings=["trial_variance"], retrain=want,
+                               commands=[f"tunebook retrain {self.study.name} --trial {t} --n {k + _retrained(self.study, t)}"
+                                         for t, k in want.items()])
         if state in ("separated", "tie"):
             return None
         if state == "unclear":
