@@ -152,7 +152,7 @@ def _ls_blocks(rows: list[dict[str, Any]], columns: int) -> list[str]:
         best = "-" if r["best_value"] is None else f"{r['objective']} = {r['best_value']:.4g} @ step {r['best_step']} (#{r['best_trial']})"
         lines.append("")
         lines += wrap(f"{r['experiment']} / {r['study']} (round {r['round']})" + ("  * baseline" if r["baseline"] else ""), columns)
-        fields = [("goal", r["goal"]), *(("note", n) for n in r["notes"][-2:]),
+        fields = [("from", r.get("lineage")), ("goal", r["goal"]), *(("note", n) for n in r["notes"][-2:]),
                   ("trials", f"{r['completed']}/{r['infeasible']}/{r['failed']}/{r['total']}"
                    + (f", {r['running']} running" if r.get("running") else "")),
                   ("best", best), ("config", r["config"]), ("reproduce", r["reproduce"]), ("created", r["created"])]

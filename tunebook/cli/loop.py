@@ -101,7 +101,7 @@ def _pursue_arguments(p: argparse.ArgumentParser) -> None:
 
 
 @command("pursue", "run a study, then the next the findings call for, until the goal is answered or the budget is spent",
-         "tunebook pursue study.yaml --budget 96 --workers 2", arguments=_pursue_arguments)
+         "tunebook pursue study.yaml --budget 96 --workers 2", arguments=_pursue_arguments, creates_store=True)
 def cmd_pursue(args: argparse.Namespace) -> int:
     from tunebook.procedures.pursue import pursue
 

@@ -145,7 +145,8 @@ class NextStudy:
         """Plain data (the dashboard's panel, ``--format json``)."""
         return {"source": self.source, "action": self.action, "decision": self.decision, "name": self.name,
                 "trials": self.trials, "answered": self.answered, "findings": list(self.findings),
-                "changes": [{"field": c.field, "old": c.old, "new": c.new, "finding": c.finding, "reason": c.reason}
+                "changes": [{"field": c.field, "old": c.old, "new": c.new, "old_text": _show(c.old), "new_text": _show(c.new),
+                             "finding": c.finding, "reason": c.reason}
                             for c in self.changes],
                 "commands": list(self.commands), "not_acted_on": list(self.not_acted_on),
                 "yaml": self.to_yaml(), "diff": self.diff()}
@@ -797,12 +798,13 @@ def retrain_studies(source: Study, proposal: NextStudy) -> list[Study]:
     return [s for n in proposal.retrain for s in derived_studies(source, "retrain", trial=n, nonempty=False)[-1:]]
 
 
-def rounds_panel(study: Study) -> dict[str, Any]:
+def rounds_panel(study: Study, findings: list[Any] | None = None, answer: Any = None) -> dict[str, Any]:
     """What the dashboard's study page shows: the proposed next step (plain data) and the chain of rounds.
 
     ``{"proposal": NextStudy.as_dict(), "chain": [{"study", "round", "kind", "findings", "trials", "completed",
     "best", "current"}...]}``; the chain runs from the first round through ``study`` to the newest round made
     from it. A study that cannot be judged yet (nothing completed) still gets its chain and a ``fix`` proposal.
+    ``findings`` and ``answer``: the study's, when the caller has them (the dashboard's cached analysis).
     """
     rounds = chain(study)
     after = successor(study)
@@ -820,4 +822,4 @@ def rounds_panel(study: Study) -> dict[str, Any]:
                      "findings": list(derived.get("findings") or []), "trials": s.trials_budget,
                      "completed": counts["completed"], "best": None if best is None else best.value,
                      "current": s.name == study.name})
-    return {"proposal": next_study(study).as_dict(), "chain": rows}
+    return {"proposal": next_study(study, findings=findings, answer=answer).as_dict(), "chain": rows}

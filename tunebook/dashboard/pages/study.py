@@ -25,6 +25,7 @@ from tunebook.analysis.html import trials_csv
 from tunebook.dashboard import table
 from tunebook.dashboard.context import Context, analysis_signature, ctx, study_done, trial_url
 from tunebook.dashboard.curves import running_figure
+from tunebook.errors import TunebookError
 from tunebook.space import Choice
 from tunebook.study import Study
 
@@ -76,8 +77,18 @@ def study_page(request: Request, name: str) -> Any:
         **tab, "report": analysed.report, "figures": analysed.figures, "headline": c.headline(study, key),
         "findings": c.findings(study, key), "signature": key, "done": study_done(signature),
         "running": running_json(c, study, signature), "counts": signature["counts"], "trial_url": trial_url(study),
-        "others": others, "updated": time.strftime("%H:%M:%S"),
+        "others": others, "updated": time.strftime("%H:%M:%S"), "rounds": rounds(study, analysed.report),
     }, status_code=400 if tab["error"] else 200)
+
+
+def rounds(study: Study, report: Any) -> dict[str, Any] | None:
+    """The proposed next study and the chain of rounds (``tunebook next``), from the cached analysis."""
+    from tunebook.procedures.next import rounds_panel
+
+    try:
+        return rounds_panel(study, report.findings, report.answer)
+    except TunebookError:  # e.g. a source study deleted from the store: the page shows the rest
+        return None
 
 
 @router.get("/api/study/{name}/state")
