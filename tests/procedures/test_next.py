@@ -168,7 +168,12 @@ def test_the_spec_next_writes_is_valid_input_for_run(tmp_path):
 
 
 def test_next_refuses_an_unknown_study_in_one_line(tmp_path):
-    out = run_cli("next", "nope", "--storage", f"sqlite:///{tmp_path / 'x.db'}", cwd=tmp_path)
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    missing = run_cli("next", "nope", "--storage", url, cwd=tmp_path)  # `next` only reads: it makes no store
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "no store at" in missing.stderr
+    assert not (tmp_path / "x.db").exists()
+    tb.open_storage(url)
+    out = run_cli("next", "nope", "--storage", url, cwd=tmp_path)
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "no study named 'nope'" in out.stderr
 
 
