@@ -22,8 +22,8 @@ the finding that calls for it. :func:`create_next` stores it (lineage kind
 3. a group's best at a boundary of its range: **widen that side of that
    group's range only**, by :data:`WIDEN_RULE` (a shared range two groups read
    becomes a conditional range per group when only some are limited);
-4. the best rate next to divergence (``infeasible_region``): **the
-   warmup/clipping study** (`tunebook stability` / `tunebook warmup`);
+4. the best rate at the edge of stability (``stability_edge``,
+   ``infeasible_region``): **the warmup/clipping study** (`tunebook stability` / `tunebook warmup`);
 5. still improving at ``max_train_steps``: **twice the steps**
    (:data:`LONGER_FACTOR`); saturated early: **the measured best step with a
    margin** (:data:`SHORTER_MARGIN`);
@@ -396,8 +396,7 @@ class _Plan:
 
     def _widen(self, hits: list[Any], where: str) -> NextStudy | None:
         """Widen each finding's side of its group's range (``evidence``: group, param, side, best_value, trial)."""
-        blocked = {(f.evidence.get("group", ""), f.evidence["param"], f.evidence["side"])
-                   for f in _warnings(self.findings, "infeasible_region")}
+        blocked = {(f.evidence.get("group", ""), f.evidence["param"], f.evidence["side"]) for f in self._unstable()}
         hits = [f for f in hits if (f.evidence.get("group", ""), f.evidence["param"], f.evidence["side"]) not in blocked]
         if not hits:
             return None
@@ -483,21 +482,26 @@ class _Plan:
 
         return param_from_spec(spec_space["conditional"][key][name], f"search_space.conditional.{key}.{name}")
 
+    def _unstable(self) -> list[Any]:
+        """The findings that put a group's best rate at the edge of stability (a wider range would not help there)."""
+        return _warnings(self.findings, "stability_edge") + _warnings(self.findings, "infeasible_region")
+
     def stability(self) -> NextStudy | None:
-        hits = _warnings(self.findings, "infeasible_region")
+        hits = self._unstable()
         if not hits:
             return None
         f = hits[0]
         ev = f.evidence
-        rate = ev.get("nearest_infeasible")
+        rate = ev.get("nearest_infeasible", ev.get("first_diverged"))
         commands = [f"tunebook stability {self.study.name} --param {ev['param']} --run"]
         if rate is not None:
             commands.append(f"tunebook warmup {self.study.name} --param {ev['param']}   (or --unstable-lr {rate:.4g}, "
                             "the nearest diverged rate)")
         where = f" in {ev['group']}" if ev.get("group") else ""
-        return self.result("stability", f"The best {ev['param']}{where} ({ev['best_value']:.4g}) sits next to divergence "
-                           f"(the nearest infeasible trial at {rate:.4g}): the next study is the warmup/clipping study, "
-                           "not a wider range.", findings=[f.check], commands=commands)
+        near = f" (the nearest diverged trial at {rate:.4g})" if rate is not None else ""
+        return self.result("stability", f"The best {ev['param']}{where} ({ev['best_value']:.4g}) sits at the edge of "
+                           f"stability{near}: the next study is the warmup/clipping study, not a wider range.",
+                           findings=[f.check], commands=commands)
 
     def _eval_every(self) -> tuple[str, int] | None:
         for name in EVAL_EVERY:
