@@ -333,7 +333,7 @@ class _Plan:
         spec = StudySpec.from_mapping({**spec, "study": name}).to_mapping()  # validated; defaults filled
         if train is None:
             spec.pop("train", None)
-        return {**self._file_spec(spec, name), "parent": self.study.name}
+        return self._file_spec(spec, name)  # derived.source is the lineage (a YAML `parent` is a warm start only)
 
     def _root(self) -> str:
         return chain(self.study)[0].name
@@ -772,7 +772,7 @@ def create_next(source: Study, proposal: NextStudy) -> Study | None:
         return None
     if proposal.spec is None:
         return None
-    fields = {k: v for k, v in proposal.spec.items() if k != "parent"}
+    fields = dict(proposal.spec)
     if proposal.action == "extend":
         return create_study_from_spec(StudySpec.from_mapping(fields), storage=source.storage)
     if fields.get("train") is None:

@@ -380,9 +380,10 @@ def create_study_from_spec(
     existing = store.get_study(name)
     if existing is not None:
         return _resume(store, existing, study_spec)
-    if study_spec.derived and study_spec.derived["kind"] == "next" and round == 1:  # a next study written to YAML
-        source = store.get_study(study_spec.derived["source"])
-        round = source.round + 1 if source is not None else round
+    if study_spec.derived and study_spec.derived["kind"] == "next" and round == 1:  # a next study written to YAML:
+        source = store.get_study(study_spec.derived["source"])  # one round after its source, which is its parent
+        if source is not None:
+            round, parent = source.round + 1, parent or source.name
     git_commit, git_dirty = _git_state(Path(config_path).resolve() if config_path else Path.cwd())
     if repro_command is None:
         repro_command = _script_command()
