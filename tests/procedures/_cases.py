@@ -44,7 +44,8 @@ def optimizers(name: str = "rings-opt", *, conditional: bool = False, trials: in
         space["nuisance"] = lr(1e-3, 0.3)
     return {"study": name, "goal": "Is Adam better than SGD on the rings?", "train": TRAIN,
             "objective": {"metric": "val/loss", "mode": "min"}, "trials": trials, "max_train_steps": steps,
-            "search_space": space}
+            "search_space": space, "replicates": 0}  # trial variance measured by the loop's retrains (pilots set before
+                                                      # the replicate phase existed)
 
 
 def create(spec: dict[str, Any], url: str) -> tb.Study:

@@ -6,6 +6,8 @@ Two workloads: the rings MLP (:mod:`_tiny`, pilot in :mod:`_cases`) and the bund
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import _tiny
 import pytest
 import yaml
@@ -85,7 +87,8 @@ def test_a_too_short_study_gets_a_longer_one(url):
     """Adam at 20 steps: every good trial still falls steeply (the pilot's best needs ~200). Pilot at 20 steps (3
     seeds): lr 0.01: 0.636, 0.03: 0.43, 0.1: 0.484, 0.3: 0.474, 1: 0.687, 3: 1.11; the range holds that optimum."""
     spec = {"study": "rings-short", "train": TRAIN, "objective": {"metric": "val/loss", "mode": "min"}, "trials": 8,
-            "max_train_steps": 20, "search_space": {"nuisance": lr(3e-3, 3.0), "fixed": {"optimizer": "adam", "eval_every": 2}}}
+            "max_train_steps": 20, "search_space": {"nuisance": lr(3e-3, 3.0), "fixed": {"optimizer": "adam", "eval_every": 2}},
+            "replicates": 0}
     study = build(spec, url)
     proposal = next_study(study)
     assert proposal.action == "budget", proposal.lines()
@@ -101,7 +104,8 @@ def test_a_well_posed_answered_study_has_nothing_to_add(tmp_path):
     from _digits_cases import CASES
     from _digits_cases import build as build_digits
 
-    study = build_digits(f"sqlite:///{tmp_path / 'd.db'}", CASES["well_posed"], tmp_path / "ck")
+    study = build_digits(f"sqlite:///{tmp_path / 'd.db'}", replace(CASES["well_posed"], options={"replicates": 0}),
+                         tmp_path / "ck")
     proposal = next_study(study)
     assert proposal.action == "answered" and proposal.answered, proposal.lines()
     assert proposal.decision.startswith("Answered, nothing to add")
@@ -114,7 +118,7 @@ def test_a_well_posed_answered_study_has_nothing_to_add(tmp_path):
 def test_an_unread_name_with_a_near_miss_is_corrected_in_the_spec_only(url):
     spec = {"study": "rings-typo", "train": TRAIN, "objective": {"metric": "val/loss", "mode": "min"}, "trials": 4,
             "max_train_steps": 10, "search_space": {"nuisance": {"lr": {"min": 3e-3, "max": 0.1, "scale": "log"}},
-                                                     "fixed": {"optimizer": "adam", "eval_every": 5}}}
+                                                     "fixed": {"optimizer": "adam", "eval_every": 5}}, "replicates": 0}
     study = build(spec, url)
     proposal = next_study(study)
     assert proposal.action == "rename", proposal.lines()
@@ -182,7 +186,8 @@ def test_a_too_short_digits_study_gets_a_longer_one(tmp_path):
     from _digits_cases import CASES
     from _digits_cases import build as build_digits
 
-    study = build_digits(f"sqlite:///{tmp_path / 'd.db'}", CASES["too_short"], tmp_path / "ck")
+    study = build_digits(f"sqlite:///{tmp_path / 'd.db'}", replace(CASES["too_short"], options={"replicates": 0}),
+                         tmp_path / "ck")
     proposal = next_study(study)
     assert proposal.action == "budget", proposal.lines()
     assert proposal.spec["max_train_steps"] == 80
