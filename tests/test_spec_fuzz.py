@@ -324,3 +324,82 @@ def test_fuzz_through_the_cli(workspace, spec):
         assert len(lines) == 1 and lines[0].startswith("tunebook: error: "), result.stderr
         assert workspace.snapshot() == before
 
+
+
+# the YAML reader itself: tags, anchors and repeated keys anywhere (issue 22 item 8) ---------------------------------
+YAML_TAGS = ["!!timestamp", "!!bool", "!!int", "!!float", "!!str", "!!binary", "!!set", "!!omap", "!!pairs", "!!null",
+             "!!python/name:os.system", "!!python/object/apply:os.getcwd", "!", "!foo", "!<tag:yaml.org,2002:str>"]
+yaml_scalars = st.one_of(st.sampled_from(["maybe", "2024-01-31x", "1e-4", "yes", "~", "0x1F", "[]", "{}", "''", "x"]),
+                         st.text(st.characters(min_codepoint=32, max_codepoint=126, blacklist_characters="#&*!|>'\"%@`"),
+                                 min_size=1, max_size=8).map(str.strip).filter(bool))
+
+
+@st.composite
+def yaml_mutant(draw):
+    """A valid spec's YAML with one line changed: a tag or an anchor put before a value, or a key repeated."""
+    lines = yaml.dump(draw(valid_spec()), sort_keys=False).splitlines()
+    index = draw(st.integers(0, len(lines) - 1))
+    line = lines[index]
+    key, sep, value = line.partition(": ")
+    what = draw(st.sampled_from(["tag", "anchor", "repeat"]))
+    mark = draw(st.sampled_from(YAML_TAGS)) if what == "tag" else f"&{draw(st.sampled_from(['a', 'x1', 'anchor']))}"
+    if what == "repeat":
+        lines.insert(index + 1, line)  # the same key twice in a mapping (or a list item twice, which is fine)
+    elif sep:
+        lines[index] = f"{key}: {mark} {value if value.strip() else draw(yaml_scalars)}"
+    elif line.rstrip().endswith(":"):
+        lines[index] = f"{line.rstrip()} {mark}"  # a tagged or anchored mapping or list
+    elif line.lstrip().startswith("- "):
+        dash = line.index("- ") + 2
+        lines[index] = f"{line[:dash]}{mark} {line[dash:]}"
+    else:
+        lines.insert(index + 1, line)
+    return "\n".join(lines) + "\n"
+
+
+@FUZZ
+@given(text=yaml_mutant())
+def test_fuzz_yaml_tags_anchors_and_repeated_keys(workspace, text):
+    """A tagged value, a lone anchor or a repeated key anywhere: one line naming the line, nothing stored; never a
+    parser traceback (PyYAML's constructors raised KeyError and AttributeError on `!!bool maybe`, `!!timestamp x`)."""
+    path = workspace.root / "mutant.yaml"
+    path.write_text(text)
+    check_outcome(workspace, lambda: study_from_spec_file(path, storage=workspace.url)[0])
+
+
+# trial.log: whatever the training function logs, the store keeps only names and steps every backend can hold --------
+log_names = st.one_of(st.sampled_from(["loss", "val/error", "acc", "a.b-c_d", "é", "loss\n", "\x1b[2Jx", "x\x9b",
+                                       "x\u202e", "tab\tname", "", " "]),
+                      st.text(max_size=12))
+log_values = st.one_of(st.floats(), st.integers(-10**6, 10**6), st.sampled_from([math.nan, math.inf, 0.0, -1.0]))
+log_calls = st.lists(st.tuples(st.integers(-3, 2**31 - 1) | st.integers(0, 50),
+                               st.dictionaries(log_names, log_values, min_size=1, max_size=3)), min_size=1, max_size=6)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(calls=log_calls)
+def test_fuzz_trial_log(workspace, calls):
+    """Random names, steps and values through `trial.log` in a real run: the trial ends completed, infeasible, or
+    failed with one line saying which name or step was refused; every stored name is printable and every stored
+    step is 0 or more."""
+    from tunebook.errors import failure_line
+    from tunebook.specio import name_chars_problem
+
+    workspace.logs = getattr(workspace, "logs", 0) + 1
+    study = tb.create_study(f"log-{workspace.logs}", space={"nuisance": {"lr": {"min": 0.1, "max": 1.0}}},
+                            objective=("loss", "min"), trials=1, max_train_steps=2**31 - 1, storage=workspace.url)
+
+    def train(trial):
+        for step, metrics in calls:
+            trial.log(step, **metrics)
+
+    tb.run(study, train, workers=0, progress=False)
+    trial = study.trials()[0]
+    assert trial.state in ("completed", "infeasible", "failed"), trial.state
+    if trial.state == "failed":
+        line = failure_line(trial.error)
+        assert line and "\n" not in line, trial.error
+        assert "SpecError" in line or "never logged" in line, line
+    for name, points in study.metrics(trial).items():
+        assert name_chars_problem(name) is None, repr(name)
+        assert all(step >= 0 for step, _ in points), (name, points)
