@@ -273,9 +273,9 @@ def _without_points(state: str, plain: dict[str, Any], batch: MetricBatch | None
     n = len(batch.rows) if batch is not None else 0
     note = plain_line(f"the store refused its last {n} metric point(s), which are not stored: {refused}")
     if state == COMPLETED:
-        return FAILED, {"error": note}
+        return FAILED, {"error": note}, None
     cause = plain.get("error")
-    return state, {**plain, "error": f"{cause}; {note}" if cause else note}
+    return state, {**plain, "error": f"{cause}; {note}" if cause else note}, None
 
 
 def _put_back(storage: Storage, record: TrialRecord, worker_id: str, outcome: Outcome,
