@@ -54,6 +54,7 @@ def run(
     ``nproc_per_trial``: each trial runs as that many processes with
     torch.distributed's environment, like torchrun (see :mod:`.multiproc`).
     """
+    from tunebook.execution.progress import fit
     from tunebook.study import outcome_lines, record_train, resolve_train
 
     if executor not in EXECUTORS:
@@ -72,7 +73,7 @@ def run(
     if result.infrastructure:  # a worker gave up after INFRA_RETRIES faults in a row: exit 3, nothing blamed
         raise StorageUnavailable(result.infrastructure)
     if progress:
-        print("\n".join(outcome_lines(study)), flush=True)
+        print(fit(outcome_lines(study)), flush=True)
     if result.interrupted:  # saved: the study is not finished, and no caller may go on as if it were
         print(interrupted_line(study.name), flush=True)
         raise KeyboardInterrupt

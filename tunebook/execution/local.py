@@ -46,6 +46,7 @@ from tunebook.execution.loop import (
     worker_loop,
 )
 from tunebook.execution.outcome import LOST_WORKER, WorkerStop
+from tunebook.execution.progress import Reporter
 from tunebook.study import Study, load_study
 from tunebook.writers import WriterFactory
 
@@ -152,47 +153,6 @@ def _child_environment(device: str | None, threads: int) -> Iterator[None]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
-
-
-class Reporter:
-    """Progress on the terminal: a rich bar on a TTY, a line per change elsewhere."""
-
-    def __init__(self, study: Study, enabled: bool) -> None:
-        self.study, self.enabled = study, enabled
-        self.last: tuple[Any, ...] | None = None
-        self.progress = None
-        if enabled and sys.stdout.isatty():
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.progress = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
-            )
-            self.task = self.progress.add_task(study.name, total=study.trials_budget, detail="")
-            self.progress.start()
-
-    def update(self) -> dict[str, int]:
-        counts = self.study.counts()
-        if not self.enabled:
-            return counts
-        best = self.study.best_trial()
-        metric = self.study.objective[0]
-        best_text = f"best {metric}={best.value:.4g} (#{best.number})" if best else "best -"
-        detail = (
-            f"completed {counts['completed']}  infeasible {counts['infeasible']}  "
-            f"failed {counts['failed']}  running {counts['running']}  {best_text}"
-        )
-        finished = counts["completed"] + counts["infeasible"] + counts["failed"]
-        if self.progress is not None:
-            self.progress.update(self.task, completed=finished, total=sum(counts.values()), detail=detail)
-        elif (finished, detail) != self.last:
-            print(f"[{finished}/{sum(counts.values())}] {self.study.name}: {detail}", flush=True)
-            self.last = (finished, detail)
-        return counts
-
-    def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
 
 
 def run_local(

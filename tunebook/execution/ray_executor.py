@@ -33,7 +33,8 @@ from tunebook.errors import MissingExtraError, SpecError
 from tunebook.execution.loop import (
     DEFAULT_STALE_AFTER, default_checkpoint_root, reclaim_dead_workers, worker_id_for, worker_loop,
 )
-from tunebook.execution.local import Reporter, RunResult
+from tunebook.execution.local import RunResult
+from tunebook.execution.progress import Reporter
 from tunebook.study import Study
 from tunebook.writers import WriterFactory
 
