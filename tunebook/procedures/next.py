@@ -645,8 +645,8 @@ class _Plan:
         if len(groups) < 2 or not a.fair:
             return None
         state, why = separation(a)
-        n = min((g.n_retrains for g in groups), default=0)
-        bare = [g for g in groups if g.n_retrains < 2]
+        n = min((g.n_runs for g in groups), default=0)
+        bare = [g for g in groups if g.n_runs < 2]
         if state != "unmeasured" and "retrain" in (a.trial_sd_source or "") and bare:
             # retrains measured another configuration (a best that an extension replaced): each group's best needs its own
             want = {g.best_trial: RETRAINS for g in bare}

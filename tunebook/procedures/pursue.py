@@ -77,7 +77,8 @@ def evidence_lines(a: Any) -> list[str]:
             continue
         line = f"{g.group or 'the study'}: best {metric} {g.best_value:.4g} (trial #{g.best_trial}, {g.n_completed} completed)"
         if g.mean is not None:
-            line += f", retrains {g.mean:.4g}" + (f" +/- {g.sd:.2g}" if g.sd is not None else "") + f" (n={g.n_retrains})"
+            line += (f", {g.runs_source or 're-runs'} {g.mean:.4g}" + (f" +/- {g.sd:.2g}" if g.sd is not None else "")
+                     + f" (n={g.n_runs})")
         if g.limited_by:
             line += f"; limited by {'; '.join(g.limited_by)}"
         out.append(line)
