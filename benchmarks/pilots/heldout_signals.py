@@ -55,11 +55,22 @@ def comparison(a: str, b: str, group_a: str, group_b: str) -> tuple[str, str | N
     (ka, ma), (kb, mb) = TRUTH.best(a), TRUTH.best(b)
     sd = TRUTH.seed_sd(ka, kb)
     words = f"{group_a} {ma:.4f} vs {group_b} {mb:.4f} (best rates), seed sd {sd:.4f}: {abs(gap):.1f} sd"
-    if abs(gap) >= 3:
-        return words + f" -> {group_a if gap > 0 else group_b} better", "winner", group_a if gap > 0 else group_b
-    if abs(gap) < 1:
+    ahead = group_a if gap > 0 else group_b
+    kind = TRUTH.verdict(a, b)
+    if kind == "winner":
+        return words + f" -> {ahead} better", "winner", ahead
+    if kind == "tie":
         return words + " -> tie", "tie", None
-    return words + f" -> unclear (1-3 sd; {group_a if gap > 0 else group_b} ahead)", "unclear", group_a if gap > 0 else group_b
+    return words + f" -> unclear ({ahead} ahead)", "unclear", ahead
+
+
+def still_falling(key: str, share: float = 0.2) -> bool:
+    """The pilot's truth about training length: the mean curve of ``key`` falls over the last ``share`` of the
+    run by more than its seeds' sd (a study trained as long is still improving)."""
+    curve = {int(s): v for s, v in TRUTH.points[key]["curve"].items()}
+    last = max(curve)
+    start = min(s for s in curve if s >= (1 - share) * last)
+    return curve[start] - curve[last] > TRUTH.points[key]["sd"]
 
 
 def cases() -> list[HeldOut]:
@@ -69,44 +80,51 @@ def cases() -> list[HeldOut]:
     out = []
     truth, kind, winner = comparison("adam", "adam channels=4", "channels=16", "channels=4")
     out.append(HeldOut(Case("sig-channels", "signals", {"scientific": {"channels": {"choice": [4, 16]}},
-                                                        "nuisance": wide, "fixed": ADAM}, trials=16,
-                            goal="Do 16 channels beat 4?"), truth + " [8/group]", kind, winner, allowed=unstable))
+                                                        "nuisance": wide, "fixed": ADAM}, trials=20,
+                            options={"replicates": 2}, goal="Do 16 channels beat 4?"), truth + " [8/group]", kind, winner, allowed=unstable))
     truth, kind, winner = comparison("adam", "adam channels=24", "channels=16", "channels=24")
     out.append(HeldOut(Case("sig-width", "signals", {"scientific": {"channels": {"choice": [16, 24]}},
-                                                     "nuisance": wide, "fixed": ADAM}, trials=16,
-                            goal="Do 24 channels beat 16?"), truth + " [8/group]", kind, winner, allowed=unstable))
+                                                     "nuisance": wide, "fixed": ADAM}, trials=20,
+                            options={"replicates": 2}, goal="Do 24 channels beat 16?"), truth + " [8/group]", kind, winner, allowed=unstable))
     truth, kind, winner = comparison("adam", "adam epsilon=1e-6", "epsilon=1e-08", "epsilon=1e-06")
     out.append(HeldOut(Case("sig-epsilon", "signals", {"scientific": {"epsilon": {"choice": [1e-8, 1e-6]}},
-                                                       "nuisance": wide, "fixed": ADAM}, trials=12,
+                                                       "nuisance": wide, "fixed": ADAM}, trials=24,
                             goal="Does Adam's epsilon matter?"), truth, kind, winner, allowed=unstable))
     truth, kind, winner = comparison("adam", "sgd", "optimizer=adam", "optimizer=sgd")
     out.append(HeldOut(Case("sig-optimizers", "signals", {
         "scientific": {"optimizer": {"choice": ["adam", "sgd"]}},
-        "conditional": {"optimizer=adam": wide, "optimizer=sgd": lr(0.03, 3.0)}}, trials=16,
+        "conditional": {"optimizer=adam": wide, "optimizer=sgd": lr(0.03, 3.0)}}, trials=24,
         goal="Adam or SGD, each with its own learning-rate range?"), truth, kind, winner,
         allowed={"infeasible_share", "infeasible_region", "instability"}))
     edge = TRUTH.edge("sgd")
     gradual = is_gradual_edge(edge, TRUTH.seed_sd(TRUTH.best("sgd")[0]))
     out.append(HeldOut(Case("sig-sgd-edge", "signals", {"nuisance": lr(0.1, 32.0), "fixed": {"optimizer": "sgd"}},
-                            trials=12, goal="Plain SGD's learning rate"),
+                            trials=15, goal="Plain SGD's learning rate"),
                        f"SGD best at lr {edge['best_rate']:g} ({edge['best']:.4f}); above: "
                        + ", ".join(f"{r:g}: {'-' if m is None else f'{m:.3f}'} ({bad:.0%} diverged)"
                                    for r, m, bad in edge["above"]) + (" -> gradual edge" if gradual else " -> sharp edge"),
                        None, planted={"stability_edge"} if gradual else set(),
                        allowed={"infeasible_share", "infeasible_region", "instability", "stability_edge"}))
     best_key, best = TRUTH.best("adam")
-    out.append(HeldOut(Case("sig-clean", "signals", {"nuisance": lr(2e-3, 3e-2), "fixed": ADAM}, trials=8,
+    out.append(HeldOut(Case("sig-clean", "signals", {"nuisance": lr(2e-3, 3e-2), "fixed": ADAM}, trials=12,
                             goal="Adam, well posed"), f"optimum {best_key} ({best:.4f}) inside [2e-3, 3e-2]: clean", None))
-    out.append(HeldOut(Case("sig-boundary", "signals", {"nuisance": lr(1e-4, 1e-3), "fixed": ADAM}, trials=8,
+    out.append(HeldOut(Case("sig-boundary", "signals", {"nuisance": lr(1e-4, 1e-3), "fixed": ADAM}, trials=12,
                             goal="Adam with a range below its optimum"),
                        f"optimum {best_key} above the range's upper bound 1e-3", None,
                        planted={"search_space_boundary"}, allowed={"still_improving", "max_train_steps"}))
     curve = TRUTH.points[best_key]["curve"]
     at40 = curve.get("40")
-    out.append(HeldOut(Case("sig-too-short", "signals", {"nuisance": lr(2e-3, 3e-2), "fixed": ADAM}, trials=8,
+    out.append(HeldOut(Case("sig-too-short", "signals", {"nuisance": lr(2e-3, 3e-2), "fixed": ADAM}, trials=12,
                             options={"max_train_steps": 40}, goal="Adam trained far too briefly"),
                        f"{best_key}: {at40:.4f} at step 40, {best:.4f} best by step {TRUTH.data['steps']}", None,
                        planted={"still_improving|max_train_steps"}))
+    # Trained 300 steps, the optimum's curve still falls at the end (pilot: adam lr=0.01, 0.822 at step 280,
+    # 0.775 at 300): "train longer" is true of every 300-step case here
+    if still_falling(TRUTH.best("adam")[0]):
+        for item in out:
+            if item.case.options.get("max_train_steps") is None:
+                item.allowed |= {"still_improving", "max_train_steps"}
+                item.truth += "; still improving at the last step"
     return out
 
 
@@ -158,12 +176,16 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="case names")
     args = parser.parse_args()
     rows = []
-    for item in cases():
+    order = ["sig-too-short", "sig-epsilon", "sig-sgd-edge", "sig-clean", "sig-boundary", "sig-channels",
+             "sig-optimizers", "sig-width"]
+    for item in sorted(cases(), key=lambda i: order.index(i.case.name)):
         if args.only and item.case.name not in args.only:
             continue
         study = build(f"sqlite:///{args.store}", item.case, Path(args.store).with_suffix(".ckpt"))
         rows.append(judge(item, study))
-        print(f"{item.case.name}: {rows[-1]['answer_kind']} {rows[-1]['warnings']}", file=sys.stderr, flush=True)
+        print(table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
+        if args.json:
+            Path(args.json).write_text(json.dumps(rows, indent=1, default=str) + "\n")
     print(table(rows))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1, default=str) + "\n")

@@ -45,7 +45,8 @@ class Truth:
     def best(self, prefix: str) -> tuple[str, float]:
         """The best point among those whose key starts with ``prefix`` followed by ``lr=``: (key, mean)."""
         keys = [k for k, p in self.points.items()
-                if k.startswith(prefix) and k[len(prefix):].lstrip().startswith("lr=") and p["mean"] is not None]
+                if k.startswith(prefix) and k[len(prefix):].lstrip().startswith("lr=") and p["mean"] is not None
+                and "steps" not in p]  # a point trained longer than the pilot's steps is another question
         key = min(keys, key=self.mean)
         return key, self.mean(key)
 
@@ -59,11 +60,20 @@ class Truth:
             df += len(vals) - 1
         return math.sqrt(ss / df)
 
+    def verdict(self, a: str, b: str) -> str:
+        """The pilot's answer to "a or b, each at its best rate?": "winner" when their best means differ by more
+        than 3 seed sds, "tie" when by less than two standard errors of a difference of means of n seeds each
+        (2 sqrt(2/n) seed sds: the pilot cannot tell them apart), else "unclear"."""
+        gap = abs(self.gap_in_sd(a, b))
+        if gap > 3:
+            return "winner"
+        return "tie" if gap < 2 * math.sqrt(2 / len(self.data["seeds"])) else "unclear"
+
     def edge(self, prefix: str) -> dict[str, Any]:
         """The learning-rate sweep of ``prefix`` (points ``"<prefix> lr=..."``): the best rate whose seeds all
         trained (``best``), the rates above it with their mean and share of diverged seeds (``above``)."""
         sweep = sorted((p["params"]["learning_rate"], p) for k, p in self.points.items()
-                       if k.startswith(prefix + " lr="))
+                       if k.startswith(prefix + " lr=") and "steps" not in p)
         n = len(self.data["seeds"])
         best_rate, best = min(((r, p) for r, p in sweep if p["infeasible"] == 0), key=lambda rp: rp[1]["mean"])
         return {"best_rate": best_rate, "best": best["mean"],
@@ -90,7 +100,10 @@ class Case:
         data = pilot(self.workload)
         train, metric = WORKLOADS[self.workload]
         space = {k: dict(v) for k, v in self.space.items()}
-        space["fixed"] = {**data["fixed"], **space.get("fixed", {})}  # the pilot's fixed settings
+        varied = {name for role in ("scientific", "nuisance") for name in space.get(role, {})}
+        varied |= {name for sub in space.get("conditional", {}).values() for name in sub}
+        pilot_fixed = {k: v for k, v in data["fixed"].items() if k not in varied}
+        space["fixed"] = {**pilot_fixed, **space.get("fixed", {})}  # the pilot's fixed settings
         return {"study": self.name, "goal": self.goal, "train": train, "objective": {"metric": metric, "mode": "min"},
                 "trials": self.trials, "max_train_steps": data["steps"], "seed": self.seed, "search_space": space,
                 "infeasible_if": {"train/loss": {"above": data["infeasible_above"]}}, **self.options}
@@ -111,14 +124,23 @@ def build(url: str, case: Case, checkpoint_dir: Path) -> tb.Study:
     return study
 
 
-def build_all(url: str, cases: list[Case], checkpoint_dir: Path) -> dict[str, tb.Study]:
-    return {case.name: build(url, case, checkpoint_dir) for case in cases}
+class Studies:
+    """The cases of one test file, each built on first use into one store (``studies["key"]``)."""
+
+    def __init__(self, url: str, cases: dict[str, Case], checkpoint_dir: Path) -> None:
+        self.url, self.cases, self.checkpoint_dir = url, cases, checkpoint_dir
+        self.built: dict[str, tb.Study] = {}
+
+    def __getitem__(self, key: str) -> tb.Study:
+        if key not in self.built:
+            self.built[key] = build(self.url, self.cases[key], self.checkpoint_dir)
+        return self.built[key]
 
 
 #: Findings about the machine's timing, not the study (judged by their own tests on set curves).
 TIMING_CHECKS = {"input_bound"}
-#: The checks that may name an edge of stability (a best rate next to worse rates and then divergence).
-STABILITY_CHECKS = {"stability_edge", "infeasible_region", "instability"}
+#: The check that names an edge of stability (a best rate next to worse rates and then divergence).
+STABILITY_CHECKS = {"stability_edge"}
 
 
 def judged(report: Any) -> list:
@@ -132,6 +154,8 @@ def answer_kind(answer: Any) -> str:
     verdict = answer.verdict
     if not answer.fair:
         return "unfair"
+    if getattr(answer, "interval", None) is not None and answer.difference is not None:  # means with a 95% interval
+        return "winner" if answer.difference - answer.interval > 0 else "tie"
     if "is better" in verdict:
         return "winner"
     if "does not separate" in verdict or " tie " in verdict:
