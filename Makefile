@@ -30,7 +30,7 @@ test: lint-imports docs
 
 # The fast lane (under 2 minutes on 2 cores): unit tests on SQLite. Leaves out the tests marked slow (real
 # multi-process runs: faults, interrupts, Ray), the PostgreSQL half of the storage suite and the browser test.
-FAST_TESTS := -m "not slow and not postgres" -k "not postgresql" --ignore=tests/test_report_browser.py
+FAST_TESTS := -m "not slow and not postgres" -k "not postgresql" --ignore=tests/analysis/test_report_browser.py
 test-fast: lint-imports docs
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -q -rs $(FAST_TESTS) tests
 

@@ -1,4 +1,4 @@
-"""A verb group from outside tunebook.cli, for tests/test_cli_unit.py: plugs in through tunebook.cli.MODULES."""
+"""A verb group from outside tunebook.cli, for tests/cli/test_cli_unit.py: plugs in through tunebook.cli.MODULES."""
 
 from __future__ import annotations
 

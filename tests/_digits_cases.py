@@ -1,4 +1,4 @@
-"""Real digits studies with a known answer, for the checklist's tests (see tests/test_checks_digits.py).
+"""Real digits studies with a known answer, for the checklist's tests (see tests/analysis/test_checks_digits.py).
 
 Each :class:`DigitsCase` is one study on :mod:`tunebook.workloads.digits` (a
 2-layer MLP, 32 hidden units, batch 64): its search space, budget and length.

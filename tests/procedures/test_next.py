@@ -11,7 +11,7 @@ from dataclasses import replace
 import _tiny
 import pytest
 import yaml
-from _cases import SGD_OPTIMUM, TRAIN, build, lr, optimizers
+from _next_cases import SGD_OPTIMUM, TRAIN, build, lr, optimizers
 
 import tunebook as tb
 from conftest import run_cli

@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 
 import pytest
-from _cases import build, optimizers
+from _next_cases import build, optimizers
 
 import tunebook as tb
 

@@ -14,7 +14,7 @@ import time
 
 import pytest
 import yaml
-from _cases import SGD_OPTIMUM, optimizers
+from _next_cases import SGD_OPTIMUM, optimizers
 
 import tunebook as tb
 from conftest import TUNEBOOK, run_cli

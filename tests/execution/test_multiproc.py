@@ -32,7 +32,7 @@ from tunebook.execution.multiproc import (
 from tunebook.storage import open_storage
 from tunebook.storage.base import CheckpointRecord
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]  # tests/, where the helpers live
 STEPS = 20
 
 

@@ -249,7 +249,7 @@ def test_tunebook_run_warns_at_once_when_a_varied_name_went_unread(tmp_path):
 
     spec = tmp_path / "s.yaml"
     spec.write_text(
-        f"study: cli-typo\ntrain: {ROOT / 'tests' / 'test_unused_params.py'}:_typo_train\n"
+        f"study: cli-typo\ntrain: {ROOT / 'tests' / 'analysis' / 'test_unused_params.py'}:_typo_train\n"
         "objective: {metric: val/error, mode: min}\ntrials: 2\nmax_train_steps: 3\n"
         "search_space:\n  scientific: {wd: {choice: [0.0, 0.3]}}\n"
         "  nuisance: {learning_rate: {min: 1.0e-3, max: 1.0e-1, scale: log}}\n"

@@ -18,7 +18,7 @@ import tunebook as tb  # noqa: E402
 from _spy import SYNCING  # noqa: E402
 from tunebook.integrations.lightning import TunebookCallback, fit, trainer_kwargs  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 from train_lightning import DigitsMLP, loaders  # noqa: E402
 
 STEPS, EVAL = 30, 10

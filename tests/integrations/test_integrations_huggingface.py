@@ -20,7 +20,7 @@ import transformers  # noqa: E402
 import tunebook as tb  # noqa: E402
 from tunebook.integrations.huggingface import TunebookCallback, default_name, training_args_from  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 from train_huggingface import BASE_ARGS, train  # noqa: E402
 
 STEPS, EVAL = 30, 10

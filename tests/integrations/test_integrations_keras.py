@@ -19,7 +19,7 @@ torch = pytest.importorskip("torch")
 import tunebook as tb  # noqa: E402
 from tunebook.integrations.keras import TunebookCallback, default_name  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 from train_keras import StepBatches, build_model, train  # noqa: E402
 
 from tunebook.workloads import digits  # noqa: E402

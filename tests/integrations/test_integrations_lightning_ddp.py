@@ -18,7 +18,7 @@ import tunebook as tb  # noqa: E402
 from conftest import run_cli  # noqa: E402
 from tunebook.storage import open_storage  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]  # tests/, where the helpers live
 STEPS = 30
 
 
