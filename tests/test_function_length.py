@@ -15,13 +15,10 @@ LIMIT = 80
 
 #: functions over the limit that are being split by work under way (issue 24), by "path:name". Delete an entry
 #: once its function is short.
-PENDING = {
-    "tunebook/execution/loop.py:worker_loop",  # execution/ (the outcome recorder's work)
-    "tunebook/execution/local.py:run_local",
-    "tunebook/execution/ray_executor.py:run_ray",
+PENDING = {  # each to split; delete its line when it is
     "tunebook/analysis/checks/sampling.py:check_sampled_enough",  # analysis/checks/
     "tunebook/procedures/pursue.py:pursue",  # procedures/ (next and pursue)
-    "tunebook/procedures/next.py:widen",
+    "tunebook/procedures/next.py:_widen",
 }
 
 
@@ -49,3 +46,8 @@ def test_the_count_sees_a_long_function(tmp_path):
     body = lambda n: "\n".join(["def f%d():" % n, *(["    x = 1"] * (n - 2)), "    return x"]) + "\n"  # noqa: E731
     (pkg / "a.py").write_text(body(80) + body(81))
     assert long_functions(pkg) == {"tunebook/a.py:f81": 81}
+
+
+def test_the_pending_list_only_names_functions_still_too_long():
+    """A function split (or renamed) leaves the list: it cannot hide a new long function under an old name."""
+    assert PENDING <= set(long_functions(ROOT)), sorted(PENDING - set(long_functions(ROOT)))
