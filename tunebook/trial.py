@@ -475,6 +475,7 @@ class Trial(TrialIdentity):
         at once and written atomically in the background, so training goes on
         while the file is written. Returns the path being written.
         """
+        step = as_step(step)  # a negative or huge step is refused with one line before anything is written
         self.flush()  # the objective at this step must be known to rank the checkpoint
         return self._checkpoints.save(step, state, self._objective.by_step.get(step))
 

@@ -136,3 +136,19 @@ def test_a_worker_prunes_as_trials_finish(tmp_path):
     (best,) = sorted(study.trials(["completed"]), key=lambda t: t.value)[:1]
     assert sorted(c.step for c in kept[best.number]) == [2, 3, 6]
     assert all([c.step for c in kept[n]] == [3] for n in kept if n != best.number)
+
+
+def negative_checkpoint(trial) -> None:
+    trial.log(1, loss=0.5)
+    trial.checkpoint(-1, {"w": torch.zeros(2)})
+
+
+def test_a_negative_checkpoint_step_is_one_line_and_writes_nothing(tmp_path):
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    study = make(url, name="neg", trials=1, replicates=0)
+    tb.run(study, negative_checkpoint, workers=0, progress=False)
+    (trial,) = study.trials()
+    assert trial.state == "failed"
+    line = trial.error.strip().splitlines()[-1]
+    assert "step" in line and "-1" in line
+    assert not list((tmp_path / "tunebook_checkpoints").rglob("*.ckpt")) and not study.storage.get_checkpoints(trial.id)
