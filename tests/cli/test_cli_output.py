@@ -27,7 +27,9 @@ def store(tmp_path) -> str:
 
 
 def cli(*args: str, stdout=subprocess.PIPE) -> subprocess.CompletedProcess:
-    return subprocess.run([*TUNEBOOK, *args], stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=60)
+    # a wide terminal: lines are wrapped at spaces to COLUMNS, and these tests look for whole values
+    return subprocess.run([*TUNEBOOK, *args], stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=60,
+                          env={**os.environ, "COLUMNS": "200"})
 
 
 @pytest.mark.parametrize("args", [["status", "esc"], ["status"], ["ls"], ["ls", "--format", "json"]])

@@ -215,7 +215,7 @@ def print_outcome(study: Any) -> None:
     from tunebook.study import outcome_lines
 
     for line in outcome_lines(study):
-        print("\n".join(wrap(printable(line), width(), indent="  ")))
+        print("\n".join(wrap(printable(line), width(), indent="  ", first="")))
 
 
 def print_conclusion(result: Any) -> int:
