@@ -81,7 +81,13 @@ CASES = {
 
 def build(url: str, case: DigitsCase, checkpoint_dir: Path, workers: int = 0) -> tb.Study:
     """Create and run one case's study in the store at ``url`` (resumes a finished one instantly)."""
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # spawned workers
+    import torch
+
+    # the pilots' truths were trained on one thread; two threads sum in another order and a borderline case
+    # (too_long's saturation) flips. The variable alone is read only when torch is first imported, which an
+    # earlier test of the same pytest worker may have done.
+    torch.set_num_threads(1)
     from tunebook.workloads import digits
 
     study = tb.create_study(case.name, space=case.spec_space(), objective=("val/error", "min"), trials=case.trials,
