@@ -33,7 +33,13 @@ def exits_zero(trial) -> None:
 def exits_hard(trial) -> None:
     trial.log(1, **{"val/error": 1.0})
     trial.flush()
-    os._exit(3)
+    os._exit(3)  # the code a worker exits with when it gives up on an infrastructure fault: not one here
+
+
+def exits_75(trial) -> None:
+    trial.log(1, **{"val/error": 1.0})
+    trial.flush()
+    os._exit(75)  # the code a worker exits with when it caught a training function's exit: not one here
 
 
 def raises_poison(trial) -> None:

@@ -254,10 +254,13 @@ def test_run_after_a_crash_reclaims_the_crashed_trials_at_once(sqlite_url, tmp_p
     assert trials[0].lost_workers == 1 and trials[0].attempts == 2
 
 
-def test_run_exits_non_zero_when_a_worker_dies(sqlite_url, tmp_path):
+@pytest.mark.parametrize("code", [3, 75])
+def test_run_exits_non_zero_when_a_worker_dies(sqlite_url, tmp_path, code):
+    """A training function that exits its worker with the very codes workers use to report (3: gave up on
+    the store; 75: caught an exit) is still a lost worker: the parent believes a code only with its report."""
     spec = tmp_path / "study.yaml"
     spec.write_text(
-        f"study: dies\ntrain: {FAULTY}:exits_hard\nobjective: {{metric: val/error, mode: min}}\ntrials: 1\n"
+        f"study: dies\ntrain: {FAULTY}:{'exits_hard' if code == 3 else 'exits_75'}\nobjective: {{metric: val/error, mode: min}}\ntrials: 1\n"
         "max_train_steps: 2\nsearch_space:\n  nuisance: {lr: {min: 0.1, max: 0.2}}\n"
     )
     proc = tunebook("run", str(spec), "--storage", sqlite_url, "--quiet")
@@ -265,7 +268,7 @@ def test_run_exits_non_zero_when_a_worker_dies(sqlite_url, tmp_path):
     assert "worker(s) died" in proc.stderr or "lost their worker" in proc.stderr
     (trial,) = tb.load_study("dies", storage=sqlite_url).trials()
     assert trial.state == "failed" and trial.lost_workers == 3
-    assert "worker exited with code 3 during the trial" in trial.error
+    assert f"worker exited with code {code} during the trial" in trial.error
 
 
 @pytest.mark.slow

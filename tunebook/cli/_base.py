@@ -211,7 +211,7 @@ def printable(text: Any) -> str:
 
 def print_outcome(study: Any) -> None:
     """Counts, best trial and store of a study: what `run`, `demo` and `retrain` end with (as ``tb.run`` does)."""
-    from tunebook.cli._text import width, wrap
+    from tunebook.columns import width, wrap
     from tunebook.study import outcome_lines
 
     for line in outcome_lines(study):

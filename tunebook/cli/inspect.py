@@ -32,7 +32,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from tunebook.storage import open_storage
     from tunebook.study import load_study
 
-    from tunebook.cli._text import width as columns, wrap
+    from tunebook.columns import width as columns, wrap
 
     def say(line: str) -> None:  # wrapped at spaces to the terminal, continuation lines indented
         line = printable(line)
@@ -71,7 +71,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 + (f": {cause}" if cause else ""))
     best = study.best_trial()
     if best is not None:
-        from tunebook.cli._text import pairs
+        from tunebook.columns import pairs
 
         say(f"  best {study.objective[0]} = {best.value:.6g} at step {best.best_step}, trial #{best.number}:")
         shown = [(k, f"{v:.6g}" if isinstance(v, float) else str(v)) for k, v in best.params.items()]
@@ -109,7 +109,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     if not rows:
         print("no studies yet: `tunebook init` writes an example, `tunebook demo` runs one")
         return 0
-    from tunebook.cli._text import width
+    from tunebook.columns import width
 
     columns = width(200 if not sys.stdout.isatty() else 100)
     if columns < 140:  # seven columns do not fit: one block per study, wrapped at spaces
@@ -145,7 +145,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 def _ls_blocks(rows: list[dict[str, Any]], columns: int) -> list[str]:
     """The notebook for a narrow terminal: per study a heading line and its fields, wrapped at spaces."""
-    from tunebook.cli._text import wrap
+    from tunebook.columns import wrap
 
     lines = ["tunebook experiment notebook (trials: completed/infeasible/failed/total)"]
     for r in rows:

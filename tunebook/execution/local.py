@@ -4,7 +4,9 @@ Workers are started with ``spawn`` (safe with CUDA and with PyTorch's thread
 pools), each with its own ``CUDA_VISIBLE_DEVICES`` entry when ``devices`` is
 given and a fair share of the CPU threads. Each claims pending trials from
 the store until none is left, so several ``tunebook run`` processes on one
-store share the work without running a trial twice.
+store share the work without running a trial twice; a run whose workers find
+nothing to claim waits for the trials still running elsewhere (reclaiming one
+whose worker died), so each run ends when the study does.
 
 Ctrl-C (SIGINT) stops cleanly: workers put their running trials back to
 ``pending`` (checkpoints kept) and exit; anything a worker could not release
@@ -104,7 +106,7 @@ def _worker_main(
     study = load_study(study_name, open_storage(storage_url))
     try:
         done = worker_loop(study, train, checkpoint_root, stale_after=stale_after, flush_interval=flush_interval,
-                           writers=writers, max_lost_workers=max_lost_workers,
+                           writers=writers, max_lost_workers=max_lost_workers, wait_for_running=True,
                            runner=ranks_runner(nproc_per_trial, max_lost_workers))
     except KeyboardInterrupt:
         sys.exit(130)
@@ -112,13 +114,17 @@ def _worker_main(
         sys.exit(143)
     except StorageUnavailable as exc:  # gave up after INFRA_RETRIES: one line for the run, no traceback
         if faults is not None:
-            faults.put(exception_line(exc))
+            faults.put((os.getpid(), EXIT_INFRASTRUCTURE, exception_line(exc)))
         sys.exit(EXIT_INFRASTRUCTURE)
     if done.get(LOST_WORKER):  # the training function exited this worker (caught): the parent must know
+        if faults is not None:
+            faults.put((os.getpid(), EXIT_LOST_WORKER, ""))
         sys.exit(EXIT_LOST_WORKER)
 
 
 #: A worker's exit code when a trial's training function tried to exit it (the trial counted a lost worker).
+#: The parent believes the code only with the worker's own report on the run's queue: a training function
+#: that calls ``os._exit(3)`` or ``os._exit(75)`` is a lost worker like any other death.
 EXIT_LOST_WORKER = 75
 #: A worker's exit code when it gave up on an infrastructure fault (the CLI's code for one).
 EXIT_INFRASTRUCTURE = 3
@@ -195,7 +201,7 @@ def run_local(
     if workers == 0:  # in this process: for debugging and notebooks
         try:
             with _noting_sigint():
-                done = worker_loop(study, train, checkpoint_root, stale_after=stale_after,
+                done = worker_loop(study, train, checkpoint_root, stale_after=stale_after, wait_for_running=True,
                                    flush_interval=flush_interval, writers=writers, max_lost_workers=max_lost_workers,
                                    runner=ranks_runner(per, max_lost_workers))
         except KeyboardInterrupt:
@@ -219,7 +225,10 @@ class _Pool:
                  max_lost_workers: int) -> None:
         self.study, self.workers, self.devices, self.max_lost_workers = study, workers, devices, max_lost_workers
         self.ctx = mp.get_context("spawn")
-        self.faults = self.ctx.SimpleQueue()  # the line of each worker that gave up on an infrastructure fault
+        # (pid, exit code, line) of each worker that ended on its own account: it gave up on an infrastructure
+        # fault, or it caught its training function exiting it (and counted that trial)
+        self.faults = self.ctx.SimpleQueue()
+        self.reports: dict[int, tuple[int, str]] = {}
         self.args = (*args, self.faults)
         self.threads = max(1, (os.cpu_count() or 1) // workers)
         self.procs: list[Any] = []  # every worker started, replacements included
@@ -256,9 +265,8 @@ class _Pool:
             except StorageUnavailable:  # the trials turn stale and come back
                 pass
         counts = _update(reporter) or self.study.counts()
-        faults = []
-        while not self.faults.empty():
-            faults.append(self.faults.get())
+        self._read_reports()
+        faults = [line for code, line in self.reports.values() if code == EXIT_INFRASTRUCTURE]
         return RunResult(self.study.name, counts, interrupted, [p.exitcode for p in self.procs], lost_workers=self.lost,
                          infrastructure=faults[0] if faults else None)
 
@@ -269,11 +277,18 @@ class _Pool:
         self.seen.add(p.pid)
         return True
 
+    def _read_reports(self) -> None:
+        while not self.faults.empty():
+            pid, code, line = self.faults.get()
+            self.reports[pid] = (code, line)
+
     def _replace(self, p: Any) -> bool:
         """Account for a worker that ended badly; should it be replaced?"""
-        if p.exitcode == EXIT_INFRASTRUCTURE:
+        self._read_reports()  # a worker reports before it exits: its report is in the pipe by now
+        reported = self.reports.get(p.pid, (None, ""))[0]
+        if reported == p.exitcode == EXIT_INFRASTRUCTURE:
             return False  # it retried INFRA_RETRIES times: the store or the disk is away, not the trial's fault
-        if p.exitcode == EXIT_LOST_WORKER:
+        if reported == p.exitcode == EXIT_LOST_WORKER:
             self.lost += 1  # its trial is already counted (the worker caught the exit)
             return False
         n = _lose_worker_trials(self.study, worker_id_for(p.pid), _death_cause(p.exitcode), self.max_lost_workers)

@@ -2,16 +2,17 @@
 
 On a TTY a Rich progress bar (the study's name, a bar, ``done/total``, trials a minute, time left, and
 the counts with the best value on the line below); elsewhere (a log file, CI) one line per change,
-wrapped at spaces to the terminal's width (``COLUMNS``), never inside a word or a number.
+wrapped at spaces to ``$COLUMNS`` (not wrapped into a pipe or a file with it unset), never inside a word
+or a number.
 """
 
 from __future__ import annotations
 
-import shutil
 import sys
-import textwrap
 import time
 from typing import Any
+
+from tunebook import columns
 
 #: A study name longer than this is shortened with an ellipsis in the bar's first column.
 NAME_WIDTH = 24
@@ -32,10 +33,9 @@ def duration(seconds: float) -> str:
 
 
 def fit(lines: list[str]) -> str:
-    """``lines`` wrapped at spaces to the terminal's width (``COLUMNS``), never inside a word."""
-    width = max(40, shutil.get_terminal_size((100, 24)).columns)
-    return "\n".join(textwrap.fill(line, width=width, subsequent_indent="  ", break_long_words=False,
-                                   break_on_hyphens=False) for line in lines)
+    """``lines`` wrapped at spaces to the terminal's width (``COLUMNS``), never inside a word; unwrapped
+    into a pipe or a file (see :mod:`tunebook.columns`)."""
+    return columns.fill(lines)
 
 
 class Reporter:

@@ -1,18 +1,38 @@
 """Text for a terminal of any width: wrapped at spaces, never inside a word.
 
+The width is ``$COLUMNS`` when it is set (as a shell sets it, or a test asks), else the terminal's own
+width when the output is a terminal. Output that goes to a pipe or a file (``| grep``, a CI log) is not
+wrapped at all: a line stays one record that ``grep`` can find.
+
 A token wider than the line (a long path, a URL) is kept whole on its own line: cutting it would make it
 unusable for copy and paste, and a terminal that must wrap it does so visibly at the edge.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 import textwrap
-from typing import Iterable
+from typing import IO, Iterable
+
+#: The width of output that is not wrapped (a pipe or a file with ``$COLUMNS`` unset).
+UNWRAPPED = 1_000_000
 
 
-def width(default: int = 100) -> int:
-    """The terminal's columns (``$COLUMNS`` first, as a shell sets it; ``default`` when unknown)."""
+def width(default: int = 100, stream: IO[str] | None = None) -> int:
+    """The columns to wrap to: ``$COLUMNS``, else the terminal's (``default`` when it cannot be asked),
+    else :data:`UNWRAPPED` for a pipe or a file."""
+    env = os.environ.get("COLUMNS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return max(40, int(env))
+    stream = stream if stream is not None else sys.stdout
+    try:
+        tty = stream.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    if not tty:
+        return UNWRAPPED
     return max(40, shutil.get_terminal_size((default, 24)).columns)
 
 
@@ -24,6 +44,12 @@ def wrap(text: str, columns: int, indent: str = "", first: str | None = None) ->
         out += textwrap.wrap(paragraph, columns, initial_indent=indent if (out or first is None) else first,
                              subsequent_indent=indent, break_long_words=False, break_on_hyphens=False) or [indent]
     return out
+
+
+def fill(lines: Iterable[str], columns: int | None = None) -> str:
+    """Each of ``lines`` wrapped at spaces to ``columns`` (default :func:`width`), continuations indented."""
+    columns = columns or width()
+    return "\n".join("\n".join(wrap(line, columns, indent="  ", first="")) for line in lines)
 
 
 def pairs(items: Iterable[tuple[str, str]], columns: int, indent: str) -> list[str]:

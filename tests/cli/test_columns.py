@@ -1,0 +1,48 @@
+"""Where output is wrapped: to $COLUMNS when set, to the terminal on a TTY, and not at all into a pipe."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+
+from tunebook import columns
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_pipe_without_columns_is_not_wrapped(monkeypatch):
+    monkeypatch.delenv("COLUMNS", raising=False)
+    assert columns.width(stream=io.StringIO()) == columns.UNWRAPPED
+    line = "no replicates: 4 trials leave 1 search trials per group after 3 replicates each; replicates need 9"
+    assert columns.fill([line], columns.width(stream=io.StringIO())) == line
+
+
+def test_columns_wins_over_the_stream_and_is_at_least_40(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    assert columns.width(stream=io.StringIO()) == 80
+    monkeypatch.setenv("COLUMNS", "12")
+    assert columns.width(stream=io.StringIO()) == 40
+    monkeypatch.setenv("COLUMNS", "wide")  # not a number: as if unset
+    assert columns.width(stream=io.StringIO()) == columns.UNWRAPPED
+    assert columns.width(stream=_Tty()) < columns.UNWRAPPED
+
+
+def test_wrapping_breaks_only_at_spaces_and_keeps_a_long_url_whole():
+    url = "sqlite:////tmp/" + "x" * 90 + "/tunebook.db"
+    lines = columns.wrap(f"stored in {url} and then some words after it", 40, indent="  ", first="")
+    assert url in [line.strip() for line in lines]
+    assert all(len(line) <= 40 for line in lines if url not in line)
+    assert " ".join(line.strip() for line in lines) == f"stored in {url} and then some words after it"
+
+
+def test_a_real_process_writing_into_a_pipe_is_not_wrapped():
+    """`tunebook ... | grep` finds a whole message: a process whose stdout is a pipe, $COLUMNS unset."""
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    proc = subprocess.run([sys.executable, "-c", "from tunebook import columns; print(columns.width())"],
+                          capture_output=True, text=True, env=env)
+    assert int(proc.stdout) == columns.UNWRAPPED
