@@ -17,8 +17,6 @@ LIMIT = 80
 #: once its function is short.
 PENDING = {  # each to split; delete its line when it is
     "tunebook/analysis/checks/sampling.py:check_sampled_enough",  # analysis/checks/
-    "tunebook/procedures/pursue.py:pursue",  # procedures/ (next and pursue)
-    "tunebook/procedures/next.py:_widen",
 }
 
 

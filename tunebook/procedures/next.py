@@ -405,65 +405,14 @@ class _Plan:
         by_param: dict[str, list[Any]] = {}
         for f in hits:
             by_param.setdefault(f.evidence["param"], []).append(f)
-        on = _choice_groups(self.space)  # (scientific name, values) when groups can take conditional ranges
         labels = [g.group for g in self.answer.groups if g.group]
         for name, found in by_param.items():
-            if name in self.space.nuisance:
-                limited = {(f.evidence.get("group", ""), f.evidence["side"]) for f in found}
-                groups_limited = {g for g, _ in limited}
-                sides = {s for _, s in limited}
-                every_group_alike = (not labels or (groups_limited >= set(labels)
-                                     and all({s for g, s in limited if g == lab} == sides for lab in labels)))
-                if every_group_alike or on is None:
-                    param = self.space.nuisance[name]
-                    for side in sorted(sides):
-                        moved = widened(param, side, name)
-                        if moved is None:
-                            continue
-                        new, rule = moved
-                        changes.append(Change(f"search_space.nuisance.{name}", param.to_spec(), new.to_spec(),
-                                              found[0].check, _why(found, side) + "; " + rule))
-                        param = new
-                    spec_space["nuisance"][name] = param.to_spec()
-                    continue
-                # only some groups are limited: each group gets its own range, widened only where limited
-                sci, values = on
-                old = self.space.nuisance[name]
-                del spec_space["nuisance"][name]
-                cond = spec_space.setdefault("conditional", {})
-                for value in values:
-                    key = f"{sci}={value}"
-                    param = old
-                    mine = [f for f in found if f.evidence.get("group", "") == key]
-                    for side in sorted({f.evidence["side"] for f in mine}):
-                        moved = widened(param, side, name)
-                        if moved is not None:
-                            param = moved[0]
-                            rule = moved[1]
-                    cond.setdefault(key, {})[name] = param.to_spec()
-                    if mine and param != old:
-                        changes.append(Change(f"search_space.conditional.{key}.{name}", old.to_spec(), param.to_spec(),
-                                              mine[0].check,
-                                              f"{_why(mine, mine[0].evidence['side'])}; the shared range becomes one "
-                                              f"range per {sci} so that only {key}'s moves; {rule}"))
-                    else:
-                        changes.append(Change(f"search_space.conditional.{key}.{name}", old.to_spec(), param.to_spec(),
-                                              found[0].check,
-                                              f"{key} is not limited by its range: it keeps the shared range as its own"))
+            if name not in self.space.nuisance:
+                changes += self._widen_conditional(spec_space, name, found)
+            elif self._limited_alike(found, labels) or _choice_groups(self.space) is None:
+                changes += self._widen_shared(spec_space, name, found)
             else:
-                for f in found:
-                    key = f.evidence.get("group", "")
-                    sub = self.space.conditional.get(key)
-                    if sub is None or name not in sub:
-                        continue  # a scientific or fixed name: nothing to widen
-                    param = self._current(spec_space, key, name)
-                    moved = widened(param, f.evidence["side"], name)
-                    if moved is None:
-                        continue
-                    new, rule = moved
-                    spec_space["conditional"][key][name] = new.to_spec()
-                    changes.append(Change(f"search_space.conditional.{key}.{name}", param.to_spec(), new.to_spec(),
-                                          f.check, _why([f], f.evidence["side"]) + "; " + rule))
+                changes += self._widen_per_group(spec_space, name, found)
         widening = [c for c in changes if c.old != c.new]
         if not widening:
             return None
@@ -476,6 +425,77 @@ class _Plan:
                            f"({len(widening)} change(s){also}), same budget ({spec['trials']} trials, "
                            f"{spec['max_train_steps']} steps).", spec=spec, changes=changes,
                            commands=[f"tunebook run {spec['study']}"])
+
+    @staticmethod
+    def _limited_alike(found: list[Any], labels: list[str]) -> bool:
+        """Whether a nuisance range limits every group on the same side(s) (or the study has no groups)."""
+        limited = {(f.evidence.get("group", ""), f.evidence["side"]) for f in found}
+        sides = {s for _, s in limited}
+        return not labels or ({g for g, _ in limited} >= set(labels)
+                              and all({s for g, s in limited if g == lab} == sides for lab in labels))
+
+    def _widen_shared(self, spec_space: dict[str, Any], name: str, found: list[Any]) -> list[Change]:
+        """Widen a nuisance range shared by every group on each limited side; writes ``spec_space``."""
+        changes = []
+        param = self.space.nuisance[name]
+        for side in sorted({f.evidence["side"] for f in found}):
+            moved = widened(param, side, name)
+            if moved is None:
+                continue
+            new, rule = moved
+            changes.append(Change(f"search_space.nuisance.{name}", param.to_spec(), new.to_spec(),
+                                  found[0].check, _why(found, side) + "; " + rule))
+            param = new
+        spec_space["nuisance"][name] = param.to_spec()
+        return changes
+
+    def _widen_per_group(self, spec_space: dict[str, Any], name: str, found: list[Any]) -> list[Change]:
+        """Only some groups are limited: each group gets its own range, widened only where limited."""
+        on = _choice_groups(self.space)
+        assert on is not None
+        sci, values = on
+        old = self.space.nuisance[name]
+        del spec_space["nuisance"][name]
+        cond = spec_space.setdefault("conditional", {})
+        changes = []
+        for value in values:
+            key = f"{sci}={value}"
+            param = old
+            mine = [f for f in found if f.evidence.get("group", "") == key]
+            for side in sorted({f.evidence["side"] for f in mine}):
+                moved = widened(param, side, name)
+                if moved is not None:
+                    param = moved[0]
+                    rule = moved[1]
+            cond.setdefault(key, {})[name] = param.to_spec()
+            if mine and param != old:
+                changes.append(Change(f"search_space.conditional.{key}.{name}", old.to_spec(), param.to_spec(),
+                                      mine[0].check,
+                                      f"{_why(mine, mine[0].evidence['side'])}; the shared range becomes one "
+                                      f"range per {sci} so that only {key}'s moves; {rule}"))
+            else:
+                changes.append(Change(f"search_space.conditional.{key}.{name}", old.to_spec(), param.to_spec(),
+                                      found[0].check,
+                                      f"{key} is not limited by its range: it keeps the shared range as its own"))
+        return changes
+
+    def _widen_conditional(self, spec_space: dict[str, Any], name: str, found: list[Any]) -> list[Change]:
+        """Widen a group's own (conditional) range where its findings point; writes ``spec_space``."""
+        changes = []
+        for f in found:
+            key = f.evidence.get("group", "")
+            sub = self.space.conditional.get(key)
+            if sub is None or name not in sub:
+                continue  # a scientific or fixed name: nothing to widen
+            param = self._current(spec_space, key, name)
+            moved = widened(param, f.evidence["side"], name)
+            if moved is None:
+                continue
+            new, rule = moved
+            spec_space["conditional"][key][name] = new.to_spec()
+            changes.append(Change(f"search_space.conditional.{key}.{name}", param.to_spec(), new.to_spec(),
+                                  f.check, _why([f], f.evidence["side"]) + "; " + rule))
+        return changes
 
     def _current(self, spec_space: dict[str, Any], key: str, name: str) -> Any:
         from tunebook.space import param_from_spec

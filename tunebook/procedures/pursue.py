@@ -151,6 +151,103 @@ def _open_first(spec: Any, storage: Any) -> tuple[Study, Callable[..., Any] | No
                     "e.g. tb.pursue('study.yaml', budget=64)")
 
 
+def _check_budget(spec: Any, budget: Any) -> None:
+    """Refuse a budget that is not a number of trials, or (read before anything is stored) one below the first
+    study's own trials."""
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise SpecError("--budget", f"expected a number of trials (1 or more), got {budget!r}", "e.g. --budget 64")
+    if isinstance(spec, (str, Path)) and str(spec).endswith((".yaml", ".yml")) and Path(spec).is_file():
+        from tunebook.study import read_spec_file
+
+        _first_fits(read_spec_file(spec)[0].get("trials"), budget)
+
+
+def _first_fits(trials: Any, budget: int) -> None:
+    if isinstance(trials, int) and not isinstance(trials, bool) and trials > budget:
+        raise SpecError("--budget", f"the first study alone has {trials} trials, more than the budget ({budget})",
+                        f"give --budget {trials} or more (e.g. {3 * trials})")
+
+
+def _last_round(first: Study, say: Callable[[str], None]) -> Study:
+    """The last round made so far from ``first`` (where a run again after an interruption resumes)."""
+    current = first
+    while (after := successor(current)) is not None:
+        current = after
+    if current is not first:
+        say(f"resuming at {current.name} (round {len(chain(current))} of {first.name})")
+    return current
+
+
+class _Rounds:
+    """Runs the rounds' trials: one import of each training function (workers pickle it), or ``train`` for all."""
+
+    def __init__(self, first: Study, first_train: Callable[..., Any] | None, train: Callable[..., Any] | None,
+                 workers: int | None, progress: bool, say: Callable[[str], None]) -> None:
+        from tunebook.procedures._common import portable_train_ref
+
+        self.train, self.workers, self.progress, self.say = train, workers, progress, say
+        self.functions: dict[str | None, Callable[..., Any]] = {}
+        if first_train is not None:
+            self.functions[portable_train_ref(first, first.train_ref)] = first_train
+
+    def train_of(self, study: Study) -> Callable[..., Any]:
+        from tunebook.procedures._common import portable_train_ref, study_train
+
+        if self.train is not None:
+            return self.train
+        ref = portable_train_ref(study, study.train_ref)
+        if ref not in self.functions:
+            self.functions[ref] = study_train(study)[1]
+        return self.functions[ref]
+
+    def run(self, study: Study) -> None:
+        """The round's pending trials, then those of its retrain studies (an interrupted round resumes)."""
+        from tunebook.execution import run
+
+        for s in [study, *retrains_of(study)]:
+            counts = s.counts()
+            if counts["pending"] or counts["running"]:
+                result = run(s, self.train_of(s) if s.train_ref else self.train_of(study), workers=self.workers,
+                             progress=self.progress)
+                if result.interrupted:  # running trials went back to pending: the same call resumes here
+                    self.say(f"interrupted during {s.name}: run the same command again to resume")
+                    raise KeyboardInterrupt
+
+
+def _take(current: Study, proposal: NextStudy, budget: int, used: int, rounds: list[Round],
+          say: Callable[[str], None]) -> bool:
+    """Record the round's decision; whether the loop goes on with it (the proposal cut to the budget left)."""
+    left = budget - used
+    cut = None if proposal.answered or proposal.action in ("fix", "stability") else _fit(proposal, left)
+    if cut is None:
+        rounds.append(Round(current.name, proposal.action, proposal.decision, 0, used))
+        stop = proposal.answered or proposal.action in ("fix", "stability")
+        say(f"round {len(rounds)}: {current.name}: {proposal.decision}" + (
+            "" if stop else f" -- not taken: it needs {proposal.trials} trial(s), {left} left of {budget}"))
+        return False
+    text = proposal.decision + (f" ({cut})" if cut else "")
+    rounds.append(Round(current.name, proposal.action, text, proposal.trials, used + proposal.trials,
+                        [c.line() for c in proposal.changes]))
+    say(f"round {len(rounds)}: {current.name}: {text}")
+    for c in proposal.changes:
+        say(f"    {c.line()}")
+    return True
+
+
+def _missing(final: NextStudy, budget: int, used: int) -> tuple[str, int | None]:
+    """What is still missing once the loop stops unanswered, and the trials the next step would take."""
+    if final.answered:
+        return "", None
+    needed = (final.trials + reserve(final)) or None  # with what measuring trial variance will take after it
+    if final.action in ("fix", "stability"):
+        return f"{final.decision} (needs a person: {'; '.join(final.commands) or 'see the report'})", needed
+    if needed:
+        kept = f", {reserve(final)} of them to measure trial variance after it" if reserve(final) else ""
+        return (f"{final.decision} It would take {needed} more trial(s){kept} (budget {budget}, {used} spent): "
+                f"`tunebook pursue ... --budget {used + needed}` goes on from here."), needed
+    return final.decision, needed
+
+
 def pursue(spec: Any, *, budget: int, storage: Any = None, workers: int | None = 1, train: Callable[..., Any] | None = None,
            progress: bool = False, log: Callable[[str], None] | None = print, thresholds: Any = None) -> PursueResult:
     """Run ``spec`` (a YAML file, a stored study's name, or a :class:`Study`) and its next studies until answered.
@@ -159,102 +256,34 @@ def pursue(spec: Any, *, budget: int, storage: Any = None, workers: int | None =
     same arguments after an interruption, it resumes at the last round. ``train``: the
     training function for every round (default: each study's stored one).
     """
-    from tunebook.execution import run
-    from tunebook.procedures._common import Conclusion, portable_train_ref, record, study_train
+    from tunebook.procedures._common import Conclusion, record
     from tunebook.study import load_study
 
-    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
-        raise SpecError("--budget", f"expected a number of trials (1 or more), got {budget!r}", "e.g. --budget 64")
+    _check_budget(spec, budget)
     say = log or (lambda line: None)
-    if isinstance(spec, (str, Path)) and str(spec).endswith((".yaml", ".yml")) and Path(spec).is_file():
-        from tunebook.study import read_spec_file
-
-        trials = read_spec_file(spec)[0].get("trials")  # before anything is stored
-        if isinstance(trials, int) and not isinstance(trials, bool) and trials > budget:
-            raise SpecError("--budget", f"the first study alone has {trials} trials, more than the budget ({budget})",
-                            f"give --budget {trials} or more (e.g. {3 * trials})")
     first, first_train = _open_first(spec, storage)
-    if first.trials_budget > budget:
-        raise SpecError("--budget", f"the first study alone has {first.trials_budget} trials, more than the budget ({budget})",
-                        f"give --budget {first.trials_budget} or more (e.g. {3 * first.trials_budget})")
+    _first_fits(first.trials_budget, budget)
     rounds: list[Round] = []
-    current = first
-    while (after := successor(current)) is not None:  # resume: the last round made so far
-        current = after
-    if current is not first:
-        say(f"resuming at {current.name} (round {len(chain(current))} of {first.name})")
-
-    functions: dict[str | None, Callable[..., Any]] = {}  # one import of each training function (workers pickle it)
-    if first_train is not None:
-        functions[portable_train_ref(first, first.train_ref)] = first_train
-
-    def train_of(study: Study) -> Callable[..., Any]:
-        if train is not None:
-            return train
-        ref = portable_train_ref(study, study.train_ref)
-        if ref not in functions:
-            functions[ref] = study_train(study)[1]
-        return functions[ref]
-
-    def run_round(study: Study) -> None:
-        """The round's pending trials, then those of its retrain studies (an interrupted round resumes)."""
-        for s in [study, *retrains_of(study)]:
-            counts = s.counts()
-            if counts["pending"] or counts["running"]:
-                result = run(s, train_of(s) if s.train_ref else train_of(study), workers=workers, progress=progress)
-                if result.interrupted:  # running trials went back to pending: the same call resumes here
-                    say(f"interrupted during {s.name}: run the same command again to resume")
-                    raise KeyboardInterrupt
-
+    current = _last_round(first, say)
+    runner = _Rounds(first, first_train, train, workers, progress, say)
     proposal: NextStudy | None = None
     for _ in range(MAX_ROUNDS):
-        run_round(current)
+        runner.run(current)
         proposal = next_study(current, thresholds=thresholds)
-        used = spent(first)
-        left = budget - used
-        if proposal.answered:
-            rounds.append(Round(current.name, proposal.action, proposal.decision, 0, used))
-            say(f"round {len(rounds)}: {current.name}: {proposal.decision}")
+        if not _take(current, proposal, budget, spent(first), rounds, say):
             break
-        if proposal.action in ("fix", "stability"):
-            rounds.append(Round(current.name, proposal.action, proposal.decision, 0, used))
-            say(f"round {len(rounds)}: {current.name}: {proposal.decision}")
-            break
-        cut = _fit(proposal, left)
-        if cut is None:
-            rounds.append(Round(current.name, proposal.action, proposal.decision, 0, used))
-            say(f"round {len(rounds)}: {current.name}: {proposal.decision} -- not taken: it needs {proposal.trials} "
-                f"trial(s), {left} left of {budget}")
-            break
-        text = proposal.decision + (f" ({cut})" if cut else "")
-        rounds.append(Round(current.name, proposal.action, text, proposal.trials, used + proposal.trials,
-                            [c.line() for c in proposal.changes]))
-        say(f"round {len(rounds)}: {current.name}: {text}")
-        for c in proposal.changes:
-            say(f"    {c.line()}")
         made = create_next(current, proposal)
         current = made if made is not None else load_study(current.name, current.storage)  # a fresh record
         proposal = None
     final = next_study(current, thresholds=thresholds) if proposal is None else proposal
     used = spent(first)
-    answered = final.answered
-    missing, needed = "", None
-    if not answered:
-        needed = (final.trials + reserve(final)) or None  # with what measuring trial variance will take after it
-        if final.action in ("fix", "stability"):
-            missing = f"{final.decision} (needs a person: {'; '.join(final.commands) or 'see the report'})"
-        elif needed:
-            kept = f", {reserve(final)} of them to measure trial variance after it" if reserve(final) else ""
-            missing = (f"{final.decision} It would take {needed} more trial(s){kept} (budget {budget}, {used} spent): "
-                       f"`tunebook pursue ... --budget {used + needed}` goes on from here.")
-        else:
-            missing = final.decision
-    result = PursueResult(rounds, budget, used, answered, current.name, final.answer, missing, needed)
+    missing, needed = _missing(final, budget, used)
+    result = PursueResult(rounds, budget, used, final.answered, current.name, final.answer, missing, needed)
     for line in result.lines():
         say(line)
-    record(current, Conclusion("pursue", ("Answered: " if answered else "Not answered: ") + final.answer.verdict,
+    record(current, Conclusion("pursue", ("Answered: " if final.answered else "Not answered: ") + final.answer.verdict,
                                {"budget": budget, "spent": used, "rounds": [r.__dict__ for r in rounds],
-                                "missing": missing}, studies=[s.name for s in chain(current)], concluded=answered))
+                                "missing": missing}, studies=[s.name for s in chain(current)], concluded=final.answered))
     return result
 
 
