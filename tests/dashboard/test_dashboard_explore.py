@@ -79,13 +79,17 @@ def test_the_page_names_its_method_and_draws_parallel_coordinates(sqlite_url):
     assert client.get("/study/p/explore?method=nope").status_code == 404
     assert client.get("/study/p/explore?view=interactive").status_code == 200
     spec = parallel_spec(load(study))
-    assert spec["layout"]["xaxis"]["ticktext"] == ["wd", "log10 lr", "idle", "val/error"]
+    assert [a["label"] for a in spec["axes"]] == ["wd", "lr (log)", "idle", "val/error"]
     completed = {t.number: t for t in study.trials() if t.state == "completed"}
-    assert sum(t["x"].count(None) for t in spec["data"]) == len(completed)  # one line per trial
+    assert len(spec["group"]) == len(completed) and all(len(c) == len(completed) for c in spec["columns"])  # one line per trial
     assert [g["label"] for g in spec["groups"]] == ["wd=0.0", "wd=0.1"]
+    assert [g["count"] for g in spec["groups"]] == [spec["group"].count(0), spec["group"].count(1)]
     # the objective's axis: each line ends at its trial's value, scaled to the objective's range
     values = sorted(t.value for t in completed.values())
-    ends = sorted(y for t in spec["data"] for i, y in enumerate(t["y"]) if i % 5 == 3)
-    assert ends[0] == 0.0 and ends[-1] == 1.0 and len(ends) == len(values)
-    scaled = [round((v - values[0]) / (values[-1] - values[0]), 4) for v in values]
-    assert ends == pytest.approx(scaled, abs=2e-4)
+    ends = sorted(spec["columns"][-1])
+    assert ends[0] == 0 and ends[-1] == spec["scale"]
+    scaled = [round((v - values[0]) / (values[-1] - values[0]) * spec["scale"]) for v in values]
+    assert ends == pytest.approx(scaled, abs=1)
+    # a choice's axis places each value at its choice's tick
+    wd = spec["axes"][0]
+    assert wd["ticks"] == [[0.0, "0.0"], [1.0, "0.1"]] and set(spec["columns"][0]) == {0, spec["scale"]}

@@ -1,10 +1,11 @@
 """Exploration views over every trial: parallel coordinates and hyperparameter importance.
 
-:func:`parallel_spec` draws each completed trial as a line across one axis per hyperparameter and the
-objective, coloured by its scientific group (the colours of every other figure of the study), or by fifth
-of the objective when there is no group: plain SVG lines, drawn in 2-4 s for 6,000 trials in headless
-Chromium on two busy cores, where Plotly's WebGL parcoords (:func:`parallel_webgl_spec`, interactive:
-drag on an axis to keep a range) took 35-54 s without a GPU. :func:`importance` estimates how much each hyperparameter matters to
+:func:`parallel_spec` gives each completed trial's position on one axis per hyperparameter and the
+objective, and its colour: its scientific group (the colours of every other figure of the study), or its
+fifth of the objective when there is no group. Compact columns that the dashboard draws as one SVG path
+per colour and hundred trials (``tunebook/dashboard/static/explore.js``), where Plotly drew one element
+per trial (2-4 s for 6,000 trials in headless Chromium on two busy cores) and its WebGL parcoords
+(:func:`parallel_webgl_spec`, interactive: drag on an axis to keep a range) took 35-54 s without a GPU. :func:`importance` estimates how much each hyperparameter matters to
 the objective and names the method it used:
 
 - by default the **main-effect share of the objective's ranks** (tunebook's own, no dependency, a few
@@ -30,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from tunebook.analysis.data import StudyData, TrialRow
-from tunebook.analysis.figures import HOVER_FORMAT, group_colors
+from tunebook.analysis.figures import group_colors
 from tunebook.space import Choice, Float, Int
 
 MIN_TRIALS = 8  # fewer completed trials: no importance estimate
@@ -185,17 +186,6 @@ def importance(data: StudyData, method: str = "main-effect") -> Importance:
     return result
 
 
-def importance_spec(result: Importance) -> dict[str, Any]:
-    """A horizontal bar per hyperparameter, largest on top, the method in the title."""
-    names = list(result.values)[::-1]
-    data = [{"type": "bar", "orientation": "h", "x": [result.values[n] for n in names], "y": names, "name": result.method,
-             "hovertemplate": f"%{{y}}: %{{x:{HOVER_FORMAT}}}<extra></extra>", "marker": {"color": "#1f77b4"}}]
-    return {"data": data, "layout": {
-        "title": {"text": f"Hyperparameter importance: {result.method}, {result.trials} trials", "font": {"size": 14}},
-        "height": max(260, 90 + 32 * len(names)), "template": "plotly_white", "margin": {"t": 50, "l": 140, "r": 20, "b": 50},
-        "xaxis": {"title": {"text": "importance"}, "rangemode": "tozero"}, "yaxis": {"automargin": True}}}
-
-
 def _dimension(data: StudyData, name: str, rows: list[TrialRow]) -> dict[str, Any]:
     p = data.space[name]
     if isinstance(p, Choice):
@@ -237,64 +227,66 @@ def parallel_webgl_spec(data: StudyData) -> dict[str, Any] | None:
             "groups": legend}
 
 
-def _unit(values: list[float]) -> list[float]:
-    lo, hi = min(values), max(values)
-    return [0.5] * len(values) if hi <= lo else [round((v - lo) / (hi - lo), 4) for v in values]
+SCALE = 1000  # each axis position is sent as a whole number 0..SCALE (compact JSON; a pixel in 1,000)
 
 
-def _axis_labels(i: int, dim: dict[str, Any]) -> list[dict[str, Any]]:
-    """Tick labels beside axis ``i``: a choice's values, or five values of a numeric axis."""
-    if "ticktext" in dim:
-        k = len(dim["ticktext"])
-        marks = [(j / (k - 1) if k > 1 else 0.5, text) for j, text in enumerate(dim["ticktext"])]
-    else:
-        lo, hi = min(dim["values"]), max(dim["values"])
-        marks = [(f, f"{lo + f * (hi - lo):.3g}") for f in (0.0, 0.25, 0.5, 0.75, 1.0)]
-    return [{"x": i, "y": y, "text": text, "xanchor": "right", "xshift": -4, "showarrow": False, "font": {"size": 10}}
-            for y, text in marks]
+def _axis(data: StudyData, name: str, rows: list[TrialRow]) -> tuple[dict[str, Any], np.ndarray]:
+    """One axis of the parallel coordinates: its label and tick marks, and each trial's position on it
+    (0..1): a choice's index over its choices, a number over the range the trials span (log scale for
+    a log hyperparameter, the ticks then name values)."""
+    p = data.space[name]
+    if isinstance(p, Choice):
+        index = {repr(v): i for i, v in enumerate(p.values)}
+        k = len(p.values)
+        at = np.asarray([index.get(repr(t.params[name]), 0) for t in rows], dtype=float)
+        unit = at / (k - 1) if k > 1 else np.full(len(rows), 0.5)
+        return {"label": name, "ticks": [[j / (k - 1) if k > 1 else 0.5, str(v)] for j, v in enumerate(p.values)]}, unit
+    log = isinstance(p, (Float, Int)) and p.scale == "log"
+    values = np.asarray([float(t.params[name]) for t in rows], dtype=float)
+    return _numeric_axis(f"{name} (log)" if log else name, np.log10(values) if log else values, log)
+
+
+def _numeric_axis(label: str, values: np.ndarray, log: bool = False) -> tuple[dict[str, Any], np.ndarray]:
+    lo, hi = float(values.min()), float(values.max())
+    if hi <= lo:
+        return {"label": label, "ticks": [[0.5, f"{10 ** lo if log else lo:.3g}"]]}, np.full(len(values), 0.5)
+    ticks = [[f, f"{10 ** (lo + f * (hi - lo)) if log else lo + f * (hi - lo):.3g}"] for f in (0.0, 0.25, 0.5, 0.75, 1.0)]
+    return {"label": label, "ticks": ticks}, (values - lo) / (hi - lo)
 
 
 def parallel_spec(data: StudyData) -> dict[str, Any] | None:
-    """Parallel coordinates over the completed trials as plain lines (SVG, no WebGL): each axis scaled to its
-    range, one trace per scientific group in the group's colour (named in the legend), or per fifth of the
-    objective without groups. None with fewer than two completed trials."""
+    """Parallel coordinates over the completed trials, as compact columns for the dashboard to draw (one
+    SVG path per colour, no per-trial element): ``axes`` (label, ticks at positions 0..1), ``columns``
+    (per axis, each trial's position as a whole number 0..:data:`SCALE`, 0 at the bottom), ``group`` (each
+    trial's index into ``groups``: label, colour, count). Coloured by scientific group (the colours of every
+    other figure of the study, ``by="scientific"``), or by fifth of the objective without groups
+    (``by="objective"``, best first). None with fewer than two completed trials."""
     rows, names = _usable(data)
     if len(rows) < 2:
         return None
-    dims = [_dimension(data, n, rows) for n in names]
-    dims.append({"label": data.metric, "values": [float(f"{t.value:.6g}") for t in rows]})  # type: ignore[str-format]
-    columns = [_unit([float(v) for v in d["values"]]) for d in dims]
+    built = [_axis(data, n, rows) for n in names]
+    built.append(_numeric_axis(data.metric, np.asarray([t.value for t in rows], dtype=float)))
     colors = group_colors(data)
     if colors.colors:
-        parts = [(label, color, [i for i, t in enumerate(rows) if colors.label_of.get(t.number) == label])
-                 for label, color in colors.colors.items()]
-        legend = [{"label": label, "color": color} for label, color in colors.colors.items()]
+        labels = list(colors.colors)
+        index = {label: i for i, label in enumerate(labels)}
+        group = np.asarray([index.get(colors.label_of.get(t.number, ""), -1) for t in rows])
+        keep = group >= 0  # a trial outside every group (none in practice) is left out rather than misdrawn
+        groups = [{"label": label, "color": colors.colors[label]} for label in labels]
+        by = "scientific"
     else:  # no groups: by fifth of the objective, best fifth darkest
-        order = sorted(range(len(rows)), key=lambda i: data.sign() * rows[i].value)  # type: ignore[operator]
-        shades = ("#08306b", "#2171b5", "#6baed6", "#bdd7e7", "#d9d9d9")
+        order = np.argsort(data.sign() * np.asarray([t.value for t in rows], dtype=float), kind="stable")
         fifth = max(1, math.ceil(len(rows) / 5))
-        parts = [(f"{'best' if k == 0 else f'fifth {k + 1}'} by {data.metric}", shades[k], order[k * fifth:(k + 1) * fifth])
-                 for k in range(5) if order[k * fifth:(k + 1) * fifth]]
-        legend = []
-    traces = []
-    width = len(dims)
-    for name, color, members in parts:
-        x: list[Any] = []
-        y: list[Any] = []
-        for i in members:
-            x += [*range(width), None]
-            y += [*(column[i] for column in columns), None]
-        traces.append({"type": "scatter", "mode": "lines", "x": x, "y": y, "name": f"{name} ({len(members)})",
-                       "line": {"color": color, "width": 1}, "opacity": 0.5 if len(rows) > 200 else 0.7,
-                       "hoverinfo": "skip", "legendgroup": name})
-    shapes = [{"type": "line", "x0": i, "x1": i, "y0": 0, "y1": 1, "xref": "x", "yref": "y",
-               "line": {"color": "#888", "width": 1}} for i in range(width)]
-    annotations = [a for i, d in enumerate(dims) for a in _axis_labels(i, d)]
-    layout = {"title": {"text": f"Parallel coordinates: {len(rows)} completed trials", "font": {"size": 14}},
-              "height": 480, "template": "plotly_white", "margin": {"t": 60, "l": 60, "r": 30, "b": 60},
-              "xaxis": {"tickvals": list(range(width)), "ticktext": [d["label"] for d in dims], "range": [-0.5, width - 0.7],
-                        "showgrid": False, "zeroline": False},
-              "yaxis": {"range": [-0.05, 1.05], "showticklabels": False, "showgrid": False, "zeroline": False},
-              "shapes": shapes, "annotations": annotations, "showlegend": True, "hovermode": False,
-              "legend": {"orientation": "h", "y": -0.15, "x": 0}}
-    return {"data": traces, "layout": layout, "groups": legend}
+        group = np.empty(len(rows), dtype=int)
+        group[order] = np.arange(len(rows)) // fifth
+        keep = np.ones(len(rows), dtype=bool)
+        shades = ("#08306b", "#2171b5", "#6baed6", "#bdd7e7", "#d9d9d9")
+        groups = [{"label": f"{'best' if k == 0 else f'fifth {k + 1}'} by {data.metric}", "color": shades[k]}
+                  for k in range(int(group.max()) + 1)]
+        by = "objective"
+    counts = np.bincount(group[keep], minlength=len(groups))
+    for g, count in zip(groups, counts):
+        g["count"] = int(count)
+    return {"title": f"Parallel coordinates: {int(keep.sum())} completed trials", "by": by, "scale": SCALE,
+            "axes": [axis for axis, _ in built], "groups": groups, "group": group[keep].tolist(),
+            "columns": [np.rint(unit[keep] * SCALE).astype(int).tolist() for _, unit in built]}

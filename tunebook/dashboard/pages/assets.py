@@ -1,12 +1,13 @@
 """The JavaScript the pages load, served by the app (never from a CDN): Plotly (gzipped once), the
-figure drawing shared with the report (``plots.js``) and the pages' own script (``dashboard.js``)."""
+figure drawing shared with the report (``plots.js``), the pages' own script (``dashboard.js``) and the
+explore page's parallel coordinates (``explore.js``)."""
 
 from __future__ import annotations
 
 import gzip
 from functools import lru_cache
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
 from tunebook.analysis.html import plots_js
@@ -38,6 +39,8 @@ def plots_script() -> Response:
     return Response(plots_js(), media_type="application/javascript", headers={"Cache-Control": "max-age=3600"})
 
 
-@router.get("/static/dashboard.js")
-def dashboard_js() -> Response:
-    return Response((HERE / "static" / "dashboard.js").read_text(encoding="utf-8"), media_type="application/javascript")
+@router.get("/static/{script}.js")
+def page_script(script: str) -> Response:
+    if script not in ("dashboard", "explore"):
+        raise HTTPException(404, f"no script {script}.js")
+    return Response((HERE / "static" / f"{script}.js").read_text(encoding="utf-8"), media_type="application/javascript")
