@@ -19,7 +19,7 @@ Only GET (and HEAD) routes exist, so nothing can change the store. Plotly's
 JavaScript is served by the app (``/static/plotly.min.js``, gzipped), never from
 a CDN, and only pages with figures load it. Pages poll their state
 (``/api/notebook/state``, ``/api/study/{name}/state``, ``/api/study/{name}/trial/{n}/state``):
-a running study's page redraws its running trials' curves on every poll and, when
+a running study's page redraws its running trials' curves and its checkpoint disk use on every poll and, when
 the analysis moves, updates each figure by its id in place (``Plotly.react``, the
 user's zoom kept) and swaps the text parts; a finished study or trial stops polling.
 
@@ -37,6 +37,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -120,11 +121,13 @@ def _errors(app: FastAPI, c: Context) -> None:
 
 
 def create_app(storage: str | Storage | None = None, *, token: str | None = None, refresh_seconds: float = 2.0,
-               host: str | None = None) -> Any:
+               host: str | None = None, checkpoint_dir: str | Path | None = None) -> Any:
     """The dashboard's ASGI app over ``storage``. ``host`` is the address it listens on (its name is accepted
-    in the Host header besides the loopback names); pages poll their state every ``refresh_seconds``."""
+    in the Host header besides the loopback names); pages poll their state every ``refresh_seconds``;
+    ``checkpoint_dir`` is where the studies' checkpoints are, for their disk use (default: where the runner
+    puts them, beside the SQLite file)."""
     store = storage if isinstance(storage, Storage) else open_storage(storage)
-    c = Context.make(store, refresh_seconds)
+    c = Context.make(store, refresh_seconds, checkpoint_dir)
     app = FastAPI(title="tunebook dashboard", docs_url=None, redoc_url=None, openapi_url=None)
     _guard(app, allowed_hosts(host), token)
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)  # 9 costs ~1 s on a 10,000-trial page

@@ -16,6 +16,7 @@ from markupsafe import Markup
 from tunebook.analysis import analyze
 from tunebook.analysis.html import figure_id, figure_json, finding_html, headline, headline_html, num
 from tunebook.analysis.notebook import ago
+from tunebook.dashboard.disk import Disk
 from tunebook.storage import redact
 from tunebook.storage.base import Storage, TrialRecord
 from tunebook.study import Study
@@ -84,15 +85,17 @@ class Context:
     store: Storage
     templates: Jinja2Templates
     refresh_ms: int
+    disk: Disk
     cache: AnalysisCache = field(default_factory=AnalysisCache)
 
     @classmethod
-    def make(cls, store: Storage, refresh_seconds: float) -> Context:
+    def make(cls, store: Storage, refresh_seconds: float, checkpoint_dir: str | Path | None = None) -> Context:
         templates = Jinja2Templates(directory=str(HERE / "templates"))
         templates.env.filters["num"] = num
         templates.env.filters["ago"] = ago
         templates.env.globals["store_url"] = redact(store.url)
-        return cls(store, templates, int(refresh_seconds * 1000))
+        disk = Disk(store, Path(checkpoint_dir) if checkpoint_dir else None, ttl=min(1.0, refresh_seconds / 2))
+        return cls(store, templates, int(refresh_seconds * 1000), disk)
 
     def page(self, request: Request, template: str, context: dict[str, Any], status_code: int = 200) -> Any:
         return self.templates.TemplateResponse(request, template, {"refresh_ms": self.refresh_ms, **context},

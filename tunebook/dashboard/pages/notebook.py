@@ -1,5 +1,6 @@
 """``/``: the experiment notebook (experiments and their studies with the tracking columns; tick two
-studies to compare them), and ``/api/notebook/state``, which the page polls to refresh its counts."""
+studies to compare them), and ``/api/notebook/state``, which the page polls to refresh its counts and
+each study's checkpoint disk use."""
 
 from __future__ import annotations
 
@@ -29,10 +30,13 @@ def index(request: Request) -> Any:
     experiments: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         experiments.setdefault(row["experiment"], []).append(row)
-    return c.page(request, "index.html", {"experiments": experiments, "rows": rows, "state": _state(rows)})
+    return c.page(request, "index.html", {"experiments": experiments, "rows": rows, "state": _state(rows),
+                                          "disk": c.disk.lines([r["study"] for r in rows])})
 
 
 @router.get("/api/notebook/state")
 def notebook_state(request: Request) -> Any:
     # the notebook never stops polling: a study may start at any time
-    return JSONResponse({**_state(notebook_rows(ctx(request).store)), "done": False})
+    c = ctx(request)
+    rows = notebook_rows(c.store)
+    return JSONResponse({**_state(rows), "disk": c.disk.lines([r["study"] for r in rows]), "done": False})

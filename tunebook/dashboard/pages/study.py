@@ -3,7 +3,8 @@ curves, the figures, the trial table), ``/study/{name}/table`` (the table alone,
 filtered in place), ``/study/{name}/trials.csv`` and ``/api/study/{name}/state``, which the page polls.
 
 The state says whether the analysis moved (``signature``: counts by state and the latest finish), carries
-the running trials' curves (a figure redrawn in place on every poll) and ``done`` once nothing is running
+the running trials' curves (a figure redrawn in place on every poll), the checkpoint disk use
+(:mod:`tunebook.dashboard.disk`, its text swapped on every poll) and ``done`` once nothing is running
 or pending: the page then stops polling. When the signature moves, the page fetches itself and updates
 every figure by its id (a figure that appeared is added in place, one that went is removed).
 
@@ -78,6 +79,7 @@ def study_page(request: Request, name: str) -> Any:
         "findings": c.findings(study, key), "signature": key, "done": study_done(signature),
         "running": running_json(c, study, signature), "counts": signature["counts"], "trial_url": trial_url(study),
         "others": others, "updated": time.strftime("%H:%M:%S"), "rounds": rounds(study, analysed.report),
+        "disk": c.disk.line(study.name), "disk_folder": c.disk.folder(study.name),
     }, status_code=400 if tab["error"] else 200)
 
 
@@ -97,7 +99,7 @@ def study_state(request: Request, name: str) -> Any:
     study = c.study(name)
     signature = c.store.study_signature(study.id)
     return JSONResponse({**signature, "signature": analysis_signature(signature), "done": study_done(signature),
-                         "running": running_json(c, study, signature)})
+                         "running": running_json(c, study, signature), "disk": {study.name: c.disk.line(study.name)}})
 
 
 @router.get("/study/{name}/table", response_class=HTMLResponse)

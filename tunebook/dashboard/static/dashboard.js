@@ -166,6 +166,15 @@
     window.tunebookPlots.update(div, json);
   }
 
+  // each study's checkpoint disk use, from the state: the text of every element that names the study
+  function showDisk(disk) {
+    if (!disk) { return; }
+    document.querySelectorAll("[data-disk]").forEach(function (el) {
+      var text = disk[el.dataset.disk];
+      if (typeof text === "string" && el.textContent !== text) { el.textContent = text; }
+    });
+  }
+
   // every live page: poll its state; the running curves on each poll, the page's parts when the signature
   // moves; stop once the state says done (a finished study or trial), after one last refresh
   function watch() {
@@ -192,6 +201,7 @@
         .then(function (state) {
           if (!state) { return; }
           showRunning(state.running);
+          showDisk(state.disk);
           if (state.done) { again = false; root.dataset.done = "1"; }
           if (state.signature !== signature) { return refreshPage(); }
         })
