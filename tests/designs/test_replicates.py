@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 
 import _workloads as w
 import tunebook as tb
+from _races import race
 from tunebook.analysis.data import load
 from tunebook.designs.replicates import replicate_plan
 from tunebook.proposing import add_replicates
@@ -108,21 +108,12 @@ def test_workers_racing_add_the_replicates_exactly_once(storage_url):
     study = make(storage_url)
     finish_search(study)
     got: list[list[int]] = []
-    errors: list[BaseException] = []
 
-    def add() -> None:
+    def add(_: int) -> None:
         own = tb.load_study("rep", storage=storage_url)  # each thread: its own store connection
-        try:
-            got.append(add_replicates(own))
-        except BaseException as exc:  # noqa: BLE001
-            errors.append(exc)
+        got.append(add_replicates(own))
 
-    threads = [threading.Thread(target=add) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert race(add, 4) == []
     assert sorted(map(len, got)) == [0, 0, 0, 6]
     trials = study.trials()
     assert len(trials) == 24 and study.replicate_numbers() == set(range(18, 24))

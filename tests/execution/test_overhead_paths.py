@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 import tunebook as tb
+from _races import gather
 from tunebook.execution.loop import run_trial, worker_loop
 from tunebook.storage import open_storage
 from tunebook.storage.base import ClaimLost, MetricBatch, MetricRows
@@ -60,15 +61,7 @@ def test_the_one_statement_claim_hands_each_trial_to_one_process(storage_url):
     for p in procs:
         p.start()
     start.set()
-    claims, done = [], 0
-    while done < len(procs):
-        item = out.get(timeout=300)
-        if item is None:
-            done += 1
-        else:
-            claims.append(item)
-    for p in procs:
-        p.join(timeout=60)
+    claims = gather(procs, out, timeout=300, join_timeout=60)
     ids = [c[0] for c in claims]
     assert len(ids) == len(set(ids)) == 50  # every trial once, none twice
     assert all(worker == owner and attempts == 1 and state == "running" for _, _, worker, owner, attempts, state in claims)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import threading
 from typing import Any
 
 import pytest
@@ -12,6 +11,7 @@ from sqlalchemy import event
 
 import _workloads as w
 import tunebook as tb
+from _races import race
 from tunebook.designs import History, MaterializedDesign, ProposingDesign, design_names, unregister_design
 from tunebook.proposing import history, propose_next
 from tunebook.storage.base import TrialOutcome
@@ -81,22 +81,13 @@ def test_concurrent_proposals_in_threads_never_repeat_a_number_seed_or_point(sto
     space = tb.SearchSpace(nuisance={"lr": tb.Float(1e-4, 1.0, "log")})
     tb.create_study("bo", space=space, objective=("val/error", "min"), trials=12, max_train_steps=5,
                     storage=storage_url, design="bayesian", sampler="tpe", replicates=0)  # every trial proposed
-    errors: list[BaseException] = []
 
-    def ask() -> None:
+    def ask(_: int) -> None:
         study = tb.load_study("bo", storage=storage_url)
-        try:
-            while propose_next(study) is not None:
-                pass
-        except BaseException as exc:  # noqa: BLE001
-            errors.append(exc)
+        while propose_next(study) is not None:
+            pass
 
-    threads = [threading.Thread(target=ask) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert race(ask, 4) == []
     trials = tb.load_study("bo", storage=storage_url).trials()
     assert [t.number for t in trials] == list(range(12))
     assert len({t.seed for t in trials}) == 12

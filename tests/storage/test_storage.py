@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 import tunebook as tb
+from _races import gather, race
 from tunebook.storage import open_storage
 from tunebook.storage.base import CheckpointRecord, ClaimLost
 from tunebook.storage.sql import SCHEMA_VERSION
@@ -89,11 +90,7 @@ def test_claims_are_exclusive_across_threads(storage_url):
             with lock:
                 claimed.append(t.number)
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    assert race(worker, 8) == []
     assert sorted(claimed) == list(range(40))
 
 
@@ -112,15 +109,7 @@ def test_claims_are_exclusive_across_processes(storage_url):
     procs = [ctx.Process(target=_claim_all, args=(storage_url, f"p{i}", out)) for i in range(4)]
     for p in procs:
         p.start()
-    numbers, done = [], 0
-    while done < len(procs):
-        item = out.get(timeout=120)
-        if item is None:
-            done += 1
-        else:
-            numbers.append(item)
-    for p in procs:
-        p.join()
+    numbers = gather(procs, out, timeout=120)
     assert sorted(numbers) == list(range(60))
 
 
@@ -250,20 +239,11 @@ def test_concurrent_extends_and_proposals_never_collide(storage_url):
     study = make_study(storage_url, trials=4)
     storage = study.storage
     more = [{"number": i, "params": {"lr": 0.1}, "seed": i} for i in range(4, 10)]
-    errors: list[BaseException] = []
 
-    def extend() -> None:
-        try:
-            storage.extend_study(study.id, more, 10)
-        except BaseException as exc:  # noqa: BLE001
-            errors.append(exc)
+    def extend(_: int) -> None:
+        storage.extend_study(study.id, more, 10)
 
-    threads = [threading.Thread(target=extend) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert race(extend, 6) == []
     assert [t.number for t in study.trials()] == list(range(10))
     assert storage.get_study("s").trials_budget == 10
     storage.extend_study(study.id, [], 8)  # a smaller budget never shrinks the study
@@ -272,14 +252,10 @@ def test_concurrent_extends_and_proposals_never_collide(storage_url):
     storage.extend_study(study.id, [], 13)
     numbers: list[int | None] = []
 
-    def propose() -> None:
+    def propose(_: int) -> None:
         numbers.append(storage.propose_trial(study.id, lambda n, seed: ({"lr": 0.3}, 1000 + n)))
 
-    threads = [threading.Thread(target=propose) for _ in range(5)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    assert race(propose, 5) == []
     assert sorted(n for n in numbers if n is not None) == [10, 11, 12] and numbers.count(None) == 2
     assert [t.seed for t in study.trials()][10:] == [1010, 1011, 1012]
 
