@@ -8,9 +8,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 import tunebook as tb
+from _store_dump import rows
 from conftest import ROOT, run_cli
 
 WORKLOADS = ROOT / "tests" / "_workloads.py"
@@ -30,14 +30,7 @@ search_space:
 
 
 def store_snapshot(db: Path) -> dict:
-    if not db.exists():
-        return {}
-    engine = sa.create_engine(f"sqlite:///{db}")
-    with engine.connect() as conn:
-        tables = [r[0] for r in conn.execute(sa.text("SELECT name FROM sqlite_master WHERE type='table'"))]
-        out = {t: conn.execute(sa.text(f"SELECT * FROM {t}")).all() for t in tables}
-    engine.dispose()
-    return out
+    return rows(f"sqlite:///{db}")
 
 
 BAD_SPECS = [

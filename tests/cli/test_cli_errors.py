@@ -10,9 +10,9 @@ import socket
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 import tunebook as tb
+from _store_dump import rows
 from conftest import ROOT, run_cli
 
 WORKLOADS = ROOT / "tests" / "_workloads.py"
@@ -20,12 +20,7 @@ WORKLOADS = ROOT / "tests" / "_workloads.py"
 
 def snapshot(db: Path) -> dict:
     """Every row of every table of a SQLite store."""
-    engine = sa.create_engine(f"sqlite:///{db}")
-    with engine.connect() as conn:
-        tables = [r[0] for r in conn.execute(sa.text("SELECT name FROM sqlite_master WHERE type='table'"))]
-        out = {t: conn.execute(sa.text(f"SELECT * FROM {t}")).all() for t in tables}
-    engine.dispose()
-    return out
+    return rows(f"sqlite:///{db}")
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 import tunebook as tb
+from _store_dump import rows
 from conftest import run_cli
 from test_report_browser import CHROMIUM_FLAGS, browser_or_skip, CHROMIUM
 from tunebook.analysis.synthetic import exp_decay, write_study
@@ -84,12 +84,7 @@ def test_the_best_n_and_a_page_jump(store):
 
 
 def snapshot(url: str) -> dict:
-    engine = sa.create_engine(url)
-    with engine.connect() as conn:
-        out = {t: conn.execute(sa.text(f"SELECT * FROM {t}")).all()
-               for t in ("tb_experiments", "tb_studies", "tb_trials", "tb_metrics", "tb_checkpoints")}
-    engine.dispose()
-    return out
+    return rows(url, ("tb_experiments", "tb_studies", "tb_trials", "tb_metrics", "tb_checkpoints"))
 
 
 # HTTP ---------------------------------------------------------------------------------

@@ -14,10 +14,10 @@ import math
 
 import numpy as np
 import pytest
-import sqlalchemy as sa
 import yaml
 
 import tunebook as tb
+from _store_dump import rows
 from conftest import run_cli
 from tunebook.analysis.data import load
 from tunebook.analysis.figures import axis_plot
@@ -203,11 +203,7 @@ def cli_store(tmp_path_factory):
 
 
 def snapshot(url: str) -> dict:
-    engine = sa.create_engine(url)
-    with engine.connect() as conn:
-        out = {t: conn.execute(sa.text(f"SELECT * FROM {t}")).all() for t in ("tb_studies", "tb_trials", "tb_metrics")}
-    engine.dispose()
-    return out
+    return rows(url, ("tb_studies", "tb_trials", "tb_metrics"))
 
 
 def spec_file(folder, search_space, name="cond", **fields):

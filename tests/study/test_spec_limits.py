@@ -14,10 +14,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 import yaml
 
 import tunebook as tb
+from _store_dump import rows
 from conftest import run_cli
 from tunebook import specio
 from tunebook.errors import SpecError
@@ -50,11 +50,7 @@ def with_space(role: str, name: str, value) -> dict:
 
 
 def snapshot(url: str) -> dict:
-    engine = sa.create_engine(url)
-    with engine.connect() as conn:
-        out = {t: conn.execute(sa.text(f"SELECT * FROM {t} ORDER BY 1")).all() for t in TABLES}
-    engine.dispose()
-    return out
+    return rows(url, TABLES)
 
 
 def make_folder(tmp_path: Path) -> Path:

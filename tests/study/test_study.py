@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import pytest
-import sqlalchemy as sa
 
 import tunebook as tb
+from _store_dump import rows
 
 SPACE = tb.SearchSpace(
     scientific={"wd": tb.Choice([0.0, 1e-3])},
@@ -23,11 +23,7 @@ def create(url, name="wd", **overrides):
 
 def snapshot(url: str) -> dict:
     """Everything stored, table by table (to prove that a refused change wrote nothing)."""
-    engine = sa.create_engine(tb.open_storage(url).url)
-    with engine.connect() as conn:
-        out = {t: conn.execute(sa.text(f"SELECT * FROM {t} ORDER BY 1")).all() for t in ("tb_experiments", "tb_studies", "tb_trials")}
-    engine.dispose()
-    return out
+    return rows(tb.open_storage(url).url, ("tb_experiments", "tb_studies", "tb_trials"))
 
 
 def test_same_name_and_spec_resumes_identically(storage_url):
