@@ -18,6 +18,7 @@ torch = pytest.importorskip("torch")
 import transformers  # noqa: E402
 
 import tunebook as tb  # noqa: E402
+from _frameworks import assert_curves_in_report  # noqa: E402
 from tunebook.integrations.huggingface import TunebookCallback, default_name, training_args_from  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
@@ -59,11 +60,7 @@ def test_a_trainer_study_stores_curves_checkpoints_and_stops_a_diverging_trial(s
     assert any(name.startswith("model") for name in packed["files"]) and "optimizer.pt" in packed["files"]
     assert bad.state == "infeasible" and "infeasible_if" in bad.infeasible_reason
     assert max(s for s, _ in study.metrics(bad)["train/loss"]) < STEPS  # control.should_training_stop ended it
-    report = tb.analyze(study)
-    shown = [f.data for f in report.figures if f.kind == "curves"]
-    for metric, expected in (("val/loss", [10, 20, 30]), ("train/loss", list(range(1, STEPS + 1)))):
-        got = [c for cs in shown if cs.metric == metric for label, c in cs.curves.items() if f"#{good.number}" in label]
-        assert got and all(steps == expected and all(math.isfinite(v) for v in values) for steps, values in got)
+    assert_curves_in_report(study, good, {"val/loss": [10, 20, 30], "train/loss": list(range(1, STEPS + 1))})
 
 
 class _Interrupt(transformers.TrainerCallback):

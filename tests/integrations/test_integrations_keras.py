@@ -17,6 +17,7 @@ keras = pytest.importorskip("keras", reason="the 'keras' extra is not installed 
 torch = pytest.importorskip("torch")
 
 import tunebook as tb  # noqa: E402
+from _frameworks import assert_curves_in_report  # noqa: E402
 from tunebook.integrations.keras import TunebookCallback, default_name  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
@@ -55,11 +56,7 @@ def test_a_keras_study_stores_curves_checkpoints_and_stops_a_diverging_trial(sql
     assert state["step"] == STEPS and state["epoch"] == 3 and len(state["weights"]) == 6 and state["optimizer"]
     assert bad.state == "infeasible" and "infeasible_if" in bad.infeasible_reason
     assert max(s for s, _ in study.metrics(bad)["train/loss"]) < STEPS  # model.stop_training ended it
-    report = tb.analyze(study)
-    shown = [f.data for f in report.figures if f.kind == "curves"]
-    for metric, expected in (("val/loss", [10, 20, 30]), ("train/loss", list(range(1, STEPS + 1)))):
-        got = [c for cs in shown if cs.metric == metric for label, c in cs.curves.items() if f"#{good.number}" in label]
-        assert got and all(steps == expected and all(math.isfinite(v) for v in values) for steps, values in got)
+    assert_curves_in_report(study, good, {"val/loss": [10, 20, 30], "train/loss": list(range(1, STEPS + 1))})
 
 
 class _Interrupt(keras.callbacks.Callback):

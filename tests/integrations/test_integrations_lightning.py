@@ -15,6 +15,7 @@ torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
 
 import tunebook as tb  # noqa: E402
+from _frameworks import assert_curves_in_report  # noqa: E402
 from _spy import SYNCING  # noqa: E402
 from tunebook.integrations.lightning import TunebookCallback, fit, trainer_kwargs  # noqa: E402
 
@@ -64,12 +65,7 @@ def test_a_lightning_study_stores_curves_checkpoints_and_stops_a_diverging_trial
     assert bad.state == "infeasible" and "train/loss" in bad.infeasible_reason and "infeasible_if" in bad.infeasible_reason
     assert max(s for s, _ in study.metrics(bad)["train/loss"]) < STEPS
     # the report shows the curves of the objective and of the training loss
-    report = tb.analyze(study)
-    shown = [f.data for f in report.figures if f.kind == "curves"]
-    assert {c.metric for c in shown} >= {"val/error", "train/loss"}
-    for metric, expected in (("val/error", [10, 20, 30]), ("train/loss", list(range(1, STEPS + 1)))):
-        curves = [c for cs in shown if cs.metric == metric for label, c in cs.curves.items() if f"#{good.number}" in label]
-        assert curves and all(steps == expected and all(math.isfinite(v) for v in values) for steps, values in curves)
+    assert_curves_in_report(study, good, {"val/error": [10, 20, 30], "train/loss": list(range(1, STEPS + 1))})
 
 
 class _Interrupt(L.Callback):
