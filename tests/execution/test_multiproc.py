@@ -53,6 +53,15 @@ def one(records: list[dict], kind: str) -> dict:
     return hit
 
 
+def two_rank_trial(url: str, name: str, train, checkpoint_dir: Path):
+    """One 5-step trial of ``train`` run on two ranks (``workers=0``); its stored record."""
+    space = tb.SearchSpace(scientific={"lr": tb.Choice([0.1])})
+    study = tb.create_study(name, space=space, objective=("val/error", "min"), trials=1, max_train_steps=5, storage=url)
+    tb.run(study, train, workers=0, nproc_per_trial=2, progress=False, checkpoint_dir=checkpoint_dir)
+    (trial,) = study.trials()
+    return study, trial
+
+
 def ddp_study(url: str, name: str, **kwargs):
     space = tb.SearchSpace(scientific={"learning_rate": tb.Choice([0.1])})
     return tb.create_study(name, space=space, objective=("val/error", "min"), trials=1, max_train_steps=STEPS,
@@ -160,11 +169,7 @@ def test_a_rank_raising_fails_the_trial_with_its_traceback_and_stops_the_others(
     import _ddp
 
     log, ckpt = ddp_env
-    space = tb.SearchSpace(scientific={"lr": tb.Choice([0.1])})
-    study = tb.create_study("raises", space=space, objective=("val/error", "min"), trials=1, max_train_steps=5,
-                            storage=sqlite_url)
-    tb.run(study, _ddp.raises_on_rank_one, workers=0, nproc_per_trial=2, progress=False, checkpoint_dir=ckpt)
-    (trial,) = study.trials()
+    study, trial = two_rank_trial(sqlite_url, "raises", _ddp.raises_on_rank_one, ckpt)
     assert trial.state == "failed"
     assert "rank 1 of 2 raised" in trial.error and "ValueError: a bug on rank 1" in trial.error
     assert "_ddp.py" in trial.error  # the rank's own traceback
@@ -179,11 +184,7 @@ def test_infeasible_on_rank_zero_stops_every_rank(sqlite_url, ddp_env):
     import _ddp
 
     log, ckpt = ddp_env
-    space = tb.SearchSpace(scientific={"lr": tb.Choice([0.1])})
-    study = tb.create_study("nan", space=space, objective=("val/error", "min"), trials=1, max_train_steps=5,
-                            storage=sqlite_url)
-    tb.run(study, _ddp.nan_on_rank_zero, workers=0, nproc_per_trial=2, progress=False, checkpoint_dir=ckpt)
-    (trial,) = study.trials()
+    study, trial = two_rank_trial(sqlite_url, "nan", _ddp.nan_on_rank_zero, ckpt)
     assert trial.state == "infeasible" and "val/error" in trial.infeasible_reason, trial.error
     ranks = ranks_log(log)
     stopped = {r: one(ranks[r], "stopped") for r in ranks}

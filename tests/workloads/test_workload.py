@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import tunebook as tb
+from _resume import assert_resumes_to_the_same_curve
 from conftest import run_cli
 from tunebook.workloads import digits
 
@@ -66,33 +67,13 @@ def test_an_interrupted_digits_trial_resumes_to_the_same_curve(sqlite_url, tmp_p
     space = tb.SearchSpace(nuisance={"learning_rate": tb.Float(3e-3, 4e-3)},
                            fixed={"schedule": "cosine", "eval_every": 20, "optimizer": "adam"})
 
-    def make(name, url):
+    def make(name):
         return tb.create_study(name, space=space, objective=("val/error", "min"), trials=1, max_train_steps=100,
-                               storage=url, seed=7)
+                               storage=sqlite_url, seed=7)
 
-    def interrupted(trial):
-        if trial.attempt == 1:
-            log = trial.log
-
-            def stop_after_step_70(step, **metrics):
-                log(step, **metrics)
-                if step == 70 and "val/error" not in metrics:
-                    raise KeyboardInterrupt
-
-            trial.log = stop_after_step_70
-        digits.train(trial)
-
-    study = make("resumed", sqlite_url)
-    with pytest.raises(KeyboardInterrupt):
-        tb.run(study, interrupted, workers=0, progress=False, checkpoint_dir=tmp_path)
-    assert tb.run(study, interrupted, workers=0, progress=False, checkpoint_dir=tmp_path).finished
-    reference = make("reference", sqlite_url)
-    tb.run(reference, digits.train, workers=0, progress=False, checkpoint_dir=tmp_path)
-    (a,), (b,) = study.trials(), reference.trials()
-    assert a.attempts == 2 and (a.value, a.best_step) == (b.value, b.best_step)
-    ca, cb = study.metrics(a), reference.metrics(b)
-    for name in ("train/loss", "val/error", "val/loss", "grad/norm", "lr"):
-        assert ca[name] == cb[name], name  # the same curve, point for point
+    assert_resumes_to_the_same_curve(make, digits.train, stop_at=70, objective="val/error",
+                                     metrics=("train/loss", "val/error", "val/loss", "grad/norm", "lr"),
+                                     checkpoint_dir=tmp_path)
 
 
 @pytest.mark.slow

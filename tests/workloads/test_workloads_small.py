@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import tunebook as tb
+from _resume import assert_resumes_to_the_same_curve
 from tunebook.workloads import char_lm, signals, tabular
 
 #: workload -> (objective, hyperparameters of a short run that learns)
@@ -68,26 +69,6 @@ def test_an_interrupted_trial_resumes_to_the_same_curve(name, sqlite_url, tmp_pa
         return tb.create_study(study_name, space=space, objective=(objective, "min"), trials=1, max_train_steps=60,
                                storage=sqlite_url, seed=7)
 
-    def interrupted(trial):
-        if trial.attempt == 1:
-            log = trial.log
-
-            def stop_after_step_50(step, **metrics):
-                log(step, **metrics)
-                if step == 50 and objective not in metrics:
-                    raise KeyboardInterrupt
-
-            trial.log = stop_after_step_50
-        module.train(trial)
-
-    study = make("resumed")
-    with pytest.raises(KeyboardInterrupt):  # saved, then raised
-        tb.run(study, interrupted, workers=0, progress=False, checkpoint_dir=tmp_path)
-    assert tb.run(study, interrupted, workers=0, progress=False, checkpoint_dir=tmp_path).finished
-    reference = make("reference")
-    tb.run(reference, module.train, workers=0, progress=False, checkpoint_dir=tmp_path)
-    (a,), (b,) = study.trials(), reference.trials()
-    assert a.attempts == 2 and (a.value, a.best_step) == (b.value, b.best_step)
-    ca, cb = study.metrics(a), reference.metrics(b)
-    for metric in ("train/loss", objective, "grad/norm", "lr"):
-        assert ca[metric] == cb[metric], metric  # the same curve, point for point (dropout masks included)
+    # the same curve, point for point (dropout masks included)
+    assert_resumes_to_the_same_curve(make, module.train, stop_at=50, objective=objective,
+                                     metrics=("train/loss", objective, "grad/norm", "lr"), checkpoint_dir=tmp_path)
