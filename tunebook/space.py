@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping, Union
+from typing import Any, Callable, Mapping, Union
 
 from tunebook.errors import SpecError
 from tunebook.specio import check_bounds, check_json
@@ -83,6 +83,14 @@ def _check_scale(scale: Any, field: str) -> None:
         raise SpecError(f"{field}.scale", f"unknown scale {scale!r}", "use 'linear' or 'log'")
 
 
+def _check_order(low: Any, high: Any, scale: str, field: str, shown: Callable[[Any], str], log_fix: str) -> None:
+    """min below max, and min > 0 on a log scale; ``shown`` writes a bound in the message."""
+    if low >= high:
+        raise SpecError(field, f"min ({shown(low)}) must be below max ({shown(high)})", "swap them, or move the constant to fixed")
+    if scale == "log" and low <= 0:
+        raise SpecError(f"{field}.min", f"a log scale needs min > 0, got {shown(low)}", log_fix)
+
+
 @dataclass(frozen=True)
 class Float:
     """A real hyperparameter in ``[low, high]``; ``scale="log"`` samples log-uniformly."""
@@ -94,18 +102,7 @@ class Float:
     def validate(self, field: str) -> None:
         _check_scale(self.scale, field)
         low, high = spec_number(self.low, f"{field}.min"), spec_number(self.high, f"{field}.max")
-        if low >= high:
-            raise SpecError(
-                field,
-                f"min ({low:g}) must be below max ({high:g})",
-                "swap them, or move the constant to fixed",
-            )
-        if self.scale == "log" and low <= 0:
-            raise SpecError(
-                f"{field}.min",
-                f"a log scale needs min > 0, got {low:g}",
-                "use a positive min (e.g. 1e-6) or scale: linear",
-            )
+        _check_order(low, high, self.scale, field, "{:g}".format, "use a positive min (e.g. 1e-6) or scale: linear")
         check_bounds(low, high, self.scale, field)
 
     def scaled_bounds(self) -> tuple[float, float]:
@@ -147,18 +144,7 @@ class Int:
                 raise SpecError(
                     f"{field}.{key}", f"expected an integer, got {value!r}", "write a whole number"
                 )
-        if self.low >= self.high:
-            raise SpecError(
-                field,
-                f"min ({self.low}) must be below max ({self.high})",
-                "swap them, or move the constant to fixed",
-            )
-        if self.scale == "log" and self.low <= 0:
-            raise SpecError(
-                f"{field}.min",
-                f"a log scale needs min > 0, got {self.low}",
-                "use min >= 1 or scale: linear",
-            )
+        _check_order(self.low, self.high, self.scale, field, str, "use min >= 1 or scale: linear")
         check_bounds(self.low, self.high, "linear", field)  # integers: ±1e15 whatever the scale
 
     def from_unit(self, u: float) -> int:
