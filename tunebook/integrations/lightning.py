@@ -136,27 +136,27 @@ class TunebookCallback(_Callback):
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         self._last_step = trainer.global_step  # 0, or the restored step of a resumed trial
 
-    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if trainer.global_step == self._last_step:
-            return  # gradient accumulation: no optimizer step yet; log once per step, its last micro-batch
-        self._last_step = trainer.global_step
+    def _log(self, trainer: Any, *, on_step: bool) -> None:
+        """Log the loop's step (``on_step``) or validation values, on the writing rank only; remember a value
+        that made the trial infeasible (read when the ranks decide to stop)."""
         if self.gate.writes:
-            metrics = _loop_metrics(trainer, on_step=True)
+            metrics = _loop_metrics(trainer, on_step=on_step)
             if metrics is None:
                 metrics = dict(trainer.callback_metrics)
             if not self.gate.log(trainer.global_step, self._renamed(metrics)):
                 self._infeasible = True
+
+    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if trainer.global_step == self._last_step:
+            return  # gradient accumulation: no optimizer step yet; log once per step, its last micro-batch
+        self._last_step = trainer.global_step
+        self._log(trainer, on_step=True)
         self._maybe_stop(trainer, agree=trainer.global_step % self.stop_check_every == 0)
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
         if trainer.sanity_checking:
             return
-        if self.gate.writes:
-            metrics = _loop_metrics(trainer, on_step=False)
-            if metrics is None:
-                metrics = dict(trainer.callback_metrics)
-            if not self.gate.log(trainer.global_step, self._renamed(metrics)):
-                self._infeasible = True
+        self._log(trainer, on_step=False)
         if self.checkpoint_on_validation and trainer.state.fn == "fit":
             state = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)  # on every rank
             if self.gate.writes and not self.gate.checkpoint(trainer.global_step, state):
