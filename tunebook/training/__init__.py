@@ -2,7 +2,7 @@
 
 Submodules: :mod:`.schedules` (learning-rate schedules), :mod:`.optimizers`
 (the playbook's update rules), :mod:`.clipping` (gradient norms and clipping),
-:mod:`.checkpoints` (best-N checkpoints, exact resume), :mod:`.evaluation`
+:mod:`.checkpoints` (exact resume; keep-N-best checkpoints are :mod:`tunebook.checkpoints`), :mod:`.evaluation`
 (periodic, correctly weighted evaluation), :mod:`.batchnorm` (ghost batch norm,
 cross-process statistics), :mod:`.seeds` (per-host seeds), :mod:`.pipeline`
 (input-pipeline timing).
