@@ -53,7 +53,7 @@ def train(trial) -> None:
 
 def run(folder: Path, trials: int, keep_top: object) -> tuple[int, int, float]:
     url = f"sqlite:///{folder / 'lm.db'}"
-    space = tb.SearchSpace(nuisance={"lr": tb.Float(1e-4, 1e-1, log=True)})
+    space = tb.SearchSpace(nuisance={"lr": tb.Float(1e-4, 1e-1, scale="log")})
     study = tb.create_study("word-lm", space=space, objective=("val_loss", "min"), trials=trials, max_train_steps=8,
                             storage=url, seed=0, keep_top_trials=keep_top)
     start = time.perf_counter()

@@ -172,33 +172,28 @@ def output_file(path: str | None, option: str = "--output") -> None:
 
 
 def existing_store(url: str | None, field: str = "--storage") -> None:
-    """A verb that only reads a store never creates one: a SQLite file that is missing (a mistyped path), or
-    that holds no tunebook tables (another tool's database), is one line, and nothing is written."""
-    from tunebook.storage import local_files
+    """A verb that only reads a store never creates one, on any backend: a SQLite file that is missing (a
+    mistyped path), a database that holds no tables (an empty file, a new PostgreSQL database) or only
+    another tool's tables is one line, and nothing is written (no table, no row)."""
+    from tunebook.storage import local_files, normalize_url, redact, store_tables
 
     files = local_files(url)  # a server store keeps none here
-    if not files:
-        return
-    path = files[0]
-    if not path.exists():
-        raise SpecError(field, f"no store at {str(path)!r}",
-                        "check the path (or $TUNEBOOK_STORAGE); `tunebook run` creates a store, commands that only "
-                        "read never do")
-    if path.is_dir():
-        raise SpecError(field, f"{str(path)!r} is a folder", "give the store's file, e.g. sqlite:///tunebook.db")
-    import sqlite3
-
-    try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return  # unreadable or damaged: opening the store says which, in one line
-    if tables and "tb_studies" not in tables:
-        raise SpecError(field, f"{str(path)!r} is not a tunebook store (it holds other tables)",
+    where = repr(str(files[0])) if files else f"database {redact(normalize_url(url))}"
+    if files and not files[0].exists():
+        raise SpecError(field, f"no store at {where}", _READ_ONLY_FIX)
+    if files and files[0].is_dir():
+        raise SpecError(field, f"{where} is a folder", "give the store's file, e.g. sqlite:///tunebook.db")
+    tables = store_tables(url)
+    if tables is None:
+        return  # unreadable, damaged or down: opening the store says which, in one line
+    if not tables:
+        raise SpecError(field, f"no store in {where} (it holds no tables)", _READ_ONLY_FIX)
+    if "tb_studies" not in tables:
+        raise SpecError(field, f"{where} is not a tunebook store (it holds other tables)",
                         "give the tunebook store; `tunebook import optuna --storage ...` reads an Optuna database")
+
+
+_READ_ONLY_FIX = "check the URL or path (or $TUNEBOOK_STORAGE); `tunebook run` creates a store, commands that only read never do"
 
 
 # output ------------------------------------------------------------------------

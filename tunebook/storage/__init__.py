@@ -71,11 +71,32 @@ def _sqlite_url(scheme: str, rest: str) -> str:
 def _postgresql_url(scheme: str, rest: str) -> str:
     if not rest or rest.startswith("/") and len(rest) == 1:
         raise SpecError("storage", "a PostgreSQL URL needs a host and a database", _FIX)
+    normalized = f"postgresql+psycopg://{rest}"
+    _check_port(normalized, rest)
     try:
         import psycopg  # noqa: F401
     except ImportError:
         raise MissingExtraError("psycopg", "postgres", "PostgreSQL storage") from None
-    return f"postgresql+psycopg://{rest}"
+    return normalized
+
+
+def _check_port(url: str, rest: str) -> None:
+    """A server URL whose port is a number from 1 to 65535 (checked before anything connects; the message
+    never repeats the URL, which may hold a password)."""
+    import sqlalchemy as sa
+
+    fix = "give a port from 1 to 65535, e.g. postgresql://user:password@host:5432/dbname (or leave it out for 5432)"
+    try:
+        port = sa.engine.make_url(url).port
+    except (ValueError, TypeError, sa.exc.ArgumentError):
+        text = rest.partition("/")[0].rpartition("@")[2]
+        text = text.rpartition("]")[2] if text.startswith("[") else text
+        given = text.rpartition(":")[2]
+        if ":" not in text or given.isdigit():
+            raise SpecError("storage", "cannot parse the URL's host and port", _FIX) from None
+        raise SpecError("storage", f"the port {given[:20]!r} in the URL is not a number", fix) from None
+    if port is not None and not 0 < port < 65536:
+        raise SpecError("storage", f"the port {port} in the URL is out of range", fix)
 
 
 register_backend(Backend(("sqlite",), "tunebook.storage.sql:SQLStorage", _sqlite_url))
@@ -113,6 +134,13 @@ def local_files(url: str | os.PathLike[str] | None) -> tuple[Path, ...]:
     return backend_of(normalized).storage_class().files_of(normalized)
 
 
+def store_tables(url: str | os.PathLike[str] | None) -> frozenset[str] | None:
+    """The tables the database at ``url`` holds, read without creating or writing anything; None when the
+    backend cannot tell without opening the store (see ``Storage.tables_of``)."""
+    normalized = normalize_url(url)
+    return backend_of(normalized).storage_class().tables_of(normalized)
+
+
 def open_storage(url: str | os.PathLike[str] | None = None) -> Storage:
     """The storage at ``url``, opened once per process (and again in a child process)."""
     normalized = normalize_url(url)
@@ -146,4 +174,4 @@ def redact(url: str) -> str:
 
 
 __all__ = ["BACKENDS", "DEFAULT_STORAGE", "Backend", "Storage", "backend_of", "local_files", "normalize_url", "open_storage",
-           "redact", "register_backend"]
+           "redact", "register_backend", "store_tables"]

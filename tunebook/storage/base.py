@@ -407,6 +407,13 @@ class Storage(ABC):
         SQLite file, its ``-wal`` and ``-shm``); none for a server. Checkpoints go beside the first."""
         return ()
 
+    @classmethod
+    def tables_of(cls, url: str) -> frozenset[str] | None:
+        """The tables the database at ``url`` holds, read without creating or changing anything (a verb
+        that only reads checks that a store is there before opening it); None when that cannot be told
+        without opening it (a backend that does not say, a server that does not answer)."""
+        return None
+
     def local_files(self) -> tuple[Path, ...]:
         """The files this store keeps on this machine (see :meth:`files_of`)."""
         return self.files_of(self.url)

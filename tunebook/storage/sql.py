@@ -246,6 +246,26 @@ def _server_engine(url: str) -> sa.Engine:
     return engine
 
 
+def _sqlite_tables(path: Path) -> frozenset[str] | None:
+    """The tables of the SQLite file at ``path``, opened read-only; None when it is missing or unreadable."""
+    import sqlite3
+
+    if not path.is_file():
+        return None
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            tables = frozenset(row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None  # damaged: opening the store says so, in one line
+    wal = path.with_name(path.name + "-wal")
+    if not tables and wal.is_file() and wal.stat().st_size > 0:
+        return None  # tables a read-only connection could not see in the write-ahead log: opening tells
+    return tables
+
+
 def _nan_to_none(value: float | None) -> float | None:
     return None if value is None or math.isnan(value) else float(value)
 
@@ -430,6 +450,26 @@ class SQLStorage(Storage):
             return ()
         main = Path(url[len("sqlite:///"):])
         return (main, main.with_name(main.name + "-wal"), main.with_name(main.name + "-shm"))
+
+    @classmethod
+    def tables_of(cls, url: str) -> frozenset[str] | None:
+        """SQLite: the file opened read-only (``mode=ro``: a missing file is not made); PostgreSQL: the
+        tables of the connection's search path, on one connection that runs one read-only query."""
+        if url.startswith("sqlite:///"):
+            return _sqlite_tables(Path(url[len("sqlite:///"):]))
+        if sa.engine.make_url(url).get_backend_name() != "postgresql":
+            return None
+        engine = sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args={"connect_timeout": 10})
+        try:
+            with engine.connect() as conn:
+                conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+                rows = conn.exec_driver_sql(
+                    "SELECT tablename FROM pg_catalog.pg_tables WHERE schemaname = ANY(current_schemas(false))")
+                return frozenset(row[0] for row in rows)
+        except sa.exc.SQLAlchemyError:
+            return None  # a server that is down, a bad password: opening the store says which, in one line
+        finally:
+            engine.dispose()
 
     def _identity_of_file(self) -> tuple[int, int] | None:
         files = self.local_files()
