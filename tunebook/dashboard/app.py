@@ -121,13 +121,15 @@ def _errors(app: FastAPI, c: Context) -> None:
 
 
 def create_app(storage: str | Storage | None = None, *, token: str | None = None, refresh_seconds: float = 2.0,
-               host: str | None = None, checkpoint_dir: str | Path | None = None) -> Any:
+               host: str | None = None, checkpoint_dir: str | Path | None = None,
+               background_from: int | None = 2000) -> Any:
     """The dashboard's ASGI app over ``storage``. ``host`` is the address it listens on (its name is accepted
     in the Host header besides the loopback names); pages poll their state every ``refresh_seconds``;
     ``checkpoint_dir`` is where the studies' checkpoints are, for their disk use (default: where the runner
-    puts them, beside the SQLite file)."""
+    puts them, beside the SQLite file). A study of ``background_from`` finished trials or more (None: never)
+    shows its last analysis while a new one is computed in the background (``context.AnalysisCache``)."""
     store = storage if isinstance(storage, Storage) else open_storage(storage)
-    c = Context.make(store, refresh_seconds, checkpoint_dir)
+    c = Context.make(store, refresh_seconds, checkpoint_dir, background_from)
     app = FastAPI(title="tunebook dashboard", docs_url=None, redoc_url=None, openapi_url=None)
     _guard(app, allowed_hosts(host), token)
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)  # 9 costs ~1 s on a 10,000-trial page

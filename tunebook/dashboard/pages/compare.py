@@ -70,8 +70,8 @@ def compare_studies(c: Context, request: Request, names: list[str]) -> Any:
     columns = []
     for i, name in enumerate(names):
         s = c.study(name)
-        analysed, key, _ = c.analysed(s)
-        columns.append({"study": s, "report": analysed.report, "headline": c.headline(s, key), "color": trial_color(i),
+        analysed, _, _ = c.analysed(s)
+        columns.append({"study": s, "report": analysed.report, "headline": c.headline(s, analysed), "color": trial_color(i),
                         "role": ("baseline", "candidate")[i]})
     return c.page(request, "compare.html", {"mode": "studies", "columns": columns, "figures": studies_overlay(columns)})
 

@@ -38,17 +38,17 @@ def explore(request: Request, name: str, method: str = "main-effect", view: str 
         raise HTTPException(404, f"no importance method {method!r}: use one of {', '.join(METHODS)}")
     if view not in ("lines", "interactive"):
         raise HTTPException(404, f"no view {view!r}: use lines or interactive")
-    analysed, key, _ = c.analysed(study)
-    result = c.cache.part(study, key, f"importance/{method}", lambda r: importance(r.data, method))
-    lines = c.cache.part(study, key, "parallel/lines", lambda r: parallel_spec(r.data))
+    analysed, _, _ = c.analysed(study)
+    result = analysed.part(f"importance/{method}", lambda r: importance(r.data, method))
+    lines = analysed.part("parallel/lines", lambda r: parallel_spec(r.data))
     figures, parallel = [], None
     if view == "interactive":
-        webgl = c.cache.part(study, key, "parallel/interactive", lambda r: parallel_webgl_spec(r.data))
+        webgl = analysed.part("parallel/interactive", lambda r: parallel_webgl_spec(r.data))
         if webgl is not None:
             spec = {k: v for k, v in webgl.items() if k != "groups"}
             figures.append(("figure-parallel", "parallel", script_safe(json.dumps(spec))))
     elif lines is not None:
-        parallel = c.cache.part(study, key, "parallel/lines.json", lambda r: script_safe(json.dumps(lines, separators=(",", ":"))))
+        parallel = analysed.part("parallel/lines.json", lambda r: script_safe(json.dumps(lines, separators=(",", ":"))))
     groups = lines["groups"] if lines is not None and lines["by"] == "scientific" else []
     return c.page(request, "explore.html", {
         "study": study, "figures": figures, "parallel": parallel, "drawable": lines is not None, "groups": groups,

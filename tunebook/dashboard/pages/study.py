@@ -2,10 +2,12 @@
 curves, the figures, the trial table), ``/study/{name}/table`` (the table alone, paged, sorted and
 filtered in place), ``/study/{name}/trials.csv`` and ``/api/study/{name}/state``, which the page polls.
 
-The state says whether the analysis moved (``signature``: counts by state and the latest finish), carries
+The state says whether the analysis moved (``signature``: counts by state and the latest finish; ``analysed``:
+the signature of the analysis a fetch of the page would show, behind ``signature`` while a large study's new
+analysis is computed in the background), carries
 the running trials' curves (a figure redrawn in place on every poll), the checkpoint disk use
 (:mod:`tunebook.dashboard.disk`, its text swapped on every poll) and ``done`` once nothing is running
-or pending: the page then stops polling. When the signature moves, the page fetches itself and updates
+or pending and the analysis is current: the page then stops polling. When ``analysed`` moves, the page fetches itself and updates
 every figure by its id (a figure that appeared is added in place, one that went is removed).
 
 The study page's template is meant to grow: a new panel is a ``{% block %}`` override or a section with
@@ -24,7 +26,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from tunebook.analysis.html import trials_csv
 from tunebook.dashboard import table
-from tunebook.dashboard.context import Context, analysis_signature, ctx, study_done, trial_url
+from tunebook.dashboard.context import Context, analysis_signature, ctx, finished, study_done, trial_url
 from tunebook.dashboard.curves import running_figure
 from tunebook.errors import TunebookError
 from tunebook.space import Choice
@@ -75,8 +77,9 @@ def study_page(request: Request, name: str) -> Any:
     analysed, key, signature = c.analysed(study)
     others = [r.name for r in c.store.list_studies() if r.name != study.name]
     return c.page(request, "study.html", {
-        **tab, "report": analysed.report, "figures": analysed.figures, "headline": c.headline(study, key),
-        "findings": c.findings(study, key), "signature": key, "done": study_done(signature),
+        **tab, "report": analysed.report, "figures": analysed.figures, "headline": c.headline(study, analysed),
+        "findings": c.findings(study, analysed), "signature": key,
+        "done": study_done(signature) and key == analysis_signature(signature),  # else: poll until the analysis is current
         "running": running_json(c, study, signature), "counts": signature["counts"], "trial_url": trial_url(study),
         "others": others, "updated": time.strftime("%H:%M:%S"), "rounds": rounds(study, analysed.report),
         "disk": c.disk.line(study.name), "disk_folder": c.disk.folder(study.name),
@@ -98,7 +101,9 @@ def study_state(request: Request, name: str) -> Any:
     c = ctx(request)
     study = c.study(name)
     signature = c.store.study_signature(study.id)
-    return JSONResponse({**signature, "signature": analysis_signature(signature), "done": study_done(signature),
+    key = analysis_signature(signature)
+    shown = c.cache.shown(study, key, finished(signature))  # a large study's new analysis may still be computing
+    return JSONResponse({**signature, "signature": key, "analysed": shown, "done": study_done(signature) and shown == key,
                          "running": running_json(c, study, signature), "disk": {study.name: c.disk.line(study.name)}})
 
 

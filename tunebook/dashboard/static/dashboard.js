@@ -203,7 +203,8 @@
           showRunning(state.running);
           showDisk(state.disk);
           if (state.done) { again = false; root.dataset.done = "1"; }
-          if (state.signature !== signature) { return refreshPage(); }
+          // the analysis a fetch would show (a large study's new one may still be computing)
+          if ((state.analysed || state.signature) !== signature) { return refreshPage(); }
         })
         .catch(function () { /* the server may be restarting: try again later */ })
         .finally(function () {
