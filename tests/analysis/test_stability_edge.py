@@ -132,3 +132,44 @@ def test_a_conditional_sweep_is_decided_per_group_on_its_own_grid():
     result = decide(adam + edge, 1000, "train/error", 0.0)
     assert not result.concluded and "Not concluding for optimizer=sgd" in result.conclusion
     assert result.evidence["groups"]["optimizer=adam"]["max_train_steps"] == 200
+
+
+# a gradual edge far above the best, judged by its shape (issue 21, second round) -------------------------------
+def _lopsided_curve(kind, diverge_at=35.0, sgd_best=3.0, steep=1.0, gentle=0.1):
+    """SGD's loss around its best (3): rising ``gentle`` per squared decade below it and ``steep`` above it, and
+    every run from ``diverge_at`` (1.07 decades above) diverging. Adam as in :func:`_edge_curve`."""
+    plain = _edge_curve(kind, diverge_at=diverge_at, sgd_best=sgd_best)
+
+    def curve(params, steps, rng):
+        lr = params["learning_rate"]
+        if params["optimizer"] != "sgd" or lr >= diverge_at:
+            return plain(params, steps, rng)
+        d = math.log10(lr) - math.log10(sgd_best)
+        return curves(kind, level(kind, (steep if d > 0 else gentle) * d * d), steps, rng)
+
+    return curve
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_a_gradual_edge_far_above_the_best_is_named_by_its_shape(sqlite_url, kind):
+    """Divergence 1.07 decades above the best (beyond the old window, 0.35 of SGD's range: 0.8 decade), but the loss rises
+    ten times faster above the best than below it: the rise is towards the divergence, an edge. Before, the
+    fixed window left it unnamed."""
+    report = analyze(study(sqlite_url, kind, _lopsided_curve(kind), trials=24, space=SPACE, replicates=3))
+    (f,) = edge(report)
+    assert f.evidence["group"] == "optimizer=sgd" and f.evidence["rule"] == "steeper above"
+    assert f.evidence["width"] > 0.35 and f.evidence["first_diverged"] >= 35 and f.evidence["diverged"] >= 2
+    matched = f.evidence["steeper_above"]["matched"]
+    assert matched and all(m["worse_above"] > m["worse_below_same_distance"] for m in matched)
+    assert f.evidence["steeper_above"]["largest_excess"] > f.evidence["steeper_above"]["trial_sd"]
+    assert "as far below it" in f.message and "trial sd" in f.message
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_a_symmetric_bowl_with_divergence_far_above_stays_silent_with_the_noise_measured(sqlite_url, kind):
+    """The clean twin: the same divergence, a bowl that rises alike on both sides (the trial sd measured by
+    replicates): the best is an interior optimum, not an edge."""
+    s = study(sqlite_url, kind, _lopsided_curve(kind, steep=0.4, gentle=0.4), trials=24, space=SPACE, replicates=3)
+    assert sum(t.state == "infeasible" for t in s.trials()) >= 2  # the divergence is there to be misread
+    report = analyze(s)
+    assert not edge(report), [f.message for f in edge(report)]

@@ -37,6 +37,14 @@ def lineage_text(spec: dict[str, Any]) -> str:
     return text
 
 
+def _best_search(storage: Storage, study_id: int, name: str, mode: str) -> dict[str, Any] | None:
+    """The best search trial (never a replicate) as the store's summary gives a best: number, value, step."""
+    from tunebook.study import best_search_trial
+
+    t = best_search_trial(storage, study_id, name, mode)
+    return None if t is None else {"number": t.number, "value": t.value, "step": t.best_step}
+
+
 def notebook_rows(storage: Storage) -> list[dict[str, Any]]:
     """One row per study: the playbook's experiment-tracking columns (aggregated by the store)."""
     rows = []
@@ -46,6 +54,10 @@ def notebook_rows(storage: Storage) -> list[dict[str, Any]]:
         notes_by_study.setdefault(note["study"] or "", []).append(note)
     for item in storage.study_summaries():
         s, c, best = item["study"], item["counts"], item["best"]
+        replicas = {int(n) for note in notes_by_study.get(s.name, []) if note["kind"] == "replicates"
+                    for n in note["evidence"].get("trials", ())}
+        if best is not None and best["number"] in replicas and s.id is not None:
+            best = _best_search(storage, s.id, s.name, s.objective_mode)  # a replicate is not what the search found
         total = sum(c.values())
         repro = s.repro_command or ""
         if s.git_commit:
@@ -64,8 +76,7 @@ def notebook_rows(storage: Storage) -> list[dict[str, Any]]:
                 "pending": c.get("pending", 0),
                 "running": c.get("running", 0),
                 "total": total,
-                "replicates": len({n for note in notes_by_study.get(s.name, []) if note["kind"] == "replicates"
-                                   for n in note["evidence"].get("trials", ())}),
+                "replicates": len(replicas),
                 "best_value": None if best is None else best["value"],
                 "best_step": None if best is None else best["step"],
                 "best_trial": None if best is None else best["number"],

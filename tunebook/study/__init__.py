@@ -7,6 +7,7 @@ finds a training function again, :mod:`.handle` the :class:`Study` handle with c
 
 from tunebook.study.handle import (
     Study,
+    best_search_trial,
     create_study,
     create_study_from_spec,
     load_study,
@@ -27,7 +28,7 @@ from tunebook.study.spec import (
 from tunebook.study.train_ref import resolve_train, train_reference
 
 __all__ = [
-    "DEFAULT_KEEP_TOP_TRIALS", "DERIVED_KINDS", "SPEC_KEYS", "Study", "StudySpec", "build_spec", "create_study",
+    "DEFAULT_KEEP_TOP_TRIALS", "DERIVED_KINDS", "SPEC_KEYS", "Study", "StudySpec", "best_search_trial", "build_spec", "create_study",
     "create_study_from_spec", "load_study", "outcome_lines", "read_spec_file", "record_train", "replicate_numbers",
     "resolve_train", "spec_hash", "study_from_spec_file", "train_reference",
 ]

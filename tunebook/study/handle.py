@@ -36,6 +36,15 @@ def replicate_numbers(storage: Storage, study: str) -> set[int]:
     return {int(n) for note in storage.get_notes(study=study, kind=NOTE_KIND) for n in note["evidence"].get("trials", ())}
 
 
+def best_search_trial(storage: Storage, study_id: int, study: str, mode: str) -> TrialRecord | None:
+    """The completed trial of ``study`` with the best value that is not a replicate (ties: the lower number):
+    the store's best first, read past the replicates (at most as many as there are)."""
+    skip = replicate_numbers(storage, study)
+    page, _ = storage.trials_page(study_id, states=["completed"], order="value", descending=mode == "max",
+                                  limit=len(skip) + 1)
+    return next((t for t in page if t.value is not None and t.number not in skip), None)
+
+
 def record_train(study: "Study", train: Callable[..., Any] | None) -> str | None:
     """Remember ``train`` with a study that stores no training function (what ``tb.run(study, train)`` calls).
 
@@ -192,10 +201,12 @@ class Study:
         return line
 
     def best_trial(self) -> TrialRecord | None:
-        """The completed trial with the best value (ties: the lower number), found by the store."""
-        page, _ = self.storage.trials_page(self.id, states=["completed"], order="value",
-                                           descending=self.objective[1] == "max", limit=1)
-        return page[0] if page and page[0].value is not None else None
+        """The completed search trial with the best value (ties: the lower number), found by the store.
+
+        A replicate (a group's best re-run with a new seed after the search, :mod:`tunebook.designs.replicates`)
+        is never it: it repeats a search trial's configuration, so a lucky seed of it says nothing the search
+        found; its value counts in the trial variance, not here."""
+        return best_search_trial(self.storage, self.id, self.name, self.objective[1])
 
     def is_finished(self) -> bool:
         return all(t.state in FINISHED for t in self.trials())

@@ -98,13 +98,35 @@ def qualify_train_longer(findings: list[Finding]) -> list[Finding]:
     return out
 
 
+def qualify_sample_more(findings: list[Finding]) -> list[Finding]:
+    """While a group's best sits at a boundary of its range (a warning), "sample more densely around the best"
+    is not the action: the best may lie outside the range, and more trials inside it only creep towards the
+    edge. Such sampled_enough warnings become info and point at the boundary."""
+    limited = {f.evidence.get("group", ""): f for f in findings
+               if f.check == "search_space_boundary" and f.severity == WARNING}
+    out = []
+    for f in findings:
+        boundary = limited.get(f.evidence.get("group", ""))
+        if f.check == "sampled_enough" and f.severity == WARNING and boundary is not None:
+            ev = boundary.evidence
+            f = replace(
+                f, severity=INFO,
+                message=f.message + f" But the best {ev['param']} of this group sits at the {ev['side']} boundary of its "
+                "range: sampling more inside the range is not the next step.",
+                action=f"Expand the {ev['param']} range first (see search_space_boundary); judge the sampling after.",
+                evidence={**f.evidence, "qualified_by": "search_space_boundary"},
+            )
+        out.append(f)
+    return out
+
+
 def run_checks(data: StudyData, thresholds: Thresholds | None = None, checks: Iterable[CheckSpec] | None = None) -> list[Finding]:
     """The selected checks (default: every registered one), warnings first, then in each check's ``order``."""
     th = thresholds or Thresholds()
     findings: list[Finding] = []
     for c in resolve(checks):
         findings.extend(c(data, th))
-    findings = qualify_train_longer(findings)
+    findings = qualify_sample_more(qualify_train_longer(findings))
     order = {name: i for i, name in enumerate(check_ids())}
     return sorted(findings, key=lambda f: (f.severity != WARNING, order.get(f.check, len(order))))
 
@@ -113,6 +135,6 @@ __all__ = [
     "CHECKS", "FIGURE_OF_CHECK", "INFO", "REGISTRY", "WARNING", "Check", "Finding", "Thresholds", "adam_recommendation",
     "bootstrap_best_of_k", "bootstrap_ks", "build_answer", "check", "check_ids", "curve_noise", "curve_trials",
     "effective_best_step", "expected_best_of_k", "group_view", "groups", "initial_level", "is_learning_rate",
-    "loss_rising", "loss_spikes", "moving_average", "qualify_train_longer", "recommend_clipping", "resolution",
+    "loss_rising", "loss_spikes", "moving_average", "qualify_sample_more", "qualify_train_longer", "recommend_clipping", "resolution",
     "run_checks", "running_median", "thresholds_of", "top_k", "trial_sd", "unregister",
 ]

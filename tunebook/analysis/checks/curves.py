@@ -285,7 +285,8 @@ def check_step_variance(data: StudyData, th: Thresholds) -> list[Finding]:
     evaluation a trial ends on decides a comparison only when that noise is larger than the gap
     compared and than the seed-to-seed spread (the trial sd): a comparison of identical groups (gap 0)
     has nothing to decide, and under a larger trial sd the step noise is not what decides it. Without
-    a measured trial sd the finding is info (it says that sd is unmeasured).
+    a measured trial sd the finding is info (it says that sd is unmeasured), as it is when fewer than half
+    of the curves read are that noisy (one curve with a spike is not the configuration's step noise).
     """
     gap, what = compared_gap(data, th)
     if not gap > 0:
@@ -305,9 +306,16 @@ def check_step_variance(data: StudyData, th: Thresholds) -> list[Finding]:
         return None
 
     hits, read = curve_hits(data, curve_trials(data, th), data.metric, data.sign(), test)
+    # A property of how the best configurations train, shown by most of their curves: one noisy curve among
+    # quiet ones (an isolated spike, say: see instability) does not make the end step decide the comparison.
+    most = majority(hits, read)
 
     def message(t: TrialRow, ev: dict[str, Any]) -> str:
         noise = f"trial #{t.number}: noise {ev['noise']:.3g} over {ev['evals']} evaluations, {ev['relative_noise']:.1%} of"
+        if sd is not None and not most:
+            return (f"Only {len(hits)} of the {read} best trials' validation {data.metric} curves are noisier than "
+                    f"{what} ({ev['compared_gap']:.3g}) and the trial sd ({sd:.3g} from {source}) ({noise} the curve's "
+                    "range); the others are quieter, so the step a trial ends on does not decide the comparison.")
         if sd is None:
             return (f"Step-to-step variance in the validation {data.metric} of the best trials ({noise} the curve's "
                     f"range) is larger than {what} ({ev['compared_gap']:.3g}). The trial variance (seed to seed) is not "
@@ -321,7 +329,7 @@ def check_step_variance(data: StudyData, th: Thresholds) -> list[Finding]:
         "step_variance", Group("", {}, []), hits, read, message,
         ("Measure the trial variance (replicates of each group's best, or `tunebook retrain`); if the step noise is "
          "larger, " + remedy) if sd is None else remedy[0].upper() + remedy[1:],
-        severity=INFO if sd is None else WARNING,
+        severity=INFO if sd is None or not most else WARNING,
     )
 
 

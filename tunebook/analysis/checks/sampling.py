@@ -24,6 +24,7 @@ best possible. Each finding says how many more trials would be informative
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -213,98 +214,122 @@ def check_sampled_enough(data: StudyData, th: Thresholds) -> list[Finding]:
     if len(data.completed) < 2:
         return []
     sd, source = measured_trial_sd(data, th)
-    per_group = [(g, group_view(data, g)) for g in groups(data, th.scientific_buckets)]
-    judged = [(g, view, sampling_around_best(view)) for g, view in per_group]
+    judged = [(g, view, sampling_around_best(view)) for g in groups(data, th.scientific_buckets)
+              for view in [group_view(data, g)]]
     s = data.sign()
     bests = {g.label: s * float(view.best().value) for g, view, _ in judged if view.best() is not None}  # type: ignore[union-attr]
     rooms = {g.label: (around or {}).get("room", 0.0) for g, _, around in judged}
     out = []
     for g, view, around in judged:
         n = len(view.completed)
-        where = in_group(g.label)
-        if around is None or n < 3:
-            if n == 0:
-                continue
+        if around is not None and n >= 3:
+            out.append(_sampled_finding(view, g, around, th, _Standing.of(g.label, bests, rooms, around["room"]), sd, source))
+        elif n:
             need = max(0, th.min_group_trials - n)
             out.append(Finding(
                 "sampled_enough", INFO,
-                where + (f"{n} completed trial(s): too few to judge how densely the best is sampled." if n < 3 else
-                         "No nuisance hyperparameter varies in this group: there is no space to sample more densely."),
+                in_group(g.label) + (f"{n} completed trial(s): too few to judge how densely the best is sampled." if n < 3
+                                     else "No nuisance hyperparameter varies in this group: there is no space to sample more densely."),
                 f"Run at least {need} more trial(s) of this group." if need else "No action needed for sampling.",
                 {"group": g.label, "trials": n, "more_trials": need,
                  "more_trials_how": f"up to min_group_trials ({th.min_group_trials})"},
             ))
-            continue
-        others = {label: v for label, v in bests.items() if label != g.label}
-        ahead = [label for label, v in others.items() if v <= bests[g.label]]
-        # the group just ahead (for one that trails), or the runner-up (for the leader)
+    return out
+
+
+@dataclass(frozen=True)
+class _Standing:
+    """Where a group stands against the others: the group just ahead of it (for one that trails) or the
+    runner-up (for the leader), by how much it trails or leads, and its room less the rival's (``extra``:
+    more trials of every group gain each about its room, so what can move the answer is their difference)."""
+
+    rival: str | None
+    trails_by: float | None
+    leads_by: float | None
+    extra: float
+    rival_room: float | None
+
+    @staticmethod
+    def of(label: str, bests: dict[str, float], rooms: dict[str, float], room: float) -> "_Standing":
+        others = {k: v for k, v in bests.items() if k != label}
+        ahead = [k for k, v in others.items() if v <= bests[label]]
         rival = (max(ahead, key=lambda k: others[k]) if ahead else
                  min(others, key=lambda k: others[k]) if others else None)
-        room = around["room"]
-        noise = evaluation_noise_of(view) if sd is None else None
-        # what a trial's value can tell apart: the trial sd, else noise_z standard errors of the evaluation noise
-        floor = sd if sd is not None else th.noise_z * (noise or 0.0)
-        if sd is not None:
-            target, target_words = sd, f"the trial sd ({fmt(sd)}, from {source})"
-        elif floor > 0 and floor >= th.sampled_enough_tol * around["spread"]:
-            target, target_words = floor, (f"{th.noise_z:g} x the evaluation noise of its best curve ({fmt(floor)}; "
-                                           "trial variance is not measured)")
-        else:
-            target = th.sampled_enough_tol * around["spread"]
-            target_words = f"{th.sampled_enough_tol:.0%} of the spread of its trial values ({fmt(target)})"
-        more = more_trials_for(n, room, target, around["numeric_axes"])
-        trails_by = bests[g.label] - others[rival] if ahead else None
-        leads_by = others[rival] - bests[g.label] if rival is not None and not ahead else None
-        # more trials of every group: each best gains about its room, so what can move the answer is the
-        # difference of the rooms (a true tie sampled alike gains alike)
-        extra = room - rooms[rival] if rival is not None else room
-        if trails_by is not None:  # could it pass the group just ahead?
-            could = extra > trails_by and extra > floor
-        elif leads_by is not None:  # the leader: only a tie can change (into a lead)
-            could = leads_by <= floor and extra > floor
-        else:  # no other group: could its best move materially?
-            could = room > target and room > floor
-        ev: dict[str, Any] = {
-            "group": g.label, **around, "trials": n, "room": room, "trial_sd": sd, "trial_sd_source": source or None,
-            "evaluation_noise": noise,
-            "trails_by": trails_by, "leads_by": leads_by, "rival": rival, "rival_room": rooms.get(rival or "", None),
-            "relative_room": extra, "could_change_answer": could, "more_trials": more,
-            "more_trials_how": (f"n (room / target)^(d/2) - n with n = {n}, room = {fmt(room)}, target = "
-                                f"{target_words}, d = {max(around['numeric_axes'], 1)} numeric nuisance axes"
-                                + (f"; capped at {MORE_TRIALS_CAP} x n" if more == MORE_TRIALS_CAP * n else "")),
-            "gap_in_sd": (trails_by / sd) if sd is not None and trails_by is not None else None,
-        }
-        sampled = (f"its best (#{around['trial']}, {fmt(s * around['best'])}) has its {around['neighbours']} nearest trials "
-                   f"{around['neighbour_distance']:.2f} away in the normalized nuisance space (the typical trial's: "
-                   f"{around['typical_distance']:.2f}), {fmt(around['neighbour_gap'])} worse on median: sampling between "
-                   f"them could improve it by about {fmt(room)} (a quarter of that)")
-        if rival is not None:
-            sampled += (f"; {rival} could gain about {fmt(rooms[rival])} the same way, so more trials of both would "
-                        f"move this group's standing by about {fmt(extra)}")
-        then = f" About {more} more trial(s) of this group would bring its room under {target_words}." if more else ""
-        if could:
-            against = (f"more than the {fmt(trails_by)} by which it trails" if trails_by is not None
-                       else f"more than its lead of {fmt(leads_by)}, a tie within {target_words}" if leads_by is not None
-                       else f"more than {target_words}")
-            out.append(Finding(
-                "sampled_enough", WARNING,
-                where + f"Probably not sampled enough: with {n} trials, {sampled}, {against}"
-                + (f" and than {target_words}" if trails_by is not None and floor > 0 else "")
-                + ": more trials could change the answer." + then,
-                "Raise `trials` of this study (it appends the next quasi-random points and keeps the finished ones), "
-                "and look at the axis plots for how many trials fall in the good region.",
-                ev,
-            ))
-            continue
-        why = (f"within {target_words}" if rival is not None and extra <= floor
-               else f"less than the {fmt(trails_by)} by which it trails" if trails_by is not None
-               else "it leads, and more sampling would only widen its lead" if leads_by is not None
-               else f"not more than {target_words}")
-        out.append(Finding(
-            "sampled_enough", INFO,
-            where + f"Sampled enough for the answer: with {n} trials, {sampled}; {why}." + then,
-            "No action needed for sampling; sample more only if you can afford it." if not more else
-            f"Optional: about {more} more trial(s) of this group would sharpen its best.",
-            ev,
-        ))
-    return out
+        trails_by = bests[label] - others[rival] if ahead and rival is not None else None
+        leads_by = others[rival] - bests[label] if rival is not None and not ahead else None
+        rival_room = rooms[rival] if rival is not None else None
+        return _Standing(rival, trails_by, leads_by, room - rival_room if rival_room is not None else room, rival_room)
+
+    def could_change(self, room: float, target: float, floor: float) -> bool:
+        """Could more trials change the answer: pass the group just ahead, turn a tie into a lead, or (alone)
+        move the group's best materially?"""
+        if self.trails_by is not None:
+            return self.extra > self.trails_by and self.extra > floor
+        if self.leads_by is not None:  # the leader: only a tie can change (into a lead)
+            return self.leads_by <= floor and self.extra > floor
+        return room > target and room > floor
+
+
+def _target(view: StudyData, around: dict[str, Any], th: Thresholds, sd: float | None,
+            source: str) -> tuple[float, float, str, float | None]:
+    """(floor, target, target in words, evaluation noise): what a trial's value can tell apart (the trial sd,
+    else ``noise_z`` standard errors of the evaluation noise) and the room to bring more trials under."""
+    noise = evaluation_noise_of(view) if sd is None else None
+    floor = sd if sd is not None else th.noise_z * (noise or 0.0)
+    if sd is not None:
+        return floor, sd, f"the trial sd ({fmt(sd)}, from {source})", noise
+    if floor > 0 and floor >= th.sampled_enough_tol * around["spread"]:
+        return floor, floor, (f"{th.noise_z:g} x the evaluation noise of its best curve ({fmt(floor)}; "
+                              "trial variance is not measured)"), noise
+    target = th.sampled_enough_tol * around["spread"]
+    return floor, target, f"{th.sampled_enough_tol:.0%} of the spread of its trial values ({fmt(target)})", noise
+
+
+def _sampled_finding(view: StudyData, g: Group, around: dict[str, Any], th: Thresholds, st: _Standing,
+                     sd: float | None, source: str) -> Finding:
+    """One group's sampled_enough finding (see :func:`check_sampled_enough`)."""
+    n, room, s = len(view.completed), around["room"], view.sign()
+    floor, target, target_words, noise = _target(view, around, th, sd, source)
+    more = more_trials_for(n, room, target, around["numeric_axes"])
+    could = st.could_change(room, target, floor)
+    ev: dict[str, Any] = {
+        "group": g.label, **around, "trials": n, "room": room, "trial_sd": sd, "trial_sd_source": source or None,
+        "evaluation_noise": noise, "trails_by": st.trails_by, "leads_by": st.leads_by, "rival": st.rival,
+        "rival_room": st.rival_room,
+        "relative_room": st.extra, "could_change_answer": could, "more_trials": more,
+        "more_trials_how": (f"n (room / target)^(d/2) - n with n = {n}, room = {fmt(room)}, target = "
+                            f"{target_words}, d = {max(around['numeric_axes'], 1)} numeric nuisance axes"
+                            + (f"; capped at {MORE_TRIALS_CAP} x n" if more == MORE_TRIALS_CAP * n else "")),
+        "gap_in_sd": (st.trails_by / sd) if sd is not None and st.trails_by is not None else None,
+    }
+    sampled = (f"its best (#{around['trial']}, {fmt(s * around['best'])}) has its {around['neighbours']} nearest trials "
+               f"{around['neighbour_distance']:.2f} away in the normalized nuisance space (the typical trial's: "
+               f"{around['typical_distance']:.2f}), {fmt(around['neighbour_gap'])} worse on median: sampling between "
+               f"them could improve it by about {fmt(room)} (a quarter of that)")
+    if st.rival is not None:
+        sampled += (f"; {st.rival} could gain about {fmt(st.rival_room)} the same way, so more trials of both would "
+                    f"move this group's standing by about {fmt(st.extra)}")
+    then = f" About {more} more trial(s) of this group would bring its room under {target_words}." if more else ""
+    where = in_group(g.label)
+    if could:
+        against = (f"more than the {fmt(st.trails_by)} by which it trails" if st.trails_by is not None
+                   else f"more than its lead of {fmt(st.leads_by)}, a tie within {target_words}" if st.leads_by is not None
+                   else f"more than {target_words}")
+        return Finding(
+            "sampled_enough", WARNING,
+            where + f"Probably not sampled enough: with {n} trials, {sampled}, {against}"
+            + (f" and than {target_words}" if st.trails_by is not None and floor > 0 else "")
+            + ": more trials could change the answer." + then,
+            "Raise `trials` of this study (it appends the next quasi-random points and keeps the finished ones), "
+            "and look at the axis plots for how many trials fall in the good region.",
+            ev)
+    why = (f"within {target_words}" if st.rival is not None and st.extra <= floor
+           else f"less than the {fmt(st.trails_by)} by which it trails" if st.trails_by is not None
+           else "it leads, and more sampling would only widen its lead" if st.leads_by is not None
+           else f"not more than {target_words}")
+    return Finding(
+        "sampled_enough", INFO,
+        where + f"Sampled enough for the answer: with {n} trials, {sampled}; {why}." + then,
+        "No action needed for sampling; sample more only if you can afford it." if not more else
+        f"Optional: about {more} more trial(s) of this group would sharpen its best.",
+        ev)

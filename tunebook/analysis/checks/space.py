@@ -13,13 +13,17 @@ comparison unfair, whatever the study's overall best does.
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import numpy as np
 
-from tunebook.analysis.data import StudyData
+from tunebook.analysis.data import StudyData, TrialRow
 from tunebook.errors import failure_line
 
 from .base import INFO, WARNING, Finding, Thresholds, check
 from .common import Group, fmt, for_groups, groups, has, in_group, is_learning_rate, top_k
+from .variance import TrialVariance, trial_variance
 
 
 def _outer(u: float, width: float, side: str) -> bool:
@@ -27,7 +31,46 @@ def _outer(u: float, width: float, side: str) -> bool:
     return u >= 1 - width if side == "upper" else u <= width
 
 
-def boundary_findings(view: StudyData, group: Group, th: Thresholds) -> list[Finding]:
+def _beats_inside(view: StudyData, name: str, side: str, best: TrialRow, th: Thresholds,
+                  tv: TrialVariance | None) -> dict[str, Any]:
+    """How far the group's best (at the ``side`` edge of ``name``) beats the best trial inside the range (outside
+    the edge band of twice ``boundary_fraction``), against the measured trial sd: ``beyond_noise`` is False
+    only when both are measured and the gap is at most ``boundary_noise_sd`` trial sd (seeds at the edge
+    better by noise alone); an unmeasured gap leaves the rule on position alone."""
+    s = view.sign()
+    inside = [t for t in view.completed if has(t, name)
+              and not _outer(view.unit(name, t.params[name], t), 2 * th.boundary_fraction, side)]
+    out: dict[str, Any] = {"beyond_noise": True}
+    if inside:
+        rival = min(inside, key=lambda t: s * float(t.value))  # type: ignore[arg-type]
+        gap = s * float(rival.value) - s * float(best.value)  # type: ignore[arg-type]
+        out.update(inside_best=float(rival.value), inside_trial=rival.number, gap=gap)  # type: ignore[arg-type]
+    if tv is not None:
+        out.update(trial_sd=tv.sd, trial_sd_source=tv.source)
+        if inside:
+            out.update(gap_in_sd=gap / tv.sd if tv.sd > 0 else math.inf,
+                       beyond_noise=gap > th.boundary_noise_sd * tv.sd)
+    return out
+
+
+def _edge_words(margin: dict[str, Any], best: TrialRow) -> str:
+    """What the boundary finding measured of the edge against the inside of the range, in words."""
+    if "gap" not in margin:
+        return " No trial of the group lies inside the range away from that edge to compare it with."
+    inside = (f"the best trial inside the range (#{margin['inside_trial']}, {fmt(margin['inside_best'])}) is "
+              f"{fmt(abs(margin['gap']))} {'worse' if margin['gap'] > 0 else 'better'} than #{best.number}")
+    if "gap_in_sd" not in margin:
+        return (f" {inside[0].upper() + inside[1:]}; trial variance is not measured, so whether that is beyond the "
+                "seed-to-seed noise is not known (replicates measure it).")
+    return (f" {inside[0].upper() + inside[1:]}: {margin['gap_in_sd']:.2g} trial sd ({fmt(margin['trial_sd'])}, from "
+            f"{margin['trial_sd_source']})"
+            + ("." if margin["beyond_noise"] else ", within the noise of one run: nothing shows the optimum outside."))
+
+
+def boundary_findings(view: StudyData, group: Group, th: Thresholds, tv: TrialVariance | None = None) -> list[Finding]:
+    """The group's best near an edge of a numeric range (its top trials there too, or nothing sampled beyond
+    it): a warning when it beats the best trial inside the range by more than ``boundary_noise_sd`` measured
+    trial sd (or trial variance is not measured), an info finding when the edge is within that noise."""
     best = view.best()
     if best is None:
         return []
@@ -47,32 +90,45 @@ def boundary_findings(view: StudyData, group: Group, th: Thresholds) -> list[Fin
             extreme = (len(finished) >= th.boundary_extreme_min_trials and not beyond
                        and _outer(u_best, th.boundary_extreme_fraction, side))
             if (_outer(u_best, th.boundary_fraction, side) and share >= th.boundary_top_share) or extreme:
-                own = view.param_for(best, name) or param  # a conditional name: the range of this group
-                bound = own.high if side == "upper" else own.low
-                who = f"the best trial of {group.label}" if group.label else "the best trial"
-                findings.append(Finding(
-                    "search_space_boundary", WARNING,
-                    in_group(group.label)
-                    + f"The {name} of {who} (#{best.number}), {best.params[name]:.4g}, is near the {side} boundary "
-                    f"({bound:g}) of the search space, "
-                    + (f"with {share:.0%} of the group's top {len(have)} trials there too" if not extreme else
-                       f"and no trial of the group was sampled {'above' if side == 'upper' else 'below'} it")
-                    + ": its best point may lie outside the range."
-                    + (" The comparison between scientific values is not yet fair." if group.label else ""),
-                    f"Expand the search space for {name} in the {side} direction"
-                    + (f" for {group.label}" if group.label else "")
-                    + " and run a new study.",
-                    {"param": name, "side": side, "best_value": best.params[name], "bound": bound,
-                     "top_share_near": share, "top_k": len(have), "trial": best.number,
-                     "rule": "nothing sampled beyond" if extreme else "top trials near"},
-                ))
+                findings.append(_boundary_finding(view, group, name, param, side, best, share, have, extreme,
+                                                  _beats_inside(view, name, side, best, th, tv)))
     return findings
 
 
+def _boundary_finding(view: StudyData, group: Group, name: str, param: Any, side: str, best: TrialRow, share: float,
+                      have: list[TrialRow], extreme: bool, margin: dict[str, Any]) -> Finding:
+    own = view.param_for(best, name) or param  # a conditional name: the range of this group
+    bound = own.high if side == "upper" else own.low
+    who = f"the best trial of {group.label}" if group.label else "the best trial"
+    where = (f"The {name} of {who} (#{best.number}), {best.params[name]:.4g}, is near the {side} boundary "
+             f"({bound:g}) of the search space, "
+             + (f"with {share:.0%} of the group's top {len(have)} trials there too" if not extreme else
+                f"and no trial of the group was sampled {'above' if side == 'upper' else 'below'} it"))
+    evidence = {"param": name, "side": side, "best_value": best.params[name], "bound": bound,
+                "top_share_near": share, "top_k": len(have), "trial": best.number,
+                "rule": "nothing sampled beyond" if extreme else "top trials near", **margin}
+    if not margin["beyond_noise"]:
+        return Finding(
+            "search_space_boundary", INFO, in_group(group.label) + where + "." + _edge_words(margin, best),
+            f"No change needed for {name} on this evidence; to be sure, widen its {side} bound in a new study.",
+            evidence)
+    return Finding(
+        "search_space_boundary", WARNING,
+        in_group(group.label) + where + ": its best point may lie outside the range." + _edge_words(margin, best)
+        + (" The comparison between scientific values is not yet fair." if group.label else ""),
+        f"Expand the search space for {name} in the {side} direction"
+        + (f" for {group.label}" if group.label else "") + " and run a new study.",
+        evidence)
+
+
 @check("search_space_boundary", family="space", order=20, figure="axis", uses=("boundary_fraction", "boundary_top_share", "boundary_extreme_fraction",
-                                                                   "boundary_extreme_min_trials", "top_k_min", "top_k_share"))
+                                                                   "boundary_extreme_min_trials", "top_k_min", "top_k_share"),
+       thresholds={"boundary_noise_sd": 1.0})
 def check_search_space_boundary(data: StudyData, th: Thresholds) -> list[Finding]:
-    return for_groups(data, th, lambda view, g: boundary_findings(view, g, th))
+    """The playbook's bad search-space boundary, asked of each group; the edge must beat the inside of the
+    range by more than the measured trial noise (see :func:`boundary_findings`)."""
+    tv = trial_variance(data, th)
+    return for_groups(data, th, lambda view, g: boundary_findings(view, g, th, tv))
 
 
 def _cause(error: str | None) -> str:
@@ -182,11 +238,41 @@ def check_infeasible_region(data: StudyData, th: Thresholds) -> list[Finding]:
     return for_groups(data, th, lambda view, g: infeasible_region_findings(view, g, th))
 
 
-def stability_edge_findings(view: StudyData, group: Group, th: Thresholds) -> list[Finding]:
+def _steeper_above(view: StudyData, name: str, best: TrialRow, between: list[TrialRow],
+                   tv: TrialVariance | None) -> dict[str, Any] | None:
+    """The rates between the best and the divergence against the rates below the best at the same distance
+    (scaled axis of the group's range, the below side's rise interpolated between its trials): each is worse
+    than the below side there, and the largest excess is beyond the measured trial sd. The loss rises faster
+    towards the divergence than away from it: the best is limited by instability, however far (in units of
+    the range) the divergence lies. None when it is not so, or cannot be measured (no trial variance, no
+    trial below the best within the distance)."""
+    if tv is None or not between:
+        return None
+    s, u_best, y_best = view.sign(), view.unit(name, float(best.params[name]), best), view.sign() * float(best.value)  # type: ignore[arg-type]
+    below = sorted((u_best - view.unit(name, float(t.params[name]), t), s * float(t.value) - y_best)  # type: ignore[arg-type]
+                   for t in view.completed if has(t, name) and float(t.params[name]) < float(best.params[name]))
+    if not below:
+        return None
+    dist, rise = np.array([0.0] + [d for d, _ in below]), np.array([0.0] + [r for _, r in below])
+    pairs = []
+    for t in between:
+        d = view.unit(name, float(t.params[name]), t) - u_best
+        if d <= dist[-1]:  # matched only where the below side was sampled that far
+            pairs.append((float(t.params[name]), s * float(t.value) - y_best, float(np.interp(d, dist, rise))))  # type: ignore[arg-type]
+    excess = [above - under for _, above, under in pairs]
+    if not pairs or min(excess) <= 0 or max(excess) <= tv.sd:
+        return None
+    return {"matched": [{"rate": r, "worse_above": a, "worse_below_same_distance": b} for r, a, b in pairs],
+            "largest_excess": max(excess), "trial_sd": tv.sd, "trial_sd_source": tv.source}
+
+
+def stability_edge_findings(view: StudyData, group: Group, th: Thresholds, tv: TrialVariance | None = None) -> list[Finding]:
     """A group's best learning rate at the edge of stability: the rates above it train steadily worse (some
-    may diverge already), every trial from some rate up diverged (at least ``stability_edge_min_diverged``),
-    and the first divergence lies within ``stability_edge_window`` of the best (scaled axis of the group's
-    own range). Not said where :func:`infeasible_region_findings` already says it."""
+    may diverge already) and every trial from some rate up diverged (at least ``stability_edge_min_diverged``);
+    either the first divergence lies within ``stability_edge_window`` of the best (scaled axis of the group's
+    own range), or the rates above the best train worse than the rates below it at the same distance, beyond
+    the measured trial sd (:func:`_steeper_above`: a gradual edge, however far). Not said where
+    :func:`infeasible_region_findings` already says it."""
     best = view.best()
     if best is None or not view.infeasible:
         return []
@@ -208,32 +294,47 @@ def stability_edge_findings(view: StudyData, group: Group, th: Thresholds) -> li
         if len(above) - first < th.stability_edge_min_diverged:
             continue  # not every trial from some rate up diverged
         nearest = diverged[0]  # the edge: the first rate above the best that diverged
-        edge = float(above[first].params[name])
         width = view.unit(name, float(nearest.params[name]), nearest) - view.unit(name, star, best)
         worse = [s * float(t.value) - s * float(best.value) for t in between]  # type: ignore[arg-type]
-        if width > th.stability_edge_window:
-            continue
         if len(worse) >= 2 and float(np.corrcoef([float(t.params[name]) for t in between], worse)[0, 1]) <= 0:
             continue  # not worsening towards the edge: no gradual edge
-        rates = ", ".join(f"{float(t.params[name]):.3g}" for t in between)
-        mixed = len(diverged) - (len(above) - first)
-        findings.append(Finding(
-            "stability_edge", WARNING,
-            in_group(group.label)
-            + f"The best {name} = {star:.4g} sits at the edge of stability: "
-            + (f"the rates just above it train worse ({rates}: {fmt(min(worse))} to {fmt(max(worse))} worse)"
-               + (f" or diverge ({mixed} of them, the first at {float(nearest.params[name]):.3g})" if mixed else "")
-               + " and " if between else "")
-            + f"every trial from {edge:.3g} up diverged ({len(above) - first} of them). Instability limits the "
-            "usable learning rate; removing it usually lets higher rates train, and train better.",
-            f"Try learning-rate warmup or gradient clipping (`tunebook stability {view.study.name}`, then "
-            f"`tunebook warmup {view.study.name}`), then re-tune {name}.",
-            {"param": name, "side": "upper", "best_value": star, "trial": best.number,
-             "worse_rates": [float(t.params[name]) for t in between], "worse_by": worse,
-             "first_diverged": float(nearest.params[name]), "all_diverged_from": edge,
-             "diverged": len(diverged), "width": width},
-        ))
+        steeper = None if width <= th.stability_edge_window else _steeper_above(view, name, best, between, tv)
+        if width > th.stability_edge_window and steeper is None:
+            continue
+        findings.append(_edge_finding(view, group, name, best, above, first, between, diverged, worse, width, steeper))
     return findings
+
+
+def _edge_finding(view: StudyData, group: Group, name: str, best: TrialRow, above: list[TrialRow], first: int,
+                  between: list[TrialRow], diverged: list[TrialRow], worse: list[float], width: float,
+                  steeper: dict[str, Any] | None) -> Finding:
+    star, nearest, edge = float(best.params[name]), diverged[0], float(above[first].params[name])
+    rates = ", ".join(f"{float(t.params[name]):.3g}" for t in between)
+    mixed = len(diverged) - (len(above) - first)
+    shape = ""
+    if steeper is not None:
+        pairs = "; ".join(f"{p['rate']:.3g}: {fmt(p['worse_above'])} against {fmt(p['worse_below_same_distance'])}"
+                          for p in steeper["matched"])
+        shape = (f" The rates above the best train worse than the rates as far below it ({pairs}), by up to "
+                 f"{fmt(steeper['largest_excess'])}, more than the trial sd ({fmt(steeper['trial_sd'])}, from "
+                 f"{steeper['trial_sd_source']}): the loss rises towards the divergence, not as a bowl.")
+    return Finding(
+        "stability_edge", WARNING,
+        in_group(group.label)
+        + f"The best {name} = {star:.4g} sits at the edge of stability: "
+        + (f"the rates just above it train worse ({rates}: {fmt(min(worse))} to {fmt(max(worse))} worse)"
+           + (f" or diverge ({mixed} of them, the first at {float(nearest.params[name]):.3g})" if mixed else "")
+           + " and " if between else "")
+        + f"every trial from {edge:.3g} up diverged ({len(above) - first} of them).{shape} Instability limits the "
+        "usable learning rate; removing it usually lets higher rates train, and train better.",
+        f"Try learning-rate warmup or gradient clipping (`tunebook stability {view.study.name}`, then "
+        f"`tunebook warmup {view.study.name}`), then re-tune {name}.",
+        {"param": name, "side": "upper", "best_value": star, "trial": best.number,
+         "worse_rates": [float(t.params[name]) for t in between], "worse_by": worse,
+         "first_diverged": float(nearest.params[name]), "all_diverged_from": edge,
+         "diverged": len(diverged), "width": width, "rule": "near" if steeper is None else "steeper above",
+         **({"steeper_above": steeper} if steeper else {})},
+    )
 
 
 @check("stability_edge", family="space", order=45, figure="axis",
@@ -241,4 +342,5 @@ def stability_edge_findings(view: StudyData, group: Group, th: Thresholds) -> li
 def check_stability_edge(data: StudyData, th: Thresholds) -> list[Finding]:
     """The playbook's sign of instability on an axis plot: the best learning rate right at the edge of the
     rates that diverge, reached gradually (worse rates first), judged per group in the group's own range."""
-    return for_groups(data, th, lambda view, g: stability_edge_findings(view, g, th))
+    tv = trial_variance(data, th)
+    return for_groups(data, th, lambda view, g: stability_edge_findings(view, g, th, tv))
