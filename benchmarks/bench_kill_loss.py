@@ -50,29 +50,34 @@ def tunebook_worker(url: str, folder: Path, step_seconds: float) -> subprocess.P
            "TB_STEP_SECONDS": str(step_seconds)}
     env.pop("TUNEBOOK_STORAGE", None)
     return subprocess.Popen([sys.executable, "-m", "tunebook", "worker", "--storage", url, "--study", "kills",
-                             "--max-trials", "1", "--quiet"], cwd=folder, env=env,
+                             "--max-trials", "1", "--quiet", "--stale-after", "1000000"], cwd=folder, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def side_file(folder: Path, number: int, timeout: float = 300) -> Path:
+def side_file(folder: Path, worker: subprocess.Popen, seen: set[Path], timeout: float = 300) -> Path:
+    """The side file the worker's trial opens (a new one: each kill's trial is another pending trial; the
+    killed ones stay running, never re-queued, as ``--stale-after`` is far away)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = list((folder / "side").glob(f"{number}.*"))
+        found = set((folder / "side").iterdir()) - seen
         if found:
-            return found[0]
+            return found.pop()
+        if worker.poll() is not None:
+            raise RuntimeError(f"the worker exited ({worker.returncode}) before training: {worker.stderr.read()[-2000:]}")
         time.sleep(0.05)
-    raise RuntimeError(f"trial {number} never started")
+    raise RuntimeError("no trial started")
 
 
-def one_kill(url: str, folder: Path, number: int, step_seconds: float, rng: random.Random) -> tuple[int, int, float, bool]:
+def one_kill(url: str, folder: Path, step_seconds: float, rng: random.Random) -> tuple[int, int, float, bool]:
     """Start a worker, kill its training process mid-trial; (points logged, points stored, seconds lost,
     whether the training ran in the worker process itself)."""
     import tunebook as tb
 
+    seen = set((folder / "side").iterdir())
     worker = tunebook_worker(url, folder, step_seconds)
-    path = side_file(folder, number)
+    path = side_file(folder, worker, seen)
     time.sleep(rng.uniform(1.0, 3.0))
-    pid = int(path.name.split(".")[1])
+    number, pid = (int(part) for part in path.name.split("."))
     os.kill(pid, signal.SIGKILL)
     if pid != worker.pid:
         worker.kill()
@@ -99,7 +104,7 @@ def run_backend(url: str, kills: int, step_seconds: float, seed: int) -> list[tu
                         objective=("loss", "min"), trials=kills, max_train_steps=10**6, storage=url,
                         train="killtrain:train", replicates=0)
         rng = random.Random(seed)
-        return [one_kill(url, folder, number, step_seconds, rng) for number in range(kills)]
+        return [one_kill(url, folder, step_seconds, rng) for _ in range(kills)]
 
 
 def report(backend: str, results: list[tuple[int, int, float, bool]], step_seconds: float) -> None:
