@@ -82,8 +82,16 @@ class PostgresServer:
             return
         import time
 
-        self._run("pg_ctl", "-D", str(self.data), "-w", "-t", "60", "-m", "fast", "stop")
+        self.down()
         time.sleep(down_for)
+        self.up()
+
+    def down(self) -> None:
+        """Stop the server (fast shutdown: open connections are cut); returns once it is down."""
+        self._run("pg_ctl", "-D", str(self.data), "-w", "-t", "60", "-m", "fast", "stop")
+
+    def up(self) -> None:
+        """Start the stopped server again; returns once it accepts connections."""
         self._start()
 
     def stop(self) -> None:

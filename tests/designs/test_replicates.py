@@ -237,9 +237,10 @@ def test_a_conditional_study_replicates_each_group_best_with_its_own_hyperparame
         assert len(mine) == 3 and all(t.params == best.params and own in t.params and other not in t.params for t in mine)
 
 
+@pytest.mark.xdist_group("ray")  # one local Ray at a time (tests/execution/test_ray.py)
 def test_ray_tasks_run_the_replicates_through_the_same_loop(sqlite_url, tmp_path):
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="warning",
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="warning",
              runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]),
                                                                       str(Path(__file__).resolve().parents[1])])}})
     try:

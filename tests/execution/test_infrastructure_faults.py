@@ -35,7 +35,9 @@ def start_run(folder: Path, url: str, workers: str, **env: str) -> subprocess.Po
     return subprocess.Popen(
         [sys.executable, "-m", "tunebook", "run", "study.yaml", "--storage", url, "--workers", workers,
          "--checkpoint-dir", str(folder / "ckpt")],
-        cwd=folder, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # waits of 0.5 s, then 1 s: the 8 retries take 7.5 s instead of 91.5 s (the default cap is 30 s)
+        cwd=folder, env={**os.environ, "TUNEBOOK_MAX_BACKOFF": "1", **env}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
 
 
 def one_error_line(err: str) -> str:
@@ -147,3 +149,26 @@ def test_a_sigint_while_backing_off_still_stops_at_once(tmp_path):
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 130, (out[-2000:], err[-3000:])
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "nan", "-5"])
+def test_a_bad_max_backoff_is_one_line_and_exit_2_before_any_trial_runs(tmp_path, value):
+    (tmp_path / "study.yaml").write_text(spec("slow_steps", steps=3))
+    url = f"sqlite:///{tmp_path / 'tunebook.db'}"
+    proc = start_run(tmp_path, url, "1", TUNEBOOK_MAX_BACKOFF=value)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2, (out, err)
+    line = one_error_line(err)
+    assert "TUNEBOOK_MAX_BACKOFF" in line and "0.5 or more" in line, line
+    assert tb.load_study("infra", storage=url).counts()["completed"] == 0
+
+
+def test_the_backoff_doubles_from_half_a_second_up_to_its_cap(monkeypatch):
+    from tunebook.execution import loop
+
+    assert [loop.backoff(n) for n in range(1, 9)] == [0.5, 1, 2, 4, 8, 16, 30, 30]
+    monkeypatch.setenv("TUNEBOOK_MAX_BACKOFF", "120")
+    assert [loop.backoff(n, loop.max_backoff()) for n in range(6, 10)] == [16, 32, 64, 120]
+    monkeypatch.delenv("TUNEBOOK_MAX_BACKOFF")
+    assert loop.max_backoff() == loop.MAX_BACKOFF == 30
+

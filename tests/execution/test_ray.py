@@ -28,7 +28,8 @@ search_space:
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="warning",
+    # "local": a cluster of its own, never one that `ray start` or a Cluster left in /tmp/ray/ray_current_cluster
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="warning",
              runtime_env={"env_vars": {"PYTHONPATH": str(ROOT / "tests")}})
     yield
     ray.shutdown()

@@ -272,6 +272,7 @@ def test_run_exits_non_zero_when_a_worker_dies(sqlite_url, tmp_path, code):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("ray")  # one local Ray at a time (tests/execution/test_ray.py)
 def test_a_sigkilled_ray_worker_does_not_leave_its_trial_running(sqlite_url, tmp_path):
     pytest.importorskip("ray")
     spec = tmp_path / "study.yaml"

@@ -314,7 +314,7 @@ def store_goes_away(trial) -> None:
 def test_an_unavailable_store_is_never_blamed_on_the_training_function(sqlite_url, tmp_path, monkeypatch):
     from tunebook.execution import loop
 
-    monkeypatch.setattr(loop, "backoff", lambda n: 0.0)  # retried INFRA_RETRIES times, then raised
+    monkeypatch.setattr(loop, "backoff", lambda n, cap=0.0: 0.0)  # retried INFRA_RETRIES times, then raised
     calls: list = []
     study = tb.create_study("away", space=SPACE, objective=("val/error", "min"), trials=2, max_train_steps=5,
                             storage=sqlite_url)

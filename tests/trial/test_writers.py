@@ -22,7 +22,7 @@ from tunebook.trial import Trial
 from tunebook.writers import AsyncWriter, FanOutWriter, MetricWriter, StoreWriter, to_floats
 
 SPACE = tb.SearchSpace(nuisance={"lr": tb.Float(1e-4, 1.0, "log")})
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 
 
 def make_study(url, trials=1, steps=20, **kw):

@@ -42,6 +42,7 @@ from tunebook.execution.loop import (
     default_checkpoint_root,
     install_worker_signals,
     interrupt_noted,
+    max_backoff,
     reclaim_dead_workers,
     release_left_by_faults,
     worker_id_for,
@@ -186,6 +187,7 @@ def run_local(
     from tunebook.execution.multiproc import check_nproc, ranks_runner
 
     per = check_nproc(nproc_per_trial)
+    max_backoff()  # a bad $TUNEBOOK_MAX_BACKOFF: one line before any worker starts
     if devices is not None:
         devices = [str(d) for d in devices]
         if workers and len(devices) != workers * per:

@@ -56,6 +56,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -86,9 +87,29 @@ DEFAULT_STALE_AFTER = 60.0
 #: Infrastructure faults in a row a worker retries (with backoff) before it gives up (exit 3).
 INFRA_RETRIES = 8
 
-#: Backoff after the n-th infrastructure fault in a row: 0.5 s, 1 s, 2 s, ... at most 30 s.
-def backoff(n: int) -> float:
-    return min(30.0, 0.5 * 2 ** max(0, n - 1))
+#: The longest wait between two retries after an infrastructure fault, unless ``$TUNEBOOK_MAX_BACKOFF`` says.
+MAX_BACKOFF = 30.0
+
+
+def max_backoff() -> float:
+    """``$TUNEBOOK_MAX_BACKOFF`` (seconds, at least 0.5), else :data:`MAX_BACKOFF`: with the 8 retries, how
+    long a worker rides out a store outage before it gives up (about 90 s by default)."""
+    text = os.environ.get("TUNEBOOK_MAX_BACKOFF", "").strip()
+    if not text:
+        return MAX_BACKOFF
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value) or value < 0.5:
+        raise SpecError("TUNEBOOK_MAX_BACKOFF", f"expected seconds (0.5 or more), got {text!r}",
+                        "e.g. TUNEBOOK_MAX_BACKOFF=120 to ride out longer outages, or unset it (30)")
+    return value
+
+
+def backoff(n: int, cap: float = MAX_BACKOFF) -> float:
+    """The wait after the n-th infrastructure fault in a row: 0.5 s, 1 s, 2 s, ... at most ``cap``."""
+    return min(cap, 0.5 * 2 ** max(0, n - 1))
 
 
 def worker_id_for(pid: int | None = None) -> str:
@@ -552,6 +573,7 @@ class _Faults:
         self.count = 0
         self.since = 0.0
         self.unreleased: tuple[int, str] | None = None
+        self.cap = max_backoff()  # a bad $TUNEBOOK_MAX_BACKOFF is refused before the first claim
 
     def clear(self) -> None:
         self.count = 0
@@ -584,7 +606,7 @@ class _Faults:
             raise StorageUnavailable(
                 f"infrastructure fault: gave up after {self.retries} retries in {time.monotonic() - self.since:.0f} s: "
                 f"{exception_line(exc)}") from None
-        delay = backoff(self.count)
+        delay = backoff(self.count, self.cap)
         self.say(f"{self.worker_id}: infrastructure fault ({exception_line(exc)}); retrying in {delay:g} s")
         log.warning("tunebook: infrastructure fault, retrying in %g s: %s", delay, exception_line(exc))
         try:
@@ -595,7 +617,8 @@ class _Faults:
 
 
 __all__ = [
-    "DEFAULT_STALE_AFTER", "GuardedWriter", "INFRA_RETRIES", "LOST_WORKER", "WorkerStop", "backoff",
+    "DEFAULT_STALE_AFTER", "GuardedWriter", "INFRA_RETRIES", "LOST_WORKER", "MAX_BACKOFF", "WorkerStop", "backoff",
+    "max_backoff",
     "UNRELEASED", "check_checkpoint_root", "claim_next", "default_checkpoint_root", "install_worker_signals", "interrupt_noted", "is_out_of_memory",
     "killed_cause", "make_writers", "reclaim_dead_workers", "release_left_by_faults", "run_trial", "train_for", "trial_info",
     "worker_id_for", "worker_is_gone", "worker_loop",

@@ -363,6 +363,7 @@ class SQLStorage(Storage):
             self._reader = self._writer = _server_engine(url)
         self._file_id: tuple[int, int] | None = None
         self._fault_at: float | None = None  # time.monotonic() of this instance's last StorageUnavailable
+        self._back_at: float | None = None  # time.monotonic() of its first success after that fault
         self._ensure_schema()
         self._file_id = self._identity_of_file()
         self._sql = _Statements(self.dialect)
@@ -509,12 +510,15 @@ class SQLStorage(Storage):
     # the error boundary: every connection is opened here ------------------------
     @contextmanager
     def _noting_faults(self) -> Iterator[None]:
-        """Remember when this instance last met an unavailable store (see :meth:`requeue_stale`)."""
+        """Remember when this instance last met an unavailable store, and when it first reached it again
+        (see :meth:`requeue_stale`)."""
         try:
             yield
         except StorageUnavailable:
             self._fault_at = time.monotonic()
             raise
+        if self._fault_at is not None and (self._back_at is None or self._back_at < self._fault_at):
+            self._back_at = time.monotonic()
 
     @contextmanager
     def _read(self) -> Iterator[sa.Connection]:
@@ -973,13 +977,16 @@ class SQLStorage(Storage):
     def requeue_stale(
         self, stale_after: float, study_id: int | None = None, max_lost_workers: int = 3
     ) -> dict[str, int]:
-        """See the contract. Not while this instance met an unavailable store less than ``stale_after``
-        ago (a duration measured here): after an outage every live worker's heartbeat is old until it
-        reaches the store again, so nothing is judged dead before it had that long to."""
+        """See the contract. Not until this instance has reached the store again for ``stale_after``
+        after an outage (a duration measured here, from its first success after its last fault, however
+        long the outage lasted): until then every live worker's heartbeat is old because it could not
+        reach the store either, so nothing is judged dead before it had that long to."""
         scope = [] if study_id is None else [trials.c.study_id == study_id]
         self._requeued_at[study_id] = time.monotonic()
-        if self._fault_at is not None and time.monotonic() - self._fault_at < stale_after:
-            return {"requeued": 0, "failed": 0}
+        if self._fault_at is not None:
+            back = self._back_at if self._back_at is not None and self._back_at >= self._fault_at else None
+            if back is None or time.monotonic() - back < stale_after:
+                return {"requeued": 0, "failed": 0}
         with self._write() as conn:
             return self._requeue_stale(conn, time.time(), stale_after, scope, max_lost_workers)
 

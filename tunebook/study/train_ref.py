@@ -75,22 +75,26 @@ def train_reference(func: Callable[..., Any]) -> str | None:
         return None
     if found is not func:
         return None
-    if "." not in module_name and file and str(file).endswith(".py") and _found_beside(Path(file)):
-        # a module found only because it sits in the working (or the script's) folder: by its path, so
-        # that `tunebook retrain NAME` run from elsewhere imports it too
+    if "." not in module_name and file and str(file).endswith(".py") and not _on_every_path(Path(file)):
+        # a top-level module found only because of where this process runs (its working folder, its script's
+        # folder, a test runner's sys.path): by its path, so that `tunebook retrain NAME` run from elsewhere
+        # imports it too
         return f"{Path(file).resolve()}:{name}"
     return f"{module_name}:{name}"
 
 
-def _found_beside(file: Path) -> bool:
-    """Is ``file`` a top-level module of the working folder or of the running script's folder?"""
-    import sys
+def _on_every_path(file: Path) -> bool:
+    """Would a fresh interpreter started anywhere find the top-level module ``file``: does it sit in
+    site-packages (user or system), the standard library or a ``$PYTHONPATH`` folder?"""
+    import os
+    import site
+    import sysconfig
 
-    folder = file.resolve().parent
-    beside = {Path.cwd().resolve()}
-    if sys.path and sys.path[0]:
-        beside.add(Path(sys.path[0]).resolve())
-    return folder in beside
+    folders = {*site.getsitepackages(), site.getusersitepackages(),
+               *(sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")),
+               *(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)}
+    here = file.resolve().parent
+    return any(Path(f).resolve() == here for f in folders if f)
 
 
 def _has_main_guard(path: Path) -> bool:
