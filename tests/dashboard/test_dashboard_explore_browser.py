@@ -21,11 +21,16 @@ pytestmark = pytest.mark.slow
 
 GROUPED = {"scientific": {"wd": {"choice": [0.0, 0.01, 0.1]}},
            "nuisance": {"lr": {"min": 1e-4, "max": 1.0, "scale": "log"}, "idle": {"min": 0.0, "max": 1.0}}}
+#: long names and groups: at 390 px the legend wraps and the axis names must wrap between their axes
+WIDE = {"scientific": {"weight_decay_of_the_optimizer": {"choice": [0.0, 0.0001, 0.001, 0.01]}},
+        "nuisance": {"learning_rate_of_the_optimizer": {"min": 1e-4, "max": 1.0, "scale": "log"},
+                     "beta1_of_adam": {"min": 0.8, "max": 0.99}, "label_smoothing": {"min": 0.0, "max": 0.2}}}
 PLAIN = {"nuisance": {"lr": {"min": 1e-4, "max": 1.0, "scale": "log"}, "idle": {"min": 0.0, "max": 1.0}}}
 
 
 def loss(params, steps, rng):
-    floor = 0.05 + 0.2 * abs(math.log10(params["lr"]) + 2) + 0.02 * params.get("wd", 0) + 0.01 * rng.standard_normal()
+    lr = params.get("lr", params.get("learning_rate_of_the_optimizer"))
+    floor = 0.05 + 0.2 * abs(math.log10(lr) + 2) + 0.02 * params.get("wd", 0) + 0.01 * rng.standard_normal()
     return {"val/error": exp_decay(steps, floor, 1.0, 60)}
 
 
@@ -34,6 +39,7 @@ def server(tmp_path_factory):
     url = f"sqlite:///{tmp_path_factory.mktemp('explore') / 'tunebook.db'}"
     write_study(url, "grouped", loss, space=GROUPED, trials=330)  # 110 a group: two paths each
     write_study(url, "plain", loss, space=PLAIN, trials=60)
+    write_study(url, "wide", loss, space=WIDE, trials=40)
     s = Server(url)
     s.url = url
     yield s
@@ -110,20 +116,26 @@ def test_without_groups_lines_are_coloured_by_fifth_with_the_best_on_top(server,
 
 
 def test_the_drawing_follows_its_box_through_a_resize(server, page):
-    page.goto(server.base + "/study/grouped/explore")
+    page.goto(server.base + "/study/wide/explore")
     page.wait_for_selector("#figure-parallel[data-drawn]", timeout=30000)
     inside = """(() => { const box = document.getElementById('figure-parallel').getBoundingClientRect();
       const plot = document.querySelector('#figure-parallel .pc-plot').getBoundingClientRect();
       const svg = document.querySelector('#figure-parallel svg.pc-lines').getBoundingClientRect();
       const labels = Array.from(document.querySelectorAll('#figure-parallel .pc-axis-label, #figure-parallel .pc-tick'))
         .map(l => l.getBoundingClientRect());
+      const names = Array.from(document.querySelectorAll('#figure-parallel .pc-axis-label')).map(l => l.getBoundingClientRect());
+      const legend = document.querySelector('#figure-parallel .pc-legend').getBoundingClientRect();
+      const meet = (a, b) => Math.min(a.right, b.right) - Math.max(a.left, b.left) >= 1 && Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top) >= 1;
       return {fills: Math.abs(svg.width - plot.width) < 1 && Math.abs(svg.height - plot.height) < 1, width: box.width,
-              outside: labels.filter(l => l.left < box.left - 1 || l.right > box.right + 1 || l.bottom > box.bottom + 1).length}; })()"""
+              outside: labels.filter(l => l.left < box.left - 1 || l.right > box.right + 1 || l.bottom > box.bottom + 1).length,
+              names: names.filter((a, i) => names.some((b, j) => j > i && meet(a, b))).length,
+              legend: meet(legend, plot)}; })()"""
     wide = page.evaluate(inside)
-    page.set_viewport_size({"width": 700, "height": 900})
+    page.set_viewport_size({"width": 390, "height": 800})  # a phone: the legend wraps, the axis names too
     page.wait_for_function(f"{inside}.width < {wide['width'] - 100}", timeout=10000)
     narrow = page.evaluate(inside)
-    assert wide["fills"] and narrow["fills"] and wide["outside"] == 0 and narrow["outside"] == 0, (wide, narrow)
+    for seen in (wide, narrow):
+        assert seen["fills"] and seen["outside"] == seen["names"] == 0 and not seen["legend"], (wide, narrow)
 
 
 def test_the_interactive_view_still_draws_plotlys_parcoords(server, page):

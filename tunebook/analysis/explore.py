@@ -5,8 +5,10 @@ objective, and its colour: its scientific group (the colours of every other figu
 fifth of the objective when there is no group. Compact columns that the dashboard draws as one SVG path
 per colour and hundred trials (``tunebook/dashboard/static/explore.js``), where Plotly drew one element
 per trial (2-4 s for 6,000 trials in headless Chromium on two busy cores) and its WebGL parcoords
-(:func:`parallel_webgl_spec`, interactive: drag on an axis to keep a range) took 35-54 s without a GPU. :func:`importance` estimates how much each hyperparameter matters to
-the objective and names the method it used:
+(:func:`parallel_webgl_spec`, interactive: drag on an axis to keep a range) took 35-54 s without a GPU.
+
+:func:`importance` estimates how much each hyperparameter matters to the objective and names the method
+it used:
 
 - by default the **main-effect share of the objective's ranks** (tunebook's own, no dependency, a few
   milliseconds for 10,000 trials): the objective's ranks are binned by each hyperparameter (quantile bins

@@ -50,11 +50,22 @@
     }
   }
 
+  // axis names wrap within the space between two axes (a narrow screen), never over their neighbours; the
+  // first and last may reach into the plot's margin (66 px left, 36 px right: explore.html) but not beyond
   function labels(spec, xs) {
     var html = "";
+    var last = spec.axes.length - 1;
+    var gap = last > 0 ? 100 / last : 100;  // % of the plot's width
     spec.axes.forEach(function (axis, i) {
       var left = (xs[i] / 10) + "%";
-      html += '<div class="pc-axis-label" style="left:' + left + '">' + escapeHtml(axis.label) + "</div>";
+      var style = "left:" + left + ";max-width:calc(" + gap + "% - 6px)";
+      if (last > 0 && i === 0) {
+        style += ";max-width:min(calc(" + gap + "% - 6px), calc(" + gap / 2 + "% + 63px));transform:translateX(max(-50%, -66px))";
+      } else if (last > 0 && i === last) {
+        style += ";max-width:min(calc(" + gap + "% - 6px), calc(" + gap / 2 + "% + 33px));transform:translateX(min(-50%, calc(36px - 100%)))";
+      }
+      // a name breaks after its underscores first (weight_/decay), inside a word only if it must
+      html += '<div class="pc-axis-label" style="' + style + '">' + escapeHtml(axis.label).replace(/_/g, "_<wbr>") + "</div>";
       axis.ticks.forEach(function (tick) {
         html += '<div class="pc-tick" style="left:' + left + ";top:" + ((1 - tick[0]) * 100) + '%">' + escapeHtml(tick[1]) + "</div>";
       });
@@ -62,12 +73,21 @@
     return html;
   }
 
+  // room under the plot for the axis names, however many lines they wrapped to
+  function fitNames(div) {
+    var plot = div.querySelector(".pc-plot");
+    var tallest = 0;
+    div.querySelectorAll(".pc-axis-label").forEach(function (l) { tallest = Math.max(tallest, l.offsetHeight); });
+    var margin = Math.max(24, tallest + 14) + "px";
+    if (plot && plot.style.marginBottom !== margin) { plot.style.marginBottom = margin; }
+  }
+
   function draw(div) {
     var holder = div.querySelector('script[type="application/json"]');
     if (!holder || div.dataset.drawn) { return; }
     var spec = JSON.parse(holder.textContent);
     var lines = groupLines(spec);
-    var opacity = spec.group.length > 200 ? 0.3 : 0.7;
+    var opacity = spec.group.length > 2000 ? 0.15 : spec.group.length > 200 ? 0.3 : 0.7;  // dense: darker where lines crowd
     var legend = spec.groups.map(function (g, i) {
       return '<span class="pc-key" data-group="' + i + '"><span class="swatch" style="color:' + escapeHtml(g.color) + '">■</span> ' +
         escapeHtml(g.label) + " (" + g.count + ")</span>";
@@ -77,6 +97,8 @@
       '<div class="pc-plot"><svg class="pc-lines" viewBox="0 0 1000 1000" preserveAspectRatio="none" role="img" aria-label="' +
       escapeHtml(spec.title) + '">' + axes + '<g fill="none" stroke-opacity="' + opacity + '">' + paths(spec, lines.per).join("") +
       "</g></svg>" + labels(spec, lines.xs) + "</div>";
+    fitNames(div);
+    if (window.ResizeObserver) { new ResizeObserver(function () { fitNames(div); }).observe(div); }
     div.dataset.drawn = "1";
     // when the drawing has been painted (the next frame): benchmarks/bench_dashboard.py reads it
     requestAnimationFrame(function () { setTimeout(function () { div.dataset.painted = String(performance.now()); }, 0); });
