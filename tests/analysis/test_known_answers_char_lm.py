@@ -10,7 +10,7 @@ from _known_cases import Case, Studies, Truth, answer_kind, diverges_next_to_bes
 
 import tunebook as tb
 
-# trains ~70 real (tiny) GRU trials once per session, on one xdist worker (one store)
+# trains ~60 real (tiny) GRU trials once per session, on one xdist worker (one store)
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("char-lm-cases")]
 
 TRUTH = Truth("char_lm")
@@ -33,6 +33,11 @@ def not_train_longer(report) -> list:
 ADAM_RANGE = lr(5e-3, 0.1)  # holds Adam's optimum (pilot: 2e-2..4e-2) well inside
 
 CASES = {
+    # a clear winner (pilot: no dropout beats dropout 0.3 by 4 seed sd at each one's best rate), 9 search trials
+    # per group and 3 replicates of each group's best (with 2 + 2 the 95% interval, on 2 dof, includes 0)
+    "dropout": Case("char-dropout", "char_lm", {"scientific": {"dropout": {"choice": [0.0, 0.3]}},
+                                                "nuisance": ADAM_RANGE, "fixed": {"optimizer": "adam"}},
+                    trials=24, goal="Does dropout 0.3 help the small character model?"),  # 18 + 2 x 3
     # a parameter that does not matter: Adam's epsilon at 1e-8 or 1e-6
     "epsilon": Case("char-epsilon", "char_lm", {"scientific": {"epsilon": {"choice": [1e-8, 1e-6]}},
                                                 "nuisance": ADAM_RANGE, "fixed": {"optimizer": "adam"}},
@@ -72,3 +77,12 @@ def test_an_edge_of_stability_is_named(char_studies):
     found = stability_findings(report)
     assert found, [f"{f.check}: {f.message}" for f in report.findings]
     assert all(f.evidence.get("param", "learning_rate") == "learning_rate" for f in found)
+
+
+def test_a_clear_winner_is_named_with_its_measured_interval(char_studies):
+    report = tb.analyze(char_studies["dropout"])
+    answer = report.answer
+    assert answer_kind(answer) == "winner" and answer.best_group == "dropout=0.0", answer.verdict
+    assert answer.trial_sd_source == "replicates" and answer.difference - answer.interval > 0
+    assert "3+3 runs" in answer.verdict
+    assert not_train_longer(report) == [], [f.message for f in judged(report)]
