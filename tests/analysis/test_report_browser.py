@@ -6,25 +6,9 @@ import os
 import shutil
 from pathlib import Path
 
-import pytest
-
+from _browser import CHROMIUM, CHROMIUM_FLAGS, browser_or_skip
 from tunebook.analysis import analyze
 from tunebook.analysis.synthetic import exp_decay, write_study
-
-CHROMIUM = os.environ.get("TUNEBOOK_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-
-
-def browser_or_skip():
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail("Chromium is missing in CI: .ci/run should have installed it")
-        pytest.skip("Chromium not found (apt-get install chromium)")
-    playwright = pytest.importorskip("playwright.sync_api")
-    return playwright
 
 
 def open_offline(page_url: str, tmp_path: Path, screenshot: str):

@@ -15,7 +15,7 @@ import pytest
 import tunebook as tb
 from _store_dump import rows
 from conftest import run_cli
-from test_report_browser import CHROMIUM_FLAGS, browser_or_skip, CHROMIUM
+from _browser import CHROMIUM_FLAGS, browser_or_skip, CHROMIUM
 from tunebook.analysis.synthetic import exp_decay, write_study
 
 fastapi = pytest.importorskip("fastapi")

@@ -19,7 +19,7 @@ import pytest
 
 import tunebook as tb
 from test_dashboard import Server
-from test_report_browser import CHROMIUM, CHROMIUM_FLAGS, browser_or_skip
+from _browser import CHROMIUM, CHROMIUM_FLAGS, browser_or_skip
 from tunebook.analysis.synthetic import exp_decay, write_study
 
 pytest.importorskip("fastapi")

@@ -10,7 +10,7 @@ import pytest
 
 import tunebook as tb
 from test_dashboard import Server
-from test_report_browser import CHROMIUM, CHROMIUM_FLAGS, browser_or_skip
+from _browser import CHROMIUM, CHROMIUM_FLAGS, browser_or_skip
 from tunebook.checkpoints import checkpoint_dir, prune
 
 pytest.importorskip("fastapi")

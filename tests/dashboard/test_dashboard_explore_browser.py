@@ -11,7 +11,7 @@ import math
 import pytest
 
 from test_dashboard import Server
-from test_report_browser import CHROMIUM, CHROMIUM_FLAGS, browser_or_skip
+from _browser import CHROMIUM, CHROMIUM_FLAGS, browser_or_skip
 from tunebook.analysis.data import load
 from tunebook.analysis.figures import group_colors
 from tunebook.analysis.synthetic import exp_decay, write_study

@@ -20,7 +20,7 @@ import pytest
 
 import tunebook as tb
 from test_dashboard import Server
-from test_report_browser import CHROMIUM, CHROMIUM_FLAGS, browser_or_skip
+from _browser import CHROMIUM, CHROMIUM_FLAGS, browser_or_skip
 
 pytest.importorskip("fastapi")
 pytestmark = pytest.mark.slow

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from test_dashboard import Server
-from test_report_browser import CHROMIUM, CHROMIUM_FLAGS, browser_or_skip
+from _browser import CHROMIUM, CHROMIUM_FLAGS, browser_or_skip
 from tunebook.analysis import analyze
 from tunebook.analysis.jupyter import report_html as jupyter_html
 from tunebook.analysis.synthetic import exp_decay, write_study
