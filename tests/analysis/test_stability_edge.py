@@ -161,8 +161,9 @@ def test_a_gradual_edge_far_above_the_best_is_named_by_its_shape(sqlite_url, kin
     assert f.evidence["width"] > 0.35 and f.evidence["first_diverged"] >= 35 and f.evidence["diverged"] >= 2
     matched = f.evidence["steeper_above"]["matched"]
     assert matched and all(m["worse_above"] > m["worse_below_same_distance"] for m in matched)
-    assert f.evidence["steeper_above"]["largest_excess"] > f.evidence["steeper_above"]["trial_sd"]
-    assert "as far below it" in f.message and "trial sd" in f.message
+    steeper = f.evidence["steeper_above"]
+    assert steeper["mean_excess"] > steeper["bound"] == pytest.approx(2 * math.sqrt(2 / len(matched)) * steeper["trial_sd"])
+    assert "as far below it" in f.message and "standard errors" in f.message and "trial sd" in f.message
 
 
 @pytest.mark.parametrize("kind", list(KINDS))

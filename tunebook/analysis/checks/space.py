@@ -241,8 +241,10 @@ def check_infeasible_region(data: StudyData, th: Thresholds) -> list[Finding]:
 def _steeper_above(view: StudyData, name: str, best: TrialRow, between: list[TrialRow],
                    tv: TrialVariance | None) -> dict[str, Any] | None:
     """The rates between the best and the divergence against the rates below the best at the same distance
-    (scaled axis of the group's range, the below side's rise interpolated between its trials): each is worse
-    than the below side there, and the largest excess is beyond the measured trial sd. The loss rises faster
+    (scaled axis of the group's range, the below side's rise interpolated between its trials): on average over
+    the k matched rates the rise above exceeds the rise below by more than two standard errors of that mean
+    (each excess a difference of two single runs: sd sqrt(2) x the measured trial sd; the bound
+    2 sqrt(2 / k) trial sd), so one near-best rate within noise does not decide it. The loss rises faster
     towards the divergence than away from it: the best is limited by instability, however far (in units of
     the range) the divergence lies. None when it is not so, or cannot be measured (no trial variance, no
     trial below the best within the distance)."""
@@ -259,11 +261,14 @@ def _steeper_above(view: StudyData, name: str, best: TrialRow, between: list[Tri
         d = view.unit(name, float(t.params[name]), t) - u_best
         if d <= dist[-1]:  # matched only where the below side was sampled that far
             pairs.append((float(t.params[name]), s * float(t.value) - y_best, float(np.interp(d, dist, rise))))  # type: ignore[arg-type]
-    excess = [above - under for _, above, under in pairs]
-    if not pairs or min(excess) <= 0 or max(excess) <= tv.sd:
+    if not pairs:
+        return None
+    mean_excess = float(np.mean([above - under for _, above, under in pairs]))
+    bound = 2 * math.sqrt(2 / len(pairs)) * tv.sd
+    if mean_excess <= bound:
         return None
     return {"matched": [{"rate": r, "worse_above": a, "worse_below_same_distance": b} for r, a, b in pairs],
-            "largest_excess": max(excess), "trial_sd": tv.sd, "trial_sd_source": tv.source}
+            "mean_excess": mean_excess, "bound": bound, "trial_sd": tv.sd, "trial_sd_source": tv.source}
 
 
 def stability_edge_findings(view: StudyData, group: Group, th: Thresholds, tv: TrialVariance | None = None) -> list[Finding]:
@@ -315,8 +320,10 @@ def _edge_finding(view: StudyData, group: Group, name: str, best: TrialRow, abov
     if steeper is not None:
         pairs = "; ".join(f"{p['rate']:.3g}: {fmt(p['worse_above'])} against {fmt(p['worse_below_same_distance'])}"
                           for p in steeper["matched"])
-        shape = (f" The rates above the best train worse than the rates as far below it ({pairs}), by up to "
-                 f"{fmt(steeper['largest_excess'])}, more than the trial sd ({fmt(steeper['trial_sd'])}, from "
+        k = len(steeper["matched"])
+        shape = (f" The rates above the best train worse than the rates as far below it ({pairs}): by "
+                 f"{fmt(steeper['mean_excess'])} on average over {k} rate{'s' if k != 1 else ''}, more than two "
+                 f"standard errors of that mean ({fmt(steeper['bound'])}, from the trial sd {fmt(steeper['trial_sd'])}, "
                  f"{steeper['trial_sd_source']}): the loss rises towards the divergence, not as a bowl.")
     return Finding(
         "stability_edge", WARNING,
