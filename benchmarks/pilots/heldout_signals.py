@@ -54,14 +54,14 @@ class HeldOut:
     allowed: set[str] = field(default_factory=set)  # true findings that may warn as well
 
 
-def comparison(a: str, b: str, group_a: str, group_b: str) -> tuple[str, str | None, str | None]:
+def comparison(a: str, b: str, group_a: str, group_b: str, truth: Truth = TRUTH) -> tuple[str, str | None, str | None]:
     """(truth in words, expected kind, expected winner) of comparing the pilot's points ``a`` and ``b``."""
-    gap = TRUTH.gap_in_sd(a, b)
-    (ka, ma), (kb, mb) = TRUTH.best(a), TRUTH.best(b)
-    sd = TRUTH.seed_sd(ka, kb)
+    gap = truth.gap_in_sd(a, b)
+    (ka, ma), (kb, mb) = truth.best(a), truth.best(b)
+    sd = truth.seed_sd(ka, kb)
     words = f"{group_a} {ma:.4f} vs {group_b} {mb:.4f} (best rates), seed sd {sd:.4f}: {abs(gap):.1f} sd"
     ahead = group_a if gap > 0 else group_b
-    kind = TRUTH.verdict(a, b)
+    kind = truth.verdict(a, b)
     if kind == "winner":
         return words + f" -> {ahead} better", "winner", ahead
     if kind == "tie":
@@ -69,13 +69,13 @@ def comparison(a: str, b: str, group_a: str, group_b: str) -> tuple[str, str | N
     return words + f" -> unclear ({ahead} ahead)", "unclear", ahead
 
 
-def still_falling(key: str, share: float = 0.2) -> bool:
+def still_falling(key: str, share: float = 0.2, truth: Truth = TRUTH) -> bool:
     """The pilot's truth about training length: the mean curve of ``key`` falls over the last ``share`` of the
     run by more than its seeds' sd (a study trained as long is still improving)."""
-    curve = {int(s): v for s, v in TRUTH.points[key]["curve"].items()}
+    curve = {int(s): v for s, v in truth.points[key]["curve"].items()}
     last = max(curve)
     start = min(s for s in curve if s >= (1 - share) * last)
-    return curve[start] - curve[last] > TRUTH.points[key]["sd"]
+    return curve[start] - curve[last] > truth.points[key]["sd"]
 
 
 def cases() -> list[HeldOut]:
