@@ -116,14 +116,15 @@ def save(name: str, payload: dict[str, Any]) -> Path:
 
 def main(workload: str, train: Callable[[Any], None], points: dict[str, dict[str, Any]], *, steps: int,
          seeds: list[int], objective: str, infeasible_above: float, fixed: dict[str, Any],
-         longer: tuple[int, dict[str, dict[str, Any]]] | None = None) -> None:
+         longer: tuple[int, dict[str, dict[str, Any]]] | list[tuple[int, dict[str, dict[str, Any]]]] | None = None,
+         ) -> None:
     """Run a workload's pilot (only the points not saved yet with these settings) and save it. ``longer``:
-    (steps, points) trained that many steps instead (stored with their ``steps``)."""
+    (steps, points), or a list of them, trained that many steps instead (stored with their ``steps``)."""
     settings = {"workload": f"tunebook.workloads.{workload}", "objective": objective, "steps": steps, "seeds": seeds,
                 "infeasible_above": infeasible_above}
     done = previous(workload, settings)
     grid = run_grid(train, points, seeds, steps, objective, infeasible_above, done)
-    if longer:
-        extra = run_grid(train, longer[1], seeds, longer[0], objective, infeasible_above, done)
-        grid.update({k: {**v, "steps": longer[0]} for k, v in extra.items()})
+    for other_steps, other in [longer] if isinstance(longer, tuple) else longer or []:
+        extra = run_grid(train, other, seeds, other_steps, objective, infeasible_above, done)
+        grid.update({k: {**v, "steps": other_steps} for k, v in extra.items()})
     print(save(workload, {**settings, "fixed": fixed, "points": grid}))

@@ -15,19 +15,17 @@ warning that is not a true finding of the case is a false alarm).
 
 from __future__ import annotations
 
-import argparse
-import json
+import math
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "analysis"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _known_cases import Case, Truth, build, lr  # noqa: E402
-from heldout_signals import HeldOut, comparison, judge, still_falling, table  # noqa: E402
+from _known_cases import Case, Truth, lr  # noqa: E402
+from heldout_signals import HeldOut, comparison, evaluate, still_falling  # noqa: E402
 
 TRUTH = Truth("regression")
 ADAM = {"optimizer": "adam"}
@@ -59,7 +57,7 @@ def cases() -> list[HeldOut]:
                        f"optimum {best_key} above the range's upper bound 1e-3 "
                        f"(lr=0.001: {TRUTH.mean('adam lr=0.001'):.4f})", None,
                        planted={"search_space_boundary"}, allowed={"still_improving", "max_train_steps"}))
-    short = {k: p for k, p in TRUTH.points.items() if k.startswith("short ")}
+    short = {k: p for k, p in TRUTH.points.items() if k.startswith("short adam ")}
     short_key = min(short, key=lambda k: short[k]["mean"])
     out.append(HeldOut(Case("reg-too-short", "regression", {"nuisance": wide, "fixed": {**ADAM, "eval_every": 5}},
                             trials=15, options={"max_train_steps": short[short_key]["steps"]},
@@ -67,6 +65,16 @@ def cases() -> list[HeldOut]:
                        f"best of {short[short_key]['steps']} steps {short[short_key]['mean']:.4f} ({short_key}) vs "
                        f"{best:.4f} in {TRUTH.data['steps']} steps", None,
                        planted={"still_improving|max_train_steps"}))
+    constant = {k: p for k, p in TRUTH.points.items() if k.startswith("short constant ")}
+    constant_key = min(constant, key=lambda k: constant[k]["mean"])
+    out.append(HeldOut(Case("reg-too-short-constant", "regression",
+                            {"nuisance": wide, "fixed": {**ADAM, "eval_every": 5, "schedule": "constant"}},
+                            trials=15, options={"max_train_steps": constant[constant_key]["steps"]},
+                            goal="Adam at a constant rate trained far too briefly"),
+                       f"best of {constant[constant_key]['steps']} constant-rate steps "
+                       f"{constant[constant_key]['mean']:.4f} ({constant_key}) vs {best:.4f} in "
+                       f"{TRUTH.data['steps']} cosine steps", None, planted={"still_improving|max_train_steps"}))
+    longer_helps(out)
     if still_falling(best_key, truth=TRUTH):  # then "train longer" is true of every case
         for item in out:
             item.allowed |= {"still_improving", "max_train_steps"}
@@ -74,23 +82,30 @@ def cases() -> list[HeldOut]:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--store", default="/tmp/tunebook-heldout-regression.db")
-    parser.add_argument("--json", default=None, help="write the rows here")
-    parser.add_argument("--only", nargs="*", help="case names")
-    args = parser.parse_args()
-    rows: list[dict[str, Any]] = []
-    for item in cases():
-        if args.only and item.case.name not in args.only:
-            continue
-        study = build(f"sqlite:///{args.store}", item.case, Path(args.store).with_suffix(".ckpt"))
-        rows.append(judge(item, study))
-        print(table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
-        if args.json:
-            Path(args.json).write_text(json.dumps(rows, indent=1, default=str) + "\n")
-    print(table(rows))
+def longer_gain(key: str) -> tuple[float, float, int]:
+    """Training longer, measured: (mean of ``key`` - mean of ``"long " + key``, the standard error of that
+    difference over the pilot's seeds, the longer run's steps). The 600-step points were added to the pilot
+    after this script's first run (see pilot_regression.py)."""
+    short, long = TRUTH.points[key], TRUTH.points["long " + key]
+    return (short["mean"] - long["mean"], math.sqrt((short["sd"] ** 2 + long["sd"] ** 2) / len(TRUTH.data["seeds"])),
+            long["steps"])
 
+
+def longer_helps(out: list[HeldOut]) -> None:
+    """A group whose best rate gains more than two standard errors from training longer makes "train longer"
+    (still_improving, max_train_steps) true of the 300-step cases that search it."""
+    for label, key, cases in (("hidden_units=8", "adam hidden=8 lr=0.03", {"reg-width"}),
+                              ("the best point", TRUTH.best("adam")[0], None)):
+        gain, se, steps = longer_gain(key)
+        for item in out:
+            if gain > 2 * se and (cases is None or item.case.name in cases) \
+                    and "max_train_steps" not in item.case.options:
+                item.allowed |= {"still_improving", "max_train_steps"}
+                item.truth += f"; {label} gains {gain:.4f} ({gain / se:.1f} SE) from {steps} steps"
+
+
+def main() -> None:
+    evaluate(cases(), "/tmp/tunebook-heldout-regression.db", __doc__.splitlines()[0])
 
 if __name__ == "__main__":
     main()

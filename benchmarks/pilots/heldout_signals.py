@@ -174,16 +174,15 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--store", default="/tmp/tunebook-heldout-signals.db")
+def evaluate(items: list[HeldOut], default_store: str, description: str) -> None:
+    """Build, judge and tabulate ``items`` in their order (the command line: --store, --json, --only)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--store", default=default_store)
     parser.add_argument("--json", default=None, help="write the rows here")
     parser.add_argument("--only", nargs="*", help="case names")
     args = parser.parse_args()
     rows = []
-    order = ["sig-too-short", "sig-epsilon", "sig-sgd-edge", "sig-clean", "sig-boundary", "sig-channels",
-             "sig-optimizers", "sig-width"]
-    for item in sorted(cases(), key=lambda i: order.index(i.case.name)):
+    for item in items:
         if args.only and item.case.name not in args.only:
             continue
         study = build(f"sqlite:///{args.store}", item.case, Path(args.store).with_suffix(".ckpt"))
@@ -192,9 +191,13 @@ def main() -> None:
         if args.json:
             Path(args.json).write_text(json.dumps(rows, indent=1, default=str) + "\n")
     print(table(rows))
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1, default=str) + "\n")
 
+
+def main() -> None:
+    order = ["sig-too-short", "sig-epsilon", "sig-sgd-edge", "sig-clean", "sig-boundary", "sig-channels",
+             "sig-optimizers", "sig-width"]
+    evaluate(sorted(cases(), key=lambda i: order.index(i.case.name)), "/tmp/tunebook-heldout-signals.db",
+             __doc__.splitlines()[0])
 
 if __name__ == "__main__":
     main()

@@ -39,8 +39,16 @@ def points() -> dict[str, dict]:
 SHORT_STEPS = 40  # the too-short case: a cosine decayed over 40 steps, evaluated every 5
 SHORT = {f"short adam lr={lr:g}": {"optimizer": "adam", "learning_rate": lr, **FIXED, "eval_every": 5}
          for lr in (1e-2, 3e-2, 0.1)}
+# Added after the first held-out run (which missed "train longer" at 40 cosine steps and said the 8-unit group
+# may benefit from training longer at 300): the same too-short study with a constant rate, and 600 steps for
+# each width's best rate (does training longer than 300 steps help?)
+SHORT_CONSTANT = {f"short constant adam lr={lr:g}": {"optimizer": "adam", "learning_rate": lr, **FIXED,
+                                                     "schedule": "constant", "eval_every": 5} for lr in (1e-2, 3e-2, 0.1)}
+LONG_STEPS = 600
+LONG = {"long adam hidden=8 lr=0.03": {"optimizer": "adam", "learning_rate": 3e-2, "hidden_units": 8, **FIXED},
+        "long adam lr=0.1": {"optimizer": "adam", "learning_rate": 0.1, **FIXED}}
 
 
 if __name__ == "__main__":
     main("regression", regression.train, points(), steps=STEPS, seeds=SEEDS, objective="val/mse",
-         infeasible_above=INFEASIBLE_ABOVE, fixed=FIXED, longer=(SHORT_STEPS, SHORT))
+         infeasible_above=INFEASIBLE_ABOVE, fixed=FIXED, longer=[(SHORT_STEPS, {**SHORT, **SHORT_CONSTANT}), (LONG_STEPS, LONG)])

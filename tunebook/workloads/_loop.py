@@ -1,4 +1,4 @@
-"""The training loop shared by the small known-answer workloads (char_lm, tabular, signals).
+"""The training loop shared by the small known-answer workloads (char_lm, tabular, signals, regression).
 
 Each workload supplies its model, how to draw a training batch from (data
 seed, step), its loss, and its evaluation; :func:`fit` does the rest the same
@@ -116,6 +116,22 @@ def classifier(model: Any, x_train: Any, y_train: Any, x_val: Any, y_val: Any, n
                 "train/error": (m(x_seen).argmax(1) != y_seen).float().mean()}
 
     return Task(model, batch, loss, evaluate, **defaults)
+
+
+def mlp(n_in: int, n_out: int, params: dict[str, Any], hidden_units: int) -> Any:
+    """``layers`` (2) hidden layers of ``hidden_units`` (the workload's default) with ReLU and dropout
+    (``dropout``, 0) after each, then a linear read-out of ``n_out`` values (tabular, regression)."""
+    from torch import nn
+
+    hidden = int(params.get("hidden_units", hidden_units))
+    dropout = float(params.get("dropout", 0.0))
+    layers: list[Any] = []
+    width = n_in
+    for _ in range(int(params.get("layers", 2))):
+        layers += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout)]
+        width = hidden
+    layers.append(nn.Linear(width, n_out))
+    return nn.Sequential(*layers)
 
 
 def rows(seed: int, step: int, n: int, batch_size: int) -> Any:

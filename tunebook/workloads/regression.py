@@ -52,17 +52,9 @@ def dataset() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
 
 def build_model(params: dict[str, Any]) -> Any:
-    from torch import nn
+    from tunebook.workloads._loop import mlp
 
-    hidden = int(params.get("hidden_units", 32))
-    dropout = float(params.get("dropout", 0.0))
-    layers: list[Any] = []
-    width = N_INPUTS
-    for _ in range(int(params.get("layers", 2))):
-        layers += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout)]
-        width = hidden
-    layers.append(nn.Linear(width, 1))
-    return nn.Sequential(*layers)
+    return mlp(N_INPUTS, 1, params, hidden_units=32)
 
 
 def _task(params: dict[str, Any]) -> Any:

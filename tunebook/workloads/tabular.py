@@ -54,17 +54,9 @@ def split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
 
 def build_model(params: dict[str, Any], n_features: int) -> Any:
-    from torch import nn
+    from tunebook.workloads._loop import mlp
 
-    hidden = int(params.get("hidden_units", 64))
-    dropout = float(params.get("dropout", 0.0))
-    layers: list[Any] = []
-    width = n_features
-    for _ in range(int(params.get("layers", 2))):
-        layers += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout)]
-        width = hidden
-    layers.append(nn.Linear(width, 2))
-    return nn.Sequential(*layers)
+    return mlp(n_features, 2, params, hidden_units=64)
 
 
 def _task(params: dict[str, Any]) -> Any:

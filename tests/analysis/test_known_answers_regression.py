@@ -1,0 +1,66 @@
+"""Known answers on the regression workload (tunebook.workloads.regression: an MLP fitting a seeded synthetic
+function, objective val/mse), the second held-out workload: no check or threshold was tuned on it. The truths
+come first, from the seeded grid pilot benchmarks/pilots/pilot_regression.py (5 seeds a point, 300 cosine
+steps, tests/assets/pilots/regression.json). The studies are two of the held-out evaluation's
+(benchmarks/pilots/heldout_regression.py, same specs, default 3 replicates), both judged right there: a clear
+winner and a clean study. One SQLite store per session."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from _known_cases import Case, Studies, Truth, answer_kind, judged, lr
+
+import tunebook as tb
+
+# trains 41 real (tiny) MLP trials once per session, on one xdist worker (one store)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("regression-cases")]
+
+TRUTH = Truth("regression")
+ADAM = {"optimizer": "adam"}
+WIDE = lr(1e-2, 0.2)
+
+CASES = {
+    # dropout 0 vs 0.3, 10 search trials per group and 3 replicates of each group's best: dropout 0 is better
+    "dropout": Case("reg-dropout", "regression", {"scientific": {"dropout": {"choice": [0.0, 0.3]}},
+                                                  "nuisance": WIDE, "fixed": ADAM}, trials=26,
+                    goal="Does dropout 0.3 hurt?"),
+    # Adam over [1e-2, 0.2]: the pilot's optimum (flat from 3e-2 to 0.1) lies inside, and the curves are flat at
+    # the end (a cosine schedule): nothing to warn about
+    "clean": Case("reg-clean", "regression", {"nuisance": WIDE, "fixed": ADAM}, trials=15, goal="Adam, well posed"),
+}
+
+
+@pytest.fixture(scope="session")
+def regression_studies(tmp_path_factory):
+    root = tmp_path_factory.mktemp("regression-cases")
+    return Studies(f"sqlite:///{root / 'regression.db'}", CASES, root / "checkpoints")
+
+
+def test_the_pilot_establishes_the_truths():
+    key, best = TRUTH.best("adam")
+    assert 3e-2 <= TRUTH.points[key]["params"]["learning_rate"] <= 0.1  # clean: well inside [1e-2, 0.2]
+    n = len(TRUTH.data["seeds"])
+    for edge in ("adam lr=0.01", "adam lr=0.2"):  # both ends worse than the optimum beyond two standard errors
+        assert TRUTH.mean(edge) - best > 2 * math.sqrt(2 / n) * TRUTH.seed_sd(key, edge)
+    assert TRUTH.verdict("adam", "adam dropout=0.3") == "winner" and TRUTH.gap_in_sd("adam", "adam dropout=0.3") > 3
+    curve = {int(s): v for s, v in TRUTH.points[key]["curve"].items()}  # flat at the end: long enough
+    assert curve[240] - curve[300] < TRUTH.points[key]["sd"]
+
+
+def test_a_clear_winner_is_named_from_replicates_without_a_warning(regression_studies):
+    report = tb.analyze(regression_studies["dropout"])
+    answer = report.answer
+    assert answer_kind(answer) == "winner" and answer.best_group == "dropout=0.0", answer.verdict
+    assert answer.trial_sd_source == "replicates" and answer.interval is not None
+    assert answer.difference - answer.interval > 0  # the 95% interval of the replicates' difference excludes 0
+    assert not judged(report), [f.message for f in judged(report)]
+
+
+def test_a_clean_study_stays_silent(regression_studies):
+    report = tb.analyze(regression_studies["clean"])
+    assert not judged(report), [f.message for f in judged(report)]
+    assert report.answer.trial_sd_source == "replicates"
+    boundary = [f for f in report.findings if f.check == "search_space_boundary"]
+    assert not [f for f in boundary if f.severity == "warning"]
