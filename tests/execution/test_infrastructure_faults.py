@@ -7,7 +7,6 @@ stops with one line and exit 3; it is never a lost worker, a failed trial or exi
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -19,7 +18,8 @@ import pytest
 import tunebook as tb
 from _procs import fill, small_disk, wait_for
 from conftest import ROOT
-from tunebook.execution.loop import INFRA_RETRIES, UNRELEASED, worker_id_for
+from tunebook.checkpoints import fault_notes
+from tunebook.execution.loop import INFRA_RETRIES, worker_id_for
 
 FAULTY = ROOT / "tests" / "_faulty.py"
 
@@ -93,8 +93,8 @@ def test_a_full_disk_under_the_store_is_retried_then_exit_3_and_no_trial_is_blam
         assert all(t.state in ("pending", "running") for t in trials), trials  # none failed for the disk
         assert all(t.lost_workers == 0 for t in trials), trials
         left = [t for t in trials if t.state == "running"]  # the store never took the release
-        marks = tmp_path / "ckpt" / UNRELEASED
-        assert [m["trial"] for m in json.loads(marks.read_text())] == [t.id for t in left] if left else not marks.exists()
+        marks = fault_notes.noted(tmp_path / "ckpt", study.storage.store_id)
+        assert sorted(m["trial"] for _, m in marks) == sorted(t.id for t in left)
 
 
 def test_a_trial_a_worker_could_not_put_back_is_put_back_by_the_next_worker_without_a_lost_worker(tmp_path):
@@ -107,16 +107,15 @@ def test_a_trial_a_worker_could_not_put_back_is_put_back_by_the_next_worker_with
     gone = worker_id_for(2**22 + 12345)  # no such process on this host
     record = study.storage.claim_trial(gone, study.id)
     (tmp_path / "ckpt").mkdir()
-    (tmp_path / "ckpt" / UNRELEASED).write_text(json.dumps(
-        [{"store": study.storage.store_id, "trial": record.id, "worker": gone,
-          "cause": "infrastructure fault, retried: database or disk is full"}]))
+    note = fault_notes.reserve(tmp_path / "ckpt", study.storage.store_id, gone)
+    assert note.write(record.id, "infrastructure fault, retried: database or disk is full")
     rerun = subprocess.run([sys.executable, "-m", "tunebook", "worker", "--storage", url, "--checkpoint-dir",
                             str(tmp_path / "ckpt")], cwd=tmp_path, capture_output=True, text=True,
                            env={**os.environ, "TB_STEP_DELAY": "0"}, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     (trial,) = study.trials()
     assert trial.state == "completed" and trial.lost_workers == 0 and trial.attempts == 2, trial
-    assert not (tmp_path / "ckpt" / UNRELEASED).exists()
+    assert not (tmp_path / "ckpt" / fault_notes.FOLDER).exists()
 
 
 @pytest.mark.parametrize("workers", ["0", "1"])

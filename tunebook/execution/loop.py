@@ -54,7 +54,6 @@ a failing writer is logged, never the trial's fault.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import math
 import os
@@ -64,7 +63,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from tunebook.checkpoints import checkpoint_dir, prune
+from tunebook.checkpoints import checkpoint_dir, fault_notes, prune
 from tunebook.proposing import add_next, growing_studies
 from tunebook.specio import writable_folder
 from tunebook.errors import (
@@ -458,7 +457,7 @@ def worker_loop(
     idle_since = time.monotonic()
     say = log_line or (lambda line: None)
     release_left_by_faults(store, root)  # trials a worker that gave up could not put back: no lost worker
-    faults = _Faults(store, worker_id, infra_retries, sleep, say, root)
+    faults = _Faults(store, worker_id, infra_retries, sleep, say, fault_notes.reserve(root, store.store_id, worker_id))
     while max_trials is None or sum(v for k, v in done.items() if k != "retried") < max_trials:
         try:
             faults.put_back()
@@ -488,54 +487,25 @@ def worker_loop(
         idle_since = time.monotonic()
     if threads is not None:
         threads.close()
+    faults.close()
     return done
-
-
-#: Beside the checkpoints: trials a worker that gave up on an infrastructure fault could not put back.
-UNRELEASED = ".unreleased-after-faults.json"
-
-
-def _mark_unreleased(root: Path, store: Storage, worker_id: str, trial_id: int, cause: str) -> None:
-    """Best effort (the disk may be the fault): note the trial the next worker puts back without counting
-    a lost worker (:func:`release_left_by_faults`)."""
-    path = root / UNRELEASED
-    try:
-        marks = json.loads(path.read_text()) if path.exists() else []
-        marks.append({"store": store.store_id, "trial": trial_id, "worker": worker_id, "cause": cause})
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(marks))
-        os.replace(tmp, path)
-    except (OSError, ValueError):
-        log.warning("tunebook: could not note trial %d for release after the fault", trial_id)
 
 
 def release_left_by_faults(store: Storage, root: Path) -> int:
     """Put back the trials a worker left running when it gave up on an infrastructure fault (noted beside
-    the checkpoints): pending with the fault's cause, no lost worker counted. Returns how many."""
-    path = root / UNRELEASED
-    if not path.exists():
-        return 0
-    try:
-        marks = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return 0
-    done, left = 0, []
-    for mark in marks:
-        if mark.get("store") != store.store_id:
-            left.append(mark)
-            continue
+    the checkpoints, :mod:`tunebook.checkpoints.fault_notes`): pending with the fault's cause, no lost
+    worker counted. Returns how many notes were settled."""
+
+    def release(trial_id: int, worker: str, cause: str) -> bool:
         try:
-            store.release_trial(int(mark["trial"]), str(mark["worker"]), str(mark["cause"]))
-            done += 1
+            store.release_trial(trial_id, worker, cause)
         except ClaimLost:  # reclaimed or finished meanwhile
             pass
-        except TunebookError:  # the store is still away: the next worker tries again
-            left.append(mark)
-    if left:
-        path.write_text(json.dumps(left))
-    else:
-        path.unlink(missing_ok=True)
-    return done
+        except TunebookError:  # the store is still away: the note stays for the next worker
+            return False
+        return True
+
+    return fault_notes.release_noted(root, store.store_id, release, gone=worker_is_gone)
 
 
 def _work_done(store: Storage, study: Study | None, wait: bool, wait_for_running: bool, idle_timeout: float | None,
@@ -567,9 +537,9 @@ class _Faults:
     :class:`~tunebook.errors.StorageUnavailable`: exit 3)."""
 
     def __init__(self, store: Storage, worker_id: str, retries: int, sleep: Callable[[float], None],
-                 say: Callable[[str], None], root: Path | None = None) -> None:
+                 say: Callable[[str], None], note: fault_notes.Note | None = None) -> None:
         self.store, self.worker_id, self.retries, self.sleep, self.say = store, worker_id, retries, sleep, say
-        self.root = root
+        self.note = note
         self.count = 0
         self.since = 0.0
         self.unreleased: tuple[int, str] | None = None
@@ -577,6 +547,11 @@ class _Faults:
 
     def clear(self) -> None:
         self.count = 0
+
+    def close(self) -> None:
+        """The loop ended without giving up: the reserved note goes."""
+        if self.note is not None:
+            self.note.drop_if_blank()
 
     def put_back(self) -> None:
         """The trial a fault left running goes back to pending (the store answers again)."""
@@ -601,8 +576,8 @@ class _Faults:
         self.unreleased = getattr(exc, "unreleased", None) or self.unreleased
         if self.count > self.retries:
             self._try_put_back()
-            if self.unreleased is not None and self.root is not None:
-                _mark_unreleased(self.root, self.store, self.worker_id, *self.unreleased)
+            if self.unreleased is not None and self.note is not None:
+                self.note.write(*self.unreleased)
             raise StorageUnavailable(
                 f"infrastructure fault: gave up after {self.retries} retries in {time.monotonic() - self.since:.0f} s: "
                 f"{exception_line(exc)}") from None
@@ -619,7 +594,7 @@ class _Faults:
 __all__ = [
     "DEFAULT_STALE_AFTER", "GuardedWriter", "INFRA_RETRIES", "LOST_WORKER", "MAX_BACKOFF", "WorkerStop", "backoff",
     "max_backoff",
-    "UNRELEASED", "check_checkpoint_root", "claim_next", "default_checkpoint_root", "install_worker_signals", "interrupt_noted", "is_out_of_memory",
+    "check_checkpoint_root", "claim_next", "default_checkpoint_root", "install_worker_signals", "interrupt_noted", "is_out_of_memory",
     "killed_cause", "make_writers", "reclaim_dead_workers", "release_left_by_faults", "run_trial", "train_for", "trial_info",
     "worker_id_for", "worker_is_gone", "worker_loop",
 ]
