@@ -14,7 +14,7 @@ import os
 import shutil
 import sys
 import textwrap
-from typing import IO, Iterable
+from typing import IO, Any, Iterable
 
 #: The width of output that is not wrapped (a pipe or a file with ``$COLUMNS`` unset).
 UNWRAPPED = 1_000_000
@@ -50,6 +50,16 @@ def fill(lines: Iterable[str], columns: int | None = None) -> str:
     """Each of ``lines`` wrapped at spaces to ``columns`` (default :func:`width`), continuations indented."""
     columns = columns or width()
     return "\n".join("\n".join(wrap(line, columns, indent="  ", first="")) for line in lines)
+
+
+def console(stream: IO[str] | None = None) -> Any:
+    """A Rich console that wraps as :func:`width` says: to ``$COLUMNS`` or the terminal, and not at all into a
+    pipe or a file (Rich's own default there is 80 columns, which cuts a finding mid-sentence for ``grep``)."""
+    from rich.console import Console
+
+    columns = width(stream=stream)
+    return Console(file=stream, width=10_000 if columns == UNWRAPPED else columns,
+                   soft_wrap=columns == UNWRAPPED)
 
 
 def pairs(items: Iterable[tuple[str, str]], columns: int, indent: str) -> list[str]:

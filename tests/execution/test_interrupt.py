@@ -124,3 +124,43 @@ def test_two_runs_on_one_store_share_the_trials(tmp_path):
     assert_each_trial_ran_once(tmp_path, study)
     starts = Counter(int(e[1]) for e in events(tmp_path) if e[0] == "start")
     assert starts == Counter(range(6)), starts  # nobody started a trial the other had
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _running_worker_pid(url: str) -> int | None:
+    try:
+        study = tb.load_study("resumable", storage=url)
+    except tb.SpecError:  # not created yet
+        return None
+    running = [t for t in study.trials() if t.state == "running" and t.worker_id]
+    return int(running[0].worker_id.rsplit(":", 1)[1]) if running else None
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_a_stopped_or_killed_run_leaves_no_worker_claiming_trials(tmp_path, sig):
+    """Before: SIGTERM to `tunebook run` killed the parent alone; its worker went on training and claimed
+    the next trial. Now SIGTERM stops the run as Ctrl-C does, and a worker whose parent died (SIGKILL)
+    puts its trial back and exits."""
+    (tmp_path / "study.yaml").write_text(SPEC)
+    url = f"sqlite:///{tmp_path}/tunebook.db"
+    run = start_run(tmp_path, "--workers", "1", delay=0.5)
+    wait_for(lambda: (tmp_path / "tunebook.db").exists() and _running_worker_pid(url) is not None)
+    worker = _running_worker_pid(url)
+    run.send_signal(sig)
+    out, err = run.communicate(timeout=300)
+    if sig == signal.SIGTERM:
+        assert run.returncode == 130, (out, err)
+        assert "interrupted: running trials went back to pending" in out + err
+    wait_for(lambda: not _alive(worker), timeout=120)  # the worker is gone too
+    study = tb.load_study("resumable", storage=url)
+    trials = study.trials()
+    assert not [t for t in trials if t.state == "running"], trials  # put back, not left running
+    assert all(t.lost_workers == 0 for t in trials), trials  # stopped, not lost
+    assert study.counts()["completed"] == 0  # nobody went on claiming trials

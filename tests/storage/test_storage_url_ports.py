@@ -65,3 +65,14 @@ def test_the_cli_says_one_line_and_exits_2(tmp_path, argv):
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stderr.count("\n") == 1 and "the port 'notaport'" in result.stderr and "secret" not in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml"]
+
+
+@pytest.mark.parametrize("url", ["sqlite:/tmp/x.db", "sqlite:x.db", "postgresql:u:secret@h/db", "postgresql+psycopg:h/db"])
+def test_a_scheme_without_its_slashes_is_refused_not_read_as_a_path(tmp_path, url):
+    """Before: 'sqlite:/tmp/x.db' was a relative path, and the advice was to create a folder named 'sqlite:'."""
+    with pytest.raises(SpecError, match="malformed storage URL: '[a-z+]+:' must be followed by '//'") as caught:
+        normalize_url(url)
+    assert "secret" not in str(caught.value)
+    proc = run_cli("status", "anything", "--storage", url, cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "must be followed by '//'" in proc.stderr and not list(tmp_path.iterdir())  # nothing created

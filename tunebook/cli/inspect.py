@@ -81,8 +81,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         if t.state == "infeasible":
             say(f"  infeasible #{t.number}: {t.infeasible_reason}")
         elif t.state == "failed":
-            last = (t.error or "").strip().splitlines()[-1:] or [""]
-            say(f"  failed #{t.number}: {last[0]}")
+            say(f"  failed #{t.number}: {failure_line(t.error)}")  # a traceback's exception line, else the first
     from tunebook.cli.disk import disk_line
 
     disk = disk_line(study, args.checkpoint_dir)
@@ -165,8 +164,6 @@ def _ls_blocks(rows: list[dict[str, Any]], columns: int) -> list[str]:
 # report ----------------------------------------------------------------------
 def write_report(study: Any, output: str | None, top_findings: int = 5) -> Path:
     """Analyze a study, write the HTML report, print the findings summary."""
-    from rich.console import Console
-
     from tunebook.analysis import analyze
 
     report = analyze(study)
@@ -176,7 +173,9 @@ def write_report(study: Any, output: str | None, top_findings: int = 5) -> Path:
     except OSError as exc:  # a full disk, /dev/full, a read-only folder: one line, not a traceback
         raise SpecError("--output", f"cannot write {target!r} ({exc.strerror or type(exc).__name__})",
                         "free some space or write the report elsewhere with -o") from None
-    console = Console(width=None if sys.stdout.isatty() else 160)
+    from tunebook.columns import console as wrapping_console
+
+    console = wrapping_console()
     answer = getattr(report, "answer", None)
     if answer is not None and answer.verdict:  # the answer to the study's goal comes first
         console.print(printable(f"Answer: {answer.verdict}"), markup=False, highlight=False)
@@ -204,7 +203,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.format == "terminal":
         from tunebook.analysis import analyze
 
-        analyze(study).print()
+        from tunebook.columns import console
+
+        analyze(study).print(console())  # whole lines into a pipe, wrapped at spaces on a terminal
         return 0
     write_report(study, args.output, top_findings=len(study.trials()) + 20)
     return 0

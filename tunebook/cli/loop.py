@@ -60,8 +60,10 @@ def cmd_next(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(proposal.as_dict(), indent=2, default=str))
     else:
-        for line in proposal.lines():
-            print(printable(line))
+        from tunebook.columns import width, wrap
+
+        for line in proposal.lines():  # wrapped at spaces on a narrow terminal, whole lines into a pipe
+            print("\n".join(wrap(printable(line), width(), indent="    ", first="")))
         if proposal.spec is not None:
             print(printable(proposal.diff()))
     if (args.write or args.run) and proposal.spec is None and proposal.action != "retrain":

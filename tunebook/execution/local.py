@@ -29,6 +29,7 @@ import multiprocessing as mp
 import os
 import signal
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -99,8 +100,11 @@ def _worker_main(
     max_lost_workers: int = 3,
     nproc_per_trial: int = 1,
     faults: Any = None,
+    parent_pid: int = 0,
 ) -> None:
     install_worker_signals()
+    if parent_pid:
+        _exit_with_parent(parent_pid)
     from tunebook.execution.multiproc import ranks_runner
     from tunebook.storage import open_storage
 
@@ -135,8 +139,6 @@ EXIT_INFRASTRUCTURE = 3
 def _noting_sigint() -> Iterator[None]:
     """While trials run in this process: Ctrl-C is noted for the running trial (a training function
     that catches ``KeyboardInterrupt`` and returns is still interrupted), then raised as usual."""
-    import threading
-
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
         yield  # a handler of the caller's own (or not the main thread): left as it is
         return
@@ -231,7 +233,7 @@ class _Pool:
         # fault, or it caught its training function exiting it (and counted that trial)
         self.faults = self.ctx.SimpleQueue()
         self.reports: dict[int, tuple[int, str]] = {}
-        self.args = (*args, self.faults)
+        self.args = (*args, self.faults, os.getpid())
         self.threads = max(1, (os.cpu_count() or 1) // workers)
         self.procs: list[Any] = []  # every worker started, replacements included
         self.lost = 0
@@ -249,6 +251,7 @@ class _Pool:
     def run(self, reporter: Reporter, stop_grace: float) -> RunResult:
         slots = [self.start(index) for index in range(self.workers)]
         interrupted = False
+        previous = _sigterm_as_interrupt()
         try:
             while any(p.is_alive() for p in slots):
                 _update(reporter)
@@ -256,10 +259,12 @@ class _Pool:
                     p.join(timeout=0.5 / self.workers)
                     if self._ended(p) and self._replace(p) and _work_left(self.study):
                         slots[index] = self.start(index)  # a replacement takes the dead worker's place
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (a scheduler's stop): the workers put their trials back
             interrupted = True
             _stop_workers(slots, stop_grace)
         finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
             reporter.close()
             # A worker that died (or was killed, or gave up) cannot release its own trial.
             try:
@@ -339,6 +344,31 @@ def _work_left(study: Study) -> bool:
     except StorageUnavailable:
         return True
     return bool(counts.get("pending")) or sum(counts.values()) < study.trials_budget
+
+
+def _sigterm_as_interrupt() -> Any:
+    """In the run's parent, SIGTERM stops the run as Ctrl-C does (before, the parent died alone and its
+    workers went on claiming trials); returns the handler to restore, None off the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def stop(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: the workers are being stopped
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, stop)
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """A worker never outlives its run: when the parent is gone (SIGKILL, a crash), the worker stops as on
+    SIGTERM, putting its trial back, instead of claiming trials for nobody."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="tunebook-parent-watchdog", daemon=True).start()
 
 
 def _stop_workers(procs: list[Any], grace: float) -> None:

@@ -112,6 +112,9 @@ def normalize_url(url: str | os.PathLike[str] | None) -> str:
         raise SpecError("storage", f"expected a URL, got {type(url).__name__}", _FIX)
     url = os.fspath(url)
     if "://" not in url:
+        scheme = url.partition(":")[0].lower()
+        if ":" in url and (scheme in BACKENDS or "+" in scheme):  # sqlite:/x.db, postgresql:host/db
+            raise SpecError("storage", f"malformed storage URL: '{scheme}:' must be followed by '//' ({scheme}://...)", _FIX)
         if url.endswith((".db", ".sqlite", ".sqlite3")):
             return f"sqlite:///{Path(url).resolve()}"
         raise SpecError("storage", f"not a storage URL: {url!r}", _FIX)
