@@ -35,6 +35,7 @@ def store_snapshot(db: Path) -> dict:
 
 BAD_SPECS = [
     ("trails: 24\n", "trails", "unknown field"),
+    (GOOD.replace("max_train_steps:", "max_train_step:"), "max_train_step", "did you mean max_train_steps?"),
     (GOOD.replace("objective: {metric: val/error, mode: min}\n", ""), "objective", "is missing"),
     (GOOD.replace("mode: min", "mode: lowest"), "objective.mode", "use 'min' or 'max'"),
     (GOOD.replace("trials: 4", "trials: 0"), "trials", "positive integer"),

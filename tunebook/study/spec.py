@@ -163,7 +163,7 @@ class StudySpec:
         specio.check_inputs({("name" if k == "study" else "space" if k == "search_space" else k): v for k, v in data.items()})
         unknown = [k for k in data if k not in cls.file_keys()]
         if unknown:
-            raise SpecError(str(unknown[0]), "unknown field", f"the fields are: {', '.join(cls.file_keys())}")
+            raise SpecError(str(unknown[0]), "unknown field", _fields_hint(str(unknown[0]), cls.file_keys()))
         for key in cls.REQUIRED:
             if key not in data:
                 raise SpecError(key, "is missing", "see `tunebook init` for a complete example")
@@ -300,8 +300,18 @@ def read_spec_file(path: str | Path) -> tuple[dict[str, Any], str]:
     specio.check_spec_mapping(data)  # plain JSON values, text keys, storage a URL
     unknown = [k for k in data if k not in SPEC_KEYS]
     if unknown:
-        raise SpecError(str(unknown[0]), "unknown field", f"the fields are: {', '.join(SPEC_KEYS)}")
+        raise SpecError(str(unknown[0]), "unknown field", _fields_hint(str(unknown[0]), SPEC_KEYS))
     for key in (*StudySpec.REQUIRED, "train"):
         if key not in data:
             raise SpecError(key, "is missing", "see `tunebook init` for a complete example")
     return dict(data), hashlib.sha256(raw).hexdigest()[:12]
+
+
+def _fields_hint(name: str, fields: Any) -> str:
+    """'did you mean max_train_steps?' for a near miss, then the fields a spec takes."""
+    import difflib
+
+    known = list(fields)
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+    return (f"did you mean {close[0]}? " if close else "") + f"the fields are: {', '.join(known)}"
+
