@@ -315,8 +315,21 @@ def effective_best_step(steps: np.ndarray, y: np.ndarray, th: Thresholds) -> int
     smooth = running_median(y)
     improved = initial_level(y) - float(np.min(smooth))  # scale(y), with the smooth computed once
     band = max(th.noise_z * curve_noise(y), th.saturation_tol * max(improved, 0.0))
-    first = int(np.argmax(smooth <= float(np.min(smooth)) + band))
-    return int(steps[first])
+    return int(steps[first_within(y, smooth, band)])
+
+
+def first_within(y: np.ndarray, smooth: np.ndarray, band: float) -> int:
+    """The first evaluation from which a loss-like curve is within ``band`` of its best: its robust smooth
+    *and* its measured value there (never later than the smooth's minimum).
+
+    The smooth alone dates a fall too early: at the curve's start its window (shrunk to the first three
+    evaluations) takes the median of the points after the first, so a first evaluation far above the
+    best would read as already within the band. Its measured value must be within the band too.
+    """
+    best = float(np.min(smooth))
+    ok = (smooth <= best + band) & (np.asarray(y, dtype=float) <= best + band)
+    ok[int(np.argmin(smooth))] = True
+    return int(np.argmax(ok))
 
 
 def loss_like(curve: Curve, sign: float) -> tuple[np.ndarray, np.ndarray]:

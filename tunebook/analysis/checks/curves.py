@@ -32,6 +32,7 @@ from .common import (
     curve_hits,
     curve_noise,
     curve_trials,
+    first_within,
     fmt,
     for_groups,
     initial_level,
@@ -77,8 +78,10 @@ def saturation(steps: np.ndarray, y: np.ndarray, th: Thresholds) -> dict[str, An
     m = float(np.min(smooth))
     noise = curve_noise(y)
     band = max(th.noise_z * noise, th.saturation_tol * sc)
-    first = int(np.argmax(smooth <= m + band))
-    return {"saturation_step": int(steps[first]), "band": band, "noise": noise}
+    first = first_within(y, smooth, band)
+    b = int(np.argmin(y))
+    return {"saturation_step": int(steps[first]), "band": band, "noise": noise, "smooth_best": m,
+            "best": float(y[b]), "best_step_measured": int(steps[b])}
 
 
 def rise_after_best(y: np.ndarray, th: Thresholds, positive_floor: float | None,
@@ -228,7 +231,8 @@ def check_overfitting(data: StudyData, th: Thresholds) -> list[Finding]:
         ev = rise_after_best(y, th, floor, float(np.median(values) - np.min(values)) if len(values) >= 3 else None)
         if ev is None:
             return []
-        best_step = int(steps[ev.pop("best_index")])
+        b = ev.pop("best_index")
+        best_step, ev["best_measured"] = int(steps[b]), float(y[b])
         ev = {"trial": best.number, "trials": [best.number], "best_step": best_step, **ev}
         train = read_curve(view, best, th.train_metric, 1.0)
         why = training_unstable_after(*train, best_step, th) if train is not None else None
@@ -250,7 +254,8 @@ def check_overfitting(data: StudyData, th: Thresholds) -> list[Finding]:
         return [Finding(
             "overfitting", WARNING,
             prefix + f"Problematic overfitting: the validation {data.metric} of trial #{best.number} (the best"
-            + (f" of {g.label}" if g.label else "") + f") is best at step {best_step} ({fmt(s * ev['best_level'])}) "
+            + (f" of {g.label}" if g.label else "") + f") is best at step {best_step} ({fmt(s * ev['best_measured'])} measured; "
+            f"{fmt(s * ev['best_level'])} smoothed, the running median around it) "
             f"and ends {ev['rise']:.3g} worse ({fmt(s * ev['end_level'])}, the median of its last 3 evaluations"
             + rise_context(ev, steps) + f"; noise {ev['noise']:.2g}); {train_words}.",
             "Add regularization (weight decay, dropout, label smoothing, augmentation) or compare the scientific "
@@ -262,11 +267,28 @@ def check_overfitting(data: StudyData, th: Thresholds) -> list[Finding]:
 
 
 def compared_gap(data: StudyData, th: Thresholds) -> tuple[float, str]:
-    """What the study must tell apart: the gap between the two best groups' bests (several
-    scientific values), else the spread of the top trials' values."""
+    """What the study must tell apart: the gap between the two best groups (several scientific values),
+    else the spread of the top trials' values.
+
+    Where every group's best was replicated, the answer compares the groups' replicate means (see
+    :func:`~tunebook.analysis.checks.goal.build_answer`), and so does this gap; else it is the gap between
+    the groups' best search trials."""
     from .common import group_view, groups
+    from .variance import replicate_sets
 
     s = data.sign()
+    sets = replicate_sets(data)
+    means = []
+    for g in groups(data, th.scientific_buckets):
+        b = group_view(data, g).best()
+        own = [t.number for t in g.trials if t.number in sets]
+        if b is None or not own:
+            break
+        means.append(s * float(np.mean(sets[b.number if b.number in sets else max(own, key=lambda n: len(sets[n]))])))
+    else:
+        if len(means) >= 2:
+            means.sort()
+            return means[1] - means[0], "the gap between the two best scientific values' replicate means (the answer's)"
     bests = sorted(s * float(b.value) for g in groups(data, th.scientific_buckets)  # type: ignore[arg-type]
                    if (b := group_view(data, g).best()) is not None)
     if len(bests) >= 2:
@@ -387,6 +409,13 @@ def check_saturated_early(data: StudyData, th: Thresholds) -> list[Finding]:
             return None  # worse after its best: overfitting's business
         return {**sat, "share": share}
 
+    def within(t: TrialRow, ev: dict[str, Any]) -> str:
+        s = data.sign()
+        return (f"within its noise band ({ev['band']:.3g}: {th.noise_z:g} x its noise {ev['noise']:.2g}, or "
+                f"{th.saturation_tol:.0%} of its improvement) of its best (smoothed {fmt(s * ev['smooth_best'])}; "
+                f"measured {fmt(s * ev['best'])} at step {ev['best_step_measured']}) by step {ev['saturation_step']} "
+                f"({ev['share']:.0%} of max_train_steps) and gains nothing beyond that band after")
+
     def judge(view: StudyData, g: Group) -> list[Finding]:
         hits, read = curve_hits(view, top_of(view, th), view.metric, view.sign(), test)
         if not majority(hits, read):
@@ -395,13 +424,10 @@ def check_saturated_early(data: StudyData, th: Thresholds) -> list[Finding]:
         found = curve_finding(
             "saturated_early", g, hits, read,
             lambda t, ev: (
-                (f"This round's runs saturate ({len(hits)} of {read}): trial #{t.number} is within its noise "
-                 f"({ev['band']:.3g}) of its best by step {ev['saturation_step']} ({ev['share']:.0%} of "
-                 f"max_train_steps) and gains nothing material after; the latest of them by step {latest}."
+                (f"This round's runs saturate ({len(hits)} of {read}): trial #{t.number} is {within(t, ev)}; "
+                 f"the latest of them by step {latest}."
                  if round_ else
-                 f"The best trials saturate early ({len(hits)} of {read}): trial #{t.number} is within its noise "
-                 f"({ev['band']:.3g}) of its best by step {ev['saturation_step']} ({ev['share']:.0%} of "
-                 f"max_train_steps) and gains nothing material after.")
+                 f"The best trials saturate early ({len(hits)} of {read}): trial #{t.number} is {within(t, ev)}.")
             ),
             (f"Training longer did not help past step {latest}: use a shorter budget (about {latest} steps, not "
              f"{data.max_train_steps}) for the next studies." if round_ else
