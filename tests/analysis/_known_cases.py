@@ -151,13 +151,15 @@ def judged(report: Any) -> list:
 
 
 def answer_kind(answer: Any) -> str:
-    """What the answer concludes: "winner" (one group is better), "tie" (the study does not separate them),
+    """What the answer concludes: "winner" (one group is better), "tie" (a measured tie: the 95% interval holds 0
+    and is at most one trial sd), "not separated" (the interval holds 0 but is wider),
     "unsure" (somewhat larger than the trial variance), "unfair" (do not conclude yet), "unknown"."""
     verdict = answer.verdict
     if not answer.fair:
         return "unfair"
     if getattr(answer, "interval", None) is not None and answer.difference is not None:  # means with a 95% interval
-        return "winner" if answer.difference - answer.interval > 0 else "tie"
+        # a tie only when the interval is at most one pooled trial sd wide; wider and holding 0: "not separated"
+        return {"separated": "winner"}.get(answer.separation, answer.separation)
     if "is better" in verdict:
         return "winner"
     if "does not separate" in verdict or " tie " in verdict:
@@ -186,3 +188,9 @@ def diverges_next_to_best(edge: dict[str, Any]) -> bool:
 
 def stability_findings(report: Any) -> list:
     return [f for f in report.warnings() if f.check in STABILITY_CHECKS]
+
+
+def tie_or_not_separated(answer: Any) -> str:
+    """What an honest answer on a true tie (the pilot's) says: "tie" when its 95% interval is at most one pooled
+    trial sd, else "not separated" (too few re-runs to rule out a difference larger than the noise)."""
+    return "tie" if answer.interval is not None and answer.interval <= answer.trial_sd else "not separated"

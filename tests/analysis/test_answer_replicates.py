@@ -67,16 +67,37 @@ def test_a_clear_winner_is_named_with_the_difference_its_interval_and_the_pooled
     assert covered >= 5  # a 95% interval covers the truth
 
 
-def test_a_true_tie_is_within_the_measured_trial_variance(sqlite_url):
+def test_a_true_tie_with_three_replicates_is_not_separated_yet_and_names_the_runs_that_would_settle_it(sqlite_url):
+    # 3+3 runs, 4 dof: the half-width is t(4) sqrt(2/3) = 2.3 pooled sd, so a difference twice the noise is not ruled
+    # out: not a tie. The runs that bring it under one sd: the fewest n with t(4 + 2(n-3)) sqrt(2/n) <= 1, i.e. 9.
     within = 0
     for seed in range(6):
         answer = tb.analyze(study(sqlite_url, f"tie{seed}", shift=0.0, seed=seed)).answer
         assert answer.compared == "means" and answer.interval is not None
         within += answer.difference <= answer.interval
+        assert answer.interval > answer.trial_sd and answer.separation != "tie"
         if answer.difference <= answer.interval:
-            assert "The interval includes 0: the difference is within the trial variance" in answer.verdict \
-                or "not yet fair" in answer.verdict
+            assert answer.separation == "not separated" and answer.runs_needed == 9
+            assert "within the trial variance" not in answer.verdict
+            if answer.fair:
+                assert "not separated yet, not a tie" in answer.verdict, answer.verdict
+                assert "9 runs of each group's best (3 and 3 now)" in answer.verdict
     assert within >= 5
+
+
+def test_a_true_tie_with_ten_replicates_is_a_measured_tie(sqlite_url):
+    # 10+10 runs, 18 dof: the half-width is t(18) sqrt(2/10) = 0.94 pooled sd, within one sd: a tie when it holds 0
+    within = 0
+    for seed in range(3):
+        answer = tb.analyze(study(sqlite_url, f"tie10-{seed}", shift=0.0, seed=seed, replicates=10, trials=80)).answer
+        assert answer.compared == "means" and all(g.n_runs == 10 for g in answer.groups)
+        assert answer.interval <= answer.trial_sd
+        within += answer.difference <= answer.interval
+        if answer.difference <= answer.interval:
+            assert answer.separation == "tie" and answer.runs_needed is None
+            if answer.fair:
+                assert "a measured tie" in answer.verdict and "at most one pooled trial sd" in answer.verdict
+    assert within >= 2
 
 
 def test_without_replicates_the_answer_says_trial_variance_is_not_measured_and_how(sqlite_url):
@@ -125,3 +146,50 @@ def test_a_next_round_is_compared_with_its_source_replicates(sqlite_url):
     assert abs(moved - gain) < 4 * SD  # the measured gain is the planted one, within the runs' noise
     assert f"{moved / sd:.1f} source trial sd" in answer.versus_source
     assert answer.versus_source in answer.verdict
+
+
+def retrain(url, source, name, number, runs, shift, seed):
+    """A retrain study of ``source``'s trial ``number`` (what `tunebook retrain` writes): ``runs`` new seeds."""
+    fixed = dict(next(t for t in source.trials() if t.number == number).params)
+    return write_study(url, name, curve_for(shift), space={"fixed": fixed}, trials=runs, design="replicates", seed=seed,
+                       max_train_steps=200, evals=20, derived={"kind": "retrain", "source": source.name, "trial": number},
+                       parent=source.name)
+
+
+def test_retrains_of_a_replicated_best_join_its_replicates_up_to_the_runs_that_make_a_tie(sqlite_url):
+    s = study(sqlite_url, "join", shift=0.0, seed=2)
+    before = tb.analyze(s).answer
+    assert before.separation == "not separated" and before.runs_needed == 9, before.verdict
+    for i, g in enumerate(before.groups):  # what `next` proposes: 6 more runs of each group's best
+        retrain(sqlite_url, s, f"join-retrain-{g.runs_of}", g.runs_of, 6, 0.0, seed=100 + i)
+    after = tb.analyze(s).answer
+    assert all(g.n_runs == 9 and g.runs_source == "replicates" for g in after.groups)
+    assert after.trial_dof == 16 and after.trial_runs == 18
+    assert after.interval <= after.trial_sd  # t(16) sqrt(2/9) = 0.9995 pooled sd
+    assert after.separation in ("tie", "separated") and after.runs_needed is None
+    if after.difference <= after.interval:
+        assert after.separation == "tie" and "a measured tie" in after.verdict
+
+
+def test_the_html_report_counts_the_replicates_and_shows_their_mean_and_sd(sqlite_url):
+    import base64
+    import csv
+    import io
+    import re
+
+    from tunebook.analysis.html import num, report_html
+
+    s = study(sqlite_url, "page", shift=0.05, seed=0)
+    report = tb.analyze(s)
+    page = report_html(report)
+    assert "24 trials (18 search + 6 replicates): completed 24" in page
+    assert "Download every trial (24: 18 search + 6 replicates) as CSV" in page
+    assert "re-runs of the best: mean \u00b1 sd (n)" in page
+    for g in report.answer.groups:
+        assert f"{num(g.mean)} \u00b1 {num(g.sd)} (3)" in page
+    href = re.search(r"download='page-trials.csv' href='data:text/csv;base64,([^']+)'", page).group(1)
+    rows = list(csv.DictReader(io.StringIO(base64.b64decode(href).decode())))
+    assert len(rows) == 24 and list(rows[0])[-1] == "replicate_of"
+    of = report.data.replicate_of
+    assert len(of) == 6
+    assert {int(r["number"]): r["replicate_of"] for r in rows} == {n: str(of[n]) if n in of else "" for n in range(24)}

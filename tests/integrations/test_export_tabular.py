@@ -24,7 +24,7 @@ def test_csv_has_a_row_per_trial_and_curves_in_long_form(sqlite_url, tmp_path):
     assert curves_file == tmp_path / "wd-curves.csv"
     rows = _read_csv(trials_file)
     assert list(rows[0]) == ["scientific.optimizer", "nuisance.learning_rate", "fixed.batch_size", "number", "state",
-                             "value", "best_step", "seed", "infeasible_reason", "error", "attempts"]
+                             "value", "best_step", "seed", "infeasible_reason", "error", "attempts", "replicate_of"]
     stored = study.trials()
     assert [int(r["number"]) for r in rows] == [t.number for t in stored]
     for row, t in zip(rows, stored):
@@ -69,3 +69,24 @@ def test_bad_targets_are_refused_before_writing(sqlite_url, tmp_path):
     assert not [p for p in tmp_path.iterdir() if not p.name.startswith("tunebook.db")]
     assert curves_path("a/b.parquet").as_posix() == "a/b-curves.parquet"
     assert isinstance(study, tb.Study)
+
+
+def test_csv_marks_each_replicate_with_the_trial_it_re_runs(sqlite_url, tmp_path):
+    from tunebook.analysis.data import load
+    from tunebook.analysis.synthetic import exp_decay, write_study
+
+    space = {"scientific": {"wd": {"choice": [0.0, 0.1]}}, "nuisance": {"lr": {"min": 1e-3, "max": 1.0, "scale": "log"}}}
+
+    def curve(params, steps, rng):
+        return {"val/error": exp_decay(steps, 0.2 + params["wd"] + 0.01 * rng.standard_normal(), 1.0, steps[-1] / 20)}
+
+    study = write_study(sqlite_url, "reps", curve, space=space, trials=24, max_train_steps=200, evals=20, replicates=3)
+    of = load(study).replicate_of
+    assert len(of) == 6  # 18 search trials, then 3 replicates of each group's best
+    rows = _read_csv(export.to_csv(study, tmp_path / "reps.csv")[0])
+    assert len(rows) == 24
+    assert {int(r["number"]): r["replicate_of"] for r in rows} == {n: str(of[n]) if n in of else "" for n in range(24)}
+    for r in rows:  # a replicate re-runs its trial's configuration
+        if r["replicate_of"]:
+            source = rows[int(r["replicate_of"])]
+            assert (r["scientific.wd"], r["nuisance.lr"]) == (source["scientific.wd"], source["nuisance.lr"])

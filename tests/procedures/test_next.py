@@ -209,3 +209,39 @@ def test_a_group_that_looks_short_of_steps_with_its_best_rate_near_the_top_gets_
     assert "a rate too small also looks like a need for more steps" in moved[0].reason
     cond = proposal.spec["search_space"]["conditional"]
     assert cond["optimizer=adam"]["learning_rate"] == ADAM_RANGE and proposal.spec["max_train_steps"] == 100
+
+
+def test_an_interval_wider_than_one_trial_sd_is_not_a_tie_next_asks_for_the_runs_that_settle_it(tmp_path):
+    """A true tie (both groups' curves share one level function) with 3 replicates each: the 95% interval holds 0 but
+    is 2.3 pooled trial sd wide (t(4) sqrt(2/3)), so it rules out nothing the noise could hide. next proposes re-runs
+    of each group's best up to 9 (the fewest n with t(4 + 2(n-3)) sqrt(2/n) <= 1); once they are in, answered."""
+    import math
+
+    from tunebook.analysis.synthetic import exp_decay, write_study
+
+    url = f"sqlite:///{tmp_path / 'tie.db'}"
+    space = {"scientific": {"wd": {"choice": [0.0, 0.1]}}, "nuisance": {"lr": {"min": 1e-3, "max": 1.0, "scale": "log"}}}
+
+    def curve(params, steps, rng):
+        floor = 0.2 + 0.01 * (math.log10(params["lr"]) + 2) ** 2 + 0.01 * rng.standard_normal()
+        return {"val/error": exp_decay(steps, floor, 1.0, steps[-1] / 20)}
+
+    study = write_study(url, "tie", curve, space=space, trials=24, seed=0, max_train_steps=200, evals=20,
+                        replicates=3)
+    answer = tb.analyze(study).answer
+    assert answer.fair and answer.interval > answer.trial_sd and answer.difference < answer.interval
+    proposal = next_study(study)
+    assert proposal.action == "retrain" and not proposal.answered, proposal.lines()
+    assert proposal.decision.startswith("Not separated yet") and "9 runs of each group's best" in proposal.decision
+    runs_of = {g.runs_of for g in answer.groups}
+    assert proposal.retrain == {n: 6 for n in runs_of}
+    assert sorted(proposal.commands) == sorted(f"tunebook retrain tie --trial {n} --n 6" for n in runs_of)
+    for i, n in enumerate(sorted(runs_of)):  # the retrains it asks for
+        fixed = dict(next(t for t in study.trials() if t.number == n).params)
+        write_study(url, f"tie-retrain-{n}", curve, space={"fixed": fixed}, trials=6, design="replicates", seed=50 + i,
+                    max_train_steps=200, evals=20, derived={"kind": "retrain", "source": "tie", "trial": n}, parent="tie")
+    after = tb.analyze(study).answer
+    assert all(g.n_runs == 9 for g in after.groups) and after.interval <= after.trial_sd
+    done = next_study(study)
+    assert done.action == "answered" and done.answered, done.lines()
+    assert "not separated" not in done.decision

@@ -49,3 +49,5 @@ class GoalAnswer:
     interval_text: str = ""  # e.g. "0.031 ± 0.012 (95%, 3+3 runs, pooled sd 0.008, 4 dof)"
     compared: str = "bests"  # "means" (of each group's re-runs) or "bests" (each group's best trial)
     versus_source: str = ""  # a next round against its source study, in the source's trial sd
+    separation: str = ""  # means compared with an interval: "separated", "tie" or "not separated" (see goal.py)
+    runs_needed: int | None = None  # "not separated": runs of each group's best that bring the interval under one sd

@@ -46,6 +46,9 @@ class HeadlineGroup:
     best_step: int | None
     n_trials: int
     limited_by: list[str] = field(default_factory=list)
+    mean: float | None = None  # over the re-runs of the group's best (replicates, else retrains)
+    sd: float | None = None
+    n_runs: int = 0
 
 
 @dataclass
@@ -63,22 +66,23 @@ class Headline:
     best_value: float | None
     best_step: int | None
     best_params: list[tuple[str, str]]  # only the hyperparameters that vary, formatted
-    counts: dict[str, int]
+    counts: dict[str, int]  # every trial by state, the replicates included
+    replicates: int = 0  # of them, the replicates (re-runs of each group's best)
 
 
 def headline(report: Any) -> Headline:
     """The headline of an analysed study: ``report.answer`` when the checks filled it, else the best per scientific value."""
     data = report.data
     counts = {s: 0 for s in STATES}
-    for t in data.trials:
+    for t in [*data.trials, *data.replicates]:
         counts[t.state] = counts.get(t.state, 0) + 1
     best = data.best()
     names = varying(data)
     best_params = [(k, num(best.params[k])) for k in names if k in best.params] if best is not None else []
     answer = getattr(report, "answer", None)
     if answer is not None:
-        groups = [HeadlineGroup(g.group, g.best_value, g.best_trial, g.best_step, g.n_trials, list(g.limited_by))
-                  for g in answer.groups]
+        groups = [HeadlineGroup(g.group, g.best_value, g.best_trial, g.best_step, g.n_trials, list(g.limited_by),
+                                g.mean, g.sd, g.n_runs) for g in answer.groups]
         verdict, fair, reasons = answer.verdict, answer.fair, list(answer.reasons)
     else:
         scientific = [k for k, r in data.roles.items() if r == "scientific"]
@@ -101,6 +105,7 @@ def headline(report: Any) -> Headline:
         goal=report.study.goal, metric=data.metric, mode=data.mode, verdict=verdict, fair=fair, reasons=reasons,
         groups=groups, best_number=None if best is None else best.number, best_value=None if best is None else best.value,
         best_step=None if best is None else best.best_step, best_params=best_params, counts=counts,
+        replicates=len(data.replicates),
     )
 
 
@@ -193,19 +198,23 @@ def plots_js() -> str:
 
 
 # CSV ----------------------------------------------------------------------------
-def trials_csv(trials: Iterable[Any], params: list[str], metric: str) -> str:
-    """Trials as CSV: number, state, the objective, its step, one column per hyperparameter (blank when absent), the reason."""
+def trials_csv(trials: Iterable[Any], params: list[str], metric: str, replicate_of: dict[int, int] | None = None) -> str:
+    """Trials as CSV: number, state, the objective, its step, one column per hyperparameter (blank when absent), the
+    reason; with ``replicate_of`` (replicate number -> the trial it re-runs) a last ``replicate_of`` column (blank for
+    a search trial)."""
     from tunebook.textsafe import csv_cell, csv_row
 
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(csv_row(["number", "state", metric, "best_step", *params, "infeasible_reason"]))
-    commas = len(params) + 4
+    extra = [] if replicate_of is None else ["replicate_of"]
+    writer.writerow(csv_row(["number", "state", metric, "best_step", *params, "infeasible_reason", *extra]))
+    commas = len(params) + 4 + len(extra)
     lines = []
     for t in trials:  # text cells that a spreadsheet would run as a formula get a leading ' (tunebook.textsafe)
         row = [t.number, t.state, "" if t.value is None else repr(float(t.value)), "" if t.best_step is None else t.best_step,
                *["" if t.params.get(k) is None else csv_cell(t.params[k]) for k in params],
-               csv_cell(t.infeasible_reason or "")]
+               csv_cell(t.infeasible_reason or ""),
+               *([] if replicate_of is None else [replicate_of.get(t.number, "")])]
         line = ",".join(map(str, row))
         # what csv writes for a row that needs no quoting; the writer itself for one that does
         if line.count(",") == commas and '"' not in line and "\n" not in line and "\r" not in line:
@@ -267,15 +276,31 @@ def headline_html(h: Headline, trial_href: Callable[[int], str | None]) -> str:
     else:
         parts.append("<p class='best'>No trial has completed yet.</p>")
     if h.groups:
-        parts.append(f"<div class='scroll'><table class='groups'><tr><th>scientific value</th><th class='num'>best {esc(h.metric)}</th>"
-                     "<th>trial</th><th class='num'>step</th><th class='num'>trials</th><th>limited by</th></tr>")
-        for g in h.groups:
-            parts.append(f"<tr><td>{esc(g.group) or '-'}</td><td class='num'>{num(g.best_value)}</td><td>{trial(g.best_trial)}</td>"
-                         f"<td class='num'>{num(g.best_step)}</td><td class='num'>{g.n_trials}</td>"
-                         f"<td>{esc('; '.join(g.limited_by))}</td></tr>")
-        parts.append("</table></div>")
-    parts.append("<p class='counts muted'>" + ", ".join(f"{s} {n}" for s, n in h.counts.items()) + "</p></section>")
+        parts += _groups_html(h, trial)
+    total = sum(h.counts.values())
+    split = f" ({total - h.replicates} search + {h.replicates} replicates)" if h.replicates else ""
+    parts.append(f"<p class='counts muted'>{total} trials{split}: "
+                 + ", ".join(f"{s} {n}" for s, n in h.counts.items()) + "</p></section>")
     return "".join(parts)
+
+
+def _groups_html(h: Headline, trial: Callable[[int | None], str]) -> list[str]:
+    """The table of the groups: each best, and where its best was re-run, the re-runs' mean +/- sd (n)."""
+    esc = html.escape
+    runs = any(g.n_runs for g in h.groups)
+    parts = [f"<div class='scroll'><table class='groups'><tr><th>scientific value</th><th class='num'>best {esc(h.metric)}</th>"
+             "<th>trial</th><th class='num'>step</th><th class='num'>trials</th>"
+             + ("<th class='num'>re-runs of the best: mean \u00b1 sd (n)</th>" if runs else "") + "<th>limited by</th></tr>"]
+    for g in h.groups:
+        rerun = ""
+        if runs:
+            sd = f" \u00b1 {num(g.sd)}" if g.sd is not None else ""
+            rerun = f"<td class='num'>{num(g.mean)}{sd} ({g.n_runs})</td>" if g.n_runs else "<td class='num'>-</td>"
+        parts.append(f"<tr><td>{esc(g.group) or '-'}</td><td class='num'>{num(g.best_value)}</td><td>{trial(g.best_trial)}</td>"
+                     f"<td class='num'>{num(g.best_step)}</td><td class='num'>{g.n_trials}</td>{rerun}"
+                     f"<td>{esc('; '.join(g.limited_by))}</td></tr>")
+    parts.append("</table></div>")
+    return parts
 
 
 def _space_rows(study: Any) -> list[tuple[str, str, str]]:
@@ -408,11 +433,13 @@ def _trials_html(report: Any, shown: set[int], best_number: int | None) -> list[
     names = list(data.space)
     rows = sorted((t for t in data.trials if t.number in shown),
                   key=lambda t: (t.value is None, data.sign() * (t.value if t.value is not None else 0), t.number))
-    csv_text = trials_csv(data.trials, names, data.metric)
+    every = sorted([*data.trials, *data.replicates], key=lambda t: t.number)
+    csv_text = trials_csv(every, names, data.metric, data.replicate_of)
     csv_href = "data:text/csv;base64," + base64.b64encode(csv_text.encode()).decode()
+    split = f": {len(data.trials)} search + {len(data.replicates)} replicates" if data.replicates else ""
     parts = [
         f"<h2 id='trials'>Best trials</h2><p><a class='download' download='{esc(s.name)}-trials.csv' href='{csv_href}'>"
-        f"Download every trial ({len(data.trials)}) as CSV</a></p>",
+        f"Download every trial ({len(every)}{split}) as CSV</a></p>",
         "<div class='scroll'><table class='trials'><tr><th class='num'>#</th>"
         f"<th class='num'>{esc(data.metric)} ({data.mode})</th><th class='num'>step</th><th>state</th>",
         *(f"<th class='num'>{esc(n)}</th>" for n in names),

@@ -31,7 +31,9 @@ the finding that calls for it. :func:`create_next` stores it (lineage kind
    number the sampling check names (``more_trials``), else by its own budget;
 7. a fair answer whose trial variance is not measured: **retrain each group's
    best** (``retrain`` studies the answer reads);
-8. a fair answer, separated or a measured tie: **answered, nothing to add**
+8. a fair answer whose interval holds 0 but is wider than one pooled trial sd (not separated yet): **more
+   re-runs of each group's best** (the number that brings it under one sd, from the t quantile);
+9. a fair answer, separated or a measured tie: **answered, nothing to add**
    (with the retrain/compare/adopt step to act on it).
 """
 
@@ -678,6 +680,8 @@ class _Plan:
                                          for t, k in want.items()])
         if state in ("separated", "tie"):
             return None
+        if state == "not separated":
+            return self.replicate_more(groups, why)
         if state == "unclear":
             if n >= MAX_RETRAINS or "retrain" not in (a.trial_sd_source or ""):
                 return None  # as many retrains as this step gives, or re-runs this step does not add to
@@ -687,6 +691,23 @@ class _Plan:
         want = {g.best_trial: RETRAINS for g in groups}
         return self.result("retrain", f"Measure trial variance: {text} ({sum(want.values())} trials).",
                            findings=["trial_variance"], retrain=want,
+                           commands=[f"tunebook retrain {self.study.name} --trial {t} --n {k + _retrained(self.study, t)}"
+                                     for t, k in want.items()])
+
+    def replicate_more(self, groups: list[Any], why: str) -> NextStudy | None:
+        """More re-runs of each group's best (retrains with new seeds, which join its replicates), as many as bring
+        the interval of the difference under one pooled trial sd (``runs_needed``, from the t quantile)."""
+        n = getattr(self.answer, "runs_needed", None)
+        if not n:
+            return None
+        want = {g.runs_of if g.runs_of is not None else g.best_trial: n - g.n_runs for g in groups if g.n_runs < n}
+        if not want:
+            return None
+        rule = (f"{n} runs of each group's best: the fewest n with t(0.975, dof) x sqrt(1/n + 1/n) <= 1, "
+                "i.e. n >= 2 t^2, the dof growing with the runs added")
+        return self.result("retrain", f"Not separated yet: {why}. Re-run each group's best with new seeds up to {rule} "
+                           f"({sum(want.values())} trials; they join its replicates).", findings=["trial_variance"],
+                           retrain=want,
                            commands=[f"tunebook retrain {self.study.name} --trial {t} --n {k + _retrained(self.study, t)}"
                                      for t, k in want.items()])
 
@@ -716,17 +737,24 @@ def separation(a: Any) -> tuple[str, str]:
     """Whether a fair answer separates its two best groups: ``separated``, ``tie`` (measured), ``unclear``, or
     ``unmeasured`` (no re-runs behind its trial sd), with the reason in words.
 
-    With a 95% interval of the difference (replicates): separated when the difference exceeds it, else a measured
-    tie (the interval holds 0). Without: separated beyond 2 measured trial sd, a tie within 1, unclear between.
+    With a 95% interval of the difference (replicates): separated when the difference exceeds it, a measured tie
+    when it holds 0 and its half-width is at most one pooled trial sd, else ``not separated`` (more runs of each
+    group's best, :meth:`_Plan.replicate_more`). Without: separated beyond 2 measured trial sd, a tie within 1, unclear between.
     """
     measured = any(m in (a.trial_sd_source or "") for m in MEASURED)
     if not measured or not a.trial_sd or a.difference is None:
         return "unmeasured", f"its trial variance is not measured ({a.trial_sd_source or 'no re-runs'})"
     interval = getattr(a, "interval", None)
     if interval is not None and interval > 0:
+        from tunebook.analysis.checks.goal import TIE_RULE
+
         if a.difference > interval:
             return "separated", f"the difference {a.difference:.3g} exceeds its 95% interval (+/- {interval:.3g})"
-        return "tie", f"the 95% interval of the difference (+/- {interval:.3g}) holds 0"
+        if interval <= a.trial_sd:
+            return "tie", (f"the 95% interval of the difference (+/- {interval:.3g}) holds 0 and is at most one pooled "
+                           f"trial sd ({a.trial_sd:.3g})")
+        return "not separated", (f"the 95% interval of the difference (+/- {interval:.3g}) holds 0 but is "
+                                 f"{interval / a.trial_sd:.1f} pooled trial sd wide ({TIE_RULE})")
     gap = a.difference / a.trial_sd
     if gap > 2:
         return "separated", f"{a.best_group} leads by {gap:.1f} measured trial sd"

@@ -2,9 +2,10 @@
 
 ``pursue(spec, budget=N)`` runs a study, reads its checklist, takes the one
 move the findings call for (widen a group's range, train longer or shorter,
-extend the study, retrain each group's best to measure trial variance), runs
-that, and so on, until the answer to the goal is fair and either separated or
-a measured tie, or until ``N`` trials (in all: every round, every extension,
+extend the study, retrain each group's best to measure trial variance, or re-run
+it until an interval that holds 0 is at most one trial sd wide), runs that, and
+so on, until the answer to the goal is fair and either separated or a measured
+tie, or until ``N`` trials (in all: every round, every extension,
 every retrain) are spent. It stops too where no move can be made without a
 person (a bug to fix, the warmup/clipping study), and says so.
 

@@ -11,7 +11,13 @@ study's replicates, else retrains), each group's level is the mean of those
 runs (the best trial's own value is left out: it was selected as the best of
 the search, so it leans to a lucky seed), and the difference of the two best
 means is given with its 95% interval from the pooled trial sd (pooled t with
-the sd's degrees of freedom). Otherwise the levels are the best trials' values,
+the sd's degrees of freedom). Retrains of a replicated best (``tunebook retrain``,
+what ``next`` proposes when the replicates do not separate the groups) join
+its replicates. The interval decides: it excludes 0, the better group is
+better; it holds 0 and its half-width is at most one pooled trial sd
+(:data:`TIE_RULE`), a measured tie (differences larger than the noise are ruled
+out); it holds 0 and is wider, *not separated yet*, with the runs of each
+group's best that would bring it under one sd (:func:`runs_needed`). Otherwise the levels are the best trials' values,
 set against the measured trial sd where one exists; where none does, the answer
 says that trial variance is not measured and how to measure it.
 """
@@ -27,12 +33,16 @@ from tunebook.analysis.data import StudyData
 
 from .base import WARNING, Finding, Thresholds
 from .common import Group, fmt, group_view, groups
-from .variance import TrialVariance, replicate_sets, retrain_values, trial_variance
+from .variance import TrialVariance, pooled, replicate_sets, retrain_values, trial_variance
 
 #: Confidence of the interval the answer states.
 CONFIDENCE = 0.95
 #: Kinds of derived studies that are a next round of their source (compared with the source's replicates).
 ROUND_KINDS = ("next-round", "next")
+#: When an interval that holds 0 is a tie (the rule stated in the answer).
+TIE_RULE = "a tie only when the 95% interval's half-width is at most one pooled trial sd"
+#: The most runs of each group's best :func:`runs_needed` looks at.
+MAX_RUNS = 1000
 
 
 def _retrains_of(best_params: dict, retrains: list[tuple[dict, np.ndarray]]) -> np.ndarray | None:
@@ -63,10 +73,37 @@ def _t_quantile(dof: int) -> float:
     return float(t.ppf(0.5 + CONFIDENCE / 2, dof))
 
 
+def runs_needed(n1: int, n2: int, dof: int) -> int | None:
+    """The fewest runs n of each group's best (each keeps at least its own) with a 95% half-width at most one
+    pooled trial sd: t(0.975, dof') * sqrt(1/n1' + 1/n2') <= 1, dof' = dof + the runs added (n >= 2 t^2 for
+    equal groups); None beyond :data:`MAX_RUNS`."""
+    for n in range(max(n1, n2, 2), MAX_RUNS + 1):
+        a, b = max(n1, n), max(n2, n)
+        if _t_quantile(dof + (a - n1) + (b - n2)) * math.sqrt(1 / a + 1 / b) <= 1:
+            return n
+    return None
+
+
+def _with_retrains(data: StudyData, sets: dict[int, np.ndarray], tv: TrialVariance | None
+                   ) -> tuple[dict[int, np.ndarray], TrialVariance | None]:
+    """The replicate sets with the retrains of the trial each re-runs added, and the trial sd pooled over them."""
+    retrains = retrain_values(data)
+    if not sets or not retrains:
+        return sets, tv
+    params = {t.number: t.params for t in data.trials}
+    out = {}
+    for of, values in sets.items():
+        again = _retrains_of(params.get(of) or {}, retrains) if of in params else None
+        out[of] = values if again is None else np.concatenate([values, again])
+    got = pooled(list(out.values()))
+    if got is None or tv is None or tv.source != "replicates":
+        return out, tv
+    return out, TrialVariance(got[0], got[1], got[2], "replicates", got[3])
+
+
 def build_answer(data: StudyData, findings: list[Finding], th: Thresholds) -> GoalAnswer:
     s = data.sign()
-    tv = trial_variance(data, th)
-    sets = replicate_sets(data)
+    sets, tv = _with_retrains(data, replicate_sets(data), trial_variance(data, th))
     retrains = retrain_values(data) if not sets else []
     results: list[GroupResult] = []
     for g in groups(data, th.scientific_buckets):
@@ -129,6 +166,10 @@ def build_answer(data: StudyData, findings: list[Finding], th: Thresholds) -> Go
         trial_runs=None if tv is None else tv.runs, interval=half, interval_text=interval,
         compared="means" if by_means else "bests",
     )
+    if half is not None and difference is not None and tv is not None:
+        answer.separation = "separated" if difference - half > 0 else "tie" if half <= tv.sd else "not separated"
+        if answer.separation == "not separated":
+            answer.runs_needed = runs_needed(ordered[0].n_runs, ordered[1].n_runs, tv.dof)
     answer.verdict = _verdict(data, answer, ordered, tv)
     answer.versus_source = versus_source(data, th, answer)
     if answer.versus_source:
@@ -205,14 +246,31 @@ def _verdict(data: StudyData, a: GoalAnswer, ordered: list[GroupResult], tv: Tri
     if not measured or difference is None or not math.isfinite(difference):
         return head + " " + not_measured(data) + " Until then the difference cannot be judged."
     if a.interval is not None:
-        if difference - a.interval > 0:
+        if a.separation == "separated":
             return head + f" The interval excludes 0: {top.group} is better."
-        return head + " The interval includes 0: the difference is within the trial variance; the study does not separate them."
+        if a.separation == "tie":
+            return (head + f" The interval includes 0 and its half-width ({fmt(a.interval)}) is at most one pooled "
+                    f"trial sd ({fmt(tv.sd)}): a measured tie ({TIE_RULE}); differences larger than the trial "
+                    "variance are ruled out.")
+        return head + " " + _not_separated(a, top, runner, tv)
     if difference > 2 * tv.sd:
         return head + f" The difference is larger than the trial variance: {top.group} is better."
     if difference > tv.sd:
         return head + " The difference is only somewhat larger than the trial variance: re-run both bests to confirm."
     return head + " The difference is within the trial variance: the study does not separate them."
+
+
+def _not_separated(a: GoalAnswer, top: GroupResult, runner: GroupResult, tv: TrialVariance) -> str:
+    """The verdict when the interval holds 0 but is wider than one trial sd, with the runs that would settle it."""
+    text = (f"The interval includes 0 but its half-width ({fmt(a.interval)}) is {a.interval / tv.sd:.1f} pooled trial "
+            f"sd ({fmt(tv.sd)}): not separated yet, not a tie ({TIE_RULE}).")
+    n = a.runs_needed
+    if n is None:
+        return text + f" No number of runs up to {MAX_RUNS} per group brings it under one sd."
+    dof = tv.dof + max(n - top.n_runs, 0) + max(n - runner.n_runs, 0)
+    return (text + f" {n} runs of each group's best ({top.n_runs} and {runner.n_runs} now) would bring it under one "
+            f"sd: t(0.975, {dof} dof) x sqrt(1/{n} + 1/{n}) = {_t_quantile(dof) * math.sqrt(2 / n):.2f} <= 1, "
+            f"i.e. n >= 2 t^2 = {2 * _t_quantile(dof) ** 2:.1f}.")
 
 
 def versus_source(data: StudyData, th: Thresholds, answer: GoalAnswer) -> str:
