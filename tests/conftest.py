@@ -11,6 +11,12 @@ import pytest
 
 from tunebook.testing import PostgresServer, pg_bindir
 
+# pytest imports readline (capture.py's workaround), and GNU readline's initialisation exports COLUMNS=80 and
+# LINES into the C environment (not os.environ): every command a test starts would then wrap its output at 80
+# columns as if on a terminal. Tests that want a width ask for it with COLUMNS.
+os.unsetenv("COLUMNS")
+os.unsetenv("LINES")
+
 ROOT = Path(__file__).resolve().parent.parent
 TUNEBOOK = [sys.executable, "-m", "tunebook"]
 

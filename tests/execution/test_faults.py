@@ -103,10 +103,11 @@ def test_a_trial_that_kills_its_workers_is_failed_after_three(sqlite_url, tmp_pa
                             storage=sqlite_url, train=f"{ROOT / 'tests' / '_workloads.py'}:resumable")
     (trial,) = study.trials()
     # Each step sleeps far longer than the test needs to see the trial running: on a loaded machine the
-    # trial can never finish before its worker is killed. The next worker polls until the trial is stale.
+    # trial can never finish before its worker is killed. The next worker sees the killed PID gone at once.
     slow = {"TB_TEST_DELAY": "600"}
     for attempt in range(1, 4):
-        victim = worker(sqlite_url, "--stale-after", "2", "--poll-interval", "0.2", env=slow)
+        # --stale-after far beyond the test: the loss is counted because the PID is gone, never by staleness
+        victim = worker(sqlite_url, "--stale-after", "600", "--poll-interval", "0.2", env=slow)
 
         def running(attempt=attempt):
             t = study.storage.get_trial(trial.id)
@@ -115,7 +116,7 @@ def test_a_trial_that_kills_its_workers_is_failed_after_three(sqlite_url, tmp_pa
         wait_for(running)
         victim.send_signal(signal.SIGKILL)
         victim.communicate(timeout=120)
-    final = worker(sqlite_url, "--stale-after", "2", "--poll-interval", "0.2", env=slow)
+    final = worker(sqlite_url, "--stale-after", "600", "--poll-interval", "0.2", env=slow)
     out, err = final.communicate(timeout=600)
     assert final.returncode == 0, err
     t = study.storage.get_trial(trial.id)

@@ -162,7 +162,7 @@ def test_stale_trials_are_reclaimed_then_failed_after_too_many_lost_workers(stor
     time.sleep(0.3)
     assert storage.claim_trial("d", study.id, stale_after=0.1, max_lost_workers=3) is None
     failed = storage.get_trial(first.id)
-    assert failed.state == "failed" and "worker died 3 times" in failed.error
+    assert failed.state == "failed" and "failed after 3 lost workers" in failed.error
 
 
 def test_checkpoint_manifest(storage_url):

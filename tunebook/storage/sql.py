@@ -963,8 +963,9 @@ class SQLStorage(Storage):
             if lost >= max_lost_workers:
                 values: dict[str, Any] = {
                     "state": FAILED, "finished_at": now,
-                    "error": f"its worker died {lost} times (last: {row.worker_id}); "
-                    f"failed after max_lost_workers={max_lost_workers}",
+                    # worded as the other path that counts a lost worker (lose_trial): one phrase to look for
+                    "error": f"its worker {row.worker_id} stopped heartbeating for {stale_after:g} s (presumed dead); "
+                    f"failed after {lost} lost workers (max_lost_workers={max_lost_workers})",
                 }
                 out["failed"] += 1
             else:
