@@ -12,10 +12,11 @@ import pytest
 from tunebook.testing import PostgresServer, pg_bindir
 
 # pytest imports readline (capture.py's workaround), and GNU readline's initialisation exports COLUMNS=80 and
-# LINES into the C environment (not os.environ): every command a test starts would then wrap its output at 80
-# columns as if on a terminal. Tests that want a width ask for it with COLUMNS.
-os.unsetenv("COLUMNS")
-os.unsetenv("LINES")
+# LINES into the C environment: every command a test starts would then wrap its output at 80 columns as if on
+# a terminal, and pytest-xdist's workers start with them in os.environ. Tests that want a width ask for it.
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)  # the mapping (a worker inherited it), and unsetenv
+    os.unsetenv(_name)  # the C environment, where readline put it in this process
 
 ROOT = Path(__file__).resolve().parent.parent
 TUNEBOOK = [sys.executable, "-m", "tunebook"]
