@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Iterator
 
 import pytest
 
@@ -22,3 +24,15 @@ def browser_or_skip():
         pytest.skip("Chromium not found (apt-get install chromium)")
     playwright = pytest.importorskip("playwright.sync_api")
     return playwright
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium launched headless through Playwright (skipped where it is missing, failed in CI)."""
+    sync_api = browser_or_skip()
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            yield browser
+        finally:
+            browser.close()

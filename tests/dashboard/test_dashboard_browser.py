@@ -19,7 +19,7 @@ import pytest
 
 import tunebook as tb
 from test_dashboard import Server
-from _browser import CHROMIUM, CHROMIUM_FLAGS, browser_or_skip
+from _browser import chromium
 from tunebook.analysis.synthetic import exp_decay, write_study
 
 pytest.importorskip("fastapi")
@@ -82,11 +82,8 @@ def server(store):
 
 @pytest.fixture()
 def browser():
-    sync_api = browser_or_skip()
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 DRAWN = "(() => { const f = Array.from(document.querySelectorAll('div.figure'));" \

@@ -11,7 +11,7 @@ import math
 import pytest
 
 from test_dashboard import Server
-from _browser import CHROMIUM, CHROMIUM_FLAGS, browser_or_skip
+from _browser import chromium
 from tunebook.analysis.data import load
 from tunebook.analysis.figures import group_colors
 from tunebook.analysis.synthetic import exp_decay, write_study
@@ -48,14 +48,11 @@ def server(tmp_path_factory):
 
 @pytest.fixture()
 def page():
-    sync_api = browser_or_skip()
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+    with chromium() as browser:
         page = browser.new_page(viewport={"width": 1300, "height": 900})
         page.errors = []
         page.on("pageerror", lambda e: page.errors.append(str(e)))
         yield page
-        browser.close()
 
 
 #: per path: its group, stroke, and each line's points as [x, y] in the 1000x1000 viewBox
