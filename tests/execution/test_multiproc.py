@@ -9,6 +9,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -485,3 +489,36 @@ def test_devices_are_grouped_per_worker_and_every_rank_of_a_trial_sees_its_group
     assert all(len(v) == 1 for v in by_trial.values())  # the ranks of a trial see the same devices
     assert set().union(*by_trial.values()) <= {"a,b", "c,d"}  # a group of two per worker, by LOCAL_RANK
     assert sorted(x["local_rank"] for x in seen) == [0, 0, 1, 1]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
+def test_a_process_ends_with_its_parent_by_the_signal_it_asked_for(tmp_path, signum):
+    """end_with_parent: a rank (SIGKILL) or a local worker (SIGTERM, its handler puts the trial back) never
+    outlives the process that started it, even when that one is SIGKILLed."""
+    mark = tmp_path / "stopped"
+    child = (f"import os, signal, sys, time\n"
+             f"from tunebook.execution.loop import end_with_parent\n"
+             f"signal.signal(signal.SIGTERM, lambda *a: (open({str(mark)!r}, 'w').close(), sys.exit(143)))\n"
+             f"end_with_parent(os.getppid(), {int(signum)})\n"
+             f"print(os.getpid(), flush=True)\n"
+             f"time.sleep(600)\n")
+    parent = (f"import subprocess, sys, time\n"
+              f"subprocess.Popen([sys.executable, '-c', {child!r}])\n"
+              f"time.sleep(600)\n")
+    proc = subprocess.Popen([sys.executable, "-c", parent], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(HERE.parent)})
+    pid = int(proc.stdout.readline())
+    proc.kill()
+    proc.wait(timeout=60)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:  # gone, or a zombie nobody reaps yet (in a container PID 1 may not)
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+        except (FileNotFoundError, ProcessLookupError):
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        raise AssertionError("the child outlived its parent")
+    assert mark.exists() == (signum == signal.SIGTERM)  # SIGTERM ran the child's handler; SIGKILL cannot

@@ -65,6 +65,10 @@ class Usage:
     files: int
     trials: int
 
+    def summary(self) -> str:
+        """``84.3 MB in 12 files of 4 trials`` (what `status` and the dashboard show)."""
+        return f"{human(self.bytes)} in {self.files} files of {self.trials} trials"
+
 
 def _size(path: Path) -> int:
     try:

@@ -34,11 +34,12 @@ def _prune_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def study_folder(study, checkpoint_dir: str | None) -> Path:
-    """The study's checkpoint folder: ``<root>/<store id>/<study>``."""
+    """The study's checkpoint folder: ``<root>/<store id>/<study>``, the parent of its trials' folders."""
+    from tunebook.checkpoints import checkpoint_dir as trial_folder
     from tunebook.execution.loop import default_checkpoint_root
 
     root = Path(checkpoint_dir) if checkpoint_dir else default_checkpoint_root(study.storage)
-    return (root / study.storage.store_id if study.storage.store_id else root) / study.name
+    return trial_folder(root, study.storage.store_id, study.name, 0).parent
 
 
 def disk_line(study, checkpoint_dir: str | None) -> str | None:
@@ -48,7 +49,7 @@ def disk_line(study, checkpoint_dir: str | None) -> str | None:
     used = prune.usage(study_folder(study, checkpoint_dir))
     if not used.files:
         return None
-    return f"checkpoints: {prune.human(used.bytes)} in {used.files} files of {used.trials} trials ({used.folder})"
+    return f"checkpoints: {used.summary()} ({used.folder})"
 
 
 @command("prune", "delete the checkpoints a finished study no longer keeps (a dry run unless --apply)",

@@ -110,7 +110,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
         return 0
     from tunebook.columns import width
 
-    columns = width(200 if not sys.stdout.isatty() else 100)
+    columns = width()  # unwrapped into a pipe: the table
     if columns < 140:  # seven columns do not fit: one block per study, wrapped at spaces
         for line in _ls_blocks(rows, columns):
             print(printable(line))

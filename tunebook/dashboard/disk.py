@@ -35,7 +35,7 @@ class Disk:
         if hit is not None and now - hit[0] < self.ttl:
             return hit[1]
         used = prune.usage(self.folder(study))
-        text = f"{prune.human(used.bytes)} in {used.files} files of {used.trials} trials" if used.files else "none"
+        text = used.summary() if used.files else "none"
         self._seen[study] = (now, text)
         return text
 

@@ -41,6 +41,7 @@ from tunebook.execution.loop import (
     DEFAULT_STALE_AFTER,
     check_checkpoint_root,
     default_checkpoint_root,
+    end_with_parent,
     install_worker_signals,
     interrupt_noted,
     max_backoff,
@@ -103,8 +104,8 @@ def _worker_main(
     parent_pid: int = 0,
 ) -> None:
     install_worker_signals()
-    if parent_pid:
-        _exit_with_parent(parent_pid)
+    if parent_pid:  # a worker never outlives its run: it puts its trial back and stops (SIGTERM)
+        end_with_parent(parent_pid, signal.SIGTERM)
     from tunebook.execution.multiproc import ranks_runner
     from tunebook.storage import open_storage
 
@@ -357,18 +358,6 @@ def _sigterm_as_interrupt() -> Any:
         raise KeyboardInterrupt
 
     return signal.signal(signal.SIGTERM, stop)
-
-
-def _exit_with_parent(parent_pid: int) -> None:
-    """A worker never outlives its run: when the parent is gone (SIGKILL, a crash), the worker stops as on
-    SIGTERM, putting its trial back, instead of claiming trials for nobody."""
-
-    def watch() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(1.0)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=watch, name="tunebook-parent-watchdog", daemon=True).start()
 
 
 def _stop_workers(procs: list[Any], grace: float) -> None:

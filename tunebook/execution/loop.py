@@ -59,6 +59,7 @@ import math
 import os
 import signal
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -274,6 +275,29 @@ def interrupt_noted(signum: int, frame: Any) -> None:
     Ctrl-C raises ``KeyboardInterrupt``), with the signal noted for the running trial."""
     note_signal("SIGINT")
     raise KeyboardInterrupt()
+
+
+def end_with_parent(parent_pid: int, signum: int) -> None:
+    """Send ``signum`` to this process when its parent ``parent_pid`` is gone: the kernel's parent-death
+    signal on Linux, else a watchdog thread polling the parent once a second. A rank takes SIGKILL (it
+    never outlives its worker); a local worker SIGTERM (it puts its trial back and stops, instead of
+    claiming trials for a run that no longer exists)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signum)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent_pid:  # it died before prctl
+            os.kill(os.getpid(), signum)
+        return
+    except (OSError, AttributeError):
+        pass
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signum)
+
+    threading.Thread(target=watch, name="tunebook-parent-watchdog", daemon=True).start()
 
 
 def install_worker_signals() -> None:
@@ -593,7 +617,7 @@ class _Faults:
 
 __all__ = [
     "DEFAULT_STALE_AFTER", "GuardedWriter", "INFRA_RETRIES", "LOST_WORKER", "MAX_BACKOFF", "WorkerStop", "backoff",
-    "max_backoff",
+    "end_with_parent", "max_backoff",
     "check_checkpoint_root", "claim_next", "default_checkpoint_root", "install_worker_signals", "interrupt_noted", "is_out_of_memory",
     "killed_cause", "make_writers", "reclaim_dead_workers", "release_left_by_faults", "run_trial", "train_for", "trial_info",
     "worker_id_for", "worker_is_gone", "worker_loop",

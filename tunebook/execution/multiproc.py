@@ -84,7 +84,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from tunebook.checkpoints import Checkpoint, checkpoint_dir, read_open, select_kept
 from tunebook.errors import SpecError, TrialInfeasible, TunebookError, exception_line
-from tunebook.execution.loop import install_worker_signals, make_writers, trial_info
+from tunebook.execution.loop import end_with_parent, install_worker_signals, make_writers, trial_info
 from tunebook.execution.outcome import (
     CLAIM_LOST, DIED, INFRASTRUCTURE, INTERRUPTED, STOPPED, Outcome, RankStopped, Recorded, WorkerStop, outcome_of,
     record_outcome, run_training,
@@ -316,26 +316,6 @@ class RankSpec:
     parent_pid: int
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    """A rank never outlives its worker: SIGKILL when the worker dies (Linux), else a watchdog thread."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        if os.getppid() != parent_pid:  # it died before prctl
-            os._exit(1)
-        return
-    except (OSError, AttributeError):
-        pass
-
-    def watch() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(1.0)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="tunebook-rank-watchdog", daemon=True).start()
-
-
 #: A rank's report: its outcome's kind as the status :func:`decide` reads.
 _STATUS = {COMPLETED: "ok", FAILED: "error", INFEASIBLE: "infeasible", INTERRUPTED: "interrupted",
            CLAIM_LOST: "lost", INFRASTRUCTURE: "unavailable", STOPPED: "stopped", "lost-worker": "died", DIED: "died"}
@@ -369,7 +349,7 @@ def _build_trial(spec: RankSpec, rank: int, flag: StopFlag, writers: Sequence[Wr
 
 def _rank_main(spec: RankSpec, rank: int, train: Callable[[Any], Any], writers: Sequence[WriterFactory]) -> None:
     """The entry of each rank process: build this rank's trial, run ``train``, report how it ended."""
-    _die_with_parent(spec.parent_pid)
+    end_with_parent(spec.parent_pid, signal.SIGKILL)  # a rank never outlives its worker
     install_worker_signals()
     flag = StopFlag(Path(spec.folder) / "stop")
     trial: Any = None
