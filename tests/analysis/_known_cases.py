@@ -1,5 +1,5 @@
 """Real studies with a known answer on the small workloads of tunebook.workloads (char_lm, tabular, signals,
-regression).
+regression, sorting).
 
 The right answers come first, from seeded grid pilots (benchmarks/pilots/pilot_<workload>.py, several
 seeds a point), stored in tests/assets/pilots/<workload>.json; the tests read their truths from there.
@@ -27,6 +27,7 @@ WORKLOADS = {
     "tabular": ("tunebook.workloads.tabular:train", "val/loss"),
     "signals": ("tunebook.workloads.signals:train", "val/loss"),
     "regression": ("tunebook.workloads.regression:train", "val/mse"),
+    "sorting": ("tunebook.workloads.sorting:train", "val/loss"),
 }
 
 

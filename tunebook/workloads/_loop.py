@@ -1,4 +1,5 @@
-"""The training loop shared by the small known-answer workloads (char_lm, tabular, signals, regression).
+"""The training loop shared by the small known-answer workloads (char_lm, tabular, signals, regression,
+sorting).
 
 Each workload supplies its model, how to draw a training batch from (data
 seed, step), its loss, and its evaluation; :func:`fit` does the rest the same
