@@ -149,6 +149,8 @@ def judge(item: HeldOut, study: tb.Study) -> dict[str, Any]:
     kind = answer_kind(answer)
     if item.expect == "unclear":  # 1-3 seed sd apart: any answer but a winner other than the pilot's is right
         right = kind != "winner" or answer.best_group == item.winner
+    elif item.expect == "tie":  # a measured tie, or "not separated" when the 95% interval holds 0 but is wider than
+        right = kind in ("tie", "not separated")  # one trial sd (3 replicates a group: it always is); not contradicted
     else:
         right = item.expect is None or (kind == item.expect and (item.winner is None or answer.best_group == item.winner))
     return {"case": item.case.name, "truth": item.truth, "expect": item.expect, "winner": item.winner,
