@@ -11,6 +11,9 @@ add the same trial twice.
   of each group's best (:mod:`tunebook.designs.replicates`), stored pending with
   a note that lists them (what marks them as replicates, see
   :func:`tunebook.study.replicate_numbers`).
+- :func:`add_length_probes`: once nothing is left to run, the best search trial
+  trained longer when its logged learning rate decays
+  (:mod:`tunebook.designs.length_probes`), or a note that none are needed.
 - :func:`add_next`: whichever applies; the worker loop calls it when nothing is pending.
 """
 
@@ -18,8 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tunebook.designs import History, PastTrial, get_design, trial_seed
-from tunebook.designs.replicates import NOTE_KIND, replicate_trials
+from tunebook.designs import History, PastTrial, get_design, length_probes, trial_seed
+from tunebook.designs.replicates import NOTE_KIND, replicate_seed, replicate_trials
 from tunebook.errors import SpecError
 from tunebook.storage.base import Storage, StudyRecord, TrialRecord
 from tunebook.study import Study, load_study
@@ -90,12 +93,93 @@ def add_replicates(study: Study) -> list[int]:
     return study.storage.add_trials(study.id, choose)
 
 
+def probes_undecided(study: Study, counts: dict[str, int] | None = None) -> bool:
+    """Is ``study``'s length-probe decision still to be made? The spec asks for probes, the study has a
+    replicate phase (the probes' baseline), nothing is pending or running, and no decision is stored."""
+    if study.length_probes == 0 or study.replicate_plan.per_group == 0:
+        return False
+    counts = study.counts() if counts is None else counts
+    if counts.get("pending") or counts.get("running") or not counts.get("completed"):
+        return False
+    return not study.storage.get_notes(study=study.name, kind=length_probes.NOTE_KIND)
+
+
+def _rate_trace(study: Study, number: int) -> tuple[str, list[float]] | None:
+    """The first learning-rate metric trial ``number`` logged (:data:`~tunebook.designs.length_probes.RATE_METRICS`)
+    and its values in step order."""
+    curves = study.metrics(number, list(length_probes.RATE_METRICS))
+    for name in length_probes.RATE_METRICS:
+        if curves.get(name):
+            return name, [v for _, v in sorted(curves[name])]
+    return None
+
+
+def replicate_of_trial(study: Study, number: int) -> set[int]:
+    """The numbers of the replicates of trial ``number`` (from the notes stored with them)."""
+    out: set[int] = set()
+    for note in study.storage.get_notes(study=study.name, kind=NOTE_KIND):
+        out |= {int(k) for k, v in note["evidence"].get("of", {}).items() if int(v) == number}
+    return out
+
+
+def length_probe_plan(study: Study, first: int, study_seed: int, room: int
+                      ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The length probes to add (``(trial specs, note)``), or the note that none are needed; read and
+    decided inside the store's transaction that adds them (two workers never decide twice)."""
+    if study.storage.get_notes(study=study.name, kind=length_probes.NOTE_KIND):
+        return [], None
+    best = study.best_trial()
+    if best is None:
+        return [], None
+    steps = length_probes.probe_steps(study.max_train_steps)
+    trace = _rate_trace(study, best.number)
+    share = None if trace is None else length_probes.decayed_share(trace[1])
+    base = {"kind": length_probes.NOTE_KIND, "experiment": study.experiment}
+    evidence: dict[str, Any] = {"trials": [], "of": {}, "max_train_steps": steps, "source": best.number,
+                                "rate_metric": trace[0] if trace else None, "rate_end_share": share}
+    if trace is None or share is None:
+        return [], {**base, "evidence": evidence, "conclusion": (
+            f"no length probes: trial #{best.number} logged no learning rate "
+            f"({', '.join(length_probes.RATE_METRICS)}), so whether its schedule decays is not known")}
+    if share > length_probes.DECAYED:
+        return [], {**base, "evidence": evidence, "conclusion": (
+            f"no length probes: trial #{best.number}'s {trace[0]} ends at {share:.0%} of its peak, so its curve's "
+            "end shows whether it was still improving")}
+    n = min(study.length_probes, room)
+    # paired with the best's replicates: the same seeds (initialization, batch order), so that the seed's share
+    # of the spread cancels in each pair's difference; any probe beyond them gets a new seed
+    of = replicate_of_trial(study, best.number)
+    trials = study.trials()
+    paired = [t.seed for t in sorted(trials, key=lambda t: t.number) if t.number in of][:n]
+    used = {t.seed for t in trials}
+    seeds = list(paired)
+    while len(seeds) < n:
+        seeds.append(replicate_seed(study_seed, first + len(seeds), used))
+        used.add(seeds[-1])
+    numbers = list(range(first, first + n))
+    evidence.update({"trials": numbers, "of": {str(k): best.number for k in numbers}, "paired_seeds": len(paired)})
+    return [{"params": dict(best.params), "seed": seed} for seed in seeds], {**base, "evidence": evidence, "conclusion": (
+        f"trials {numbers[0]}-{numbers[-1]} re-run trial #{best.number} (the best) for {steps} steps instead of "
+        f"{study.max_train_steps}: its {trace[0]} decays to {share:.1%} of its peak, so a flat end does not show "
+        "the run was long enough; they measure whether training longer helps")}
+
+
+def add_length_probes(study: Study) -> list[int]:
+    """Decide the study's length probes once nothing is left to run: add them, or store why none are needed
+    (:mod:`tunebook.designs.length_probes`); returns their numbers."""
+    if not probes_undecided(study):
+        return []
+    return study.storage.add_trials(study.id, lambda first, seed, room: length_probe_plan(study, first, seed, room),
+                                    beyond_budget=study.length_probes)
+
+
 def add_next(study: Study) -> int | None:
-    """Add the study's next trial while it runs (a proposal, else the replicates); its number, or None."""
+    """Add the study's next trial while it runs (a proposal, else the replicates, else the length probes);
+    its number, or None."""
     number = propose_next(study)
     if number is not None:
         return number
-    added = add_replicates(study)
+    added = add_replicates(study) or add_length_probes(study)
     return added[0] if added else None
 
 
@@ -108,7 +192,7 @@ def grows(study: Study, counts: dict[str, int] | None = None) -> bool:
     if not (design.capabilities.proposes or study.replicate_plan.per_group):
         return False
     counts = study.counts() if counts is None else counts
-    return sum(counts.values()) < study.trials_budget
+    return sum(counts.values()) < study.trials_budget or probes_undecided(study, counts)
 
 
 def growing_studies(store: Storage, scope: Study | None) -> list[Study]:

@@ -342,7 +342,7 @@ class TrialIdentity:
         self.seed = int(record.seed)
         self.attempt = record.attempts
         self.params: dict[str, Any] = Params({**study.space.fixed, **record.params})
-        self.max_train_steps = study.max_train_steps
+        self.max_train_steps = study.steps_of(record.number)  # a length probe's own budget, else the study's
 
 
 class Trial(TrialIdentity):

@@ -44,6 +44,9 @@ SHORT = {f"short adam lr={lr:g}": {"optimizer": "adam", "learning_rate": lr, **F
 # each width's best rate (does training longer than 300 steps help?)
 SHORT_CONSTANT = {f"short constant adam lr={lr:g}": {"optimizer": "adam", "learning_rate": lr, **FIXED,
                                                      "schedule": "constant", "eval_every": 5} for lr in (1e-2, 3e-2, 0.1)}
+# Added for the length probes (a too-short run's 2x, the question they measure): 80 cosine steps, every 5
+DOUBLE = {f"double adam lr={lr:g}": {"optimizer": "adam", "learning_rate": lr, **FIXED, "eval_every": 5}
+          for lr in (1e-2, 3e-2, 0.1)}
 LONG_STEPS = 600
 LONG = {"long adam hidden=8 lr=0.03": {"optimizer": "adam", "learning_rate": 3e-2, "hidden_units": 8, **FIXED},
         "long adam lr=0.1": {"optimizer": "adam", "learning_rate": 0.1, **FIXED}}
@@ -51,4 +54,5 @@ LONG = {"long adam hidden=8 lr=0.03": {"optimizer": "adam", "learning_rate": 3e-
 
 if __name__ == "__main__":
     main("regression", regression.train, points(), steps=STEPS, seeds=SEEDS, objective="val/mse",
-         infeasible_above=INFEASIBLE_ABOVE, fixed=FIXED, longer=[(SHORT_STEPS, {**SHORT, **SHORT_CONSTANT}), (LONG_STEPS, LONG)])
+         infeasible_above=INFEASIBLE_ABOVE, fixed=FIXED, longer=[(SHORT_STEPS, {**SHORT, **SHORT_CONSTANT}), (LONG_STEPS, LONG),
+                                                                 (2 * SHORT_STEPS, DOUBLE)])

@@ -40,6 +40,14 @@ def points() -> dict[str, dict]:
     return out
 
 
+SHORT_STEPS = 20  # too short, with the cosine decaying to zero over the 20 steps (evaluated every 2): the length probes' case
+SHORT = {f"short adam lr={lr:g}": {"optimizer": "adam", "learning_rate": lr, **FIXED, "eval_every": 2}
+         for lr in (3e-3, 1e-2, 3e-2)}
+SHORTER_STEPS = 10  # far too short (cosine to zero over 10 steps, evaluated every 2): the 20-step points are its 2x
+SHORTER = {f"shorter adam lr={lr:g}": {"optimizer": "adam", "learning_rate": lr, **FIXED, "eval_every": 2}
+           for lr in (3e-2, 0.1, 0.3)}
+
+
 if __name__ == "__main__":
     main("tabular", tabular.train, points(), steps=STEPS, seeds=SEEDS, objective="val/loss",
-         infeasible_above=INFEASIBLE_ABOVE, fixed=FIXED)
+         infeasible_above=INFEASIBLE_ABOVE, fixed=FIXED, longer=[(SHORT_STEPS, SHORT), (SHORTER_STEPS, SHORTER)])

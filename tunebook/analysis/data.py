@@ -13,7 +13,9 @@ Replicate trials (each group's best re-run with new seeds after the search, see
 :mod:`tunebook.designs.replicates`) are kept out of ``trials`` and so out of
 every search selection (``completed``, ``ranked``, the groups, best-of-k, the
 curves the checks read): they are in ``replicates``, for the trial variance and
-the answer.
+the answer. Length probes (the best configuration trained longer, see
+:mod:`tunebook.designs.length_probes`) are kept out likewise, in ``probes``,
+for the ``max_train_steps`` check.
 """
 
 from __future__ import annotations
@@ -81,6 +83,10 @@ class StudyData:
     replicates: list[TrialRow] = field(default_factory=list)
     #: replicate trial number -> the number of the search trial it re-runs
     replicate_of: dict[int, int] = field(default_factory=dict, repr=False)
+    #: the length probes (the best configuration at a longer step budget), never part of ``trials``
+    probes: list[TrialRow] = field(default_factory=list)
+    #: length probe number -> (the number of the search trial it re-runs, its step budget)
+    probe_of: dict[int, tuple[int, int]] = field(default_factory=dict, repr=False)
 
     # selections ------------------------------------------------------------
     def once(self, compute: Callable[..., T], *args: Hashable) -> T:
@@ -228,14 +234,18 @@ def _trial_rows(study: Study) -> list[TrialRow]:
 
 
 def load(study: Study) -> StudyData:
-    """Extract a study's trials (one query) into plain rows: the search trials, and the replicates apart."""
+    """Extract a study's trials (one query) into plain rows: the search trials, and the replicates and
+    length probes apart."""
     rows = _trial_rows(study)
     of = replicate_of(study)
+    probes = probe_of(study)
     return StudyData(
         study=study,
-        trials=[t for t in rows if t.number not in of],
+        trials=[t for t in rows if t.number not in of and t.number not in probes],
         replicates=[t for t in rows if t.number in of],
         replicate_of=of,
+        probes=[t for t in rows if t.number in probes],
+        probe_of=probes,
         roles=dict(study.space.roles),
         space=study.space.params,
         fixed=dict(study.space.fixed),
@@ -253,6 +263,17 @@ def replicate_of(study: Study) -> dict[int, int]:
     out: dict[int, int] = {}
     for note in study.storage.get_notes(study=study.name, kind=NOTE_KIND):
         out.update({int(k): int(v) for k, v in note["evidence"].get("of", {}).items()})
+    return out
+
+
+def probe_of(study: Study) -> dict[int, tuple[int, int]]:
+    """Each length probe's number -> (the search trial it re-runs, its step budget), from the notes stored with them."""
+    from tunebook.designs.length_probes import NOTE_KIND
+
+    out: dict[int, tuple[int, int]] = {}
+    for note in study.storage.get_notes(study=study.name, kind=NOTE_KIND):
+        steps = int(note["evidence"]["max_train_steps"])
+        out.update({int(k): (int(v), steps) for k, v in note["evidence"].get("of", {}).items()})
     return out
 
 

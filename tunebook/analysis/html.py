@@ -68,13 +68,14 @@ class Headline:
     best_params: list[tuple[str, str]]  # only the hyperparameters that vary, formatted
     counts: dict[str, int]  # every trial by state, the replicates included
     replicates: int = 0  # of them, the replicates (re-runs of each group's best)
+    probes: int = 0  # and the length probes (the best trained longer)
 
 
 def headline(report: Any) -> Headline:
     """The headline of an analysed study: ``report.answer`` when the checks filled it, else the best per scientific value."""
     data = report.data
     counts = {s: 0 for s in STATES}
-    for t in [*data.trials, *data.replicates]:
+    for t in [*data.trials, *data.replicates, *data.probes]:
         counts[t.state] = counts.get(t.state, 0) + 1
     best = data.best()
     names = varying(data)
@@ -105,7 +106,7 @@ def headline(report: Any) -> Headline:
         goal=report.study.goal, metric=data.metric, mode=data.mode, verdict=verdict, fair=fair, reasons=reasons,
         groups=groups, best_number=None if best is None else best.number, best_value=None if best is None else best.value,
         best_step=None if best is None else best.best_step, best_params=best_params, counts=counts,
-        replicates=len(data.replicates),
+        replicates=len(data.replicates), probes=len(data.probes),
     )
 
 
@@ -198,15 +199,18 @@ def plots_js() -> str:
 
 
 # CSV ----------------------------------------------------------------------------
-def trials_csv(trials: Iterable[Any], params: list[str], metric: str, replicate_of: dict[int, int] | None = None) -> str:
+def trials_csv(trials: Iterable[Any], params: list[str], metric: str, replicate_of: dict[int, int] | None = None,
+               probe_of: dict[int, tuple[int, int]] | None = None) -> str:
     """Trials as CSV: number, state, the objective, its step, one column per hyperparameter (blank when absent), the
-    reason; with ``replicate_of`` (replicate number -> the trial it re-runs) a last ``replicate_of`` column (blank for
-    a search trial)."""
+    reason; with ``replicate_of`` (replicate number -> the trial it re-runs) a ``replicate_of`` column (blank for
+    a search trial); with ``probe_of`` (length probe number -> (the trial it re-runs, its steps)) two more,
+    ``length_probe_of`` and ``length_probe_steps``."""
     from tunebook.textsafe import csv_cell, csv_row
 
     out = io.StringIO()
     writer = csv.writer(out)
-    extra = [] if replicate_of is None else ["replicate_of"]
+    extra = ([] if replicate_of is None else ["replicate_of"]) + ([] if not probe_of else ["length_probe_of",
+                                                                                         "length_probe_steps"])
     writer.writerow(csv_row(["number", "state", metric, "best_step", *params, "infeasible_reason", *extra]))
     commas = len(params) + 4 + len(extra)
     lines = []
@@ -214,7 +218,8 @@ def trials_csv(trials: Iterable[Any], params: list[str], metric: str, replicate_
         row = [t.number, t.state, "" if t.value is None else repr(float(t.value)), "" if t.best_step is None else t.best_step,
                *["" if t.params.get(k) is None else csv_cell(t.params[k]) for k in params],
                csv_cell(t.infeasible_reason or ""),
-               *([] if replicate_of is None else [replicate_of.get(t.number, "")])]
+               *([] if replicate_of is None else [replicate_of.get(t.number, "")]),
+               *([] if not probe_of else list(probe_of.get(t.number, ("", ""))))]
         line = ",".join(map(str, row))
         # what csv writes for a row that needs no quoting; the writer itself for one that does
         if line.count(",") == commas and '"' not in line and "\n" not in line and "\r" not in line:
@@ -278,7 +283,8 @@ def headline_html(h: Headline, trial_href: Callable[[int], str | None]) -> str:
     if h.groups:
         parts += _groups_html(h, trial)
     total = sum(h.counts.values())
-    split = f" ({total - h.replicates} search + {h.replicates} replicates)" if h.replicates else ""
+    probes = f" + {h.probes} length probes" if h.probes else ""
+    split = f" ({total - h.replicates - h.probes} search + {h.replicates} replicates{probes})" if h.replicates else ""
     parts.append(f"<p class='counts muted'>{total} trials{split}: "
                  + ", ".join(f"{s} {n}" for s, n in h.counts.items()) + "</p></section>")
     return "".join(parts)
@@ -433,10 +439,11 @@ def _trials_html(report: Any, shown: set[int], best_number: int | None) -> list[
     names = list(data.space)
     rows = sorted((t for t in data.trials if t.number in shown),
                   key=lambda t: (t.value is None, data.sign() * (t.value if t.value is not None else 0), t.number))
-    every = sorted([*data.trials, *data.replicates], key=lambda t: t.number)
-    csv_text = trials_csv(every, names, data.metric, data.replicate_of)
+    every = sorted([*data.trials, *data.replicates, *data.probes], key=lambda t: t.number)
+    csv_text = trials_csv(every, names, data.metric, data.replicate_of, data.probe_of)
     csv_href = "data:text/csv;base64," + base64.b64encode(csv_text.encode()).decode()
-    split = f": {len(data.trials)} search + {len(data.replicates)} replicates" if data.replicates else ""
+    split = (f": {len(data.trials)} search + {len(data.replicates)} replicates"
+             + (f" + {len(data.probes)} length probes" if data.probes else "")) if data.replicates else ""
     parts = [
         f"<h2 id='trials'>Best trials</h2><p><a class='download' download='{esc(s.name)}-trials.csv' href='{csv_href}'>"
         f"Download every trial ({len(every)}{split}) as CSV</a></p>",

@@ -56,8 +56,11 @@ def notebook_rows(storage: Storage) -> list[dict[str, Any]]:
         s, c, best = item["study"], item["counts"], item["best"]
         replicas = {int(n) for note in notes_by_study.get(s.name, []) if note["kind"] == "replicates"
                     for n in note["evidence"].get("trials", ())}
-        if best is not None and best["number"] in replicas and s.id is not None:
-            best = _best_search(storage, s.id, s.name, s.objective_mode)  # a replicate is not what the search found
+        probes = {int(n) for note in notes_by_study.get(s.name, []) if note["kind"] == "length_probe"
+                  for n in note["evidence"].get("trials", ())}
+        if best is not None and best["number"] in replicas | probes and s.id is not None:
+            # a replicate or a length probe (trained longer) is not what the search found
+            best = _best_search(storage, s.id, s.name, s.objective_mode)
         total = sum(c.values())
         repro = s.repro_command or ""
         if s.git_commit:
@@ -77,6 +80,7 @@ def notebook_rows(storage: Storage) -> list[dict[str, Any]]:
                 "running": c.get("running", 0),
                 "total": total,
                 "replicates": len(replicas),
+                "probes": len(probes),
                 "best_value": None if best is None else best["value"],
                 "best_step": None if best is None else best["step"],
                 "best_trial": None if best is None else best["number"],

@@ -18,6 +18,13 @@ from tunebook.errors import SpecError, failure_line
 
 
 # status ----------------------------------------------------------------------
+
+def _split(r: dict) -> str:
+    """``"12 search + 3 replicates"`` (and ``" + 3 length probes"``) of a notebook row."""
+    probes = r.get("probes", 0)
+    return (f"{r['total'] - r['replicates'] - probes} search + {r['replicates']} replicates"
+            + (f" + {probes} length probes" if probes else ""))
+
 def _status_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("study", nargs="?")
     p.add_argument("--checkpoint-dir", help="where the checkpoints are, for their disk use (default: beside the "
@@ -48,7 +55,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         for r in rows:
             say(f"{r['study']}: {r['completed']} completed, {r['infeasible']} infeasible, {r['failed']} failed, "
                 f"{r['running']} running, {r['pending']} pending of {r['total']}"
-                + (f" ({r['total'] - r['replicates']} search + {r['replicates']} replicates)" if r["replicates"] else "")
+                + (f" ({_split(r)})" if r["replicates"] else "")
                 + f"; best {fmt(r['best_value'])}")
         return 0
     study = load_study(args.study, storage)
@@ -131,7 +138,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
             goal,
             r["config"],
             f"{r['completed']}/{r['infeasible']}/{r['failed']}/{r['total']}"
-            + (f"\n{r['total'] - r['replicates']} search + {r['replicates']} replicates" if r["replicates"] else ""),
+            + (f"\n{_split(r)}" if r["replicates"] else ""),
             best,
             r["reproduce"],
             r["created"],

@@ -115,8 +115,8 @@ def _to_submit(study: Study, counts: dict[str, int], limit: int | None, in_fligh
     it runs, per trial still in the budget), at most ``limit`` in flight. A task that finds nothing to
     claim returns at once: submitting a few too many is harmless."""
     pending = counts["pending"]
-    if grows(study, counts):
-        pending += max(0, study.trials_budget - sum(counts.values()))
+    if grows(study, counts):  # trials still in the budget, or a length-probe decision (one task makes it)
+        pending += max(0, study.trials_budget - sum(counts.values())) or 1
     room = (limit if limit is not None else max(pending, 1)) - in_flight
     unclaimed = max(0, in_flight - counts["running"])  # submitted, not running yet
     return max(0, min(room, pending - unclaimed))

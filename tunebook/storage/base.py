@@ -172,14 +172,17 @@ class Storage(ABC):
     def add_trials(
         self, study_id: int,
         plan: Callable[[int, int, int], tuple[Sequence[dict[str, Any]], dict[str, Any] | None]],
+        *, beyond_budget: int = 0,
     ) -> list[int]:
         """Add several trials of a study and a note about them atomically; returns their numbers.
 
         In one transaction that excludes every other proposal and extend of the
         study: ``plan(first, study_seed, room)`` gets the next number, the study's
-        seed and how many trials the budget still takes, and returns trial specs
+        seed and how many trials the budget (plus ``beyond_budget``: trials the
+        budget does not count, such as length probes) still takes, and returns trial specs
         (``{"params", "seed"}``, numbered ``first, first + 1, ...``; at most ``room``
-        are stored) and a note (``{"kind", "conclusion", "evidence"}``) or None.
+        are stored) and a note (``{"kind", "conclusion", "evidence"}``) or None; a note with no
+        trials is stored alone (a decision to add none).
         ``plan`` may read the store (committed state) but must not write it.
         """
 

@@ -732,6 +732,7 @@ class SQLStorage(Storage):
     def add_trials(
         self, study_id: int,
         plan: Callable[[int, int, int], tuple[Sequence[dict[str, Any]], dict[str, Any] | None]],
+        *, beyond_budget: int = 0,
     ) -> list[int]:
         with self._write() as conn:
             budget, study_seed = self._lock_study(conn, study_id)
@@ -739,16 +740,17 @@ class SQLStorage(Storage):
                 sa.select(sa.func.count(), sa.func.max(trials.c.number)).where(trials.c.study_id == study_id)
             ).first()
             first = 0 if last is None else last + 1
-            room = budget - count
+            room = budget + beyond_budget - count
             if room <= 0:
                 return []
             specs, note = plan(first, int(study_seed), room)
             specs = list(specs)[:room]
-            if not specs:
+            if not specs and note is None:
                 return []
             numbers = list(range(first, first + len(specs)))
-            self._insert_trials(conn, study_id, [{"number": n, "params": t["params"], "seed": t["seed"]}
-                                                 for n, t in zip(numbers, specs)])
+            if specs:
+                self._insert_trials(conn, study_id, [{"number": n, "params": t["params"], "seed": t["seed"]}
+                                                     for n, t in zip(numbers, specs)])
             if note is not None:
                 name = conn.execute(sa.select(studies.c.name).where(studies.c.id == study_id)).scalar()
                 conn.execute(notes.insert().values(

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from tunebook.designs import GENERATOR_VERSION, get_design
+from tunebook.designs import length_probes
 from tunebook.designs.replicates import DEFAULT_REPLICATES, NOTE_KIND, ReplicatePlan, replicate_plan
 from tunebook.errors import MissingExtraError, SpecError, StudyExists, is_objective_never_logged
 from tunebook.space import SearchSpace
@@ -36,10 +37,19 @@ def replicate_numbers(storage: Storage, study: str) -> set[int]:
     return {int(n) for note in storage.get_notes(study=study, kind=NOTE_KIND) for n in note["evidence"].get("trials", ())}
 
 
+def probe_steps(storage: Storage, study: str) -> dict[int, int]:
+    """``study``'s length probes: trial number -> its step budget (the notes stored with them list them)."""
+    out = {}
+    for note in storage.get_notes(study=study, kind=length_probes.NOTE_KIND):
+        steps = int(note["evidence"]["max_train_steps"])
+        out.update({int(n): steps for n in note["evidence"].get("trials", ())})
+    return out
+
+
 def best_search_trial(storage: Storage, study_id: int, study: str, mode: str) -> TrialRecord | None:
-    """The completed trial of ``study`` with the best value that is not a replicate (ties: the lower number):
-    the store's best first, read past the replicates (at most as many as there are)."""
-    skip = replicate_numbers(storage, study)
+    """The completed trial of ``study`` with the best value that is neither a replicate nor a length probe
+    (ties: the lower number): the store's best first, read past those (at most as many as there are)."""
+    skip = replicate_numbers(storage, study) | set(probe_steps(storage, study))
     page, _ = storage.trials_page(study_id, states=["completed"], order="value", descending=mode == "max",
                                   limit=len(skip) + 1)
     return next((t for t in page if t.value is not None and t.number not in skip), None)
@@ -185,16 +195,34 @@ class Study:
         """Numbers of the study's replicate trials (recorded by the note stored with them)."""
         return replicate_numbers(self.storage, self.name)
 
+    def probe_steps(self) -> dict[int, int]:
+        """The study's length probes (:mod:`tunebook.designs.length_probes`): trial number -> its step budget."""
+        return probe_steps(self.storage, self.name)
+
+    def steps_of(self, number: int) -> int:
+        """The step budget of trial ``number``: ``max_train_steps``, or a length probe's own."""
+        return self.probe_steps().get(number, self.max_train_steps)
+
+    @property
+    def length_probes(self) -> int:
+        """How many length probes the spec asks for (when the best trial's learning rate decays)."""
+        return int(self.record.spec.get("length_probes", length_probes.DEFAULT_LENGTH_PROBES))
+
     def phase_line(self) -> str:
-        """``"18 search + 6 replicates of 24"``, or what the replicate phase is waiting for, or why it is off."""
+        """``"18 search + 6 replicates of 24"`` (and ``" + 2 length probes at 600 steps"``), or what the replicate
+        phase is waiting for, or why it is off."""
         plan, stored = self.replicate_plan, self.counts()
-        total = sum(stored.values())
+        probes = self.probe_steps()
+        total = sum(stored.values()) - len(probes)
         have = len(self.replicate_numbers())
         if plan.per_group == 0 and not have:
             if plan.skipped:
                 return f"no replicates: {plan.skipped}"
             return "no replicates (replicates: 0)" if plan.asked == 0 else ""
         line = f"{total - have} search + {have} replicates of {self.trials_budget}"
+        if probes:
+            line += (f" + {len(probes)} length probe{'s' if len(probes) > 1 else ''} at {max(probes.values())} steps "
+                     "(the learning rate decays: is training longer better?)")
         if have < plan.replicates and total < self.trials_budget:
             line += (f"; {plan.replicates - have} replicates of each group's best ({plan.per_group} each) "
                      "are added once every search trial has finished")
@@ -335,12 +363,16 @@ def create_study(
     sampler: str | None = None,
     derived: Mapping[str, Any] | None = None,
     replicates: int | None = None,
+    length_probes: int | None = None,
 ) -> Study:
     """Create a study, or resume the stored one of the same name and spec.
 
     ``replicates``: seeds of each scientific group's best re-run after the
     search, within ``trials`` (default 3; 0 turns the replicate phase off; see
     :mod:`tunebook.designs.replicates` for how the budget splits).
+    ``length_probes``: runs of the best at twice ``max_train_steps``, beyond
+    ``trials``, when its logged learning rate decays (default 2; 0: none; see
+    :mod:`tunebook.designs.length_probes`).
 
     Raising ``trials`` of a stored study appends the next design points; any
     other difference raises :class:`SpecError` suggesting a new name. Nothing
@@ -356,6 +388,7 @@ def create_study(
         "keep_checkpoints": keep_checkpoints, "keep_top_trials": keep_top_trials, "grid_force": grid_force,
         # the spec's parent warm-starts a proposing design; for others it is the record's lineage only
         "parent": parent if proposes else None, "sampler": sampler, "derived": derived, "replicates": replicates,
+        "length_probes": length_probes,
     })
     return create_study_from_spec(
         study_spec, storage=storage, config_path=config_path, config_hash=config_hash,
@@ -455,7 +488,7 @@ def _resume(store: Storage, existing: StudyRecord, study_spec: StudySpec) -> Stu
         # next search points, numbered after every stored trial (replicates included): the search part of the
         # new budget less the search trials stored.
         stored = len(store.get_trials(existing.id))
-        searched = stored - len(replicate_numbers(store, name))
+        searched = stored - len(replicate_numbers(store, name)) - len(probe_steps(store, name))
         points = design.materialize(study_spec.space, want, study_spec.seed, scientific_design=study_spec.scientific_design,
                                     grid_force=study_spec.grid_force)[searched:study_spec.replicate_plan(want).search]
         new = [{"number": stored + i, "params": p.params, "seed": p.seed} for i, p in enumerate(points)]

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Mapping
 
 from tunebook import specio
 from tunebook.designs import check_space, get_design, sampler_for
+from tunebook.designs.length_probes import DEFAULT_LENGTH_PROBES, check_length_probes
 from tunebook.designs.replicates import DEFAULT_REPLICATES, ReplicatePlan, check_replicates, replicate_plan
 from tunebook.errors import SpecError
 from tunebook.space import SearchSpace, spec_number
@@ -139,6 +140,8 @@ class StudySpec:
     derived: dict[str, Any] | None = None  # lineage of a study a procedure made: {"kind", "source", "trial"}
     #: seeds of each group's best re-run after the search (the replicate phase); stored only when not the default
     replicates: int = DEFAULT_REPLICATES
+    #: runs of the best at twice max_train_steps when the logged learning rate decays (:mod:`tunebook.designs.length_probes`)
+    length_probes: int = DEFAULT_LENGTH_PROBES
 
     #: Fields a spec must give.
     REQUIRED: ClassVar[tuple[str, ...]] = ("study", "objective", "trials", "max_train_steps", "search_space")
@@ -213,11 +216,12 @@ class StudySpec:
             scientific_design=scientific_design, seed=seed, infeasible_if=_rules(data.get("infeasible_if")),
             keep_checkpoints=keep, keep_top_trials=keep_top, grid_force=grid_force, parent=parent, sampler=sampler, derived=derived,
             replicates=check_replicates(data.get("replicates")),
+            length_probes=check_length_probes(data.get("length_probes")),
         )
 
     def to_mapping(self) -> dict[str, Any]:
         """The canonical form (what is stored; ``parent``, ``sampler`` and ``derived`` only when set,
-        ``keep_top_trials`` and ``replicates`` only when not the default, so older studies keep their hash)."""
+        ``keep_top_trials``, ``replicates`` and ``length_probes`` only when not the default, so older studies keep their hash)."""
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
@@ -226,6 +230,8 @@ class StudySpec:
             if f.name == "keep_top_trials" and value == DEFAULT_KEEP_TOP_TRIALS:
                 continue
             if f.name == "replicates" and value == DEFAULT_REPLICATES:
+                continue
+            if f.name == "length_probes" and value == DEFAULT_LENGTH_PROBES:
                 continue
             if f.name == "objective":
                 value = {"metric": value[0], "mode": value[1]}

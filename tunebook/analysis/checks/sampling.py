@@ -24,7 +24,7 @@ best possible. Each finding says how many more trials would be informative
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -78,9 +78,118 @@ def effective_best_steps(view: StudyData, th: Thresholds) -> list[int]:
     return out
 
 
+def _probe_runs(data: StudyData) -> tuple[int, int, dict[int, float], dict[int, float]] | None:
+    """(the trial the length probes re-run, their steps, its replicates' values by seed, the probes' values by
+    seed): completed, finite, loss-like (times the objective's sign); None without length probes."""
+    if not data.probe_of:
+        return None
+    source, steps = next(iter(data.probe_of.values()))
+    s = data.sign()
+
+    def by_seed(rows: list[TrialRow]) -> dict[int, float]:
+        return {int(t.seed): s * float(t.value) for t in rows  # type: ignore[arg-type]
+                if t.state == "completed" and t.value is not None and math.isfinite(t.value)}
+
+    base = by_seed([t for t in data.replicates if data.replicate_of.get(t.number) == source])
+    return source, steps, base, by_seed([t for t in data.probes if data.probe_of[t.number][0] == source])
+
+
+#: The fewest probe/replicate pairs (same seed) judged by their paired differences; fewer: two independent sets.
+MIN_PAIRS = 3
+
+
+def _t_one_sided(dof: int) -> float:
+    from scipy.stats import t
+
+    return float(t.ppf(0.95, dof))
+
+
+def _length_gain(data: StudyData, source: int, base: dict[int, float], longer: dict[int, float]
+                 ) -> tuple[float, float, float, int, str]:
+    """(gain of the longer runs, loss-like, > 0: better; the margin of its one-sided 95% lower bound; the sd it
+    rests on; its dof; how measured). With :data:`MIN_PAIRS` pairs of the same seed, from the pairs'
+    differences (the seed's share of the spread cancels); else two independent sets, with the trial sd pooled
+    over them and every other replicate set (as the answer's).
+
+    One-sided: the playbook's premise is that training longer never makes the best checkpoint worse
+    (retrospective checkpoint selection), so the question is only whether the gain is above 0."""
+    from .variance import pooled, replicate_sets
+
+    _t_quantile = _t_one_sided
+
+    pairs = [base[k] - longer[k] for k in longer if k in base]
+    if len(pairs) >= MIN_PAIRS:
+        d = np.array(pairs)
+        sd = float(d.std(ddof=1))
+        return float(d.mean()), _t_quantile(len(d) - 1) * sd / math.sqrt(len(d)), sd, len(d) - 1, \
+            f"{len(d)} pairs of the same seed, sd of their differences"
+    a, b = np.array(list(base.values())), np.array(list(longer.values()))
+    s = data.sign()
+    others = [s * v for of, v in replicate_sets(data).items() if of != source]  # the other groups' replicates
+    sd, dof, _, _ = pooled([a, b, *others])  # type: ignore[misc]
+    half = _t_quantile(dof) * sd * math.sqrt(1 / len(a) + 1 / len(b))
+    return float(a.mean() - b.mean()), half, sd, dof, "pooled trial sd"
+
+
+def measured_length(data: StudyData) -> Finding | None:
+    """What the study's length probes measured (:mod:`tunebook.designs.length_probes`): the best configuration at
+    its longer budget against its replicates at ``max_train_steps``, the difference and its 95% interval
+    (:func:`_length_gain`). A WARNING when the gain's one-sided 95% lower bound is above 0; else INFO."""
+    got = _probe_runs(data)
+    if got is None:
+        return None
+    source, steps, base, longer = got
+    where = f"trial #{source}'s configuration"
+    if len(base) < 2 or len(longer) < 1 or (len(longer) < 2 and len([k for k in longer if k in base]) < MIN_PAIRS):
+        return Finding("max_train_steps", INFO, f"The length probes of {where} ({steps} steps) are not measured yet "
+                       f"({len(longer)} completed, against {len(base)} completed replicates at {data.max_train_steps}).",
+                       "Let the study finish (`tunebook run`).", {"verdict": "probes pending", "source": source})
+    diff, half, sd, dof, how = _length_gain(data, source, base, longer)
+    s = data.sign()
+    ev = {"source": source, "probe_steps": steps, "max_train_steps": data.max_train_steps,
+          "probe_mean": s * float(np.mean(list(longer.values()))), "replicate_mean": s * float(np.mean(list(base.values()))),
+          "n_probes": len(longer), "n_replicates": len(base), "gain": diff, "lower_bound": diff - half, "sd": sd,
+          "dof": dof,
+          "measured_by": how}
+    runs = (f"{where} trained {steps} steps ({len(longer)} run{'s' if len(longer) > 1 else ''}, mean "
+            f"{fmt(ev['probe_mean'])}) against {data.max_train_steps} steps ({len(base)} replicates, mean "
+            f"{fmt(ev['replicate_mean'])}): ")
+    interval = f"(one-sided 95% lower bound {diff - half:+.4g}; {how} {fmt(sd)}, {dof} dof)"
+    if diff - half > 0:
+        return Finding(
+            "max_train_steps", WARNING,
+            f"Measured: {runs}training longer improves {data.metric} by {fmt(diff)} {interval}. The learning rate "
+            "decays at the end of each run, so the curves' flat end did not show that the trials were too short.",
+            f"Raise max_train_steps in the next round (a new study, e.g. {steps}), and retune the schedule with it.",
+            {**ev, "verdict": "train longer"})
+    if diff + half < 0:
+        return Finding("max_train_steps", INFO, f"Measured: {runs}training longer is worse by {fmt(-diff)} "
+                       f"(one-sided 95% upper bound of the gain {diff + half:+.4g}; {how} {fmt(sd)}, {dof} dof).",
+                       "Keep max_train_steps; the longer runs' schedule (stretched with them) did not help.",
+                       {**ev, "verdict": "longer worse"})
+    return Finding("max_train_steps", INFO,
+                   f"Measured: {runs}the gain from training longer, {diff:+.4g} {interval}, is not shown to be above 0.",
+                   "Keep max_train_steps." if half <= sd else
+                   "Keep max_train_steps, or retrain both lengths more to narrow the interval.",
+                   {**ev, "verdict": "no measured gain"})
+
+
 @check("max_train_steps", family="sampling", order=120, figure="best_steps",
        uses=("best_step_share", "best_step_early", "best_step_late", "best_step_curves", "noise_z", "saturation_tol"))
 def check_max_train_steps(data: StudyData, th: Thresholds) -> list[Finding]:
+    """From the curves, per group (the playbook's best-step rule); where the study has length probes, their
+    measurement replaces the curves' verdict in the group of the trial they re-run."""
+    measured = measured_length(data)
+    from_curves = _max_train_steps_from_curves(data, th)
+    if measured is None or measured.evidence.get("verdict") == "probes pending":
+        return from_curves + ([measured] if measured is not None else [])
+    source = measured.evidence["source"]
+    label = next((g.label for g in groups(data, th.scientific_buckets) if any(t.number == source for t in g.trials)), "")
+    kept = [f for f in from_curves if f.evidence.get("group", "") != label]
+    return kept + [replace(measured, evidence={"group": label, **measured.evidence})]
+
+
+def _max_train_steps_from_curves(data: StudyData, th: Thresholds) -> list[Finding]:
     def judge(view: StudyData, g: Group) -> list[Finding]:
         steps = np.array(effective_best_steps(view, th), dtype=float)
         if len(steps) < 3:

@@ -1,0 +1,103 @@
+"""Length probes: the best configuration trained twice as long, when its logged learning rate decays, to
+measure whether training longer helps (a decayed schedule's flat end cannot say)."""
+
+from __future__ import annotations
+
+import pytest
+
+import _workloads as w
+import tunebook as tb
+from tunebook.analysis.data import load
+from tunebook.designs import length_probes as lp
+from tunebook.errors import SpecError
+from tunebook.proposing import add_length_probes
+
+SPACE = {"nuisance": {"lr": {"min": 0.1, "max": 10.0, "scale": "log"}}}
+OBJ = ("val/error", "min")
+
+
+def make(url, name="probe", fixed=None, **options):
+    space = {**SPACE, "fixed": fixed or {}}
+    return tb.create_study(name, space=space, objective=OBJ, trials=12, max_train_steps=20, storage=url, **options)
+
+
+def run(study):
+    tb.run(study, w.rate_schedule, workers=0, progress=False)
+    return study
+
+
+def max_train_steps_findings(study):
+    return [f for f in tb.analyze(study).findings if f.check == "max_train_steps"]
+
+
+def test_a_schedule_decays_when_its_last_rate_is_a_tenth_of_its_peak_or_less():
+    assert lp.decays([1.0, 0.5, 0.1]) and lp.decays([0.0, 2.0, 0.0])
+    assert not lp.decays([1.0, 1.0, 1.0]) and not lp.decays([1.0, 0.5, 0.11])
+    assert not lp.decays([]) and not lp.decays([0.0, 0.0]) and not lp.decays([float("nan")])
+    assert lp.probe_steps(300) == 600
+
+
+@pytest.mark.parametrize("bad", [-1, 21, 2.5, True, "3"])
+def test_a_bad_length_probes_is_one_line_naming_the_field(sqlite_url, bad):
+    with pytest.raises(SpecError) as err:
+        make(sqlite_url, length_probes=bad)
+    assert err.value.field == "length_probes" and "or 0 to turn them off" in str(err.value)
+    assert tb.storage.open_storage(sqlite_url).list_studies() == []  # nothing stored
+
+
+def test_a_decaying_rate_adds_probes_at_twice_the_steps_paired_with_the_replicates(sqlite_url):
+    study = run(make(sqlite_url))
+    trials = {t.number: t for t in study.trials()}
+    probes = study.probe_steps()
+    assert sorted(probes) == [12, 13, 14] and set(probes.values()) == {40}  # beyond the budget of 12
+    assert study.trials_budget == 12 and len(trials) == 15 and study.is_finished()
+    data = load(study)
+    assert {t.number for t in data.probes} == {12, 13, 14} and not set(probes) & {t.number for t in data.trials}
+    source = next(iter(data.probe_of.values()))[0]
+    replicates = [n for n, of in data.replicate_of.items() if of == source]
+    assert {trials[n].seed for n in probes} == {trials[n].seed for n in replicates}  # the same seeds: paired
+    assert all(trials[n].params == trials[source].params for n in probes)
+    for n in probes:  # each probe trained 40 steps: its curve goes to step 40
+        assert max(s for s, _ in study.metrics(n)["val/error"]) == 40
+    assert study.best_trial().number not in probes
+    assert "+ 3 length probes at 40 steps" in study.phase_line()
+    (f,) = max_train_steps_findings(study)
+    assert f.severity == "warning" and f.evidence["verdict"] == "train longer" and f.evidence["lower_bound"] > 0
+    assert "trained 40 steps (3 runs" in f.message and "3 pairs of the same seed" in f.message
+    assert add_length_probes(study) == []  # decided once: asking again adds nothing
+    assert len(study.storage.get_notes(study=study.name, kind=lp.NOTE_KIND)) == 1
+
+
+def test_next_proposes_the_measured_length(sqlite_url):
+    study = run(make(sqlite_url))
+    from tunebook.procedures.next import next_study
+
+    proposal = next_study(study)
+    assert proposal.spec is not None and proposal.spec["max_train_steps"] == 40, proposal.lines()
+
+
+def test_a_constant_rate_gets_no_probes_and_a_note_saying_why(sqlite_url):
+    study = run(make(sqlite_url, fixed={"schedule": "constant"}))
+    assert study.probe_steps() == {} and len(study.trials()) == 12
+    (note,) = study.storage.get_notes(study=study.name, kind=lp.NOTE_KIND)
+    assert "no length probes" in note["conclusion"] and "ends at 100% of its peak" in note["conclusion"]
+    assert all(f.evidence.get("verdict") != "probes pending" for f in max_train_steps_findings(study))
+
+
+def test_no_logged_rate_gets_no_probes_and_a_note_saying_so(sqlite_url):
+    study = run(make(sqlite_url, fixed={"log_lr": False}))
+    assert study.probe_steps() == {}
+    (note,) = study.storage.get_notes(study=study.name, kind=lp.NOTE_KIND)
+    assert "logged no learning rate" in note["conclusion"]
+
+
+def test_length_probes_0_turns_them_off_and_keeps_the_spec_hash_of_the_default(sqlite_url):
+    study = run(make(sqlite_url, length_probes=0))
+    assert study.probe_steps() == {} and len(study.trials()) == 12
+    assert study.storage.get_notes(study=study.name, kind=lp.NOTE_KIND) == []
+    assert "length_probes" not in make(sqlite_url, name="default").record.spec  # the default is not stored
+
+
+def test_without_replicates_there_is_no_baseline_and_no_probe(sqlite_url):
+    study = run(make(sqlite_url, replicates=0))
+    assert study.probe_steps() == {} and study.storage.get_notes(study=study.name, kind=lp.NOTE_KIND) == []
