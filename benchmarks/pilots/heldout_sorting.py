@@ -115,7 +115,29 @@ def cases() -> list[HeldOut]:
     out.append(short_case("srt-too-short-cosine", "cosine"))
     out.append(nothing_learned_case())
     longer_helps(out)
+    stalls_above(out)
     return out
+
+
+def stalls_above(out: list[HeldOut]) -> None:
+    """Rates in WIDE above Adam's best rate where every seed trains (none diverges) yet the mean ends more than 10
+    seed sds worse than the best (the pilot: each seed stalls on a plateau after its loss rose at steps 2-4, the
+    playbook's early-training instability) make an edge of stability true of the cases that search WIDE with Adam:
+    ``instability`` and ``stability_edge`` are then true findings. Decided from the pilot before any study of this
+    evaluation was judged (the lead's addition to the helper's script)."""
+    best_key, best = TRUTH.best("adam")
+    sd = TRUTH.points[best_key]["sd"]
+    rate = TRUTH.points[best_key]["params"]["learning_rate"]
+    stalls = sorted((p["params"]["learning_rate"], p["mean"]) for k, p in TRUTH.points.items()
+                    if k.startswith("adam lr=") and "steps" not in p and rate < p["params"]["learning_rate"] <= WIDE[1]
+                    and p["infeasible"] == 0 and p["mean"] is not None and p["mean"] > best + 10 * sd)
+    if not stalls:
+        return
+    words = ", ".join(f"{r:g}: {m:.3f}" for r, m in stalls)
+    for item in out:
+        if item.case.name in {"srt-width", "srt-tie", "srt-8-per-group", "srt-clean"}:
+            item.allowed |= {"instability", "stability_edge"}
+            item.truth += f"; Adam stalls above its best rate ({words}, none diverged): an edge of stability"
 
 
 def boundary_case() -> HeldOut:

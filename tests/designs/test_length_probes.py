@@ -101,3 +101,23 @@ def test_length_probes_0_turns_them_off_and_keeps_the_spec_hash_of_the_default(s
 def test_without_replicates_there_is_no_baseline_and_no_probe(sqlite_url):
     study = run(make(sqlite_url, replicates=0))
     assert study.probe_steps() == {} and study.storage.get_notes(study=study.name, kind=lp.NOTE_KIND) == []
+
+
+def test_worker_processes_add_and_train_the_probes_at_their_own_budget(sqlite_url):
+    """Through `tunebook run`'s path (worker processes, a trial's budget read from the note by the worker)."""
+    study = make(sqlite_url, name="procs")
+    tb.run(study, w.rate_schedule, workers=2, progress=False)
+    probes = study.probe_steps()
+    assert len(probes) == 3 and study.is_finished() and len(study.trials()) == 15
+    assert all(max(s for s, _ in study.metrics(n)["val/error"]) == 40 for n in probes)
+    assert all(max(s for s, _ in study.metrics(t.number)["val/error"]) == 20
+               for t in study.trials() if t.number not in probes)
+
+
+def test_tb_run_takes_a_module_function_reference_and_refuses_anything_else(sqlite_url):
+    study = make(sqlite_url, name="by-ref", replicates=0)
+    tb.run(study, "_workloads:rate_schedule", workers=0, progress=False)  # as a spec's train: field
+    assert study.counts()["completed"] == 12 and study.train_ref == "_workloads:rate_schedule"
+    with pytest.raises(SpecError) as err:
+        tb.run(study, 42, workers=0, progress=False)
+    assert err.value.field == "train"

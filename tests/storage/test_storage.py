@@ -278,3 +278,27 @@ def test_the_analysis_reads_agree_with_the_contracts_generic_ones(storage_url):
     fast, generic = store.metric_rows(ids, "val/error"), Storage.metric_rows(store, ids, "val/error")
     assert [tuple(r) for r in fast] == generic and len(generic) == 4
     assert generic[2][2] is None  # NaN is read back as None, as SQL's NULL
+
+
+def test_add_trials_beyond_the_budget_and_a_note_alone(storage_url):
+    """What the length probes rely on: ``beyond_budget`` lets trials past ``trials_budget`` be added (at most that
+    many), and a plan returning a note and no trial stores the note alone (a decision to add none), atomically
+    with the study's other additions (racing planners add the trials once)."""
+    study = make_study(storage_url, trials=2)
+    storage = study.storage
+    assert storage.add_trials(study.id, lambda first, seed, room: ([{"params": {"lr": 0.5}, "seed": 7}], None)) == []
+
+    def plan(first: int, seed: int, room: int):
+        if storage.get_notes(study="s", kind="probe-test"):
+            return [], None
+        return ([{"params": {"lr": 0.5}, "seed": 100 + i} for i in range(3)],
+                {"kind": "probe-test", "conclusion": "three more", "evidence": {"room": room}})
+
+    assert race(lambda _: storage.add_trials(study.id, plan, beyond_budget=2), 4) == []
+    assert [t.number for t in study.trials()] == [0, 1, 2, 3]  # 2 beyond the budget of 2, not 3
+    (note,) = storage.get_notes(study="s", kind="probe-test")
+    assert note["evidence"] == {"room": 2} and storage.get_study("s").trials_budget == 2
+    out = storage.add_trials(study.id, lambda first, seed, room: ([], {"kind": "decided", "conclusion": "none",
+                                                                        "evidence": {}}), beyond_budget=3)
+    assert out == [] and [n["conclusion"] for n in storage.get_notes(study="s", kind="decided")] == ["none"]
+    assert len(study.trials()) == 4

@@ -17,7 +17,7 @@ EXECUTORS = ("local", "ray")
 
 def run(
     study: Study,
-    train: Callable[..., Any] | None = None,
+    train: Callable[..., Any] | str | None = None,
     *,
     workers: int | None = None,
     devices: Sequence[str | int] | None = None,
@@ -31,7 +31,7 @@ def run(
 ) -> RunResult:
     """Run a study's pending trials; resumes an unfinished study.
 
-    ``train`` defaults to the study's stored ``module:function``.
+    ``train``: a function, or its ``"module:function"`` (as in a spec); default: the study's stored one.
     ``executor="local"``: ``workers`` processes on this machine (default 1;
     ``workers=0`` runs in this process, for debugging); ``devices`` gives one
     accelerator per worker (``CUDA_VISIBLE_DEVICES``).
@@ -59,6 +59,11 @@ def run(
 
     if executor not in EXECUTORS:
         raise SpecError("executor", f"unknown executor {executor!r}", "use 'local' or 'ray'")
+    if isinstance(train, str):  # "module:function" or "path/to/file.py:function", as in a spec
+        train = resolve_train(train)
+    elif train is not None and not callable(train):
+        raise SpecError("train", f"expected a function or 'module:function', got {train!r}",
+                        "pass train=your_function, or train='package.module:function'")
     if train is None:
         if not study.train_ref:
             raise SpecError("train", f"study {study.name!r} stores no training function",

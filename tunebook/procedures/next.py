@@ -561,7 +561,10 @@ class _Plan:
         old = self.study.max_train_steps
         new = _nice_steps(LONGER_FACTOR * old, (self._eval_every() or (None, None))[1])
         groups = sorted({f.evidence.get("group", "") or "the study" for f in late})
-        measured = late[0].message
+        ev = late[0].evidence
+        measured = (f"measured by length probes: {ev['probe_steps']} steps improve on {ev['max_train_steps']} by "
+                    f"{ev['gain']:.4g} (one-sided 95% lower bound {ev['lower_bound']:.3g})"
+                    if "lower_bound" in ev else late[0].message)
         change = Change("max_train_steps", old, new, late[0].check,
                         f"{', '.join(groups)}: {_short(measured)}; rule: x{LONGER_FACTOR} (the playbook: when in doubt, "
                         "train longer; judge the next length from where its best steps land)")
