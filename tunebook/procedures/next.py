@@ -19,6 +19,10 @@ the finding that calls for it. :func:`create_next` stores it (lineage kind
    derive; the cause is in the code);
 2. an unread hyperparameter whose near-miss name the training function asked
    for: **the spec with the name corrected** (the code is not changed);
+   no trial of a group learned (``nothing_learned``): **its learning-rate range moves up**, by
+   :data:`MOVE_UP_RULE` (never a longer round: a study that cannot learn does not learn by training longer);
+   without a learning-rate range to move, or after :data:`MAX_MOVES_UP` such rounds in a row, **fix** (check the
+   pipeline on a tiny subset);
 3. a group's best at a boundary of its range: **widen that side of that
    group's range only**, by :data:`WIDEN_RULE` (a shared range two groups read
    becomes a conditional range per group when only some are limited);
@@ -59,6 +63,13 @@ SHORTER_MARGIN = 1.5
 SHORTER_AT_MOST = 0.75
 #: Before "train longer": a group's best learning rate at or above this position of its range (scaled) is widened first.
 RATE_TOP = 0.75
+#: No trial learned: a learning-rate range moves up to start at its old upper bound and spans at least this many
+#: decades (as many as it did, if more).
+MOVE_UP_DECADES = 3
+MOVE_UP_RULE = (f"up to start at its old upper bound (every rate in it learned nothing), spanning {MOVE_UP_DECADES} "
+                "decades or as many as it did, on a log scale")
+#: Rounds in a row that may move the rate up for nothing_learned; then the pipeline is what to check.
+MAX_MOVES_UP = 2
 #: Retrains of each group's best when the trial variance is not measured yet.
 RETRAINS = 3
 #: Retrains per group beyond which an answer between one and two trial sd is called "not separated".
@@ -252,6 +263,31 @@ def widened(param: Any, side: str, name: str) -> tuple[Any, str] | None:
     return out, rule
 
 
+def moved_up(param: Any) -> tuple[Any, str] | None:
+    """A learning-rate range moved up by :data:`MOVE_UP_RULE`, and the rule as applied; None for a range that
+    cannot move (not a float range, or a non-positive upper bound)."""
+    from tunebook.space import Float
+
+    if not isinstance(param, Float) or not param.high > 0:
+        return None
+    low, high = param.low, param.high
+    decades = math.log10(high / low) if param.scale == "log" and low > 0 else 0.0
+    span = max(decades, MOVE_UP_DECADES)
+    new = Float(high, high * 10 ** span, "log")
+    return new, (f"[{low:.4g}, {high:.4g}] -> [{new.low:.4g}, {new.high:.4g}] (moved {MOVE_UP_RULE}: "
+                 f"{span:.3g} decades)")
+
+
+def _moves_up(study: Study) -> int:
+    """How many rounds in a row, up to ``study``, were made by moving the learning rate up (nothing_learned)."""
+    n = 0
+    for s in reversed(chain(study)):
+        if "nothing_learned" not in ((s.derived or {}).get("findings") or []):
+            break
+        n += 1
+    return n
+
+
 def _nice_steps(steps: float, eval_every: int | None) -> int:
     """A step count rounded up to a multiple of ``eval_every`` (or to 2 significant digits)."""
     steps = max(1, int(math.ceil(steps)))
@@ -348,7 +384,7 @@ class _Plan:
 
     # the order of the moves
     def decide(self) -> NextStudy:
-        for move in (self.nothing_yet, self.fix, self.rename, self.widen, self.stability, self.budget_longer,
+        for move in (self.nothing_yet, self.fix, self.rename, self.learn, self.widen, self.stability, self.budget_longer,
                      self.extend, self.budget_shorter, self.measure, self.answered):
             out = move()
             if out is not None:
@@ -392,6 +428,64 @@ class _Plan:
         return self.result("rename", f"New study {spec['study']}: the spec with {len(changes)} name(s) corrected "
                            "(the code was not changed); the trials so far did not use them.",
                            spec=spec, changes=changes, commands=[f"tunebook run {spec['study']}"])
+
+    def learn(self) -> NextStudy | None:
+        """No trial of a group learned: move its learning-rate range up (:data:`MOVE_UP_RULE`), else say what to check."""
+        flat = _warnings(self.findings, "nothing_learned")
+        if not flat:
+            return None
+        where = ", ".join(f.evidence.get("group") or "the study" for f in flat)
+        moves = _moves_up(self.study)
+        spec_space = self.space.to_spec()
+        changes = [] if moves >= MAX_MOVES_UP else self._move_rates_up(spec_space, flat)
+        if not changes:
+            why = (f"{moves} round(s) in a row already moved the learning rate up and still nothing learned"
+                   if moves >= MAX_MOVES_UP else "the study has no learning-rate range (nuisance) to move up")
+            return self.result("fix", f"No trial learned ({where}; see nothing_learned) and {why}: check the pipeline "
+                               "on a tiny subset (a few batches must fit to near zero loss: labels matched to inputs, "
+                               "gradients reaching every layer), then find where training starts with a learning-rate "
+                               "sweep (`tunebook lr-sweep`). No longer round is proposed.", findings=["nothing_learned"],
+                               commands=[f"tunebook report {self.study.name}", "tunebook lr-sweep --help"])
+        spec = self.new_spec(spec_space, changes)
+        return self.result("widen", f"New study {spec['study']}: no trial learned ({where}): the learning-rate range "
+                           f"moves up ({len(changes)} change(s)), same budget ({spec['trials']} trials, "
+                           f"{spec['max_train_steps']} steps; not longer: nothing learned at this length).",
+                           spec=spec, changes=changes, commands=[f"tunebook run {spec['study']}"])
+
+    def _move_rates_up(self, spec_space: dict[str, Any], flat: list[Any]) -> list[Change]:
+        """Move each learning-rate range of the groups that learned nothing up; writes ``spec_space``."""
+        from tunebook.procedures.rounds import learning_rates
+
+        labels = [g.group for g in self.answer.groups if g.group]
+        groups = {f.evidence.get("group", "") for f in flat}
+        every = not labels or "" in groups or set(labels) <= groups
+        why = _short(flat[0].message)
+        changes: list[Change] = []
+        for name in learning_rates(self.study):
+            if name in self.space.nuisance and (every or _choice_groups(self.space) is None):
+                moved = moved_up(self.space.nuisance[name])
+                if moved is not None:
+                    spec_space["nuisance"][name] = moved[0].to_spec()
+                    changes.append(Change(f"search_space.nuisance.{name}", self.space.nuisance[name].to_spec(),
+                                          moved[0].to_spec(), "nothing_learned", f"{why}; {moved[1]}"))
+            elif name in self.space.nuisance:  # one shared range, only some groups flat: a range per group
+                sci, values = _choice_groups(self.space)  # type: ignore[misc]
+                old = self.space.nuisance[name]
+                del spec_space["nuisance"][name]
+                for value in values:
+                    key = f"{sci}={value}"
+                    moved = moved_up(old) if key in groups else None
+                    spec_space.setdefault("conditional", {}).setdefault(key, {})[name] = (moved[0] if moved else old).to_spec()
+                    changes.append(Change(f"search_space.conditional.{key}.{name}", old.to_spec(),
+                                          (moved[0] if moved else old).to_spec(), "nothing_learned",
+                                          f"{why}; {moved[1]}" if moved else f"{key} learned: it keeps the shared range"))
+            else:
+                for key, sub in self.space.conditional.items():
+                    if name in sub and (every or key in groups) and (moved := moved_up(sub[name])) is not None:
+                        spec_space["conditional"][key][name] = moved[0].to_spec()
+                        changes.append(Change(f"search_space.conditional.{key}.{name}", sub[name].to_spec(),
+                                              moved[0].to_spec(), "nothing_learned", f"{why}; {moved[1]}"))
+        return changes if any(c.old != c.new for c in changes) else []
 
     def widen(self) -> NextStudy | None:
         return self._widen(_warnings(self.findings, "search_space_boundary"), "a group's best sits at a boundary")

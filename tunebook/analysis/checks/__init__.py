@@ -8,7 +8,8 @@ still improving, saturated, training loss rising)? Each check answers one
 question and returns :class:`Finding` objects with a stable ``check`` id.
 
 Families (modules): :mod:`.space` (boundaries, infeasible trials),
-:mod:`.curves` (the curves of the best trials, judged against their noise),
+:mod:`.learned` (did any trial learn at all?), :mod:`.curves` (the curves of the best trials, judged
+against their noise),
 :mod:`.sampling` (max_train_steps, have we sampled enough, trial variance),
 :mod:`.training` (Adam's budget, input pipeline, clipping), :mod:`.fairness`
 (hyperparameters the training function never reads, batch size, test set). :mod:`.goal` answers the study's goal from the findings.
@@ -28,7 +29,7 @@ from typing import Iterable
 
 from tunebook.analysis.data import StudyData
 
-from . import curves, ended_early, fairness, sampling, space, training  # noqa: F401  (registers the checks)
+from . import curves, ended_early, fairness, learned, sampling, space, training  # noqa: F401  (registers the checks)
 from .base import (
     FIGURE_OF_CHECK,
     INFO,
@@ -62,6 +63,7 @@ from .common import (
 )
 from .curves import loss_rising, loss_spikes
 from .goal import build_answer
+from .learned import qualify_nothing_learned
 from .variance import trial_sd
 from .training import adam_recommendation, recommend_clipping
 
@@ -126,7 +128,8 @@ def run_checks(data: StudyData, thresholds: Thresholds | None = None, checks: It
     findings: list[Finding] = []
     for c in resolve(checks):
         findings.extend(c(data, th))
-    findings = qualify_sample_more(qualify_train_longer(findings))
+    # nothing learned first: what it qualifies (a boundary warning) no longer qualifies the others
+    findings = qualify_sample_more(qualify_train_longer(qualify_nothing_learned(findings)))
     order = {name: i for i, name in enumerate(check_ids())}
     return sorted(findings, key=lambda f: (f.severity != WARNING, order.get(f.check, len(order))))
 
@@ -135,6 +138,6 @@ __all__ = [
     "CHECKS", "FIGURE_OF_CHECK", "INFO", "REGISTRY", "WARNING", "Check", "Finding", "Thresholds", "adam_recommendation",
     "bootstrap_best_of_k", "bootstrap_ks", "build_answer", "check", "check_ids", "curve_noise", "curve_trials",
     "effective_best_step", "expected_best_of_k", "group_view", "groups", "initial_level", "is_learning_rate",
-    "loss_rising", "loss_spikes", "moving_average", "qualify_sample_more", "qualify_train_longer", "recommend_clipping", "resolution",
+    "loss_rising", "loss_spikes", "moving_average", "qualify_nothing_learned", "qualify_sample_more", "qualify_train_longer", "recommend_clipping", "resolution",
     "run_checks", "running_median", "thresholds_of", "top_k", "trial_sd", "unregister",
 ]

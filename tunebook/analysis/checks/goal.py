@@ -150,6 +150,9 @@ def build_answer(data: StudyData, findings: list[Finding], th: Thresholds) -> Go
                 and f.evidence.get("could_change_answer")):
             reasons.append(f"more trials of {f.evidence['group']} could change the answer (about "
                            f"{f.evidence['more_trials']} more, see sampled_enough)")
+        if f.check == "nothing_learned" and f.severity == WARNING:
+            reasons.insert(0, f"no trial of {f.evidence.get('group') or 'the study'} learned (see nothing_learned): "
+                              "its values are where training started, not what its hyperparameters can reach")
         if f.check == "failed_trials":
             for label in f.evidence.get("short_groups", ()):
                 bad, n = f.evidence["groups"][label]
