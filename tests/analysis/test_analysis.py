@@ -246,7 +246,7 @@ def test_thresholds_are_configurable(sqlite_url):
 
 
 def test_every_check_id_is_documented_and_stable():
-    assert CHECKS == ("unused_hyperparameter", "search_space_boundary", "infeasible_share", "infeasible_region", "stability_edge", "failed_trials", "overfitting", "step_variance",
+    assert CHECKS == ("nothing_learned", "unused_hyperparameter", "search_space_boundary", "infeasible_share", "infeasible_region", "stability_edge", "failed_trials", "overfitting", "step_variance",
                       "still_improving", "saturated_early", "train_loss_rising", "periodic_validation",
                       "max_train_steps", "ended_early", "sampled_enough", "adam_budget", "input_bound", "gradient_clipping",
                       "instability", "batch_size", "test_set")

@@ -43,7 +43,7 @@ def warned(report):
 # registry --------------------------------------------------------------------
 def test_every_check_is_registered_with_its_family_and_thresholds():
     assert set(REGISTRY) == set(CHECKS)
-    assert {c.family for c in REGISTRY.values()} == {"space", "curves", "sampling", "training", "fairness"}
+    assert {c.family for c in REGISTRY.values()} == {"learned", "space", "curves", "sampling", "training", "fairness"}
     assert thresholds_of("search_space_boundary")["boundary_fraction"] == 0.1
     assert thresholds_of("still_improving", Thresholds(still_improving=0.5))["still_improving"] == 0.5
 

@@ -120,3 +120,17 @@ def test_without_a_training_loss_a_flat_objective_is_info_that_says_what_was_not
     (f,) = [f for f in run_checks(data, Thresholds(train_metric="train/never_logged")) if f.check == "nothing_learned"]
     assert f.severity == "info" and not f.evidence["train_logged"]
     assert "train/never_logged" in f.message and "not measured" in f.message
+
+
+@pytest.mark.parametrize("case", ["signals_low", "regression_low"])
+def test_next_moves_the_rate_up_where_it_proposed_training_twice_as_long(studies, case):
+    """Before the check, `tunebook next` read these studies' flat curves as compute-bound (still_improving,
+    max_train_steps "train longer") and proposed 300 -> 600 steps."""
+    from tunebook.procedures.next import next_study
+
+    study = studies[case]
+    proposal = next_study(study)
+    assert proposal.action == "widen" and proposal.findings == ["nothing_learned"], proposal.lines()
+    assert proposal.spec["max_train_steps"] == study.max_train_steps
+    rate = proposal.spec["search_space"]["nuisance"]["learning_rate"]
+    assert rate["min"] == pytest.approx(1e-6) and rate["max"] == pytest.approx(1e-3)
