@@ -93,3 +93,43 @@ def test_pursue_stops_with_the_reason_when_no_rate_can_move(tmp_path):
     assert [r.action for r in result.rounds] == ["fix"] and result.spent == 6
     assert not result.answered and "needs a person" in result.missing and "pipeline" in result.missing
     assert any("No trial learned" in line for line in lines)
+
+
+def test_only_the_group_that_learned_nothing_gets_its_rate_moved(tmp_path):
+    """A shared range of 1e-4..1e-3: Adam learns in it, plain SGD does not (pilot below); SGD's range alone moves
+    (the shared range becomes one per optimizer), Adam keeps the old one."""
+    adam = _tiny.pilot("adam", [0.0, 1e-3], steps=100, seeds=(0, 1))
+    sgd = _tiny.pilot("sgd", [0.0, 1e-3], steps=100, seeds=(0, 1))
+    assert sum(adam[0.0]) / 2 - sum(adam[1e-3]) / 2 > 0.05  # Adam learns at the top of the range...
+    assert abs(sum(sgd[0.0]) - sum(sgd[1e-3])) / 2 < 0.005  # ...SGD does not move
+    spec = too_low("rings-half", trials=12)
+    spec["search_space"] = {"scientific": {"optimizer": {"choice": ["adam", "sgd"]}}, "nuisance": lr(1e-4, 1e-3),
+                            "fixed": {"eval_every": 10}}
+    study = build(spec, f"sqlite:///{tmp_path / 'h.db'}")
+    flat = [f for f in tb.analyze(study).warnings() if f.check == "nothing_learned"]
+    assert [f.evidence["group"] for f in flat] == ["optimizer=sgd"]
+    proposal = next_study(study)
+    assert proposal.action == "widen" and proposal.findings == ["nothing_learned"], proposal.lines()
+    cond = proposal.spec["search_space"]["conditional"]
+    assert cond["optimizer=adam"]["learning_rate"] == {"min": 1e-4, "max": 1e-3, "scale": "log"}
+    assert cond["optimizer=sgd"]["learning_rate"]["min"] == pytest.approx(1e-3)
+    assert cond["optimizer=sgd"]["learning_rate"]["max"] == pytest.approx(1.0)
+
+
+def test_pursue_moves_the_rate_up_twice_at_most_then_stops_for_the_pipeline(tmp_path):
+    """From 1e-12..1e-11: moved to 1e-11..1e-8, then 1e-8..1e-5, where Adam still learns nothing in 100 steps (the
+    pilot below); a third move is not made: two rounds in a row that moved the rate and still nothing learned
+    point at the pipeline."""
+    got = _tiny.pilot("adam", [0.0, 1e-5, 3e-3], steps=100, seeds=(0, 1))
+    untrained, top, learning = (sum(got[r]) / 2 for r in (0.0, 1e-5, 3e-3))
+    assert abs(untrained - top) < 0.02 * (untrained - learning)
+    spec = too_low("rings-deep")
+    spec["search_space"]["nuisance"] = lr(1e-12, 1e-11)
+    path = tmp_path / "rings-deep.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    lines: list[str] = []
+    result = tb.pursue(str(path), budget=40, storage=f"sqlite:///{tmp_path / 'd.db'}", workers=0, log=lines.append)
+    assert [r.action for r in result.rounds] == ["widen", "widen", "fix"], "\n".join(lines)
+    assert result.spent == 18 and not result.answered
+    assert "2 round(s) in a row already moved the learning rate up" in result.rounds[-1].decision
+    assert "pipeline" in result.missing

@@ -139,10 +139,12 @@ def nothing_learned_findings(view: StudyData, g: Group, th: Thresholds) -> list[
     s = view.sign()
     worst = max(flats, key=lambda f: f.moved)
     tried = rate_range(view)
+    against = (f"less than the spread of where the group's {starts} trials start ({fmt(spread)}, the sd of their "
+               "first evaluations)" if spread >= th.noise_z * worst.noise else
+               f"within {th.noise_z:g} x its curve noise (the group's {starts} trials start {fmt(spread)} apart, sd)")
     words = (f"the best {len(flats)} trials' {view.metric} stay within {fmt(worst.moved)} of their first "
              f"evaluations (trial #{worst.trial}: {fmt(s * worst.start)} at step {worst.first_step}, curve noise "
-             f"{worst.noise:.2g}) up to step {worst.last_step}, less than the spread of where the group's {starts} "
-             f"trials start ({fmt(spread)}, the sd of their first evaluations)")
+             f"{worst.noise:.2g}) up to step {worst.last_step}, {against}")
     trained = [f for f in flats if f.train is not None]
     if trained:
         f = max(trained, key=lambda f: abs(f.train[0] - f.train[1]))  # type: ignore[index]
