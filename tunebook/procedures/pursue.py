@@ -1,7 +1,8 @@
 """The playbook's loop, run to an answer: the study, then :func:`~tunebook.procedures.next.next_study`, then the next.
 
 ``pursue(spec, budget=N)`` runs a study, reads its checklist, takes the one
-move the findings call for (widen a group's range, train longer or shorter,
+move the findings call for (widen a group's range, move the learning-rate range
+up where no trial learned, never a longer round there, train longer or shorter,
 extend the study, retrain each group's best to measure trial variance, or re-run
 it until an interval that holds 0 is at most one trial sd wide), runs that, and
 so on, until the answer to the goal is fair and either separated or a measured

@@ -20,7 +20,7 @@ What "learned nothing" is measured against, for each of a group's best ``curve_t
 (b) the training loss (``train_metric``), where it is logged from the first steps (before the first
     evaluation). Its level at the end (the median of its last tenth) has not fallen below its level at the
     start (the median of its first points, up to 10) by more than ``noise_z`` standard errors of that
-    difference (from the loss's own step-to-step noise, a real noise: each step sees another batch). This
+    difference (medians: :data:`MEDIAN_SE`; from the loss's own step-to-step noise, a real noise: each step sees another batch). This
     protects a fast learner whose first evaluation comes after it learned (the tabular workload learns in
     about 20 steps): its objective is flat after the first evaluation, its training loss is not.
 
@@ -53,6 +53,8 @@ PRESUMES_LEARNING = ("still_improving", "max_train_steps", "saturated_early", "s
                      "step_variance", "search_space_boundary", "stability_edge", "train_loss_rising", "periodic_validation")
 #: The most training-loss points the starting level is the median of ("steps 1-10").
 START_POINTS = 10
+#: The standard error of the median of k points of sd s is about sqrt(pi / 2) s / sqrt(k) (normal noise).
+MEDIAN_SE = math.sqrt(math.pi / 2)
 
 
 @dataclass(frozen=True)
@@ -71,12 +73,14 @@ class Flat:
 def train_fall(steps: np.ndarray, y: np.ndarray, th: Thresholds) -> tuple[float, float, float, int]:
     """(level at the start, level at the end, ``noise_z`` standard errors of their difference, points at the
     start) of a training loss: the medians of its first points (up to :data:`START_POINTS`, a tenth of it at
-    most) and of its last tenth (at least 3), the standard error from its step-to-step noise."""
+    most) and of its last tenth (at least 3), the standard error from its step-to-step noise (a median's:
+    :data:`MEDIAN_SE`). Each step's loss is measured on another batch, so this noise is real even where the
+    model barely moves: a flat loss's two windows differ by chance, by about this much."""
     n = len(y)
     k0 = max(3, min(START_POINTS, n // 10))
     k1 = max(3, n // 10)
     start, end = float(np.median(y[:k0])), float(np.median(y[-k1:]))
-    se = curve_noise(y) * math.sqrt(1 / k0 + 1 / k1)
+    se = MEDIAN_SE * curve_noise(y) * math.sqrt(1 / k0 + 1 / k1)
     return start, end, th.noise_z * se, k0
 
 
