@@ -158,7 +158,9 @@ def nothing_learned_findings(view: StudyData, g: Group, th: Thresholds) -> list[
                   "would be learning)")
     ev: dict[str, Any] = {"trials": [f.trial for f in flats], "moved": [f.moved for f in flats],
                           "start_spread": spread, "starts": starts, "noise": [f.noise for f in flats],
-                          "train": {f.trial: f.train for f in trained}, "learning_rates": tried or None,
+                          "train": [dict(zip(("trial", "start", "end", "fall_bound", "start_points"),
+                                             (f.trial, *f.train))) for f in trained],  # type: ignore[misc]
+                           "learning_rates": tried or None,
                           "train_logged": bool(trained)}
     action = ("Check the pipeline on a tiny subset first (a few batches must be fit to near zero loss: labels "
               "matched to inputs, gradients reaching every layer), then widen the learning-rate range upward "
