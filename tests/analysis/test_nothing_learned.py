@@ -27,6 +27,9 @@ CASES = {
     "signals_low": Case("nl-sig-low", "signals", {"nuisance": LOW, "fixed": ADAM}, trials=6, options=NONE),
     "regression_low": Case("nl-reg-low", "regression", {"nuisance": LOW, "fixed": ADAM}, trials=6, options=NONE),
     "tabular_low": Case("nl-tab-low", "tabular", {"nuisance": LOW, "fixed": ADAM}, trials=6, options=NONE),
+    # the defaults: 3 replicates of the best, and (cosine decays to zero) 3 length probes at twice the steps,
+    # which see the flat curve drift a little further and would ask for training longer
+    "regression_low_defaults": Case("nl-reg-low-defaults", "regression", {"nuisance": LOW, "fixed": ADAM}, trials=9),
     "signals_clean": Case("nl-sig-clean", "signals", {"nuisance": lr(2e-3, 3e-2), "fixed": ADAM}, trials=6, options=NONE),
     "regression_clean": Case("nl-reg-clean", "regression", {"nuisance": lr(1e-2, 0.1), "fixed": ADAM}, trials=6,
                              options=NONE),
@@ -134,3 +137,13 @@ def test_next_moves_the_rate_up_where_it_proposed_training_twice_as_long(studies
     assert proposal.spec["max_train_steps"] == study.max_train_steps
     rate = proposal.spec["search_space"]["nuisance"]["learning_rate"]
     assert rate["min"] == pytest.approx(1e-6) and rate["max"] == pytest.approx(1e-3)
+
+
+def test_with_replicates_and_length_probes_nothing_asks_for_a_longer_round(studies):
+    study = studies["regression_low_defaults"]
+    report = tb.analyze(study)
+    assert [f.check for f in report.warnings()] == ["nothing_learned"], [f.message for f in report.warnings()]
+    from tunebook.procedures.next import next_study
+
+    proposal = next_study(study)
+    assert proposal.action == "widen" and proposal.spec["max_train_steps"] == study.max_train_steps, proposal.lines()
