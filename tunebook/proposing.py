@@ -143,8 +143,8 @@ def length_probe_plan(study: Study, first: int, study_seed: int, room: int
             f"({', '.join(length_probes.RATE_METRICS)}), so whether its schedule decays is not known")}
     if share > length_probes.DECAYED:
         return [], {**base, "evidence": evidence, "conclusion": (
-            f"no length probes: trial #{best.number}'s {trace[0]} ends at {share:.0%} of its peak, so its curve's "
-            "end shows whether it was still improving")}
+            f"no length probes: trial #{best.number}'s {trace[0]} ends at {100 * share:.3g}% of its peak (more than "
+            f"{length_probes.DECAYED:.0%}): the curves judge the training length (still_improving, max_train_steps)")}
     n = min(study.length_probes, room)
     # paired with the best's replicates: the same seeds (initialization, batch order), so that the seed's share
     # of the spread cancels in each pair's difference; any probe beyond them gets a new seed
@@ -160,7 +160,7 @@ def length_probe_plan(study: Study, first: int, study_seed: int, room: int
     evidence.update({"trials": numbers, "of": {str(k): best.number for k in numbers}, "paired_seeds": len(paired)})
     return [{"params": dict(best.params), "seed": seed} for seed in seeds], {**base, "evidence": evidence, "conclusion": (
         f"trials {numbers[0]}-{numbers[-1]} re-run trial #{best.number} (the best) for {steps} steps instead of "
-        f"{study.max_train_steps}: its {trace[0]} decays to {share:.1%} of its peak, so a flat end does not show "
+        f"{study.max_train_steps}: its {trace[0]} decays to {100 * share:.3g}% of its peak, so a flat end does not show "
         "the run was long enough; they measure whether training longer helps")}
 
 

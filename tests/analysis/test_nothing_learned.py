@@ -30,7 +30,6 @@ CASES = {
     # the defaults: 3 replicates of the best, and (cosine decays to zero) 3 length probes at twice the steps,
     # which see the flat curve drift a little further and would ask for training longer
     "regression_low_defaults": Case("nl-reg-low-defaults", "regression", {"nuisance": LOW, "fixed": ADAM}, trials=9),
-    "signals_clean": Case("nl-sig-clean", "signals", {"nuisance": lr(2e-3, 3e-2), "fixed": ADAM}, trials=6, options=NONE),
     "regression_clean": Case("nl-reg-clean", "regression", {"nuisance": lr(1e-2, 0.1), "fixed": ADAM}, trials=6,
                              options=NONE),
     # the fast learner: its first evaluation (step 10) comes when the good rates have mostly learned already
@@ -88,7 +87,9 @@ def test_a_range_far_too_low_is_named_first_and_nothing_presumes_learning(studie
     assert not report.answer.fair and "learned" in report.answer.reasons[0]
 
 
-@pytest.mark.parametrize("case", ["signals_clean", "regression_clean", "tabular_clean", "signals_mixed"])
+# signals' clean range is judged silent by test_known_answers_signals.py's clean study (the same check runs there);
+# here its mixed range (learning rates 1e-7 to 1e-2, whose best trials learn) is the 1-D CNN's silent case
+@pytest.mark.parametrize("case", ["regression_clean", "tabular_clean", "signals_mixed"])
 def test_studies_that_learned_are_silent(studies, case):
     report = tb.analyze(studies[case])
     assert not flat(report), [f.message for f in flat(report)]

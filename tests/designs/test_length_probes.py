@@ -122,3 +122,41 @@ def test_tb_run_takes_a_module_function_reference_and_refuses_anything_else(sqli
     with pytest.raises(SpecError) as err:
         tb.run(study, 42, workers=0, progress=False)
     assert err.value.field == "train"
+
+
+def test_exports_and_the_dataframe_mark_the_probes_and_their_steps(sqlite_url, tmp_path):
+    import csv
+
+    from tunebook.integrations import tabular
+
+    study = run(make(sqlite_url, name="marked"))
+    probes = study.probe_steps()
+    trials_file, _ = tabular.export_csv(study, tmp_path / "t.csv")
+    rows = {int(r["number"]): r for r in csv.DictReader(open(trials_file))}
+    source = str(study.best_trial().number)
+    assert all(rows[n]["length_probe_of"] == source and rows[n]["max_train_steps"] == "40" for n in probes)
+    assert all(rows[n]["length_probe_of"] == "" and rows[n]["max_train_steps"] == "20" for n in rows if n not in probes)
+    frame = study.trials_dataframe().set_index("number")
+    assert set(frame.loc[list(probes), "kind"]) == {"length probe"} and set(frame.loc[list(probes), "max_train_steps"]) == {40}
+    assert (frame["kind"] == "replicate").sum() == 3 and (frame["kind"] == "search").sum() == 9
+
+
+def test_a_measured_gain_is_not_widened_away_even_with_the_best_rate_near_the_top(sqlite_url):
+    """The probes measured the gain at the best rate itself: a rate too small does not explain it, so `next`
+    trains longer (citing the probes) even when the best rate lies in the top of its range."""
+    from tunebook.procedures.next import next_study
+
+    space = {"nuisance": {"lr": {"min": 0.01, "max": 3.0, "scale": "log"}}}  # the bowl's best (1): in the top 25%
+    study = tb.create_study("near-top", space=space, objective=OBJ, trials=12, max_train_steps=20, storage=sqlite_url)
+    run(study)
+    assert study.best_trial().params["lr"] > 0.3 and len(study.probe_steps()) == 3
+    proposal = next_study(study)
+    assert proposal.spec["max_train_steps"] == 40 and proposal.spec["search_space"]["nuisance"]["lr"]["max"] == 3.0
+    assert "measured by length probes" in proposal.changes[0].reason, proposal.lines()
+
+
+def test_pursue_counts_a_probe_as_the_two_trials_it_costs(sqlite_url):
+    from tunebook.procedures.pursue import probe_cost, spent
+
+    study = run(make(sqlite_url, name="cost"))
+    assert probe_cost(study) == 6 and spent(study) == 12 + 6

@@ -74,7 +74,7 @@ def test_the_spec_field_is_validated_in_one_line_and_leaves_older_hashes_alone(s
     assert explicit.hash == default.record.spec_hash and "replicates" not in explicit.to_mapping()
     off = make(sqlite_url, "c", replicates=0)
     assert off.record.spec["replicates"] == 0 and len(off.trials()) == 24
-    with pytest.raises(tb.SpecError, match="^replicates: study 'a' is stored with replicates = null, this spec says 0"):
+    with pytest.raises(tb.SpecError, match="^replicates: study 'a' is stored with replicates = 3, this spec says 0"):
         make(sqlite_url, "a", replicates=0)  # another study: a new name
 
 

@@ -24,7 +24,8 @@ def test_csv_has_a_row_per_trial_and_curves_in_long_form(sqlite_url, tmp_path):
     assert curves_file == tmp_path / "wd-curves.csv"
     rows = _read_csv(trials_file)
     assert list(rows[0]) == ["scientific.optimizer", "nuisance.learning_rate", "fixed.batch_size", "number", "state",
-                             "value", "best_step", "seed", "infeasible_reason", "error", "attempts", "replicate_of"]
+                             "value", "best_step", "seed", "infeasible_reason", "error", "attempts", "replicate_of",
+                             "length_probe_of", "max_train_steps"]
     stored = study.trials()
     assert [int(r["number"]) for r in rows] == [t.number for t in stored]
     for row, t in zip(rows, stored):

@@ -3,8 +3,10 @@
 The trials table has one row per trial and a column per hyperparameter named
 ``role.name`` (``nuisance.learning_rate``, ``fixed.batch_size``), then the
 trial's ``value``, ``best_step``, ``state``, ``seed``, ``infeasible_reason``
-``error``, ``attempts`` and ``replicate_of`` (the number of the search trial a
-replicate re-runs; blank for a search trial). A trial without a hyperparameter (conditional spaces) leaves
+``error``, ``attempts``, ``replicate_of`` (the number of the search trial a
+replicate re-runs; blank for a search trial), ``length_probe_of`` and
+``max_train_steps`` (a length probe: the search trial it trains longer, and its
+own step budget; every other trial has the study's). A trial without a hyperparameter (conditional spaces) leaves
 its cell blank. The curves go to a second file beside the first, with a
 ``-curves`` suffix (``trials.csv`` -> ``trials-curves.csv``): one row per
 ``(trial, metric, step, value)``.
@@ -25,7 +27,8 @@ from tunebook.integrations.export import require, roles_of, study_rows, trial_cu
 from tunebook.study import Study
 from tunebook.textsafe import csv_cell, csv_row
 
-TRIAL_COLUMNS = ("number", "state", "value", "best_step", "seed", "infeasible_reason", "error", "attempts", "replicate_of")
+TRIAL_COLUMNS = ("number", "state", "value", "best_step", "seed", "infeasible_reason", "error", "attempts", "replicate_of",
+                 "length_probe_of", "max_train_steps")
 CURVE_COLUMNS = ("trial", "metric", "step", "value")
 
 
@@ -45,10 +48,11 @@ def param_columns(study: Study, params_seen: list[str]) -> list[tuple[str, str]]
 
 def tables(study: Study) -> tuple[list[str], list[dict[str, Any]], list[tuple[int, str, int, float]]]:
     """The trials table (columns, rows) and the curve rows, as plain Python values."""
-    from tunebook.analysis.data import replicate_of
+    from tunebook.analysis.data import probe_of, replicate_of
 
     trials = study_rows(study)
     of = replicate_of(study)  # a replicate's number -> the search trial it re-runs
+    probes = probe_of(study)  # a length probe's number -> (the search trial it trains longer, its steps)
     seen: list[str] = []
     for t in trials:
         seen.extend(n for n in t.params if n not in seen)
@@ -60,7 +64,8 @@ def tables(study: Study) -> tuple[list[str], list[dict[str, Any]], list[tuple[in
         row: dict[str, Any] = {column: _cell(t.params[name]) if name in t.params else None for column, name in params}
         row.update(number=t.number, state=t.state, value=t.value, best_step=t.best_step, seed=t.seed,
                    infeasible_reason=t.infeasible_reason, error=t.error, attempts=t.attempts,
-                   replicate_of=of.get(t.number))
+                   replicate_of=of.get(t.number), length_probe_of=probes.get(t.number, (None,))[0],
+                   max_train_steps=probes.get(t.number, (None, study.max_train_steps))[1])
         rows.append(row)
         for metric, points in sorted(trial_curves(study, t).items()):
             curves.extend((t.number, metric, step, value) for step, value in points)

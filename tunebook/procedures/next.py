@@ -646,7 +646,8 @@ class _Plan:
         late += _warnings(self.findings, "still_improving")
         if not late:
             return None
-        high = self._rates_near_top(late)
+        measured = [f for f in late if "lower_bound" in f.evidence]  # length probes: the gain at the same rate
+        high = [] if measured else self._rates_near_top(late)
         if high:  # the playbook: too small a learning rate also looks like a need for more steps; widen it first
             out = self._widen(high, "a group that looks like it needs more steps has its best learning rate in the "
                                     f"top {1 - RATE_TOP:.0%} of its range")
@@ -655,12 +656,13 @@ class _Plan:
         old = self.study.max_train_steps
         new = _nice_steps(LONGER_FACTOR * old, (self._eval_every() or (None, None))[1])
         groups = sorted({f.evidence.get("group", "") or "the study" for f in late})
+        late = measured or late
         ev = late[0].evidence
-        measured = (f"measured by length probes: {ev['probe_steps']} steps improve on {ev['max_train_steps']} by "
+        measured_text = (f"measured by length probes: {ev['probe_steps']} steps improve on {ev['max_train_steps']} by "
                     f"{ev['gain']:.4g} (one-sided 95% lower bound {ev['lower_bound']:.3g})"
-                    if "lower_bound" in ev else late[0].message)
+                         if "lower_bound" in ev else late[0].message)
         change = Change("max_train_steps", old, new, late[0].check,
-                        f"{', '.join(groups)}: {_short(measured)}; rule: x{LONGER_FACTOR} (the playbook: when in doubt, "
+                        f"{', '.join(groups)}: {_short(measured_text)}; rule: x{LONGER_FACTOR} (the playbook: when in doubt, "
                         "train longer; judge the next length from where its best steps land)")
         return self._budget(new, [change], f"train {LONGER_FACTOR}x longer ({old} -> {new} steps)")
 

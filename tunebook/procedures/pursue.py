@@ -92,7 +92,8 @@ def evidence_lines(a: Any) -> list[str]:
 
 
 def spent(first: Study) -> int:
-    """Trials spent by the chain from ``first`` (every round's budget, its extensions and retrains included)."""
+    """Trials spent by the chain from ``first`` (every round's budget, its extensions and retrains included; a
+    length probe counts as the trials of its study's length it costs: 2)."""
     from tunebook.procedures._common import derived_studies
 
     total = 0
@@ -100,10 +101,25 @@ def spent(first: Study) -> int:
     seen = set()
     while study is not None and study.name not in seen:
         seen.add(study.name)
-        total += study.trials_budget
+        total += study.trials_budget + probe_cost(study)
         total += sum(r.trials_budget for r in derived_studies(study, "retrain", nonempty=False))
         study = successor(study)
     return total
+
+
+def probe_cost(study: Study) -> int:
+    """What a study's length probes cost, in trials of its length (a probe trains FACTOR times as long)."""
+    return sum(-(-steps // max(study.max_train_steps, 1)) for steps in study.probe_steps().values())
+
+
+def expected_probe_cost(current: Study, proposal: NextStudy) -> int:
+    """What the proposed round's length probes will cost (in trials of its length) when the current round had
+    some (its learning rate decays, and the next round's schedule with it): its ``length_probes`` x FACTOR."""
+    from tunebook.designs import length_probes
+
+    if proposal.spec is None or proposal.action in ("retrain", "extend") or not current.probe_steps():
+        return 0
+    return length_probes.FACTOR * int(proposal.spec.get("length_probes", length_probes.DEFAULT_LENGTH_PROBES))
 
 
 def _groups(proposal: NextStudy) -> int:
@@ -219,16 +235,19 @@ class _Rounds:
 def _take(current: Study, proposal: NextStudy, budget: int, used: int, rounds: list[Round],
           say: Callable[[str], None]) -> bool:
     """Record the round's decision; whether the loop goes on with it (the proposal cut to the budget left)."""
-    left = budget - used
+    probes = expected_probe_cost(current, proposal)
+    left = budget - used - probes  # the next round's length probes, when this one had some, are paid first
     cut = None if proposal.answered or proposal.action in ("fix", "stability") else _fit(proposal, left)
     if cut is None:
         rounds.append(Round(current.name, proposal.action, proposal.decision, 0, used))
         stop = proposal.answered or proposal.action in ("fix", "stability")
         say(f"round {len(rounds)}: {current.name}: {proposal.decision}" + (
-            "" if stop else f" -- not taken: it needs {proposal.trials} trial(s), {left} left of {budget}"))
+            "" if stop else f" -- not taken: it needs {proposal.trials} trial(s)"
+            + (f" and {probes} for its length probes" if probes else "") + f", {budget - used} left of {budget}"))
         return False
-    text = proposal.decision + (f" ({cut})" if cut else "")
-    rounds.append(Round(current.name, proposal.action, text, proposal.trials, used + proposal.trials,
+    text = proposal.decision + (f" ({cut})" if cut else "") + (
+        f" (+{probes} trials' worth kept for its length probes at twice the steps)" if probes else "")
+    rounds.append(Round(current.name, proposal.action, text, proposal.trials, used + proposal.trials + probes,
                         [c.line() for c in proposal.changes]))
     say(f"round {len(rounds)}: {current.name}: {text}")
     for c in proposal.changes:

@@ -226,6 +226,9 @@ class Study:
         if have < plan.replicates and total < self.trials_budget:
             line += (f"; {plan.replicates - have} replicates of each group's best ({plan.per_group} each) "
                      "are added once every search trial has finished")
+            if self.length_probes and not probes:
+                line += (f", then {self.length_probes} length probes at {length_probes.probe_steps(self.max_train_steps)} "
+                         "steps if the best trial's learning rate decays")
         return line
 
     def best_trial(self) -> TrialRecord | None:
@@ -256,7 +259,8 @@ class Study:
         return out
 
     def trials_dataframe(self) -> Any:
-        """The trials as a pandas DataFrame: one row per trial, a column ``role.name`` per hyperparameter.
+        """The trials as a pandas DataFrame: one row per trial (``kind``: search, replicate or length probe, with
+        its ``max_train_steps``), a column ``role.name`` per hyperparameter.
 
         Every hyperparameter of the space has its column; a trial without one (a
         conditional name of another group) has NaN there.
@@ -266,11 +270,14 @@ class Study:
         except ImportError:
             raise MissingExtraError("pandas", "pandas", "Study.trials_dataframe()") from None
         roles, fixed = dict(self.space.roles), dict(self.space.fixed)
-        base = ["number", "state", "value", "best_step", "infeasible_reason", "seed"]
+        base = ["number", "state", "value", "best_step", "infeasible_reason", "seed", "kind", "max_train_steps"]
+        replicas, probes = self.replicate_numbers(), self.probe_steps()
         records = []
         for t in self.trials():
+            kind = "length probe" if t.number in probes else "replicate" if t.number in replicas else "search"
             record: dict[str, Any] = {"number": t.number, "state": t.state, "value": t.value, "best_step": t.best_step,
-                                      "infeasible_reason": t.infeasible_reason, "seed": t.seed}
+                                      "infeasible_reason": t.infeasible_reason, "seed": t.seed, "kind": kind,
+                                      "max_train_steps": probes.get(t.number, self.max_train_steps)}
             for name, value in {**fixed, **t.params}.items():
                 record[f"{roles.get(name, 'fixed')}.{name}"] = value
             records.append(record)
@@ -466,6 +473,9 @@ def _resume(store: Storage, existing: StudyRecord, study_spec: StudySpec) -> Stu
     name = spec["study"]
     if existing.spec_hash != spec_hash(spec):
         field, old, new = _first_difference(existing.spec, spec)
+        defaults = {"replicates": DEFAULT_REPLICATES, "length_probes": length_probes.DEFAULT_LENGTH_PROBES,
+                    "keep_top_trials": DEFAULT_KEEP_TOP_TRIALS}  # stored only when not the default
+        old, new = (defaults[field] if v is None and field in defaults else v for v in (old, new))
         why = " (max_train_steps is never tuned inside a study)" if field == "max_train_steps" else ""
         raise SpecError(
             field or "study",

@@ -154,7 +154,8 @@ def measured_length(data: StudyData) -> Finding | None:
     runs = (f"{where} trained {steps} steps ({len(longer)} run{'s' if len(longer) > 1 else ''}, mean "
             f"{fmt(ev['probe_mean'])}) against {data.max_train_steps} steps ({len(base)} replicates, mean "
             f"{fmt(ev['replicate_mean'])}): ")
-    interval = f"(one-sided 95% lower bound {diff - half:+.4g}; {how} {fmt(sd)}, {dof} dof)"
+    bound = diff - half
+    interval = f"(one-sided 95% lower bound {'+' if bound >= 0 else '-'}{fmt(abs(bound))}; {how} {fmt(sd)}, {dof} dof)"
     if diff - half > 0:
         return Finding(
             "max_train_steps", WARNING,
@@ -168,9 +169,13 @@ def measured_length(data: StudyData) -> Finding | None:
                        "Keep max_train_steps; the longer runs' schedule (stretched with them) did not help.",
                        {**ev, "verdict": "longer worse"})
     return Finding("max_train_steps", INFO,
-                   f"Measured: {runs}the gain from training longer, {diff:+.4g} {interval}, is not shown to be above 0.",
+                   f"Measured: {runs}the gain from training longer, {'+' if diff >= 0 else '-'}{fmt(abs(diff))} {interval}, "
+                   "is not shown to be above 0" + ("." if half <= sd else
+                                                   f": too few runs to tell (the bound lies {fmt(half)} below the gain, "
+                                                   f"more than the {fmt(sd)} sd it rests on)."),
                    "Keep max_train_steps." if half <= sd else
-                   "Keep max_train_steps, or retrain both lengths more to narrow the interval.",
+                   "Not settled: more probes (e.g. length_probes: 6 in the next round) or `tunebook next-round` would "
+                   "narrow it.",
                    {**ev, "verdict": "no measured gain"})
 
 
