@@ -160,3 +160,22 @@ def test_pursue_counts_a_probe_as_the_two_trials_it_costs(sqlite_url):
 
     study = run(make(sqlite_url, name="cost"))
     assert probe_cost(study) == 6 and spent(study) == 12 + 6
+
+
+def test_the_dashboard_table_and_its_csv_tag_replicates_and_probes(sqlite_url):
+    pytest.importorskip("fastapi")
+    import csv
+    import io
+
+    from fastapi.testclient import TestClient
+
+    from tunebook.dashboard.app import create_app
+
+    study = run(make(sqlite_url, name="dash"))
+    source = study.best_trial().number
+    client = TestClient(create_app(sqlite_url), base_url="http://127.0.0.1")
+    page = client.get("/study/dash/table").text
+    assert page.count(f"length probe of #{source}, 40 steps") == 3 and page.count(f"replicate of #{source}") == 3
+    rows = {int(r["number"]): r for r in csv.DictReader(io.StringIO(client.get("/study/dash/trials.csv").text))}
+    assert {n for n, r in rows.items() if r["length_probe_of"] == str(source)} == set(study.probe_steps())
+    assert sum(r["replicate_of"] == str(source) for r in rows.values()) == 3

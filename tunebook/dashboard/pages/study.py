@@ -24,6 +24,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+from tunebook.analysis.data import probe_of, replicate_of
 from tunebook.analysis.html import trials_csv
 from tunebook.dashboard import table
 from tunebook.dashboard.context import Context, analysis_signature, ctx, finished, study_done, trial_url
@@ -59,7 +60,16 @@ def table_context(c: Context, request: Request, study: Study) -> dict[str, Any]:
             "best_number": best.number if best else None, "keep": keep, "error": error, "top": qp.get("top") or "",
             "filters": {name: (qp.get("p." + name) or "") for name in study.space.params},
             "choices": {name: [str(v) for v in p.values] for name, p in study.space.params.items() if isinstance(p, Choice)},
-            "columns": table.COLUMNS, "metric": study.objective[0], "mode": study.objective[1]}
+            "columns": table.COLUMNS, "metric": study.objective[0], "mode": study.objective[1],
+            "kinds": trial_kinds(study)}
+
+
+def trial_kinds(study: Study) -> dict[int, str]:
+    """What each trial that is not a search trial is, as the table tags it: a replicate (the search trial it re-runs)
+    or a length probe (the trial it trains longer, and its steps)."""
+    out = {n: f"replicate of #{of}" for n, of in replicate_of(study).items()}
+    out.update({n: f"length probe of #{of}, {steps} steps" for n, (of, steps) in probe_of(study).items()})
+    return out
 
 
 def running_json(c: Context, study: Study, signature: dict[str, Any]) -> str | None:
@@ -124,5 +134,6 @@ def study_csv(request: Request, name: str) -> Any:
         return Response(f"400: {exc}\n", status_code=400, media_type="text/plain")
     q.offset, q.limit = 0, 2**31 - 1
     rows, _ = table.page(c.store, study.id, q)
-    return Response(trials_csv(rows, list(study.space.params), study.objective[0]), media_type="text/csv",
+    return Response(trials_csv(rows, list(study.space.params), study.objective[0], replicate_of(study) or None, probe_of(study)),
+                    media_type="text/csv",
                     headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(study.name, safe='')}-trials.csv"})
