@@ -26,6 +26,7 @@ from tunebook.designs.replicates import NOTE_KIND, replicate_seed, replicate_tri
 from tunebook.errors import SpecError
 from tunebook.storage.base import Storage, StudyRecord, TrialRecord
 from tunebook.study import Study, load_study
+from tunebook.study.handle import replicate_of
 
 
 def past(record: TrialRecord, fixed: dict[str, Any] | None = None) -> PastTrial:
@@ -114,14 +115,6 @@ def _rate_trace(study: Study, number: int) -> tuple[str, list[float]] | None:
     return None
 
 
-def replicate_of_trial(study: Study, number: int) -> set[int]:
-    """The numbers of the replicates of trial ``number`` (from the notes stored with them)."""
-    out: set[int] = set()
-    for note in study.storage.get_notes(study=study.name, kind=NOTE_KIND):
-        out |= {int(k) for k, v in note["evidence"].get("of", {}).items() if int(v) == number}
-    return out
-
-
 def length_probe_plan(study: Study, first: int, study_seed: int, room: int
                       ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """The length probes to add (``(trial specs, note)``), or the note that none are needed; read and
@@ -148,7 +141,7 @@ def length_probe_plan(study: Study, first: int, study_seed: int, room: int
     n = min(study.length_probes, room)
     # paired with the best's replicates: the same seeds (initialization, batch order), so that the seed's share
     # of the spread cancels in each pair's difference; any probe beyond them gets a new seed
-    of = replicate_of_trial(study, best.number)
+    of = {n for n, source in replicate_of(study.storage, study.name).items() if source == best.number}
     trials = study.trials()
     paired = [t.seed for t in sorted(trials, key=lambda t: t.number) if t.number in of][:n]
     used = {t.seed for t in trials}

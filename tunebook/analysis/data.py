@@ -258,23 +258,16 @@ def load(study: Study) -> StudyData:
 
 def replicate_of(study: Study) -> dict[int, int]:
     """Each replicate trial's number -> the search trial it re-runs (from the notes stored with them)."""
-    from tunebook.designs.replicates import NOTE_KIND
+    from tunebook.study.handle import replicate_of as stored
 
-    out: dict[int, int] = {}
-    for note in study.storage.get_notes(study=study.name, kind=NOTE_KIND):
-        out.update({int(k): int(v) for k, v in note["evidence"].get("of", {}).items()})
-    return out
+    return stored(study.storage, study.name)
 
 
 def probe_of(study: Study) -> dict[int, tuple[int, int]]:
-    """Each length probe's number -> (the search trial it re-runs, its step budget), from the notes stored with them."""
-    from tunebook.designs.length_probes import NOTE_KIND
+    """Each length probe's number -> (the search trial it trains longer, its step budget)."""
+    from tunebook.study.handle import probe_of as stored
 
-    out: dict[int, tuple[int, int]] = {}
-    for note in study.storage.get_notes(study=study.name, kind=NOTE_KIND):
-        steps = int(note["evidence"]["max_train_steps"])
-        out.update({int(k): (int(v), steps) for k, v in note["evidence"].get("of", {}).items()})
-    return out
+    return stored(study.storage, study.name)
 
 
 def trials_dataframe(study: Study) -> Any:

@@ -659,7 +659,7 @@ class _Plan:
         late = measured or late
         ev = late[0].evidence
         measured_text = (f"measured by length probes: {ev['probe_steps']} steps improve on {ev['max_train_steps']} by "
-                    f"{ev['gain']:.4g} (one-sided 95% lower bound {ev['lower_bound']:.3g})"
+                         f"{ev['gain']:.4g} (one-sided 95% lower bound {ev['lower_bound']:.3g})"
                          if "lower_bound" in ev else late[0].message)
         change = Change("max_train_steps", old, new, late[0].check,
                         f"{', '.join(groups)}: {_short(measured_text)}; rule: x{LONGER_FACTOR} (the playbook: when in doubt, "

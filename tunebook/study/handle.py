@@ -37,13 +37,27 @@ def replicate_numbers(storage: Storage, study: str) -> set[int]:
     return {int(n) for note in storage.get_notes(study=study, kind=NOTE_KIND) for n in note["evidence"].get("trials", ())}
 
 
-def probe_steps(storage: Storage, study: str) -> dict[int, int]:
-    """``study``'s length probes: trial number -> its step budget (the notes stored with them list them)."""
-    out = {}
+def replicate_of(storage: Storage, study: str) -> dict[int, int]:
+    """Each replicate trial's number -> the search trial it re-runs (from the notes stored with them)."""
+    out: dict[int, int] = {}
+    for note in storage.get_notes(study=study, kind=NOTE_KIND):
+        out.update({int(k): int(v) for k, v in note["evidence"].get("of", {}).items()})
+    return out
+
+
+def probe_of(storage: Storage, study: str) -> dict[int, tuple[int, int]]:
+    """Each length probe's number -> (the search trial it trains longer, its step budget), from the notes
+    stored with them (:mod:`tunebook.designs.length_probes`)."""
+    out: dict[int, tuple[int, int]] = {}
     for note in storage.get_notes(study=study, kind=length_probes.NOTE_KIND):
         steps = int(note["evidence"]["max_train_steps"])
-        out.update({int(n): steps for n in note["evidence"].get("trials", ())})
+        out.update({int(k): (int(v), steps) for k, v in note["evidence"].get("of", {}).items()})
     return out
+
+
+def probe_steps(storage: Storage, study: str) -> dict[int, int]:
+    """``study``'s length probes: trial number -> its step budget."""
+    return {n: steps for n, (_, steps) in probe_of(storage, study).items()}
 
 
 def best_search_trial(storage: Storage, study_id: int, study: str, mode: str) -> TrialRecord | None:
@@ -378,7 +392,7 @@ def create_study(
     search, within ``trials`` (default 3; 0 turns the replicate phase off; see
     :mod:`tunebook.designs.replicates` for how the budget splits).
     ``length_probes``: runs of the best at twice ``max_train_steps``, beyond
-    ``trials``, when its logged learning rate decays (default 2; 0: none; see
+    ``trials``, when its logged learning rate decays (default 3; 0: none; see
     :mod:`tunebook.designs.length_probes`).
 
     Raising ``trials`` of a stored study appends the next design points; any
@@ -473,8 +487,7 @@ def _resume(store: Storage, existing: StudyRecord, study_spec: StudySpec) -> Stu
     name = spec["study"]
     if existing.spec_hash != spec_hash(spec):
         field, old, new = _first_difference(existing.spec, spec)
-        defaults = {"replicates": DEFAULT_REPLICATES, "length_probes": length_probes.DEFAULT_LENGTH_PROBES,
-                    "keep_top_trials": DEFAULT_KEEP_TOP_TRIALS}  # stored only when not the default
+        defaults = StudySpec.STORED_UNLESS_DEFAULT  # absent from a stored spec: the default
         old, new = (defaults[field] if v is None and field in defaults else v for v in (old, new))
         why = " (max_train_steps is never tuned inside a study)" if field == "max_train_steps" else ""
         raise SpecError(

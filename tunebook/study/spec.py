@@ -149,6 +149,10 @@ class StudySpec:
     FILE_ONLY: ClassVar[tuple[str, ...]] = ("storage",)
     #: Fields that may change between two runs of the same study.
     MUTABLE: ClassVar[tuple[str, ...]] = ("trials", "storage")
+    #: Fields added after studies were first stored: kept out of the stored spec (and its hash) at these defaults.
+    STORED_UNLESS_DEFAULT: ClassVar[dict[str, Any]] = {
+        "keep_top_trials": DEFAULT_KEEP_TOP_TRIALS, "replicates": DEFAULT_REPLICATES,
+        "length_probes": DEFAULT_LENGTH_PROBES}
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
@@ -227,11 +231,7 @@ class StudySpec:
             value = getattr(self, f.name)
             if f.name in ("parent", "sampler", "derived") and value is None:
                 continue
-            if f.name == "keep_top_trials" and value == DEFAULT_KEEP_TOP_TRIALS:
-                continue
-            if f.name == "replicates" and value == DEFAULT_REPLICATES:
-                continue
-            if f.name == "length_probes" and value == DEFAULT_LENGTH_PROBES:
+            if f.name in self.STORED_UNLESS_DEFAULT and value == self.STORED_UNLESS_DEFAULT[f.name]:
                 continue
             if f.name == "objective":
                 value = {"metric": value[0], "mode": value[1]}

@@ -98,6 +98,11 @@ def _probe_runs(data: StudyData) -> tuple[int, int, dict[int, float], dict[int, 
 MIN_PAIRS = 3
 
 
+def _signed(x: float) -> str:
+    """``x`` as :func:`fmt` writes it, with its sign."""
+    return ("+" if x >= 0 else "-") + fmt(abs(x))
+
+
 def _t_one_sided(dof: int) -> float:
     from scipy.stats import t
 
@@ -115,26 +120,24 @@ def _length_gain(data: StudyData, source: int, base: dict[int, float], longer: d
     (retrospective checkpoint selection), so the question is only whether the gain is above 0."""
     from .variance import pooled, replicate_sets
 
-    _t_quantile = _t_one_sided
-
     pairs = [base[k] - longer[k] for k in longer if k in base]
     if len(pairs) >= MIN_PAIRS:
         d = np.array(pairs)
         sd = float(d.std(ddof=1))
-        return float(d.mean()), _t_quantile(len(d) - 1) * sd / math.sqrt(len(d)), sd, len(d) - 1, \
+        return float(d.mean()), _t_one_sided(len(d) - 1) * sd / math.sqrt(len(d)), sd, len(d) - 1, \
             f"{len(d)} pairs of the same seed, sd of their differences"
     a, b = np.array(list(base.values())), np.array(list(longer.values()))
     s = data.sign()
     others = [s * v for of, v in replicate_sets(data).items() if of != source]  # the other groups' replicates
     sd, dof, _, _ = pooled([a, b, *others])  # type: ignore[misc]
-    half = _t_quantile(dof) * sd * math.sqrt(1 / len(a) + 1 / len(b))
+    half = _t_one_sided(dof) * sd * math.sqrt(1 / len(a) + 1 / len(b))
     return float(a.mean() - b.mean()), half, sd, dof, "pooled trial sd"
 
 
 def measured_length(data: StudyData) -> Finding | None:
     """What the study's length probes measured (:mod:`tunebook.designs.length_probes`): the best configuration at
-    its longer budget against its replicates at ``max_train_steps``, the difference and its 95% interval
-    (:func:`_length_gain`). A WARNING when the gain's one-sided 95% lower bound is above 0; else INFO."""
+    its longer budget against its replicates at ``max_train_steps``: the gain and its one-sided 95% bound
+    (:func:`_length_gain`). A WARNING when the lower bound is above 0; else INFO."""
     got = _probe_runs(data)
     if got is None:
         return None
@@ -145,18 +148,17 @@ def measured_length(data: StudyData) -> Finding | None:
                        f"({len(longer)} completed, against {len(base)} completed replicates at {data.max_train_steps}).",
                        "Let the study finish (`tunebook run`).", {"verdict": "probes pending", "source": source})
     diff, half, sd, dof, how = _length_gain(data, source, base, longer)
+    bound = diff - half
     s = data.sign()
     ev = {"source": source, "probe_steps": steps, "max_train_steps": data.max_train_steps,
           "probe_mean": s * float(np.mean(list(longer.values()))), "replicate_mean": s * float(np.mean(list(base.values()))),
-          "n_probes": len(longer), "n_replicates": len(base), "gain": diff, "lower_bound": diff - half, "sd": sd,
-          "dof": dof,
-          "measured_by": how}
+          "n_probes": len(longer), "n_replicates": len(base), "gain": diff, "lower_bound": bound, "sd": sd,
+          "dof": dof, "measured_by": how}
     runs = (f"{where} trained {steps} steps ({len(longer)} run{'s' if len(longer) > 1 else ''}, mean "
             f"{fmt(ev['probe_mean'])}) against {data.max_train_steps} steps ({len(base)} replicates, mean "
             f"{fmt(ev['replicate_mean'])}): ")
-    bound = diff - half
-    interval = f"(one-sided 95% lower bound {'+' if bound >= 0 else '-'}{fmt(abs(bound))}; {how} {fmt(sd)}, {dof} dof)"
-    if diff - half > 0:
+    interval = f"(one-sided 95% lower bound {_signed(bound)}; {how} {fmt(sd)}, {dof} dof)"
+    if bound > 0:
         return Finding(
             "max_train_steps", WARNING,
             f"Measured: {runs}training longer improves {data.metric} by {fmt(diff)} {interval}. The learning rate "
@@ -165,11 +167,11 @@ def measured_length(data: StudyData) -> Finding | None:
             {**ev, "verdict": "train longer"})
     if diff + half < 0:
         return Finding("max_train_steps", INFO, f"Measured: {runs}training longer is worse by {fmt(-diff)} "
-                       f"(one-sided 95% upper bound of the gain {diff + half:+.4g}; {how} {fmt(sd)}, {dof} dof).",
+                       f"(one-sided 95% upper bound of the gain {_signed(diff + half)}; {how} {fmt(sd)}, {dof} dof).",
                        "Keep max_train_steps; the longer runs' schedule (stretched with them) did not help.",
                        {**ev, "verdict": "longer worse"})
     return Finding("max_train_steps", INFO,
-                   f"Measured: {runs}the gain from training longer, {'+' if diff >= 0 else '-'}{fmt(abs(diff))} {interval}, "
+                   f"Measured: {runs}the gain from training longer, {_signed(diff)} {interval}, "
                    "is not shown to be above 0" + ("." if half <= sd else
                                                    f": too few runs to tell (the bound lies {fmt(half)} below the gain, "
                                                    f"more than the {fmt(sd)} sd it rests on)."),
