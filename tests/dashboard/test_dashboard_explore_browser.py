@@ -130,7 +130,9 @@ def test_the_drawing_follows_its_box_through_a_resize(server, page):
     wide = page.evaluate(inside)
     page.set_viewport_size({"width": 390, "height": 800})  # a phone: the legend wraps, the axis names too
     page.wait_for_function(f"{inside}.width < {wide['width'] - 100}", timeout=10000)
-    narrow = page.evaluate(inside)
+    # the names re-fit in a ResizeObserver callback, delivered in the rendering step of the frame whose layout
+    # changed: measured after two more frames, that step has run however busy the machine is
+    narrow = page.evaluate(f"new Promise(done => requestAnimationFrame(() => requestAnimationFrame(() => done({inside}))))")
     for seen in (wide, narrow):
         assert seen["fills"] and seen["outside"] == seen["names"] == 0 and not seen["legend"], (wide, narrow)
 
