@@ -105,10 +105,24 @@ def test_without_replicates_the_answer_says_trial_variance_is_not_measured_and_h
     assert off.trial_sd is None and off.trial_sd_source == "" and off.compared == "bests"
     assert "Trial variance is not measured" in off.verdict and "evaluation noise" not in off.verdict
     assert "remove `replicates: 0`" in off.verdict and "tunebook retrain off" in off.verdict
-    small = tb.analyze(study(sqlite_url, "small", shift=0.05, seed=0, trials=16)).answer
+    small = tb.analyze(study(sqlite_url, "small", shift=0.05, seed=0, trials=14)).answer
     assert small.trial_sd is None
-    assert "the replicates were skipped (16 trials leave 5 search trials per group" in small.verdict
+    assert "the replicates were skipped (14 trials give each of 2 groups 7, fewer than 6 search" in small.verdict
     assert "within the trial variance" not in off.verdict + small.verdict  # a tie is only called so when measured
+
+
+def test_a_small_budget_still_measures_the_trial_variance_with_the_replicates_it_has_room_for(sqlite_url):
+    # 16 trials, 2 groups: 6 search trials and 2 replicates a group (3 asked), not a study without any
+    found = 0
+    for seed in range(4):
+        report = tb.analyze(study(sqlite_url, f"room{seed}", shift=0.05, seed=seed, trials=16))
+        tv = trial_variance(report.data, tb.Thresholds())
+        assert tv is not None and tv.source == "replicates" and (tv.dof, tv.runs, tv.sets) == (2, 4, 2)
+        answer = report.answer
+        assert answer.compared == "means" and all(g.n_runs == 2 for g in answer.groups)
+        assert "2 dof" in answer.verdict and "not measured" not in answer.verdict
+        found += answer.best_group == "wd=0.0"  # 0.05 apart with sd 0.01: the means of 2 runs name it
+    assert found == 4
 
 
 def test_one_group_states_the_mean_of_its_replicates(sqlite_url):

@@ -42,13 +42,25 @@ def finish_search(study, value=lambda t: t.params["lr"]):
 def test_the_budget_splits_between_search_and_replicates_by_one_rule():
     plan = replicate_plan(SPACE, 24, 3, replicated=True)
     assert (plan.groups, plan.per_group, plan.search, plan.replicates) == (2, 3, 18, 6)
-    small = replicate_plan(SPACE, 22, 3, replicated=True)  # 8 search trials per group: fewer than 9 (3 x 3)
-    assert small.per_group == 0 and small.search == 22 and "trials: 24 or more" in small.skipped
+    eight = replicate_plan(SPACE, 22, 3, replicated=True)  # 11 a group: 8 search trials and 3 replicates
+    assert (eight.per_group, eight.search, eight.skipped) == (3, 16, "")
+    fewer = replicate_plan(SPACE, 16, 3, replicated=True)  # 8 a group: 6 search trials leave room for 2 replicates
+    assert (fewer.per_group, fewer.search, fewer.asked) == (2, 12, 3)
+    small = replicate_plan(SPACE, 15, 3, replicated=True)  # 7 a group: not 6 search trials and 2 replicates
+    assert small.per_group == 0 and small.search == 15 and "trials: 16 or more" in small.skipped
     assert replicate_plan(SPACE, 24, 0, replicated=True).search == 24  # replicates: 0
     assert replicate_plan(SPACE, 24, 3, replicated=False).per_group == 0  # a grid
     one = tb.SearchSpace(nuisance={"lr": tb.Float(1e-3, 1.0, "log")})
     assert replicate_plan(one, 12, 3, replicated=True).search == 9  # one group: its best, 3 times
-    assert replicate_plan(one, 16, 2, replicated=True).search == 14  # 6 per group at the least
+    assert replicate_plan(one, 16, 2, replicated=True).search == 14  # as many as asked when they fit
+    assert replicate_plan(one, 7, 1, replicated=True).per_group == 1  # one asked: one is enough
+    assert replicate_plan(one, 7, 3, replicated=True).skipped  # 3 asked, room for 1: skipped, not 1
+
+
+def test_a_small_budget_gets_the_replicates_it_has_room_for_and_says_so(sqlite_url):
+    study = make(sqlite_url, "small", trials=16)
+    assert len(study.trials()) == 12
+    assert "4 replicates of each group's best (2 each, of the 3 asked: the budget's room)" in study.phase_line()
 
 
 def test_the_study_stores_only_its_search_trials_and_counts_the_replicates_in_its_budget(sqlite_url):
@@ -58,7 +70,7 @@ def test_the_study_stores_only_its_search_trials_and_counts_the_replicates_in_it
 
     assert [t.params for t in study.trials()] == [p.params for p in materialize(SPACE, 24, study.seed)[:18]]
     assert "18 search + 0 replicates of 24" in study.phase_line() and "once every search trial" in study.phase_line()
-    assert "no replicates: 16 trials leave" in make(sqlite_url, "small", trials=16).phase_line()
+    assert "no replicates: 14 trials give each of 2 groups 7" in make(sqlite_url, "small", trials=14).phase_line()
     assert make(sqlite_url, "off", replicates=0).phase_line() == "no replicates (replicates: 0)"
 
 

@@ -13,12 +13,15 @@ Two things live here:
 
 The budget rule. ``trials`` is the total. With ``G`` groups (the combinations
 of listed scientific values; 1 without scientific hyperparameters or with a
-continuous one) and ``R`` replicates, ``G x R`` trials are kept for the
-replicates and the rest are searched, provided every group keeps at least
-``max(6, 3 R)`` search trials (replicates then take at most a quarter of the
-budget); otherwise the phase is skipped and every trial searches. Only designs
-registered with ``replicated=True`` have the phase (quasi_random, random,
-bayesian): a grid's budget is its grid, and a replicates study is replicates.
+continuous one) and ``R`` replicates asked, each group's share of the budget
+(``trials // G``) keeps at least :data:`MIN_SEARCH_PER_GROUP` search trials and
+gives the rest, up to ``R``, to the replicates of its best. A small budget thus
+gets fewer replicates than asked (at least :data:`MIN_REPLICATES`, which still
+measure the trial variance) rather than none; below that the phase is skipped,
+every trial searches, and the answer says the variance is not measured. Only
+designs registered with ``replicated=True`` have the phase (quasi_random,
+random, bayesian): a grid's budget is its grid, and a replicates study is
+replicates.
 """
 
 from __future__ import annotations
@@ -32,8 +35,11 @@ from tunebook.space import Choice, SearchSpace
 
 #: Seeds of each group's best re-run after the search, unless the spec says otherwise.
 DEFAULT_REPLICATES = 3
-#: The fewest search trials a group keeps when its best is replicated (and at least 3 per replicate).
+#: The fewest search trials a group keeps when its best is replicated.
 MIN_SEARCH_PER_GROUP = 6
+#: The fewest replicates per group worth running when the budget cannot hold those asked (2 seeds of each
+#: group's best give each group one degree of freedom, pooled over the groups).
+MIN_REPLICATES = 2
 #: The most replicates a spec may ask for per group.
 MAX_REPLICATES = 100
 #: The note that marks a study's replicate trials (its evidence lists their numbers and what they re-run).
@@ -89,19 +95,21 @@ def replicate_plan(space: SearchSpace, budget: int, asked: int, *, replicated: b
 
     >>> from tunebook.space import Float
     >>> space = SearchSpace(scientific={"wd": Choice([0, 1])}, nuisance={"lr": Float(0.1, 1)})
-    >>> replicate_plan(space, 24, 3, replicated=True).search, replicate_plan(space, 16, 3, replicated=True).per_group
-    (18, 0)
+    >>> [(p.search, p.per_group) for p in (replicate_plan(space, b, 3, replicated=True) for b in (24, 22, 16, 14))]
+    [(18, 3), (16, 3), (12, 2), (14, 0)]
     """
     groups = len(group_values(space))
     if not replicated or asked == 0:
         return ReplicatePlan(groups, 0, budget, asked)
-    need = max(MIN_SEARCH_PER_GROUP, 3 * asked)
-    search = budget - groups * asked
-    if search < groups * need:
+    room = budget // groups - MIN_SEARCH_PER_GROUP  # replicates each group's share leaves room for
+    per_group = min(asked, room)
+    if per_group < min(asked, MIN_REPLICATES):
+        least = min(asked, MIN_REPLICATES)
         return ReplicatePlan(groups, 0, budget, asked, skipped=(
-            f"{budget} trials leave {max(search, 0) // groups} search trials per group after {asked} replicates each; "
-            f"replicates need at least {need} (trials: {groups * (need + asked)} or more)"))
-    return ReplicatePlan(groups, asked, search, asked)
+            f"{budget} trials give each of {groups} group{'s' if groups > 1 else ''} {budget // groups}, fewer than "
+            f"{MIN_SEARCH_PER_GROUP} search trials and {least} replicates of its best "
+            f"(trials: {groups * (MIN_SEARCH_PER_GROUP + least)} or more)"))
+    return ReplicatePlan(groups, per_group, budget - groups * per_group, asked)
 
 
 def _in_group(params: Any, values: dict[str, Any]) -> bool:

@@ -238,7 +238,8 @@ class Study:
             line += (f" + {len(probes)} length probe{'s' if len(probes) > 1 else ''} at {max(probes.values())} steps "
                      "(the learning rate decays: is training longer better?)")
         if have < plan.replicates and total < self.trials_budget:
-            line += (f"; {plan.replicates - have} replicates of each group's best ({plan.per_group} each) "
+            fewer = f", of the {plan.asked} asked: the budget's room" if plan.per_group < plan.asked else ""
+            line += (f"; {plan.replicates - have} replicates of each group's best ({plan.per_group} each{fewer}) "
                      "are added once every search trial has finished")
             if self.length_probes and not probes:
                 line += (f", then {self.length_probes} length probes at {length_probes.probe_steps(self.max_train_steps)} "
