@@ -15,6 +15,7 @@ import pytest
 from _known_cases import Case, Studies, Truth, lr, pilot
 
 import tunebook as tb
+from tunebook.analysis.checks.learned import PRESUMES_LEARNING
 from tunebook.analysis.checks import Thresholds, run_checks
 from tunebook.analysis.data import load
 
@@ -84,6 +85,9 @@ def test_a_range_far_too_low_is_named_first_and_nothing_presumes_learning(studie
     assert [w.check for w in warnings] == ["nothing_learned"], [w.message for w in warnings]
     qualified = [g for g in report.findings if g.evidence.get("qualified_by") == "nothing_learned"]
     assert {g.check for g in qualified} & {"still_improving", "max_train_steps"}, [g.check for g in report.findings]
+    presuming = [g for g in report.findings if g.check in PRESUMES_LEARNING]
+    assert all(g.evidence.get("qualified_by") == "nothing_learned" and "widen" not in g.action for g in presuming), \
+        [(g.check, g.action) for g in presuming]  # not even an info's "to be sure, widen its lower bound"
     assert not report.answer.fair and "learned" in report.answer.reasons[0]
 
 

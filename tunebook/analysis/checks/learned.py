@@ -188,14 +188,16 @@ def check_nothing_learned(data: StudyData, th: Thresholds) -> list[Finding]:
 
 def qualify_nothing_learned(findings: list[Finding]) -> list[Finding]:
     """On a group where nothing learned (a ``nothing_learned`` warning), findings of :data:`PRESUMES_LEARNING`
-    become info and say why: a flat curve's "still improving" or "best at a boundary" is noise."""
+    become info and say why: a flat curve's "still improving" or "best at a boundary" is noise. Those that were
+    info already keep their severity but lose their action too (e.g. "widen the lower bound" of a range that is
+    decades too low)."""
     flat = {f.evidence.get("group", "") for f in findings if f.check == "nothing_learned" and f.severity == WARNING}
     if not flat:
         return findings
     out = []
     for f in findings:
         group = f.evidence.get("group", "")
-        if f.check in PRESUMES_LEARNING and f.severity == WARNING and (group in flat or "" in flat):
+        if f.check in PRESUMES_LEARNING and f.severity in (WARNING, INFO) and (group in flat or "" in flat):
             f = replace(f, severity=INFO,
                         message=f.message + " But no trial of this group learned (see nothing_learned): this reads "
                         "noise on flat curves, not a conclusion.",
