@@ -179,3 +179,23 @@ def test_the_dashboard_table_and_its_csv_tag_replicates_and_probes(sqlite_url):
     rows = {int(r["number"]): r for r in csv.DictReader(io.StringIO(client.get("/study/dash/trials.csv").text))}
     assert {n for n, r in rows.items() if r["length_probe_of"] == str(source)} == set(study.probe_steps())
     assert sum(r["replicate_of"] == str(source) for r in rows.values()) == 3
+    # a probe's own page and the overlay say what it is, and their step axes reach its 40 steps (the study's: 20)
+    import json
+    import re
+
+    probe = min(study.probe_steps())
+    replicate = next(n for n, r in rows.items() if r["replicate_of"] == str(source))
+    page = client.get(f"/study/dash/trial/{probe}").text
+    assert f"A length probe of <a class='trial-ref' href='/study/dash/trial/{source}'>trial #{source}</a>, 40 steps " \
+           "(20 for the search trials)" in page  # the trial it trains longer, one click away
+    assert "A replicate of" in client.get(f"/study/dash/trial/{replicate}").text
+    assert "A length probe" not in client.get(f"/study/dash/trial/{source}").text  # a search trial says nothing
+
+    def axis_ends(html):
+        specs = re.findall(r'<script type="application/json">(.*?)</script>', html, re.S)
+        return {json.loads(x)["layout"]["xaxis"]["range"][1] for x in specs if '"xaxis"' in x}
+
+    assert axis_ends(page) == {40 * 1.02}
+    assert axis_ends(client.get(f"/study/dash/trial/{source}").text) == {20 * 1.02}
+    overlay = client.get(f"/compare?study=dash&trials={source},{probe}").text
+    assert f"length probe of #{source}, 40 steps" in overlay and axis_ends(overlay) == {40 * 1.02}

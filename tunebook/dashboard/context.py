@@ -135,6 +135,16 @@ def trial_url(study: Study) -> str:
     return f"/study/{quote(study.name, safe='')}/trial/{{number}}"
 
 
+def trial_kinds(study: Study) -> dict[int, str]:
+    """What each trial that is not a search trial is, as the pages tag it: a replicate (the search trial it
+    re-runs) or a length probe (the trial it trains longer, and its steps)."""
+    from tunebook.analysis.data import probe_of, replicate_of
+
+    out = {n: f"replicate of #{of}" for n, of in replicate_of(study).items()}
+    out.update({n: f"length probe of #{of}, {steps} steps" for n, (of, steps) in probe_of(study).items()})
+    return out
+
+
 def trial_href(study: Study) -> Callable[[int], str]:
     template = trial_url(study)
     return lambda n: template.replace("{number}", str(n))

@@ -78,6 +78,12 @@ def lines_figure(*args: Any, **kwargs: Any) -> str:
     return script_safe(json.dumps(lines_spec(*args, **kwargs)))
 
 
+def step_axis(study: Any, numbers: list[int]) -> int | None:
+    """The step axis's end for these trials: the study's ``max_train_steps``, or a length probe's longer budget."""
+    probes = study.probe_steps()
+    return max([probes[n] for n in numbers if n in probes] + [study.max_train_steps or 0]) or None
+
+
 def running_figure(study: Any, running: list[Any]) -> str:
     """The objective's curve of each running trial, as it grows (``study.metrics`` reads the store)."""
     metric = study.objective[0]
@@ -86,7 +92,8 @@ def running_figure(study: Any, running: list[Any]) -> str:
         points = study.metrics(t, [metric]).get(metric, [])
         last = f", step {points[-1][0]}" if points else ", no point yet"
         series.append({"name": f"#{t.number}{last}", "points": points, "color": trial_color(t.number), "number": t.number})
-    return lines_figure(f"{metric}: running trials ({len(series)})", series, study.max_train_steps, y_title=metric)
+    steps = step_axis(study, [t.number for t in running])
+    return lines_figure(f"{metric}: running trials ({len(series)})", series, steps, y_title=metric)
 
 
 def overlay_figures(study: Any, trials: list[Any]) -> list[tuple[str, str, str]]:
@@ -95,11 +102,12 @@ def overlay_figures(study: Any, trials: list[Any]) -> list[tuple[str, str, str]]
     curves = [study.metrics(t) for t in trials]
     objective = study.objective[0]
     names = metric_order(sorted(set().union(*(c.keys() for c in curves))), objective)
+    steps = step_axis(study, [t.number for t in trials])
     out = []
     for metric in names:
         series = [{"name": f"#{t.number}", "points": c.get(metric, []), "color": trial_color(t.number), "number": t.number}
                   for t, c in zip(trials, curves)]
         markers = [best_marker(t.best_step, t.value, f"#{t.number} best", trial_color(t.number)) for t in trials
                    if metric == objective and t.best_step is not None and t.value is not None]
-        out.append((dom_id("metric:" + metric), metric, lines_figure(metric, series, study.max_train_steps, markers=markers)))
+        out.append((dom_id("metric:" + metric), metric, lines_figure(metric, series, steps, markers=markers)))
     return out

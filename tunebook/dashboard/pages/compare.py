@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 
 from tunebook.analysis.figures import HOVER_FORMAT, trial_color
 from tunebook.analysis.html import script_safe
-from tunebook.dashboard.context import Context, ctx, trial_url
+from tunebook.dashboard.context import Context, ctx, trial_kinds, trial_url
 from tunebook.dashboard.curves import lines_figure, overlay_figures
 from tunebook.study import Study
 
@@ -93,7 +93,7 @@ def compare_trials(c: Context, request: Request, s: Study, trials: str) -> Any:
         rows.append((k, roles.get(k, "-"), values, len({repr(v) for v in values}) > 1))
     return c.page(request, "compare.html", {
         "mode": "trials", "study": s, "trials": chosen, "rows": rows, "figures": overlay_figures(s, chosen),
-        "colors": [trial_color(t.number) for t in chosen], "trial_url": trial_url(s)})
+        "colors": [trial_color(t.number) for t in chosen], "trial_url": trial_url(s), "kinds": trial_kinds(s)})
 
 
 @router.get("/compare", response_class=HTMLResponse)

@@ -27,7 +27,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from tunebook.analysis.data import probe_of, replicate_of
 from tunebook.analysis.html import trials_csv
 from tunebook.dashboard import table
-from tunebook.dashboard.context import Context, analysis_signature, ctx, finished, study_done, trial_url
+from tunebook.dashboard.context import Context, analysis_signature, ctx, finished, study_done, trial_kinds, trial_url
 from tunebook.dashboard.curves import running_figure
 from tunebook.errors import TunebookError
 from tunebook.space import Choice
@@ -62,14 +62,6 @@ def table_context(c: Context, request: Request, study: Study) -> dict[str, Any]:
             "choices": {name: [str(v) for v in p.values] for name, p in study.space.params.items() if isinstance(p, Choice)},
             "columns": table.COLUMNS, "metric": study.objective[0], "mode": study.objective[1],
             "kinds": trial_kinds(study)}
-
-
-def trial_kinds(study: Study) -> dict[int, str]:
-    """What each trial that is not a search trial is, as the table tags it: a replicate (the search trial it re-runs)
-    or a length probe (the trial it trains longer, and its steps)."""
-    out = {n: f"replicate of #{of}" for n, of in replicate_of(study).items()}
-    out.update({n: f"length probe of #{of}, {steps} steps" for n, (of, steps) in probe_of(study).items()})
-    return out
 
 
 def running_json(c: Context, study: Study, signature: dict[str, Any]) -> str | None:

@@ -13,7 +13,7 @@ from markupsafe import Markup
 
 from tunebook.analysis.figures import PALETTE
 from tunebook.analysis.html import dom_id, rich_text
-from tunebook.dashboard.context import FINISHED, ctx, trial_href, trial_url
+from tunebook.dashboard.context import FINISHED, ctx, trial_href, trial_kinds, trial_url
 from tunebook.dashboard.curves import lines_figure, metric_order
 from tunebook.storage.base import TrialRecord
 
@@ -34,16 +34,30 @@ def trial_page(request: Request, name: str, number: int) -> Any:
     best = (trial.best_step, trial.value) if trial.best_step is not None and trial.value is not None else None
     figures = [(dom_id("metric:" + metric), metric,
                 lines_figure(metric, [{"name": metric, "points": curves[metric], "color": PALETTE[0]}],
-                             study.max_train_steps, best if metric == objective else None))
+                             study.steps_of(number), best if metric == objective else None))
                for metric in metric_order(list(curves), objective)]
+    kind = trial_kinds(study).get(number, "")
     roles = study.space.roles
     params = {role: {k: v for k, v in {**study.space.fixed, **trial.params}.items() if roles.get(k) == role}
               for role in ("scientific", "nuisance", "fixed")}
     return c.page(request, "trial.html", {
         "study": study, "trial": trial, "params": params, "figures": figures, "checkpoints": c.store.get_checkpoints(trial.id),
         "trial_url": trial_url(study), "reason": Markup(rich_text(trial.infeasible_reason or "", trial_href(study))),
-        "signature": _signature(trial), "done": trial.state in FINISHED, "live_plots": trial.state not in FINISHED,
+        "kind": kind, "kind_html": Markup(rich_text(_kind_text(kind, study), trial_href(study))), "signature": _signature(trial), "done": trial.state in FINISHED, "live_plots": trial.state not in FINISHED,
     })
+
+
+def _kind_text(kind: str, study: Any) -> str:
+    """What a trial that is not a search trial is for (``kind`` as :func:`trial_kinds` tags it)."""
+    kind = kind.replace(" of #", " of trial #")
+    if kind.startswith("replicate of"):
+        return (f"A {kind}: the same configuration with a new seed, run to measure the trial variance. "
+                "Not a search trial: never the best, in the answer as one of its group's runs.")
+    if kind.startswith("length probe of"):
+        return (f"A {kind} ({study.max_train_steps} for the search trials): the same configuration with the seed of "
+                "one of its replicates, run longer to measure whether training longer is better. Not a search "
+                "trial: never the best, not in the answer.")
+    return kind
 
 
 @router.get("/api/study/{name}/trial/{number}/state")
