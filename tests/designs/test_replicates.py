@@ -63,6 +63,23 @@ def test_a_small_budget_gets_the_replicates_it_has_room_for_and_says_so(sqlite_u
     assert "4 replicates of each group's best (2 each, of the 3 asked: the budget's room)" in study.phase_line()
 
 
+def test_a_study_created_under_the_older_rule_keeps_every_trial_searching(sqlite_url):
+    # before 2026-12-07 a 16-trial study of 2 groups skipped its replicates and stored 16 search trials: the store
+    # is what happened, so it is read as such (no replicates to wait for, none added) and says why
+    study = make(sqlite_url, "older", trials=16)
+    assert study.replicate_plan.per_group == 2 and len(study.trials()) == 12
+    design = tb.designs.materialize(SPACE, 16, study.seed)
+    study.storage.add_trials(study.id, lambda first, seed, room: (
+        [{"params": p.params, "seed": p.seed} for p in design[first:first + room]], None))
+    older = tb.load_study("older", storage=sqlite_url)
+    plan = older.replicate_plan
+    assert (plan.per_group, plan.search) == (0, 16) and "created with all 16 trials searching" in plan.skipped
+    finish_search(older)
+    assert add_replicates(older) == [] and len(older.trials()) == 16
+    assert "the replicates were skipped (the study was created with all 16" in tb.analyze(older).answer.verdict
+    assert make(sqlite_url, "newer", trials=16).replicate_plan.per_group == 2  # a new one gets its replicates
+
+
 def test_the_study_stores_only_its_search_trials_and_counts_the_replicates_in_its_budget(sqlite_url):
     study = make(sqlite_url)
     assert study.trials_budget == 24 and len(study.trials()) == 18

@@ -202,8 +202,23 @@ class Study:
             replicated = get_design(self.design).capabilities.replicated
         except SpecError:  # a design registered by a plugin not imported here
             replicated = False
-        return replicate_plan(self.space, self.trials_budget, self.record.spec.get("replicates", DEFAULT_REPLICATES),
+        plan = replicate_plan(self.space, self.trials_budget, self.record.spec.get("replicates", DEFAULT_REPLICATES),
                               replicated=replicated)
+        if plan.per_group and self._searched_beyond(plan.search):
+            return ReplicatePlan(plan.groups, 0, self.trials_budget, plan.asked, skipped=(
+                f"the study was created with all {self.trials_budget} trials searching (tunebook before 2026-12-07 "
+                "skipped the replicates below 12 trials a group)"))
+        return plan
+
+    def _searched_beyond(self, search: int) -> bool:
+        """Does the store hold more search trials than ``search``? Only a study created under the older budget
+        rule does (it searched its whole budget); what is stored is kept. Read once per budget."""
+        known = self.__dict__.setdefault("_beyond", {})
+        if self.trials_budget not in known:
+            stored = sum(self.storage.study_signature(self.id)["counts"].values())
+            known[self.trials_budget] = (stored - len(replicate_numbers(self.storage, self.name))
+                                         - len(probe_steps(self.storage, self.name))) > search
+        return known[self.trials_budget]
 
     def replicate_numbers(self) -> set[int]:
         """Numbers of the study's replicate trials (recorded by the note stored with them)."""
