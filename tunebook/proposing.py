@@ -35,15 +35,19 @@ def past(record: TrialRecord, fixed: dict[str, Any] | None = None) -> PastTrial:
 
 
 def history(study: Study) -> History:
-    """The study's trials (and its ``parent``'s, the warm start of a proposing design) as a :class:`History`."""
+    """The study's trials but its length probes (and its ``parent``'s, the warm start of a proposing design) as a
+    :class:`History`."""
     spec = study.record.spec
     parent_name = spec.get("parent")
     prior: tuple[PastTrial, ...] = ()
     if parent_name:
         parent = load_study(parent_name, study.storage)
-        prior = tuple(past(t, parent.space.fixed) for t in parent.trials())
+        longer = parent.probe_steps()
+        prior = tuple(past(t, parent.space.fixed) for t in parent.trials() if t.number not in longer)
+    probes = study.probe_steps()  # trained longer than the study's trials: not points a design may learn from
     return History(space=study.space, seed=study.seed, mode=study.objective[1],
-                   trials=tuple(past(t) for t in study.trials()), prior=prior, sampler=spec.get("sampler"))
+                   trials=tuple(past(t) for t in study.trials() if t.number not in probes), prior=prior,
+                   sampler=spec.get("sampler"))
 
 
 def propose_next(study: Study) -> int | None:
@@ -65,7 +69,7 @@ def propose_next(study: Study) -> int | None:
         point = design.propose(seen, number)
         return None if point is None else (point, trial_seed(study_seed, number))
 
-    return study.storage.propose_trial(study.id, propose)
+    return study.storage.propose_trial(study.id, propose, beyond_budget=len(study.probe_steps()))
 
 
 def add_replicates(study: Study) -> list[int]:
@@ -91,7 +95,8 @@ def add_replicates(study: Study) -> list[int]:
                 "evidence": {"trials": numbers, "of": {str(k): n for k, (_, _, n) in zip(numbers, chosen)}}}
         return [{"params": p, "seed": s} for p, s, _ in chosen], note
 
-    return study.storage.add_trials(study.id, choose)
+    # length probes are beyond the budget: an extended study's replicates still fit in what it adds
+    return study.storage.add_trials(study.id, choose, beyond_budget=len(study.probe_steps()))
 
 
 def probes_undecided(study: Study, counts: dict[str, int] | None = None) -> bool:
@@ -138,12 +143,15 @@ def length_probe_plan(study: Study, first: int, study_seed: int, room: int
         return [], {**base, "evidence": evidence, "conclusion": (
             f"no length probes: trial #{best.number}'s {trace[0]} ends at {100 * share:.3g}% of its peak (more than "
             f"{length_probes.DECAYED:.0%}): the curves judge the training length (still_improving, max_train_steps)")}
-    n = min(study.length_probes, room)
     # paired with the best's replicates: the same seeds (initialization, batch order), so that the seed's share
-    # of the spread cancels in each pair's difference; any probe beyond them gets a new seed
+    # of the spread cancels in each pair's difference; as many probes as replicates, however many were asked
+    # for beyond them (an unpaired probe would not enter the paired comparison). Without replicates of the best,
+    # new seeds
     of = {n for n, source in replicate_of(study.storage, study.name).items() if source == best.number}
     trials = study.trials()
-    paired = [t.seed for t in sorted(trials, key=lambda t: t.number) if t.number in of][:n]
+    paired = [t.seed for t in sorted(trials, key=lambda t: t.number) if t.number in of]
+    n = min(study.length_probes, room, len(paired) or study.length_probes)
+    paired = paired[:n]
     used = {t.seed for t in trials}
     seeds = list(paired)
     while len(seeds) < n:
@@ -185,7 +193,10 @@ def grows(study: Study, counts: dict[str, int] | None = None) -> bool:
     if not (design.capabilities.proposes or study.replicate_plan.per_group):
         return False
     counts = study.counts() if counts is None else counts
-    return sum(counts.values()) < study.trials_budget or probes_undecided(study, counts)
+    total = sum(counts.values())
+    if total < study.trials_budget or probes_undecided(study, counts):
+        return True
+    return total - len(study.probe_steps()) < study.trials_budget  # the probes are beyond the budget
 
 
 def growing_studies(store: Storage, scope: Study | None) -> list[Study]:

@@ -18,7 +18,8 @@ OBJ = ("val/error", "min")
 
 def make(url, name="probe", fixed=None, **options):
     space = {**SPACE, "fixed": fixed or {}}
-    return tb.create_study(name, space=space, objective=OBJ, trials=12, max_train_steps=20, storage=url, **options)
+    return tb.create_study(name, space=space, objective=OBJ, trials=options.pop("trials", 12), max_train_steps=20,
+                           storage=url, **options)
 
 
 def run(study):
@@ -28,6 +29,25 @@ def run(study):
 
 def max_train_steps_findings(study):
     return [f for f in tb.analyze(study).findings if f.check == "max_train_steps"]
+
+
+def test_two_replicates_get_two_probes_judged_as_two_pairs_and_one_pair_measures_nothing(sqlite_url):
+    study = run(make(sqlite_url, "two", trials=8))  # 6 search trials and 2 replicates: 2 probes, not the 3 asked
+    assert len(study.replicate_numbers()) == 2 and sorted(study.probe_steps()) == [8, 9]
+    (f,) = max_train_steps_findings(study)
+    assert "2 pairs of the same seed" in f.message and f.evidence["dof"] == 1, f.message
+
+    def one_probe_fails(trial):
+        if trial.max_train_steps == 40 and trial.number == 9:
+            raise RuntimeError("a probe that failed")
+        w.rate_schedule(trial)
+
+    short = make(sqlite_url, "short", trials=8)
+    tb.run(short, one_probe_fails, workers=0, progress=False)
+    (f,) = max_train_steps_findings(short)
+    assert f.severity == "info" and f.evidence["verdict"] == "too few probes", f.message
+    assert "measured nothing: too few finished (1 completed, against 2 completed replicates at 20)" in f.message
+    assert "Let the study finish" not in f.action  # it has finished: nothing more will come
 
 
 def test_a_schedule_decays_when_its_last_rate_is_a_tenth_of_its_peak_or_less():
@@ -188,6 +208,9 @@ def test_the_dashboard_table_and_its_csv_tag_replicates_and_probes(sqlite_url):
     page = client.get(f"/study/dash/trial/{probe}").text
     assert f"A length probe of <a class='trial-ref' href='/study/dash/trial/{source}'>trial #{source}</a>, 40 steps " \
            "(20 for the search trials)" in page  # the trial it trains longer, one click away
+    seeds = {t.number: t.seed for t in study.trials()}
+    twin = next(n for n, seed in seeds.items() if seed == seeds[probe] and n != probe)
+    assert f"with the seed of its replicate <a class='trial-ref' href='/study/dash/trial/{twin}'>trial #{twin}</a>" in page
     assert "A replicate of" in client.get(f"/study/dash/trial/{replicate}").text
     assert "A length probe" not in client.get(f"/study/dash/trial/{source}").text  # a search trial says nothing
 

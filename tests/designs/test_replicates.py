@@ -53,7 +53,7 @@ def test_the_budget_splits_between_search_and_replicates_by_one_rule():
     one = tb.SearchSpace(nuisance={"lr": tb.Float(1e-3, 1.0, "log")})
     assert replicate_plan(one, 12, 3, replicated=True).search == 9  # one group: its best, 3 times
     assert replicate_plan(one, 16, 2, replicated=True).search == 14  # as many as asked when they fit
-    assert replicate_plan(one, 7, 1, replicated=True).per_group == 1  # one asked: one is enough
+    assert replicate_plan(one, 8, 2, replicated=True).per_group == 2  # 2 asked, room for 2
     assert replicate_plan(one, 7, 3, replicated=True).skipped  # 3 asked, room for 1: skipped, not 1
 
 
@@ -61,23 +61,51 @@ def test_a_small_budget_gets_the_replicates_it_has_room_for_and_says_so(sqlite_u
     study = make(sqlite_url, "small", trials=16)
     assert len(study.trials()) == 12
     assert "4 replicates of each group's best (2 each, of the 3 asked: the budget's room)" in study.phase_line()
+    assert "then 2 length probes at 10 steps" in study.phase_line()  # one per replicate of the best, to pair with
+    finish_search(study)
+    assert len(add_replicates(study)) == 4
+    finish_search(study)  # the replicates
+    assert study.phase_line().startswith("12 search + 4 replicates of 16 (2 a group, of the 3 asked: the budget's room)")
 
 
-def test_a_study_created_under_the_older_rule_keeps_every_trial_searching(sqlite_url):
-    # before 2026-12-07 a 16-trial study of 2 groups skipped its replicates and stored 16 search trials: the store
-    # is what happened, so it is read as such (no replicates to wait for, none added) and says why
-    study = make(sqlite_url, "older", trials=16)
-    assert study.replicate_plan.per_group == 2 and len(study.trials()) == 12
-    design = tb.designs.materialize(SPACE, 16, study.seed)
-    study.storage.add_trials(study.id, lambda first, seed, room: (
-        [{"params": p.params, "seed": p.seed} for p in design[first:first + room]], None))
-    older = tb.load_study("older", storage=sqlite_url)
-    plan = older.replicate_plan
-    assert (plan.per_group, plan.search) == (0, 16) and "created with all 16 trials searching" in plan.skipped
-    finish_search(older)
-    assert add_replicates(older) == [] and len(older.trials()) == 16
-    assert "the replicates were skipped (the study was created with all 16" in tb.analyze(older).answer.verdict
-    assert make(sqlite_url, "newer", trials=16).replicate_plan.per_group == 2  # a new one gets its replicates
+def test_search_trials_stored_before_the_budget_held_replicates_stay_and_the_replicates_get_the_rest(sqlite_url, tmp_path):
+    # a study of 2 groups created with 14 trials skips its replicates and stores 14 search trials (as tunebook
+    # before 2026-12-07 did up to 23): what is stored is kept; raised to 16 there is room for 1 replicate a group,
+    # fewer than 2 (skipped, and it says how many trials would do); raised to 18, 2 a group
+    small = make(sqlite_url, "older", trials=14)
+    assert small.replicate_plan.per_group == 0 and len(small.trials()) == 14
+    tb.run(small, w.noisy, workers=0, progress=False, checkpoint_dir=tmp_path)
+    sixteen = make(sqlite_url, "older", trials=16)
+    plan = sixteen.replicate_plan
+    assert (plan.per_group, plan.search) == (0, 16) and len(sixteen.trials()) == 14
+    assert "its 14 search trials were stored before the budget held replicates" in plan.skipped
+    assert "room for 1 a group (2 needed; trials: 18 or more)" in plan.skipped
+    assert add_replicates(sixteen) == []
+    assert "raise trials" in tb.analyze(sixteen).answer.verdict and "trials: 18 or more" in tb.analyze(sixteen).answer.verdict
+    eighteen = make(sqlite_url, "older", trials=18)
+    assert (eighteen.replicate_plan.per_group, eighteen.replicate_plan.search) == (2, 14)
+    tb.run(eighteen, w.noisy, workers=0, progress=False, checkpoint_dir=tmp_path)
+    assert len(eighteen.replicate_numbers()) == 4 and len(eighteen.trials()) == 18
+    data = load(eighteen)
+    assert tb.analyze(eighteen).answer.trial_sd is not None and len(data.trials) == 14
+
+
+def test_an_extended_study_with_length_probes_still_spends_its_budget(sqlite_url, tmp_path):
+    # the probes are beyond the budget: raising 16 (12 search + 2 replicates a group) to 22 adds 4 search trials and
+    # a third replicate a group, and no probe is ever taken for a search trial or replicated
+    space = tb.SearchSpace(scientific={"shift": tb.Choice([0.0, 0.05])}, nuisance={"lr": tb.Float(1e-3, 1.0, "log")})
+    study = tb.create_study("grown", space=space, objective=OBJ, trials=16, max_train_steps=20, storage=sqlite_url)
+    tb.run(study, w.rate_schedule, workers=0, progress=False, checkpoint_dir=tmp_path)
+    probes = study.probe_steps()
+    assert len(probes) == 2 and len(study.replicate_numbers()) == 4  # paired with the best's 2 replicates
+    grown = tb.create_study("grown", space=space, objective=OBJ, trials=22, max_train_steps=20, storage=sqlite_url)
+    tb.run(grown, w.rate_schedule, workers=0, progress=False, checkpoint_dir=tmp_path)
+    reps = grown.replicate_numbers()
+    assert len(grown.trials()) == 22 + len(probes) and grown.probe_steps() == probes
+    assert len(reps) == 6 and not set(reps) & set(probes)
+    of = load(grown).replicate_of
+    assert not set(of.values()) & set(probes)  # a probe (trained longer) is never a group's best
+    assert "6 replicates of 22" in grown.phase_line() and "added once" not in grown.phase_line()
 
 
 def test_the_study_stores_only_its_search_trials_and_counts_the_replicates_in_its_budget(sqlite_url):
@@ -95,6 +123,8 @@ def test_the_spec_field_is_validated_in_one_line_and_leaves_older_hashes_alone(s
     for bad in (-1, 1.5, True, "3", 101):
         with pytest.raises(tb.SpecError, match=r"^replicates: expected an integer from 0 to 100, got .*; e\.g\. replicates: 3"):
             make(sqlite_url, replicates=bad)
+    with pytest.raises(tb.SpecError, match=r"^replicates: 1 replicate of each group's best measures no trial variance"):
+        make(sqlite_url, replicates=1)
     assert tb.open_storage(sqlite_url).list_studies() == []  # nothing stored
     default = make(sqlite_url, "a")
     assert "replicates" not in default.record.spec  # a study that does not set it hashes as before the field existed

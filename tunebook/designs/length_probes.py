@@ -11,16 +11,15 @@ So, when a study's best search trial logged its learning rate (a metric named
 in :data:`RATE_METRICS`) and that rate ended at or below :data:`DECAYED` of its
 peak, the study adds ``length_probes`` trials (spec field, default
 :data:`DEFAULT_LENGTH_PROBES`; 0 turns them off) once its replicate phase has
-finished: the configuration the replicates re-ran (the best search trial), with
-new seeds, trained :data:`FACTOR` times ``max_train_steps`` (its schedule
-stretched with it: a trial's schedule is built from ``trial.max_train_steps``).
-The ``max_train_steps`` check compares them with the replicates (same
-configuration, the study's length): the difference and its 95% interval, from
-the trial sd pooled over every replicate set and the probes. Three probes
-against three replicates resolve a gain of about 2.5 trial sds (a 40-step
-cosine run of the regression workload against 80 steps: 0.09 at a seed sd of
-0.023); fewer rarely resolve anything. They cost ``length_probes`` x 2 trials of
-compute.
+finished: the configuration the replicates re-ran (the best search trial),
+trained :data:`FACTOR` times ``max_train_steps`` (its schedule stretched with
+it: a trial's schedule is built from ``trial.max_train_steps``), each with the
+seed of one of those replicates (paired: the seed's share of the spread
+cancels in each pair's difference), so no more probes than replicates. The
+``max_train_steps`` check compares each probe with the replicate of its seed:
+the mean of the differences and its one-sided 95% lower bound (2 pairs at the
+least). Three pairs resolve a gain of about three sds of the pairs'
+differences. They cost ``length_probes`` x 2 trials of compute.
 
 They are outside the ``trials`` budget (which counts trials of the study's
 length) and shown apart ("+ 2 length probes at 600 steps"); a note stored with

@@ -62,6 +62,9 @@ def check_replicates(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_REPLICATES:
         raise SpecError("replicates", f"expected an integer from 0 to {MAX_REPLICATES}, got {value!r}",
                         f"e.g. replicates: {DEFAULT_REPLICATES} (seeds of each group's best), or 0 to turn them off")
+    if value == 1:  # the re-run best is not among them (a lucky seed, selected): one replicate has no spread
+        raise SpecError("replicates", "1 replicate of each group's best measures no trial variance (0 dof)",
+                        f"use replicates: {MIN_REPLICATES} or more (e.g. {DEFAULT_REPLICATES}), or 0 to turn them off")
     return value
 
 

@@ -158,9 +158,11 @@ class Storage(ABC):
 
     @abstractmethod
     def propose_trial(
-        self, study_id: int, propose: Callable[[int, int], tuple[dict[str, Any], int] | None]
+        self, study_id: int, propose: Callable[[int, int], tuple[dict[str, Any], int] | None],
+        *, beyond_budget: int = 0,
     ) -> int | None:
         """Add the study's next trial atomically; returns its number (None: budget reached or nothing proposed).
+        ``beyond_budget``: stored trials the budget does not count (length probes), as in :meth:`add_trials`.
 
         In one transaction that excludes every other proposal and extend of the
         study: the next number ``n`` is chosen, ``propose(n, study_seed)``

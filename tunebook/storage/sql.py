@@ -712,14 +712,15 @@ class SQLStorage(Storage):
                 conn.execute(studies.update().where(studies.c.id == study_id).values(trials_budget=budget))
 
     def propose_trial(
-        self, study_id: int, propose: Callable[[int, int], tuple[dict[str, Any], int] | None]
+        self, study_id: int, propose: Callable[[int, int], tuple[dict[str, Any], int] | None],
+        *, beyond_budget: int = 0,
     ) -> int | None:
         with self._write() as conn:
             budget, study_seed = self._lock_study(conn, study_id)
             count, last = conn.execute(
                 sa.select(sa.func.count(), sa.func.max(trials.c.number)).where(trials.c.study_id == study_id)
             ).first()
-            if count >= budget:
+            if count >= budget + beyond_budget:
                 return None
             number = 0 if last is None else last + 1
             proposed = propose(number, int(study_seed))

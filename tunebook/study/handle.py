@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping
 
 from tunebook.designs import GENERATOR_VERSION, get_design
 from tunebook.designs import length_probes
-from tunebook.designs.replicates import DEFAULT_REPLICATES, NOTE_KIND, ReplicatePlan, replicate_plan
+from tunebook.designs.replicates import DEFAULT_REPLICATES, MIN_REPLICATES, NOTE_KIND, ReplicatePlan, replicate_plan
 from tunebook.errors import MissingExtraError, SpecError, StudyExists, is_objective_never_logged
 from tunebook.space import SearchSpace
 from tunebook.storage import local_files, open_storage, redact
@@ -204,20 +204,31 @@ class Study:
             replicated = False
         plan = replicate_plan(self.space, self.trials_budget, self.record.spec.get("replicates", DEFAULT_REPLICATES),
                               replicated=replicated)
-        if plan.per_group and self._searched_beyond(plan.search):
+        if not plan.per_group:
+            return plan
+        searched = self._searched()
+        if searched <= plan.search:
+            return plan
+        # more search trials are stored than this budget's plan searches: they were stored when it skipped the
+        # replicates (a smaller budget, since raised, or tunebook before 2026-12-07, which skipped them below 12
+        # trials a group). What is stored stays; the replicates get the rest of the budget, if enough
+        fit = min(plan.asked, (self.trials_budget - searched) // plan.groups)
+        least = min(plan.asked, MIN_REPLICATES)
+        if fit < least:
             return ReplicatePlan(plan.groups, 0, self.trials_budget, plan.asked, skipped=(
-                f"the study was created with all {self.trials_budget} trials searching (tunebook before 2026-12-07 "
-                "skipped the replicates below 12 trials a group)"))
-        return plan
+                f"its {searched} search trials were stored before the budget held replicates, and {self.trials_budget} "
+                f"trials leave room for {max(fit, 0)} a group ({least} needed; trials: "
+                f"{searched + plan.groups * least} or more)"))
+        return ReplicatePlan(plan.groups, fit, searched, plan.asked)
 
-    def _searched_beyond(self, search: int) -> bool:
-        """Does the store hold more search trials than ``search``? Only a study created under the older budget
-        rule does (it searched its whole budget); what is stored is kept. Read once per budget."""
-        known = self.__dict__.setdefault("_beyond", {})
+    def _searched(self) -> int:
+        """How many search trials are stored (not replicates, not length probes); read once per budget, as only
+        a budget's change (an extension) adds search trials beyond what its plan searches."""
+        known = self.__dict__.setdefault("_searched_by_budget", {})
         if self.trials_budget not in known:
             stored = sum(self.storage.study_signature(self.id)["counts"].values())
             known[self.trials_budget] = (stored - len(replicate_numbers(self.storage, self.name))
-                                         - len(probe_steps(self.storage, self.name))) > search
+                                         - len(probe_steps(self.storage, self.name)))
         return known[self.trials_budget]
 
     def replicate_numbers(self) -> set[int]:
@@ -249,16 +260,19 @@ class Study:
                 return f"no replicates: {plan.skipped}"
             return "no replicates (replicates: 0)" if plan.asked == 0 else ""
         line = f"{total - have} search + {have} replicates of {self.trials_budget}"
+        fewer = f", of the {plan.asked} asked: the budget's room" if 0 < plan.per_group < plan.asked else ""
+        if fewer and (have >= plan.replicates or total >= self.trials_budget):
+            line += f" ({plan.per_group} a group{fewer})"
         if probes:
             line += (f" + {len(probes)} length probe{'s' if len(probes) > 1 else ''} at {max(probes.values())} steps "
                      "(the learning rate decays: is training longer better?)")
         if have < plan.replicates and total < self.trials_budget:
-            fewer = f", of the {plan.asked} asked: the budget's room" if plan.per_group < plan.asked else ""
             line += (f"; {plan.replicates - have} replicates of each group's best ({plan.per_group} each{fewer}) "
                      "are added once every search trial has finished")
             if self.length_probes and not probes:
-                line += (f", then {self.length_probes} length probes at {length_probes.probe_steps(self.max_train_steps)} "
-                         "steps if the best trial's learning rate decays")
+                n = min(self.length_probes, plan.per_group)  # a probe pairs with a replicate of the best
+                line += (f", then {n} length probe{'s' if n > 1 else ''} at "
+                         f"{length_probes.probe_steps(self.max_train_steps)} steps if the best trial's learning rate decays")
         return line
 
     def best_trial(self) -> TrialRecord | None:

@@ -186,6 +186,10 @@ def _interval_text(ordered: list[GroupResult], difference: float | None, half: f
             f"pooled sd {fmt(tv.sd)}, {tv.dof} dof)")
 
 
+def _n_runs(n: int) -> str:
+    return f"{n} run" + ("" if n == 1 else "s")
+
+
 def not_measured(data: StudyData) -> str:
     """Why the study has no trial variance, and how to measure it."""
     study = data.study
@@ -228,8 +232,8 @@ def _verdict(data: StudyData, a: GoalAnswer, ordered: list[GroupResult], tv: Tri
     runner = ordered[1]
     if a.compared == "means":
         runs = f"{top.runs_source} of each group's best"
-        lead = (f"{top.group} has the best mean {metric} over {runs} ({fmt(top.mean)}, {top.n_runs} runs), "
-                f"ahead of {runner.group} ({fmt(runner.mean)}, {runner.n_runs} runs) by ")
+        lead = (f"{top.group} has the best mean {metric} over {runs} ({fmt(top.mean)}, {_n_runs(top.n_runs)}), "
+                f"ahead of {runner.group} ({fmt(runner.mean)}, {_n_runs(runner.n_runs)}) by ")
         head = lead + (a.interval_text or fmt(difference)) + "."
     elif difference == 0:
         head = f"{top.group} and {runner.group} tie on the best {metric} ({fmt(top.best_value)})."

@@ -94,8 +94,16 @@ def _probe_runs(data: StudyData) -> tuple[int, int, dict[int, float], dict[int, 
     return source, steps, base, by_seed([t for t in data.probes if data.probe_of[t.number][0] == source])
 
 
-#: The fewest probe/replicate pairs (same seed) judged by their paired differences; fewer: two independent sets.
-MIN_PAIRS = 3
+def _probes_unfinished(data: StudyData, source: int) -> bool:
+    """Are some of the length probes or replicates of trial ``source`` still pending or running?"""
+    rows = [t for t in data.probes if data.probe_of[t.number][0] == source]
+    rows += [t for t in data.replicates if data.replicate_of.get(t.number) == source]
+    return any(t.state in ("pending", "running") for t in rows)
+
+
+#: The fewest probe/replicate pairs (same seed) judged by their paired differences (two: one dof, whose t quantile,
+#: 6.3, carries how little two differences say of their sd); fewer: two independent sets.
+MIN_PAIRS = 2
 
 
 def _signed(x: float) -> str:
@@ -144,9 +152,15 @@ def measured_length(data: StudyData) -> Finding | None:
     source, steps, base, longer = got
     where = f"trial #{source}'s configuration"
     if len(base) < 2 or len(longer) < 1 or (len(longer) < 2 and len([k for k in longer if k in base]) < MIN_PAIRS):
-        return Finding("max_train_steps", INFO, f"The length probes of {where} ({steps} steps) are not measured yet "
-                       f"({len(longer)} completed, against {len(base)} completed replicates at {data.max_train_steps}).",
-                       "Let the study finish (`tunebook run`).", {"verdict": "probes pending", "source": source})
+        counted = f"({len(longer)} completed, against {len(base)} completed replicates at {data.max_train_steps})"
+        if _probes_unfinished(data, source):
+            return Finding("max_train_steps", INFO, f"The length probes of {where} ({steps} steps) are not measured "
+                           f"yet {counted}.", "Let the study finish (`tunebook run`).",
+                           {"verdict": "probes pending", "source": source})
+        return Finding("max_train_steps", INFO, f"The length probes of {where} ({steps} steps) measured nothing: too "
+                       f"few finished {counted}; 2 pairs of a probe and a replicate of the same seed are the least.",
+                       "Judge the length from the curves; for a measurement, run the next round with replicates: 3 "
+                       "(the probes pair with them).", {"verdict": "too few probes", "source": source})
     diff, half, sd, dof, how = _length_gain(data, source, base, longer)
     bound = diff - half
     s = data.sign()
@@ -176,8 +190,8 @@ def measured_length(data: StudyData) -> Finding | None:
                                                    f": too few runs to tell (the bound lies {fmt(half)} below the gain, "
                                                    f"more than the {fmt(sd)} sd it rests on)."),
                    "Keep max_train_steps." if half <= sd else
-                   "Not settled: more probes (e.g. length_probes: 6 in the next round) or `tunebook next-round` would "
-                   "narrow it.",
+                   "Not settled: more pairs (e.g. replicates: 6 and length_probes: 6 in the next round: each probe "
+                   "pairs with a replicate) or `tunebook next-round` would narrow it.",
                    {**ev, "verdict": "no measured gain"})
 
 
@@ -188,7 +202,7 @@ def check_max_train_steps(data: StudyData, th: Thresholds) -> list[Finding]:
     measurement replaces the curves' verdict in the group of the trial they re-run."""
     measured = measured_length(data)
     from_curves = _max_train_steps_from_curves(data, th)
-    if measured is None or measured.evidence.get("verdict") == "probes pending":
+    if measured is None or measured.evidence.get("verdict") in ("probes pending", "too few probes"):
         return from_curves + ([measured] if measured is not None else [])
     source = measured.evidence["source"]
     label = next((g.label for g in groups(data, th.scientific_buckets) if any(t.number == source for t in g.trials)), "")

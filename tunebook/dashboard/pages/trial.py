@@ -43,20 +43,22 @@ def trial_page(request: Request, name: str, number: int) -> Any:
     return c.page(request, "trial.html", {
         "study": study, "trial": trial, "params": params, "figures": figures, "checkpoints": c.store.get_checkpoints(trial.id),
         "trial_url": trial_url(study), "reason": Markup(rich_text(trial.infeasible_reason or "", trial_href(study))),
-        "kind": kind, "kind_html": Markup(rich_text(_kind_text(kind, study), trial_href(study))), "signature": _signature(trial), "done": trial.state in FINISHED, "live_plots": trial.state not in FINISHED,
+        "kind": kind, "kind_html": Markup(rich_text(_kind_text(kind, study, trial), trial_href(study))), "signature": _signature(trial), "done": trial.state in FINISHED, "live_plots": trial.state not in FINISHED,
     })
 
 
-def _kind_text(kind: str, study: Any) -> str:
+def _kind_text(kind: str, study: Any, trial: TrialRecord) -> str:
     """What a trial that is not a search trial is for (``kind`` as :func:`trial_kinds` tags it)."""
     kind = kind.replace(" of #", " of trial #")
     if kind.startswith("replicate of"):
         return (f"A {kind}: the same configuration with a new seed, run to measure the trial variance. "
                 "Not a search trial: never the best, in the answer as one of its group's runs.")
     if kind.startswith("length probe of"):
-        return (f"A {kind} ({study.max_train_steps} for the search trials): the same configuration with the seed of "
-                "one of its replicates, run longer to measure whether training longer is better. Not a search "
-                "trial: never the best, not in the answer.")
+        twin = [t.number for t in study.trials() if t.seed == trial.seed and t.number != trial.number]
+        seed = (f"the seed of its replicate trial #{twin[0]}, to be compared in pairs" if twin else "a new seed")
+        return (f"A {kind} ({study.max_train_steps} for the search trials): the same configuration with {seed}, "
+                "run longer to measure whether training longer is better. Not a search trial: never the best, "
+                "not in the answer.")
     return kind
 
 
