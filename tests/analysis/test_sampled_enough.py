@@ -95,3 +95,18 @@ def test_a_sharp_optimum_sampled_sparsely_could_change_the_answer_and_says_how_m
     assert "n (room / target)^(d/2) - n" in sgd.evidence["more_trials_how"]
     assert found["optimizer=adam"].severity == "info"
     assert not report.answer.fair and any("more trials of optimizer=sgd could change" in r for r in report.answer.reasons)
+
+
+def test_why_sampled_enough_never_calls_a_move_larger_than_the_floor_within_it():
+    # the helper's wording of an info: a group whose rival has more room (extra < 0) is not "within the trial sd"
+    # when the rival could gain more than that sd on it (a fresh-eyes pass saw -0.0868 called within 0.0401)
+    from tunebook.analysis.checks.sampling import _Standing, _why_enough
+
+    words = "the trial sd (0.0401)"
+    leader = _Standing(rival="sgd", trails_by=None, leads_by=0.5, extra=-0.0868, rival_room=0.1)
+    assert _why_enough(leader, 0.0401, words) == "less than its lead of 0.5"
+    assert "see sgd's finding" in _why_enough(_Standing("sgd", None, 0.05, -0.0868, 0.1), 0.0401, words)
+    assert _why_enough(_Standing("sgd", None, 0.5, 0.02, 0.1), 0.0401, words) == f"within {words}"
+    assert "only widen its lead" in _why_enough(_Standing("sgd", None, 0.5, 0.09, 0.1), 0.0401, words)
+    assert _why_enough(_Standing("adam", 0.3, None, -0.09, 0.1), 0.0401, words) == "it would only fall further behind"
+    assert _why_enough(_Standing("adam", 0.3, None, 0.09, 0.1), 0.0401, words) == "less than the 0.3 by which it trails"

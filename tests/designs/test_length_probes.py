@@ -182,6 +182,23 @@ def test_pursue_counts_a_probe_as_the_two_trials_it_costs(sqlite_url):
     assert probe_cost(study) == 6 and spent(study) == 12 + 6
 
 
+def test_pursue_keeps_the_first_studys_probes_within_its_budget(tmp_path):
+    # 8 trials of one group: 6 search trials and 2 replicates, so up to 2 probes at twice the steps (4 trials' worth)
+    import yaml
+
+    spec = tmp_path / "p.yaml"
+    spec.write_text(yaml.safe_dump({"study": "p", "train": "_workloads:rate_schedule", "objective": {"metric": "val/error",
+                                    "mode": "min"}, "trials": 8, "max_train_steps": 20, "search_space": SPACE}))
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    with pytest.raises(SpecError) as err:
+        tb.pursue(str(spec), budget=8, storage=url, workers=0, log=None)
+    assert "8 trials and up to 4 trials' worth of length probes" in str(err.value)
+    assert "give --budget 12 or more" in str(err.value) and "length_probes: 0" in str(err.value)
+    assert tb.open_storage(url).list_studies() == []  # nothing stored
+    result = tb.pursue(str(spec), budget=12, storage=url, workers=0, log=None)
+    assert result.spent <= 12 and len(tb.load_study("p", url).probe_steps()) == 2
+
+
 def test_the_dashboard_table_and_its_csv_tag_replicates_and_probes(sqlite_url):
     pytest.importorskip("fastapi")
     import csv

@@ -655,14 +655,21 @@ class _Plan:
                 return out
         old = self.study.max_train_steps
         new = _nice_steps(LONGER_FACTOR * old, (self._eval_every() or (None, None))[1])
-        groups = sorted({f.evidence.get("group", "") or "the study" for f in late})
-        late = measured or late
-        ev = late[0].evidence
-        measured_text = (f"measured by length probes: {ev['probe_steps']} steps improve on {ev['max_train_steps']} by "
-                         f"{ev['gain']:.4g} (one-sided 95% lower bound {ev['lower_bound']:.3g})"
-                         if "lower_bound" in ev else late[0].message)
-        change = Change("max_train_steps", old, new, late[0].check,
-                        f"{', '.join(groups)}: {_short(measured_text)}; rule: x{LONGER_FACTOR} (the playbook: when in doubt, "
+        def named(found: list[Any]) -> str:
+            return ", ".join(sorted({f.evidence.get("group", "") or "the study" for f in found}))
+
+        if measured:  # each group with what said it: the probes measured only the group of the trial they re-ran
+            ev = measured[0].evidence
+            why = (f"{named(measured)}: measured by length probes: {ev['probe_steps']} steps improve on "
+                   f"{ev['max_train_steps']} by {ev['gain']:.4g} (one-sided 95% lower bound {ev['lower_bound']:.3g})")
+            rest = [f for f in late if f not in measured]
+            if rest:
+                why += f"; {named(rest)}: {rest[0].check} (from the curves)"
+        else:
+            why = f"{named(late)}: {_short(late[0].message)}"
+        first = (measured or late)[0]
+        change = Change("max_train_steps", old, new, first.check,
+                        f"{why}; rule: x{LONGER_FACTOR} (the playbook: when in doubt, "
                         "train longer; judge the next length from where its best steps land)")
         return self._budget(new, [change], f"train {LONGER_FACTOR}x longer ({old} -> {new} steps)")
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from tunebook.designs.length_probes import NOTE_KIND as LENGTH_PROBE_NOTE
 from tunebook.errors import SpecError
 from tunebook.procedures.next import RETRAINS, NextStudy, chain, create_next, next_study, retrain_studies, successor
 from tunebook.study import Study
@@ -112,14 +113,25 @@ def probe_cost(study: Study) -> int:
     return sum(-(-steps // max(study.max_train_steps, 1)) for steps in study.probe_steps().values())
 
 
+def most_probe_cost(spec: Any) -> int:
+    """The most a study of this spec (a mapping) can spend on length probes, in trials of its length: one probe per
+    replicate of its best (they pair), each FACTOR times as long; 0 for a spec that is not valid (refused elsewhere)."""
+    from tunebook.designs import length_probes
+    from tunebook.study import StudySpec
+
+    try:
+        parsed = StudySpec.from_mapping(spec)
+        return length_probes.FACTOR * min(parsed.length_probes, parsed.replicate_plan().per_group)
+    except Exception:  # noqa: BLE001 - a bad spec gets its own one-line refusal where it is read
+        return 0
+
+
 def expected_probe_cost(current: Study, proposal: NextStudy) -> int:
     """What the proposed round's length probes will cost (in trials of its length) when the current round had
-    some (its learning rate decays, and the next round's schedule with it): its ``length_probes`` x FACTOR."""
-    from tunebook.designs import length_probes
-
+    some (its learning rate decays, and the next round's schedule with it): :func:`most_probe_cost`."""
     if proposal.spec is None or proposal.action in ("retrain", "extend") or not current.probe_steps():
         return 0
-    return length_probes.FACTOR * int(proposal.spec.get("length_probes", length_probes.DEFAULT_LENGTH_PROBES))
+    return most_probe_cost(proposal.spec)
 
 
 def _groups(proposal: NextStudy) -> int:
@@ -130,9 +142,19 @@ def reserve(proposal: NextStudy) -> int:
     """Trials kept back for the last step, measuring trial variance (retrains of each group's best), while a
     search round is cut to the budget: a comparison of two or more groups cannot be answered without it."""
     groups = _groups(proposal)
-    if (proposal.spec or {}).get("replicates"):
-        return 0  # the study re-runs each group's best itself
+    if proposal.spec is not None and _replicated(proposal.spec):
+        return 0  # the study re-runs each group's best itself (its replicate phase)
     return RETRAINS * groups if groups >= 2 and proposal.action not in ("retrain", "answered") else 0
+
+
+def _replicated(spec: Any) -> bool:
+    """Does a study of this spec have a replicate phase (the default's 3, or as many as its budget holds)?"""
+    from tunebook.study import StudySpec
+
+    try:
+        return StudySpec.from_mapping(spec).replicate_plan().per_group > 0
+    except Exception:  # noqa: BLE001 - a bad spec gets its own one-line refusal where it is read
+        return bool(spec.get("replicates"))
 
 
 def _fit(proposal: NextStudy, left: int) -> str | None:
@@ -177,13 +199,17 @@ def _check_budget(spec: Any, budget: Any) -> None:
     if isinstance(spec, (str, Path)) and str(spec).endswith((".yaml", ".yml")) and Path(spec).is_file():
         from tunebook.study import read_spec_file
 
-        _first_fits(read_spec_file(spec)[0].get("trials"), budget)
+        mapping = read_spec_file(spec)[0]
+        _first_fits(mapping.get("trials"), budget, most_probe_cost(mapping))
 
 
-def _first_fits(trials: Any, budget: int) -> None:
-    if isinstance(trials, int) and not isinstance(trials, bool) and trials > budget:
-        raise SpecError("--budget", f"the first study alone has {trials} trials, more than the budget ({budget})",
-                        f"give --budget {trials} or more (e.g. {3 * trials})")
+def _first_fits(trials: Any, budget: int, probes: int = 0) -> None:
+    """Refuse a budget that the first study (its trials, and the length probes it may add) does not fit in."""
+    if isinstance(trials, int) and not isinstance(trials, bool) and trials + probes > budget:
+        extra = (f" and up to {probes} trials' worth of length probes (if its learning rate decays)" if probes else "")
+        raise SpecError("--budget", f"the first study alone has {trials} trials{extra}, more than the budget ({budget})",
+                        f"give --budget {trials + probes} or more (e.g. {3 * (trials + probes)})"
+                        + (", or set length_probes: 0 in its spec" if probes else ""))
 
 
 def _last_round(first: Study, say: Callable[[str], None]) -> Study:
@@ -255,15 +281,17 @@ def _take(current: Study, proposal: NextStudy, budget: int, used: int, rounds: l
     return True
 
 
-def _missing(final: NextStudy, budget: int, used: int) -> tuple[str, int | None]:
-    """What is still missing once the loop stops unanswered, and the trials the next step would take."""
+def _missing(final: NextStudy, budget: int, used: int, probes: int = 0) -> tuple[str, int | None]:
+    """What is still missing once the loop stops unanswered, and the trials the next step would take (``probes``:
+    its length probes' cost)."""
     if final.answered:
         return "", None
-    needed = (final.trials + reserve(final)) or None  # with what measuring trial variance will take after it
+    needed = (final.trials + reserve(final) + probes) or None  # with what measuring trial variance will take after it
     if final.action in ("fix", "stability"):
         return f"{final.decision} (needs a person: {'; '.join(final.commands) or 'see the report'})", needed
     if needed:
-        kept = f", {reserve(final)} of them to measure trial variance after it" if reserve(final) else ""
+        kept = "".join(f", {n} of them {what}" for n, what in ((reserve(final), "to measure trial variance after it"),
+                                                               (probes, "for its length probes")) if n)
         return (f"{final.decision} It would take {needed} more trial(s){kept} (budget {budget}, {used} spent): "
                 f"`tunebook pursue ... --budget {used + needed}` goes on from here."), needed
     return final.decision, needed
@@ -283,7 +311,8 @@ def pursue(spec: Any, *, budget: int, storage: Any = None, workers: int | None =
     _check_budget(spec, budget)
     say = log or (lambda line: None)
     first, first_train = _open_first(spec, storage)
-    _first_fits(first.trials_budget, budget)
+    decided = first.probe_steps() or first.storage.get_notes(study=first.name, kind=LENGTH_PROBE_NOTE)
+    _first_fits(first.trials_budget, budget, probe_cost(first) if decided else most_probe_cost(first.record.spec))
     rounds: list[Round] = []
     current = _last_round(first, say)
     runner = _Rounds(first, first_train, train, workers, progress, say)
@@ -298,7 +327,7 @@ def pursue(spec: Any, *, budget: int, storage: Any = None, workers: int | None =
         proposal = None
     final = next_study(current, thresholds=thresholds) if proposal is None else proposal
     used = spent(first)
-    missing, needed = _missing(final, budget, used)
+    missing, needed = _missing(final, budget, used, expected_probe_cost(current, final))
     result = PursueResult(rounds, budget, used, final.answered, current.name, final.answer, missing, needed)
     for line in result.lines():
         say(line)

@@ -164,12 +164,16 @@ def measured_length(data: StudyData) -> Finding | None:
     diff, half, sd, dof, how = _length_gain(data, source, base, longer)
     bound = diff - half
     s = data.sign()
+    paired = [k for k in longer if k in base]
+    if len(paired) >= MIN_PAIRS:  # the means quoted are those of the runs compared: the pairs
+        base, longer = {k: base[k] for k in paired}, {k: longer[k] for k in paired}
+    same = " of the same seeds" if len(paired) >= MIN_PAIRS else ""
     ev = {"source": source, "probe_steps": steps, "max_train_steps": data.max_train_steps,
           "probe_mean": s * float(np.mean(list(longer.values()))), "replicate_mean": s * float(np.mean(list(base.values()))),
           "n_probes": len(longer), "n_replicates": len(base), "gain": diff, "lower_bound": bound, "sd": sd,
           "dof": dof, "measured_by": how}
     runs = (f"{where} trained {steps} steps ({len(longer)} run{'s' if len(longer) > 1 else ''}, mean "
-            f"{fmt(ev['probe_mean'])}) against {data.max_train_steps} steps ({len(base)} replicates, mean "
+            f"{fmt(ev['probe_mean'])}) against {data.max_train_steps} steps ({len(base)} replicates{same}, mean "
             f"{fmt(ev['replicate_mean'])}): ")
     interval = f"(one-sided 95% lower bound {_signed(bound)}; {how} {fmt(sd)}, {dof} dof)"
     if bound > 0:
@@ -400,6 +404,20 @@ class _Standing:
         return room > target and room > floor
 
 
+def _why_enough(st: _Standing, floor: float, target_words: str) -> str:
+    """Why more trials would not change the answer, in words (``st.extra`` < 0: the rival has the more room)."""
+    if st.rival is not None and abs(st.extra) <= floor:
+        return f"within {target_words}"
+    if st.trails_by is not None:
+        return f"less than the {fmt(st.trails_by)} by which it trails" if st.extra >= 0 else "it would only fall further behind"
+    if st.leads_by is not None:
+        if st.extra >= 0:
+            return "it leads, and more sampling would only widen its lead"
+        return (f"less than its lead of {fmt(st.leads_by)}" if -st.extra < st.leads_by
+                else f"more than its lead of {fmt(st.leads_by)}: see {st.rival}'s finding")
+    return f"not more than {target_words}"
+
+
 def _target(view: StudyData, around: dict[str, Any], th: Thresholds, sd: float | None,
             source: str) -> tuple[float, float, str, float | None]:
     """(floor, target, target in words, evaluation noise): what a trial's value can tell apart (the trial sd,
@@ -438,7 +456,8 @@ def _sampled_finding(view: StudyData, g: Group, around: dict[str, Any], th: Thre
                f"them could improve it by about {fmt(room)} (a quarter of that)")
     if st.rival is not None:
         sampled += (f"; {st.rival} could gain about {fmt(st.rival_room)} the same way, so more trials of both would "
-                    f"move this group's standing by about {fmt(st.extra)}")
+                    + (f"gain this group about {fmt(st.extra)} on {st.rival}" if st.extra >= 0 else
+                       f"let {st.rival} gain about {fmt(-st.extra)} on this group"))
     then = f" About {more} more trial(s) of this group would bring its room under {target_words}." if more else ""
     where = in_group(g.label)
     if could:
@@ -453,10 +472,7 @@ def _sampled_finding(view: StudyData, g: Group, around: dict[str, Any], th: Thre
             "Raise `trials` of this study (it appends the next quasi-random points and keeps the finished ones), "
             "and look at the axis plots for how many trials fall in the good region.",
             ev)
-    why = (f"within {target_words}" if st.rival is not None and st.extra <= floor
-           else f"less than the {fmt(st.trails_by)} by which it trails" if st.trails_by is not None
-           else "it leads, and more sampling would only widen its lead" if st.leads_by is not None
-           else f"not more than {target_words}")
+    why = _why_enough(st, floor, target_words)
     return Finding(
         "sampled_enough", INFO,
         where + f"Sampled enough for the answer: with {n} trials, {sampled}; {why}." + then,
