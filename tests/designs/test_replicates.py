@@ -106,6 +106,19 @@ def test_an_extended_study_with_length_probes_still_spends_its_budget(sqlite_url
     of = load(grown).replicate_of
     assert not set(of.values()) & set(probes)  # a probe (trained longer) is never a group's best
     assert "6 replicates of 22" in grown.phase_line() and "added once" not in grown.phase_line()
+    # the length finding quotes the runs it compares: the 2 pairs, not a third replicate an extension added (one
+    # group, 8 trials -> 16: 13 search + 3 replicates; with this seed the best, the probed trial, stays the best)
+    one = tb.SearchSpace(nuisance={"lr": tb.Float(0.1, 10.0, "log")})
+    for trials in (8, 16):
+        lone = tb.create_study("lone", space=one, objective=OBJ, trials=trials, max_train_steps=20, seed=1, storage=sqlite_url)
+        tb.run(lone, w.rate_schedule, workers=0, progress=False, checkpoint_dir=tmp_path)
+    (f,) = [f for f in tb.analyze(lone).findings if f.check == "max_train_steps" and "probe_mean" in f.evidence]
+    trials = {t.number: t for t in lone.trials()}
+    source, of, probes = f.evidence["source"], load(lone).replicate_of, lone.probe_steps()
+    assert sum(o == source for o in of.values()) == 3  # the extension added a third replicate of the probed trial
+    paired = [n for n, o in of.items() if o == source and trials[n].seed in {trials[p].seed for p in probes}]
+    assert f.evidence["n_replicates"] == len(paired) == 2 and "2 replicates of the same seeds" in f.message
+    assert abs(f.evidence["replicate_mean"] - sum(trials[n].value for n in paired) / 2) < 1e-12
 
 
 def test_the_study_stores_only_its_search_trials_and_counts_the_replicates_in_its_budget(sqlite_url):
