@@ -350,7 +350,7 @@ def test_failed_trials_are_named_with_their_cause_and_group_and_make_a_short_gro
     space = tb.SearchSpace(scientific={"optimizer": tb.Choice(["adam", "sgd"])},
                            nuisance={"lr": tb.Float(1e-3, 1e-1, "log")})
     study = tb.create_study("fails", space=space, objective=("val/error", "min"), trials=16, max_train_steps=5,
-                            storage=sqlite_url)
+                            storage=sqlite_url, replicates=0)  # 8 search trials a group, all of them counted below
     tb.run(study, _fails_for_sgd, workers=0, progress=False, checkpoint_dir=str(tmp_path))
     n_failed = sum(t.state == "failed" for t in study.trials())
     assert n_failed >= 2  # the sgd trials above lr 0.01

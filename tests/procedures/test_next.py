@@ -104,7 +104,7 @@ def test_a_well_posed_answered_study_has_nothing_to_add(tmp_path):
     from _digits_cases import CASES
     from _digits_cases import build as build_digits
 
-    study = build_digits(f"sqlite:///{tmp_path / 'd.db'}", replace(CASES["well_posed"], options={"replicates": 0}),
+    study = build_digits(f"sqlite:///{tmp_path / 'd.db'}", replace(CASES["well_posed"], trials=8, options={"replicates": 0}),
                          tmp_path / "ck")
     proposal = next_study(study)
     assert proposal.action == "answered" and proposal.answered, proposal.lines()
