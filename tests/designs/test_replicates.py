@@ -150,6 +150,23 @@ def test_the_spec_field_is_validated_in_one_line_and_leaves_older_hashes_alone(s
         make(sqlite_url, "a", replicates=0)  # another study: a new name
 
 
+def test_ls_says_how_each_study_split_its_budget_and_why_one_has_no_replicates(tmp_path):
+    import json
+
+    from conftest import run_cli
+
+    url = f"sqlite:///{tmp_path / 'ls.db'}"
+    make(url, "skipped", trials=14)
+    make(url, "fewer", trials=16)
+    proc = run_cli("ls", "--format", "json", "--storage", url, cwd=tmp_path)
+    phases = {r["study"]: r["phases"] for r in json.loads(proc.stdout)}
+    assert phases["skipped"].startswith("no replicates: 14 trials give each of 2 groups 7") and "trials: 16 or more" in phases["skipped"]
+    assert phases["fewer"].startswith("12 search + 0 replicates of 16; 4 replicates of each group's best (2 each, of the 3")
+    for width in ("200", "80"):  # the table, and the narrow terminal's blocks
+        text = run_cli("ls", "--storage", url, cwd=tmp_path, env={"COLUMNS": width}).stdout
+        assert "no replicates: 14 trials give each of 2 groups" in " ".join(text.split()), (width, text)
+
+
 def test_a_bad_replicates_in_a_spec_file_exits_2_and_stores_nothing(tmp_path):
     from conftest import run_cli
 

@@ -108,7 +108,10 @@ def cmd_ls(args: argparse.Namespace) -> int:
     from tunebook.analysis.notebook import notebook_rows
     from tunebook.storage import open_storage
 
-    rows = notebook_rows(open_storage(args.storage))
+    storage = open_storage(args.storage)
+    rows = notebook_rows(storage)
+    for r in rows:  # how the budget split, as status says it (and why a study has no replicates)
+        r["phases"] = _phases(storage, r["study"])
     if args.format == "json":
         print(json.dumps(rows, indent=2))  # JSON escapes control characters itself
         return 0
@@ -137,8 +140,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
             f"{r['experiment']}\n{r['study']} (round {r['round']}){marker}" + (f"\n<- {r['lineage']}" if r.get("lineage") else ""),
             goal,
             r["config"],
-            f"{r['completed']}/{r['infeasible']}/{r['failed']}/{r['total']}"
-            + (f"\n{_split(r)}" if r["replicates"] else ""),
+            f"{r['completed']}/{r['infeasible']}/{r['failed']}/{r['total']}" + (f"\n{r['phases']}" if r["phases"] else ""),
             best,
             r["reproduce"],
             r["created"],
@@ -147,6 +149,16 @@ def cmd_ls(args: argparse.Namespace) -> int:
     # Wide enough not to fold the reproduction command when piped to a file.
     Console(width=None if sys.stdout.isatty() else 200).print(table)
     return 0
+
+
+def _phases(storage: Any, name: str) -> str:
+    """A study's split of its budget (:meth:`~tunebook.study.Study.phase_line`), "" for one it cannot say."""
+    from tunebook.study import load_study
+
+    try:
+        return load_study(name, storage).phase_line()
+    except Exception:  # noqa: BLE001 - a study of a design or space this install cannot read: ls still lists it
+        return ""
 
 
 def _ls_blocks(rows: list[dict[str, Any]], columns: int) -> list[str]:
@@ -160,7 +172,7 @@ def _ls_blocks(rows: list[dict[str, Any]], columns: int) -> list[str]:
         lines += wrap(f"{r['experiment']} / {r['study']} (round {r['round']})" + ("  * baseline" if r["baseline"] else ""), columns)
         fields = [("from", r.get("lineage")), ("goal", r["goal"]), *(("note", n) for n in r["notes"][-2:]),
                   ("trials", f"{r['completed']}/{r['infeasible']}/{r['failed']}/{r['total']}"
-                   + (f", {r['running']} running" if r.get("running") else "")),
+                   + (f", {r['running']} running" if r.get("running") else "")), ("", r.get("phases")),
                   ("best", best), ("config", r["config"]), ("reproduce", r["reproduce"]), ("created", r["created"])]
         for name, value in fields:
             if value not in (None, ""):
