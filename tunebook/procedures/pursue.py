@@ -113,17 +113,24 @@ def probe_cost(study: Study) -> int:
     return sum(-(-steps // max(study.max_train_steps, 1)) for steps in study.probe_steps().values())
 
 
-def most_probe_cost(spec: Any) -> int:
-    """The most a study of this spec (a mapping) can spend on length probes, in trials of its length: one probe per
-    replicate of its best (they pair), each FACTOR times as long; 0 for a spec that is not valid (refused elsewhere)."""
-    from tunebook.designs import length_probes
+def _parsed(spec: Any) -> Any:
+    """``spec`` (a mapping) as a :class:`~tunebook.study.StudySpec`, None when it is not valid (it gets its own
+    one-line refusal where it is read)."""
     from tunebook.study import StudySpec
 
     try:
-        parsed = StudySpec.from_mapping(spec)
-        return length_probes.FACTOR * min(parsed.length_probes, parsed.replicate_plan().per_group)
-    except Exception:  # noqa: BLE001 - a bad spec gets its own one-line refusal where it is read
-        return 0
+        return StudySpec.from_mapping(spec)
+    except Exception:  # noqa: BLE001 - see the docstring
+        return None
+
+
+def most_probe_cost(spec: Any) -> int:
+    """The most a study of this spec (a mapping) can spend on length probes, in trials of its length: one probe per
+    replicate of its best (they pair), each FACTOR times as long; 0 for a spec that is not valid."""
+    from tunebook.designs import length_probes
+
+    parsed = _parsed(spec)
+    return 0 if parsed is None else length_probes.FACTOR * min(parsed.length_probes, parsed.replicate_plan().per_group)
 
 
 def expected_probe_cost(current: Study, proposal: NextStudy) -> int:
@@ -149,12 +156,8 @@ def reserve(proposal: NextStudy) -> int:
 
 def _replicated(spec: Any) -> bool:
     """Does a study of this spec have a replicate phase (the default's 3, or as many as its budget holds)?"""
-    from tunebook.study import StudySpec
-
-    try:
-        return StudySpec.from_mapping(spec).replicate_plan().per_group > 0
-    except Exception:  # noqa: BLE001 - a bad spec gets its own one-line refusal where it is read
-        return bool(spec.get("replicates"))
+    parsed = _parsed(spec)
+    return bool(spec.get("replicates")) if parsed is None else parsed.replicate_plan().per_group > 0
 
 
 def _fit(proposal: NextStudy, left: int) -> str | None:
@@ -311,7 +314,7 @@ def pursue(spec: Any, *, budget: int, storage: Any = None, workers: int | None =
     _check_budget(spec, budget)
     say = log or (lambda line: None)
     first, first_train = _open_first(spec, storage)
-    decided = first.probe_steps() or first.storage.get_notes(study=first.name, kind=LENGTH_PROBE_NOTE)
+    decided = first.storage.get_notes(study=first.name, kind=LENGTH_PROBE_NOTE)  # stored with the probes, or alone
     _first_fits(first.trials_budget, budget, probe_cost(first) if decided else most_probe_cost(first.record.spec))
     rounds: list[Round] = []
     current = _last_round(first, say)

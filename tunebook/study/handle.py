@@ -60,6 +60,11 @@ def probe_steps(storage: Storage, study: str) -> dict[int, int]:
     return {n: steps for n, (_, steps) in probe_of(storage, study).items()}
 
 
+def searched_count(storage: Storage, study: str, stored: int) -> int:
+    """How many of ``study``'s ``stored`` trials are search trials: not replicates, not length probes."""
+    return stored - len(replicate_numbers(storage, study)) - len(probe_steps(storage, study))
+
+
 def best_search_trial(storage: Storage, study_id: int, study: str, mode: str) -> TrialRecord | None:
     """The completed trial of ``study`` with the best value that is neither a replicate nor a length probe
     (ties: the lower number): the store's best first, read past those (at most as many as there are)."""
@@ -227,8 +232,7 @@ class Study:
         known = self.__dict__.setdefault("_searched_by_budget", {})
         if self.trials_budget not in known:
             stored = sum(self.storage.study_signature(self.id)["counts"].values())
-            known[self.trials_budget] = (stored - len(replicate_numbers(self.storage, self.name))
-                                         - len(probe_steps(self.storage, self.name)))
+            known[self.trials_budget] = searched_count(self.storage, self.name, stored)
         return known[self.trials_budget]
 
     def replicate_numbers(self) -> set[int]:
@@ -541,7 +545,7 @@ def _resume(store: Storage, existing: StudyRecord, study_spec: StudySpec) -> Stu
         # next search points, numbered after every stored trial (replicates included): the search part of the
         # new budget less the search trials stored.
         stored = len(store.get_trials(existing.id))
-        searched = stored - len(replicate_numbers(store, name)) - len(probe_steps(store, name))
+        searched = searched_count(store, name, stored)
         points = design.materialize(study_spec.space, want, study_spec.seed, scientific_design=study_spec.scientific_design,
                                     grid_force=study_spec.grid_force)[searched:study_spec.replicate_plan(want).search]
         new = [{"number": stored + i, "params": p.params, "seed": p.seed} for i, p in enumerate(points)]

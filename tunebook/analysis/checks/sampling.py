@@ -151,7 +151,8 @@ def measured_length(data: StudyData) -> Finding | None:
         return None
     source, steps, base, longer = got
     where = f"trial #{source}'s configuration"
-    if len(base) < 2 or len(longer) < 1 or (len(longer) < 2 and len([k for k in longer if k in base]) < MIN_PAIRS):
+    paired = [k for k in longer if k in base]  # seeds with a probe and a replicate
+    if len(base) < 2 or len(longer) < 1 or (len(longer) < 2 and len(paired) < MIN_PAIRS):
         counted = f"({len(longer)} completed, against {len(base)} completed replicates at {data.max_train_steps})"
         if _probes_unfinished(data, source):
             return Finding("max_train_steps", INFO, f"The length probes of {where} ({steps} steps) are not measured "
@@ -164,7 +165,6 @@ def measured_length(data: StudyData) -> Finding | None:
     diff, half, sd, dof, how = _length_gain(data, source, base, longer)
     bound = diff - half
     s = data.sign()
-    paired = [k for k in longer if k in base]
     if len(paired) >= MIN_PAIRS:  # the means quoted are those of the runs compared: the pairs
         base, longer = {k: base[k] for k in paired}, {k: longer[k] for k in paired}
     same = " of the same seeds" if len(paired) >= MIN_PAIRS else ""

@@ -11,9 +11,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from markupsafe import Markup
 
+from tunebook.analysis.data import probe_of, replicate_of
 from tunebook.analysis.figures import PALETTE
 from tunebook.analysis.html import dom_id, rich_text
-from tunebook.dashboard.context import FINISHED, ctx, trial_href, trial_kinds, trial_url
+from tunebook.dashboard.context import FINISHED, ctx, trial_href, trial_url
 from tunebook.dashboard.curves import lines_figure, metric_order
 from tunebook.storage.base import TrialRecord
 
@@ -32,34 +33,36 @@ def trial_page(request: Request, name: str, number: int) -> Any:
     curves = study.metrics(trial)
     objective = study.objective[0]
     best = (trial.best_step, trial.value) if trial.best_step is not None and trial.value is not None else None
+    probe = probe_of(study).get(number)  # (the trial it trains longer, its steps), or None
     figures = [(dom_id("metric:" + metric), metric,
                 lines_figure(metric, [{"name": metric, "points": curves[metric], "color": PALETTE[0]}],
-                             study.steps_of(number), best if metric == objective else None))
+                             probe[1] if probe else study.max_train_steps, best if metric == objective else None))
                for metric in metric_order(list(curves), objective)]
-    kind = trial_kinds(study).get(number, "")
+    kind = _kind_text(study, trial, replicate_of(study).get(number), probe)
     roles = study.space.roles
     params = {role: {k: v for k, v in {**study.space.fixed, **trial.params}.items() if roles.get(k) == role}
               for role in ("scientific", "nuisance", "fixed")}
     return c.page(request, "trial.html", {
         "study": study, "trial": trial, "params": params, "figures": figures, "checkpoints": c.store.get_checkpoints(trial.id),
         "trial_url": trial_url(study), "reason": Markup(rich_text(trial.infeasible_reason or "", trial_href(study))),
-        "kind": kind, "kind_html": Markup(rich_text(_kind_text(kind, study, trial), trial_href(study))), "signature": _signature(trial), "done": trial.state in FINISHED, "live_plots": trial.state not in FINISHED,
+        "kind": kind, "kind_html": Markup(rich_text(kind, trial_href(study))),
+        "signature": _signature(trial), "done": trial.state in FINISHED, "live_plots": trial.state not in FINISHED,
     })
 
 
-def _kind_text(kind: str, study: Any, trial: TrialRecord) -> str:
-    """What a trial that is not a search trial is for (``kind`` as :func:`trial_kinds` tags it)."""
-    kind = kind.replace(" of #", " of trial #")
-    if kind.startswith("replicate of"):
-        return (f"A {kind}: the same configuration with a new seed, run to measure the trial variance. "
-                "Not a search trial: never the best, in the answer as one of its group's runs.")
-    if kind.startswith("length probe of"):
-        twin = [t.number for t in study.trials() if t.seed == trial.seed and t.number != trial.number]
-        seed = (f"the seed of its replicate trial #{twin[0]}, to be compared in pairs" if twin else "a new seed")
-        return (f"A {kind} ({study.max_train_steps} for the search trials): the same configuration with {seed}, "
-                "run longer to measure whether training longer is better. Not a search trial: never the best, "
-                "not in the answer.")
-    return kind
+def _kind_text(study: Any, trial: TrialRecord, replicate_of: int | None, probe: tuple[int, int] | None) -> str:
+    """What a trial that is not a search trial is for ("" for a search trial): a replicate of trial
+    ``replicate_of``, or a length probe ``probe`` (the trial it trains longer, its steps)."""
+    if replicate_of is not None:
+        return (f"A replicate of trial #{replicate_of}: the same configuration with a new seed, run to measure the "
+                "trial variance. Not a search trial: never the best, in the answer as one of its group's runs.")
+    if probe is None:
+        return ""
+    twin = [t.number for t in study.trials() if t.seed == trial.seed and t.number != trial.number]
+    seed = f"the seed of its replicate trial #{twin[0]}, to be compared in pairs" if twin else "a new seed"
+    return (f"A length probe of trial #{probe[0]}, {probe[1]} steps ({study.max_train_steps} for the search trials): "
+            f"the same configuration with {seed}, run longer to measure whether training longer is better. Not a "
+            "search trial: never the best, not in the answer.")
 
 
 @router.get("/api/study/{name}/trial/{number}/state")
